@@ -1,0 +1,68 @@
+//! Constant tensor data held in the graph (initializers and folded values).
+
+use serde::{Deserialize, Serialize};
+
+use super::op::DType;
+
+/// Dense row-major constant data. Floats of every width are held as f32 (the reference
+/// interpreter computes in f32); integers as i64.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum TensorData {
+    /// Float data (f32, f16 and bf16 sources).
+    F32 {
+        /// The shape.
+        shape: Vec<usize>,
+        /// Row-major values.
+        values: Vec<f32>,
+    },
+    /// Integer and boolean data (i64, i32, bool sources).
+    I64 {
+        /// The shape.
+        shape: Vec<usize>,
+        /// Row-major values.
+        values: Vec<i64>,
+    },
+}
+
+impl TensorData {
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            TensorData::F32 { shape, .. } | TensorData::I64 { shape, .. } => shape,
+        }
+    }
+
+    /// The element count.
+    pub fn len(&self) -> usize {
+        self.shape().iter().product()
+    }
+
+    /// Whether the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The natural graph dtype of this data.
+    pub fn dtype(&self) -> DType {
+        match self {
+            TensorData::F32 { .. } => DType::F32,
+            TensorData::I64 { .. } => DType::I64,
+        }
+    }
+
+    /// The values as f32 (integers converted).
+    pub fn to_f32(&self) -> Vec<f32> {
+        match self {
+            TensorData::F32 { values, .. } => values.clone(),
+            TensorData::I64 { values, .. } => values.iter().map(|&v| v as f32).collect(),
+        }
+    }
+
+    /// The values as i64 (floats truncated).
+    pub fn to_i64(&self) -> Vec<i64> {
+        match self {
+            TensorData::F32 { values, .. } => values.iter().map(|&v| v as i64).collect(),
+            TensorData::I64 { values, .. } => values.clone(),
+        }
+    }
+}
