@@ -290,3 +290,68 @@ impl Expr {
         }
     }
 }
+
+impl Module {
+    /// A copy with every source line set to 0, as the optimizer builds modules: parsed and
+    /// built modules compare equal with it (`parse(print(m)).without_lines() == m`).
+    pub fn without_lines(&self) -> Module {
+        Module {
+            constants: stmts_without_lines(&self.constants),
+            kernels: self.kernels.iter().map(Kernel::without_lines).collect(),
+        }
+    }
+}
+
+impl Kernel {
+    /// A copy with every source line (of the kernel, its threads and statements) set to 0.
+    pub fn without_lines(&self) -> Kernel {
+        Kernel {
+            setup: stmts_without_lines(&self.setup),
+            threads: self
+                .threads
+                .iter()
+                .map(|t| Thread {
+                    body: stmts_without_lines(&t.body),
+                    line: 0,
+                    ..t.clone()
+                })
+                .collect(),
+            line: 0,
+            ..self.clone()
+        }
+    }
+}
+
+fn stmts_without_lines(stmts: &[Stmt]) -> Vec<Stmt> {
+    stmts
+        .iter()
+        .map(|s| {
+            let kind = match &s.kind {
+                StmtKind::With { items, body } => StmtKind::With {
+                    items: items.clone(),
+                    body: stmts_without_lines(body),
+                },
+                StmtKind::For {
+                    var,
+                    start,
+                    stop,
+                    step,
+                    body,
+                } => StmtKind::For {
+                    var: var.clone(),
+                    start: start.clone(),
+                    stop: stop.clone(),
+                    step: step.clone(),
+                    body: stmts_without_lines(body),
+                },
+                StmtKind::If { cond, then, orelse } => StmtKind::If {
+                    cond: cond.clone(),
+                    then: stmts_without_lines(then),
+                    orelse: stmts_without_lines(orelse),
+                },
+                other => other.clone(),
+            };
+            Stmt { kind, line: 0 }
+        })
+        .collect()
+}
