@@ -25,6 +25,26 @@ pub enum TensorData {
 }
 
 impl TensorData {
+    /// Float data of `shape` (`values.len()` must equal the element count).
+    pub fn f32(shape: Vec<usize>, values: Vec<f32>) -> Self {
+        debug_assert_eq!(shape.iter().product::<usize>(), values.len());
+        TensorData::F32 { shape, values }
+    }
+
+    /// Integer data of `shape` (`values.len()` must equal the element count).
+    pub fn i64(shape: Vec<usize>, values: Vec<i64>) -> Self {
+        debug_assert_eq!(shape.iter().product::<usize>(), values.len());
+        TensorData::I64 { shape, values }
+    }
+
+    /// The same values viewed with another shape of the same element count.
+    pub fn with_shape(self, shape: Vec<usize>) -> Self {
+        match self {
+            TensorData::F32 { values, .. } => TensorData::f32(shape, values),
+            TensorData::I64 { values, .. } => TensorData::i64(shape, values),
+        }
+    }
+
     /// The shape.
     pub fn shape(&self) -> &[usize] {
         match self {

@@ -1,0 +1,117 @@
+//! Data-movement kernels: transpose, broadcast, slice, concat, gather.
+
+use super::strides::{broadcast_map, strided_map, strides};
+use super::{op_error, RefError};
+use crate::graph::{Op, TensorData, TensorType};
+
+/// Reads `x` at the flat positions `map`, giving a tensor of `shape`.
+fn remap(x: &TensorData, map: &[usize], shape: Vec<usize>) -> TensorData {
+    match x {
+        TensorData::F32 { values, .. } => TensorData::f32(shape, map.iter().map(|&i| values[i]).collect()),
+        TensorData::I64 { values, .. } => TensorData::i64(shape, map.iter().map(|&i| values[i]).collect()),
+    }
+}
+
+/// Output axis `i` is input axis `perm[i]`.
+pub fn transpose(x: &TensorData, perm: &[usize]) -> TensorData {
+    let s = strides(x.shape());
+    let shape: Vec<usize> = perm.iter().map(|&p| x.shape()[p]).collect();
+    let st: Vec<usize> = perm.iter().map(|&p| s[p]).collect();
+    remap(x, &strided_map(&shape, &st, 0), shape)
+}
+
+/// NumPy broadcast of `x` to `shape`.
+pub fn broadcast_to(x: &TensorData, shape: &[usize]) -> TensorData {
+    remap(x, &broadcast_map(x.shape(), shape), shape.to_vec())
+}
+
+/// Strided slice; the extents come from the node's output type.
+pub fn slice(x: &TensorData, axes: &[usize], starts: &[usize], steps: &[usize], out: &TensorType) -> TensorData {
+    let mut st = strides(x.shape());
+    let base = st.clone();
+    let mut offset = 0;
+    for ((&a, &s), &step) in axes.iter().zip(starts).zip(steps) {
+        offset += s * base[a];
+        st[a] = base[a] * step;
+    }
+    remap(x, &strided_map(&out.shape, &st, offset), out.shape.clone())
+}
+
+/// Concatenation along `axis`.
+pub fn concat(op: &Op, inputs: &[&TensorData], axis: usize, out: &TensorType) -> Result<TensorData, RefError> {
+    let outer: usize = out.shape[..axis].iter().product();
+    let inner: usize = out.shape[axis + 1..].iter().product();
+    if out.dtype.is_float() {
+        let parts: Vec<Vec<f32>> = inputs.iter().map(|t| t.to_f32()).collect();
+        Ok(TensorData::f32(out.shape.clone(), interleave(inputs, &parts, outer, inner, axis)))
+    } else {
+        if inputs.iter().any(|t| matches!(t, TensorData::F32 { .. })) {
+            return Err(op_error(op, "mixes float and integer inputs"));
+        }
+        let parts: Vec<Vec<i64>> = inputs.iter().map(|t| t.to_i64()).collect();
+        Ok(TensorData::i64(out.shape.clone(), interleave(inputs, &parts, outer, inner, axis)))
+    }
+}
+
+fn interleave<T: Copy>(inputs: &[&TensorData], parts: &[Vec<T>], outer: usize, inner: usize, axis: usize) -> Vec<T> {
+    let mut values = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+    for o in 0..outer {
+        for (t, p) in inputs.iter().zip(parts) {
+            let block = t.shape()[axis] * inner;
+            values.extend_from_slice(&p[o * block..(o + 1) * block]);
+        }
+    }
+    values
+}
+
+/// `data` indexed along `axis` by integer `indices` (negative indices count from the end).
+pub fn gather(op: &Op, inputs: &[&TensorData], axis: usize, out: &TensorType) -> Result<TensorData, RefError> {
+    let (data, indices) = match inputs {
+        [d, i] => (*d, *i),
+        _ => return Err(op_error(op, format!("takes 2 inputs, got {}", inputs.len()))),
+    };
+    let dim = data.shape()[axis];
+    let outer: usize = data.shape()[..axis].iter().product();
+    let inner: usize = data.shape()[axis + 1..].iter().product();
+    let idx = indices
+        .to_i64()
+        .into_iter()
+        .map(|i| {
+            let j = if i < 0 { i + dim as i64 } else { i };
+            usize::try_from(j).ok().filter(|&j| j < dim).ok_or_else(|| {
+                op_error(op, format!("index {i} out of range for axis {axis} of size {dim}"))
+            })
+        })
+        .collect::<Result<Vec<usize>, RefError>>()?;
+    let mut map = Vec::with_capacity(outer * idx.len() * inner);
+    for o in 0..outer {
+        for &j in &idx {
+            let start = (o * dim + j) * inner;
+            map.extend(start..start + inner);
+        }
+    }
+    Ok(remap(data, &map, out.shape.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::DType;
+
+    #[test]
+    fn slice_concat_gather() {
+        let x = TensorData::i64(vec![2, 4], (0..8).collect());
+        let out = TensorType::new(vec![2, 2], DType::I64);
+        assert_eq!(slice(&x, &[1], &[1], &[2], &out).to_i64(), vec![1, 3, 5, 7]);
+        let out = TensorType::new(vec![2, 8], DType::I64);
+        let c = concat(&Op::Concat { axis: 1 }, &[&x, &x], 1, &out).unwrap();
+        assert_eq!(c.to_i64()[..8], [0, 1, 2, 3, 0, 1, 2, 3]);
+        let i = TensorData::i64(vec![2], vec![-1, 0]);
+        let out = TensorType::new(vec![2, 4], DType::I64);
+        let g = gather(&Op::Gather { axis: 0 }, &[&x, &i], 0, &out).unwrap();
+        assert_eq!(g.to_i64(), vec![4, 5, 6, 7, 0, 1, 2, 3]);
+        let bad = TensorData::i64(vec![1], vec![2]);
+        let out = TensorType::new(vec![1, 4], DType::I64);
+        assert!(gather(&Op::Gather { axis: 0 }, &[&x, &bad], 0, &out).is_err());
+    }
+}

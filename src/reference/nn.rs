@@ -1,0 +1,155 @@
+//! NCHW image kernels: convolution, batch norm, pooling.
+
+use super::{op_error, RefError};
+use crate::graph::{Op, ReduceOp, TensorData, TensorType};
+
+/// 2-D grouped, dilated convolution of NCHW `x` with OIHW `w` and optional bias.
+pub fn conv(
+    op: &Op,
+    inputs: &[&TensorData],
+    stride: [usize; 2],
+    pads: [usize; 4],
+    dilation: [usize; 2],
+    groups: usize,
+    out: &TensorType,
+) -> Result<TensorData, RefError> {
+    let (x, w) = match inputs {
+        [x, w, ..] => (*x, *w),
+        _ => return Err(op_error(op, format!("takes 2 or 3 inputs, got {}", inputs.len()))),
+    };
+    let (xs, ws) = (x.shape(), w.shape());
+    let (xv, wv) = (x.to_f32(), w.to_f32());
+    let bias = inputs.get(2).map(|b| b.to_f32());
+    let [n, c, h, wd] = [xs[0], xs[1], xs[2], xs[3]];
+    let [o, cg, kh, kw] = [ws[0], ws[1], ws[2], ws[3]];
+    let [oh, ow] = [out.shape[2], out.shape[3]];
+    let og = o / groups;
+    let mut result = Vec::with_capacity(out.numel());
+    for b in 0..n {
+        for oc in 0..o {
+            let g = oc / og;
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = bias.as_ref().map_or(0.0, |bv| bv[oc] as f64);
+                    for ic in 0..cg {
+                        let ch = g * cg + ic;
+                        for ky in 0..kh {
+                            let Some(iy) = (oy * stride[0] + ky * dilation[0]).checked_sub(pads[0]).filter(|&y| y < h)
+                            else {
+                                continue;
+                            };
+                            for kx in 0..kw {
+                                let Some(ix) =
+                                    (ox * stride[1] + kx * dilation[1]).checked_sub(pads[1]).filter(|&v| v < wd)
+                                else {
+                                    continue;
+                                };
+                                let xval = xv[((b * c + ch) * h + iy) * wd + ix] as f64;
+                                acc += xval * wv[((oc * cg + ic) * kh + ky) * kw + kx] as f64;
+                            }
+                        }
+                    }
+                    result.push(acc as f32);
+                }
+            }
+        }
+    }
+    Ok(TensorData::f32(out.shape.clone(), result))
+}
+
+/// Inference batch norm: `(x - mean) / sqrt(var + eps) * scale + bias` per channel (axis 1).
+pub fn batch_norm(op: &Op, inputs: &[&TensorData], eps: f32) -> Result<TensorData, RefError> {
+    let [x, scale, bias, mean, var] = match inputs {
+        [a, b, c, d, e] => [*a, *b, *c, *d, *e],
+        _ => return Err(op_error(op, format!("takes 5 inputs, got {}", inputs.len()))),
+    };
+    let (s, bi, m, v) = (scale.to_f32(), bias.to_f32(), mean.to_f32(), var.to_f32());
+    let shape = x.shape();
+    let channels = shape[1];
+    let inner: usize = shape[2..].iter().product();
+    let values = x
+        .to_f32()
+        .iter()
+        .enumerate()
+        .map(|(i, &val)| {
+            let c = (i / inner) % channels;
+            ((val as f64 - m[c] as f64) / (v[c] as f64 + eps as f64).sqrt() * s[c] as f64 + bi[c] as f64) as f32
+        })
+        .collect();
+    Ok(TensorData::f32(shape.to_vec(), values))
+}
+
+/// Max or average pooling of NCHW `x`; padded positions never win a max.
+#[allow(clippy::too_many_arguments)]
+pub fn pool(
+    op: &Op,
+    x: &TensorData,
+    kind: ReduceOp,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    pads: [usize; 4],
+    count_include_pad: bool,
+    out: &TensorType,
+) -> Result<TensorData, RefError> {
+    if !matches!(kind, ReduceOp::Max | ReduceOp::Mean) {
+        return Err(op_error(op, format!("{kind:?} pooling is not defined; use Max or Mean")));
+    }
+    let xs = x.shape();
+    let xv = x.to_f32();
+    let [h, w] = [xs[2], xs[3]];
+    let [oh, ow] = [out.shape[2], out.shape[3]];
+    let mut result = Vec::with_capacity(out.numel());
+    for plane in 0..xs[0] * xs[1] {
+        let base = plane * h * w;
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let (mut acc, mut count) = (if kind == ReduceOp::Max { f64::NEG_INFINITY } else { 0.0 }, 0usize);
+                for ky in 0..kernel[0] {
+                    for kx in 0..kernel[1] {
+                        let (py, px) = (oy * stride[0] + ky, ox * stride[1] + kx);
+                        let inside = py >= pads[0] && px >= pads[1] && py - pads[0] < h && px - pads[1] < w;
+                        let in_padded = py < h + pads[0] + pads[2] && px < w + pads[1] + pads[3];
+                        if inside {
+                            let v = xv[base + (py - pads[0]) * w + (px - pads[1])] as f64;
+                            acc = if kind == ReduceOp::Max { acc.max(v) } else { acc + v };
+                            count += 1;
+                        } else if count_include_pad && in_padded {
+                            count += 1;
+                        }
+                    }
+                }
+                let v = if kind == ReduceOp::Mean { acc / count.max(1) as f64 } else { acc };
+                result.push(v as f32);
+            }
+        }
+    }
+    Ok(TensorData::f32(out.shape.clone(), result))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::DType;
+
+    #[test]
+    fn conv_with_padding_sums_neighbourhoods() {
+        // 3x3 ones kernel over a 3x3 image of ones with pad 1: counts of in-bounds neighbours.
+        let x = TensorData::f32(vec![1, 1, 3, 3], vec![1.0; 9]);
+        let w = TensorData::f32(vec![1, 1, 3, 3], vec![1.0; 9]);
+        let out = TensorType::new(vec![1, 1, 3, 3], DType::F32);
+        let op = Op::Conv { kernel: [3, 3], stride: [1, 1], pads: [1; 4], dilation: [1, 1], groups: 1 };
+        let y = conv(&op, &[&x, &w], [1, 1], [1; 4], [1, 1], 1, &out).unwrap();
+        assert_eq!(y.to_f32(), vec![4.0, 6.0, 4.0, 6.0, 9.0, 6.0, 4.0, 6.0, 4.0]);
+    }
+
+    #[test]
+    fn average_pool_counts_padding_only_when_asked() {
+        let x = TensorData::f32(vec![1, 1, 2, 2], vec![1.0, 2.0, 3.0, 4.0]);
+        let out = TensorType::new(vec![1, 1, 2, 2], DType::F32);
+        let op = Op::Pool { op: ReduceOp::Mean, kernel: [2, 2], stride: [1, 1], pads: [0, 0, 1, 1], count_include_pad: false };
+        let y = pool(&op, &x, ReduceOp::Mean, [2, 2], [1, 1], [0, 0, 1, 1], false, &out).unwrap();
+        assert_eq!(y.to_f32(), vec![2.5, 3.0, 3.5, 4.0]);
+        let y = pool(&op, &x, ReduceOp::Mean, [2, 2], [1, 1], [0, 0, 1, 1], true, &out).unwrap();
+        assert_eq!(y.to_f32(), vec![2.5, 1.5, 1.75, 1.0]);
+    }
+}

@@ -1,0 +1,68 @@
+//! Index arithmetic shared by the interpreter's kernels: row-major strides and strided walks.
+
+/// Row-major strides of `shape`.
+pub fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1usize; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+/// Strides that read a tensor of `in_shape` as if broadcast to `out_shape` (stride 0 on
+/// broadcast axes). `in_shape` must broadcast to `out_shape`.
+pub fn broadcast_strides(in_shape: &[usize], out_shape: &[usize]) -> Vec<usize> {
+    let s = strides(in_shape);
+    let offset = out_shape.len() - in_shape.len();
+    (0..out_shape.len())
+        .map(|i| match i.checked_sub(offset) {
+            Some(j) if in_shape[j] != 1 => s[j],
+            _ => 0,
+        })
+        .collect()
+}
+
+/// The flat source positions visited when walking `shape` in row-major order, where a step
+/// along axis `d` moves the source by `strides[d]`, starting at `offset`.
+pub fn strided_map(shape: &[usize], strides: &[usize], offset: usize) -> Vec<usize> {
+    let n: usize = shape.iter().product();
+    let mut out = Vec::with_capacity(n);
+    if n == 0 {
+        return out;
+    }
+    let mut idx = vec![0usize; shape.len()];
+    let mut pos = offset;
+    for _ in 0..n {
+        out.push(pos);
+        for d in (0..shape.len()).rev() {
+            idx[d] += 1;
+            pos += strides[d];
+            if idx[d] < shape[d] {
+                break;
+            }
+            pos -= strides[d] * shape[d];
+            idx[d] = 0;
+        }
+    }
+    out
+}
+
+/// The flat positions of a tensor of `in_shape` read when broadcasting it to `out_shape`.
+pub fn broadcast_map(in_shape: &[usize], out_shape: &[usize]) -> Vec<usize> {
+    strided_map(out_shape, &broadcast_strides(in_shape, out_shape), 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walks_transposes_and_broadcasts() {
+        assert_eq!(strides(&[2, 3, 4]), vec![12, 4, 1]);
+        // A 2x3 tensor read transposed (3x2).
+        assert_eq!(strided_map(&[3, 2], &[1, 3], 0), vec![0, 3, 1, 4, 2, 5]);
+        // A row vector of 3 broadcast to 2x3, and a column of 2.
+        assert_eq!(broadcast_map(&[3], &[2, 3]), vec![0, 1, 2, 0, 1, 2]);
+        assert_eq!(broadcast_map(&[2, 1], &[2, 3]), vec![0, 0, 0, 1, 1, 1]);
+    }
+}
