@@ -204,7 +204,12 @@ fn kernel(
     let mut doc = None;
     let mut setup = Vec::new();
     let mut threads = Vec::new();
-    for (i, s) in f.body.iter().enumerate() {
+    let stmts = if body::is_lone_pass(&f.body) {
+        &[][..]
+    } else {
+        &f.body[..]
+    };
+    for (i, s) in stmts.iter().enumerate() {
         match s {
             py::Stmt::Expr(e) if i == 0 => match e.value.as_ref() {
                 py::Expr::Constant(py::ExprConstant {

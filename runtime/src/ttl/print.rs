@@ -3,8 +3,9 @@
 //!
 //! The output is deterministic, valid Python, and reads back through
 //! [`parse_module`](super::parse::parse_module) to the same model (up to source lines). Blocks
-//! that are empty in the model print as `pass` (Python has no empty block) and read back as a
-//! single `pass` statement.
+//! that are empty in the model print as `pass` (Python has no empty block), and a lone `pass`
+//! reads back as the empty block; so a block holding only `StmtKind::Pass` is the one model that
+//! does not survive the round trip unchanged (it comes back empty, which means the same).
 
 mod expr;
 

@@ -6,9 +6,18 @@ use super::source::{Source, EXPR_SUPPORTED, STMT_SUPPORTED};
 use super::ParseError;
 use crate::ttl::ast::{BinOp, BoolOp, CmpOp, Expr, IndexItem, Stmt, StmtKind, UnaryOp, WithItem};
 
-/// Convert a block of statements.
+/// Convert a block of statements. A block that is a lone `pass` is the empty block (Python
+/// cannot write an empty block any other way, and the printer writes empty blocks so).
 pub fn block(src: &Source, stmts: &[py::Stmt]) -> Result<Vec<Stmt>, ParseError> {
+    if is_lone_pass(stmts) {
+        return Ok(Vec::new());
+    }
     stmts.iter().map(|s| stmt(src, s)).collect()
+}
+
+/// Whether a block is exactly `pass`.
+pub fn is_lone_pass(stmts: &[py::Stmt]) -> bool {
+    matches!(stmts, [py::Stmt::Pass(_)])
 }
 
 /// Convert one statement of a kernel or thread body.
