@@ -6,4 +6,5 @@
 #![warn(missing_docs)]
 
 pub mod graph;
+pub mod npy;
 pub mod reference;

@@ -58,7 +58,10 @@ pub enum RefError {
 }
 
 pub(crate) fn op_error(op: &Op, reason: impl Into<String>) -> RefError {
-    RefError::Op { op: op.name(), reason: reason.into() }
+    RefError::Op {
+        op: op.name(),
+        reason: reason.into(),
+    }
 }
 
 /// Evaluates `graph` on `inputs` (keyed by graph input name) and returns its outputs keyed by
@@ -78,13 +81,17 @@ pub fn run(
             bind_input(&node.name, &node.ty, inputs)?
         } else {
             let srcs = graph.inputs_of(idx);
-            let args: Vec<&TensorData> =
-                srcs.iter().filter_map(|s| values[s.index()].as_ref()).collect();
+            let args: Vec<&TensorData> = srcs
+                .iter()
+                .filter_map(|s| values[s.index()].as_ref())
+                .collect();
             if args.len() != srcs.len() {
                 return Err(RefError::Cycle(1));
             }
-            eval_op(&node.op, &args, &node.ty)
-                .map_err(|e| RefError::Node { node: node.name.clone(), source: Box::new(e) })?
+            eval_op(&node.op, &args, &node.ty).map_err(|e| RefError::Node {
+                node: node.name.clone(),
+                source: Box::new(e),
+            })?
         };
         values[idx.index()] = Some(value);
     }
@@ -102,7 +109,9 @@ fn bind_input(
     ty: &TensorType,
     inputs: &BTreeMap<String, TensorData>,
 ) -> Result<TensorData, RefError> {
-    let given = inputs.get(name).ok_or_else(|| RefError::MissingInput(name.to_string()))?;
+    let given = inputs
+        .get(name)
+        .ok_or_else(|| RefError::MissingInput(name.to_string()))?;
     let mismatch = || RefError::InputMismatch {
         name: name.to_string(),
         expected: ty.shape.clone(),
@@ -113,9 +122,10 @@ fn bind_input(
         return Err(mismatch());
     }
     match (given, ty.dtype.is_float()) {
-        (TensorData::I64 { shape, values }, true) => {
-            Ok(TensorData::f32(shape.clone(), values.iter().map(|&v| v as f32).collect()))
-        }
+        (TensorData::I64 { shape, values }, true) => Ok(TensorData::f32(
+            shape.clone(),
+            values.iter().map(|&v| v as f32).collect(),
+        )),
         (TensorData::F32 { .. }, false) => Err(mismatch()),
         _ => Ok(given.clone()),
     }
@@ -124,17 +134,26 @@ fn bind_input(
 /// Evaluates one op on `inputs` (in slot order); `out` is the node's inferred type.
 pub fn eval_op(op: &Op, inputs: &[&TensorData], out: &TensorType) -> Result<TensorData, RefError> {
     let result = match op {
-        Op::Input => Err(op_error(op, "a graph input has no value of its own; supply it to run()")),
+        Op::Input => Err(op_error(
+            op,
+            "a graph input has no value of its own; supply it to run()",
+        )),
         Op::Constant(data) => Ok(data.as_ref().clone()),
         Op::Unary(u) => elementwise::unary(op, *u, arg(op, inputs, 0)?),
         Op::Binary(b) => elementwise::binary(op, *b, inputs, out),
-        Op::Clip { min, max } => elementwise::map_f32(op, arg(op, inputs, 0)?, |x| x.max(*min).min(*max)),
-        Op::LeakyRelu { alpha } => {
-            elementwise::map_f32(op, arg(op, inputs, 0)?, |x| if x >= 0.0 { x } else { alpha * x })
+        Op::Clip { min, max } => {
+            elementwise::map_f32(op, arg(op, inputs, 0)?, |x| x.max(*min).min(*max))
         }
-        Op::HardSigmoid { alpha, beta } => {
-            elementwise::map_f32(op, arg(op, inputs, 0)?, |x| (alpha * x + beta).clamp(0.0, 1.0))
-        }
+        Op::LeakyRelu { alpha } => elementwise::map_f32(op, arg(op, inputs, 0)?, |x| {
+            if x >= 0.0 {
+                x
+            } else {
+                alpha * x
+            }
+        }),
+        Op::HardSigmoid { alpha, beta } => elementwise::map_f32(op, arg(op, inputs, 0)?, |x| {
+            (alpha * x + beta).clamp(0.0, 1.0)
+        }),
         Op::Cast { to } => Ok(elementwise::cast(arg(op, inputs, 0)?, *to)),
         Op::Equal => elementwise::equal(op, inputs, out),
         Op::Where => elementwise::select(op, inputs, out),
@@ -142,32 +161,63 @@ pub fn eval_op(op: &Op, inputs: &[&TensorData], out: &TensorType) -> Result<Tens
         Op::Transpose { perm } => Ok(layout::transpose(arg(op, inputs, 0)?, perm)),
         Op::Reshape { shape } => Ok(arg(op, inputs, 0)?.clone().with_shape(shape.clone())),
         Op::Expand { shape } => Ok(layout::broadcast_to(arg(op, inputs, 0)?, shape)),
-        Op::Slice { axes, starts, steps, .. } => Ok(layout::slice(arg(op, inputs, 0)?, axes, starts, steps, out)),
+        Op::Slice {
+            axes,
+            starts,
+            steps,
+            ..
+        } => Ok(layout::slice(arg(op, inputs, 0)?, axes, starts, steps, out)),
         Op::Concat { axis } => layout::concat(op, inputs, *axis, out),
         Op::Gather { axis } => layout::gather(op, inputs, *axis, out),
-        Op::Reduce { op: kind, axes, .. } => reduce::reduce(op, *kind, arg(op, inputs, 0)?, axes, out),
+        Op::Reduce { op: kind, axes, .. } => {
+            reduce::reduce(op, *kind, arg(op, inputs, 0)?, axes, out)
+        }
         Op::Softmax { axis } => reduce::softmax(op, arg(op, inputs, 0)?, *axis),
         Op::LayerNorm { eps } => reduce::layer_norm(op, inputs, *eps, true),
         Op::RmsNorm { eps } => reduce::layer_norm(op, inputs, *eps, false),
-        Op::Conv { stride, pads, dilation, groups, .. } => {
-            nn::conv(op, inputs, *stride, *pads, *dilation, *groups, out)
-        }
+        Op::Conv {
+            stride,
+            pads,
+            dilation,
+            groups,
+            ..
+        } => nn::conv(op, inputs, *stride, *pads, *dilation, *groups, out),
         Op::BatchNorm { eps } => nn::batch_norm(op, inputs, *eps),
-        Op::Pool { op: kind, kernel, stride, pads, count_include_pad } => {
-            nn::pool(op, arg(op, inputs, 0)?, *kind, *kernel, *stride, *pads, *count_include_pad, out)
-        }
+        Op::Pool {
+            op: kind,
+            kernel,
+            stride,
+            pads,
+            count_include_pad,
+        } => nn::pool(
+            op,
+            arg(op, inputs, 0)?,
+            *kind,
+            *kernel,
+            *stride,
+            *pads,
+            *count_include_pad,
+            out,
+        ),
     }?;
     if result.shape() != out.shape.as_slice() {
         return Err(op_error(
             op,
-            format!("computed shape {:?} differs from the node's type {:?}", result.shape(), out.shape),
+            format!(
+                "computed shape {:?} differs from the node's type {:?}",
+                result.shape(),
+                out.shape
+            ),
         ));
     }
     Ok(result)
 }
 
 fn arg<'a>(op: &Op, inputs: &[&'a TensorData], i: usize) -> Result<&'a TensorData, RefError> {
-    inputs.get(i).copied().ok_or_else(|| op_error(op, format!("missing input {i}")))
+    inputs
+        .get(i)
+        .copied()
+        .ok_or_else(|| op_error(op, format!("missing input {i}")))
 }
 
 #[cfg(test)]
@@ -195,11 +245,19 @@ mod tests {
 
         let bad = BTreeMap::from([("x".to_string(), f(&[4], &xs))]);
         assert!(matches!(run(&g, &bad), Err(RefError::InputMismatch { .. })));
-        assert_eq!(run(&g, &BTreeMap::new()), Err(RefError::MissingInput("x".into())));
+        assert_eq!(
+            run(&g, &BTreeMap::new()),
+            Err(RefError::MissingInput("x".into()))
+        );
 
         // A node whose recorded type disagrees with its op fails with the node's name.
         let mut g2 = g.clone();
-        let z = g2.add("z", Op::Transpose { perm: vec![1, 0] }, TensorType::new(vec![4], DType::F32), &[x]);
+        let z = g2.add(
+            "z",
+            Op::Transpose { perm: vec![1, 0] },
+            TensorType::new(vec![4], DType::F32),
+            &[x],
+        );
         g2.outputs.push(("z".into(), z));
         let err = run(&g2, &inputs).unwrap_err().to_string();
         assert!(err.starts_with("node `z`: Transpose"), "{err}");

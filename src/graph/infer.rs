@@ -32,13 +32,24 @@ pub enum ShapeError {
 }
 
 fn invalid(op: &Op, reason: impl Into<String>) -> ShapeError {
-    ShapeError::Invalid { op: op.name(), reason: reason.into() }
+    ShapeError::Invalid {
+        op: op.name(),
+        reason: reason.into(),
+    }
 }
 
 fn arity(op: &Op, inputs: &[&TensorType], min: usize, max: usize) -> Result<(), ShapeError> {
     if inputs.len() < min || inputs.len() > max {
-        let expected = if min == max { min.to_string() } else { format!("{min} to {max}") };
-        return Err(ShapeError::Arity { op: op.name(), expected, got: inputs.len() });
+        let expected = if min == max {
+            min.to_string()
+        } else {
+            format!("{min} to {max}")
+        };
+        return Err(ShapeError::Arity {
+            op: op.name(),
+            expected,
+            got: inputs.len(),
+        });
     }
     Ok(())
 }
@@ -66,8 +77,16 @@ pub fn matmul_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     if a.is_empty() || b.is_empty() {
         return None;
     }
-    let a2: Vec<usize> = if a.len() == 1 { vec![1, a[0]] } else { a.to_vec() };
-    let b2: Vec<usize> = if b.len() == 1 { vec![b[0], 1] } else { b.to_vec() };
+    let a2: Vec<usize> = if a.len() == 1 {
+        vec![1, a[0]]
+    } else {
+        a.to_vec()
+    };
+    let b2: Vec<usize> = if b.len() == 1 {
+        vec![b[0], 1]
+    } else {
+        b.to_vec()
+    };
     let (m, k) = (a2[a2.len() - 2], a2[a2.len() - 1]);
     let (k2, n) = (b2[b2.len() - 2], b2[b2.len() - 1]);
     if k != k2 {
@@ -84,7 +103,13 @@ pub fn matmul_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
 }
 
 /// Output length of a sliding window (convolution or pooling) along one axis.
-pub fn window_len(size: usize, pad: usize, kernel: usize, stride: usize, dilation: usize) -> Option<usize> {
+pub fn window_len(
+    size: usize,
+    pad: usize,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+) -> Option<usize> {
     let span = dilation.checked_mul(kernel.checked_sub(1)?)? + 1;
     let padded = size + pad;
     if stride == 0 || padded < span {
@@ -96,14 +121,20 @@ pub fn window_len(size: usize, pad: usize, kernel: usize, stride: usize, dilatio
 fn same_dtype(op: &Op, inputs: &[&TensorType]) -> Result<DType, ShapeError> {
     let d = inputs[0].dtype;
     if let Some(other) = inputs.iter().find(|t| t.dtype != d) {
-        return Err(invalid(op, format!("input dtypes differ ({d:?} and {:?})", other.dtype)));
+        return Err(invalid(
+            op,
+            format!("input dtypes differ ({d:?} and {:?})", other.dtype),
+        ));
     }
     Ok(d)
 }
 
 fn check_axis(op: &Op, axis: usize, rank: usize) -> Result<(), ShapeError> {
     if axis >= rank {
-        return Err(invalid(op, format!("axis {axis} out of range for rank {rank}")));
+        return Err(invalid(
+            op,
+            format!("axis {axis} out of range for rank {rank}"),
+        ));
     }
     Ok(())
 }
@@ -119,7 +150,10 @@ fn broadcast_all(op: &Op, inputs: &[&TensorType]) -> Result<Vec<usize>, ShapeErr
 /// `Op::Input` has no inputs to infer from and is an error; its type comes from the model.
 pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, ShapeError> {
     match op {
-        Op::Input => Err(invalid(op, "a graph input's type comes from the model, not from inference")),
+        Op::Input => Err(invalid(
+            op,
+            "a graph input's type comes from the model, not from inference",
+        )),
         Op::Constant(data) => {
             arity(op, inputs, 0, 0)?;
             Ok(TensorType::new(data.shape().to_vec(), data.dtype()))
@@ -148,7 +182,13 @@ pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, ShapeError> 
             arity(op, inputs, 2, 2)?;
             let dtype = same_dtype(op, inputs)?;
             let shape = matmul_shape(&inputs[0].shape, &inputs[1].shape).ok_or_else(|| {
-                invalid(op, format!("shapes {:?} and {:?} do not multiply", inputs[0].shape, inputs[1].shape))
+                invalid(
+                    op,
+                    format!(
+                        "shapes {:?} and {:?} do not multiply",
+                        inputs[0].shape, inputs[1].shape
+                    ),
+                )
             })?;
             Ok(TensorType::new(shape, dtype))
         }
@@ -158,11 +198,17 @@ pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, ShapeError> 
             let mut seen = vec![false; rank];
             for &p in perm {
                 if p >= rank || std::mem::replace(&mut seen[p], true) {
-                    return Err(invalid(op, format!("perm {perm:?} is not a permutation of rank {rank}")));
+                    return Err(invalid(
+                        op,
+                        format!("perm {perm:?} is not a permutation of rank {rank}"),
+                    ));
                 }
             }
             if perm.len() != rank {
-                return Err(invalid(op, format!("perm {perm:?} is not a permutation of rank {rank}")));
+                return Err(invalid(
+                    op,
+                    format!("perm {perm:?} is not a permutation of rank {rank}"),
+                ));
             }
             let shape = perm.iter().map(|&p| inputs[0].shape[p]).collect();
             Ok(TensorType::new(shape, inputs[0].dtype))
@@ -172,7 +218,11 @@ pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, ShapeError> 
             if shape.iter().product::<usize>() != inputs[0].numel() {
                 return Err(invalid(
                     op,
-                    format!("cannot reshape {:?} ({} elements) to {shape:?}", inputs[0].shape, inputs[0].numel()),
+                    format!(
+                        "cannot reshape {:?} ({} elements) to {shape:?}",
+                        inputs[0].shape,
+                        inputs[0].numel()
+                    ),
                 ));
             }
             Ok(TensorType::new(shape.clone(), inputs[0].dtype))
@@ -181,14 +231,22 @@ pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, ShapeError> 
             arity(op, inputs, 1, 1)?;
             match broadcast_shapes(&[&inputs[0].shape, shape]) {
                 Some(b) if &b == shape => Ok(TensorType::new(shape.clone(), inputs[0].dtype)),
-                _ => Err(invalid(op, format!("cannot broadcast {:?} to {shape:?}", inputs[0].shape))),
+                _ => Err(invalid(
+                    op,
+                    format!("cannot broadcast {:?} to {shape:?}", inputs[0].shape),
+                )),
             }
         }
-        Op::Reduce { axes, keep_dims, .. } => {
+        Op::Reduce {
+            axes, keep_dims, ..
+        } => {
             arity(op, inputs, 1, 1)?;
             let rank = inputs[0].shape.len();
             if axes.windows(2).any(|w| w[0] >= w[1]) {
-                return Err(invalid(op, format!("axes {axes:?} must be sorted and distinct")));
+                return Err(invalid(
+                    op,
+                    format!("axes {axes:?} must be sorted and distinct"),
+                ));
             }
             for &a in axes {
                 check_axis(op, a, rank)?;
@@ -209,15 +267,25 @@ pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, ShapeError> 
             Ok(inputs[0].clone())
         }
         Op::LayerNorm { .. } | Op::RmsNorm { .. } => {
-            let max = if matches!(op, Op::LayerNorm { .. }) { 3 } else { 2 };
+            let max = if matches!(op, Op::LayerNorm { .. }) {
+                3
+            } else {
+                2
+            };
             arity(op, inputs, 2, max)?;
             let x = inputs[0];
-            let last = *x.shape.last().ok_or_else(|| invalid(op, "input is a scalar"))?;
+            let last = *x
+                .shape
+                .last()
+                .ok_or_else(|| invalid(op, "input is a scalar"))?;
             for p in &inputs[1..] {
                 if p.numel() != last || p.shape.last() != Some(&last) {
                     return Err(invalid(
                         op,
-                        format!("parameter shape {:?} must hold the last axis ({last}) of {:?}", p.shape, x.shape),
+                        format!(
+                            "parameter shape {:?} must hold the last axis ({last}) of {:?}",
+                            p.shape, x.shape
+                        ),
                     ));
                 }
             }
@@ -235,9 +303,16 @@ pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, ShapeError> 
             let mut total = 0;
             for t in inputs {
                 let fits = t.shape.len() == first.len()
-                    && t.shape.iter().zip(first).enumerate().all(|(i, (a, b))| i == *axis || a == b);
+                    && t.shape
+                        .iter()
+                        .zip(first)
+                        .enumerate()
+                        .all(|(i, (a, b))| i == *axis || a == b);
                 if !fits {
-                    return Err(invalid(op, format!("shapes {first:?} and {:?} differ off axis {axis}", t.shape)));
+                    return Err(invalid(
+                        op,
+                        format!("shapes {first:?} and {:?} differ off axis {axis}", t.shape),
+                    ));
                 }
                 total += t.shape[*axis];
             }
@@ -245,7 +320,12 @@ pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, ShapeError> 
             shape[*axis] = total;
             Ok(TensorType::new(shape, dtype))
         }
-        Op::Slice { axes, starts, ends, steps } => {
+        Op::Slice {
+            axes,
+            starts,
+            ends,
+            steps,
+        } => {
             arity(op, inputs, 1, 1)?;
             let n = axes.len();
             if starts.len() != n || ends.len() != n || steps.len() != n {
@@ -256,7 +336,13 @@ pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, ShapeError> 
                 check_axis(op, axes[i], shape.len())?;
                 let dim = inputs[0].shape[axes[i]];
                 if steps[i] == 0 || starts[i] > dim || ends[i] > dim {
-                    return Err(invalid(op, format!("range {}..{} step {} outside 0..{dim}", starts[i], ends[i], steps[i])));
+                    return Err(invalid(
+                        op,
+                        format!(
+                            "range {}..{} step {} outside 0..{dim}",
+                            starts[i], ends[i], steps[i]
+                        ),
+                    ));
                 }
                 shape[axes[i]] = ends[i].saturating_sub(starts[i]).div_ceil(steps[i]);
             }
@@ -267,33 +353,63 @@ pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, ShapeError> 
             let (data, idx) = (inputs[0], inputs[1]);
             check_axis(op, *axis, data.shape.len())?;
             if idx.dtype.is_float() {
-                return Err(invalid(op, format!("indices must be integers, got {:?}", idx.dtype)));
+                return Err(invalid(
+                    op,
+                    format!("indices must be integers, got {:?}", idx.dtype),
+                ));
             }
             let mut shape = data.shape[..*axis].to_vec();
             shape.extend_from_slice(&idx.shape);
             shape.extend_from_slice(&data.shape[axis + 1..]);
             Ok(TensorType::new(shape, data.dtype))
         }
-        Op::Conv { kernel, stride, pads, dilation, groups } => {
+        Op::Conv {
+            kernel,
+            stride,
+            pads,
+            dilation,
+            groups,
+        } => {
             arity(op, inputs, 2, 3)?;
             let (x, w) = (&inputs[0].shape, &inputs[1].shape);
             if x.len() != 4 || w.len() != 4 {
-                return Err(invalid(op, format!("expects NCHW input and OIHW weights, got {x:?} and {w:?}")));
+                return Err(invalid(
+                    op,
+                    format!("expects NCHW input and OIHW weights, got {x:?} and {w:?}"),
+                ));
             }
             let g = *groups;
-            if g == 0 || x[1] % g != 0 || w[0] % g != 0 || w[1] * g != x[1] || [w[2], w[3]] != *kernel {
-                return Err(invalid(op, format!("weights {w:?} do not fit input {x:?} with {g} group(s), kernel {kernel:?}")));
+            if g == 0
+                || x[1] % g != 0
+                || w[0] % g != 0
+                || w[1] * g != x[1]
+                || [w[2], w[3]] != *kernel
+            {
+                return Err(invalid(
+                    op,
+                    format!(
+                        "weights {w:?} do not fit input {x:?} with {g} group(s), kernel {kernel:?}"
+                    ),
+                ));
             }
             if let Some(b) = inputs.get(2) {
                 if b.shape != [w[0]] {
-                    return Err(invalid(op, format!("bias shape {:?} must be [{}]", b.shape, w[0])));
+                    return Err(invalid(
+                        op,
+                        format!("bias shape {:?} must be [{}]", b.shape, w[0]),
+                    ));
                 }
             }
             let h = window_len(x[2], pads[0] + pads[2], kernel[0], stride[0], dilation[0]);
             let wd = window_len(x[3], pads[1] + pads[3], kernel[1], stride[1], dilation[1]);
             match (h, wd) {
-                (Some(h), Some(wd)) => Ok(TensorType::new(vec![x[0], w[0], h, wd], inputs[0].dtype)),
-                _ => Err(invalid(op, format!("kernel {kernel:?} does not fit input {x:?} with pads {pads:?}"))),
+                (Some(h), Some(wd)) => {
+                    Ok(TensorType::new(vec![x[0], w[0], h, wd], inputs[0].dtype))
+                }
+                _ => Err(invalid(
+                    op,
+                    format!("kernel {kernel:?} does not fit input {x:?} with pads {pads:?}"),
+                )),
             }
         }
         Op::BatchNorm { .. } => {
@@ -304,12 +420,20 @@ pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, ShapeError> 
             }
             for p in &inputs[1..] {
                 if p.shape != [x[1]] {
-                    return Err(invalid(op, format!("parameter shape {:?} must be [{}]", p.shape, x[1])));
+                    return Err(invalid(
+                        op,
+                        format!("parameter shape {:?} must be [{}]", p.shape, x[1]),
+                    ));
                 }
             }
             Ok(inputs[0].clone())
         }
-        Op::Pool { kernel, stride, pads, .. } => {
+        Op::Pool {
+            kernel,
+            stride,
+            pads,
+            ..
+        } => {
             arity(op, inputs, 1, 1)?;
             let x = &inputs[0].shape;
             if x.len() != 4 {
@@ -319,7 +443,10 @@ pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, ShapeError> 
             let w = window_len(x[3], pads[1] + pads[3], kernel[1], stride[1], 1);
             match (h, w) {
                 (Some(h), Some(w)) => Ok(TensorType::new(vec![x[0], x[1], h, w], inputs[0].dtype)),
-                _ => Err(invalid(op, format!("window {kernel:?} does not fit input {x:?} with pads {pads:?}"))),
+                _ => Err(invalid(
+                    op,
+                    format!("window {kernel:?} does not fit input {x:?} with pads {pads:?}"),
+                )),
             }
         }
     }
@@ -336,14 +463,20 @@ mod tests {
 
     #[test]
     fn broadcasting_follows_numpy() {
-        assert_eq!(broadcast_shapes(&[&[4, 1, 3], &[5, 1]]), Some(vec![4, 5, 3]));
+        assert_eq!(
+            broadcast_shapes(&[&[4, 1, 3], &[5, 1]]),
+            Some(vec![4, 5, 3])
+        );
         assert_eq!(broadcast_shapes(&[&[2, 3], &[3, 3]]), None);
         assert_eq!(broadcast_shapes(&[&[], &[7]]), Some(vec![7]));
     }
 
     #[test]
     fn matmul_handles_batches_and_vectors() {
-        assert_eq!(matmul_shape(&[2, 1, 4, 8], &[3, 8, 5]), Some(vec![2, 3, 4, 5]));
+        assert_eq!(
+            matmul_shape(&[2, 1, 4, 8], &[3, 8, 5]),
+            Some(vec![2, 3, 4, 5])
+        );
         assert_eq!(matmul_shape(&[8], &[8, 5]), Some(vec![5]));
         assert_eq!(matmul_shape(&[4, 8], &[8]), Some(vec![4]));
         assert_eq!(matmul_shape(&[4, 8], &[7, 5]), None);
@@ -357,32 +490,75 @@ mod tests {
 
     #[test]
     fn reduce_keeps_or_drops_axes() {
-        let op = Op::Reduce { op: ReduceOp::Sum, axes: vec![1], keep_dims: true };
+        let op = Op::Reduce {
+            op: ReduceOp::Sum,
+            axes: vec![1],
+            keep_dims: true,
+        };
         assert_eq!(infer(&op, &[&f(&[4, 6])]).unwrap().shape, vec![4, 1]);
-        let op = Op::Reduce { op: ReduceOp::Max, axes: vec![0, 1], keep_dims: false };
-        assert_eq!(infer(&op, &[&f(&[4, 6])]).unwrap().shape, Vec::<usize>::new());
+        let op = Op::Reduce {
+            op: ReduceOp::Max,
+            axes: vec![0, 1],
+            keep_dims: false,
+        };
+        assert_eq!(
+            infer(&op, &[&f(&[4, 6])]).unwrap().shape,
+            Vec::<usize>::new()
+        );
     }
 
     #[test]
     fn conv_and_pool_windows() {
-        let conv = Op::Conv { kernel: [3, 3], stride: [2, 2], pads: [1, 1, 1, 1], dilation: [1, 1], groups: 1 };
+        let conv = Op::Conv {
+            kernel: [3, 3],
+            stride: [2, 2],
+            pads: [1, 1, 1, 1],
+            dilation: [1, 1],
+            groups: 1,
+        };
         let t = infer(&conv, &[&f(&[1, 3, 32, 32]), &f(&[8, 3, 3, 3])]).unwrap();
         assert_eq!(t.shape, vec![1, 8, 16, 16]);
-        let pool = Op::Pool { op: ReduceOp::Max, kernel: [2, 2], stride: [2, 2], pads: [0; 4], count_include_pad: false };
-        assert_eq!(infer(&pool, &[&f(&[1, 8, 16, 16])]).unwrap().shape, vec![1, 8, 8, 8]);
+        let pool = Op::Pool {
+            op: ReduceOp::Max,
+            kernel: [2, 2],
+            stride: [2, 2],
+            pads: [0; 4],
+            count_include_pad: false,
+        };
+        assert_eq!(
+            infer(&pool, &[&f(&[1, 8, 16, 16])]).unwrap().shape,
+            vec![1, 8, 8, 8]
+        );
     }
 
     #[test]
     fn slice_and_gather_shapes() {
-        let op = Op::Slice { axes: vec![1], starts: vec![1], ends: vec![8], steps: vec![3] };
+        let op = Op::Slice {
+            axes: vec![1],
+            starts: vec![1],
+            ends: vec![8],
+            steps: vec![3],
+        };
         assert_eq!(infer(&op, &[&f(&[2, 8])]).unwrap().shape, vec![2, 3]);
         let idx = TensorType::new(vec![5], DType::I64);
-        assert_eq!(infer(&Op::Gather { axis: 0 }, &[&f(&[10, 4]), &idx]).unwrap().shape, vec![5, 4]);
+        assert_eq!(
+            infer(&Op::Gather { axis: 0 }, &[&f(&[10, 4]), &idx])
+                .unwrap()
+                .shape,
+            vec![5, 4]
+        );
     }
 
     #[test]
     fn arity_is_checked() {
         let err = infer(&Op::MatMul, &[&f(&[2, 2])]).unwrap_err();
-        assert_eq!(err, ShapeError::Arity { op: "MatMul".into(), expected: "2".into(), got: 1 });
+        assert_eq!(
+            err,
+            ShapeError::Arity {
+                op: "MatMul".into(),
+                expected: "2".into(),
+                got: 1
+            }
+        );
     }
 }

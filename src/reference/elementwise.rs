@@ -69,9 +69,10 @@ fn sigmoid(x: f32) -> f32 {
 /// Applies a unary function elementwise. Integer tensors support the integer-valued ones.
 pub fn unary(op: &Op, u: UnaryOp, x: &TensorData) -> Result<TensorData, RefError> {
     match x {
-        TensorData::F32 { shape, values } => {
-            Ok(TensorData::f32(shape.clone(), values.iter().map(|&v| unary_f32(u, v)).collect()))
-        }
+        TensorData::F32 { shape, values } => Ok(TensorData::f32(
+            shape.clone(),
+            values.iter().map(|&v| unary_f32(u, v)).collect(),
+        )),
         TensorData::I64 { shape, values } => {
             let f: fn(i64) -> i64 = match u {
                 UnaryOp::Identity | UnaryOp::Floor => |v| v,
@@ -80,14 +81,20 @@ pub fn unary(op: &Op, u: UnaryOp, x: &TensorData) -> Result<TensorData, RefError
                 UnaryOp::Relu => |v| v.max(0),
                 _ => return Err(op_error(op, "needs a float input, got integers")),
             };
-            Ok(TensorData::i64(shape.clone(), values.iter().map(|&v| f(v)).collect()))
+            Ok(TensorData::i64(
+                shape.clone(),
+                values.iter().map(|&v| f(v)).collect(),
+            ))
         }
     }
 }
 
 /// Applies an f32 function elementwise (integers are converted to f32 first).
 pub fn map_f32(_op: &Op, x: &TensorData, f: impl Fn(f32) -> f32) -> Result<TensorData, RefError> {
-    Ok(TensorData::f32(x.shape().to_vec(), x.to_f32().into_iter().map(f).collect()))
+    Ok(TensorData::f32(
+        x.shape().to_vec(),
+        x.to_f32().into_iter().map(f).collect(),
+    ))
 }
 
 fn binary_f32(b: BinaryOp, x: f32, y: f32) -> f32 {
@@ -115,13 +122,22 @@ fn binary_i64(b: BinaryOp, x: i64, y: i64) -> Option<i64> {
 }
 
 /// A broadcast binary op; float when the output type is float, exact integers otherwise.
-pub fn binary(op: &Op, b: BinaryOp, inputs: &[&TensorData], out: &TensorType) -> Result<TensorData, RefError> {
+pub fn binary(
+    op: &Op,
+    b: BinaryOp,
+    inputs: &[&TensorData],
+    out: &TensorType,
+) -> Result<TensorData, RefError> {
     let [x, y] = two(op, inputs)?;
     let mx = broadcast_map(x.shape(), &out.shape);
     let my = broadcast_map(y.shape(), &out.shape);
     if out.dtype.is_float() {
         let (xv, yv) = (x.to_f32(), y.to_f32());
-        let values = mx.iter().zip(&my).map(|(&i, &j)| binary_f32(b, xv[i], yv[j])).collect();
+        let values = mx
+            .iter()
+            .zip(&my)
+            .map(|(&i, &j)| binary_f32(b, xv[i], yv[j]))
+            .collect();
         Ok(TensorData::f32(out.shape.clone(), values))
     } else {
         let (xv, yv) = (x.to_i64(), y.to_i64());
@@ -130,7 +146,13 @@ pub fn binary(op: &Op, b: BinaryOp, inputs: &[&TensorData], out: &TensorType) ->
             .zip(&my)
             .map(|(&i, &j)| {
                 binary_i64(b, xv[i], yv[j]).ok_or_else(|| {
-                    op_error(op, format!("integer {b:?} of {} and {} overflows or divides by zero", xv[i], yv[j]))
+                    op_error(
+                        op,
+                        format!(
+                            "integer {b:?} of {} and {} overflows or divides by zero",
+                            xv[i], yv[j]
+                        ),
+                    )
                 })
             })
             .collect::<Result<Vec<i64>, RefError>>()?;
@@ -141,7 +163,10 @@ pub fn binary(op: &Op, b: BinaryOp, inputs: &[&TensorData], out: &TensorType) ->
 fn two<'a>(op: &Op, inputs: &[&'a TensorData]) -> Result<[&'a TensorData; 2], RefError> {
     match inputs {
         [x, y] => Ok([x, y]),
-        _ => Err(op_error(op, format!("takes 2 inputs, got {}", inputs.len()))),
+        _ => Err(op_error(
+            op,
+            format!("takes 2 inputs, got {}", inputs.len()),
+        )),
     }
 }
 
@@ -151,16 +176,33 @@ pub fn cast(x: &TensorData, to: DType) -> TensorData {
     let shape = x.shape().to_vec();
     match to {
         DType::F32 => TensorData::f32(shape, x.to_f32()),
-        DType::F16 => TensorData::f32(shape, x.to_f32().into_iter().map(|v| f16::from_f32(v).to_f32()).collect()),
-        DType::BF16 => {
-            TensorData::f32(shape, x.to_f32().into_iter().map(|v| bf16::from_f32(v).to_f32()).collect())
-        }
+        DType::F16 => TensorData::f32(
+            shape,
+            x.to_f32()
+                .into_iter()
+                .map(|v| f16::from_f32(v).to_f32())
+                .collect(),
+        ),
+        DType::BF16 => TensorData::f32(
+            shape,
+            x.to_f32()
+                .into_iter()
+                .map(|v| bf16::from_f32(v).to_f32())
+                .collect(),
+        ),
         DType::I64 => TensorData::i64(shape, x.to_i64()),
-        DType::I32 => TensorData::i64(shape, x.to_i64().into_iter().map(|v| v as i32 as i64).collect()),
+        DType::I32 => TensorData::i64(
+            shape,
+            x.to_i64().into_iter().map(|v| v as i32 as i64).collect(),
+        ),
         DType::Bool => {
             let values = match x {
-                TensorData::F32 { values, .. } => values.iter().map(|&v| i64::from(v != 0.0)).collect(),
-                TensorData::I64 { values, .. } => values.iter().map(|&v| i64::from(v != 0)).collect(),
+                TensorData::F32 { values, .. } => {
+                    values.iter().map(|&v| i64::from(v != 0.0)).collect()
+                }
+                TensorData::I64 { values, .. } => {
+                    values.iter().map(|&v| i64::from(v != 0)).collect()
+                }
             };
             TensorData::i64(shape, values)
         }
@@ -173,12 +215,17 @@ pub fn equal(op: &Op, inputs: &[&TensorData], out: &TensorType) -> Result<Tensor
     let mx = broadcast_map(x.shape(), &out.shape);
     let my = broadcast_map(y.shape(), &out.shape);
     let values = match (x, y) {
-        (TensorData::I64 { values: a, .. }, TensorData::I64 { values: b, .. }) => {
-            mx.iter().zip(&my).map(|(&i, &j)| i64::from(a[i] == b[j])).collect()
-        }
+        (TensorData::I64 { values: a, .. }, TensorData::I64 { values: b, .. }) => mx
+            .iter()
+            .zip(&my)
+            .map(|(&i, &j)| i64::from(a[i] == b[j]))
+            .collect(),
         _ => {
             let (a, b) = (x.to_f32(), y.to_f32());
-            mx.iter().zip(&my).map(|(&i, &j)| i64::from(a[i] == b[j])).collect()
+            mx.iter()
+                .zip(&my)
+                .map(|(&i, &j)| i64::from(a[i] == b[j]))
+                .collect()
         }
     };
     Ok(TensorData::i64(out.shape.clone(), values))
@@ -188,21 +235,42 @@ pub fn equal(op: &Op, inputs: &[&TensorData], out: &TensorType) -> Result<Tensor
 pub fn select(op: &Op, inputs: &[&TensorData], out: &TensorType) -> Result<TensorData, RefError> {
     let [c, a, b] = match inputs {
         [c, a, b] => [c, a, b],
-        _ => return Err(op_error(op, format!("takes 3 inputs, got {}", inputs.len()))),
+        _ => {
+            return Err(op_error(
+                op,
+                format!("takes 3 inputs, got {}", inputs.len()),
+            ))
+        }
     };
     let cond: Vec<bool> = c.to_f32().into_iter().map(|v| v != 0.0).collect();
     let mc = broadcast_map(c.shape(), &out.shape);
     let ma = broadcast_map(a.shape(), &out.shape);
     let mb = broadcast_map(b.shape(), &out.shape);
-    let pick = |k: usize| if cond[mc[k]] { (true, ma[k]) } else { (false, mb[k]) };
+    let pick = |k: usize| {
+        if cond[mc[k]] {
+            (true, ma[k])
+        } else {
+            (false, mb[k])
+        }
+    };
     let n = out.numel();
     if out.dtype.is_float() {
         let (av, bv) = (a.to_f32(), b.to_f32());
-        let values = (0..n).map(|k| match pick(k) { (true, i) => av[i], (false, i) => bv[i] }).collect();
+        let values = (0..n)
+            .map(|k| match pick(k) {
+                (true, i) => av[i],
+                (false, i) => bv[i],
+            })
+            .collect();
         Ok(TensorData::f32(out.shape.clone(), values))
     } else {
         let (av, bv) = (a.to_i64(), b.to_i64());
-        let values = (0..n).map(|k| match pick(k) { (true, i) => av[i], (false, i) => bv[i] }).collect();
+        let values = (0..n)
+            .map(|k| match pick(k) {
+                (true, i) => av[i],
+                (false, i) => bv[i],
+            })
+            .collect();
         Ok(TensorData::i64(out.shape.clone(), values))
     }
 }

@@ -7,8 +7,12 @@ use crate::graph::{Op, TensorData, TensorType};
 /// Reads `x` at the flat positions `map`, giving a tensor of `shape`.
 fn remap(x: &TensorData, map: &[usize], shape: Vec<usize>) -> TensorData {
     match x {
-        TensorData::F32 { values, .. } => TensorData::f32(shape, map.iter().map(|&i| values[i]).collect()),
-        TensorData::I64 { values, .. } => TensorData::i64(shape, map.iter().map(|&i| values[i]).collect()),
+        TensorData::F32 { values, .. } => {
+            TensorData::f32(shape, map.iter().map(|&i| values[i]).collect())
+        }
+        TensorData::I64 { values, .. } => {
+            TensorData::i64(shape, map.iter().map(|&i| values[i]).collect())
+        }
     }
 }
 
@@ -26,7 +30,13 @@ pub fn broadcast_to(x: &TensorData, shape: &[usize]) -> TensorData {
 }
 
 /// Strided slice; the extents come from the node's output type.
-pub fn slice(x: &TensorData, axes: &[usize], starts: &[usize], steps: &[usize], out: &TensorType) -> TensorData {
+pub fn slice(
+    x: &TensorData,
+    axes: &[usize],
+    starts: &[usize],
+    steps: &[usize],
+    out: &TensorType,
+) -> TensorData {
     let mut st = strides(x.shape());
     let base = st.clone();
     let mut offset = 0;
@@ -38,22 +48,39 @@ pub fn slice(x: &TensorData, axes: &[usize], starts: &[usize], steps: &[usize], 
 }
 
 /// Concatenation along `axis`.
-pub fn concat(op: &Op, inputs: &[&TensorData], axis: usize, out: &TensorType) -> Result<TensorData, RefError> {
+pub fn concat(
+    op: &Op,
+    inputs: &[&TensorData],
+    axis: usize,
+    out: &TensorType,
+) -> Result<TensorData, RefError> {
     let outer: usize = out.shape[..axis].iter().product();
     let inner: usize = out.shape[axis + 1..].iter().product();
     if out.dtype.is_float() {
         let parts: Vec<Vec<f32>> = inputs.iter().map(|t| t.to_f32()).collect();
-        Ok(TensorData::f32(out.shape.clone(), interleave(inputs, &parts, outer, inner, axis)))
+        Ok(TensorData::f32(
+            out.shape.clone(),
+            interleave(inputs, &parts, outer, inner, axis),
+        ))
     } else {
         if inputs.iter().any(|t| matches!(t, TensorData::F32 { .. })) {
             return Err(op_error(op, "mixes float and integer inputs"));
         }
         let parts: Vec<Vec<i64>> = inputs.iter().map(|t| t.to_i64()).collect();
-        Ok(TensorData::i64(out.shape.clone(), interleave(inputs, &parts, outer, inner, axis)))
+        Ok(TensorData::i64(
+            out.shape.clone(),
+            interleave(inputs, &parts, outer, inner, axis),
+        ))
     }
 }
 
-fn interleave<T: Copy>(inputs: &[&TensorData], parts: &[Vec<T>], outer: usize, inner: usize, axis: usize) -> Vec<T> {
+fn interleave<T: Copy>(
+    inputs: &[&TensorData],
+    parts: &[Vec<T>],
+    outer: usize,
+    inner: usize,
+    axis: usize,
+) -> Vec<T> {
     let mut values = Vec::with_capacity(parts.iter().map(Vec::len).sum());
     for o in 0..outer {
         for (t, p) in inputs.iter().zip(parts) {
@@ -65,10 +92,20 @@ fn interleave<T: Copy>(inputs: &[&TensorData], parts: &[Vec<T>], outer: usize, i
 }
 
 /// `data` indexed along `axis` by integer `indices` (negative indices count from the end).
-pub fn gather(op: &Op, inputs: &[&TensorData], axis: usize, out: &TensorType) -> Result<TensorData, RefError> {
+pub fn gather(
+    op: &Op,
+    inputs: &[&TensorData],
+    axis: usize,
+    out: &TensorType,
+) -> Result<TensorData, RefError> {
     let (data, indices) = match inputs {
         [d, i] => (*d, *i),
-        _ => return Err(op_error(op, format!("takes 2 inputs, got {}", inputs.len()))),
+        _ => {
+            return Err(op_error(
+                op,
+                format!("takes 2 inputs, got {}", inputs.len()),
+            ))
+        }
     };
     let dim = data.shape()[axis];
     let outer: usize = data.shape()[..axis].iter().product();
@@ -79,7 +116,10 @@ pub fn gather(op: &Op, inputs: &[&TensorData], axis: usize, out: &TensorType) ->
         .map(|i| {
             let j = if i < 0 { i + dim as i64 } else { i };
             usize::try_from(j).ok().filter(|&j| j < dim).ok_or_else(|| {
-                op_error(op, format!("index {i} out of range for axis {axis} of size {dim}"))
+                op_error(
+                    op,
+                    format!("index {i} out of range for axis {axis} of size {dim}"),
+                )
             })
         })
         .collect::<Result<Vec<usize>, RefError>>()?;

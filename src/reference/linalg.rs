@@ -8,7 +8,12 @@ use crate::graph::{Op, TensorData, TensorType};
 pub fn matmul(op: &Op, inputs: &[&TensorData], out: &TensorType) -> Result<TensorData, RefError> {
     let (a, b) = match inputs {
         [a, b] => (*a, *b),
-        _ => return Err(op_error(op, format!("takes 2 inputs, got {}", inputs.len()))),
+        _ => {
+            return Err(op_error(
+                op,
+                format!("takes 2 inputs, got {}", inputs.len()),
+            ))
+        }
     };
     let promote = |s: &[usize], left: bool| -> Vec<usize> {
         match (s.len(), left) {
@@ -24,7 +29,10 @@ pub fn matmul(op: &Op, inputs: &[&TensorData], out: &TensorType) -> Result<Tenso
     let (m, k) = (sa[sa.len() - 2], sa[sa.len() - 1]);
     let (k2, n) = (sb[sb.len() - 2], sb[sb.len() - 1]);
     if k != k2 {
-        return Err(op_error(op, format!("inner dimensions differ: {:?} @ {:?}", a.shape(), b.shape())));
+        return Err(op_error(
+            op,
+            format!("inner dimensions differ: {:?} @ {:?}", a.shape(), b.shape()),
+        ));
     }
     let (ba, bb) = (&sa[..sa.len() - 2], &sb[..sb.len() - 2]);
     let batch = crate::graph::infer::broadcast_shapes(&[ba, bb])
@@ -82,6 +90,9 @@ mod tests {
         let a = TensorData::f32(vec![2], vec![1.0, 2.0]);
         let b = TensorData::f32(vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
         let out = TensorType::new(vec![3], DType::F32);
-        assert_eq!(matmul(&Op::MatMul, &[&a, &b], &out).unwrap().to_f32(), vec![9.0, 12.0, 15.0]);
+        assert_eq!(
+            matmul(&Op::MatMul, &[&a, &b], &out).unwrap().to_f32(),
+            vec![9.0, 12.0, 15.0]
+        );
     }
 }

@@ -15,7 +15,12 @@ pub fn conv(
 ) -> Result<TensorData, RefError> {
     let (x, w) = match inputs {
         [x, w, ..] => (*x, *w),
-        _ => return Err(op_error(op, format!("takes 2 or 3 inputs, got {}", inputs.len()))),
+        _ => {
+            return Err(op_error(
+                op,
+                format!("takes 2 or 3 inputs, got {}", inputs.len()),
+            ))
+        }
     };
     let (xs, ws) = (x.shape(), w.shape());
     let (xv, wv) = (x.to_f32(), w.to_f32());
@@ -34,13 +39,16 @@ pub fn conv(
                     for ic in 0..cg {
                         let ch = g * cg + ic;
                         for ky in 0..kh {
-                            let Some(iy) = (oy * stride[0] + ky * dilation[0]).checked_sub(pads[0]).filter(|&y| y < h)
+                            let Some(iy) = (oy * stride[0] + ky * dilation[0])
+                                .checked_sub(pads[0])
+                                .filter(|&y| y < h)
                             else {
                                 continue;
                             };
                             for kx in 0..kw {
-                                let Some(ix) =
-                                    (ox * stride[1] + kx * dilation[1]).checked_sub(pads[1]).filter(|&v| v < wd)
+                                let Some(ix) = (ox * stride[1] + kx * dilation[1])
+                                    .checked_sub(pads[1])
+                                    .filter(|&v| v < wd)
                                 else {
                                     continue;
                                 };
@@ -61,7 +69,12 @@ pub fn conv(
 pub fn batch_norm(op: &Op, inputs: &[&TensorData], eps: f32) -> Result<TensorData, RefError> {
     let [x, scale, bias, mean, var] = match inputs {
         [a, b, c, d, e] => [*a, *b, *c, *d, *e],
-        _ => return Err(op_error(op, format!("takes 5 inputs, got {}", inputs.len()))),
+        _ => {
+            return Err(op_error(
+                op,
+                format!("takes 5 inputs, got {}", inputs.len()),
+            ))
+        }
     };
     let (s, bi, m, v) = (scale.to_f32(), bias.to_f32(), mean.to_f32(), var.to_f32());
     let shape = x.shape();
@@ -73,7 +86,8 @@ pub fn batch_norm(op: &Op, inputs: &[&TensorData], eps: f32) -> Result<TensorDat
         .enumerate()
         .map(|(i, &val)| {
             let c = (i / inner) % channels;
-            ((val as f64 - m[c] as f64) / (v[c] as f64 + eps as f64).sqrt() * s[c] as f64 + bi[c] as f64) as f32
+            ((val as f64 - m[c] as f64) / (v[c] as f64 + eps as f64).sqrt() * s[c] as f64
+                + bi[c] as f64) as f32
         })
         .collect();
     Ok(TensorData::f32(shape.to_vec(), values))
@@ -92,7 +106,10 @@ pub fn pool(
     out: &TensorType,
 ) -> Result<TensorData, RefError> {
     if !matches!(kind, ReduceOp::Max | ReduceOp::Mean) {
-        return Err(op_error(op, format!("{kind:?} pooling is not defined; use Max or Mean")));
+        return Err(op_error(
+            op,
+            format!("{kind:?} pooling is not defined; use Max or Mean"),
+        ));
     }
     let xs = x.shape();
     let xv = x.to_f32();
@@ -103,22 +120,38 @@ pub fn pool(
         let base = plane * h * w;
         for oy in 0..oh {
             for ox in 0..ow {
-                let (mut acc, mut count) = (if kind == ReduceOp::Max { f64::NEG_INFINITY } else { 0.0 }, 0usize);
+                let (mut acc, mut count) = (
+                    if kind == ReduceOp::Max {
+                        f64::NEG_INFINITY
+                    } else {
+                        0.0
+                    },
+                    0usize,
+                );
                 for ky in 0..kernel[0] {
                     for kx in 0..kernel[1] {
                         let (py, px) = (oy * stride[0] + ky, ox * stride[1] + kx);
-                        let inside = py >= pads[0] && px >= pads[1] && py - pads[0] < h && px - pads[1] < w;
+                        let inside =
+                            py >= pads[0] && px >= pads[1] && py - pads[0] < h && px - pads[1] < w;
                         let in_padded = py < h + pads[0] + pads[2] && px < w + pads[1] + pads[3];
                         if inside {
                             let v = xv[base + (py - pads[0]) * w + (px - pads[1])] as f64;
-                            acc = if kind == ReduceOp::Max { acc.max(v) } else { acc + v };
+                            acc = if kind == ReduceOp::Max {
+                                acc.max(v)
+                            } else {
+                                acc + v
+                            };
                             count += 1;
                         } else if count_include_pad && in_padded {
                             count += 1;
                         }
                     }
                 }
-                let v = if kind == ReduceOp::Mean { acc / count.max(1) as f64 } else { acc };
+                let v = if kind == ReduceOp::Mean {
+                    acc / count.max(1) as f64
+                } else {
+                    acc
+                };
                 result.push(v as f32);
             }
         }
@@ -137,19 +170,54 @@ mod tests {
         let x = TensorData::f32(vec![1, 1, 3, 3], vec![1.0; 9]);
         let w = TensorData::f32(vec![1, 1, 3, 3], vec![1.0; 9]);
         let out = TensorType::new(vec![1, 1, 3, 3], DType::F32);
-        let op = Op::Conv { kernel: [3, 3], stride: [1, 1], pads: [1; 4], dilation: [1, 1], groups: 1 };
+        let op = Op::Conv {
+            kernel: [3, 3],
+            stride: [1, 1],
+            pads: [1; 4],
+            dilation: [1, 1],
+            groups: 1,
+        };
         let y = conv(&op, &[&x, &w], [1, 1], [1; 4], [1, 1], 1, &out).unwrap();
-        assert_eq!(y.to_f32(), vec![4.0, 6.0, 4.0, 6.0, 9.0, 6.0, 4.0, 6.0, 4.0]);
+        assert_eq!(
+            y.to_f32(),
+            vec![4.0, 6.0, 4.0, 6.0, 9.0, 6.0, 4.0, 6.0, 4.0]
+        );
     }
 
     #[test]
     fn average_pool_counts_padding_only_when_asked() {
         let x = TensorData::f32(vec![1, 1, 2, 2], vec![1.0, 2.0, 3.0, 4.0]);
         let out = TensorType::new(vec![1, 1, 2, 2], DType::F32);
-        let op = Op::Pool { op: ReduceOp::Mean, kernel: [2, 2], stride: [1, 1], pads: [0, 0, 1, 1], count_include_pad: false };
-        let y = pool(&op, &x, ReduceOp::Mean, [2, 2], [1, 1], [0, 0, 1, 1], false, &out).unwrap();
+        let op = Op::Pool {
+            op: ReduceOp::Mean,
+            kernel: [2, 2],
+            stride: [1, 1],
+            pads: [0, 0, 1, 1],
+            count_include_pad: false,
+        };
+        let y = pool(
+            &op,
+            &x,
+            ReduceOp::Mean,
+            [2, 2],
+            [1, 1],
+            [0, 0, 1, 1],
+            false,
+            &out,
+        )
+        .unwrap();
         assert_eq!(y.to_f32(), vec![2.5, 3.0, 3.5, 4.0]);
-        let y = pool(&op, &x, ReduceOp::Mean, [2, 2], [1, 1], [0, 0, 1, 1], true, &out).unwrap();
+        let y = pool(
+            &op,
+            &x,
+            ReduceOp::Mean,
+            [2, 2],
+            [1, 1],
+            [0, 0, 1, 1],
+            true,
+            &out,
+        )
+        .unwrap();
         assert_eq!(y.to_f32(), vec![2.5, 1.5, 1.75, 1.0]);
     }
 }
