@@ -5,6 +5,9 @@
 //! model ([`timing`]). It knows nothing of graphs or e-graphs.
 #![warn(missing_docs)]
 
+pub mod device;
+pub mod exec;
 pub mod program;
 pub mod tensor;
+pub mod timing;
 pub mod ttl;

@@ -1,0 +1,93 @@
+//! The functional executor: runs TT-Lang kernels on every core of their grid, three threads per
+//! core synchronized through circular buffers and pipes, with bf16 storage and f32 math, and
+//! times them with the [`crate::timing`] model.
+//!
+//! Execution is deterministic and single-threaded: each kernel is resolved once
+//! ([`compile`]-time errors name the line), every Tensix thread is a resumable state machine, and
+//! a scheduler runs the earliest thread until it blocks.
+
+mod block;
+mod cb;
+mod compile;
+mod error;
+mod eval;
+mod kernel;
+mod program;
+mod state;
+mod thread;
+mod value;
+
+use std::collections::BTreeMap;
+
+pub use crate::timing::report::{
+    CoreReport, HostOpReport, KernelReport, ProgramReport, StepReport, ThreadReport,
+};
+pub use error::{ExecError, FaultKind, Site};
+
+use crate::device::Device;
+use crate::program::Program;
+use crate::tensor::Tensor;
+use crate::ttl::ast::Module;
+
+/// How kernel launches are dispatched, which sets the per-launch overhead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dispatch {
+    /// Replayed from a captured trace (device-side op-to-op gap, ~4 us on Wormhole).
+    Traced,
+    /// Dispatched by the host one op at a time (~30 us on Wormhole).
+    Eager,
+}
+
+/// Host-side (TTNN) operations for [`crate::program::Step::Host`] fallbacks.
+pub trait HostOps {
+    /// Runs `op` with its attributes on `inputs`, returning its outputs in order, or a message.
+    fn run(
+        &self,
+        op: &str,
+        attrs: &serde_json::Value,
+        inputs: &[&Tensor],
+    ) -> Result<Vec<Tensor>, String>;
+}
+
+/// The result of [`run_program`].
+#[derive(Clone, Debug)]
+pub struct ProgramRun {
+    /// Final contents of every program tensor, by name.
+    pub tensors: BTreeMap<String, Tensor>,
+    /// Timing and traffic of every step.
+    pub report: ProgramReport,
+}
+
+/// Runs kernel `kernel` of `module` (module constants visible) on `device` with `args` bound to
+/// its parameters in order, updating them in place. Dispatch is costed as traced.
+pub fn run_kernel(
+    module: &Module,
+    kernel: &str,
+    device: &Device,
+    args: &mut [Tensor],
+) -> Result<KernelReport, ExecError> {
+    let k = module
+        .kernels
+        .iter()
+        .find(|k| k.name == kernel)
+        .ok_or_else(|| ExecError::UnknownKernel {
+            name: kernel.to_string(),
+            known: module.kernels.iter().map(|k| k.name.clone()).collect(),
+        })?;
+    let env = kernel::eval_module(module, device)?;
+    let ck = kernel::compile_kernel(k, &env)?;
+    kernel::execute(&ck, &env, device, args, true)
+}
+
+/// Runs every step of `program` on `device`: kernel launches on the executor, host steps through
+/// `host` (each costed as one TTNN op: dispatch plus the DRAM traffic of its inputs and
+/// outputs). `inputs` supplies every tensor declared as [`crate::program::TensorInit::Input`].
+pub fn run_program(
+    program: &Program,
+    device: &Device,
+    inputs: &BTreeMap<String, Tensor>,
+    host: &dyn HostOps,
+    dispatch: Dispatch,
+) -> Result<ProgramRun, ExecError> {
+    program::run(program, device, inputs, host, dispatch)
+}

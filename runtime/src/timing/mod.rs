@@ -1,0 +1,152 @@
+//! The timing model (v1). Each thread keeps its own clock in cycles; the executor advances it by
+//! the costs computed here and synchronizes clocks through circular buffers (a consumer cannot
+//! use a block before its push time, a producer cannot reuse a slot before its pop time).
+//!
+//! - Compute: a store (or any finished chain of block math) flows its tiles through the three
+//!   Tensix compute stages, unpack, math (FPU or SFPU) and pack, which overlap as a pipeline:
+//!   `u + m + p + (T - 1) * max(u, m, p)` for `T` output tiles with per-tile stage costs `u`, `m`,
+//!   `p`. One tile therefore costs unpack + math + pack.
+//! - DRAM: a copy costs its bytes at the core's measured DRAM rate, and also passes through one
+//!   chip-wide DRAM channel at the measured aggregate bandwidth, so many cores together cannot
+//!   exceed it ([`DramChannel`]).
+//! - Pipes: bytes at the core-to-core rate plus the hop latency along the Manhattan route.
+//! - A launch adds its dispatch overhead (traced or eager).
+
+pub mod report;
+
+use crate::device::Device;
+
+/// Work accumulated by block math since the last store: what the three compute stages do.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ComputeWork {
+    /// Tiles the unpacker moves from L1 into source registers.
+    pub unpack_tiles: f64,
+    /// FPU and SFPU cycles.
+    pub math_cycles: f64,
+    /// Floating-point operations (2 per multiply-add in matmul, 1 per element otherwise).
+    pub flops: f64,
+}
+
+impl ComputeWork {
+    /// Whether nothing has been accumulated.
+    pub fn is_empty(&self) -> bool {
+        self.unpack_tiles == 0.0 && self.math_cycles == 0.0
+    }
+}
+
+/// Per-op costs read from a [`Device`].
+#[derive(Clone, Copy, Debug)]
+pub struct CostModel<'d> {
+    /// The target.
+    pub device: &'d Device,
+}
+
+impl<'d> CostModel<'d> {
+    /// The cost model of `device`.
+    pub fn new(device: &'d Device) -> Self {
+        CostModel { device }
+    }
+
+    /// Cycles of the unpack/math/pack pipeline producing `out_tiles` tiles from `work`.
+    pub fn pipeline_cycles(&self, work: &ComputeWork, out_tiles: usize) -> f64 {
+        let c = &self.device.compute;
+        let t = out_tiles.max(1) as f64;
+        let u = work.unpack_tiles * c.unpack_cycles_per_tile / t;
+        let m = work.math_cycles / t;
+        let p = if out_tiles == 0 {
+            0.0
+        } else {
+            c.pack_cycles_per_tile
+        };
+        u + m + p + (t - 1.0) * u.max(m).max(p)
+    }
+
+    /// Math cycles of an elementwise binary op (`add`, `sub`, `mul`, `division`, `max`, `min`)
+    /// on `tiles` tiles. Add, sub and mul run on the FPU (mul at the device's fidelity); the
+    /// others on the SFPU. Returns `None` for an op the device does not cost.
+    pub fn binary_cycles(&self, op: &str, tiles: usize) -> Option<f64> {
+        let c = &self.device.compute;
+        let per = match op {
+            "add" | "sub" => c.add_cycles_per_tile,
+            "mul" => c.mul_cycles_per_tile.at(c.fidelity),
+            other => self.device.sfpu(other)?,
+        };
+        Some(per * tiles as f64)
+    }
+
+    /// Math cycles of SFPU function `f` on `tiles` tiles.
+    pub fn sfpu_cycles(&self, f: &str, tiles: usize) -> Option<f64> {
+        self.device.sfpu(f).map(|per| per * tiles as f64)
+    }
+
+    /// Math cycles of an `m x k` by `k x n` tile matmul at the device's fidelity.
+    pub fn matmul_cycles(&self, m: usize, k: usize, n: usize) -> f64 {
+        let c = &self.device.compute;
+        c.matmul_cycles_per_tile.at(c.fidelity) * (m * k * n) as f64
+    }
+
+    /// Math cycles of reducing `tiles` input tiles (sum scales with fidelity, max does not).
+    pub fn reduce_cycles(&self, sum: bool, tiles: usize) -> f64 {
+        let c = &self.device.compute;
+        let per = if sum {
+            c.reduce_sum_cycles_per_tile_per_phase * c.fidelity.phases() as f64
+        } else {
+            c.reduce_max_cycles_per_tile
+        };
+        per * tiles as f64
+    }
+
+    /// Math cycles of moving `tiles` tiles through the FPU unchanged.
+    pub fn datacopy_cycles(&self, tiles: usize) -> f64 {
+        self.device.compute.datacopy_cycles_per_tile * tiles as f64
+    }
+
+    /// Math cycles of transposing `tiles` tiles.
+    pub fn transpose_cycles(&self, tiles: usize) -> f64 {
+        self.device.compute.transpose_cycles_per_tile * tiles as f64
+    }
+
+    /// Cycles for `bytes` to travel a pipe over `hops` router hops.
+    pub fn pipe_cycles(&self, bytes: f64, hops: u32) -> f64 {
+        bytes / self.device.core_dm.core_to_core_bytes_per_cycle
+            + hops as f64 * self.device.noc.hop_cycles
+    }
+
+    /// A launch's dispatch overhead in microseconds.
+    pub fn dispatch_us(&self, traced: bool) -> f64 {
+        if traced {
+            self.device.dispatch.traced_us
+        } else {
+            self.device.dispatch.eager_us
+        }
+    }
+}
+
+/// The chip's DRAM as one shared channel at the measured aggregate bandwidth. Requests must be
+/// presented in non-decreasing start time (the executor's scheduler guarantees it); each takes
+/// `bytes / aggregate` cycles of the channel after the channel is free.
+#[derive(Clone, Debug)]
+pub struct DramChannel {
+    bytes_per_cycle: f64,
+    free_at: f64,
+}
+
+impl DramChannel {
+    /// A channel of `bytes_per_cycle` aggregate bandwidth, free at cycle 0.
+    pub fn new(bytes_per_cycle: f64) -> Self {
+        DramChannel {
+            bytes_per_cycle,
+            free_at: 0.0,
+        }
+    }
+
+    /// A transfer of `bytes` that a core can move at `core_bytes_per_cycle`, starting at
+    /// `start`: returns its completion time, the later of the core's own time and the
+    /// channel's.
+    pub fn transfer(&mut self, start: f64, bytes: f64, core_bytes_per_cycle: f64) -> f64 {
+        let core_done = start + bytes / core_bytes_per_cycle;
+        let ch_start = self.free_at.max(start);
+        self.free_at = ch_start + bytes / self.bytes_per_cycle;
+        core_done.max(self.free_at)
+    }
+}
