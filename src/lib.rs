@@ -7,4 +7,5 @@
 
 pub mod graph;
 pub mod npy;
+pub mod optimize;
 pub mod reference;

@@ -1,0 +1,213 @@
+//! The conditions and computed bindings that rule files may name, implemented once here.
+//!
+//! Guards (`if name(args)`):
+//!
+//! | guard | holds when |
+//! |---|---|
+//! | `const(?c, v)` | every element of `?c` is known to equal `v` (relative tolerance 1e-6) |
+//! | `scalar(?c)` | `?c` is a one-element constant with a known value (an `eps`) |
+//! | `last_axis(?ax, ?x)` | `?ax` is the list `[rank(?x) - 1]` |
+//! | `float(?x)` | `?x` is a floating-point tensor |
+//! | `inverse_perms(?p, ?q)` | transposing by `?p` then by `?q` is the identity |
+//! | `approx()` | the options allow approximate rewrites (`OptimizeOptions::approximate`) |
+//!
+//! Bindings (`if ?v = name(args)`), which add a leaf to the e-graph:
+//!
+//! | binding | value |
+//! |---|---|
+//! | `?ax = last_axis(?x)` | the list `[rank(?x) - 1]` |
+//! | `?r = compose_perms(?p, ?q)` | the permutation of transposing by `?p` then by `?q` |
+
+use egg::{Id, Subst, Var};
+
+use super::analysis::TGraph;
+use super::language::Attr;
+use super::typing::ClassData;
+
+/// An argument of a guard or binding.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Arg {
+    /// A pattern variable.
+    Var(Var),
+    /// A number.
+    Num(f32),
+}
+
+/// A guard: a check on the matched e-classes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Guard {
+    /// `const(?c, v)`.
+    Const,
+    /// `scalar(?c)`.
+    Scalar,
+    /// `last_axis(?ax, ?x)`.
+    LastAxis,
+    /// `float(?x)`.
+    Float,
+    /// `inverse_perms(?p, ?q)`.
+    InversePerms,
+    /// `approx()`.
+    Approx,
+}
+
+/// A binding: a leaf computed from the matched e-classes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binder {
+    /// `last_axis(?x)`.
+    LastAxis,
+    /// `compose_perms(?p, ?q)`.
+    ComposePerms,
+}
+
+/// The kinds of arguments a guard or binder takes: `v` a variable, `n` a number.
+fn signature(name: &str, binding: bool) -> Option<&'static str> {
+    Some(match (name, binding) {
+        ("const", false) => "vn",
+        ("scalar", false) | ("float", false) | ("last_axis", true) => "v",
+        ("last_axis", false) | ("inverse_perms", false) | ("compose_perms", true) => "vv",
+        ("approx", false) => "",
+        _ => return None,
+    })
+}
+
+fn check_args(name: &str, binding: bool, args: &[Arg]) -> Result<(), String> {
+    let what = if binding { "binding" } else { "condition" };
+    let sig = signature(name, binding).ok_or_else(|| {
+        format!(
+            "unknown {what} `{name}` (conditions: const, scalar, last_axis, float, inverse_perms, approx; \
+             bindings: last_axis, compose_perms)"
+        )
+    })?;
+    let ok = sig.len() == args.len()
+        && sig
+            .chars()
+            .zip(args)
+            .all(|(k, a)| matches!((k, a), ('v', Arg::Var(_)) | ('n', Arg::Num(_))));
+    if !ok {
+        let want: Vec<&str> = sig
+            .chars()
+            .map(|k| if k == 'v' { "?var" } else { "number" })
+            .collect();
+        return Err(format!("{what} `{name}` takes ({})", want.join(", ")));
+    }
+    Ok(())
+}
+
+impl Guard {
+    /// The guard called `name` with `args`, checked for arity and argument kinds.
+    pub fn parse(name: &str, args: &[Arg]) -> Result<Guard, String> {
+        check_args(name, false, args)?;
+        Ok(match name {
+            "const" => Guard::Const,
+            "scalar" => Guard::Scalar,
+            "last_axis" => Guard::LastAxis,
+            "float" => Guard::Float,
+            "inverse_perms" => Guard::InversePerms,
+            _ => Guard::Approx,
+        })
+    }
+
+    /// Whether the guard holds for a match.
+    pub fn check(self, egraph: &TGraph, subst: &Subst, args: &[Arg]) -> bool {
+        let data = |i: usize| -> Option<&ClassData> {
+            match args.get(i) {
+                Some(Arg::Var(v)) => subst.get(*v).map(|&id: &Id| &egraph[id].data),
+                _ => None,
+            }
+        };
+        let number = |i: usize| match args.get(i) {
+            Some(Arg::Num(n)) => Some(*n),
+            _ => None,
+        };
+        match self {
+            Guard::Const => match (
+                data(0).and_then(|d| d.tensor()).and_then(|t| t.splat),
+                number(1),
+            ) {
+                (Some(a), Some(b)) => (a - b).abs() <= 1e-6 * b.abs() || a == b,
+                _ => false,
+            },
+            Guard::Scalar => data(0).and_then(ClassData::scalar).is_some(),
+            Guard::LastAxis => match (data(0), data(1).and_then(|d| d.tensor())) {
+                (Some(ClassData::Attr(Attr::Ints(ax))), Some(t)) => {
+                    !t.ty.shape.is_empty() && ax.as_slice() == [t.ty.shape.len() - 1]
+                }
+                _ => false,
+            },
+            Guard::Float => data(0)
+                .and_then(|d| d.tensor())
+                .is_some_and(|t| t.ty.dtype.is_float()),
+            Guard::InversePerms => match (data(0), data(1)) {
+                (Some(ClassData::Attr(Attr::Ints(p))), Some(ClassData::Attr(Attr::Ints(q)))) => {
+                    compose(p, q).is_some_and(|r| r.iter().enumerate().all(|(i, &v)| i == v))
+                }
+                _ => false,
+            },
+            Guard::Approx => egraph.analysis.allow_approx,
+        }
+    }
+}
+
+/// The permutation of transposing by `p` and then by `q` (output axis i is input axis p[q[i]]).
+fn compose(p: &[usize], q: &[usize]) -> Option<Vec<usize>> {
+    if p.len() != q.len() {
+        return None;
+    }
+    q.iter().map(|&i| p.get(i).copied()).collect()
+}
+
+impl Binder {
+    /// The binder called `name` with `args`, checked for arity and argument kinds.
+    pub fn parse(name: &str, args: &[Arg]) -> Result<Binder, String> {
+        check_args(name, true, args)?;
+        Ok(match name {
+            "last_axis" => Binder::LastAxis,
+            _ => Binder::ComposePerms,
+        })
+    }
+
+    /// The leaf the binder computes for a match, or `None` when it does not apply.
+    pub fn compute(self, egraph: &TGraph, subst: &Subst, args: &[Arg]) -> Option<Attr> {
+        let data = |i: usize| -> Option<&ClassData> {
+            match args.get(i) {
+                Some(Arg::Var(v)) => subst.get(*v).map(|&id: &Id| &egraph[id].data),
+                _ => None,
+            }
+        };
+        match self {
+            Binder::LastAxis => {
+                let rank = data(0)?.tensor()?.ty.shape.len();
+                (rank > 0).then(|| Attr::Ints(vec![rank - 1]))
+            }
+            Binder::ComposePerms => match (data(0)?, data(1)?) {
+                (ClassData::Attr(Attr::Ints(p)), ClassData::Attr(Attr::Ints(q))) => {
+                    compose(p, q).map(Attr::Ints)
+                }
+                _ => None,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn perms_compose_like_two_transposes() {
+        // [2,0,1] then [1,2,0] is the identity.
+        assert_eq!(compose(&[2, 0, 1], &[1, 2, 0]), Some(vec![0, 1, 2]));
+        assert_eq!(compose(&[1, 0], &[1, 0]), Some(vec![0, 1]));
+        assert_eq!(compose(&[0, 2, 1], &[1, 0, 2]), Some(vec![2, 0, 1]));
+    }
+
+    #[test]
+    fn unknown_and_malformed_conditions_are_errors() {
+        assert!(Guard::parse("frob", &[])
+            .unwrap_err()
+            .contains("unknown condition"));
+        let err = Guard::parse("const", &[Arg::Num(1.0)]).unwrap_err();
+        assert!(err.contains("takes (?var, number)"), "{err}");
+        assert!(Binder::parse("last_axis", &[Arg::Var("?x".parse().unwrap())]).is_ok());
+    }
+}
