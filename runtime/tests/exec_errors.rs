@@ -155,10 +155,11 @@ fn slices_out_of_bounds_and_shape_mismatches() {
         FaultKind::Shape,
         &["thread `compute`", "line 11", "1x1-tile value into a block of CB `out_cb`, which is 2x1"],
     );
+    let read = "with out_cb.reserve() as blk:\n    tx = ttl.copy(x[0, 0], blk)\n    tx.wait()";
     expect(
-        &kernel((1, 1), setup, "pass", READ, WRITE),
+        &kernel((1, 1), setup, "pass", read, "pass"),
         FaultKind::Shape,
-        &["thread `dm_write`", "a tensor slice of 1x1 tiles and a block of CB `out_cb`, which is 2x1"],
+        &["thread `dm_read`", "line 16", "a tensor slice of 1x1 tiles and a block of CB `out_cb`, which is 2x1"],
     );
 }
 
