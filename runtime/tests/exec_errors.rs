@@ -159,7 +159,7 @@ fn slices_out_of_bounds_and_shape_mismatches() {
     expect(
         &kernel((1, 1), setup, "pass", read, "pass"),
         FaultKind::Shape,
-        &["thread `dm_read`", "line 16", "a tensor slice of 1x1 tiles and a block of CB `out_cb`, which is 2x1"],
+        &["thread `dm_read`", "line 15", "a tensor slice of 1x1 tiles and a block of CB `out_cb`, which is 2x1"],
     );
 }
 
