@@ -243,6 +243,35 @@ fn every_guide_kernel_parses_and_round_trips() {
 }
 
 #[test]
+fn printed_guide_kernels_are_valid_python() {
+    if std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("python3 is not on PATH: py_compile check not run");
+        return;
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("guide_printed");
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    for (name, text) in sources() {
+        let m = parse_module(&text, &name).unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.join(&name);
+        std::fs::write(&path, print_module(&m)).expect("write printed kernel");
+        let out = std::process::Command::new("python3")
+            .args(["-m", "py_compile"])
+            .arg(&path)
+            .output()
+            .expect("run python3");
+        assert!(
+            out.status.success(),
+            "printed {name} is not valid Python: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
 fn guide_kernels_read_as_written() {
     let m = module("full_reduce_bcast_matmul_kernel", 0);
     let consts: Vec<String> = m
