@@ -1,0 +1,156 @@
+//! Rule tests in egg's `test_fn!` style: a start expression and the goal its e-class must reach
+//! with the real rule files; plus cases where a rule must not fire.
+//!
+//! Leaves `%name` are declared per test: `x:4x8` is an f32 input of shape [4, 8], `c=0.5` a 0-d
+//! f32 constant, `c=1:4x8` a constant of shape [4, 8] filled with 1.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use egg::{Pattern, RecExpr, Rewrite, Runner, Searcher};
+use ttfuse::graph::{DType, TensorData, TensorType};
+use ttfuse::optimize::analysis::{TableEntry, TensorAnalysis};
+use ttfuse::optimize::language::TNode;
+use ttfuse::optimize::rules::{load_stages, to_rewrite};
+
+fn rules() -> Vec<Rewrite<TNode, TensorAnalysis>> {
+    load_stages(None)
+        .unwrap()
+        .iter()
+        .flat_map(|s| s.rules[..s.own].iter().map(|r| to_rewrite(r).unwrap()).collect::<Vec<_>>())
+        .collect()
+}
+
+fn shape(s: &str) -> Vec<usize> {
+    s.split('x').map(|d| d.parse().unwrap()).collect()
+}
+
+fn table(decl: &str) -> BTreeMap<String, TableEntry> {
+    let mut t = BTreeMap::new();
+    for item in decl.split_whitespace() {
+        let (name, entry) = if let Some((name, rest)) = item.split_once('=') {
+            let (v, sh) = rest.split_once(':').unwrap_or((rest, ""));
+            let sh = if sh.is_empty() { vec![] } else { shape(sh) };
+            let v: f32 = v.parse().unwrap();
+            let n = sh.iter().product();
+            let data = TensorData::F32 { shape: sh.clone(), values: vec![v; n] };
+            (name, TableEntry { name: name.into(), ty: TensorType::new(sh, DType::F32), data: Some(Arc::new(data)) })
+        } else {
+            let (name, sh) = item.split_once(':').unwrap();
+            (name, TableEntry { name: name.into(), ty: TensorType::new(shape(sh), DType::F32), data: None })
+        };
+        t.insert(format!("%{name}"), entry);
+    }
+    t
+}
+
+fn runner(decl: &str) -> Runner<TNode, TensorAnalysis> {
+    Runner::new(TensorAnalysis::new(table(decl))).with_iter_limit(12).with_node_limit(20_000)
+}
+
+/// Runs every rule from `start` and says whether `goal` is in the start's e-class.
+fn reaches(decl: &str, start: &str, goal: &str) -> bool {
+    let start: RecExpr<TNode> = start.parse().unwrap();
+    let goal: Pattern<TNode> = goal.parse().unwrap();
+    let r = runner(decl).with_expr(&start).run(&rules());
+    assert!(r.egraph.analysis.conflicts.is_empty(), "{:?}", r.egraph.analysis.conflicts);
+    let root = r.egraph.find(r.roots[0]);
+    goal.search_eclass(&r.egraph, root).is_some()
+}
+
+// ---- simplify ----
+
+egg::test_fn! { mul_one, rules(), runner = runner("x:4x8"), "(mul %x 1)" => "%x" }
+egg::test_fn! { add_zero_either_side, rules(), runner = runner("x:4x8"), "(add 0 %x)" => "%x" }
+egg::test_fn! { neg_neg, rules(), runner = runner("x:4x8"), "(neg (neg %x))" => "%x" }
+egg::test_fn! { div_sqrt_is_mul_rsqrt, rules(), runner = runner("x:4x8 y:4x8"),
+    "(div %x (sqrt %y))" => "(mul %x (rsqrt %y))" }
+egg::test_fn! { mul_recip_is_div, rules(), runner = runner("x:4x8 y:4x8"),
+    "(mul (recip %y) %x)" => "(div %x %y)" }
+egg::test_fn! { pow_two_is_square, rules(), runner = runner("x:4x8"), "(pow %x 2)" => "(mul %x %x)" }
+egg::test_fn! { pow_half_is_sqrt, rules(), runner = runner("x:4x8 h=0.5"), "(pow %x %h)" => "(sqrt %x)" }
+egg::test_fn! { transposes_cancel, rules(), runner = runner("x:2x3x4"),
+    "(transpose [1,2,0] (transpose [2,0,1] %x))" => "%x" }
+egg::test_fn! { transposes_merge, rules(), runner = runner("x:2x3x4"),
+    "(transpose [1,0,2] (transpose [0,2,1] %x))" => "(transpose [2,0,1] %x)" }
+egg::test_fn! { reshapes_merge, rules(), runner = runner("x:2x6"),
+    "(reshape [3,4] (reshape [12] %x))" => "(reshape [3,4] %x)" }
+egg::test_fn! { reshape_round_trip_vanishes, rules(), runner = runner("x:2x6"),
+    "(reshape [2,6] (reshape [12] %x))" => "%x" }
+
+#[test]
+fn mul_one_does_not_drop_a_broadcast() {
+    // x * ones(4, 8) has shape [4, 8], not x's [8].
+    assert!(!reaches("x:8 c=1:4x8", "(mul %x %c)", "%x"));
+    assert!(reaches("x:4x8 c=1:4x8", "(mul %x %c)", "%x"));
+}
+
+#[test]
+fn transposes_of_equal_dims_do_not_cancel_unless_inverse() {
+    assert!(!reaches("x:4x4x4", "(transpose [0,2,1] (transpose [1,0,2] %x))", "%x"));
+}
+
+// ---- recognize ----
+
+egg::test_fn! { softmax_stable_form, rules(), runner = runner("x:4x8"),
+    "(div (exp (sub %x (rmax [1] true %x))) (rsum [1] true (exp (sub %x (rmax [1] true %x)))))"
+    => "(softmax [1] %x)" }
+egg::test_fn! { softmax_plain_form, rules(), runner = runner("x:2x4x8"),
+    "(div (exp %x) (rsum [2] true (exp %x)))" => "(softmax [2] %x)" }
+egg::test_fn! { rmsnorm_pow_sqrt_reciprocal_form, rules(), runner = runner("x:4x8 g:8 eps=0.00001"),
+    "(mul (mul %x (recip (sqrt (add (rmean [1] true (pow %x 2)) %eps)))) %g)" => "(rmsnorm %x %g %eps)" }
+egg::test_fn! { rmsnorm_llama_form, rules(), runner = runner("x:2x4x8 g:8"),
+    "(mul %g (mul %x (rsqrt (add (rmean [2] true (pow %x 2)) 0.000001))))" => "(rmsnorm %x %g 0.000001)" }
+egg::test_fn! { layernorm_expanded_form, rules(), runner = runner("x:4x8 g:8 b:8 eps=0.00001"),
+    "(add (mul (div (sub %x (rmean [1] true %x)) (sqrt (add (rmean [1] true (pow (sub %x (rmean [1] true %x)) 2)) %eps))) %g) %b)"
+    => "(layernorm %x %g %b %eps)" }
+egg::test_fn! { gelu_erf_torch_form, rules(), runner = runner("x:4x8 s=1.4142135"),
+    "(mul (mul %x (add (erf (div %x %s)) 1)) 0.5)" => "(gelu %x)" }
+egg::test_fn! { gelu_erf_written_form, rules(), runner = runner("x:4x8"),
+    "(mul (mul 0.5 %x) (add 1 (erf (mul %x 0.70710677))))" => "(gelu %x)" }
+egg::test_fn! { gelu_tanh_form, rules(), runner = runner("x:4x8"),
+    "(mul (mul 0.5 %x) (add 1 (tanh (mul 0.7978846 (add %x (mul 0.044715 (pow %x 3)))))))" => "(gelu_tanh %x)" }
+egg::test_fn! { silu_form, rules(), runner = runner("x:4x8"), "(mul (sigmoid %x) %x)" => "(silu %x)" }
+egg::test_fn! { silu_exp_form, rules(), runner = runner("x:4x8"),
+    "(div %x (add 1 (exp (neg %x))))" => "(silu %x)" }
+
+#[test]
+fn rmsnorm_needs_the_last_axis_and_a_scalar_eps() {
+    assert!(!reaches("x:4x8 g:8", "(mul (mul %x (rsqrt (add (rmean [0] true (mul %x %x)) 0.00001))) %g)", "(rmsnorm ?a ?b ?c)"));
+    assert!(!reaches("x:4x8 g:8 e=0.1:4x1", "(mul (mul %x (rsqrt (add (rmean [1] true (mul %x %x)) %e))) %g)", "(rmsnorm ?a ?b ?c)"));
+}
+
+#[test]
+fn gelu_needs_its_constants() {
+    assert!(!reaches("x:4x8", "(mul (mul 0.5 %x) (add 1 (erf (mul %x 0.8))))", "(gelu %x)"));
+}
+
+// ---- decompose ----
+
+egg::test_fn! { softmax_decomposes_stably, rules(), runner = runner("x:4x8"),
+    "(softmax [1] %x)" => "(div (exp (sub %x (rmax [1] true %x))) (rsum [1] true (exp (sub %x (rmax [1] true %x)))))" }
+egg::test_fn! { rmsnorm_decomposes, rules(), runner = runner("x:2x4x8 g:8"),
+    "(rmsnorm %x %g 0.00001)" => "(mul (mul %x (rsqrt (add (rmean [2] true (mul %x %x)) 0.00001))) %g)" }
+egg::test_fn! { layernorm_nobias_decomposes, rules(), runner = runner("x:4x8 g:8"),
+    "(layernorm_nobias %x %g 0.00001)"
+    => "(mul (mul (sub %x (rmean [1] true %x)) (rsqrt (add (rmean [1] true (mul (sub %x (rmean [1] true %x)) (sub %x (rmean [1] true %x)))) 0.00001))) %g)" }
+egg::test_fn! { silu_decomposes, rules(), runner = runner("x:4x8"), "(silu %x)" => "(mul %x (sigmoid %x))" }
+egg::test_fn! { gelu_tanh_decomposes, rules(), runner = runner("x:4x8"),
+    "(gelu_tanh %x)" => "(mul (mul %x 0.5) (add (tanh (mul 0.7978846 (add %x (mul 0.044715 (mul %x (mul %x %x)))))) 1))" }
+
+#[test]
+fn exact_gelu_becomes_tanh_gelu_only_when_approximation_is_allowed() {
+    assert!(!reaches("x:4x8", "(gelu %x)", "(gelu_tanh %x)"));
+    let start: RecExpr<TNode> = "(gelu %x)".parse().unwrap();
+    let mut analysis = TensorAnalysis::new(table("x:4x8"));
+    analysis.allow_approx = true;
+    let r = Runner::<TNode, TensorAnalysis, ()>::new(analysis).with_expr(&start).run(&rules());
+    let goal: Pattern<TNode> = "(gelu_tanh %x)".parse().unwrap();
+    assert!(goal.search_eclass(&r.egraph, r.egraph.find(r.roots[0])).is_some());
+}
+
+// ---- fuse ----
+
+egg::test_fn! { row_division_becomes_reciprocal, rules(), runner = runner("x:4x8"),
+    "(div (exp %x) (rsum [1] true (exp %x)))" => "(mul (exp %x) (recip (rsum [1] true (exp %x))))" }
+egg::test_fn! { scalar_factors_fold, rules(), runner = runner("x:4x8"), "(mul (mul %x 2) 3)" => "(mul %x (mul 2 3))" }
