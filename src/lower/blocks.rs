@@ -1,0 +1,145 @@
+//! The block loop every thread of a kernel runs, and the tile coordinates of a block.
+
+use ttfuse_runtime::ttl::ast::{BinOp, Expr, Stmt, StmtKind};
+
+use super::emit::{add, assign, for_range, if_less, int, mul, name};
+use crate::plan::Partition;
+
+/// The constant names a template uses for its block geometry.
+#[derive(Clone, Copy, Debug)]
+pub struct Names {
+    /// Block rows in tiles (`BLOCK_ROWS`, `BLOCK_M`).
+    pub block_rows: &'static str,
+    /// Block columns in tiles (`BLOCK_COLS`, `BLOCK_N`).
+    pub block_cols: &'static str,
+    /// Column blocks (`COL_BLOCKS`, `N_BLOCKS`).
+    pub col_blocks: &'static str,
+    /// Rows per batch in tiles, folded into the row coordinate (`M_TILES`), if any.
+    pub batch_rows: Option<&'static str>,
+}
+
+/// The constants the loop and the coordinates refer to, as kernel-level assignments.
+pub fn constants(p: &Partition, names: &Names, batch_rows: usize) -> Vec<Stmt> {
+    let mut out = vec![
+        assign(names.block_rows, int(p.block.0)),
+        assign(names.block_cols, int(p.block.1)),
+    ];
+    if p.row_blocks > 1 && p.col_blocks > 1 {
+        out.push(assign(names.col_blocks, int(p.col_blocks)));
+    }
+    if p.batches > 1 {
+        out.push(assign("BLOCKS_PER_BATCH", int(p.row_blocks * p.col_blocks)));
+        if let Some(n) = names.batch_rows {
+            out.push(assign(n, int(batch_rows)));
+        }
+    }
+    out.push(assign("TOTAL_BLOCKS", int(p.blocks)));
+    if p.cores_used > 1 {
+        out.push(assign("BLOCKS_PER_CORE", int(p.blocks_per_core)));
+        if p.grid.1 > 1 {
+            out.push(assign("GRID_X", int(p.grid.0 as usize)));
+        }
+    }
+    out
+}
+
+/// `for ...` over this core's blocks with `inner` as the body. When `uses_index` the body sees
+/// `block`, the global block number.
+pub fn block_loop(p: &Partition, uses_index: bool, inner: Vec<Stmt>) -> Vec<Stmt> {
+    if p.cores_used <= 1 {
+        let var = if uses_index { "block" } else { "_" };
+        return vec![for_range(var, name("TOTAL_BLOCKS"), inner)];
+    }
+    if !uses_index && !p.guarded {
+        return vec![for_range("_", name("BLOCKS_PER_CORE"), inner)];
+    }
+    let mut out = vec![Stmt::new(StmtKind::Assign {
+        targets: vec!["core_x".into(), "core_y".into()],
+        value: Expr::path("ttl.core").call_kw(vec![], vec![("dims", int(2))]),
+    })];
+    let core = if p.grid.1 > 1 {
+        add(mul(name("core_y"), name("GRID_X")), name("core_x"))
+    } else {
+        name("core_x")
+    };
+    out.push(assign("core", core));
+    let mut body = vec![assign(
+        "block",
+        add(mul(name("core"), name("BLOCKS_PER_CORE")), name("i")),
+    )];
+    if p.guarded {
+        body.push(if_less(name("block"), name("TOTAL_BLOCKS"), inner));
+    } else {
+        body.extend(inner);
+    }
+    out.push(for_range("i", name("BLOCKS_PER_CORE"), body));
+    out
+}
+
+/// Block coordinates.
+pub struct Coords {
+    /// Statements computing them from `block`.
+    pub stmts: Vec<Stmt>,
+    /// The batch (0 when there is one).
+    pub batch: Expr,
+    /// The first tile row of the block (including the batch offset when `Names::batch_rows`).
+    pub row: Expr,
+    /// The first tile column of the block.
+    pub col: Expr,
+}
+
+/// The coordinates of block `block`.
+pub fn coords(p: &Partition, names: &Names) -> Coords {
+    let mut stmts = Vec::new();
+    let floordiv = |a: Expr, b: Expr| Expr::bin(BinOp::FloorDiv, a, b);
+    let modulo = |a: Expr, b: Expr| Expr::bin(BinOp::Mod, a, b);
+    let (batch, rem) = if p.batches > 1 {
+        stmts.push(assign(
+            "batch",
+            floordiv(name("block"), name("BLOCKS_PER_BATCH")),
+        ));
+        stmts.push(assign(
+            "rem",
+            modulo(name("block"), name("BLOCKS_PER_BATCH")),
+        ));
+        (name("batch"), name("rem"))
+    } else {
+        (int(0), name("block"))
+    };
+    let row_in_batch = match (p.row_blocks > 1, p.col_blocks > 1) {
+        (false, _) => int(0),
+        (true, false) => mul(rem.clone(), name(names.block_rows)),
+        (true, true) => mul(
+            floordiv(rem.clone(), name(names.col_blocks)),
+            name(names.block_rows),
+        ),
+    };
+    let col = match (p.row_blocks > 1, p.col_blocks > 1) {
+        (_, false) => int(0),
+        (false, true) => mul(rem.clone(), name(names.block_cols)),
+        (true, true) => mul(modulo(rem, name(names.col_blocks)), name(names.block_cols)),
+    };
+    let row = match names.batch_rows {
+        Some(n) if p.batches > 1 => add(mul(batch.clone(), name(n)), row_in_batch),
+        _ => row_in_batch,
+    };
+    let row = bind(&mut stmts, "row", row);
+    let col = bind(&mut stmts, "col", col);
+    Coords {
+        stmts,
+        batch,
+        row,
+        col,
+    }
+}
+
+/// Assigns a non-trivial expression to `var` and returns the name; literals stay inline.
+fn bind(stmts: &mut Vec<Stmt>, var: &str, e: Expr) -> Expr {
+    match e {
+        Expr::Int(_) | Expr::Name(_) => e,
+        other => {
+            stmts.push(assign(var, other));
+            name(var)
+        }
+    }
+}

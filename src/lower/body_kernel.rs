@@ -1,0 +1,169 @@
+//! The elementwise / row-wise kernel template: each core streams its blocks of the iteration
+//! space through the compute body; row vectors and constants are read once.
+
+use ttfuse_runtime::ttl::ast::{Expr, IndexItem, Kernel, Stmt, Thread, ThreadKind};
+
+use super::blocks::{block_loop, constants, coords, Names};
+use super::compute::{compute_thread, Naming};
+use super::emit::{index, int, make_cb, name, read_into, span, write_from};
+use crate::plan::body::Body;
+use crate::plan::layout::Class;
+use crate::plan::schedule::Schedule;
+use crate::plan::PlannedKernel;
+
+/// Block geometry names of body kernels.
+pub const NAMES: Names = Names {
+    block_rows: "BLOCK_ROWS",
+    block_cols: "BLOCK_COLS",
+    col_blocks: "COL_BLOCKS",
+    batch_rows: None,
+};
+
+/// The kernel parameters of a body: its loads, then its outputs.
+pub fn params(body: &Body) -> Vec<String> {
+    let mut out: Vec<String> = body
+        .loads
+        .iter()
+        .map(|l| body.values[l.value].stem.clone())
+        .collect();
+    out.extend(
+        body.outputs
+            .iter()
+            .map(|&(_, v)| body.values[v].stem.clone()),
+    );
+    out
+}
+
+/// The subscript of a block of a value of class `class` at tile (`row`, `col`).
+pub fn block_index(class: Class, row: Expr, col: Expr, names: &Names) -> Vec<IndexItem> {
+    let rows = || span(row.clone(), name(names.block_rows));
+    let cols = || span(col.clone(), name(names.block_cols));
+    match class {
+        Class::Full => vec![rows(), cols()],
+        Class::Row => vec![span(int(0), int(1)), cols()],
+        Class::Col => vec![rows(), span(int(0), int(1))],
+        Class::Scalar => vec![IndexItem::At(int(0)), IndexItem::At(int(0))],
+    }
+}
+
+/// Reads of the body's loads: the loop-invariant ones (to run before the loop) and the
+/// per-block ones (inside it, at the block's coordinates).
+pub fn load_reads(
+    body: &Body,
+    sched: &Schedule,
+    naming: &Naming,
+    row: &Expr,
+    col: &Expr,
+    names: &Names,
+) -> (Vec<Stmt>, Vec<Stmt>) {
+    let mut hoisted = Vec::new();
+    let mut per_block = Vec::new();
+    for load in &body.loads {
+        let v = load.value;
+        let value = &body.values[v];
+        if sched.hoisted[v] {
+            let src = index(&value.stem, block_index(value.class, int(0), int(0), names));
+            hoisted.push(read_into(&naming.cb(v), src));
+        } else {
+            let src = index(
+                &value.stem,
+                block_index(value.class, row.clone(), col.clone(), names),
+            );
+            per_block.push(read_into(&naming.cb(v), src));
+        }
+    }
+    (hoisted, per_block)
+}
+
+/// Writes of the body's outputs at the block's coordinates.
+pub fn output_writes(
+    body: &Body,
+    naming: &Naming,
+    row: &Expr,
+    col: &Expr,
+    names: &Names,
+) -> Vec<Stmt> {
+    body.outputs
+        .iter()
+        .map(|&(_, v)| {
+            let value = &body.values[v];
+            let dst = index(
+                &value.stem,
+                block_index(value.class, row.clone(), col.clone(), names),
+            );
+            write_from(&naming.cb(v), dst)
+        })
+        .collect()
+}
+
+/// Assembles a kernel from its parts.
+pub fn kernel(
+    name: &str,
+    grid: (u32, u32),
+    params: Vec<String>,
+    doc: String,
+    setup: Vec<Stmt>,
+    compute: Vec<Stmt>,
+    read: Vec<Stmt>,
+    write: Vec<Stmt>,
+) -> Kernel {
+    let thread = |kind, n: &str, body| Thread {
+        kind,
+        name: n.to_string(),
+        body,
+        line: 0,
+    };
+    Kernel {
+        name: name.to_string(),
+        grid,
+        params,
+        doc: Some(doc),
+        setup,
+        threads: vec![
+            thread(ThreadKind::Compute, "compute", compute),
+            thread(ThreadKind::DataMovement, "dm_read", read),
+            thread(ThreadKind::DataMovement, "dm_write", write),
+        ],
+        line: 0,
+    }
+}
+
+/// The docstring of a planned kernel.
+pub fn doc(k: &PlannedKernel) -> String {
+    format!(
+        "{}: {}. {}.",
+        k.name,
+        k.nodes.join(", "),
+        k.partition_summary
+    )
+}
+
+/// Lowers an elementwise or row-wise planned kernel.
+pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule) -> Kernel {
+    let p = &k.partition;
+    let naming = Naming::new(body, sched);
+    let mut setup = constants(p, &NAMES, 0);
+    setup.extend(sched.cbs.iter().map(make_cb));
+    let compute = compute_thread(body, sched, p, &|_| Vec::new());
+    let c = coords(p, &NAMES);
+    let (hoisted, per_block) = load_reads(body, sched, &naming, &c.row, &c.col, &NAMES);
+    let mut read = hoisted;
+    if !per_block.is_empty() {
+        let mut inner = c.stmts.clone();
+        inner.extend(per_block);
+        read.extend(block_loop(p, true, inner));
+    }
+    let mut inner = c.stmts;
+    inner.extend(output_writes(body, &naming, &c.row, &c.col, &NAMES));
+    let write = block_loop(p, true, inner);
+    kernel(
+        &k.name,
+        p.grid,
+        params(body),
+        doc(k),
+        setup,
+        compute,
+        read,
+        write,
+    )
+}

@@ -1,0 +1,261 @@
+//! The compute thread of body-based kernels: one `with` block per materialized value, values
+//! needed by several blocks held in enclosing `with` scopes (the guide's pattern 3), and the
+//! loop-invariant values (constant tiles, row vectors, their broadcasts) computed once before the
+//! block loop.
+
+use std::collections::BTreeMap;
+
+use ttfuse_runtime::ttl::ast::{BinOp, Expr, Stmt};
+
+use super::blocks::block_loop;
+use super::emit::{assign, math, math_dims, name, reserve, store, wait, with};
+use crate::plan::body::{Body, RowReduce, TtBinary, ValueOp};
+use crate::plan::schedule::Schedule;
+use crate::plan::Partition;
+
+/// Names of a value's buffer and blocks.
+pub struct Naming<'a> {
+    body: &'a Body,
+    sched: &'a Schedule,
+}
+
+impl<'a> Naming<'a> {
+    /// Naming for a body and its schedule.
+    pub fn new(body: &'a Body, sched: &'a Schedule) -> Self {
+        Naming { body, sched }
+    }
+
+    /// The buffer of materialized value `v`.
+    pub fn cb(&self, v: usize) -> String {
+        self.sched
+            .cb_of
+            .get(&v)
+            .map(|&i| self.sched.cbs[i].name.clone())
+            .unwrap_or_default()
+    }
+
+    /// The name a waited block of `v` is bound to.
+    pub fn waited(&self, v: usize) -> String {
+        format!("{}_v", self.body.values[v].stem)
+    }
+
+    /// The name a reserved block of `v` is bound to.
+    pub fn reserved(&self, v: usize) -> String {
+        format!("{}_o", self.body.values[v].stem)
+    }
+}
+
+/// Builds the compute thread. `custom` emits the stage of a `MatMul` value.
+pub fn compute_thread(
+    body: &Body,
+    sched: &Schedule,
+    p: &Partition,
+    custom: &dyn Fn(usize) -> Vec<Stmt>,
+) -> Vec<Stmt> {
+    let naming = Naming::new(body, sched);
+    let hs = sched.hoisted_stages;
+    let mut uses: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (pos, s) in sched.stages.iter().enumerate() {
+        for &leaf in &sched.leaves[s] {
+            uses.entry(leaf).or_default().push(pos);
+        }
+    }
+    // Inner region: loop stages, positions relative to the loop body.
+    let mut inner_scoped = Vec::new();
+    let mut outer_scoped = Vec::new();
+    let mut inline = Vec::new();
+    for (&v, ps) in &uses {
+        if sched.hoisted[v] {
+            let mut outer: Vec<usize> = ps.iter().map(|&q| q.min(hs)).collect();
+            outer.dedup();
+            if outer.len() == 1 && outer[0] < hs {
+                inline.push(v);
+            } else {
+                outer_scoped.push((v, outer[0], *outer.last().unwrap_or(&hs)));
+            }
+        } else {
+            let mut inner: Vec<usize> = ps.iter().map(|&q| q - hs).collect();
+            inner.dedup();
+            if inner.len() == 1 {
+                inline.push(v);
+            } else {
+                inner_scoped.push((v, inner[0], *inner.last().unwrap_or(&0)));
+            }
+        }
+    }
+    let stage = |v: usize| -> Vec<Stmt> {
+        if matches!(body.values[v].op, ValueOp::MatMul) {
+            return custom(v);
+        }
+        vec![stage_with(body, &naming, sched, v, &inline)]
+    };
+    let loop_stages = &sched.stages[hs..];
+    let inner = nest(loop_stages.len(), &inner_scoped, &naming, &mut |pos| {
+        stage(loop_stages[pos])
+    });
+    let mut emit_outer = |pos: usize| {
+        if pos < hs {
+            stage(sched.stages[pos])
+        } else {
+            block_loop(p, p.guarded, inner.clone())
+        }
+    };
+    nest(hs + 1, &outer_scoped, &naming, &mut emit_outer)
+}
+
+/// Emits positions `0..n`, wrapping them in `with v_cb.wait() as v_v:` scopes that open at a
+/// value's first use and close after its last (later, when an inner scope is still open).
+fn nest(
+    n: usize,
+    scoped: &[(usize, usize, usize)],
+    naming: &Naming,
+    emit: &mut dyn FnMut(usize) -> Vec<Stmt>,
+) -> Vec<Stmt> {
+    let mut frames = vec![Frame {
+        last: usize::MAX,
+        items: vec![],
+        body: vec![],
+    }];
+    for pos in 0..n {
+        let mut opening: Vec<&(usize, usize, usize)> =
+            scoped.iter().filter(|s| s.1 == pos).collect();
+        opening.sort_by_key(|s| (usize::MAX - s.2, s.0));
+        let mut i = 0;
+        while i < opening.len() {
+            let last = opening[i].2;
+            let mut items = Vec::new();
+            while i < opening.len() && opening[i].2 == last {
+                let v = opening[i].0;
+                items.push((wait(&naming.cb(v)), naming.waited(v)));
+                i += 1;
+            }
+            frames.push(Frame {
+                last,
+                items,
+                body: vec![],
+            });
+        }
+        let stmts = emit(pos);
+        if let Some(top) = frames.last_mut() {
+            top.body.extend(stmts);
+        }
+        while frames.len() > 1 && frames.last().is_some_and(|f| f.last <= pos) {
+            close(&mut frames);
+        }
+    }
+    while frames.len() > 1 {
+        close(&mut frames);
+    }
+    frames.pop().map(|f| f.body).unwrap_or_default()
+}
+
+/// An open `with` scope while nesting.
+struct Frame {
+    last: usize,
+    items: Vec<(Expr, String)>,
+    body: Vec<Stmt>,
+}
+
+/// Pops the top frame into a `with` statement in its parent.
+fn close(frames: &mut Vec<Frame>) {
+    if let Some(f) = frames.pop() {
+        let stmt = with(f.items, f.body);
+        if let Some(parent) = frames.last_mut() {
+            parent.body.push(stmt);
+        }
+    }
+}
+
+/// The `with` block that computes materialized value `v`.
+fn stage_with(body: &Body, naming: &Naming, sched: &Schedule, v: usize, inline: &[usize]) -> Stmt {
+    let mut items: Vec<(Expr, String)> = sched.leaves[&v]
+        .iter()
+        .filter(|l| inline.contains(l))
+        .map(|&l| (wait(&naming.cb(l)), naming.waited(l)))
+        .collect();
+    let out = naming.reserved(v);
+    items.push((reserve(&naming.cb(v)), out.clone()));
+    let mut counts = BTreeMap::new();
+    count_uses(body, &body.values[v].args, &mut counts);
+    let mut locals = Vec::new();
+    let mut memo = BTreeMap::new();
+    let e = value_expr(body, naming, v, v, &out, &counts, &mut locals, &mut memo);
+    locals.push(store(&out, e));
+    with(items, locals)
+}
+
+fn count_uses(body: &Body, args: &[usize], counts: &mut BTreeMap<usize, usize>) {
+    for &a in args {
+        if body.materialized[a] {
+            continue;
+        }
+        let c = counts.entry(a).or_insert(0);
+        *c += 1;
+        if *c == 1 {
+            count_uses(body, &body.values[a].args, counts);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn value_expr(
+    body: &Body,
+    naming: &Naming,
+    u: usize,
+    root: usize,
+    out: &str,
+    counts: &BTreeMap<usize, usize>,
+    locals: &mut Vec<Stmt>,
+    memo: &mut BTreeMap<usize, String>,
+) -> Expr {
+    if u != root && body.materialized[u] {
+        return name(&naming.waited(u));
+    }
+    if let Some(n) = memo.get(&u) {
+        return name(n);
+    }
+    let value = &body.values[u];
+    let mut arg =
+        |i: usize| value_expr(body, naming, value.args[i], root, out, counts, locals, memo);
+    let e = match &value.op {
+        ValueOp::Unary(f) => math(f.name(), vec![arg(0)]),
+        ValueOp::Binary(f) => {
+            let (a, b) = (arg(0), arg(1));
+            match f {
+                TtBinary::Add => Expr::bin(BinOp::Add, a, b),
+                TtBinary::Sub => Expr::bin(BinOp::Sub, a, b),
+                TtBinary::Mul => Expr::bin(BinOp::Mul, a, b),
+                TtBinary::Div => Expr::bin(BinOp::Div, a, b),
+                TtBinary::Max => math("max", vec![a, b]),
+                TtBinary::Min => math("min", vec![a, b]),
+            }
+        }
+        ValueOp::Power(n) => Expr::path("ttl.power").call(vec![arg(0), Expr::Int(*n as i64)]),
+        ValueOp::Reduce(r) => {
+            let f = match r {
+                RowReduce::Sum => "reduce_sum",
+                RowReduce::Max => "reduce_max",
+            };
+            math_dims(f, vec![arg(0), arg(1), name(out)], &[0])
+        }
+        ValueOp::Broadcast => {
+            let from = body.values[value.args[0]].class;
+            math_dims(
+                "broadcast",
+                vec![arg(0), name(out)],
+                &from.broadcast_dims(value.class),
+            )
+        }
+        ValueOp::Copy => arg(0),
+        // Loads and matmul results are always materialized (handled above).
+        ValueOp::Load(_) | ValueOp::MatMul => name(&naming.waited(u)),
+    };
+    if u != root && counts.get(&u).copied().unwrap_or(0) >= 2 {
+        let local = value.stem.clone();
+        locals.push(assign(&local, e));
+        memo.insert(u, local.clone());
+        name(&local)
+    } else {
+        e
+    }
+}

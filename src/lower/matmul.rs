@@ -1,0 +1,201 @@
+//! The matmul kernel template: output blocks over the grid, K streamed through the operand
+//! buffers in chunks (one chunk's product in a partial buffer, added to a running sum, as in the
+//! guide's pattern 4), B optionally read as `(N, K)` tiles and transposed in L1, and the
+//! elementwise epilogue applied to each finished block before it is written.
+
+use ttfuse_runtime::ttl::ast::{BinOp, Expr, Kernel, Stmt};
+
+use super::blocks::{block_loop, constants, coords, Names};
+use super::body_kernel::{doc, kernel, load_reads, output_writes, params};
+use super::compute::{compute_thread, Naming};
+use super::emit::{
+    add, assign, for_range, index, int, make_cb, mul, name, read_into, reserve, span, store, wait,
+    with,
+};
+use crate::plan::body::Body;
+use crate::plan::kernel::MatmulInfo;
+use crate::plan::schedule::Schedule;
+use crate::plan::PlannedKernel;
+
+/// Block geometry names of matmul kernels.
+pub const NAMES: Names = Names {
+    block_rows: "BLOCK_M",
+    block_cols: "BLOCK_N",
+    col_blocks: "N_BLOCKS",
+    batch_rows: Some("M_TILES"),
+};
+
+/// Lowers a planned matmul kernel.
+pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo) -> Kernel {
+    let p = &k.partition;
+    let naming = Naming::new(body, sched);
+    let kc = p.k_chunks;
+    let bk = p.k_block.unwrap_or(info.kt);
+
+    let mut setup = constants(p, &NAMES, info.mt);
+    setup.push(assign("BLOCK_K", int(bk)));
+    if kc > 1 {
+        setup.push(assign("K_CHUNKS", int(kc)));
+    }
+    let b_rows_name = if info.b_transposed {
+        "N_TILES"
+    } else {
+        "K_TILES"
+    };
+    if info.b_batched {
+        setup.push(assign(
+            b_rows_name,
+            int(if info.b_transposed { info.nt } else { info.kt }),
+        ));
+    }
+    setup.extend(sched.cbs.iter().map(make_cb));
+
+    let a_cb = format!("{}_cb", info.a_stem);
+    let b_cb = format!("{}_cb", info.b_stem);
+    let bt_cb = format!("{}_cb", info.bt_stem);
+    let (a_v, b_src_v) = (format!("{}_v", info.a_stem), format!("{}_v", info.b_stem));
+    let b_v = if info.b_transposed {
+        format!("{}_v", info.bt_stem)
+    } else {
+        b_src_v.clone()
+    };
+    let partial_cb = format!("{}_cb", info.partial_stem);
+    let acc_cb = format!("{}_cb", info.acc_stem);
+    let (partial_o, partial_v) = (
+        format!("{}_o", info.partial_stem),
+        format!("{}_v", info.partial_stem),
+    );
+    let (acc_o, acc_v) = (
+        format!("{}_o", info.acc_stem),
+        format!("{}_v", info.acc_stem),
+    );
+
+    // One K chunk's product into `dst_cb` (reserved as `dst`).
+    let chunk = |dst_cb: &str, dst: &str| -> Vec<Stmt> {
+        let mut out = Vec::new();
+        let b_item = if info.b_transposed {
+            let bt_o = format!("{}_o", info.bt_stem);
+            out.push(with(
+                vec![
+                    (wait(&b_cb), b_src_v.clone()),
+                    (reserve(&bt_cb), bt_o.clone()),
+                ],
+                vec![store(
+                    &bt_o,
+                    Expr::path("ttl.transpose").call(vec![name(&b_src_v), name(&bt_o)]),
+                )],
+            ));
+            (wait(&bt_cb), b_v.clone())
+        } else {
+            (wait(&b_cb), b_v.clone())
+        };
+        let product = Expr::path("ttl.math.matmul").call(vec![name(&a_v), name(&b_v), name(dst)]);
+        out.push(with(
+            vec![
+                (wait(&a_cb), a_v.clone()),
+                b_item,
+                (reserve(dst_cb), dst.to_string()),
+            ],
+            vec![store(dst, product)],
+        ));
+        out
+    };
+    // partial + running sum into `dst_cb`.
+    let accumulate = |dst_cb: &str, dst: &str| -> Stmt {
+        with(
+            vec![
+                (wait(&partial_cb), partial_v.clone()),
+                (wait(&acc_cb), acc_v.clone()),
+                (reserve(dst_cb), dst.to_string()),
+            ],
+            vec![store(
+                dst,
+                Expr::bin(BinOp::Add, name(&acc_v), name(&partial_v)),
+            )],
+        )
+    };
+    let matmul_stage = |v: usize| -> Vec<Stmt> {
+        let target_cb = naming.cb(v);
+        let target = naming.reserved(v);
+        if kc == 1 {
+            return chunk(&target_cb, &target);
+        }
+        let mut out = chunk(&acc_cb, &acc_o);
+        let mut middle = chunk(&partial_cb, &partial_o);
+        middle.push(accumulate(&acc_cb, &acc_o));
+        if kc > 2 {
+            out.push(for_range(
+                "_",
+                Expr::bin(BinOp::Sub, name("K_CHUNKS"), int(2)),
+                middle,
+            ));
+        }
+        out.extend(chunk(&partial_cb, &partial_o));
+        out.push(accumulate(&target_cb, &target));
+        out
+    };
+    let compute = compute_thread(body, sched, p, &matmul_stage);
+
+    let c = coords(p, &NAMES);
+    let (hoisted, per_block) = load_reads(body, sched, &naming, &c.row, &c.col, &NAMES);
+    let mut read = hoisted;
+    let mut inner = c.stmts.clone();
+    let b_row = if info.b_batched {
+        inner.push(assign("b_row", mul(c.batch.clone(), name(b_rows_name))));
+        name("b_row")
+    } else {
+        int(0)
+    };
+    let k_at = if kc > 1 { name("k") } else { int(0) };
+    let a_src = index(
+        &info.a_stem,
+        vec![
+            span(c.row.clone(), name("BLOCK_M")),
+            span(k_at.clone(), name("BLOCK_K")),
+        ],
+    );
+    let b_src = if info.b_transposed {
+        index(
+            &info.b_stem,
+            vec![
+                span(add(b_row.clone(), c.col.clone()), name("BLOCK_N")),
+                span(k_at.clone(), name("BLOCK_K")),
+            ],
+        )
+    } else {
+        index(
+            &info.b_stem,
+            vec![
+                span(add(b_row.clone(), k_at.clone()), name("BLOCK_K")),
+                span(c.col.clone(), name("BLOCK_N")),
+            ],
+        )
+    };
+    let reads = vec![read_into(&a_cb, a_src), read_into(&b_cb, b_src)];
+    if kc > 1 {
+        let mut body_k = vec![assign("k", mul(name("kc"), name("BLOCK_K")))];
+        body_k.extend(reads);
+        inner.push(for_range("kc", name("K_CHUNKS"), body_k));
+    } else {
+        inner.extend(reads);
+    }
+    inner.extend(per_block);
+    read.extend(block_loop(p, true, inner));
+
+    let mut inner = c.stmts;
+    inner.extend(output_writes(body, &naming, &c.row, &c.col, &NAMES));
+    let write = block_loop(p, true, inner);
+
+    let mut all_params = vec![info.a_stem.clone(), info.b_stem.clone()];
+    all_params.extend(params(body));
+    kernel(
+        &k.name,
+        p.grid,
+        all_params,
+        doc(k),
+        setup,
+        compute,
+        read,
+        write,
+    )
+}

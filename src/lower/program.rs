@@ -1,0 +1,159 @@
+//! Assembling the host program: one DRAM tensor per graph tensor that crosses a kernel boundary
+//! (plus constant tiles), one TT-Lang kernel per planned kernel, launched in plan order.
+
+use std::collections::BTreeMap;
+
+use petgraph::graph::NodeIndex;
+use ttfuse_runtime::program::{Program, Step, TensorDecl, TensorInit};
+use ttfuse_runtime::tensor::TILE;
+
+use super::binding::{device_values, Binding};
+use super::{body_kernel, matmul, transpose, Compiled, LowerError};
+use crate::graph::{Graph, Op};
+use crate::plan::body::{Body, LoadSource};
+use crate::plan::group::resolve;
+use crate::plan::layout::{device_dims, layout_of};
+use crate::plan::names::Stems;
+use crate::plan::{KernelDetail, KernelPlan, PlanError};
+
+/// The program's tensors, created on first use.
+struct Tensors<'g> {
+    graph: &'g Graph,
+    decls: Vec<TensorDecl>,
+    of_node: BTreeMap<NodeIndex, String>,
+    of_scalar: BTreeMap<u32, String>,
+    stems: Stems,
+}
+
+impl<'g> Tensors<'g> {
+    fn node(&mut self, n: NodeIndex) -> Result<String, LowerError> {
+        let n = resolve(self.graph, n);
+        if let Some(t) = self.of_node.get(&n) {
+            return Ok(t.clone());
+        }
+        let node = self.graph.node(n);
+        let layout = layout_of(&node.ty.shape).ok_or_else(|| PlanError::shape(self.graph, n))?;
+        let (rows, cols) = device_dims(&node.ty.shape, layout);
+        let init = match &node.op {
+            Op::Input => TensorInit::Input,
+            Op::Constant(data) => {
+                TensorInit::Const(device_values(&data.to_f32(), &node.ty.shape, layout))
+            }
+            _ => TensorInit::Zeros,
+        };
+        let name = self.stems.alloc(&node.name);
+        self.decls.push(TensorDecl {
+            name: name.clone(),
+            rows,
+            cols,
+            init,
+            is_output: false,
+        });
+        self.of_node.insert(n, name.clone());
+        Ok(name)
+    }
+
+    fn scalar(&mut self, value: f32) -> String {
+        if let Some(t) = self.of_scalar.get(&value.to_bits()) {
+            return t.clone();
+        }
+        let text = format!("{value}").replace('-', "neg").replace('.', "_");
+        let name = self.stems.alloc(&format!("const_{text}"));
+        self.decls.push(TensorDecl {
+            name: name.clone(),
+            rows: TILE,
+            cols: TILE,
+            init: TensorInit::Const(vec![value; TILE * TILE]),
+            is_output: false,
+        });
+        self.of_scalar.insert(value.to_bits(), name.clone());
+        name
+    }
+
+    fn body_args(&mut self, body: &Body) -> Result<Vec<String>, LowerError> {
+        let mut args = Vec::new();
+        for load in &body.loads {
+            args.push(match load.source {
+                LoadSource::Tensor(n) => self.node(n)?,
+                LoadSource::Scalar(v) => self.scalar(v),
+            });
+        }
+        for &(n, _) in &body.outputs {
+            args.push(self.node(n)?);
+        }
+        Ok(args)
+    }
+}
+
+/// Builds the program and bindings for a planned graph.
+pub fn assemble(graph: &Graph, plan: KernelPlan) -> Result<Compiled, LowerError> {
+    let mut t = Tensors {
+        graph,
+        decls: Vec::new(),
+        of_node: BTreeMap::new(),
+        of_scalar: BTreeMap::new(),
+        stems: Stems::new(),
+    };
+    let mut inputs = Vec::new();
+    for &n in &graph.inputs {
+        let node = graph.node(n);
+        let tensor = t.node(n)?;
+        let layout = layout_of(&node.ty.shape).ok_or_else(|| PlanError::shape(graph, n))?;
+        inputs.push(Binding {
+            name: node.name.clone(),
+            tensor,
+            shape: node.ty.shape.clone(),
+            layout,
+        });
+    }
+    let mut kernels = Vec::new();
+    let mut steps = Vec::new();
+    for (i, k) in plan.kernels.iter().enumerate() {
+        let (kernel, args) = match &k.detail {
+            KernelDetail::Body { body, schedule } => {
+                (body_kernel::lower(k, body, schedule), t.body_args(body)?)
+            }
+            KernelDetail::Matmul {
+                body,
+                schedule,
+                info,
+            } => {
+                let mut args = vec![t.node(info.a)?, t.node(info.b)?];
+                args.extend(t.body_args(body)?);
+                (matmul::lower(k, body, schedule, info), args)
+            }
+            KernelDetail::Transpose(info) => (
+                transpose::lower(k, info),
+                vec![t.node(info.input)?, t.node(info.output)?],
+            ),
+        };
+        kernels.push(kernel);
+        steps.push(Step::Launch { kernel: i, args });
+    }
+    let mut outputs = Vec::new();
+    for (name, n) in &graph.outputs {
+        let node = graph.node(*n);
+        let tensor = t.node(*n)?;
+        let layout = layout_of(&node.ty.shape).ok_or_else(|| PlanError::shape(graph, *n))?;
+        if let Some(d) = t.decls.iter_mut().find(|d| d.name == tensor) {
+            d.is_output = true;
+        }
+        outputs.push(Binding {
+            name: name.clone(),
+            tensor,
+            shape: node.ty.shape.clone(),
+            layout,
+        });
+    }
+    let program = Program {
+        tensors: t.decls,
+        kernels,
+        steps,
+    };
+    Ok(Compiled {
+        program,
+        plan,
+        inputs,
+        outputs,
+    })
+}

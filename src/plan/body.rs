@@ -1,0 +1,664 @@
+//! The compute body of one kernel as a small dataflow of tile-level values.
+//!
+//! Graph nodes of a kernel are translated into values whose operations map one to one onto
+//! TT-Lang (`ttl.math.exp`, `+`, `ttl.math.reduce_max(..., dims=[0])`, `ttl.math.broadcast`),
+//! each with a [`Class`] saying which part of the kernel's iteration space it covers. Composite
+//! ops (softmax, norms, GELU) expand here. Values that must live in a circular buffer (reads
+//! from DRAM, reductions, broadcasts and their operands, outputs, values needed by several
+//! stages) are marked *materialized*; every other value is computed inline in the expression of
+//! the materialized value that uses it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use petgraph::graph::NodeIndex;
+
+use super::group::resolve;
+use super::layout::{flat2d, layout_of, Class};
+use super::names::Stems;
+use super::PlanError;
+use crate::graph::{BinaryOp, Graph, Op, ReduceOp, UnaryOp};
+
+/// TT-Lang elementwise functions of one block (`ttl.math.<name>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TtUnary {
+    /// `exp`
+    Exp,
+    /// `log`
+    Log,
+    /// `sqrt`
+    Sqrt,
+    /// `rsqrt`
+    Rsqrt,
+    /// `recip`
+    Recip,
+    /// `tanh`
+    Tanh,
+    /// `sigmoid`
+    Sigmoid,
+    /// `relu`
+    Relu,
+    /// `abs`
+    Abs,
+    /// `neg`
+    Neg,
+    /// `floor`
+    Floor,
+}
+
+impl TtUnary {
+    /// The function's name under `ttl.math`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TtUnary::Exp => "exp",
+            TtUnary::Log => "log",
+            TtUnary::Sqrt => "sqrt",
+            TtUnary::Rsqrt => "rsqrt",
+            TtUnary::Recip => "recip",
+            TtUnary::Tanh => "tanh",
+            TtUnary::Sigmoid => "sigmoid",
+            TtUnary::Relu => "relu",
+            TtUnary::Abs => "abs",
+            TtUnary::Neg => "neg",
+            TtUnary::Floor => "floor",
+        }
+    }
+}
+
+/// TT-Lang elementwise functions of two blocks of the same shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TtBinary {
+    /// `a + b`
+    Add,
+    /// `a - b`
+    Sub,
+    /// `a * b`
+    Mul,
+    /// `a / b`
+    Div,
+    /// `ttl.math.max(a, b)`
+    Max,
+    /// `ttl.math.min(a, b)`
+    Min,
+}
+
+/// Row reductions (`dims=[0]`: one result per row, in column 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowReduce {
+    /// `ttl.math.reduce_sum`
+    Sum,
+    /// `ttl.math.reduce_max`
+    Max,
+}
+
+/// What a value computes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ValueOp {
+    /// Read from DRAM by the reader thread: `Body::loads[i]`.
+    Load(usize),
+    /// The accumulated product of the kernel's matmul (matmul kernels only).
+    MatMul,
+    /// An elementwise function.
+    Unary(TtUnary),
+    /// An elementwise function of two operands of the same class.
+    Binary(TtBinary),
+    /// `ttl.power(x, n)`.
+    Power(u32),
+    /// A row reduction of `args[0]` scaled by the scaler tile `args[1]`.
+    Reduce(RowReduce),
+    /// `ttl.math.broadcast` of `args[0]` to this value's class.
+    Broadcast,
+    /// A plain store of `args[0]` (an output that is also used inside the kernel).
+    Copy,
+}
+
+/// One tile-level value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Value {
+    /// The operation.
+    pub op: ValueOp,
+    /// Operand values (indices into `Body::values`, always smaller than this value's index).
+    pub args: Vec<usize>,
+    /// The part of the iteration space the value covers.
+    pub class: Class,
+    /// A unique identifier stem for its circular buffer and local names.
+    pub stem: String,
+}
+
+/// Where a DRAM read comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LoadSource {
+    /// A graph tensor produced outside the kernel (or a graph input or constant).
+    Tensor(NodeIndex),
+    /// A constant tile filled with this value (scalars and reduce scalers).
+    Scalar(f32),
+}
+
+/// One tensor the kernel reads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Load {
+    /// What is read.
+    pub source: LoadSource,
+    /// The value that holds it.
+    pub value: usize,
+}
+
+/// A kernel body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Body {
+    /// The iteration space as a 2-D view in elements.
+    pub space: (usize, usize),
+    /// The values in topological order.
+    pub values: Vec<Value>,
+    /// The DRAM reads, in order of first appearance.
+    pub loads: Vec<Load>,
+    /// The graph nodes the kernel writes, each with the value stored into its output buffer.
+    pub outputs: Vec<(NodeIndex, usize)>,
+    /// Which values live in circular buffers (see the module docs).
+    pub materialized: Vec<bool>,
+    /// Approximations made while expanding ops, for the plan.
+    pub notes: Vec<String>,
+}
+
+impl Body {
+    /// The values that use each value.
+    pub fn users(&self) -> Vec<Vec<usize>> {
+        let mut users = vec![Vec::new(); self.values.len()];
+        for (i, v) in self.values.iter().enumerate() {
+            for &a in &v.args {
+                if !users[a].contains(&i) {
+                    users[a].push(i);
+                }
+            }
+        }
+        users
+    }
+
+    /// Whether the body has a row reduction (its blocks must then span whole rows).
+    pub fn is_rowwise(&self) -> bool {
+        self.values
+            .iter()
+            .any(|v| matches!(v.op, ValueOp::Reduce(_)))
+    }
+
+    /// The output nodes' values that are stored straight into an output buffer.
+    pub fn output_values(&self) -> BTreeSet<usize> {
+        self.outputs.iter().map(|&(_, v)| v).collect()
+    }
+}
+
+/// Builds a [`Body`] from graph nodes.
+pub struct BodyBuilder<'g> {
+    graph: &'g Graph,
+    space: (usize, usize),
+    body: Body,
+    of_node: BTreeMap<NodeIndex, usize>,
+    tensor_loads: BTreeMap<NodeIndex, usize>,
+    scalar_loads: BTreeMap<u32, usize>,
+    broadcasts: BTreeMap<(usize, Class), usize>,
+    stems: Stems,
+}
+
+impl<'g> BodyBuilder<'g> {
+    /// A builder for a kernel whose iteration space is the 2-D view `space`.
+    pub fn new(graph: &'g Graph, space: (usize, usize)) -> Self {
+        BodyBuilder {
+            graph,
+            space,
+            body: Body {
+                space,
+                values: Vec::new(),
+                loads: Vec::new(),
+                outputs: Vec::new(),
+                materialized: Vec::new(),
+                notes: Vec::new(),
+            },
+            of_node: BTreeMap::new(),
+            tensor_loads: BTreeMap::new(),
+            scalar_loads: BTreeMap::new(),
+            broadcasts: BTreeMap::new(),
+            stems: Stems::new(),
+        }
+    }
+
+    /// Reserves a stem (e.g. a kernel parameter that is not a body value).
+    pub fn reserve_stem(&mut self, raw: &str) -> String {
+        self.stems.alloc(raw)
+    }
+
+    fn push(&mut self, op: ValueOp, args: Vec<usize>, class: Class, stem_raw: &str) -> usize {
+        let stem = self.stems.alloc(stem_raw);
+        self.body.values.push(Value {
+            op,
+            args,
+            class,
+            stem,
+        });
+        self.body.values.len() - 1
+    }
+
+    fn class_of(&self, n: NodeIndex) -> Result<Class, PlanError> {
+        let node = self.graph.node(n);
+        Class::of(flat2d(&node.ty.shape), self.space).ok_or_else(|| PlanError::Unsupported {
+            node: node.name.clone(),
+            op: node.op.name(),
+            reason: format!(
+                "shape {:?} broadcasts against the kernel's {}x{} space in a way other than rows, columns or a scalar",
+                node.ty.shape, self.space.0, self.space.1
+            ),
+        })
+    }
+
+    /// Binds graph node `n` (computed elsewhere) to `value`, e.g. the matmul result.
+    pub fn bind(&mut self, n: NodeIndex, value: usize) {
+        self.of_node.insert(n, value);
+    }
+
+    /// The matmul result value of a matmul kernel.
+    pub fn matmul(&mut self, n: NodeIndex) -> usize {
+        let stem = self.graph.node(n).name.clone();
+        let v = self.push(ValueOp::MatMul, vec![], Class::Full, &stem);
+        self.bind(n, v);
+        v
+    }
+
+    /// The value of graph tensor `n`: its in-kernel value, or a DRAM read of it (a scalar
+    /// constant becomes a constant tile).
+    pub fn operand(&mut self, n: NodeIndex) -> Result<usize, PlanError> {
+        let n = resolve(self.graph, n);
+        if let Some(&v) = self.of_node.get(&n) {
+            return Ok(v);
+        }
+        let node = self.graph.node(n);
+        if let Op::Constant(data) = &node.op {
+            if data.len() == 1 {
+                let value = data.to_f32()[0];
+                return Ok(self.scalar(value));
+            }
+        }
+        if let Some(&v) = self.tensor_loads.get(&n) {
+            return Ok(v);
+        }
+        if layout_of(&node.ty.shape).is_none() {
+            return Err(PlanError::shape(self.graph, n));
+        }
+        let class = self.class_of(n)?;
+        let v = self.push(
+            ValueOp::Load(self.body.loads.len()),
+            vec![],
+            class,
+            &node.name.clone(),
+        );
+        self.body.loads.push(Load {
+            source: LoadSource::Tensor(n),
+            value: v,
+        });
+        self.tensor_loads.insert(n, v);
+        Ok(v)
+    }
+
+    /// A constant tile filled with `value` (shared by every use of the same value).
+    pub fn scalar(&mut self, value: f32) -> usize {
+        if let Some(&v) = self.scalar_loads.get(&value.to_bits()) {
+            return v;
+        }
+        let stem = scalar_stem(value);
+        let v = self.push(
+            ValueOp::Load(self.body.loads.len()),
+            vec![],
+            Class::Scalar,
+            &stem,
+        );
+        self.body.loads.push(Load {
+            source: LoadSource::Scalar(value),
+            value: v,
+        });
+        self.scalar_loads.insert(value.to_bits(), v);
+        v
+    }
+
+    /// `v` expanded to class `to` (a materialized broadcast, shared per target class).
+    fn widen(&mut self, v: usize, to: Class) -> usize {
+        let from = self.body.values[v].class;
+        if from == to {
+            return v;
+        }
+        if let Some(&b) = self.broadcasts.get(&(v, to)) {
+            return b;
+        }
+        let stem = format!("{}_bcast", self.body.values[v].stem);
+        let b = self.push(ValueOp::Broadcast, vec![v], to, &stem);
+        self.broadcasts.insert((v, to), b);
+        b
+    }
+
+    fn unary(&mut self, f: TtUnary, a: usize, stem: &str) -> usize {
+        let class = self.body.values[a].class;
+        self.push(ValueOp::Unary(f), vec![a], class, stem)
+    }
+
+    fn binary(&mut self, f: TtBinary, a: usize, b: usize, stem: &str) -> usize {
+        let class = Class::join(self.body.values[a].class, self.body.values[b].class);
+        let a = self.widen(a, class);
+        let b = self.widen(b, class);
+        self.push(ValueOp::Binary(f), vec![a, b], class, stem)
+    }
+
+    fn reduce(&mut self, f: RowReduce, x: usize, scale: f32, stem: &str) -> usize {
+        let s = self.scalar(scale);
+        self.push(ValueOp::Reduce(f), vec![x, s], Class::Col, stem)
+    }
+
+    /// Translates graph node `n` (whose inputs are already bound or external).
+    pub fn node(&mut self, n: NodeIndex) -> Result<usize, PlanError> {
+        let node = self.graph.node(n).clone();
+        let name = node.name.as_str();
+        let ins = self.graph.inputs_of(n);
+        let arg = |b: &mut Self, i: usize| -> Result<usize, PlanError> {
+            let src = *ins.get(i).ok_or_else(|| PlanError::Unsupported {
+                node: name.to_string(),
+                op: node.op.name(),
+                reason: format!("input {i} is missing"),
+            })?;
+            b.operand(src)
+        };
+        let unsupported = |reason: &str| PlanError::Unsupported {
+            node: name.to_string(),
+            op: node.op.name(),
+            reason: reason.to_string(),
+        };
+        let rank = node.ty.shape.len();
+        let v = match &node.op {
+            Op::Unary(u) => {
+                let x = arg(self, 0)?;
+                match u {
+                    UnaryOp::Identity => x,
+                    UnaryOp::Silu => {
+                        let s = self.unary(TtUnary::Sigmoid, x, &format!("{name}_sigmoid"));
+                        self.binary(TtBinary::Mul, x, s, name)
+                    }
+                    UnaryOp::Softplus => {
+                        let e = self.unary(TtUnary::Exp, x, &format!("{name}_exp"));
+                        let one = self.scalar(1.0);
+                        let p = self.binary(TtBinary::Add, e, one, &format!("{name}_1p"));
+                        self.unary(TtUnary::Log, p, name)
+                    }
+                    UnaryOp::Gelu | UnaryOp::GeluTanh => {
+                        if *u == UnaryOp::Gelu {
+                            self.body.notes.push(format!(
+                                "{name}: exact GELU lowered as its tanh approximation x*sigmoid(1.5958*(x + 0.044715*x^3)) (TT-Lang has no erf)"
+                            ));
+                        }
+                        // 0.5 * (1 + tanh(z)) == sigmoid(2z), z = sqrt(2/pi) * (x + 0.044715 x^3)
+                        let sq = self.binary(TtBinary::Mul, x, x, &format!("{name}_sq"));
+                        let b = self.scalar(0.071_354_82);
+                        let t = self.binary(TtBinary::Mul, sq, b, &format!("{name}_cubic"));
+                        let a = self.scalar(1.595_769_1);
+                        let s = self.binary(TtBinary::Add, t, a, &format!("{name}_slope"));
+                        let z = self.binary(TtBinary::Mul, x, s, &format!("{name}_z"));
+                        let g = self.unary(TtUnary::Sigmoid, z, &format!("{name}_gate"));
+                        self.binary(TtBinary::Mul, x, g, name)
+                    }
+                    UnaryOp::Erf => return Err(unsupported("TT-Lang has no erf function")),
+                    other => {
+                        let f = match other {
+                            UnaryOp::Exp => TtUnary::Exp,
+                            UnaryOp::Log => TtUnary::Log,
+                            UnaryOp::Sqrt => TtUnary::Sqrt,
+                            UnaryOp::Rsqrt => TtUnary::Rsqrt,
+                            UnaryOp::Recip => TtUnary::Recip,
+                            UnaryOp::Tanh => TtUnary::Tanh,
+                            UnaryOp::Sigmoid => TtUnary::Sigmoid,
+                            UnaryOp::Relu => TtUnary::Relu,
+                            UnaryOp::Abs => TtUnary::Abs,
+                            UnaryOp::Neg => TtUnary::Neg,
+                            _ => TtUnary::Floor,
+                        };
+                        self.unary(f, x, name)
+                    }
+                }
+            }
+            Op::Binary(BinaryOp::Pow) => {
+                let x = arg(self, 0)?;
+                let e = scalar_constant(self.graph, ins.get(1).copied())
+                    .ok_or_else(|| unsupported("the exponent must be a scalar constant"))?;
+                if e == 0.5 {
+                    self.unary(TtUnary::Sqrt, x, name)
+                } else if e == -0.5 {
+                    self.unary(TtUnary::Rsqrt, x, name)
+                } else if e.fract() == 0.0 && e.abs() <= 16.0 {
+                    let p = e.abs() as u32;
+                    let class = self.body.values[x].class;
+                    if e >= 0.0 {
+                        self.push(ValueOp::Power(p), vec![x], class, name)
+                    } else {
+                        let pw =
+                            self.push(ValueOp::Power(p), vec![x], class, &format!("{name}_pow"));
+                        self.unary(TtUnary::Recip, pw, name)
+                    }
+                } else {
+                    return Err(unsupported(&format!(
+                        "exponent {e}: only integers up to 16 and +-0.5 have a TT-Lang form"
+                    )));
+                }
+            }
+            Op::Binary(b) => {
+                let x = arg(self, 0)?;
+                let y = arg(self, 1)?;
+                let f = match b {
+                    BinaryOp::Add => TtBinary::Add,
+                    BinaryOp::Sub => TtBinary::Sub,
+                    BinaryOp::Mul => TtBinary::Mul,
+                    BinaryOp::Div => TtBinary::Div,
+                    BinaryOp::Max => TtBinary::Max,
+                    _ => TtBinary::Min,
+                };
+                self.binary(f, x, y, name)
+            }
+            Op::Clip { min, max } => {
+                let x = arg(self, 0)?;
+                let hi = self.scalar(*max);
+                let lo = self.scalar(*min);
+                let c = self.binary(TtBinary::Min, x, hi, &format!("{name}_hi"));
+                self.binary(TtBinary::Max, c, lo, name)
+            }
+            Op::LeakyRelu { alpha } => {
+                let x = arg(self, 0)?;
+                let a = self.scalar(*alpha);
+                let ax = self.binary(TtBinary::Mul, x, a, &format!("{name}_scaled"));
+                let f = if *alpha <= 1.0 {
+                    TtBinary::Max
+                } else {
+                    TtBinary::Min
+                };
+                self.binary(f, x, ax, name)
+            }
+            Op::HardSigmoid { alpha, beta } => {
+                let x = arg(self, 0)?;
+                let a = self.scalar(*alpha);
+                let b = self.scalar(*beta);
+                let one = self.scalar(1.0);
+                let zero = self.scalar(0.0);
+                let ax = self.binary(TtBinary::Mul, x, a, &format!("{name}_scaled"));
+                let l = self.binary(TtBinary::Add, ax, b, &format!("{name}_lin"));
+                let c = self.binary(TtBinary::Min, l, one, &format!("{name}_hi"));
+                self.binary(TtBinary::Max, c, zero, name)
+            }
+            Op::Cast { to } if to.is_float() => arg(self, 0)?,
+            Op::Reduce {
+                op,
+                axes,
+                keep_dims,
+            } => {
+                if rank == 0 || axes.as_slice() != [rank - 1] || !*keep_dims {
+                    return Err(unsupported(
+                        "only reductions over the last axis with keep_dims are lowered",
+                    ));
+                }
+                let x = arg(self, 0)?;
+                let cols = self.space.1 as f32;
+                match op {
+                    ReduceOp::Sum => self.reduce(RowReduce::Sum, x, 1.0, name),
+                    ReduceOp::Mean => self.reduce(RowReduce::Sum, x, 1.0 / cols, name),
+                    ReduceOp::Max => self.reduce(RowReduce::Max, x, 1.0, name),
+                    ReduceOp::Min => {
+                        let nx = self.unary(TtUnary::Neg, x, &format!("{name}_neg"));
+                        let m = self.reduce(RowReduce::Max, nx, 1.0, &format!("{name}_max"));
+                        self.unary(TtUnary::Neg, m, name)
+                    }
+                }
+            }
+            Op::Softmax { axis } => {
+                if rank == 0 || *axis != rank - 1 {
+                    return Err(unsupported("only softmax over the last axis is lowered"));
+                }
+                let x = arg(self, 0)?;
+                let m = self.reduce(RowReduce::Max, x, 1.0, &format!("{name}_max"));
+                let d = self.binary(TtBinary::Sub, x, m, &format!("{name}_shifted"));
+                let e = self.unary(TtUnary::Exp, d, &format!("{name}_exp"));
+                let s = self.reduce(RowReduce::Sum, e, 1.0, &format!("{name}_sum"));
+                self.binary(TtBinary::Div, e, s, name)
+            }
+            Op::LayerNorm { eps } => {
+                let x = arg(self, 0)?;
+                let gamma = arg(self, 1)?;
+                let beta = if ins.len() > 2 {
+                    Some(arg(self, 2)?)
+                } else {
+                    None
+                };
+                let inv_n = 1.0 / self.space.1 as f32;
+                let mean = self.reduce(RowReduce::Sum, x, inv_n, &format!("{name}_mean"));
+                let xc = self.binary(TtBinary::Sub, x, mean, &format!("{name}_centered"));
+                let sq = self.binary(TtBinary::Mul, xc, xc, &format!("{name}_sq"));
+                let var = self.reduce(RowReduce::Sum, sq, inv_n, &format!("{name}_var"));
+                let e = self.scalar(*eps);
+                let ve = self.binary(TtBinary::Add, var, e, &format!("{name}_var_eps"));
+                let r = self.unary(TtUnary::Rsqrt, ve, &format!("{name}_rstd"));
+                let xn = self.binary(TtBinary::Mul, xc, r, &format!("{name}_normed"));
+                match beta {
+                    Some(b) => {
+                        let g = self.binary(TtBinary::Mul, xn, gamma, &format!("{name}_scaled"));
+                        self.binary(TtBinary::Add, g, b, name)
+                    }
+                    None => self.binary(TtBinary::Mul, xn, gamma, name),
+                }
+            }
+            Op::RmsNorm { eps } => {
+                let x = arg(self, 0)?;
+                let gamma = arg(self, 1)?;
+                let inv_n = 1.0 / self.space.1 as f32;
+                let sq = self.binary(TtBinary::Mul, x, x, &format!("{name}_sq"));
+                let ms = self.reduce(RowReduce::Sum, sq, inv_n, &format!("{name}_ms"));
+                let e = self.scalar(*eps);
+                let me = self.binary(TtBinary::Add, ms, e, &format!("{name}_ms_eps"));
+                let r = self.unary(TtUnary::Rsqrt, me, &format!("{name}_rrms"));
+                let xn = self.binary(TtBinary::Mul, x, r, &format!("{name}_normed"));
+                self.binary(TtBinary::Mul, xn, gamma, name)
+            }
+            _ => return Err(unsupported("no TT-Lang kernel template for this op")),
+        };
+        let want = self.class_of(n)?;
+        if self.body.values[v].class != want {
+            return Err(unsupported(&format!(
+                "its result covers {:?} of the kernel's space but its shape {:?} says {:?}",
+                self.body.values[v].class, node.ty.shape, want
+            )));
+        }
+        self.bind(n, v);
+        Ok(v)
+    }
+
+    /// Marks graph node `n` as written to DRAM by the kernel.
+    pub fn output(&mut self, n: NodeIndex) -> Result<(), PlanError> {
+        let v = *self.of_node.get(&n).ok_or_else(|| PlanError::Unsupported {
+            node: self.graph.node(n).name.clone(),
+            op: self.graph.node(n).op.name(),
+            reason: "output node is not part of the kernel".into(),
+        })?;
+        if layout_of(&self.graph.node(n).ty.shape).is_none() {
+            return Err(PlanError::shape(self.graph, n));
+        }
+        self.body.outputs.push((n, v));
+        Ok(())
+    }
+
+    /// Finishes the body: inserts copies for outputs used inside the kernel and decides which
+    /// values are materialized.
+    pub fn finish(mut self) -> Body {
+        let users = self.body.users();
+        let mut direct = BTreeSet::new();
+        for i in 0..self.body.outputs.len() {
+            let (n, v) = self.body.outputs[i];
+            let value = &self.body.values[v];
+            let needs_copy =
+                !users[v].is_empty() || matches!(value.op, ValueOp::Load(_)) || direct.contains(&v);
+            if needs_copy {
+                let stem = format!("{}_out", self.graph.node(n).name);
+                let class = value.class;
+                let c = self.push(ValueOp::Copy, vec![v], class, &stem);
+                self.body.outputs[i].1 = c;
+                direct.insert(c);
+            } else {
+                direct.insert(v);
+            }
+        }
+        self.body.materialized = materialize(&self.body, &direct);
+        self.body
+    }
+}
+
+/// Decides which values live in circular buffers.
+fn materialize(body: &Body, outputs: &BTreeSet<usize>) -> Vec<bool> {
+    let n = body.values.len();
+    let mut mat = vec![false; n];
+    for (i, v) in body.values.iter().enumerate() {
+        match v.op {
+            ValueOp::Load(_) | ValueOp::MatMul | ValueOp::Copy => mat[i] = true,
+            ValueOp::Reduce(_) | ValueOp::Broadcast => {
+                mat[i] = true;
+                mat[v.args[0]] = true;
+            }
+            _ => {}
+        }
+        if outputs.contains(&i) {
+            mat[i] = true;
+        }
+    }
+    // A value computed inline must belong to exactly one stage.
+    let users = body.users();
+    let mut roots: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
+    for i in (0..n).rev() {
+        if mat[i] {
+            continue;
+        }
+        let mut r = BTreeSet::new();
+        for &u in &users[i] {
+            if mat[u] {
+                r.insert(u);
+            } else {
+                r.extend(roots[u].iter().copied());
+            }
+        }
+        if r.len() > 1 {
+            mat[i] = true;
+        } else {
+            roots[i] = r;
+        }
+    }
+    mat
+}
+
+/// The value of a scalar constant node, looking through views.
+fn scalar_constant(graph: &Graph, n: Option<NodeIndex>) -> Option<f32> {
+    let node = graph.node(resolve(graph, n?));
+    match &node.op {
+        Op::Constant(d) if d.len() == 1 => d.to_f32().first().copied(),
+        _ => None,
+    }
+}
+
+/// A readable stem for a constant tile of `value`, e.g. `const_0_125`.
+fn scalar_stem(value: f32) -> String {
+    let text = format!("{value}").replace('-', "neg").replace('.', "_");
+    format!("const_{text}")
+}

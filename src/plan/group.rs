@@ -1,0 +1,563 @@
+//! Which graph ops share a kernel.
+//!
+//! Fused mode walks the graph in topological order and lets each elementwise or row-wise op join
+//! the kernel of one of its producers when that is legal: a matmul kernel takes a chain of
+//! elementwise ops as its epilogue (when each link has a single consumer), an elementwise or
+//! row-wise kernel takes further elementwise ops, row reductions over the last axis and the
+//! row-wise composites (softmax, norms) on the same iteration space, as long as the kernel's
+//! circular buffers still fit in L1 and no path leaves the kernel and comes back. A transpose
+//! that only feeds matmuls as their B operand becomes a transposed read inside those matmuls.
+//! Unfused mode gives every op its own kernel, as TTNN runs them. Every producer/consumer pair
+//! that ends up in different kernels is recorded with the reason.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use petgraph::graph::NodeIndex;
+use serde::Serialize;
+
+use super::layout::{flat2d, Class};
+use super::{FusionMode, PlanError};
+use crate::graph::{Graph, Op};
+
+/// Why a producer and its consumer are in different kernels.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub enum BreakReason {
+    /// Fusion is off: one kernel per op.
+    FusionOff,
+    /// The producer's value is used by several ops, so it is written to DRAM anyway and a
+    /// matmul epilogue cannot absorb the consumer.
+    SeveralConsumers {
+        /// How many ops use the producer.
+        consumers: usize,
+    },
+    /// The producer is a graph output, which a matmul kernel must write before its epilogue.
+    GraphOutput,
+    /// The two op kinds do not share a kernel template.
+    OpKind {
+        /// What the templates cannot combine.
+        detail: String,
+    },
+    /// The consumer iterates over a different space than the producer's kernel.
+    Shape {
+        /// The shapes involved.
+        detail: String,
+    },
+    /// Fusing would make the kernel depend on its own output through another kernel.
+    Cycle {
+        /// The other producer that depends on the kernel.
+        via: String,
+    },
+    /// The fused kernel's circular buffers would not fit the core.
+    Budget {
+        /// What did not fit.
+        detail: String,
+    },
+    /// The consumer joined the kernel of another of its producers.
+    JoinedOtherProducer {
+        /// The producer whose kernel the consumer joined.
+        joined: String,
+    },
+}
+
+/// A producer/consumer pair split across kernels.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FusionBreak {
+    /// The producing node.
+    pub producer: String,
+    /// The consuming node.
+    pub consumer: String,
+    /// Why they are not fused.
+    pub reason: BreakReason,
+}
+
+/// An op that needs no kernel.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FreeOp {
+    /// The node.
+    pub node: String,
+    /// Its op name.
+    pub op: String,
+    /// Why it costs nothing.
+    pub reason: String,
+}
+
+/// What kind of kernel a group becomes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GroupKind {
+    /// Elementwise and row-wise ops over one iteration space.
+    Body,
+    /// A matmul (node `mm`) with its elementwise epilogue (the other nodes).
+    Matmul {
+        /// The matmul node.
+        mm: NodeIndex,
+        /// Whether B is read transposed from the input of a transpose node.
+        b_transposed: bool,
+    },
+    /// A standalone transpose of the last two axes.
+    Transpose,
+}
+
+/// A set of nodes that become one kernel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Group {
+    /// The template.
+    pub kind: GroupKind,
+    /// The nodes, in topological order.
+    pub nodes: Vec<NodeIndex>,
+    /// The iteration space (2-D view) of body groups and matmul epilogues.
+    pub space: (usize, usize),
+}
+
+/// The grouping of a whole graph.
+#[derive(Clone, Debug)]
+pub struct Grouping {
+    /// The groups in an order in which their kernels can run.
+    pub groups: Vec<Group>,
+    /// Producer/consumer pairs in different kernels.
+    pub breaks: Vec<FusionBreak>,
+    /// Ops that need no kernel.
+    pub free: Vec<FreeOp>,
+}
+
+/// Whether node `n` only relabels its input's data (a reshape keeping the 2-D view, identity,
+/// a float-to-float cast).
+pub fn is_view(graph: &Graph, n: NodeIndex) -> bool {
+    let node = graph.node(n);
+    let input_shape = || {
+        graph
+            .inputs_of(n)
+            .first()
+            .map(|&i| graph.node(i).ty.shape.clone())
+    };
+    match &node.op {
+        Op::Reshape { .. } => input_shape().is_some_and(|s| flat2d(&s) == flat2d(&node.ty.shape)),
+        Op::Unary(crate::graph::UnaryOp::Identity) => true,
+        Op::Cast { to } => {
+            to.is_float()
+                && graph
+                    .inputs_of(n)
+                    .first()
+                    .is_some_and(|&i| graph.node(i).ty.dtype.is_float())
+        }
+        _ => false,
+    }
+}
+
+/// The node whose data `n` denotes, looking through views.
+pub fn resolve(graph: &Graph, mut n: NodeIndex) -> NodeIndex {
+    while is_view(graph, n) {
+        match graph.inputs_of(n).first() {
+            Some(&i) => n = i,
+            None => break,
+        }
+    }
+    n
+}
+
+/// Whether `n` transposes the last two axes and nothing else.
+pub fn is_last_two_swap(graph: &Graph, n: NodeIndex) -> bool {
+    match &graph.node(n).op {
+        Op::Transpose { perm } => {
+            let r = perm.len();
+            r >= 2
+                && perm[r - 1] == r - 2
+                && perm[r - 2] == r - 1
+                && perm[..r - 2].iter().enumerate().all(|(i, &p)| i == p)
+        }
+        _ => false,
+    }
+}
+
+/// The consumers of `n`'s data, looking through views, and whether the data is a graph output.
+pub fn real_users(graph: &Graph, n: NodeIndex) -> (Vec<NodeIndex>, bool) {
+    let mut users = BTreeSet::new();
+    let mut is_output = graph.outputs.iter().any(|(_, o)| *o == n);
+    for u in graph.users_of(n) {
+        if is_view(graph, u) {
+            let (inner, out) = real_users(graph, u);
+            users.extend(inner);
+            is_output |= out;
+        } else {
+            users.insert(u);
+        }
+    }
+    (users.into_iter().collect(), is_output)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Source,
+    View,
+    Absorbed,
+    Eltwise,
+    Row,
+    MatMul,
+    Transpose,
+}
+
+fn role(graph: &Graph, n: NodeIndex, mode: FusionMode) -> Result<Role, PlanError> {
+    let node = graph.node(n);
+    Ok(match &node.op {
+        Op::Input | Op::Constant(_) => Role::Source,
+        _ if is_view(graph, n) => Role::View,
+        Op::MatMul => Role::MatMul,
+        Op::Transpose { .. } if is_last_two_swap(graph, n) => {
+            let (users, is_out) = real_users(graph, n);
+            let only_b = !users.is_empty()
+                && users.iter().all(|&u| {
+                    matches!(graph.node(u).op, Op::MatMul)
+                        && graph.inputs_of(u).get(1) == Some(&n)
+                        && graph.inputs_of(u).first() != Some(&n)
+                });
+            if mode == FusionMode::Fused && only_b && !is_out {
+                Role::Absorbed
+            } else {
+                Role::Transpose
+            }
+        }
+        Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Clip { .. }
+        | Op::LeakyRelu { .. }
+        | Op::HardSigmoid { .. }
+        | Op::Cast { .. } => Role::Eltwise,
+        Op::Reduce { .. } | Op::Softmax { .. } | Op::LayerNorm { .. } | Op::RmsNorm { .. } => {
+            Role::Row
+        }
+        other => {
+            return Err(PlanError::Unsupported {
+                node: node.name.clone(),
+                op: other.name(),
+                reason:
+                    "no TT-Lang kernel template for this op (host fallbacks are not implemented)"
+                        .into(),
+            })
+        }
+    })
+}
+
+/// Whether the matmul `mm` reads its B operand transposed (fused mode, B is a last-two-axes
+/// transpose absorbed into it).
+pub fn b_is_transposed(graph: &Graph, mm: NodeIndex, mode: FusionMode) -> bool {
+    mode == FusionMode::Fused
+        && graph
+            .inputs_of(mm)
+            .get(1)
+            .is_some_and(|&b| is_last_two_swap(graph, b))
+}
+
+/// Groups the graph's ops into kernels. `fits` says whether a candidate group still fits a core
+/// (`Err(reason)` when it does not).
+pub fn group(
+    graph: &Graph,
+    mode: FusionMode,
+    fits: &dyn Fn(&Group) -> Result<(), BreakReason>,
+) -> Result<Grouping, PlanError> {
+    let order = graph.topo_order();
+    let mut groups: Vec<Group> = Vec::new();
+    let mut group_of: BTreeMap<NodeIndex, usize> = BTreeMap::new();
+    let mut breaks = Vec::new();
+    let mut free = Vec::new();
+    let name = |n: NodeIndex| graph.node(n).name.clone();
+
+    for &n in &order {
+        let node = graph.node(n);
+        let r = role(graph, n, mode)?;
+        match r {
+            Role::Source => continue,
+            Role::View => {
+                free.push(FreeOp {
+                    node: node.name.clone(),
+                    op: node.op.name(),
+                    reason: "keeps the 2-D view of its input: the same DRAM tensor, no kernel"
+                        .into(),
+                });
+                continue;
+            }
+            Role::Absorbed => {
+                free.push(FreeOp {
+                    node: node.name.clone(),
+                    op: node.op.name(),
+                    reason: "read transposed (ttl.transpose on tiles) by the matmuls that use it"
+                        .into(),
+                });
+                continue;
+            }
+            _ => {}
+        }
+        let producers: Vec<NodeIndex> = graph
+            .inputs_of(n)
+            .into_iter()
+            .map(|p| resolve(graph, p))
+            .filter(|p| !matches!(graph.node(*p).op, Op::Input | Op::Constant(_)))
+            .collect();
+        let mut joined: Option<(usize, NodeIndex)> = None;
+        let mut rejected = Vec::new();
+        if mode == FusionMode::Fused && matches!(r, Role::Eltwise | Role::Row) {
+            for &p in &producers {
+                let Some(&g) = group_of.get(&p) else {
+                    // An absorbed transpose feeding an elementwise op cannot happen (its users
+                    // are matmuls only).
+                    continue;
+                };
+                if joined.is_some_and(|(jg, _)| jg == g) {
+                    continue;
+                }
+                if joined.is_some() {
+                    rejected.push((
+                        p,
+                        BreakReason::JoinedOtherProducer {
+                            joined: name(joined.map(|j| j.1).unwrap_or(p)),
+                        },
+                    ));
+                    continue;
+                }
+                match can_join(graph, &groups[g], n, p, r) {
+                    Err(reason) => rejected.push((p, reason)),
+                    Ok(()) => {
+                        let mut candidate = groups[g].clone();
+                        candidate.nodes.push(n);
+                        if let Some(space) = row_space(graph, n, r) {
+                            if candidate.kind == GroupKind::Body {
+                                candidate.space = space;
+                            }
+                        }
+                        match fits(&candidate) {
+                            Ok(()) => {
+                                groups[g] = candidate;
+                                group_of.insert(n, g);
+                                joined = Some((g, p));
+                            }
+                            Err(reason) => rejected.push((p, reason)),
+                        }
+                    }
+                }
+            }
+        }
+        if joined.is_none() {
+            let kind = match r {
+                Role::MatMul => GroupKind::Matmul {
+                    mm: n,
+                    b_transposed: b_is_transposed(graph, n, mode),
+                },
+                Role::Transpose => GroupKind::Transpose,
+                _ => GroupKind::Body,
+            };
+            let space = row_space(graph, n, r).unwrap_or_else(|| flat2d(&node.ty.shape));
+            group_of.insert(n, groups.len());
+            groups.push(Group {
+                kind,
+                nodes: vec![n],
+                space,
+            });
+        }
+        if mode == FusionMode::Unfused {
+            for &p in &producers {
+                if group_of.contains_key(&p) {
+                    breaks.push(FusionBreak {
+                        producer: name(p),
+                        consumer: name(n),
+                        reason: BreakReason::FusionOff,
+                    });
+                }
+            }
+        } else {
+            for (p, reason) in rejected {
+                breaks.push(FusionBreak {
+                    producer: name(p),
+                    consumer: name(n),
+                    reason,
+                });
+            }
+            if joined.is_none() && matches!(r, Role::MatMul | Role::Transpose) {
+                for &p in &producers {
+                    if group_of.contains_key(&p) {
+                        let detail = format!("{} starts its own kernel", node.op.name());
+                        breaks.push(FusionBreak {
+                            producer: name(p),
+                            consumer: name(n),
+                            reason: BreakReason::OpKind { detail },
+                        });
+                    }
+                }
+            }
+        }
+    }
+    let groups = order_groups(graph, groups, &group_of)?;
+    Ok(Grouping {
+        groups,
+        breaks,
+        free,
+    })
+}
+
+/// The iteration space a row-wise op needs: its main input's 2-D view.
+fn row_space(graph: &Graph, n: NodeIndex, r: Role) -> Option<(usize, usize)> {
+    if r != Role::Row {
+        return None;
+    }
+    graph
+        .inputs_of(n)
+        .first()
+        .map(|&x| flat2d(&graph.node(x).ty.shape))
+}
+
+fn can_join(
+    graph: &Graph,
+    g: &Group,
+    n: NodeIndex,
+    p: NodeIndex,
+    r: Role,
+) -> Result<(), BreakReason> {
+    let node = graph.node(n);
+    let shape_err = |what: &str| BreakReason::Shape {
+        detail: format!(
+            "{what} {:?} does not fit the kernel's {}x{} space",
+            node.ty.shape, g.space.0, g.space.1
+        ),
+    };
+    match &g.kind {
+        GroupKind::Transpose => {
+            return Err(BreakReason::OpKind {
+                detail: "a transpose kernel takes no epilogue".into(),
+            })
+        }
+        GroupKind::Matmul { .. } => {
+            if r == Role::Row {
+                return Err(BreakReason::OpKind {
+                    detail: format!(
+                        "{} after a matmul needs whole rows; it starts a row-wise kernel",
+                        node.op.name()
+                    ),
+                });
+            }
+            let (users, is_out) = real_users(graph, p);
+            if users.len() > 1 {
+                return Err(BreakReason::SeveralConsumers {
+                    consumers: users.len(),
+                });
+            }
+            if is_out {
+                return Err(BreakReason::GraphOutput);
+            }
+            if g.nodes.last() != Some(&p) {
+                return Err(BreakReason::OpKind {
+                    detail: "the epilogue is a chain from the matmul".into(),
+                });
+            }
+            if flat2d(&node.ty.shape) != g.space {
+                return Err(shape_err("output"));
+            }
+        }
+        GroupKind::Body => {
+            let out = flat2d(&node.ty.shape);
+            let ok = match r {
+                Role::Row => {
+                    graph.inputs_of(n).first().is_some_and(|&x| {
+                        Class::of(flat2d(&graph.node(x).ty.shape), g.space) == Some(Class::Full)
+                    }) && (!is_rowwise_group(graph, g) || row_space(graph, n, r) == Some(g.space))
+                }
+                _ => Class::of(out, g.space).is_some(),
+            };
+            if !ok {
+                return Err(shape_err("output"));
+            }
+            if r == Role::Row && !is_rowwise_group(graph, g) && g.space.1 == 1 {
+                return Err(shape_err("input"));
+            }
+        }
+    }
+    for q in graph.inputs_of(n) {
+        let q_shape = flat2d(&graph.node(q).ty.shape);
+        if Class::of(q_shape, g.space).is_none()
+            && !(r == Role::Row && Some(q_shape) == row_space(graph, n, r))
+        {
+            return Err(BreakReason::Shape {
+                detail: format!(
+                    "operand {} {:?} does not broadcast over the kernel's {}x{} space",
+                    graph.node(q).name,
+                    graph.node(q).ty.shape,
+                    g.space.0,
+                    g.space.1
+                ),
+            });
+        }
+        if !g.nodes.contains(&resolve(graph, q)) && depends_on(graph, q, &g.nodes) {
+            return Err(BreakReason::Cycle {
+                via: graph.node(q).name.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn is_rowwise_group(graph: &Graph, g: &Group) -> bool {
+    g.nodes.iter().any(|&n| {
+        matches!(
+            graph.node(n).op,
+            Op::Reduce { .. } | Op::Softmax { .. } | Op::LayerNorm { .. } | Op::RmsNorm { .. }
+        )
+    })
+}
+
+/// Whether `q` is computed from any of `nodes`.
+fn depends_on(graph: &Graph, q: NodeIndex, nodes: &[NodeIndex]) -> bool {
+    let mut stack = vec![q];
+    let mut seen = BTreeSet::new();
+    while let Some(x) = stack.pop() {
+        if nodes.contains(&x) {
+            return true;
+        }
+        if seen.insert(x) {
+            stack.extend(graph.inputs_of(x));
+        }
+    }
+    false
+}
+
+/// Orders groups so that every kernel runs after the kernels it reads from (ties: creation
+/// order).
+fn order_groups(
+    graph: &Graph,
+    groups: Vec<Group>,
+    group_of: &BTreeMap<NodeIndex, usize>,
+) -> Result<Vec<Group>, PlanError> {
+    let n = groups.len();
+    let mut deps: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
+    for (gi, g) in groups.iter().enumerate() {
+        for &node in &g.nodes {
+            let mut stack = graph.inputs_of(node);
+            while let Some(p) = stack.pop() {
+                match group_of.get(&p) {
+                    Some(&pg) if pg != gi => {
+                        deps[gi].insert(pg);
+                    }
+                    Some(_) => {}
+                    // Views and absorbed transposes: look further up.
+                    None => stack.extend(graph.inputs_of(p)),
+                }
+            }
+        }
+    }
+    let mut done = vec![false; n];
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let next = (0..n).find(|&i| !done[i] && deps[i].iter().all(|&d| done[d]));
+        match next {
+            Some(i) => {
+                done[i] = true;
+                out.push(i);
+            }
+            None => {
+                let stuck = (0..n).find(|&i| !done[i]).map(|i| groups[i].nodes[0]);
+                return Err(PlanError::Cycle {
+                    node: stuck
+                        .map(|s| graph.node(s).name.clone())
+                        .unwrap_or_default(),
+                });
+            }
+        }
+    }
+    let mut slots: Vec<Option<Group>> = groups.into_iter().map(Some).collect();
+    Ok(out.into_iter().filter_map(|i| slots[i].take()).collect())
+}

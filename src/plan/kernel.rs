@@ -1,0 +1,639 @@
+//! Building one planned kernel from a group: its body, the block size that fits, its buffers
+//! and its DRAM traffic.
+
+use petgraph::graph::NodeIndex;
+
+use super::body::{Body, BodyBuilder};
+use super::group::{real_users, resolve, Group, GroupKind};
+use super::layout::{flat2d, layout_of};
+use super::partition::{divisors, preference, Partition};
+use super::schedule::{Cb, Schedule};
+use super::target::Target;
+use super::{FusionMode, KernelKind, PlanError, PlannedKernel};
+use crate::graph::{Graph, Op};
+
+/// The matmul a matmul kernel computes, in tiles.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatmulInfo {
+    /// The A tensor (graph node whose data is read).
+    pub a: NodeIndex,
+    /// The tensor B is read from (the transpose's input when `b_transposed`).
+    pub b: NodeIndex,
+    /// Whether B is read as `(N, K)` tiles and transposed in the kernel.
+    pub b_transposed: bool,
+    /// Whether B has one matrix per batch (otherwise one matrix for all rows of A).
+    pub b_batched: bool,
+    /// Batches.
+    pub batches: usize,
+    /// Output rows per batch, in tiles.
+    pub mt: usize,
+    /// K in tiles.
+    pub kt: usize,
+    /// Output columns in tiles.
+    pub nt: usize,
+    /// Kernel parameter name of A.
+    pub a_stem: String,
+    /// Kernel parameter name of the tensor B is read from.
+    pub b_stem: String,
+    /// Stem of the buffer holding B's transposed block (transposed reads only).
+    pub bt_stem: String,
+    /// Stem of the buffer of one K chunk's product.
+    pub partial_stem: String,
+    /// Stem of the running-sum buffer.
+    pub acc_stem: String,
+}
+
+/// A standalone transpose, in tiles.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TransposeInfo {
+    /// The input tensor.
+    pub input: NodeIndex,
+    /// The transpose node (its output).
+    pub output: NodeIndex,
+    /// Batches (product of the leading axes).
+    pub batches: usize,
+    /// Input rows per batch, in tiles.
+    pub in_rows: usize,
+    /// Input columns, in tiles.
+    pub in_cols: usize,
+    /// Kernel parameter names: input, output.
+    pub stems: (String, String),
+}
+
+/// What the lowering needs beyond the summary.
+#[derive(Clone, Debug, PartialEq)]
+pub enum KernelDetail {
+    /// Elementwise and row-wise kernels.
+    Body {
+        /// The compute body.
+        body: Body,
+        /// Its schedule for the chosen block.
+        schedule: Schedule,
+    },
+    /// Matmul kernels.
+    Matmul {
+        /// The epilogue body (its `MatMul` value is the product).
+        body: Body,
+        /// Its schedule.
+        schedule: Schedule,
+        /// The matmul's shape.
+        info: MatmulInfo,
+    },
+    /// Transpose kernels.
+    Transpose(TransposeInfo),
+}
+
+fn tiles(n: usize) -> usize {
+    if n == 1 {
+        1
+    } else {
+        n / 32
+    }
+}
+
+/// The nodes of `g` whose value leaves the kernel.
+pub fn group_outputs(graph: &Graph, g: &Group) -> Vec<NodeIndex> {
+    g.nodes
+        .iter()
+        .copied()
+        .filter(|&n| {
+            let (users, is_out) = real_users(graph, n);
+            is_out || users.iter().any(|u| !g.nodes.contains(u))
+        })
+        .collect()
+}
+
+fn fits(cbs: &[Cb], target: &Target) -> Result<(), String> {
+    let bytes: u64 = cbs
+        .iter()
+        .map(|c| c.tiles() as u64 * target.tile_bytes)
+        .sum();
+    if cbs.len() > target.max_cbs as usize {
+        Err(format!(
+            "{} circular buffers, the core has {}",
+            cbs.len(),
+            target.max_cbs
+        ))
+    } else if bytes > target.l1_bytes {
+        Err(format!(
+            "{bytes} B of circular buffers, the core has {} B of L1",
+            target.l1_bytes
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn single_buffer(cbs: &mut [Cb], keep: &[String]) {
+    for cb in cbs {
+        if !keep.contains(&cb.name) {
+            cb.buffer_factor = 1;
+        }
+    }
+}
+
+/// Builds the planned kernel of group `g`.
+pub fn build(
+    graph: &Graph,
+    target: &Target,
+    mode: FusionMode,
+    g: &Group,
+) -> Result<PlannedKernel, PlanError> {
+    let first = g.nodes[0];
+    let outputs = group_outputs(graph, g);
+    match &g.kind {
+        GroupKind::Body => {
+            let mut b = BodyBuilder::new(graph, g.space);
+            for &n in &g.nodes {
+                b.node(n)?;
+            }
+            for &n in &outputs {
+                b.output(n)?;
+            }
+            let body = b.finish();
+            let (rt, ct) = (tiles(g.space.0), tiles(g.space.1));
+            let rowwise = body.is_rowwise();
+            let col_choices = if rowwise { vec![ct] } else { divisors(ct) };
+            let mut cands = Vec::new();
+            for br in divisors(rt) {
+                for &bc in &col_choices {
+                    for double in [true, false] {
+                        let blocks = (rt / br) * (ct / bc);
+                        cands.push((preference(blocks, br * bc, double, target), br, bc, double));
+                    }
+                }
+            }
+            cands.sort();
+            let mut last_err = String::new();
+            for (_, br, bc, double) in cands {
+                let mut schedule = Schedule::new(&body, (br, bc), rt / br, ct / bc, vec![]);
+                if !double {
+                    single_buffer(&mut schedule.cbs, &[]);
+                }
+                match fits(&schedule.cbs, target) {
+                    Err(e) => last_err = format!("blocks of {br}x{bc} tiles need {e}"),
+                    Ok(()) => {
+                        let mut p = Partition::spread((br, bc), (1, rt / br, ct / bc), target);
+                        p.double_buffered = double;
+                        let kind = if rowwise {
+                            KernelKind::RowWise
+                        } else {
+                            KernelKind::Eltwise
+                        };
+                        let (reads, writes) = body_traffic(&body, &schedule, &p, target.tile_bytes);
+                        let cbs = schedule.cbs.clone();
+                        return Ok(summary(
+                            graph,
+                            target,
+                            g,
+                            kind,
+                            &body,
+                            p,
+                            cbs,
+                            reads,
+                            writes,
+                            KernelDetail::Body {
+                                body: body.clone(),
+                                schedule,
+                            },
+                        ));
+                    }
+                }
+            }
+            Err(PlanError::DoesNotFit {
+                node: graph.node(first).name.clone(),
+                reason: last_err,
+            })
+        }
+        GroupKind::Matmul { mm, b_transposed } => {
+            let (info, body) = matmul_body(graph, g, *mm, *b_transposed, &outputs)?;
+            let mut cands = Vec::new();
+            for bm in divisors(info.mt) {
+                for bn in divisors(info.nt) {
+                    for bk in divisors(info.kt) {
+                        for double in [true, false] {
+                            let blocks = info.batches * (info.mt / bm) * (info.nt / bn);
+                            let key = preference(blocks, bm * bn, double, target);
+                            cands.push((key, usize::MAX - bk, bn, bm, bk, double));
+                        }
+                    }
+                }
+            }
+            cands.sort();
+            let mut last_err = String::new();
+            for (_, _, bn, bm, bk, double) in cands {
+                let k_chunks = info.kt / bk;
+                let extra = matmul_cbs(&info, bm, bn, bk, k_chunks);
+                let mut schedule = Schedule::new(
+                    &body,
+                    (bm, bn),
+                    info.batches * (info.mt / bm),
+                    info.nt / bn,
+                    extra,
+                );
+                if !double {
+                    single_buffer(&mut schedule.cbs, &[format!("{}_cb", info.acc_stem)]);
+                }
+                match fits(&schedule.cbs, target) {
+                    Err(e) => {
+                        last_err =
+                            format!("blocks of {bm}x{bn} tiles with K chunks of {bk} need {e}")
+                    }
+                    Ok(()) => {
+                        let mut p = Partition::spread(
+                            (bm, bn),
+                            (info.batches, info.mt / bm, info.nt / bn),
+                            target,
+                        );
+                        p.k_block = Some(bk);
+                        p.k_chunks = k_chunks;
+                        p.double_buffered = double;
+                        let (mut reads, writes) =
+                            body_traffic(&body, &schedule, &p, target.tile_bytes);
+                        reads += (p.blocks * (bm + bn) * info.kt) as u64 * target.tile_bytes;
+                        let cbs = schedule.cbs.clone();
+                        return Ok(summary(
+                            graph,
+                            target,
+                            g,
+                            KernelKind::Matmul,
+                            &body,
+                            p,
+                            cbs,
+                            reads,
+                            writes,
+                            KernelDetail::Matmul {
+                                body: body.clone(),
+                                schedule,
+                                info,
+                            },
+                        ));
+                    }
+                }
+            }
+            Err(PlanError::DoesNotFit {
+                node: graph.node(first).name.clone(),
+                reason: last_err,
+            })
+        }
+        GroupKind::Transpose => transpose_kernel(graph, target, g, mode),
+    }
+}
+
+fn matmul_cbs(info: &MatmulInfo, bm: usize, bn: usize, bk: usize, k_chunks: usize) -> Vec<Cb> {
+    let mut cbs = vec![Cb {
+        name: format!("{}_cb", info.a_stem),
+        like: info.a_stem.clone(),
+        shape: (bm, bk),
+        buffer_factor: 2,
+    }];
+    if info.b_transposed {
+        cbs.push(Cb {
+            name: format!("{}_cb", info.b_stem),
+            like: info.b_stem.clone(),
+            shape: (bn, bk),
+            buffer_factor: 2,
+        });
+        cbs.push(Cb {
+            name: format!("{}_cb", info.bt_stem),
+            like: info.b_stem.clone(),
+            shape: (bk, bn),
+            buffer_factor: 1,
+        });
+    } else {
+        cbs.push(Cb {
+            name: format!("{}_cb", info.b_stem),
+            like: info.b_stem.clone(),
+            shape: (bk, bn),
+            buffer_factor: 2,
+        });
+    }
+    if k_chunks > 1 {
+        cbs.push(Cb {
+            name: format!("{}_cb", info.partial_stem),
+            like: info.a_stem.clone(),
+            shape: (bm, bn),
+            buffer_factor: 1,
+        });
+        cbs.push(Cb {
+            name: format!("{}_cb", info.acc_stem),
+            like: info.a_stem.clone(),
+            shape: (bm, bn),
+            buffer_factor: 2,
+        });
+    }
+    cbs
+}
+
+fn unsupported(graph: &Graph, n: NodeIndex, reason: String) -> PlanError {
+    PlanError::Unsupported {
+        node: graph.node(n).name.clone(),
+        op: graph.node(n).op.name(),
+        reason,
+    }
+}
+
+fn matmul_body(
+    graph: &Graph,
+    g: &Group,
+    mm: NodeIndex,
+    b_transposed: bool,
+    outputs: &[NodeIndex],
+) -> Result<(MatmulInfo, Body), PlanError> {
+    let ins = graph.inputs_of(mm);
+    let (Some(&a_raw), Some(&b_raw)) = (ins.first(), ins.get(1)) else {
+        return Err(unsupported(graph, mm, "a matmul needs two inputs".into()));
+    };
+    let a = resolve(graph, a_raw);
+    let a_shape = graph.node(a_raw).ty.shape.clone();
+    let b_shape = graph.node(b_raw).ty.shape.clone();
+    if a_shape.len() < 2 || b_shape.len() < 2 {
+        return Err(unsupported(
+            graph,
+            mm,
+            format!("operands {a_shape:?} and {b_shape:?}: vector operands are not lowered"),
+        ));
+    }
+    let (m, k) = (a_shape[a_shape.len() - 2], a_shape[a_shape.len() - 1]);
+    let (kb, n) = (b_shape[b_shape.len() - 2], b_shape[b_shape.len() - 1]);
+    if k != kb {
+        return Err(unsupported(
+            graph,
+            mm,
+            format!("inner dimensions differ: {a_shape:?} @ {b_shape:?}"),
+        ));
+    }
+    let a_lead = &a_shape[..a_shape.len() - 2];
+    let b_lead = &b_shape[..b_shape.len() - 2];
+    let batch_b: usize = b_lead.iter().product();
+    let (batches, b_batched, rows) = if batch_b == 1 {
+        (1, false, a_lead.iter().product::<usize>() * m)
+    } else if a_lead == b_lead {
+        (batch_b, true, m)
+    } else {
+        return Err(unsupported(graph, mm, format!("batch dimensions {a_lead:?} and {b_lead:?} differ (broadcast batches are not lowered)")));
+    };
+    let tiled = |x: usize| x % 32 == 0;
+    if !tiled(k) || !tiled(n) || !(tiled(rows) || (rows == 1 && batches == 1)) {
+        return Err(PlanError::shape(graph, mm));
+    }
+    if layout_of(&a_shape).is_none() {
+        return Err(PlanError::shape(graph, a_raw));
+    }
+    let b = if b_transposed {
+        graph
+            .inputs_of(b_raw)
+            .first()
+            .map(|&x| resolve(graph, x))
+            .ok_or_else(|| unsupported(graph, b_raw, "transpose without input".into()))?
+    } else {
+        resolve(graph, b_raw)
+    };
+    let space = flat2d(&graph.node(mm).ty.shape);
+    let mut builder = BodyBuilder::new(graph, space);
+    let a_stem = builder.reserve_stem(&graph.node(a).name);
+    let b_stem = builder.reserve_stem(&graph.node(b).name);
+    let bt_stem = builder.reserve_stem(&format!("{}_t", graph.node(b).name));
+    let mm_name = graph.node(mm).name.clone();
+    let partial_stem = builder.reserve_stem(&format!("{mm_name}_partial"));
+    let acc_stem = builder.reserve_stem(&format!("{mm_name}_acc"));
+    builder.matmul(mm);
+    for &node in &g.nodes[1..] {
+        builder.node(node)?;
+    }
+    for &o in outputs {
+        builder.output(o)?;
+    }
+    let info = MatmulInfo {
+        a,
+        b,
+        b_transposed,
+        b_batched,
+        batches,
+        mt: tiles(rows),
+        kt: k / 32,
+        nt: n / 32,
+        a_stem,
+        b_stem,
+        bt_stem,
+        partial_stem,
+        acc_stem,
+    };
+    Ok((info, builder.finish()))
+}
+
+fn transpose_kernel(
+    graph: &Graph,
+    target: &Target,
+    g: &Group,
+    _mode: FusionMode,
+) -> Result<PlannedKernel, PlanError> {
+    let out = g.nodes[0];
+    let input = graph
+        .inputs_of(out)
+        .first()
+        .map(|&x| resolve(graph, x))
+        .ok_or_else(|| unsupported(graph, out, "transpose without input".into()))?;
+    let shape = graph.node(input).ty.shape.clone();
+    let (r, c) = (shape[shape.len() - 2], shape[shape.len() - 1]);
+    if r % 32 != 0 || c % 32 != 0 {
+        return Err(PlanError::shape(graph, out));
+    }
+    let batches: usize = shape[..shape.len() - 2].iter().product();
+    let mut stems = super::names::Stems::new();
+    let in_stem = stems.alloc(&graph.node(input).name);
+    let out_stem = stems.alloc(&graph.node(out).name);
+    let (ort, oct) = (c / 32, r / 32);
+    let mut cands = Vec::new();
+    for br in divisors(ort) {
+        for bc in divisors(oct) {
+            for double in [true, false] {
+                let blocks = batches * (ort / br) * (oct / bc);
+                cands.push((preference(blocks, br * bc, double, target), br, bc, double));
+            }
+        }
+    }
+    cands.sort();
+    let mut last_err = String::new();
+    for (_, br, bc, double) in cands {
+        let bf = if double { 2 } else { 1 };
+        let cbs = vec![
+            Cb {
+                name: format!("{in_stem}_cb"),
+                like: in_stem.clone(),
+                shape: (bc, br),
+                buffer_factor: bf,
+            },
+            Cb {
+                name: format!("{out_stem}_cb"),
+                like: out_stem.clone(),
+                shape: (br, bc),
+                buffer_factor: bf,
+            },
+        ];
+        match fits(&cbs, target) {
+            Err(e) => last_err = e,
+            Ok(()) => {
+                let mut p = Partition::spread((br, bc), (batches, ort / br, oct / bc), target);
+                p.double_buffered = double;
+                let bytes = (batches * ort * oct) as u64 * target.tile_bytes;
+                let info = TransposeInfo {
+                    input,
+                    output: out,
+                    batches,
+                    in_rows: r / 32,
+                    in_cols: c / 32,
+                    stems: (in_stem, out_stem),
+                };
+                let node = graph.node(out);
+                let p_summary = p.describe();
+                let l1: u64 = cbs
+                    .iter()
+                    .map(|c| c.tiles() as u64 * target.tile_bytes)
+                    .sum();
+                return Ok(PlannedKernel {
+                    name: "transpose".into(),
+                    kind: KernelKind::Transpose,
+                    nodes: vec![node.name.clone()],
+                    ops: vec![node.op.name()],
+                    reads: vec![graph.node(input).name.clone()],
+                    writes: vec![node.name.clone()],
+                    partition: p,
+                    partition_summary: p_summary,
+                    cbs,
+                    l1_bytes: l1,
+                    l1_limit: target.l1_bytes,
+                    dram_read_bytes: bytes,
+                    dram_write_bytes: bytes,
+                    notes: vec![],
+                    detail: KernelDetail::Transpose(info),
+                });
+            }
+        }
+    }
+    Err(PlanError::DoesNotFit {
+        node: graph.node(out).name.clone(),
+        reason: last_err,
+    })
+}
+
+/// DRAM bytes read by the body's loads and written by its outputs.
+fn body_traffic(body: &Body, s: &Schedule, p: &Partition, tile: u64) -> (u64, u64) {
+    let mut reads = 0u64;
+    for load in &body.loads {
+        let v = &body.values[load.value];
+        let (r, c) = v.class.block(p.block);
+        let per = (r * c) as u64;
+        reads += if s.hoisted[load.value] {
+            per * p.cores_used as u64
+        } else {
+            per * p.blocks as u64
+        };
+    }
+    let writes: u64 = body
+        .outputs
+        .iter()
+        .map(|&(_, v)| {
+            let (r, c) = body.values[v].class.block(p.block);
+            (r * c * p.blocks) as u64
+        })
+        .sum();
+    (reads * tile, writes * tile)
+}
+
+fn token(graph: &Graph, n: NodeIndex) -> String {
+    let op = &graph.node(n).op;
+    match op {
+        Op::MatMul => "matmul".into(),
+        Op::Softmax { .. } => "softmax".into(),
+        Op::LayerNorm { .. } => "layernorm".into(),
+        Op::RmsNorm { .. } => "rmsnorm".into(),
+        other => {
+            let mut s = String::new();
+            for (i, ch) in other.name().chars().enumerate() {
+                if ch.is_ascii_uppercase() && i > 0 {
+                    s.push('_');
+                }
+                s.push(ch.to_ascii_lowercase());
+            }
+            s
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn summary(
+    graph: &Graph,
+    target: &Target,
+    g: &Group,
+    kind: KernelKind,
+    body: &Body,
+    partition: Partition,
+    cbs: Vec<Cb>,
+    dram_read_bytes: u64,
+    dram_write_bytes: u64,
+    detail: KernelDetail,
+) -> PlannedKernel {
+    let notes = body.notes.clone();
+    let mut tokens: Vec<String> = Vec::new();
+    for &n in &g.nodes {
+        let mut t = token(graph, n);
+        if let (
+            GroupKind::Matmul {
+                b_transposed: true, ..
+            },
+            Op::MatMul,
+        ) = (&g.kind, &graph.node(n).op)
+        {
+            t = "matmul_bt".into();
+        }
+        if !tokens.contains(&t) {
+            tokens.push(t);
+        }
+    }
+    tokens.truncate(4);
+    let mut name = tokens.join("_");
+    if kind == KernelKind::RowWise {
+        name += "_rows";
+    }
+    let mut reads: Vec<String> = Vec::new();
+    for load in &body.loads {
+        if let super::body::LoadSource::Tensor(n) = load.source {
+            reads.push(graph.node(n).name.clone());
+        }
+    }
+    if let KernelDetail::Matmul { info, .. } = &detail {
+        reads.insert(0, graph.node(info.b).name.clone());
+        reads.insert(0, graph.node(info.a).name.clone());
+    }
+    let writes = body
+        .outputs
+        .iter()
+        .map(|&(n, _)| graph.node(n).name.clone())
+        .collect();
+    let l1_bytes = cbs
+        .iter()
+        .map(|c| c.tiles() as u64 * target.tile_bytes)
+        .sum();
+    PlannedKernel {
+        name,
+        kind,
+        nodes: g
+            .nodes
+            .iter()
+            .map(|&n| graph.node(n).name.clone())
+            .collect(),
+        ops: g.nodes.iter().map(|&n| graph.node(n).op.name()).collect(),
+        reads,
+        writes,
+        partition_summary: partition.describe(),
+        partition,
+        cbs,
+        l1_bytes,
+        l1_limit: target.l1_bytes,
+        dram_read_bytes,
+        dram_write_bytes,
+        notes,
+        detail,
+    }
+}

@@ -1,0 +1,199 @@
+//! The fusion planner: which graph ops share a kernel ([`group`]), what each kernel computes
+//! ([`body`]), in what order and with which circular buffers ([`schedule`]), and how its work is
+//! cut into blocks over the core grid within the core's L1 ([`partition`]).
+//!
+//! The result, a [`KernelPlan`], is what `explain` prints and what [`crate::lower`] turns into
+//! TT-Lang.
+
+pub mod body;
+pub mod group;
+pub mod kernel;
+pub mod layout;
+pub mod names;
+pub mod partition;
+pub mod schedule;
+pub mod target;
+
+use std::collections::BTreeMap;
+
+use petgraph::graph::NodeIndex;
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::graph::Graph;
+pub use group::{BreakReason, FreeOp, FusionBreak};
+pub use kernel::{KernelDetail, MatmulInfo, TransposeInfo};
+pub use partition::Partition;
+pub use schedule::Cb;
+pub use target::Target;
+
+/// Whether ops are fused into shared kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum FusionMode {
+    /// Groups of ops become one kernel with intermediates in L1.
+    Fused,
+    /// One kernel per op, each reading and writing DRAM (today's TTNN).
+    Unfused,
+}
+
+/// Why a graph cannot be planned.
+#[derive(Debug, Error)]
+pub enum PlanError {
+    /// The op (or this use of it) has no kernel template.
+    #[error("node `{node}` ({op}) cannot be lowered: {reason}")]
+    Unsupported {
+        /// The node.
+        node: String,
+        /// Its op.
+        op: String,
+        /// Why.
+        reason: String,
+    },
+    /// A dimension is neither 1 nor a multiple of 32.
+    #[error("node `{node}` ({op}) has shape {shape:?}: as a 2-D view ({rows} x {cols}) each dimension must be 1 or a multiple of 32 (padding is not implemented)")]
+    Shape {
+        /// The node.
+        node: String,
+        /// Its op.
+        op: String,
+        /// Its shape.
+        shape: Vec<usize>,
+        /// 2-D rows.
+        rows: usize,
+        /// 2-D columns.
+        cols: usize,
+    },
+    /// No block size makes the kernel's circular buffers fit one core.
+    #[error("kernel for `{node}` does not fit a core: {reason}")]
+    DoesNotFit {
+        /// The kernel's first node.
+        node: String,
+        /// The smallest budget tried and the limits.
+        reason: String,
+    },
+    /// The grouping would make kernels depend on each other in a cycle.
+    #[error("fusion produced a dependency cycle between kernels at node `{node}`")]
+    Cycle {
+        /// A node of a kernel in the cycle.
+        node: String,
+    },
+}
+
+impl PlanError {
+    /// The shape error for node `n`.
+    pub fn shape(graph: &Graph, n: NodeIndex) -> PlanError {
+        let node = graph.node(n);
+        let (rows, cols) = layout::flat2d(&node.ty.shape);
+        PlanError::Shape {
+            node: node.name.clone(),
+            op: node.op.name(),
+            shape: node.ty.shape.clone(),
+            rows,
+            cols,
+        }
+    }
+}
+
+/// The template a kernel is built from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum KernelKind {
+    /// Elementwise ops, block by block.
+    Eltwise,
+    /// Elementwise ops with row reductions and broadcasts; each block spans whole rows.
+    RowWise,
+    /// A matmul over output blocks with K streamed, with an elementwise epilogue.
+    Matmul,
+    /// A transpose of the last two axes.
+    Transpose,
+}
+
+/// One planned kernel.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlannedKernel {
+    /// The kernel's (unique) name.
+    pub name: String,
+    /// Its template.
+    pub kind: KernelKind,
+    /// The graph nodes it computes, in order.
+    pub nodes: Vec<String>,
+    /// Their ops.
+    pub ops: Vec<String>,
+    /// Graph tensors it reads from DRAM (constant tiles excluded).
+    pub reads: Vec<String>,
+    /// Graph tensors it writes to DRAM.
+    pub writes: Vec<String>,
+    /// Work partition and grid.
+    pub partition: Partition,
+    /// Human-readable partition summary.
+    pub partition_summary: String,
+    /// Circular buffers per core.
+    pub cbs: Vec<Cb>,
+    /// Bytes of L1 the buffers use per core.
+    pub l1_bytes: u64,
+    /// Bytes of L1 available per core.
+    pub l1_limit: u64,
+    /// Bytes read from DRAM by all cores.
+    pub dram_read_bytes: u64,
+    /// Bytes written to DRAM by all cores.
+    pub dram_write_bytes: u64,
+    /// Approximations and other remarks.
+    pub notes: Vec<String>,
+    /// What the lowering needs to emit the kernel.
+    #[serde(skip)]
+    pub detail: KernelDetail,
+}
+
+/// The whole plan: kernels in launch order, and the fusion decisions.
+#[derive(Clone, Debug, Serialize)]
+pub struct KernelPlan {
+    /// Fused or unfused.
+    pub mode: FusionMode,
+    /// The target's limits used.
+    pub target: Target,
+    /// The kernels, in launch order.
+    pub kernels: Vec<PlannedKernel>,
+    /// Producer/consumer pairs in different kernels, with the reason.
+    pub breaks: Vec<FusionBreak>,
+    /// Ops that need no kernel.
+    pub free: Vec<FreeOp>,
+}
+
+impl KernelPlan {
+    /// Total DRAM bytes read and written by all kernels.
+    pub fn dram_bytes(&self) -> u64 {
+        self.kernels
+            .iter()
+            .map(|k| k.dram_read_bytes + k.dram_write_bytes)
+            .sum()
+    }
+}
+
+/// Plans `graph` for `target`.
+pub fn plan(graph: &Graph, target: &Target, mode: FusionMode) -> Result<KernelPlan, PlanError> {
+    let fits = |g: &group::Group| match kernel::build(graph, target, mode, g) {
+        Ok(_) => Ok(()),
+        Err(PlanError::DoesNotFit { reason, .. }) => Err(BreakReason::Budget { detail: reason }),
+        Err(other) => Err(BreakReason::OpKind {
+            detail: other.to_string(),
+        }),
+    };
+    let grouping = group::group(graph, mode, &fits)?;
+    let mut kernels = Vec::with_capacity(grouping.groups.len());
+    let mut taken: BTreeMap<String, usize> = BTreeMap::new();
+    for g in &grouping.groups {
+        let mut k = kernel::build(graph, target, mode, g)?;
+        let count = taken.entry(k.name.clone()).or_insert(0);
+        *count += 1;
+        if *count > 1 {
+            k.name = format!("{}_{}", k.name, count);
+        }
+        kernels.push(k);
+    }
+    Ok(KernelPlan {
+        mode,
+        target: target.clone(),
+        kernels,
+        breaks: grouping.breaks,
+        free: grouping.free,
+    })
+}

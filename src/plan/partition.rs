@@ -1,0 +1,118 @@
+//! Cutting a kernel's work into blocks and blocks over the core grid, under the core's L1 and
+//! circular-buffer limits.
+
+use serde::Serialize;
+
+use super::target::Target;
+
+/// How a kernel's work is spread over the grid.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Partition {
+    /// Block of the iteration space (output) in tiles: rows, columns.
+    pub block: (usize, usize),
+    /// Row blocks per batch.
+    pub row_blocks: usize,
+    /// Column blocks.
+    pub col_blocks: usize,
+    /// Independent batches (batched matmul and transpose).
+    pub batches: usize,
+    /// Tiles of K per streamed chunk (matmul only).
+    pub k_block: Option<usize>,
+    /// K chunks per output block (matmul only; 1 otherwise).
+    pub k_chunks: usize,
+    /// Blocks in total.
+    pub blocks: usize,
+    /// Blocks each core processes (the last cores may have fewer).
+    pub blocks_per_core: usize,
+    /// Cores that get work.
+    pub cores_used: usize,
+    /// The kernel's grid `(x, y)`.
+    pub grid: (u32, u32),
+    /// Whether some iterations fall past the last block and are skipped by an `if`.
+    pub guarded: bool,
+    /// Whether streaming buffers hold two blocks (double buffering) or one.
+    pub double_buffered: bool,
+}
+
+impl Partition {
+    /// Spreads `blocks` blocks over the target's cores.
+    pub fn spread(
+        block: (usize, usize),
+        grid_blocks: (usize, usize, usize),
+        target: &Target,
+    ) -> Partition {
+        let (batches, row_blocks, col_blocks) = grid_blocks;
+        let blocks = batches * row_blocks * col_blocks;
+        let per_core = blocks.div_ceil(target.cores().max(1)).max(1);
+        let cores_used = blocks.div_ceil(per_core);
+        let gx = cores_used.min(target.grid_x as usize).max(1);
+        let gy = cores_used.div_ceil(gx).max(1);
+        Partition {
+            block,
+            row_blocks,
+            col_blocks,
+            batches,
+            k_block: None,
+            k_chunks: 1,
+            blocks,
+            blocks_per_core: per_core,
+            cores_used,
+            grid: (gx as u32, gy as u32),
+            guarded: gx * gy * per_core > blocks,
+            double_buffered: true,
+        }
+    }
+
+    /// A one-line description for plans.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "{} block(s) of {}x{} tiles",
+            self.blocks, self.block.0, self.block.1
+        );
+        if self.batches > 1 {
+            s += &format!(" over {} batches", self.batches);
+        }
+        if let Some(k) = self.k_block {
+            s += &format!(", K streamed in {} chunk(s) of {k} tiles", self.k_chunks);
+        }
+        s += &format!(
+            ", {} per core on {} core(s) (grid {}x{}){}",
+            self.blocks_per_core,
+            self.cores_used,
+            self.grid.0,
+            self.grid.1,
+            if self.double_buffered {
+                ""
+            } else {
+                ", single-buffered to fit L1"
+            }
+        );
+        s
+    }
+}
+
+/// The divisors of `n` in increasing order.
+pub fn divisors(n: usize) -> Vec<usize> {
+    (1..=n).filter(|d| n % d == 0).collect()
+}
+
+/// Blocks bigger than this many tiles are only chosen when the work needs them (whole rows).
+pub const PREFERRED_BLOCK_TILES: usize = 16;
+
+/// Sort key for candidate blocks: use as many cores as there is work for, then blocks up to
+/// [`PREFERRED_BLOCK_TILES`] tiles (bigger transfers), then the smallest blocks beyond that,
+/// then double buffering.
+pub fn preference(
+    blocks: usize,
+    tiles: usize,
+    double: bool,
+    target: &Target,
+) -> (usize, usize, usize, bool) {
+    let parallel = blocks.min(target.cores());
+    (
+        usize::MAX - parallel,
+        usize::MAX - tiles.min(PREFERRED_BLOCK_TILES),
+        tiles,
+        !double,
+    )
+}

@@ -1,0 +1,143 @@
+//! The order in which a kernel's compute thread produces its materialized values, which of them
+//! are loop-invariant (computed once before the block loop), and the circular buffers they need.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::body::{Body, ValueOp};
+use super::layout::Class;
+
+/// One circular buffer of a kernel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Cb {
+    /// The Python name, e.g. `x_cb`.
+    pub name: String,
+    /// The kernel parameter it is made like (`ttl.make_circular_buffer_like(like, ...)`).
+    pub like: String,
+    /// Block shape in tiles.
+    pub shape: (usize, usize),
+    /// Blocks the buffer holds.
+    pub buffer_factor: usize,
+}
+
+impl Cb {
+    /// Tiles of L1 the buffer occupies.
+    pub fn tiles(&self) -> usize {
+        self.shape.0 * self.shape.1 * self.buffer_factor
+    }
+}
+
+/// The compute schedule of a body for one block size.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Schedule {
+    /// Tiles of one block of the iteration space.
+    pub block: (usize, usize),
+    /// Whether each value is loop-invariant (read or computed once per core).
+    pub hoisted: Vec<bool>,
+    /// Materialized computed values in production order: the loop-invariant ones first.
+    pub stages: Vec<usize>,
+    /// How many of `stages` run before the block loop.
+    pub hoisted_stages: usize,
+    /// The buffer of each materialized value.
+    pub cb_of: BTreeMap<usize, usize>,
+    /// Every buffer: one per materialized value, then the template's own.
+    pub cbs: Vec<Cb>,
+    /// The materialized values each stage reads, in order of first use.
+    pub leaves: BTreeMap<usize, Vec<usize>>,
+}
+
+impl Schedule {
+    /// Schedules `body` for blocks of `block` tiles when the space has `row_blocks` x
+    /// `col_blocks` of them; `extra` are buffers the kernel template adds (matmul operands).
+    pub fn new(
+        body: &Body,
+        block: (usize, usize),
+        row_blocks: usize,
+        col_blocks: usize,
+        extra: Vec<Cb>,
+    ) -> Schedule {
+        let n = body.values.len();
+        let outputs = body.output_values();
+        let mut hoisted = vec![false; n];
+        for (i, v) in body.values.iter().enumerate() {
+            hoisted[i] = match v.op {
+                ValueOp::Load(_) => match v.class {
+                    Class::Scalar => true,
+                    Class::Row => col_blocks == 1,
+                    Class::Col => row_blocks == 1,
+                    Class::Full => false,
+                },
+                ValueOp::MatMul | ValueOp::Copy => false,
+                _ => !outputs.contains(&i) && v.args.iter().all(|&a| hoisted[a]),
+            };
+        }
+        let computed =
+            |i: &usize| body.materialized[*i] && !matches!(body.values[*i].op, ValueOp::Load(_));
+        let mut stages: Vec<usize> = (0..n).filter(|i| computed(i) && hoisted[*i]).collect();
+        let hoisted_stages = stages.len();
+        stages.extend((0..n).filter(|i| computed(i) && !hoisted[*i]));
+
+        let first_output = body
+            .outputs
+            .first()
+            .map(|&(_, v)| body.values[v].stem.clone())
+            .unwrap_or_default();
+        let mut cbs = Vec::new();
+        let mut cb_of = BTreeMap::new();
+        for (i, v) in body.values.iter().enumerate() {
+            if !body.materialized[i] {
+                continue;
+            }
+            let is_load = matches!(v.op, ValueOp::Load(_));
+            let (like, buffer_factor) = if is_load {
+                (v.stem.clone(), if hoisted[i] { 1 } else { 2 })
+            } else if outputs.contains(&i) {
+                (v.stem.clone(), 2)
+            } else {
+                (first_output.clone(), 1)
+            };
+            cb_of.insert(i, cbs.len());
+            cbs.push(Cb {
+                name: format!("{}_cb", v.stem),
+                like,
+                shape: v.class.block(block),
+                buffer_factor,
+            });
+        }
+        cbs.extend(extra);
+
+        let mut leaves = BTreeMap::new();
+        for &s in &stages {
+            let mut found = Vec::new();
+            collect_leaves(body, &body.values[s].args, &mut found);
+            leaves.insert(s, found);
+        }
+        Schedule {
+            block,
+            hoisted,
+            stages,
+            hoisted_stages,
+            cb_of,
+            cbs,
+            leaves,
+        }
+    }
+
+    /// Total L1 bytes of the buffers.
+    pub fn l1_bytes(&self, tile_bytes: u64) -> u64 {
+        self.cbs.iter().map(|c| c.tiles() as u64 * tile_bytes).sum()
+    }
+}
+
+fn collect_leaves(body: &Body, args: &[usize], found: &mut Vec<usize>) {
+    for &a in args {
+        if body.materialized[a] {
+            if !found.contains(&a) {
+                found.push(a);
+            }
+        } else {
+            collect_leaves(body, &body.values[a].args, found);
+        }
+    }
+}

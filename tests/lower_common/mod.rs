@@ -1,0 +1,249 @@
+//! Graphs and helpers shared by the lowering tests.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use petgraph::graph::NodeIndex;
+use ttfuse::graph::{BinaryOp, DType, Graph, Op, ReduceOp, TensorData, TensorType, UnaryOp};
+use ttfuse::inputs::{values, Fill};
+use ttfuse::lower::{compile, Compiled, FusionMode};
+use ttfuse_runtime::device::Device;
+use ttfuse_runtime::exec::{run_program, Dispatch, HostOps, ProgramRun};
+use ttfuse_runtime::tensor::Tensor;
+
+/// Host ops for programs that have none.
+pub struct NoHostOps;
+
+impl HostOps for NoHostOps {
+    fn run(&self, op: &str, _: &serde_json::Value, _: &[&Tensor]) -> Result<Vec<Tensor>, String> {
+        Err(format!("unexpected host op {op}"))
+    }
+}
+
+pub fn f32t(shape: &[usize]) -> TensorType {
+    TensorType::new(shape.to_vec(), DType::F32)
+}
+
+pub fn constant(g: &mut Graph, name: &str, shape: &[usize], seed: u64, scale: f32) -> NodeIndex {
+    let n: usize = shape.iter().product();
+    let vals: Vec<f32> = values(n, Fill::Randn(seed))
+        .into_iter()
+        .map(|v| v * scale)
+        .collect();
+    let data = TensorData::F32 {
+        shape: shape.to_vec(),
+        values: vals,
+    };
+    g.add(name, Op::Constant(Arc::new(data)), f32t(shape), &[])
+}
+
+pub fn scalar(g: &mut Graph, name: &str, v: f32) -> NodeIndex {
+    let data = TensorData::F32 {
+        shape: vec![],
+        values: vec![v],
+    };
+    g.add(name, Op::Constant(Arc::new(data)), f32t(&[]), &[])
+}
+
+pub fn unary(g: &mut Graph, name: &str, u: UnaryOp, x: NodeIndex) -> NodeIndex {
+    let ty = g.node(x).ty.clone();
+    g.add(name, Op::Unary(u), ty, &[x])
+}
+
+pub fn binary(g: &mut Graph, name: &str, b: BinaryOp, x: NodeIndex, y: NodeIndex) -> NodeIndex {
+    let (sx, sy) = (g.node(x).ty.shape.clone(), g.node(y).ty.shape.clone());
+    let rank = sx.len().max(sy.len());
+    let pad = |s: &[usize]| {
+        let mut v = vec![1; rank - s.len()];
+        v.extend_from_slice(s);
+        v
+    };
+    let (px, py) = (pad(&sx), pad(&sy));
+    let shape: Vec<usize> = px.iter().zip(&py).map(|(&a, &b)| a.max(b)).collect();
+    g.add(name, Op::Binary(b), f32t(&shape), &[x, y])
+}
+
+pub fn matmul(g: &mut Graph, name: &str, a: NodeIndex, b: NodeIndex) -> NodeIndex {
+    let (sa, sb) = (g.node(a).ty.shape.clone(), g.node(b).ty.shape.clone());
+    let mut shape = sa[..sa.len() - 1].to_vec();
+    shape.push(sb[sb.len() - 1]);
+    g.add(name, Op::MatMul, f32t(&shape), &[a, b])
+}
+
+pub fn transpose_last(g: &mut Graph, name: &str, x: NodeIndex) -> NodeIndex {
+    let s = g.node(x).ty.shape.clone();
+    let r = s.len();
+    let mut perm: Vec<usize> = (0..r).collect();
+    perm.swap(r - 1, r - 2);
+    let shape: Vec<usize> = perm.iter().map(|&p| s[p]).collect();
+    g.add(name, Op::Transpose { perm }, f32t(&shape), &[x])
+}
+
+pub fn reduce(g: &mut Graph, name: &str, op: ReduceOp, x: NodeIndex) -> NodeIndex {
+    let mut s = g.node(x).ty.shape.clone();
+    let r = s.len();
+    s[r - 1] = 1;
+    g.add(
+        name,
+        Op::Reduce {
+            op,
+            axes: vec![r - 1],
+            keep_dims: true,
+        },
+        f32t(&s),
+        &[x],
+    )
+}
+
+pub fn output(g: &mut Graph, name: &str, n: NodeIndex) {
+    g.outputs.push((name.to_string(), n));
+}
+
+/// exp(x) + bias, relu, * 0.125 on a [64, 128] input.
+pub fn eltwise_chain() -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[64, 128]));
+    let bias = constant(&mut g, "bias", &[128], 1, 0.5);
+    let e = unary(&mut g, "e", UnaryOp::Exp, x);
+    let a = binary(&mut g, "a", BinaryOp::Add, e, bias);
+    let r = unary(&mut g, "r", UnaryOp::Relu, a);
+    let s = scalar(&mut g, "scale", 0.125);
+    let y = binary(&mut g, "y", BinaryOp::Mul, r, s);
+    output(&mut g, "y", y);
+    g
+}
+
+/// relu(x @ w + b) with x [64, 128], w [128, 96].
+pub fn matmul_bias_relu() -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[64, 128]));
+    let w = constant(&mut g, "w", &[128, 96], 2, 0.1);
+    let b = constant(&mut g, "b", &[96], 3, 0.1);
+    let m = matmul(&mut g, "mm", x, w);
+    let a = binary(&mut g, "biased", BinaryOp::Add, m, b);
+    let y = unary(&mut g, "y", UnaryOp::Relu, a);
+    output(&mut g, "y", y);
+    g
+}
+
+/// Softmax over the last axis of [64, 256], as the composite op.
+pub fn softmax_composite() -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[64, 256]));
+    let y = g.add("y", Op::Softmax { axis: 1 }, f32t(&[64, 256]), &[x]);
+    output(&mut g, "y", y);
+    g
+}
+
+/// The stable softmax spelled out: exp(x - max) / sum(exp(x - max)) on [2, 32, 128].
+pub fn softmax_decomposed() -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[2, 32, 128]));
+    let m = reduce(&mut g, "row_max", ReduceOp::Max, x);
+    let d = binary(&mut g, "shifted", BinaryOp::Sub, x, m);
+    let e = unary(&mut g, "exps", UnaryOp::Exp, d);
+    let s = reduce(&mut g, "row_sum", ReduceOp::Sum, e);
+    let y = binary(&mut g, "probs", BinaryOp::Div, e, s);
+    output(&mut g, "probs", y);
+    g
+}
+
+/// softmax(q @ k^T * 0.125) for q, k of [2, 64, 64] (two heads).
+pub fn scaled_attention_scores() -> Graph {
+    let mut g = Graph::new();
+    let q = g.add_input("q", f32t(&[2, 64, 64]));
+    let k = g.add_input("k", f32t(&[2, 64, 64]));
+    let kt = transpose_last(&mut g, "k_t", k);
+    let s = matmul(&mut g, "scores", q, kt);
+    let c = scalar(&mut g, "inv_sqrt_d", 0.125);
+    let sc = binary(&mut g, "scaled", BinaryOp::Mul, s, c);
+    let p = g.add("probs", Op::Softmax { axis: 2 }, f32t(&[2, 64, 64]), &[sc]);
+    output(&mut g, "probs", p);
+    g
+}
+
+/// Two-layer MLP: relu(x @ w1 + b1) @ w2 + b2, x [64, 128], hidden 256.
+pub fn mlp2() -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[64, 128]));
+    let w1 = constant(&mut g, "w1", &[128, 256], 4, 0.1);
+    let b1 = constant(&mut g, "b1", &[256], 5, 0.1);
+    let w2 = constant(&mut g, "w2", &[256, 128], 6, 0.1);
+    let b2 = constant(&mut g, "b2", &[128], 7, 0.1);
+    let h = matmul(&mut g, "h", x, w1);
+    let hb = binary(&mut g, "hb", BinaryOp::Add, h, b1);
+    let hr = unary(&mut g, "hr", UnaryOp::Relu, hb);
+    let o = matmul(&mut g, "o", hr, w2);
+    let y = binary(&mut g, "y", BinaryOp::Add, o, b2);
+    output(&mut g, "y", y);
+    g
+}
+
+/// LayerNorm then RMSNorm of [64, 128] (gamma, beta row vectors).
+pub fn norms() -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[64, 128]));
+    let gamma = constant(&mut g, "gamma", &[128], 8, 0.5);
+    let beta = constant(&mut g, "beta", &[128], 9, 0.5);
+    let ln = g.add(
+        "ln",
+        Op::LayerNorm { eps: 1e-5 },
+        f32t(&[64, 128]),
+        &[x, gamma, beta],
+    );
+    let g2 = constant(&mut g, "g2", &[128], 10, 0.5);
+    let rms = g.add(
+        "rms",
+        Op::RmsNorm { eps: 1e-6 },
+        f32t(&[64, 128]),
+        &[ln, g2],
+    );
+    output(&mut g, "rms", rms);
+    g
+}
+
+/// All the test graphs by name.
+pub fn all_graphs() -> Vec<(&'static str, Graph)> {
+    vec![
+        ("eltwise_chain", eltwise_chain()),
+        ("matmul_bias_relu", matmul_bias_relu()),
+        ("softmax_composite", softmax_composite()),
+        ("softmax_decomposed", softmax_decomposed()),
+        ("scaled_attention_scores", scaled_attention_scores()),
+        ("mlp2", mlp2()),
+        ("norms", norms()),
+    ]
+}
+
+pub fn device() -> Device {
+    Device::load("wormhole_b0").expect("wormhole_b0 data file loads")
+}
+
+pub fn inputs_for(g: &Graph) -> BTreeMap<String, TensorData> {
+    ttfuse::inputs::complete_inputs(g, BTreeMap::new(), 42)
+}
+
+/// Compiles and runs `g` in `mode`, returning the compiled program, the run and the outputs.
+pub fn run(g: &Graph, mode: FusionMode) -> (Compiled, ProgramRun, BTreeMap<String, TensorData>) {
+    let dev = device();
+    let compiled = compile(g, &dev, mode).unwrap_or_else(|e| panic!("compile {mode:?}: {e}"));
+    let inputs = inputs_for(g);
+    let mut dev_inputs = BTreeMap::new();
+    for b in &compiled.inputs {
+        dev_inputs.insert(b.tensor.clone(), b.to_device(&inputs[&b.name]));
+    }
+    let run = run_program(
+        &compiled.program,
+        &dev,
+        &dev_inputs,
+        &NoHostOps,
+        Dispatch::Traced,
+    )
+    .unwrap_or_else(|e| panic!("run {mode:?}: {e}"));
+    let mut outs = BTreeMap::new();
+    for b in &compiled.outputs {
+        outs.insert(b.name.clone(), b.from_device(&run.tensors[&b.tensor]));
+    }
+    (compiled, run, outs)
+}
