@@ -6,6 +6,8 @@
 #![warn(missing_docs)]
 
 pub mod graph;
+pub mod lower;
 pub mod npy;
 pub mod optimize;
+pub mod plan;
 pub mod reference;
