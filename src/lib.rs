@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod graph;
+pub mod import;
 pub mod lower;
 pub mod npy;
 pub mod optimize;

@@ -268,7 +268,7 @@ mod tests {
     fn fortran_order_is_reordered() {
         // A 2x3 array [[0, 1, 2], [3, 4, 5]] stored column-major: 0, 3, 1, 4, 2, 5.
         let mut header = "{'descr': '<i8', 'fortran_order': True, 'shape': (2, 3), }".to_string();
-        while (10 + header.len() + 1) % 64 != 0 {
+        while !(10 + header.len() + 1).is_multiple_of(64) {
             header.push(' ');
         }
         header.push('\n');

@@ -28,7 +28,7 @@ pub fn reduce(
 ) -> Result<TensorData, RefError> {
     let n = out.numel();
     let targets = reduce_targets(x.shape(), axes);
-    let count = if n == 0 { 0 } else { x.len() / n };
+    let count = x.len().checked_div(n).unwrap_or(0);
     if count == 0 && matches!(kind, ReduceOp::Max | ReduceOp::Min) {
         return Err(op_error(op, "max/min of an empty axis"));
     }
