@@ -251,6 +251,14 @@ fn every_form_module() -> Module {
                             )],
                         ),
                         with(vec![(n("ctx"), None)], vec![]),
+                        with(
+                            vec![
+                                (Expr::Tuple(vec![n("a"), n("b")]), None),
+                                (Expr::Tuple(vec![n("c")]), Some("t")),
+                            ],
+                            vec![],
+                        ),
+                        with(vec![(Expr::Tuple(vec![n("a"), n("b")]), None)], vec![]),
                     ],
                 ),
                 for_range("_", Expr::Int(1), n("N"), Expr::Int(1), vec![]),

@@ -152,6 +152,13 @@ const DECORATORS: &str = "`@ttl.kernel(grid=(X, Y))` on module-level functions, 
 fn role(src: &Source, decorators: &[py::Expr]) -> Result<Role, ParseError> {
     let mut found = Role::Plain;
     for d in decorators {
+        if let Some(bare) = bare_thread_or_kernel_decorator(d) {
+            return Err(src.unsupported(
+                d.start(),
+                &format!("the decorator `@{bare}` without the `ttl.` prefix"),
+                DECORATORS,
+            ));
+        }
         let Some(name) = ttl_decorator_name(d) else {
             continue;
         };
@@ -177,6 +184,21 @@ fn role(src: &Source, decorators: &[py::Expr]) -> Result<Role, ParseError> {
         found = r;
     }
     Ok(found)
+}
+
+/// `kernel`, `compute` or `datamovement` written as a bare decorator name (as after
+/// `from ttl import kernel`), which would otherwise be mistaken for host code and dropped.
+fn bare_thread_or_kernel_decorator(d: &py::Expr) -> Option<&str> {
+    let target = match d {
+        py::Expr::Call(c) => c.func.as_ref(),
+        other => other,
+    };
+    match target {
+        py::Expr::Name(n) if matches!(n.id.as_str(), "kernel" | "compute" | "datamovement") => {
+            Some(n.id.as_str())
+        }
+        _ => None,
+    }
 }
 
 /// `x` for a decorator `@ttl.x` or `@ttl.x(...)`.

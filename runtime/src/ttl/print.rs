@@ -112,7 +112,13 @@ fn write_stmt(out: &mut String, s: &Stmt, depth: usize) {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                out.push_str(&expr::expr(&item.context));
+                match (&item.context, &item.name) {
+                    // `with (a, b):` would be two items; `with ((a, b)):` is one tuple.
+                    (c @ crate::ttl::ast::Expr::Tuple(_), None) => {
+                        out.push_str(&format!("({})", expr::expr(c)))
+                    }
+                    (c, _) => out.push_str(&expr::expr(c)),
+                }
                 if let Some(name) = &item.name {
                     out.push_str(" as ");
                     out.push_str(name);

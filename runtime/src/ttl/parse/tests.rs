@@ -262,6 +262,16 @@ fn rejects_malformed_kernels() {
         (format!("import ttl\n@ttl.kernel(grid=(1, 1))\ndef k(a=1):\n{thread}"), 3, vec!["plain names"]),
         (format!("import ttl\n@ttl.kern(grid=(1, 1))\ndef k(a):\n{thread}"), 2, vec!["`@ttl.kern`"]),
         (
+            format!("from ttl import kernel\n@kernel(grid=(1, 1))\ndef k(a):\n{thread}"),
+            2,
+            vec!["`@kernel` without the `ttl.` prefix"],
+        ),
+        (
+            "import ttl\n@ttl.kernel(grid=(1, 1))\ndef k(a):\n    @compute()\n    def c():\n        pass\n".into(),
+            4,
+            vec!["`@compute` without the `ttl.` prefix"],
+        ),
+        (
             format!("import ttl\n@other\n@ttl.kernel(grid=(1, 1))\ndef k(a):\n{thread}"),
             3,
             vec!["other decorators"],
