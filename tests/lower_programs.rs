@@ -8,14 +8,23 @@ use ttfuse::agreement::pcc;
 use ttfuse::lower::FusionMode;
 
 fn check_against_reference(name: &str, mode: FusionMode) -> (usize, u64) {
-    let g = all_graphs().into_iter().find(|(n, _)| *n == name).map(|(_, g)| g).expect("graph exists");
+    let g = all_graphs()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, g)| g)
+        .expect("graph exists");
     let expected = ttfuse::reference::run(&g, &inputs_for(&g)).expect("reference runs");
     let (compiled, run, outs) = run(&g, mode);
     for (out, want) in &expected {
         let got = &outs[out];
         assert_eq!(got.shape(), want.shape(), "{name} {mode:?} {out}");
         let p = pcc(&want.to_f32(), &got.to_f32());
-        eprintln!("{name} {mode:?} {out}: pcc {p:.6}, {} launches, {} DRAM bytes, {:.2} us", compiled.program.launches(), run.report.dram_bytes, run.report.total_us);
+        eprintln!(
+            "{name} {mode:?} {out}: pcc {p:.6}, {} launches, {} DRAM bytes, {:.2} us",
+            compiled.program.launches(),
+            run.report.dram_bytes,
+            run.report.total_us
+        );
         assert!(p >= 0.999, "{name} {mode:?} output {out}: pcc {p}");
     }
     (compiled.program.launches(), run.report.dram_bytes)
