@@ -321,6 +321,18 @@ fn every_form_module() -> Module {
         });
     }
     kernels.push(Kernel {
+        name: "string_first_no_doc".into(),
+        grid: (1, 1),
+        params: vec![],
+        doc: None,
+        setup: vec![
+            expr_stmt(Expr::Str("not the docstring".into())),
+            assign("x", Expr::Int(1)),
+        ],
+        threads: vec![],
+        line: 0,
+    });
+    kernels.push(Kernel {
         name: "no_doc_no_setup".into(),
         grid: (13, 10),
         params: vec!["x".into()],

@@ -233,7 +233,9 @@ fn kernel(
     };
     for (i, s) in stmts.iter().enumerate() {
         match s {
-            py::Stmt::Expr(e) if i == 0 => match e.value.as_ref() {
+            // A leading string literal is the docstring, unless written in parentheses: the
+            // printer writes a leading string statement of a kernel without docstring that way.
+            py::Stmt::Expr(e) if i == 0 && s.start() == e.value.start() => match e.value.as_ref() {
                 py::Expr::Constant(py::ExprConstant {
                     value: py::Constant::Str(text),
                     ..

@@ -9,7 +9,7 @@
 
 mod expr;
 
-use crate::ttl::ast::{Kernel, Module, Stmt, StmtKind, Thread, ThreadKind};
+use crate::ttl::ast::{Expr, Kernel, Module, Stmt, StmtKind, Thread, ThreadKind};
 
 const INDENT: &str = "    ";
 
@@ -35,7 +35,7 @@ pub fn print_kernel(k: &Kernel) -> String {
 }
 
 /// Render an expression as Python source (minimal parentheses), e.g. for error messages.
-pub fn print_expr(e: &crate::ttl::ast::Expr) -> String {
+pub fn print_expr(e: &Expr) -> String {
     expr::expr(e)
 }
 
@@ -54,8 +54,15 @@ fn write_kernel(out: &mut String, k: &Kernel) {
         out.push_str(&expr::docstring_literal(doc));
         out.push('\n');
     }
-    for s in &k.setup {
-        write_stmt(out, s, 1);
+    for (i, s) in k.setup.iter().enumerate() {
+        match &s.kind {
+            // Not the docstring: parenthesized, it reads back as a statement.
+            StmtKind::Expr(e @ Expr::Str(_)) if i == 0 && k.doc.is_none() => {
+                indent(out, 1);
+                out.push_str(&format!("({})\n", expr::expr(e)));
+            }
+            _ => write_stmt(out, s, 1),
+        }
     }
     let mut first = k.doc.is_none() && k.setup.is_empty();
     for t in &k.threads {
@@ -114,9 +121,7 @@ fn write_stmt(out: &mut String, s: &Stmt, depth: usize) {
                 }
                 match (&item.context, &item.name) {
                     // `with (a, b):` would be two items; `with ((a, b)):` is one tuple.
-                    (c @ crate::ttl::ast::Expr::Tuple(_), None) => {
-                        out.push_str(&format!("({})", expr::expr(c)))
-                    }
+                    (c @ Expr::Tuple(_), None) => out.push_str(&format!("({})", expr::expr(c))),
                     (c, _) => out.push_str(&expr::expr(c)),
                 }
                 if let Some(name) = &item.name {
@@ -134,8 +139,8 @@ fn write_stmt(out: &mut String, s: &Stmt, depth: usize) {
             step,
             body,
         } => {
-            let zero = matches!(start, crate::ttl::ast::Expr::Int(0));
-            let one = matches!(step, crate::ttl::ast::Expr::Int(1));
+            let zero = matches!(start, Expr::Int(0));
+            let one = matches!(step, Expr::Int(1));
             let args = match (zero, one) {
                 (true, true) => expr::expr(stop),
                 (_, true) => format!("{}, {}", expr::expr(start), expr::expr(stop)),
