@@ -7,13 +7,14 @@
 //!   it) join a fused kernel that the planner builds around them. They cost their compute plus
 //!   unpacking each input tile and packing the result, spread over the core grid; no dispatch and
 //!   no DRAM round trip.
-//! - **Kernel** ops (matmul, transposes, composites, and ops TT-Lang has no primitive for, which
+//! - **Kernel** ops (matmul, transposes, and ops TT-Lang has no primitive for, which
 //!   run as TTNN fallbacks) pay a dispatch, their DRAM traffic (inputs read and output written
 //!   once) and their compute. A fallback pays a second dispatch, for breaking the fused chain.
 //!
 //! A composite (softmax, layer/RMS norm) is only extractable when the backend has a kernel for it
 //! ([`CostModel::composite_kernels`]); otherwise it costs infinity and extraction picks its
-//! decomposition. All figures live in [`CostModel::wormhole_b0`], the one place to switch to the
+//! decomposition. With a kernel it costs like the fused row-wise group of its decomposition,
+//! without the intermediate unpacks and packs, so it wins over that group. All figures live in [`CostModel::wormhole_b0`], the one place to switch to the
 //! runtime's device description.
 
 use std::collections::BTreeSet;
@@ -159,11 +160,10 @@ pub fn kind(op: &Op, inputs: &[&TensorType], integer_exponent: bool) -> Kind {
                 Kind::Kernel
             }
         }
-        Op::MatMul
-        | Op::Transpose { .. }
-        | Op::Softmax { .. }
-        | Op::LayerNorm { .. }
-        | Op::RmsNorm { .. } => Kind::Kernel,
+        // A composite with a kernel is the fused row-wise group the planner would build from its
+        // decomposition, minus the intermediate circular-buffer traffic.
+        Op::Softmax { .. } | Op::LayerNorm { .. } | Op::RmsNorm { .. } => Kind::Fusable,
+        Op::MatMul | Op::Transpose { .. } => Kind::Kernel,
         _ => Kind::Fallback,
     }
 }

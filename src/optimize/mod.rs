@@ -81,6 +81,8 @@ pub struct OptimizeReport {
     pub stages: Vec<StageReport>,
     /// Whether any stage stopped at a node, iteration or time limit.
     pub hit_limit: bool,
+    /// E-nodes in the e-graph of the input graph, before any rule ran.
+    pub initial_nodes: usize,
     /// Cost-model estimate of the input graph, in cycles.
     pub cost_before: f64,
     /// Cost-model estimate of the output graph, in cycles.
@@ -117,6 +119,7 @@ pub fn optimize(graph: &Graph, opts: &OptimizeOptions) -> Result<Optimized, Opti
     let cost_before = extract::extract_tree(&loaded.egraph, &roots, &opts.cost);
     let cost_before = cost_before.cost;
     let mut egraph = std::mem::take(&mut loaded.egraph);
+    let initial_nodes = egraph.total_size();
     egraph.analysis.allow_approx = opts.approximate;
     let limits = run::Limits {
         nodes: opts.node_limit,
@@ -128,6 +131,7 @@ pub fn optimize(graph: &Graph, opts: &OptimizeOptions) -> Result<Optimized, Opti
         rules_fired: ran.applied,
         stages: ran.stages,
         hit_limit: ran.hit_limit,
+        initial_nodes,
         cost_before,
         cost_after: cost_before,
         kept_input: None,
