@@ -327,3 +327,18 @@ fn non_finite_float_spellings_read_as_floats() {
     assert_eq!(v[1], f64::NEG_INFINITY);
     assert!(v[2].is_nan());
 }
+
+#[test]
+fn windows_line_endings_keep_line_numbers() {
+    let src = "import ttl\r\n\r\nX = 1\r\n\r\n@ttl.kernel(grid=(X, 1))\r\ndef k(a):\r\n    \"\"\"Two\r\n    lines.\"\"\"\r\n    @ttl.compute()\r\n    def c():\r\n        y = a\r\n";
+    let m = parse_module(src, "t.py").expect("parses");
+    assert_eq!(m.constants[0].line, 3);
+    let k = &m.kernels[0];
+    assert_eq!((k.line, k.grid), (6, (1, 1)));
+    assert_eq!(k.threads[0].line, 10);
+    assert_eq!(k.threads[0].body[0].line, 11);
+    assert!(k
+        .doc
+        .as_deref()
+        .is_some_and(|d| d.starts_with("Two") && d.ends_with("lines.")));
+}
