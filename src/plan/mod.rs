@@ -6,6 +6,7 @@
 //! TT-Lang.
 
 pub mod body;
+pub mod explain;
 pub mod group;
 pub mod kernel;
 pub mod layout;

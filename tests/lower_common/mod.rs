@@ -247,3 +247,37 @@ pub fn run(g: &Graph, mode: FusionMode) -> (Compiled, ProgramRun, BTreeMap<Strin
     }
     (compiled, run, outs)
 }
+
+/// wormhole_b0 with only `bytes` of L1 left for circular buffers.
+pub fn small_l1_device(bytes: u64) -> Device {
+    let mut d = device();
+    d.l1.total_bytes = d.l1.reserved_bytes + bytes;
+    d
+}
+
+/// Compiles and runs `g` on `dev` and asserts every output matches the reference with
+/// pcc >= 0.999. Returns the compiled program.
+pub fn run_checked(g: &Graph, dev: &Device, mode: FusionMode) -> Compiled {
+    let compiled = compile(g, dev, mode).unwrap_or_else(|e| panic!("compile {mode:?}: {e}"));
+    let inputs = inputs_for(g);
+    let expected = ttfuse::reference::run(g, &inputs).expect("reference runs");
+    let mut dev_inputs = BTreeMap::new();
+    for b in &compiled.inputs {
+        dev_inputs.insert(b.tensor.clone(), b.to_device(&inputs[&b.name]));
+    }
+    let run = run_program(
+        &compiled.program,
+        dev,
+        &dev_inputs,
+        &NoHostOps,
+        Dispatch::Traced,
+    )
+    .unwrap_or_else(|e| panic!("run {mode:?}: {e}"));
+    for b in &compiled.outputs {
+        let got = b.from_device(&run.tensors[&b.tensor]).to_f32();
+        let want = expected[&b.name].to_f32();
+        let p = ttfuse::agreement::pcc(&want, &got);
+        assert!(p >= 0.999, "{mode:?} output {}: pcc {p}", b.name);
+    }
+    compiled
+}

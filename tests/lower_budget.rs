@@ -1,0 +1,159 @@
+//! Partitioning under the core's limits: K streamed when operands do not fit, single buffering
+//! when double buffering does not fit, guarded loops when blocks do not divide over the grid,
+//! and clear errors when nothing fits.
+
+mod lower_common;
+
+use lower_common::*;
+use ttfuse::graph::{BinaryOp, Graph, Op, UnaryOp};
+use ttfuse::lower::{compile, FusionMode};
+use ttfuse::plan::KernelPlan;
+
+fn assert_within_limits(plan: &KernelPlan) {
+    for k in &plan.kernels {
+        let bytes: u64 = k
+            .cbs
+            .iter()
+            .map(|c| (c.shape.0 * c.shape.1 * c.buffer_factor) as u64 * 2048)
+            .sum();
+        assert_eq!(
+            k.l1_bytes, bytes,
+            "{}: reported L1 is the sum of its buffers",
+            k.name
+        );
+        assert!(
+            bytes <= plan.target.l1_bytes,
+            "{}: {bytes} B of buffers on a {} B core",
+            k.name,
+            plan.target.l1_bytes
+        );
+        assert!(
+            k.cbs.len() <= plan.target.max_cbs as usize,
+            "{}: {} buffers",
+            k.name,
+            k.cbs.len()
+        );
+    }
+}
+
+fn long_k_matmul() -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[64, 1024]));
+    let w = constant(&mut g, "w", &[1024, 64], 11, 0.05);
+    let b = constant(&mut g, "b", &[64], 12, 0.1);
+    let m = matmul(&mut g, "mm", x, w);
+    let a = binary(&mut g, "biased", BinaryOp::Add, m, b);
+    let y = unary(&mut g, "y", UnaryOp::Relu, a);
+    output(&mut g, "y", y);
+    g
+}
+
+#[test]
+fn k_is_streamed_in_chunks_when_operands_do_not_fit() {
+    let dev = small_l1_device(64 * 1024);
+    let c = run_checked(&long_k_matmul(), &dev, FusionMode::Fused);
+    assert_within_limits(&c.plan);
+    let k = &c.plan.kernels[0];
+    assert_eq!(c.plan.kernels.len(), 1);
+    assert!(
+        k.partition.k_chunks > 1,
+        "K is streamed: {}",
+        k.partition_summary
+    );
+    assert_eq!(
+        k.partition.k_chunks * k.partition.k_block.unwrap_or(0),
+        1024 / 32
+    );
+    // With the full L1 the whole K fits in one chunk.
+    let roomy = compile(&long_k_matmul(), &device(), FusionMode::Fused).expect("compiles");
+    assert_eq!(roomy.plan.kernels[0].partition.k_chunks, 1);
+}
+
+#[test]
+fn transposed_batched_matmul_streams_k_with_small_l1() {
+    let mut g = Graph::new();
+    let q = g.add_input("q", f32t(&[2, 64, 256]));
+    let k = g.add_input("k", f32t(&[2, 64, 256]));
+    let kt = transpose_last(&mut g, "k_t", k);
+    let s = matmul(&mut g, "scores", q, kt);
+    let c = scalar(&mut g, "scale", 0.0625);
+    let y = binary(&mut g, "scaled", BinaryOp::Mul, s, c);
+    output(&mut g, "scaled", y);
+    let dev = small_l1_device(48 * 1024);
+    let fused = run_checked(&g, &dev, FusionMode::Fused);
+    assert_within_limits(&fused.plan);
+    assert_eq!(
+        fused.plan.kernels.len(),
+        1,
+        "transpose read in the matmul, scale in its epilogue"
+    );
+    assert!(fused.plan.kernels[0].partition.k_chunks > 1);
+    assert_eq!(fused.plan.free.len(), 1, "the transpose needs no kernel");
+    let unfused = run_checked(&g, &dev, FusionMode::Unfused);
+    assert_eq!(unfused.plan.kernels.len(), 3);
+}
+
+#[test]
+fn leftover_blocks_are_guarded() {
+    // 67 tile rows: blocks do not divide evenly over the cores.
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[67 * 32, 64]));
+    let e = unary(&mut g, "e", UnaryOp::Sigmoid, x);
+    let y = binary(&mut g, "y", BinaryOp::Mul, x, e);
+    output(&mut g, "y", y);
+    let c = run_checked(&g, &device(), FusionMode::Fused);
+    let p = &c.plan.kernels[0].partition;
+    assert!(p.guarded, "{}", c.plan.kernels[0].partition_summary);
+    assert!(p.blocks_per_core * (p.grid.0 * p.grid.1) as usize > p.blocks);
+}
+
+#[test]
+fn long_rows_fall_back_to_single_buffering() {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[32, 4096]));
+    let y = g.add("y", Op::Softmax { axis: 1 }, f32t(&[32, 4096]), &[x]);
+    output(&mut g, "y", y);
+    let c = run_checked(&g, &device(), FusionMode::Fused);
+    assert_within_limits(&c.plan);
+    assert!(!c.plan.kernels[0].partition.double_buffered);
+}
+
+#[test]
+fn nothing_fits_is_a_clear_error() {
+    let dev = small_l1_device(4 * 1024);
+    let err = compile(&softmax_composite(), &dev, FusionMode::Fused)
+        .expect_err("two tiles of L1 cannot hold a softmax");
+    let msg = err.to_string();
+    assert!(msg.contains("`y`") && msg.contains("does not fit"), "{msg}");
+}
+
+#[test]
+fn fusion_stops_at_the_l1_budget() {
+    // Each norm fits alone; on a small core the fused row kernel would not.
+    let g = norms();
+    let roomy = compile(&g, &device(), FusionMode::Fused).expect("compiles");
+    assert_eq!(roomy.plan.kernels.len(), 1);
+    let budget = roomy.plan.kernels[0].l1_bytes;
+    let unfused = compile(&g, &device(), FusionMode::Unfused).expect("compiles");
+    let biggest_alone = unfused
+        .plan
+        .kernels
+        .iter()
+        .map(|k| k.l1_bytes)
+        .max()
+        .unwrap_or(0);
+    assert!(biggest_alone < budget);
+    let dev = small_l1_device(biggest_alone);
+    let tight = run_checked(&g, &dev, FusionMode::Fused);
+    assert_within_limits(&tight.plan);
+    assert_eq!(tight.plan.kernels.len(), 2);
+    assert!(
+        tight
+            .plan
+            .breaks
+            .iter()
+            .any(|b| matches!(b.reason, ttfuse::plan::BreakReason::Budget { .. })),
+        "{:?}",
+        tight.plan.breaks
+    );
+}

@@ -1,0 +1,164 @@
+//! The planner's decisions: what is fused, what is free, why the rest is not, and clear errors.
+
+mod lower_common;
+
+use lower_common::*;
+use ttfuse::graph::{BinaryOp, Graph, Op, UnaryOp};
+use ttfuse::lower::{compile, FusionMode};
+use ttfuse::plan::{BreakReason, KernelKind};
+
+fn names(c: &ttfuse::lower::Compiled) -> Vec<String> {
+    c.plan.kernels.iter().map(|k| k.name.clone()).collect()
+}
+
+#[test]
+fn an_elementwise_chain_is_one_kernel() {
+    let c = compile(&eltwise_chain(), &device(), FusionMode::Fused).expect("compiles");
+    assert_eq!(names(&c), ["exp_add_relu_mul"]);
+    let k = &c.plan.kernels[0];
+    assert_eq!(k.kind, KernelKind::Eltwise);
+    assert_eq!(k.nodes, ["e", "a", "r", "y"]);
+    assert_eq!(k.reads, ["x", "bias"]);
+    assert_eq!(k.writes, ["y"]);
+    assert!(c.plan.breaks.is_empty());
+}
+
+#[test]
+fn matmuls_take_their_epilogues_and_start_new_kernels() {
+    let c = compile(&mlp2(), &device(), FusionMode::Fused).expect("compiles");
+    assert_eq!(names(&c), ["matmul_add_relu", "matmul_add"]);
+    assert!(c.plan.kernels.iter().all(|k| k.kind == KernelKind::Matmul));
+    assert_eq!(c.plan.breaks.len(), 1);
+    let b = &c.plan.breaks[0];
+    assert_eq!((b.producer.as_str(), b.consumer.as_str()), ("hr", "o"));
+    assert!(matches!(&b.reason, BreakReason::OpKind { detail } if detail.contains("MatMul")));
+}
+
+#[test]
+fn attention_scores_read_k_transposed_and_softmax_starts_a_row_kernel() {
+    let c = compile(&scaled_attention_scores(), &device(), FusionMode::Fused).expect("compiles");
+    assert_eq!(names(&c), ["matmul_bt_mul", "softmax_rows"]);
+    assert_eq!(c.plan.kernels[1].kind, KernelKind::RowWise);
+    assert_eq!(c.plan.free.len(), 1);
+    assert_eq!(c.plan.free[0].node, "k_t");
+    assert_eq!(c.plan.kernels[0].reads, ["q", "k"]);
+    let b = &c.plan.breaks[0];
+    assert_eq!(
+        (b.producer.as_str(), b.consumer.as_str()),
+        ("scaled", "probs")
+    );
+    assert!(matches!(b.reason, BreakReason::OpKind { .. }));
+    let unfused =
+        compile(&scaled_attention_scores(), &device(), FusionMode::Unfused).expect("compiles");
+    assert_eq!(
+        names(&unfused),
+        ["transpose", "matmul", "mul", "softmax_rows"]
+    );
+    assert!(unfused
+        .plan
+        .breaks
+        .iter()
+        .all(|b| b.reason == BreakReason::FusionOff));
+    assert_eq!(unfused.plan.breaks.len(), 3);
+}
+
+#[test]
+fn a_matmul_with_several_consumers_keeps_its_output_and_stops_its_epilogue() {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[64, 64]));
+    let w = constant(&mut g, "w", &[64, 64], 20, 0.2);
+    let m = matmul(&mut g, "mm", x, w);
+    let r = unary(&mut g, "r", UnaryOp::Relu, m);
+    let y = binary(&mut g, "y", BinaryOp::Add, m, r);
+    output(&mut g, "y", y);
+    let c = run_checked(&g, &device(), FusionMode::Fused);
+    assert_eq!(names(&c), ["matmul", "relu_add"]);
+    assert!(c
+        .plan
+        .breaks
+        .iter()
+        .any(|b| b.producer == "mm" && b.reason == BreakReason::SeveralConsumers { consumers: 2 }));
+}
+
+#[test]
+fn an_output_used_inside_its_kernel_is_written_and_kept_in_l1() {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[64, 96]));
+    let e = unary(&mut g, "e", UnaryOp::Exp, x);
+    let h = scalar(&mut g, "half", 0.5);
+    let s = binary(&mut g, "s", BinaryOp::Mul, e, h);
+    let t = unary(&mut g, "t", UnaryOp::Tanh, s);
+    output(&mut g, "s", s);
+    output(&mut g, "t", t);
+    let c = run_checked(&g, &device(), FusionMode::Fused);
+    assert_eq!(c.plan.kernels.len(), 1);
+    assert_eq!(c.plan.kernels[0].writes, ["s", "t"]);
+}
+
+#[test]
+fn reshapes_of_the_same_2d_view_are_free() {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[2, 32, 64]));
+    let e = unary(&mut g, "e", UnaryOp::Exp, x);
+    let r = g.add(
+        "flat",
+        Op::Reshape {
+            shape: vec![64, 64],
+        },
+        f32t(&[64, 64]),
+        &[e],
+    );
+    let y = unary(&mut g, "y", UnaryOp::Relu, r);
+    output(&mut g, "y", y);
+    for mode in [FusionMode::Fused, FusionMode::Unfused] {
+        let c = run_checked(&g, &device(), mode);
+        assert_eq!(c.plan.free.len(), 1, "{mode:?}");
+        assert_eq!(c.plan.free[0].node, "flat");
+        let expect = if mode == FusionMode::Fused { 1 } else { 2 };
+        assert_eq!(c.plan.kernels.len(), expect, "{mode:?}");
+    }
+}
+
+#[test]
+fn dimensions_that_are_not_tile_multiples_are_named_in_the_error() {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[48, 64]));
+    let y = unary(&mut g, "y", UnaryOp::Exp, x);
+    output(&mut g, "y", y);
+    let err = compile(&g, &device(), FusionMode::Fused)
+        .expect_err("48 rows need padding")
+        .to_string();
+    assert!(
+        err.contains("[48, 64]") && err.contains("multiple of 32"),
+        "{err}"
+    );
+}
+
+#[test]
+fn ops_without_a_template_are_named_in_the_error() {
+    let mut g = Graph::new();
+    let c = g.add_input("c", f32t(&[32, 32]));
+    let a = g.add_input("a", f32t(&[32, 32]));
+    let b = g.add_input("b", f32t(&[32, 32]));
+    let w = g.add("pick", Op::Where, f32t(&[32, 32]), &[c, a, b]);
+    output(&mut g, "pick", w);
+    let err = compile(&g, &device(), FusionMode::Unfused)
+        .expect_err("Where has no template")
+        .to_string();
+    assert!(err.contains("`pick`") && err.contains("Where"), "{err}");
+}
+
+#[test]
+fn explain_text_lists_kernels_buffers_and_reasons() {
+    let c = compile(&scaled_attention_scores(), &device(), FusionMode::Fused).expect("compiles");
+    let text = c.plan.to_text();
+    for needle in [
+        "matmul_bt_mul",
+        "softmax_rows",
+        "k_t (Transpose)",
+        "scaled -> probs",
+        "circular buffer",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+}
