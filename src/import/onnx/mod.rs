@@ -18,9 +18,6 @@ use super::builder::GraphBuilder;
 use super::{ImportError, ImportOptions};
 use crate::graph::{Graph, TensorType};
 
-/// The opset assumed when a model declares none for the default domain.
-const DEFAULT_OPSET: i64 = 17;
-
 /// Imports ONNX model bytes; `file` names the model in errors.
 pub fn import(file: &str, bytes: &[u8], opts: &ImportOptions) -> Result<Graph, ImportError> {
     let malformed = |reason: String| ImportError::Malformed {
@@ -44,7 +41,11 @@ pub fn import(file: &str, bytes: &[u8], opts: &ImportOptions) -> Result<Graph, I
         .opset_import
         .iter()
         .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
-        .map_or(DEFAULT_OPSET, |o| o.version);
+        .map(|o| o.version)
+        .filter(|&v| v >= 1)
+        .ok_or_else(|| {
+            malformed("it declares no opset for the default ONNX domain (a truncated file?)".into())
+        })?;
     Importer {
         file,
         opts,
