@@ -14,12 +14,15 @@
 //! A composite (softmax, layer/RMS norm) is only extractable when the backend has a kernel for it
 //! ([`CostModel::composite_kernels`]); otherwise it costs infinity and extraction picks its
 //! decomposition. With a kernel it costs like the fused row-wise group of its decomposition,
-//! without the intermediate unpacks and packs, so it wins over that group. All figures live in [`CostModel::wormhole_b0`], the one place to switch to the
-//! runtime's device description.
+//! without the intermediate unpacks and packs, so it wins over that group. The figures come from
+//! the runtime's device files (`runtime/devices/*.json`, [`CostModel::from_device`]); the few
+//! SFPU functions those files do not list are supplemented here, for the ops that run as TTNN
+//! fallbacks.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
+use ttfuse_runtime::device::{Device, DeviceError};
 
 use crate::graph::{BinaryOp, Op, ReduceOp, TensorType, UnaryOp};
 
@@ -34,80 +37,127 @@ pub enum Composite {
     RmsNorm,
 }
 
-/// Device figures used by the cost function.
+/// Device figures used by the cost function, read from the runtime's device description.
 #[derive(Clone, Debug, Serialize)]
 pub struct CostModel {
     /// Cores in the compute grid.
     pub cores: f64,
     /// Chip DRAM bandwidth in bytes per cycle.
     pub dram_bytes_per_cycle: f64,
-    /// Bytes per element on the device (bf16).
+    /// Bytes per element on the device (a bf16 tile's bytes / 1024).
     pub bytes_per_element: f64,
-    /// Cycles to dispatch one kernel.
+    /// Cycles to dispatch one kernel (traced op-to-op gap).
     pub dispatch_cycles: f64,
-    /// Cycles to unpack or pack one tile.
-    pub tile_move_cycles: f64,
-    /// Cycles for one 32x32x32 tile matmul.
+    /// Cycles to unpack one tile.
+    pub unpack_cycles: f64,
+    /// Cycles to pack one tile.
+    pub pack_cycles: f64,
+    /// Cycles for one 32x32x32 tile matmul at the device's fidelity.
     pub matmul_tile_cycles: f64,
+    /// FPU add/sub cycles per tile.
+    pub add_cycles: f64,
+    /// FPU multiply cycles per tile at the device's fidelity.
+    pub mul_cycles: f64,
+    /// Reduction cycles per input tile.
+    pub reduce_cycles: f64,
+    /// SFPU cycles per tile by function name (`exp`, `division`, ...).
+    pub sfpu: BTreeMap<String, f64>,
     /// Composites with a kernel template in the backend.
     pub composite_kernels: BTreeSet<Composite>,
 }
 
+/// SFPU figures the device files do not list, for the ops TT-Lang has no instruction for (they
+/// run as TTNN fallbacks). From shared/reference/tensix-facts.md where it has them.
+const SFPU_SUPPLEMENT: [(&str, f64); 5] = [
+    ("gelu_tanh", 256.0), // tensix-facts.md: gelu (approx) ~256
+    ("silu", 1432.0),     // tensix-facts.md: silu ~1432 accurate (PR 48925)
+    ("gelu", 512.0),      // estimate: accurate gelu, twice the approximate one
+    ("erf", 512.0),       // estimate: a polynomial like accurate gelu's
+    ("softplus", 500.0),  // estimate: exp (250) + log (250)
+];
+
+/// The cost of an SFPU function absent from both tables: ~8 instructions per element.
+const SFPU_DEFAULT: f64 = 256.0;
+
 impl CostModel {
-    /// Wormhole n150 figures from shared/reference/tensix-facts.md: 8x8 grid; 267 GB/s measured
-    /// DRAM bandwidth at 1 GHz; bf16; ~4 us traced op-to-op dispatch; >= 32 cycles unpack/pack
-    /// per tile; HiFi4 tile matmul 64 cycles. No composite kernels.
-    pub fn wormhole_b0() -> Self {
+    /// The cost model of a device target.
+    pub fn from_device(d: &Device) -> Self {
+        let mut sfpu: BTreeMap<String, f64> = SFPU_SUPPLEMENT
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        sfpu.extend(d.sfpu_cycles_per_tile.iter().map(|(k, v)| (k.clone(), *v)));
+        let c = &d.compute;
         CostModel {
-            cores: 64.0,
-            dram_bytes_per_cycle: 267.0,
-            bytes_per_element: 2.0,
-            dispatch_cycles: 4000.0,
-            tile_move_cycles: 32.0,
-            matmul_tile_cycles: 64.0,
+            cores: f64::from(d.grid.x * d.grid.y),
+            dram_bytes_per_cycle: d.dram_bytes_per_cycle(),
+            bytes_per_element: d.tile_bytes as f64 / 1024.0,
+            dispatch_cycles: d.dispatch.traced_us * d.clock_ghz * 1000.0,
+            unpack_cycles: c.unpack_cycles_per_tile,
+            pack_cycles: c.pack_cycles_per_tile,
+            matmul_tile_cycles: c.matmul_cycles_per_tile.at(c.fidelity),
+            add_cycles: c.add_cycles_per_tile,
+            mul_cycles: c.mul_cycles_per_tile.at(c.fidelity),
+            reduce_cycles: c.reduce_sum_cycles_per_tile_per_phase * f64::from(c.fidelity.phases()),
+            sfpu,
             composite_kernels: BTreeSet::new(),
+        }
+    }
+
+    /// The cost model of target `name` (`wormhole_b0`, `blackhole`).
+    pub fn for_target(name: &str) -> Result<Self, DeviceError> {
+        Device::load(name).map(|d| CostModel::from_device(&d))
+    }
+
+    fn sfpu(&self, f: &str) -> f64 {
+        self.sfpu.get(f).copied().unwrap_or(SFPU_DEFAULT)
+    }
+
+    /// Compute cycles per output tile of an elementwise op.
+    fn elementwise_cycles(&self, op: &Op) -> f64 {
+        match op {
+            Op::Unary(UnaryOp::Identity) => 0.0,
+            Op::Unary(u) => self.sfpu(unary_name(*u)),
+            Op::Binary(BinaryOp::Add | BinaryOp::Sub) => self.add_cycles,
+            Op::Binary(BinaryOp::Mul) => self.mul_cycles,
+            Op::Binary(BinaryOp::Div) => self.sfpu("division"),
+            Op::Binary(BinaryOp::Max) => self.sfpu("max"),
+            Op::Binary(BinaryOp::Min) => self.sfpu("min"),
+            Op::Binary(BinaryOp::Pow) => self.sfpu("power"),
+            _ => 0.0,
         }
     }
 }
 
 impl Default for CostModel {
+    /// Wormhole n150 (`runtime/devices/wormhole_b0.json`).
     fn default() -> Self {
-        CostModel::wormhole_b0()
+        // The data file is embedded in the runtime and checked by its tests; a failure here is a
+        // build defect, not bad user input.
+        CostModel::for_target("wormhole_b0").expect("the embedded wormhole_b0 device file loads")
     }
 }
 
-/// Compute cycles per output tile of an elementwise op (Wormhole, tensix-facts.md SFPU and FPU
-/// tables; figures marked "est." are not in the table and assume ~8 SFPU instructions per
-/// element, i.e. 256 cycles per tile).
-fn unary_cycles(u: UnaryOp) -> f64 {
+/// The device file's name of a unary SFPU function.
+fn unary_name(u: UnaryOp) -> &'static str {
     match u {
-        UnaryOp::Exp => 250.0,
-        UnaryOp::Log => 256.0, // est.
-        UnaryOp::Sqrt => 984.0,
-        UnaryOp::Rsqrt => 256.0, // est.
-        UnaryOp::Recip => 96.0,
-        UnaryOp::Tanh => 530.0,
-        UnaryOp::Sigmoid => 256.0,
-        UnaryOp::Relu => 32.0, // one SFPU instruction per element
-        UnaryOp::Abs => 146.0,
-        UnaryOp::Neg => 32.0,
-        UnaryOp::Floor => 568.0,
-        UnaryOp::Erf => 512.0,  // est. (polynomial)
-        UnaryOp::Gelu => 512.0, // est. (accurate, erf based)
-        UnaryOp::GeluTanh => 256.0,
-        UnaryOp::Silu => 1432.0,
-        UnaryOp::Softplus => 512.0, // est. (exp + log)
-        UnaryOp::Identity => 0.0,
-    }
-}
-
-fn binary_cycles(b: BinaryOp) -> f64 {
-    match b {
-        BinaryOp::Add | BinaryOp::Sub => 8.0,
-        BinaryOp::Mul => 32.0, // HiFi4
-        BinaryOp::Div => 1475.0,
-        BinaryOp::Max | BinaryOp::Min => 64.0, // est.
-        BinaryOp::Pow => 128.0,                // est. (integer power: repeated multiplies)
+        UnaryOp::Exp => "exp",
+        UnaryOp::Log => "log",
+        UnaryOp::Sqrt => "sqrt",
+        UnaryOp::Rsqrt => "rsqrt",
+        UnaryOp::Recip => "recip",
+        UnaryOp::Tanh => "tanh",
+        UnaryOp::Sigmoid => "sigmoid",
+        UnaryOp::Relu => "relu",
+        UnaryOp::Abs => "abs",
+        UnaryOp::Neg => "neg",
+        UnaryOp::Floor => "floor",
+        UnaryOp::Erf => "erf",
+        UnaryOp::Gelu => "gelu",
+        UnaryOp::GeluTanh => "gelu_tanh",
+        UnaryOp::Silu => "silu",
+        UnaryOp::Softplus => "softplus",
+        UnaryOp::Identity => "identity",
     }
 }
 
@@ -182,11 +232,19 @@ impl CostModel {
     fn compute(&self, op: &Op, inputs: &[&TensorType], out: &TensorType) -> f64 {
         let t_out = tiles(&out.shape);
         let t_in = inputs.first().map_or(t_out, |t| tiles(&t.shape));
+        let t_rows = inputs.first().map_or(t_out, |t| {
+            let mut rows = t.shape.clone();
+            if let Some(last) = rows.last_mut() {
+                *last = 1;
+            }
+            tiles(&rows)
+        });
         let per_core = |tiles: f64, cycles: f64| tiles * cycles / self.cores;
+        let (exp, recip, rsqrt) = (self.sfpu("exp"), self.sfpu("recip"), self.sfpu("rsqrt"));
+        let (add, mul, red) = (self.add_cycles, self.mul_cycles, self.reduce_cycles);
         match op {
-            Op::Unary(u) => per_core(t_out, unary_cycles(*u)),
-            Op::Binary(b) => per_core(t_out, binary_cycles(*b)),
-            Op::Reduce { .. } => per_core(t_in, self.tile_move_cycles),
+            Op::Unary(_) | Op::Binary(_) => per_core(t_out, self.elementwise_cycles(op)),
+            Op::Reduce { .. } => per_core(t_in, red),
             Op::MatMul => {
                 let k = inputs
                     .first()
@@ -195,15 +253,22 @@ impl CostModel {
                     .unwrap_or(1);
                 per_core(t_out * k.div_ceil(32) as f64, self.matmul_tile_cycles)
             }
-            // max, subtract, exp, sum, divide per tile
-            Op::Softmax { .. } => per_core(t_in, 64.0 + 8.0 + 250.0 + 32.0 + 96.0 + 32.0),
-            // mean, subtract, square, mean, rsqrt, multiply, scale, shift
-            Op::LayerNorm { .. } => {
-                per_core(t_in, 32.0 + 8.0 + 32.0 + 32.0 + 256.0 + 32.0 + 32.0 + 8.0)
+            // Composites: the work of their decomposition, full-tensor parts per input tile and
+            // per-row parts (on the reduced column) per row tile.
+            // max, subtract, exp, sum, multiply | reciprocal
+            Op::Softmax { .. } => {
+                per_core(t_in, red + add + exp + red + mul) + per_core(t_rows, recip)
             }
-            // square, mean, rsqrt, multiply, scale
-            Op::RmsNorm { .. } => per_core(t_in, 32.0 + 32.0 + 256.0 + 32.0 + 32.0),
-            _ => per_core(t_out.max(t_in), self.tile_move_cycles),
+            // mean, subtract, square, mean, normalize, scale, shift | add eps, rsqrt
+            Op::LayerNorm { .. } => {
+                per_core(t_in, red + add + mul + red + mul + mul + add)
+                    + per_core(t_rows, add + rsqrt)
+            }
+            // square, mean, normalize, scale | add eps, rsqrt
+            Op::RmsNorm { .. } => {
+                per_core(t_in, mul + red + mul + mul) + per_core(t_rows, add + rsqrt)
+            }
+            _ => per_core(t_out.max(t_in), self.unpack_cycles + self.pack_cycles),
         }
     }
 
@@ -226,7 +291,10 @@ impl CostModel {
             Kind::Fusable => {
                 let moved: f64 =
                     inputs.iter().map(|t| tiles(&t.shape)).sum::<f64>() + tiles(&out.shape);
-                compute + moved * self.tile_move_cycles / self.cores
+                let unpacked: f64 = inputs.iter().map(|t| tiles(&t.shape)).sum();
+                compute
+                    + (unpacked * self.unpack_cycles + tiles(&out.shape) * self.pack_cycles)
+                        / self.cores
             }
             k => {
                 let elems: usize = inputs.iter().map(|t| t.numel()).sum::<usize>() + out.numel();
