@@ -12,7 +12,9 @@ use ttfuse_runtime::ttl::parse::parse_module;
 fn data(rows: usize, cols: usize, seed: u32, scale: f32) -> Tensor {
     let v: Vec<f32> = (0..rows * cols)
         .map(|i| {
-            let h = (i as u32).wrapping_mul(2654435761).wrapping_add(seed.wrapping_mul(40503));
+            let h = (i as u32)
+                .wrapping_mul(2654435761)
+                .wrapping_add(seed.wrapping_mul(40503));
             ((h >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * scale
         })
         .collect();
@@ -41,7 +43,11 @@ fn bench_kernel(c: &mut Criterion, label: &str, module: &Module, kernel: &str, a
 
 fn benches(c: &mut Criterion) {
     let mm = parse_module(include_str!("matmul_512.py"), "matmul_512.py").expect("parses");
-    let args = vec![data(512, 512, 1, 2.0), data(512, 512, 2, 2.0), Tensor::zeros(512, 512)];
+    let args = vec![
+        data(512, 512, 1, 2.0),
+        data(512, 512, 2, 2.0),
+        Tensor::zeros(512, 512),
+    ];
     bench_kernel(c, "matmul_512_one_core", &mm, "matmul_512", args);
 
     let mlp = parse_module(include_str!("gpt2_mlp.py"), "gpt2_mlp.py").expect("parses");

@@ -10,7 +10,9 @@ use ttfuse_runtime::tensor::Tensor;
 use ttfuse_runtime::ttl::parse::parse_module;
 
 fn indent(body: &str, n: usize) -> String {
-    body.lines().map(|l| format!("{}{l}\n", " ".repeat(n))).collect()
+    body.lines()
+        .map(|l| format!("{}{l}\n", " ".repeat(n)))
+        .collect()
 }
 
 /// A `grid`-core kernel `k(x, out)` with the given setup lines and thread bodies.
@@ -67,7 +69,8 @@ fn the_template_itself_runs() {
 
 #[test]
 fn loop_count_mismatch_is_a_deadlock_listing_each_blocked_thread() {
-    let compute = "for _ in range(2):\n    with x_cb.wait() as a, out_cb.reserve() as o:\n        o.store(a)";
+    let compute =
+        "for _ in range(2):\n    with x_cb.wait() as a, out_cb.reserve() as o:\n        o.store(a)";
     let write = "for _ in range(2):\n    with out_cb.wait() as blk:\n        tx = ttl.copy(blk, out[0, 0])\n        tx.wait()";
     expect(
         &kernel((1, 1), SETUP, compute, READ, write),
@@ -86,7 +89,11 @@ fn unconsumed_and_unpushed_blocks_at_kernel_end() {
     expect(
         &kernel((1, 1), SETUP, COMPUTE, &read2, WRITE),
         FaultKind::CircularBuffer,
-        &["core (0, 0)", "CB `x_cb`", "1 block(s) pushed but never popped (last pushed at line 18)"],
+        &[
+            "core (0, 0)",
+            "CB `x_cb`",
+            "1 block(s) pushed but never popped (last pushed at line 18)",
+        ],
     );
     let read = format!("{READ}\nblk2 = x_cb.reserve()");
     expect(
@@ -102,13 +109,21 @@ fn cb_misuse() {
     expect(
         &kernel((1, 1), SETUP, COMPUTE, read, WRITE),
         FaultKind::CircularBuffer,
-        &["thread `dm_read`", "line 16", "reserved at line 15 is not pushed yet"],
+        &[
+            "thread `dm_read`",
+            "line 16",
+            "reserved at line 15 is not pushed yet",
+        ],
     );
     let compute = format!("x_cb.pop()\n{COMPUTE}");
     expect(
         &kernel((1, 1), SETUP, &compute, READ, WRITE),
         FaultKind::CircularBuffer,
-        &["thread `compute`", "line 10", "`x_cb.pop()` without a waited block"],
+        &[
+            "thread `compute`",
+            "line 10",
+            "`x_cb.pop()` without a waited block",
+        ],
     );
     let write = format!("{WRITE}\nwith x_cb.reserve() as b:\n    pass");
     expect(
@@ -132,12 +147,17 @@ fn too_many_cbs_and_l1_overflow() {
         FaultKind::Limit,
         &["core (0, 0)", "33 circular buffers", "allows 32"],
     );
-    let setup = "x_cb = ttl.make_circular_buffer_like(x, shape=(24, 16), buffer_factor=2)\nout_cb = x_cb";
+    let setup =
+        "x_cb = ttl.make_circular_buffer_like(x, shape=(24, 16), buffer_factor=2)\nout_cb = x_cb";
     let usable = Device::load("wormhole_b0").unwrap().l1.usable_bytes();
     expect(
         &kernel((1, 1), setup, "pass", "pass", "pass"),
         FaultKind::Limit,
-        &[&format!("{} B of L1", 24 * 16 * 2 * 2048), &format!("{usable} B usable"), "`x_cb` 24x16x2"],
+        &[
+            &format!("{} B of L1", 24 * 16 * 2 * 2048),
+            &format!("{usable} B usable"),
+            "`x_cb` 24x16x2",
+        ],
     );
 }
 
@@ -147,19 +167,31 @@ fn slices_out_of_bounds_and_shape_mismatches() {
     expect(
         &kernel((1, 1), SETUP, COMPUTE, read, WRITE),
         FaultKind::Bounds,
-        &["thread `dm_read`", "line 16", "tile slice [0:2, 0:1] of tensor `x` is outside its 1x1 tiles"],
+        &[
+            "thread `dm_read`",
+            "line 16",
+            "tile slice [0:2, 0:1] of tensor `x` is outside its 1x1 tiles",
+        ],
     );
     let setup = "x_cb = ttl.make_circular_buffer_like(x, shape=(1, 1), buffer_factor=2)\nout_cb = ttl.make_circular_buffer_like(out, shape=(2, 1), buffer_factor=2)";
     expect(
         &kernel((1, 1), setup, COMPUTE, READ, WRITE),
         FaultKind::Shape,
-        &["thread `compute`", "line 11", "1x1-tile value into a block of CB `out_cb`, which is 2x1"],
+        &[
+            "thread `compute`",
+            "line 11",
+            "1x1-tile value into a block of CB `out_cb`, which is 2x1",
+        ],
     );
     let read = "with out_cb.reserve() as blk:\n    tx = ttl.copy(x[0, 0], blk)\n    tx.wait()";
     expect(
         &kernel((1, 1), setup, "pass", read, "pass"),
         FaultKind::Shape,
-        &["thread `dm_read`", "line 15", "a tensor slice of 1x1 tiles and a block of CB `out_cb`, which is 2x1"],
+        &[
+            "thread `dm_read`",
+            "line 15",
+            "a tensor slice of 1x1 tiles and a block of CB `out_cb`, which is 2x1",
+        ],
     );
 }
 
@@ -178,7 +210,10 @@ fn pipes_without_partners() {
     expect(
         &kernel((2, 1), &setup, "pass", "pass", recv),
         FaultKind::Deadlock,
-        &["core (0, 0) thread `dm_write`", "a block from pipe (1, 0) -> (0, 0): nothing was sent"],
+        &[
+            "core (0, 0) thread `dm_write`",
+            "a block from pipe (1, 0) -> (0, 0): nothing was sent",
+        ],
     );
     let wrong = "with out_cb.reserve() as blk:\n    tx = ttl.copy(p, blk)\n    tx.wait()";
     expect(
@@ -187,21 +222,49 @@ fn pipes_without_partners() {
         &["core (1, 0)", "only its destination core may receive"],
     );
     let setup = format!("{SETUP}\np = ttl.Pipe(src=(2, 0), dst=(0, 0))");
-    expect(&kernel((2, 1), &setup, "pass", "pass", "pass"), FaultKind::Pipe, &["outside the kernel's 2x1 grid"]);
+    expect(
+        &kernel((2, 1), &setup, "pass", "pass", "pass"),
+        FaultKind::Pipe,
+        &["outside the kernel's 2x1 grid"],
+    );
 }
 
 #[test]
 fn unknown_names_ops_and_ttl_where() {
     let c = "with x_cb.wait() as a, out_cb.reserve() as o:\n    o.store(ttl.math.gelu(a))";
-    expect(&kernel((1, 1), SETUP, c, READ, WRITE), FaultKind::Unsupported, &["thread `compute`", "line 11", "unknown TT-Lang function `ttl.math.gelu`"]);
+    expect(
+        &kernel((1, 1), SETUP, c, READ, WRITE),
+        FaultKind::Unsupported,
+        &[
+            "thread `compute`",
+            "line 11",
+            "unknown TT-Lang function `ttl.math.gelu`",
+        ],
+    );
     let c = "with x_cb.wait() as a, out_cb.reserve() as o:\n    o.store(a + bogus)";
-    expect(&kernel((1, 1), SETUP, c, READ, WRITE), FaultKind::Unsupported, &["line 11", "unknown name `bogus`"]);
+    expect(
+        &kernel((1, 1), SETUP, c, READ, WRITE),
+        FaultKind::Unsupported,
+        &["line 11", "unknown name `bogus`"],
+    );
     let c = "with x_cb.wait() as a, out_cb.reserve() as o:\n    o.store(ttl.where(a, a, a))";
-    expect(&kernel((1, 1), SETUP, c, READ, WRITE), FaultKind::Unsupported, &["`ttl.where` is broken"]);
+    expect(
+        &kernel((1, 1), SETUP, c, READ, WRITE),
+        FaultKind::Unsupported,
+        &["`ttl.where` is broken"],
+    );
     let c = "with x_cb.wait() as a, out_cb.reserve() as o:\n    o.store(a.exp())";
-    expect(&kernel((1, 1), SETUP, c, READ, WRITE), FaultKind::Unsupported, &["unknown method `.exp()`"]);
+    expect(
+        &kernel((1, 1), SETUP, c, READ, WRITE),
+        FaultKind::Unsupported,
+        &["unknown method `.exp()`"],
+    );
     let c = "with x_cb.wait() as a, out_cb.reserve() as o:\n    o.store(ttl.math.exp(x_cb.wait()))";
-    expect(&kernel((1, 1), SETUP, c, READ, WRITE), FaultKind::Unsupported, &["must be a statement of its own"]);
+    expect(
+        &kernel((1, 1), SETUP, c, READ, WRITE),
+        FaultKind::Unsupported,
+        &["must be a statement of its own"],
+    );
 }
 
 #[test]
@@ -216,13 +279,30 @@ fn python_scalar_operands_need_a_constant_tile() {
 
 #[test]
 fn grid_larger_than_the_device_and_bad_calls() {
-    expect(&kernel((9, 1), SETUP, COMPUTE, READ, WRITE), FaultKind::Limit, &["grid (9, 1) does not fit device `wormhole_b0`"]);
+    expect(
+        &kernel((9, 1), SETUP, COMPUTE, READ, WRITE),
+        FaultKind::Limit,
+        &["grid (9, 1) does not fit device `wormhole_b0`"],
+    );
     let module = parse_module(&kernel((1, 1), SETUP, COMPUTE, READ, WRITE), "t.py").unwrap();
     let mut one = [Tensor::zeros(32, 32)];
     let e = run_kernel(&module, "k", &wormhole(), &mut one).unwrap_err();
-    assert!(matches!(e, ExecError::ArgCount { expected: 2, given: 1, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            ExecError::ArgCount {
+                expected: 2,
+                given: 1,
+                ..
+            }
+        ),
+        "{e}"
+    );
     let e = run_kernel(&module, "nope", &wormhole(), &mut one).unwrap_err();
-    assert!(e.to_string().contains("no kernel named `nope`") && e.to_string().contains("kernels: k"), "{e}");
+    assert!(
+        e.to_string().contains("no kernel named `nope`") && e.to_string().contains("kernels: k"),
+        "{e}"
+    );
     let mut odd = [Tensor::zeros(30, 32), Tensor::zeros(32, 32)];
     let e = run_kernel(&module, "k", &wormhole(), &mut odd).unwrap_err();
     assert!(matches!(e, ExecError::Unaligned { rows: 30, .. }), "{e}");
@@ -231,5 +311,8 @@ fn grid_larger_than_the_device_and_bad_calls() {
 #[test]
 fn unknown_device_lists_the_targets() {
     let e = Device::load("grayskull").unwrap_err().to_string();
-    assert!(e.contains("`grayskull`") && e.contains("blackhole, wormhole_b0"), "{e}");
+    assert!(
+        e.contains("`grayskull`") && e.contains("blackhole, wormhole_b0"),
+        "{e}"
+    );
 }

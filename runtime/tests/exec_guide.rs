@@ -726,7 +726,12 @@ fn add_kernel() {
     let b = tensor(32, 32, 2, -4.0, 4.0);
     let mut args = [a.clone(), b.clone(), Tensor::zeros(32, 32)];
     run(ADD, "add_kernel", &mut args).unwrap();
-    let want: Vec<f32> = a.to_f32().iter().zip(b.to_f32()).map(|(&x, y)| bf(x + y)).collect();
+    let want: Vec<f32> = a
+        .to_f32()
+        .iter()
+        .zip(b.to_f32())
+        .map(|(&x, y)| bf(x + y))
+        .collect();
     assert_close(&args[2], &want, 0.0, 0.0);
 }
 
@@ -736,7 +741,12 @@ fn multicore_kernel_on_the_8x8_grid() {
     let b = tensor(256, 256, 4, -4.0, 4.0);
     let mut args = [a.clone(), b.clone(), Tensor::zeros(256, 256)];
     let r = run(MULTICORE, "multicore_kernel", &mut args).unwrap();
-    let want: Vec<f32> = a.to_f32().iter().zip(b.to_f32()).map(|(&x, y)| bf(x + y)).collect();
+    let want: Vec<f32> = a
+        .to_f32()
+        .iter()
+        .zip(b.to_f32())
+        .map(|(&x, y)| bf(x + y))
+        .collect();
     assert_close(&args[2], &want, 0.0, 0.0);
     assert_eq!(r.cores.len(), 64);
 }
@@ -746,7 +756,12 @@ fn fused_mlp_kernel() {
     let x = tensor(128, 128, 5, -1.0, 1.0);
     let w_fc = tensor(128, 512, 6, -0.2, 0.2);
     let w_proj = tensor(512, 128, 7, -0.2, 0.2);
-    let mut args = [x.clone(), w_fc.clone(), w_proj.clone(), Tensor::zeros(128, 128)];
+    let mut args = [
+        x.clone(),
+        w_fc.clone(),
+        w_proj.clone(),
+        Tensor::zeros(128, 128),
+    ];
     run(MLP, "fused_mlp_kernel", &mut args).unwrap();
     let h = relu2(&matmul(&x.to_f32(), &w_fc.to_f32(), 128, 128, 512));
     let want = matmul(&h, &w_proj.to_f32(), 128, 512, 128);
@@ -758,11 +773,18 @@ fn streaming_mlp_kernel() {
     let x = tensor(128, 128, 8, -1.0, 1.0);
     let w_fc = tensor(128, 512, 9, -0.2, 0.2);
     let w_proj = tensor(512, 128, 10, -0.2, 0.2);
-    let mut args = [x.clone(), w_fc.clone(), w_proj.clone(), Tensor::zeros(128, 128)];
+    let mut args = [
+        x.clone(),
+        w_fc.clone(),
+        w_proj.clone(),
+        Tensor::zeros(128, 128),
+    ];
     run(STREAMING, "streaming_mlp_kernel", &mut args).unwrap();
     let h = relu2(&matmul(&x.to_f32(), &w_fc.to_f32(), 128, 128, 512));
-    let want: Vec<f32> =
-        matmul(&h, &w_proj.to_f32(), 128, 512, 128).iter().map(|v| v.abs()).collect();
+    let want: Vec<f32> = matmul(&h, &w_proj.to_f32(), 128, 512, 128)
+        .iter()
+        .map(|v| v.abs())
+        .collect();
     assert_close_scaled(&args[3], &want, 0.01, 0.02);
 }
 
@@ -782,7 +804,12 @@ fn softmax_kernel() {
 fn rmsnorm_kernel() {
     let x = tensor(128, 128, 12, -1.0, 1.0);
     let w = tensor(128, 128, 13, 0.5, 1.5);
-    let mut args = [x.clone(), w.clone(), filled(32, 32, 1.0), Tensor::zeros(128, 128)];
+    let mut args = [
+        x.clone(),
+        w.clone(),
+        filled(32, 32, 1.0),
+        Tensor::zeros(128, 128),
+    ];
     run(RMSNORM, "rmsnorm_kernel", &mut args).unwrap();
     let xv = x.to_f32();
     let r = 1.0 / xv.iter().map(|v| v * v).sum::<f32>().sqrt();
@@ -812,7 +839,11 @@ fn fused_block_kernel_with_in_place_reservations() {
     let proj = matmul(&attn.to_f32(), &wo.to_f32(), 128, 128, 128);
     let h1: Vec<f32> = proj.iter().zip(x.to_f32()).map(|(a, b)| a + b).collect();
     let r = 1.0 / h1.iter().map(|v| v * v).sum::<f32>().sqrt();
-    let ln2: Vec<f32> = h1.iter().zip(ln2_w.to_f32()).map(|(h, w)| h * r * w).collect();
+    let ln2: Vec<f32> = h1
+        .iter()
+        .zip(ln2_w.to_f32())
+        .map(|(h, w)| h * r * w)
+        .collect();
     let hid = relu2(&matmul(&ln2, &w_fc.to_f32(), 128, 128, 512));
     let mlp = matmul(&hid, &w_proj.to_f32(), 128, 512, 128);
     let want: Vec<f32> = mlp.iter().zip(&h1).map(|(m, h)| m + h).collect();
@@ -824,15 +855,31 @@ fn reduce_bcast_matmul_with_pipes() {
     // A: 8x8 tiles, B: 4x4 tiles, all positive so the coordinator's abs() is the identity.
     let a = tensor(256, 256, 20, 0.0, 0.02);
     let b = tensor(128, 128, 21, 0.0, 0.02);
-    let mut args = [a.clone(), b.clone(), filled(32, 32, 1.0), Tensor::zeros(128, 128)];
-    let r = run(REDUCE_BCAST_MATMUL, "full_reduce_bcast_matmul_kernel", &mut args).unwrap();
+    let mut args = [
+        a.clone(),
+        b.clone(),
+        filled(32, 32, 1.0),
+        Tensor::zeros(128, 128),
+    ];
+    let r = run(
+        REDUCE_BCAST_MATMUL,
+        "full_reduce_bcast_matmul_kernel",
+        &mut args,
+    )
+    .unwrap();
     // Each core reduces its 2 tile columns of A; the partial matmuls sum to total(A) * colsum(B).
     let total: f32 = a.to_f32().iter().sum();
     let bv = b.to_f32();
-    let colsum: Vec<f32> = (0..128).map(|j| (0..128).map(|i| bv[i * 128 + j]).sum()).collect();
+    let colsum: Vec<f32> = (0..128)
+        .map(|j| (0..128).map(|i| bv[i * 128 + j]).sum())
+        .collect();
     let want: Vec<f32> = (0..128 * 128).map(|i| total * colsum[i % 128]).collect();
     assert_close(&args[3], &want, 0.0, 0.03);
-    assert_eq!(r.noc_bytes, 3 * 16 * 2048, "three 4x4-tile blocks through pipes");
+    assert_eq!(
+        r.noc_bytes,
+        3 * 16 * 2048,
+        "three 4x4-tile blocks through pipes"
+    );
 }
 
 #[test]
@@ -842,6 +889,12 @@ fn the_guides_simplified_gather_example_leaves_blocks_unconsumed() {
     // pops once. The runtime reports the leftover blocks instead of finishing silently.
     let mut args = [tensor(32, 128, 22, 0.0, 1.0), Tensor::zeros(32, 32)];
     let e = err_of(GATHER, "gather_kernel", &mut args);
-    assert!(e.contains("core (0, 0)") && e.contains("circular buffer error"), "{e}");
-    assert!(e.contains("CB `inp_cb`") && e.contains("never popped"), "{e}");
+    assert!(
+        e.contains("core (0, 0)") && e.contains("circular buffer error"),
+        "{e}"
+    );
+    assert!(
+        e.contains("CB `inp_cb`") && e.contains("never popped"),
+        "{e}"
+    );
 }

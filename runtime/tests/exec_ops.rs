@@ -22,7 +22,13 @@ fn unary_functions_match_f32() {
     unary_case("ttl.math.rsqrt(a)", 0.1, 4.0, |v| 1.0 / v.sqrt(), 0.008);
     unary_case("ttl.math.recip(a)", 0.5, 4.0, |v| 1.0 / v, 0.008);
     unary_case("ttl.math.tanh(a)", -3.0, 3.0, f32::tanh, 0.008);
-    unary_case("ttl.math.sigmoid(a)", -4.0, 4.0, |v| 1.0 / (1.0 + (-v).exp()), 0.008);
+    unary_case(
+        "ttl.math.sigmoid(a)",
+        -4.0,
+        4.0,
+        |v| 1.0 / (1.0 + (-v).exp()),
+        0.008,
+    );
     unary_case("ttl.math.relu(a)", -1.0, 1.0, |v| v.max(0.0), 0.0);
     unary_case("ttl.math.abs(a)", -1.0, 1.0, f32::abs, 0.0);
     unary_case("ttl.math.neg(a)", -1.0, 1.0, |v| -v, 0.0);
@@ -36,8 +42,12 @@ fn binary_case(expr: &str, f: impl Fn(f32, f32) -> f32, rel: f32) {
     let y = tensor(32, 64, 2, 0.5, 2.0);
     let mut args = [x.clone(), y.clone(), Tensor::zeros(32, 64)];
     run(&binary_kernel(1, 2, expr), "k", &mut args).unwrap_or_else(|e| panic!("{expr}: {e}"));
-    let want: Vec<f32> =
-        x.to_f32().iter().zip(y.to_f32()).map(|(&a, b)| bf(f(a, b))).collect();
+    let want: Vec<f32> = x
+        .to_f32()
+        .iter()
+        .zip(y.to_f32())
+        .map(|(&a, b)| bf(f(a, b)))
+        .collect();
     assert_close(&args[2], &want, 1e-6, rel);
 }
 
@@ -50,7 +60,11 @@ fn binary_ops_match_f32() {
     binary_case("ttl.math.max(a, b)", f32::max, 0.0);
     binary_case("ttl.math.min(a, b)", f32::min, 0.0);
     // A fused chain is computed in f32 and rounded once, at the store.
-    binary_case("ttl.math.relu(ttl.math.exp(a) + b) * a", |a, b| (a.exp() + b).max(0.0) * a, 0.0);
+    binary_case(
+        "ttl.math.relu(ttl.math.exp(a) + b) * a",
+        |a, b| (a.exp() + b).max(0.0) * a,
+        0.0,
+    );
 }
 
 #[test]
@@ -91,10 +105,17 @@ def mm(a, b, c, out):
 "#;
     let a = tensor(64, 96, 3, -1.0, 1.0);
     let b = tensor(96, 64, 4, -1.0, 1.0);
-    let mut args = [a.clone(), b.clone(), filled(64, 64, 1.0), Tensor::zeros(64, 64)];
+    let mut args = [
+        a.clone(),
+        b.clone(),
+        filled(64, 64, 1.0),
+        Tensor::zeros(64, 64),
+    ];
     let r = run(src, "mm", &mut args).unwrap();
-    let want: Vec<f32> =
-        matmul(&a.to_f32(), &b.to_f32(), 64, 96, 64).iter().map(|v| bf(v + 1.0)).collect();
+    let want: Vec<f32> = matmul(&a.to_f32(), &b.to_f32(), 64, 96, 64)
+        .iter()
+        .map(|v| bf(v + 1.0))
+        .collect();
     assert_close(&args[3], &want, 1e-3, 0.008);
     assert_eq!(r.flops, 2.0 * 64.0 * 96.0 * 64.0);
 }
@@ -105,7 +126,10 @@ fn matmul_into_a_fresh_reserved_block_starts_from_zero() {
     let x = tensor(64, 64, 5, -1.0, 1.0);
     let mut args = [x.clone(), Tensor::zeros(64, 64)];
     run(&src, "k", &mut args).unwrap();
-    let want: Vec<f32> = matmul(&x.to_f32(), &x.to_f32(), 64, 64, 64).iter().map(|&v| bf(v)).collect();
+    let want: Vec<f32> = matmul(&x.to_f32(), &x.to_f32(), 64, 64, 64)
+        .iter()
+        .map(|&v| bf(v))
+        .collect();
     assert_close(&args[1], &want, 1e-3, 0.008);
 }
 
@@ -141,7 +165,9 @@ def tr(x, out):
     let mut args = [x.clone(), Tensor::zeros(64, 128)];
     run(src, "tr", &mut args).unwrap();
     let xv = x.to_f32();
-    let want: Vec<f32> = (0..64 * 128).map(|i| xv[(i % 128) * 64 + i / 128]).collect();
+    let want: Vec<f32> = (0..64 * 128)
+        .map(|i| xv[(i % 128) * 64 + i / 128])
+        .collect();
     assert_close(&args[1], &want, 0.0, 0.0);
 }
 
@@ -225,9 +251,20 @@ fn reduce_keeps_rows_cols_or_scalar_and_applies_the_scaler() {
 
 #[test]
 fn reduce_into_a_wrong_out_shape_is_a_shape_error() {
-    let mut args = [tensor(64, 96, 1, 0.0, 1.0), filled(32, 32, 1.0), Tensor::zeros(64, 96)];
-    let e = err_of(&reduce_kernel("reduce_sum", "[0]", (2, 3)), "red", &mut args);
-    assert!(e.contains("shape mismatch") && e.contains("gives 2x1 tiles"), "{e}");
+    let mut args = [
+        tensor(64, 96, 1, 0.0, 1.0),
+        filled(32, 32, 1.0),
+        Tensor::zeros(64, 96),
+    ];
+    let e = err_of(
+        &reduce_kernel("reduce_sum", "[0]", (2, 3)),
+        "red",
+        &mut args,
+    );
+    assert!(
+        e.contains("shape mismatch") && e.contains("gives 2x1 tiles"),
+        "{e}"
+    );
 }
 
 fn broadcast_kernel(dims: &str, in_shape: (usize, usize)) -> String {
@@ -344,8 +381,12 @@ def stream(inp, bias, out):
     let bias = tensor(128, 256, 32, -1.0, 1.0);
     let mut args = [inp.clone(), bias.clone(), Tensor::zeros(128, 256)];
     let r = run(src, "stream", &mut args).unwrap();
-    let want: Vec<f32> =
-        inp.to_f32().iter().zip(bias.to_f32()).map(|(&a, b)| bf(a.exp() + b)).collect();
+    let want: Vec<f32> = inp
+        .to_f32()
+        .iter()
+        .zip(bias.to_f32())
+        .map(|(&a, b)| bf(a.exp() + b))
+        .collect();
     assert_close(&args[2], &want, 1e-6, 0.008);
     assert_eq!(r.cores.len(), 4);
     assert_eq!(r.dram_read_bytes, 2 * 128 * 256 * 2);
@@ -400,7 +441,11 @@ def k(x, y, out):
     let mut args = [x.clone(), y.clone(), Tensor::zeros(32, 32)];
     run(src, "k", &mut args).unwrap();
     // t is stored (rounded to bf16) before it is added to x.
-    let want: Vec<f32> =
-        x.to_f32().iter().zip(y.to_f32()).map(|(&a, b)| bf(bf(a * b) + a)).collect();
+    let want: Vec<f32> = x
+        .to_f32()
+        .iter()
+        .zip(y.to_f32())
+        .map(|(&a, b)| bf(bf(a * b) + a))
+        .collect();
     assert_close(&args[2], &want, 0.0, 0.0);
 }

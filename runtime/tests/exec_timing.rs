@@ -42,7 +42,11 @@ fn close(a: f64, b: f64) -> bool {
 #[test]
 fn single_tile_add_is_reads_then_unpack_add_pack_then_write_plus_dispatch() {
     let d = wormhole();
-    let mut args = [tensor(32, 32, 1, -1.0, 1.0), tensor(32, 32, 2, -1.0, 1.0), Tensor::zeros(32, 32)];
+    let mut args = [
+        tensor(32, 32, 1, -1.0, 1.0),
+        tensor(32, 32, 2, -1.0, 1.0),
+        Tensor::zeros(32, 32),
+    ];
     let r = run(ADD, "add_kernel", &mut args).unwrap();
     let tile = d.tile_bytes as f64;
     let read = tile / d.core_dm.dram_read_bytes_per_cycle;
@@ -51,7 +55,14 @@ fn single_tile_add_is_reads_then_unpack_add_pack_then_write_plus_dispatch() {
     let compute = 2.0 * c.unpack_cycles_per_tile + c.add_cycles_per_tile + c.pack_cycles_per_tile;
     let want = 2.0 * read + compute + write;
     assert!(close(r.cycles, want), "cycles {} vs {want}", r.cycles);
-    assert!(close(r.time_us, want / (d.clock_ghz * 1000.0) + d.dispatch.traced_us), "{}", r.time_us);
+    assert!(
+        close(
+            r.time_us,
+            want / (d.clock_ghz * 1000.0) + d.dispatch.traced_us
+        ),
+        "{}",
+        r.time_us
+    );
     let t = &r.cores[0].threads;
     assert_eq!(t[0].name, "compute");
     assert!(close(t[0].busy_cycles, compute) && close(t[0].wait_cycles, 2.0 * read));
@@ -102,9 +113,17 @@ def copy(inp, out):
     // one block's own transfer time of that.
     let floor = bytes / d.dram_bytes_per_cycle();
     let block = 4.0 * 2048.0 / d.core_dm.dram_write_bytes_per_cycle;
-    assert!(r.cycles >= floor * (1.0 - 1e-9) && r.cycles <= floor + block, "{} vs [{floor}, {}]", r.cycles, floor + block);
+    assert!(
+        r.cycles >= floor * (1.0 - 1e-9) && r.cycles <= floor + block,
+        "{} vs [{floor}, {}]",
+        r.cycles,
+        floor + block
+    );
     let gbps = bytes / r.cycles * d.clock_ghz;
-    assert!((gbps - d.dram.measured_gbps).abs() / d.dram.measured_gbps < 0.05, "{gbps} GB/s");
+    assert!(
+        (gbps - d.dram.measured_gbps).abs() / d.dram.measured_gbps < 0.05,
+        "{gbps} GB/s"
+    );
 
     // One core alone is bound by its own DMA rates: writes (21 B/cycle) are slower than reads
     // (22 B/cycle), so after the first block is read the writer sets the pace.
@@ -113,7 +132,12 @@ def copy(inp, out):
     let r1 = run(&one, "copy", &mut args).unwrap();
     let read_block = 4.0 * 2048.0 / d.core_dm.dram_read_bytes_per_cycle;
     assert!(d.core_dm.dram_write_bytes_per_cycle < d.core_dm.dram_read_bytes_per_cycle);
-    assert!(close(r1.cycles, read_block + 16.0 * block), "{} vs {}", r1.cycles, read_block + 16.0 * block);
+    assert!(
+        close(r1.cycles, read_block + 16.0 * block),
+        "{} vs {}",
+        r1.cycles,
+        read_block + 16.0 * block
+    );
 }
 
 #[test]
@@ -148,7 +172,11 @@ def mm(a, b, out):
             tx.wait()
 "#;
     let d = wormhole();
-    let mut args = [tensor(128, 256, 4, -1.0, 1.0), tensor(256, 128, 5, -1.0, 1.0), Tensor::zeros(128, 128)];
+    let mut args = [
+        tensor(128, 256, 4, -1.0, 1.0),
+        tensor(256, 128, 5, -1.0, 1.0),
+        Tensor::zeros(128, 128),
+    ];
     let r = run(src, "mm", &mut args).unwrap();
     let c = &d.compute;
     assert_eq!(c.fidelity, ttfuse_runtime::device::Fidelity::HiFi4);
@@ -158,7 +186,11 @@ def mm(a, b, out):
     let p = c.pack_cycles_per_tile;
     let compute = u + m + p + 15.0 * u.max(m).max(p);
     let t = &r.cores[0].threads;
-    assert!(close(t[0].busy_cycles, compute), "{} vs {compute}", t[0].busy_cycles);
+    assert!(
+        close(t[0].busy_cycles, compute),
+        "{} vs {compute}",
+        t[0].busy_cycles
+    );
     let read = 32.0 * 2048.0 / d.core_dm.dram_read_bytes_per_cycle;
     let write = 16.0 * 2048.0 / d.core_dm.dram_write_bytes_per_cycle;
     assert!(close(r.cycles, 2.0 * read + compute + write));
@@ -213,7 +245,13 @@ def s(inp, out):
     let compute = c.unpack_cycles_per_tile + d.sfpu("exp").unwrap() + c.pack_cycles_per_tile;
     let serial = 8.0 * (read + compute + write);
     let stage = read.max(compute).max(write);
-    assert!(double < single && single <= serial + 1e-6, "{double} {single} {serial}");
+    assert!(
+        double < single && single <= serial + 1e-6,
+        "{double} {single} {serial}"
+    );
     // With two slots the slowest stage sets the pace after the pipeline fills.
-    assert!(double >= 8.0 * stage && double <= 8.0 * stage + read + write + compute, "{double}");
+    assert!(
+        double >= 8.0 * stage && double <= 8.0 * stage + read + write + compute,
+        "{double}"
+    );
 }
