@@ -5,10 +5,17 @@
 //! and execute or export that program. [`reference`] is the numerical oracle.
 #![warn(missing_docs)]
 
+pub mod agreement;
+pub mod bundle;
+pub mod commands;
 pub mod graph;
+pub mod host_ops;
 pub mod import;
+pub mod inputs;
 pub mod lower;
 pub mod npy;
 pub mod optimize;
+pub mod pipeline;
 pub mod plan;
 pub mod reference;
+pub mod report;

@@ -1,0 +1,113 @@
+//! Numerical agreement between two tensors: the figures `compare` reports and tests assert on.
+
+use serde::Serialize;
+
+/// How closely `actual` follows `expected`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Agreement {
+    /// Largest absolute elementwise difference.
+    pub max_abs_err: f64,
+    /// Pearson correlation coefficient (1.0 when both are constant and equal).
+    pub pcc: f64,
+}
+
+impl Agreement {
+    /// Compares two equally long value slices.
+    ///
+    /// # Panics
+    /// When the lengths differ: callers compare tensors of one graph output, whose shapes
+    /// the compiler guarantees to match.
+    pub fn of(expected: &[f32], actual: &[f32]) -> Agreement {
+        assert_eq!(
+            expected.len(),
+            actual.len(),
+            "compared tensors must have equal length"
+        );
+        let max_abs_err = expected
+            .iter()
+            .zip(actual)
+            .map(|(&e, &a)| (f64::from(e) - f64::from(a)).abs())
+            .fold(0.0, f64::max);
+        Agreement {
+            max_abs_err,
+            pcc: pcc(expected, actual),
+        }
+    }
+
+    /// The worse of two agreements (largest error, smallest correlation).
+    pub fn worst(self, other: Agreement) -> Agreement {
+        Agreement {
+            max_abs_err: self.max_abs_err.max(other.max_abs_err),
+            pcc: self.pcc.min(other.pcc),
+        }
+    }
+
+    /// Perfect agreement, the identity of [`Agreement::worst`].
+    pub fn perfect() -> Agreement {
+        Agreement {
+            max_abs_err: 0.0,
+            pcc: 1.0,
+        }
+    }
+}
+
+/// Pearson correlation of two slices, computed in f64. Two constant slices correlate 1.0 when
+/// they are equal and 0.0 otherwise; NaN anywhere gives NaN.
+pub fn pcc(a: &[f32], b: &[f32]) -> f64 {
+    let n = a.len() as f64;
+    if a.is_empty() {
+        return 1.0;
+    }
+    let mean = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
+    let (ma, mb) = (mean(a), mean(b));
+    let (mut cov, mut va, mut vb) = (0.0, 0.0, 0.0);
+    for (&x, &y) in a.iter().zip(b) {
+        let (dx, dy) = (f64::from(x) - ma, f64::from(y) - mb);
+        cov += dx * dy;
+        va += dx * dx;
+        vb += dy * dy;
+    }
+    if va == 0.0 || vb == 0.0 {
+        let equal = a.iter().zip(b).all(|(x, y)| x == y);
+        return if cov.is_nan() {
+            f64::NAN
+        } else if equal {
+            1.0
+        } else {
+            0.0
+        };
+    }
+    cov / (va.sqrt() * vb.sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identical_values_agree_perfectly() {
+        let v = [1.0, -2.0, 3.5, 0.25];
+        assert_eq!(Agreement::of(&v, &v), Agreement::perfect());
+    }
+
+    #[test]
+    fn scaled_values_correlate_but_differ() {
+        let a = [1.0, 2.0, 3.0, 4.0];
+        let b = [2.0, 4.0, 6.0, 8.0];
+        let g = Agreement::of(&a, &b);
+        assert!((g.pcc - 1.0).abs() < 1e-12);
+        assert_eq!(g.max_abs_err, 4.0);
+    }
+
+    #[test]
+    fn anticorrelated_values_give_minus_one() {
+        let g = Agreement::of(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]);
+        assert!((g.pcc + 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn constant_slices_compare_by_equality() {
+        assert_eq!(pcc(&[2.0, 2.0], &[2.0, 2.0]), 1.0);
+        assert_eq!(pcc(&[2.0, 2.0], &[3.0, 3.0]), 0.0);
+    }
+}

@@ -1,0 +1,47 @@
+//! `ttfuse fuse`: optimize a model and write its fused TT-Lang kernels and host driver.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use super::{ModelArgs, TargetArgs};
+use crate::bundle;
+use crate::optimize::OptimizeOptions;
+use crate::pipeline;
+
+/// Arguments of `ttfuse fuse`.
+#[derive(Debug, Args)]
+pub struct FuseArgs {
+    /// The model.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The device.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Directory to write the kernels, the host driver and the weights into.
+    #[arg(short, long, default_value = "out")]
+    pub out: PathBuf,
+}
+
+/// Runs `ttfuse fuse`.
+pub fn run(args: &FuseArgs) -> Result<()> {
+    let model = args.model.load()?;
+    let device = args.target.device()?;
+    let compilation = pipeline::compile(&model, &device, &OptimizeOptions::default())?;
+    let written = bundle::write(&compilation.fused, &args.out)?;
+    let fused = &compilation.fused.program;
+    println!(
+        "{}: {} graph ops -> {} fused kernels ({} unfused) for {} in {:.1} ms",
+        model.name,
+        compilation.unfused.program.steps.len(),
+        fused.kernels.len(),
+        compilation.unfused.program.kernels.len(),
+        args.target.target,
+        compilation.fuse_time.as_secs_f64() * 1e3
+    );
+    for path in written {
+        println!("  wrote {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! `ttfuse compare`: the fused program against the unfused baseline, side by side.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::Serialize;
+use ttfuse_runtime::exec::ProgramReport;
+
+use crate::agreement::Agreement;
+use crate::lower::Compiled;
+
+/// Totals of one program run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ProgramSummary {
+    /// TT-Lang kernels in the program.
+    pub kernels: usize,
+    /// Kernel launches (and TTNN fallback ops) the host performs.
+    pub launches: usize,
+    /// Bytes read from and written to DRAM.
+    pub dram_bytes: u64,
+    /// Modeled time, microseconds, dispatch included.
+    pub time_us: f64,
+}
+
+impl ProgramSummary {
+    /// The summary of `compiled` as run with `report`.
+    pub fn new(compiled: &Compiled, report: &ProgramReport) -> Self {
+        ProgramSummary {
+            kernels: compiled.program.kernels.len(),
+            launches: compiled.program.steps.len(),
+            dram_bytes: report.dram_bytes,
+            time_us: report.total_us,
+        }
+    }
+}
+
+/// The result of `compare`: its JSON form is the stable `compare --json` schema.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Comparison {
+    /// The model's name.
+    pub model: String,
+    /// The target device.
+    pub target: String,
+    /// `traced` or `eager`.
+    pub dispatch: String,
+    /// The unfused baseline (one kernel per graph op).
+    pub unfused: ProgramSummary,
+    /// The fused program.
+    pub fused: ProgramSummary,
+    /// Unfused time over fused time.
+    pub speedup: f64,
+    /// Largest absolute error of the fused outputs against the reference interpreter.
+    pub max_abs_err: f64,
+    /// Pearson correlation of the fused outputs with the reference (worst output).
+    pub pcc: f64,
+    /// The unfused outputs against the reference.
+    pub unfused_agreement: Agreement,
+    /// The fused outputs against the reference, per graph output.
+    pub outputs: BTreeMap<String, Agreement>,
+}
+
+impl Comparison {
+    /// Builds the comparison from both runs and their agreement with the reference.
+    pub fn new(
+        model: &str,
+        target: &str,
+        dispatch: &str,
+        unfused: ProgramSummary,
+        fused: ProgramSummary,
+        unfused_agreement: Agreement,
+        fused_outputs: BTreeMap<String, Agreement>,
+    ) -> Self {
+        let fused_overall = fused_outputs
+            .values()
+            .fold(Agreement::perfect(), |a, &b| a.worst(b));
+        Comparison {
+            model: model.to_string(),
+            target: target.to_string(),
+            dispatch: dispatch.to_string(),
+            speedup: unfused.time_us / fused.time_us,
+            unfused,
+            fused,
+            max_abs_err: fused_overall.max_abs_err,
+            pcc: fused_overall.pcc,
+            unfused_agreement,
+            outputs: fused_outputs,
+        }
+    }
+
+    /// The JSON form (pretty-printed, stable key order).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a comparison always serializes")
+    }
+
+    /// The table a person reads.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{} on {} ({} dispatch)\n",
+            self.model, self.target, self.dispatch
+        );
+        let _ = writeln!(
+            s,
+            "           {:>8} {:>9} {:>14} {:>12}",
+            "kernels", "launches", "DRAM bytes", "time (us)"
+        );
+        for (label, p) in [("unfused", &self.unfused), ("fused", &self.fused)] {
+            let _ = writeln!(
+                s,
+                "  {label:<8} {:>8} {:>9} {:>14} {:>12.2}",
+                p.kernels,
+                p.launches,
+                group_thousands(p.dram_bytes),
+                p.time_us
+            );
+        }
+        let _ = writeln!(s, "\n  speedup   {:.2}x", self.speedup);
+        let _ = writeln!(
+            s,
+            "  fused   vs reference: max |err| {:.3e}, PCC {:.6}",
+            self.max_abs_err, self.pcc
+        );
+        let _ = writeln!(
+            s,
+            "  unfused vs reference: max |err| {:.3e}, PCC {:.6}",
+            self.unfused_agreement.max_abs_err, self.unfused_agreement.pcc
+        );
+        s
+    }
+}
+
+/// `1234567` as `1,234,567`.
+fn group_thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(group_thousands(0), "0");
+        assert_eq!(group_thousands(999), "999");
+        assert_eq!(group_thousands(1000), "1,000");
+        assert_eq!(group_thousands(1234567), "1,234,567");
+    }
+}

@@ -1,0 +1,4 @@
+//! What the commands print: the compare table and its JSON form.
+
+pub mod compare;
+pub mod kernel;

@@ -1,0 +1,124 @@
+//! Issue 2's acceptance: every model in models/ compiles fused and unfused, both programs run on
+//! the runtime and agree with the reference interpreter, and fusion saves kernels and DRAM traffic.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ttfuse::host_ops::ReferenceHostOps;
+use ttfuse::import::ImportOptions;
+use ttfuse::inputs;
+use ttfuse::optimize::OptimizeOptions;
+use ttfuse::pipeline::{self, Execution, Model};
+use ttfuse_runtime::device::Device;
+use ttfuse_runtime::exec::Dispatch;
+
+/// Every model file under models/ (ONNX models and TTNN programs), by name.
+fn models() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(&root).expect("models/ exists") {
+        let dir = entry.expect("readable models/").path();
+        if dir.file_name().is_some_and(|n| n == "errors") || !dir.is_dir() {
+            continue;
+        }
+        for file in ["model.onnx", "program.py"] {
+            if dir.join(file).exists() {
+                found.push(dir.join(file));
+            }
+        }
+    }
+    found.sort();
+    assert!(
+        found.len() >= 4,
+        "expected the issue-2 models in models/, found {found:?}"
+    );
+    found
+}
+
+struct Outcome {
+    model: Model,
+    fused_kernels: usize,
+    unfused_kernels: usize,
+    fused: Execution,
+    unfused: Execution,
+    reference: BTreeMap<String, ttfuse::graph::TensorData>,
+}
+
+fn run_model(path: &Path) -> Outcome {
+    let model = pipeline::load_model(Some(path), &ImportOptions::default()).expect("model imports");
+    let device = Device::load("wormhole_b0").expect("target exists");
+    let compilation =
+        pipeline::compile(&model, &device, &OptimizeOptions::default()).expect("model compiles");
+    let inputs = inputs::complete_inputs(&model.graph, BTreeMap::new(), 0);
+    let reference = pipeline::reference_outputs(&model.graph, &inputs).expect("reference runs");
+    let host = ReferenceHostOps;
+    let fused = pipeline::execute(
+        &compilation.fused,
+        &device,
+        &inputs,
+        &host,
+        Dispatch::Traced,
+    )
+    .expect("fused runs");
+    let unfused = pipeline::execute(
+        &compilation.unfused,
+        &device,
+        &inputs,
+        &host,
+        Dispatch::Traced,
+    )
+    .expect("unfused runs");
+    Outcome {
+        model,
+        fused_kernels: compilation.fused.program.kernels.len(),
+        unfused_kernels: compilation.unfused.program.kernels.len(),
+        fused,
+        unfused,
+        reference,
+    }
+}
+
+#[test]
+fn fused_and_unfused_programs_match_the_reference_on_every_model() {
+    for path in models() {
+        let o = run_model(&path);
+        for (label, run) in [("fused", &o.fused), ("unfused", &o.unfused)] {
+            let (per_output, overall) =
+                pipeline::agreement(&o.reference, &run.outputs).expect("outputs match in shape");
+            assert!(
+                overall.pcc >= 0.999,
+                "{}: {label} PCC {} < 0.999 ({per_output:?})",
+                o.model.name,
+                overall.pcc
+            );
+        }
+    }
+}
+
+#[test]
+fn fusion_saves_kernels_and_dram_traffic_on_every_model() {
+    for path in models() {
+        let o = run_model(&path);
+        assert!(
+            o.fused_kernels < o.unfused_kernels,
+            "{}: fused {} kernels, unfused {}",
+            o.model.name,
+            o.fused_kernels,
+            o.unfused_kernels
+        );
+        assert!(
+            o.fused.report.dram_bytes < o.unfused.report.dram_bytes,
+            "{}: fused moves {} DRAM bytes, unfused {}",
+            o.model.name,
+            o.fused.report.dram_bytes,
+            o.unfused.report.dram_bytes
+        );
+        assert!(
+            o.fused.report.total_us < o.unfused.report.total_us,
+            "{}: fused {} us, unfused {} us",
+            o.model.name,
+            o.fused.report.total_us,
+            o.unfused.report.total_us
+        );
+    }
+}
