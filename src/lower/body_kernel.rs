@@ -96,17 +96,15 @@ pub fn output_writes(
         .collect()
 }
 
-/// Assembles a kernel from its parts.
+/// Assembles planned kernel `k` from its parameters, setup and the bodies of its compute,
+/// reader and writer threads.
 pub fn kernel(
-    name: &str,
-    grid: (u32, u32),
+    k: &PlannedKernel,
     params: Vec<String>,
-    doc: String,
     setup: Vec<Stmt>,
-    compute: Vec<Stmt>,
-    read: Vec<Stmt>,
-    write: Vec<Stmt>,
+    threads: [Vec<Stmt>; 3],
 ) -> Kernel {
+    let [compute, read, write] = threads;
     let thread = |kind, n: &str, body| Thread {
         kind,
         name: n.to_string(),
@@ -114,10 +112,10 @@ pub fn kernel(
         line: 0,
     };
     Kernel {
-        name: name.to_string(),
-        grid,
+        name: k.name.clone(),
+        grid: k.partition.grid,
         params,
-        doc: Some(doc),
+        doc: Some(doc(k)),
         setup,
         threads: vec![
             thread(ThreadKind::Compute, "compute", compute),
@@ -129,7 +127,7 @@ pub fn kernel(
 }
 
 /// The docstring of a planned kernel.
-pub fn doc(k: &PlannedKernel) -> String {
+fn doc(k: &PlannedKernel) -> String {
     format!(
         "{}: {}. {}.",
         k.name,
@@ -156,14 +154,5 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule) -> Kernel {
     let mut inner = c.stmts;
     inner.extend(output_writes(body, &naming, &c.row, &c.col, &NAMES));
     let write = block_loop(p, true, inner);
-    kernel(
-        &k.name,
-        p.grid,
-        params(body),
-        doc(k),
-        setup,
-        compute,
-        read,
-        write,
-    )
+    kernel(k, params(body), setup, [compute, read, write])
 }

@@ -6,7 +6,7 @@
 use ttfuse_runtime::ttl::ast::{BinOp, Expr, Kernel, Stmt};
 
 use super::blocks::{block_loop, constants, coords, Names};
-use super::body_kernel::{doc, kernel, load_reads, output_writes, params};
+use super::body_kernel::{kernel, load_reads, output_writes, params};
 use super::compute::{compute_thread, Naming};
 use super::emit::{
     add, assign, for_range, index, int, make_cb, mul, name, read_into, reserve, span, store, wait,
@@ -188,14 +188,5 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
 
     let mut all_params = vec![info.a_stem.clone(), info.b_stem.clone()];
     all_params.extend(params(body));
-    kernel(
-        &k.name,
-        p.grid,
-        all_params,
-        doc(k),
-        setup,
-        compute,
-        read,
-        write,
-    )
+    kernel(k, all_params, setup, [compute, read, write])
 }

@@ -4,7 +4,7 @@
 use ttfuse_runtime::ttl::ast::{Expr, Kernel};
 
 use super::blocks::{block_loop, constants, coords, Names};
-use super::body_kernel::{doc, kernel};
+use super::body_kernel::kernel;
 use super::emit::{
     add, assign, index, int, make_cb, mul, name, read_into, reserve, span, store, wait, with,
     write_from,
@@ -76,13 +76,9 @@ pub fn lower(k: &PlannedKernel, info: &TransposeInfo) -> Kernel {
     ));
     let write = block_loop(p, true, inner);
     kernel(
-        &k.name,
-        p.grid,
+        k,
         vec![inp.clone(), out.clone()],
-        doc(k),
         setup,
-        compute,
-        read,
-        write,
+        [compute, read, write],
     )
 }

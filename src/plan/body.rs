@@ -390,9 +390,10 @@ impl<'g> BodyBuilder<'g> {
                         }
                         // 0.5 * (1 + tanh(z)) == sigmoid(2z), z = sqrt(2/pi) * (x + 0.044715 x^3)
                         let sq = self.binary(TtBinary::Mul, x, x, &format!("{name}_sq"));
-                        let b = self.scalar(0.071_354_82);
+                        let slope = std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::SQRT_2;
+                        let b = self.scalar(0.044_715 * slope);
                         let t = self.binary(TtBinary::Mul, sq, b, &format!("{name}_cubic"));
-                        let a = self.scalar(1.595_769_1);
+                        let a = self.scalar(slope);
                         let s = self.binary(TtBinary::Add, t, a, &format!("{name}_slope"));
                         let z = self.binary(TtBinary::Mul, x, s, &format!("{name}_z"));
                         let g = self.unary(TtUnary::Sigmoid, z, &format!("{name}_gate"));

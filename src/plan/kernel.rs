@@ -373,7 +373,7 @@ fn matmul_body(
     } else {
         return Err(unsupported(graph, mm, format!("batch dimensions {a_lead:?} and {b_lead:?} differ (broadcast batches are not lowered)")));
     };
-    let tiled = |x: usize| x % 32 == 0;
+    let tiled = |x: usize| x.is_multiple_of(32);
     if !tiled(k) || !tiled(n) || !(tiled(rows) || (rows == 1 && batches == 1)) {
         return Err(PlanError::shape(graph, mm));
     }

@@ -32,7 +32,7 @@ pub fn flat2d(shape: &[usize]) -> (usize, usize) {
 /// multiple of 32 (the tensor would need padding).
 pub fn layout_of(shape: &[usize]) -> Option<Layout> {
     let (r, c) = flat2d(shape);
-    let tiled = |n: usize| n > 0 && n % TILE == 0;
+    let tiled = |n: usize| n > 0 && n.is_multiple_of(TILE);
     match (r, c) {
         (1, 1) => Some(Layout::Scalar),
         (1, c) if tiled(c) => Some(Layout::Row),

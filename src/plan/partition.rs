@@ -93,7 +93,7 @@ impl Partition {
 
 /// The divisors of `n` in increasing order.
 pub fn divisors(n: usize) -> Vec<usize> {
-    (1..=n).filter(|d| n % d == 0).collect()
+    (1..=n).filter(|d| n.is_multiple_of(*d)).collect()
 }
 
 /// Blocks bigger than this many tiles are only chosen when the work needs them (whole rows).
