@@ -289,8 +289,6 @@ impl CostModel {
         let compute = self.compute(op, inputs, out);
         match kind(op, inputs, integer_exponent) {
             Kind::Fusable => {
-                let moved: f64 =
-                    inputs.iter().map(|t| tiles(&t.shape)).sum::<f64>() + tiles(&out.shape);
                 let unpacked: f64 = inputs.iter().map(|t| tiles(&t.shape)).sum();
                 compute
                     + (unpacked * self.unpack_cycles + tiles(&out.shape) * self.pack_cycles)
