@@ -13,6 +13,7 @@ import pathlib
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import onnxruntime as ort
 import torch
 from onnx import TensorProto, helper
@@ -165,6 +166,203 @@ def error_models():
     print("errors: unknown_op, missing_input, symbolic_dim, cycle")
 
 
+def save_case(name, nodes, inputs, outputs, initializers=(), opset=17):
+    """Writes models/ops/<name>/ with random inputs and onnxruntime outputs.
+
+    `inputs` maps input name -> numpy array; `outputs` lists output names (shapes inferred).
+    """
+    out_dir = ROOT / "ops" / name
+    (out_dir / "inputs").mkdir(parents=True, exist_ok=True)
+    (out_dir / "outputs").mkdir(parents=True, exist_ok=True)
+    graph_inputs = [
+        helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(v.dtype), list(v.shape))
+        for n, v in inputs.items()
+    ]
+    graph = helper.make_graph(nodes, name, graph_inputs, [], list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    # Declare the outputs with the types ONNX shape inference gives them.
+    inferred = {vi.name: vi for vi in onnx.shape_inference.infer_shapes(model).graph.value_info}
+    model.graph.output.extend(inferred[o] for o in outputs)
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(out_dir / "model.onnx"))
+    session = ort.InferenceSession(str(out_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    for n, v in inputs.items():
+        np.save(out_dir / "inputs" / f"{n}.npy", v)
+    for n, v in zip(outputs, session.run(outputs, inputs)):
+        assert v.dtype == np.float32, f"{name}: output {n} is {v.dtype}"
+        np.save(out_dir / "outputs" / f"{n}.npy", v)
+
+
+def const(name, values, dtype=np.float32):
+    """An initializer from a Python list or array."""
+    return onnx.numpy_helper.from_array(np.asarray(values, dtype=dtype), name)
+
+
+def op_models(rng):
+    """Small graphs covering every ONNX op the importer supports, checked by onnxruntime."""
+
+    def rand(*shape):
+        return rng.standard_normal(shape).astype(np.float32)
+
+    n = helper.make_node
+    save_case(
+        "shape_ops",
+        [
+            n("Shape", ["x"], ["s"]),
+            n("Gather", ["s", "two"], ["last"], axis=0),
+            n("Unsqueeze", ["last", "zero"], ["last1"]),
+            n("Concat", ["minus1", "last1"], ["target"], axis=0),
+            n("Reshape", ["x", "target"], ["r"]),
+            n("Slice", ["r", "st", "en", "zero", "step2"], ["sl"]),
+            n("Split", ["r", "sizes"], ["sp1", "sp2"], axis=1),
+            n("Expand", ["sp1", "shape63"], ["e"]),
+            n("Add", ["e", "sp2"], ["m"]),
+            n("Unsqueeze", ["m", "zero"], ["m1"]),
+            n("Squeeze", ["m1", "zero"], ["sq"]),
+            n("Flatten", ["x"], ["fl"], axis=2),
+            n("Transpose", ["x"], ["t"], perm=[2, 0, 1]),
+            n("Gather", ["x", "idx"], ["rows"], axis=1),
+            n("Slice", ["x", "neg_st", "big_en", "ax2"], ["tail"]),
+        ],
+        {"x": rand(2, 3, 4)},
+        ["sl", "sq", "fl", "t", "rows", "tail"],
+        [
+            const("two", 2, np.int64), const("zero", [0], np.int64), const("minus1", [-1], np.int64),
+            const("st", [1], np.int64), const("en", [5], np.int64), const("step2", [2], np.int64),
+            const("sizes", [1, 3], np.int64), const("shape63", [6, 3], np.int64),
+            const("idx", [[2, 0], [1, -1]], np.int64), const("neg_st", [-3], np.int64),
+            const("big_en", [2**62], np.int64), const("ax2", [2], np.int64),
+        ],
+    )
+    unary = ["Neg", "Abs", "Erf", "Floor", "Softplus", "Sigmoid", "Tanh", "Exp", "Relu", "Identity"]
+    nodes = [n(op, ["x"], [op.lower()]) for op in unary]
+    nodes += [
+        n("Abs", ["x"], ["ax"]),
+        n("Add", ["ax", "one"], ["ax1"]),
+        n("Log", ["ax1"], ["log"]),
+        n("Sqrt", ["ax"], ["sqrt"]),
+        n("Reciprocal", ["ax1"], ["reciprocal"]),
+        n("Pow", ["ax", "p15"], ["pow"]),
+        n("Min", ["x", "y"], ["min"]),
+        n("Max", ["x", "y", "half"], ["max"]),
+        n("Sum", ["x", "y", "x"], ["sum"]),
+        n("Sub", ["x", "y"], ["sub"]),
+        n("Div", ["x", "ax1"], ["div"]),
+        n("Clip", ["x", "lo", "hi"], ["clip"]),
+        n("HardSigmoid", ["x"], ["hardsigmoid"], alpha=0.3, beta=0.4),
+        n("LeakyRelu", ["x"], ["leakyrelu"], alpha=0.1),
+        n("Floor", ["y"], ["fy"]),
+        n("Equal", ["floor", "fy"], ["eq"]),
+        n("Where", ["eq", "x", "y"], ["where"]),
+        n("Cast", ["x"], ["xi"], to=TensorProto.INT64),
+        n("Cast", ["xi"], ["cast"], to=TensorProto.FLOAT),
+        n("Dropout", ["x"], ["dropout"]),
+    ]
+    outs = [op.lower() for op in unary] + [
+        "log", "sqrt", "reciprocal", "pow", "min", "max", "sum", "sub", "div", "clip",
+        "hardsigmoid", "leakyrelu", "where", "cast", "dropout",
+    ]
+    save_case(
+        "elementwise",
+        nodes,
+        {"x": rand(4, 32) * 2, "y": rand(4, 32) * 2},
+        outs,
+        [const("one", 1.0), const("p15", 1.5), const("half", [0.5]), const("lo", -0.5), const("hi", 0.5)],
+    )
+    save_case(
+        "gelu",
+        [n("Gelu", ["x"], ["exact"]), n("Gelu", ["x"], ["tanh"], approximate="tanh")],
+        {"x": rand(4, 32) * 3},
+        ["exact", "tanh"],
+        opset=20,
+    )
+    save_case(
+        "norms",
+        [
+            n("LayerNormalization", ["x", "g", "b"], ["ln"], epsilon=1e-5),
+            n("LayerNormalization", ["x3", "g3"], ["ln3"], axis=1),
+            n("BatchNormalization", ["img", "sc", "bi", "mu", "var"], ["bn"], epsilon=1e-3),
+        ],
+        {"x": rand(4, 32), "x3": rand(2, 4, 8), "img": rand(2, 3, 5, 5)},
+        ["ln", "ln3", "bn"],
+        [
+            const("g", rand(32)), const("b", rand(32)), const("g3", rand(4, 8)),
+            const("sc", rand(3)), const("bi", rand(3)), const("mu", rand(3)), const("var", np.abs(rand(3)) + 0.5),
+        ],
+    )
+    save_case(
+        "conv_pool",
+        [
+            n("Conv", ["img", "w", "wb"], ["conv"], pads=[1, 1, 1, 1], strides=[2, 2]),
+            n("Conv", ["img", "dw"], ["dwconv"], group=3, dilations=[2, 2], pads=[2, 1, 2, 3]),
+            n("Conv", ["img", "w2"], ["same_upper"], auto_pad="SAME_UPPER"),
+            n("Conv", ["img", "w2"], ["same_lower"], auto_pad="SAME_LOWER", strides=[2, 2]),
+            n("MaxPool", ["img"], ["maxpool"], kernel_shape=[2, 2], strides=[2, 2]),
+            n("AveragePool", ["img"], ["avgpool"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+            n("AveragePool", ["img"], ["avgpool_pad"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=1),
+            n("GlobalAveragePool", ["img"], ["gap"]),
+            n("GlobalMaxPool", ["img"], ["gmp"]),
+        ],
+        {"img": rand(1, 3, 9, 9)},
+        ["conv", "dwconv", "same_upper", "same_lower", "maxpool", "avgpool", "avgpool_pad", "gap", "gmp"],
+        [const("w", rand(4, 3, 3, 3)), const("wb", rand(4)), const("dw", rand(3, 1, 3, 3)), const("w2", rand(4, 3, 2, 2))],
+    )
+    save_case(
+        "reduce_opset13",
+        [
+            n("ReduceSum", ["x", "ax1"], ["sum"], keepdims=0),
+            n("ReduceMean", ["x"], ["mean"], axes=[0, 2]),
+            n("ReduceMax", ["x"], ["max"], axes=[-1], keepdims=0),
+            n("ReduceMin", ["x"], ["min"]),
+            n("Softmax", ["x"], ["softmax"], axis=1),
+        ],
+        {"x": rand(2, 3, 4)},
+        ["sum", "mean", "max", "min", "softmax"],
+        [const("ax1", [1], np.int64)],
+        opset=13,
+    )
+    save_case(
+        "reduce_opset18",
+        [
+            n("ReduceMean", ["x", "axes"], ["mean"]),
+            n("ReduceMax", ["x", "axes"], ["max"], keepdims=0),
+            n("ReduceSum", ["x"], ["all"]),
+        ],
+        {"x": rand(2, 3, 4)},
+        ["mean", "max", "all"],
+        [const("axes", [0, -1], np.int64)],
+        opset=18,
+    )
+    save_case(
+        "softmax_opset11",
+        [n("Softmax", ["x"], ["softmax"], axis=1)],
+        {"x": rand(2, 3, 4)},
+        ["softmax"],
+        opset=11,
+    )
+    save_case(
+        "gemm_const",
+        [
+            n("Gemm", ["a", "b", "c"], ["gemm"], transA=1, alpha=0.5, beta=2.0),
+            n("MatMul", ["x3", "m"], ["bmm"]),
+            n("Shape", ["a"], ["sa"]),
+            n("ConstantOfShape", ["sa"], ["fill"], value=helper.make_tensor("v", TensorProto.FLOAT, [1], [2.5])),
+            n("Add", ["a", "fill"], ["filled"]),
+            n("Range", ["r0", "r1", "r2"], ["rng"]),
+            n("Constant", [], ["k"], value_floats=[1.0, -1.0, 2.0, 0.5]),
+            n("Mul", ["rng", "k"], ["ramp"]),
+        ],
+        {"a": rand(8, 4), "b": rand(8, 6), "x3": rand(2, 4, 8)},
+        ["gemm", "bmm", "filled", "ramp"],
+        [
+            const("c", rand(6)), const("m", rand(8, 3)),
+            const("r0", 0.0), const("r1", 8.0), const("r2", 2.0),
+        ],
+    )
+    print("ops: shape_ops, elementwise, gelu, norms, conv_pool, reduce_opset13/18, softmax_opset11, gemm_const")
+
+
 def main():
     torch.manual_seed(SEED)
     rng = np.random.default_rng(SEED)
@@ -177,6 +375,7 @@ def main():
     export("attention_mlp", AttentionMlp(128, 256), {"x": rand(128, 128)})
     key_use_case(rng)
     error_models()
+    op_models(rng)
 
 
 if __name__ == "__main__":

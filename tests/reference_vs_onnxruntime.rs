@@ -12,17 +12,20 @@ fn models_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
 }
 
-/// The model file of each example (a directory with inputs/ and outputs/).
+/// The model file of each example (a directory with inputs/ and outputs/), in models/ and
+/// models/ops/.
 fn examples() -> Vec<PathBuf> {
     let mut found = Vec::new();
-    for entry in std::fs::read_dir(models_dir()).expect("models/ exists") {
-        let dir = entry.expect("readable models/ entry").path();
-        if !dir.join("outputs").is_dir() {
-            continue;
-        }
-        for file in ["model.onnx", "program.py"] {
-            if dir.join(file).is_file() {
-                found.push(dir.join(file));
+    for root in [models_dir(), models_dir().join("ops")] {
+        for entry in std::fs::read_dir(root).expect("models/ exists") {
+            let dir = entry.expect("readable models/ entry").path();
+            if !dir.join("outputs").is_dir() {
+                continue;
+            }
+            for file in ["model.onnx", "program.py"] {
+                if dir.join(file).is_file() {
+                    found.push(dir.join(file));
+                }
             }
         }
     }
@@ -85,6 +88,7 @@ fn every_example_model_matches_its_stored_outputs() {
             "model {expected} missing from models/: {names:?}"
         );
     }
+    assert!(models.len() >= 13, "expected the 4 examples and the op models, found {models:?}");
     for m in &models {
         check(m);
     }
@@ -145,4 +149,25 @@ fn reference_detects_a_perturbed_input() {
     }
     let got = ttfuse::reference::run(&graph, &inputs).unwrap();
     assert!(worst_error(&got["y"], &want["y"], 1e-5, 1e-4) > 1.0);
+}
+
+#[test]
+fn every_supported_onnx_op_is_checked_against_onnxruntime() {
+    use onnx_protobuf::{Message, ModelProto};
+    let mut used = std::collections::BTreeSet::new();
+    for m in examples()
+        .iter()
+        .filter(|m| m.extension().is_some_and(|e| e == "onnx"))
+    {
+        let model = ModelProto::parse_from_bytes(&std::fs::read(m).unwrap()).unwrap();
+        used.extend(model.graph.node.iter().map(|n| n.op_type.clone()));
+    }
+    let missing: Vec<&str> = ttfuse::import::onnx::ops::supported()
+        .into_iter()
+        .filter(|op| !used.contains(*op))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ops without an onnxruntime-checked model: {missing:?}"
+    );
 }
