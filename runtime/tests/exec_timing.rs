@@ -255,3 +255,25 @@ def s(inp, out):
         "{double}"
     );
 }
+
+#[test]
+fn a_copy_never_waited_on_still_finishes_before_the_kernel_ends() {
+    let mut args = [
+        tensor(32, 32, 1, -1.0, 1.0),
+        tensor(32, 32, 2, -1.0, 1.0),
+        Tensor::zeros(32, 32),
+    ];
+    let waited = run(ADD, "add_kernel", &mut args.clone()).unwrap();
+    let src = ADD.replace(
+        "            tx = ttl.copy(blk, out[0, 0])\n            tx.wait()",
+        "            tx = ttl.copy(blk, out[0, 0])",
+    );
+    assert_ne!(src, ADD);
+    let r = run(&src, "add_kernel", &mut args).unwrap();
+    assert!(
+        close(r.cycles, waited.cycles),
+        "{} vs {}",
+        r.cycles,
+        waited.cycles
+    );
+}

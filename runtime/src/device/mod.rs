@@ -191,6 +191,7 @@ pub struct DispatchCosts {
 
 /// One target chip, as loaded from its data file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Device {
     /// Target name, e.g. `wormhole_b0`.
     pub name: String,

@@ -231,8 +231,11 @@ impl<'c> ThreadRun<'c> {
         }
     }
 
-    /// Charges leftover block math and marks the thread done.
+    /// Charges leftover block math, waits for copies never waited on, and marks the thread done.
     fn finish(&mut self, sh: &mut Shared) {
+        if self.link_free > self.clock {
+            self.spend(self.link_free - self.clock);
+        }
         if !self.work.is_empty() {
             let c = sh.cost.pipeline_cycles(&self.work, 0);
             sh.flops += self.work.flops;
