@@ -1,6 +1,7 @@
 //! The tensor-graph IR: a petgraph DAG of [`Op`] nodes, each producing one tensor with a static
 //! shape and dtype. Edges run producer -> consumer and carry the consumer's input slot.
 
+pub mod fold;
 pub mod infer;
 pub mod op;
 pub mod tensor;
