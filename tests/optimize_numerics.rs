@@ -490,3 +490,96 @@ fn a_mistyped_node_is_reported_by_name() {
         .to_string();
     assert!(err.contains("`wrong`") && err.contains("[8, 4]"), "{err}");
 }
+
+/// One pre-norm transformer block as exporters unfold it: RMSNorm (pow/sqrt/reciprocal form),
+/// attention with an exported stable softmax, LayerNorm (expanded), MLP with erf GELU.
+fn transformer_block(b: &mut B, x: NodeIndex, d: usize, seed: u64) -> NodeIndex {
+    let w = |b: &mut B, k: u64, r: usize, c: usize| {
+        b.constant(&[r, c], values(r * c, seed * 10 + k, 0.1))
+    };
+    // RMSNorm
+    let two = b.scalar(2.0);
+    let eps = b.scalar(1e-6);
+    let g = b.constant(&[d], values(d, seed, 1.0));
+    let sq = b.bin(BinaryOp::Pow, x, two);
+    let ms = b.reduce(ReduceOp::Mean, 1, sq);
+    let a = b.bin(BinaryOp::Add, ms, eps);
+    let r = b.un(UnaryOp::Sqrt, a);
+    let n = b.bin(BinaryOp::Div, x, r);
+    let h = b.bin(BinaryOp::Mul, n, g);
+    // attention
+    let (wq, wk, wv) = (w(b, 1, d, d), w(b, 2, d, d), w(b, 3, d, d));
+    let q = b.op(Op::MatMul, &[h, wq]);
+    let k = b.op(Op::MatMul, &[h, wk]);
+    let v = b.op(Op::MatMul, &[h, wv]);
+    let kt = b.op(Op::Transpose { perm: vec![1, 0] }, &[k]);
+    let s = b.op(Op::MatMul, &[q, kt]);
+    let scale = b.scalar(1.0 / (d as f32).sqrt());
+    let s = b.bin(BinaryOp::Mul, s, scale);
+    let m = b.reduce(ReduceOp::Max, 1, s);
+    let sh = b.bin(BinaryOp::Sub, s, m);
+    let e = b.un(UnaryOp::Exp, sh);
+    let z = b.reduce(ReduceOp::Sum, 1, e);
+    let p = b.bin(BinaryOp::Div, e, z);
+    let o = b.op(Op::MatMul, &[p, v]);
+    let x1 = b.bin(BinaryOp::Add, x, o);
+    // LayerNorm, expanded
+    let gamma = b.constant(&[d], values(d, seed + 1, 1.0));
+    let beta = b.constant(&[d], values(d, seed + 2, 0.5));
+    let mean = b.reduce(ReduceOp::Mean, 1, x1);
+    let dv = b.bin(BinaryOp::Sub, x1, mean);
+    let sq = b.bin(BinaryOp::Mul, dv, dv);
+    let var = b.reduce(ReduceOp::Mean, 1, sq);
+    let ve = b.bin(BinaryOp::Add, var, eps);
+    let sd = b.un(UnaryOp::Sqrt, ve);
+    let nn = b.bin(BinaryOp::Div, dv, sd);
+    let ln = b.bin(BinaryOp::Mul, nn, gamma);
+    let ln = b.bin(BinaryOp::Add, ln, beta);
+    // MLP with erf GELU
+    let (w1, w2) = (w(b, 4, d, 2 * d), w(b, 5, 2 * d, d));
+    let u = b.op(Op::MatMul, &[ln, w1]);
+    let s2 = b.scalar(std::f32::consts::SQRT_2);
+    let one = b.scalar(1.0);
+    let half = b.scalar(0.5);
+    let q2 = b.bin(BinaryOp::Div, u, s2);
+    let er = b.un(UnaryOp::Erf, q2);
+    let ad = b.bin(BinaryOp::Add, er, one);
+    let mu = b.bin(BinaryOp::Mul, u, ad);
+    let ge = b.bin(BinaryOp::Mul, mu, half);
+    let dn = b.op(Op::MatMul, &[ge, w2]);
+    b.bin(BinaryOp::Add, x1, dn)
+}
+
+#[test]
+fn transformer_blocks_keep_their_values_and_lose_their_slow_ops() {
+    let mut b = B::new();
+    let mut x = b.input("x", &[32, 64]);
+    for layer in 0..3 {
+        x = transformer_block(&mut b, x, 64, layer + 1);
+    }
+    let g = b.output("y", x);
+    let started = std::time::Instant::now();
+    let out = check(&g, &OptimizeOptions::default(), 1.0);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    let fired = &out.report.rules_fired;
+    for rule in ["softmax-stable", "layernorm", "gelu-erf-b"] {
+        assert_eq!(fired.get(rule), Some(&3), "{rule} in {fired:?}");
+    }
+    assert!(fired.keys().any(|k| k.starts_with("rmsnorm-")), "{fired:?}");
+    let names = op_names(&out.graph);
+    assert_eq!(
+        count(&names, "Sqrt") + count(&names, "Div") + count(&names, "Pow"),
+        0,
+        "{names:?}"
+    );
+    assert_eq!(count(&names, "MatMul"), 21, "{names:?}");
+    assert!(
+        out.report.cost_after < out.report.cost_before,
+        "{:?}",
+        out.report
+    );
+}
