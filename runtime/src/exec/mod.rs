@@ -9,9 +9,11 @@
 mod block;
 mod cb;
 mod compile;
+mod copy;
 mod error;
 mod eval;
 mod kernel;
+mod math;
 mod program;
 mod state;
 mod thread;

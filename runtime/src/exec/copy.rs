@@ -1,0 +1,113 @@
+//! `ttl.copy` for a running thread: DRAM tile slices to and from circular-buffer blocks, and
+//! blocks through pipes between cores, with their shape checks and data-movement times.
+
+use std::rc::Rc;
+
+use super::cb::Cb;
+use super::error::{fault, Fault, FaultKind};
+use super::state::{Core, PipeMsg, Shared};
+use super::thread::{BlockOn, State, ThreadRun};
+use super::value::Value;
+
+impl<'c> ThreadRun<'c> {
+    /// `ttl.copy(src, dst)`; `None` when it blocked on an empty pipe.
+    pub(super) fn copy(
+        &mut self,
+        src: Value,
+        dst: Value,
+        core: &mut Core,
+        sh: &mut Shared,
+    ) -> Result<Option<Value>, Fault> {
+        let here = (core.x, core.y);
+        let tile_bytes = sh.cost.device.tile_bytes as f64;
+        let shape_err = |what: &str, a: (usize, usize), cb: &Cb| {
+            Fault::new(
+                FaultKind::Shape,
+                format!(
+                    "`ttl.copy` of {what} of {}x{} tiles and a block of CB `{}`, which is {}x{} tiles: shapes must match",
+                    a.0, a.1, cb.name, cb.rows, cb.cols
+                ),
+            )
+        };
+        let start = self.clock.max(self.link_free);
+        match (src, dst) {
+            (Value::Slice(s), Value::Block(h)) => {
+                let cb = &core.cbs[h.cb];
+                let shape = (s.r1 - s.r0, s.c1 - s.c0);
+                if shape != (cb.rows, cb.cols) {
+                    return Err(shape_err("a tensor slice", shape, cb));
+                }
+                let data = sh.tensors[s.tensor].read(&s);
+                let bytes = (shape.0 * shape.1) as f64 * tile_bytes;
+                let rate = sh.cost.device.core_dm.dram_read_bytes_per_cycle;
+                let done = sh.dram.transfer(start, bytes, rate);
+                self.link_free = done;
+                core.cbs[h.cb].fill(h, Rc::new(data), done)?;
+                sh.dram_read_bytes += bytes as u64;
+                Ok(Some(Value::Transfer { done }))
+            }
+            (Value::Block(h), Value::Slice(s)) => {
+                let cb = &core.cbs[h.cb];
+                let shape = (s.r1 - s.r0, s.c1 - s.c0);
+                if shape != (cb.rows, cb.cols) {
+                    return Err(shape_err("a tensor slice", shape, cb));
+                }
+                let data = cb.data(h)?.clone();
+                sh.tensors[s.tensor].write(&s, &data);
+                let bytes = (shape.0 * shape.1) as f64 * tile_bytes;
+                let rate = sh.cost.device.core_dm.dram_write_bytes_per_cycle;
+                let done = sh.dram.transfer(start, bytes, rate);
+                self.link_free = done;
+                sh.dram_write_bytes += bytes as u64;
+                Ok(Some(Value::Transfer { done }))
+            }
+            (Value::Block(h), Value::Pipe(p)) => {
+                if here != p.src {
+                    return fault(
+                        FaultKind::Pipe,
+                        format!(
+                            "sending into pipe {:?}->{:?} from core {here:?}; only its source core may send",
+                            p.src, p.dst
+                        ),
+                    );
+                }
+                let data = core.cbs[h.cb].data(h)?.clone();
+                let bytes = data.tiles() as f64 * tile_bytes;
+                let hops = p.src.0.abs_diff(p.dst.0) + p.src.1.abs_diff(p.dst.1);
+                let arrival = start + sh.cost.pipe_cycles(bytes, hops);
+                self.link_free = arrival;
+                sh.pipes.entry(p).or_default().push_back(PipeMsg { data, arrival });
+                sh.pipe_events.push(p);
+                sh.noc_bytes += bytes as u64;
+                Ok(Some(Value::Transfer { done: arrival }))
+            }
+            (Value::Pipe(p), Value::Block(h)) => {
+                if here != p.dst {
+                    return fault(
+                        FaultKind::Pipe,
+                        format!(
+                            "receiving from pipe {:?}->{:?} on core {here:?}; only its destination core may receive",
+                            p.src, p.dst
+                        ),
+                    );
+                }
+                let Some(msg) = sh.pipes.get_mut(&p).and_then(|q| q.pop_front()) else {
+                    self.state = State::Blocked(BlockOn::Pipe(p));
+                    return Ok(None);
+                };
+                let cb = &core.cbs[h.cb];
+                if (msg.data.rows, msg.data.cols) != (cb.rows, cb.cols) {
+                    return Err(shape_err("a pipe block", (msg.data.rows, msg.data.cols), cb));
+                }
+                core.cbs[h.cb].fill(h, msg.data, msg.arrival)?;
+                Ok(Some(Value::Transfer { done: msg.arrival.max(self.clock) }))
+            }
+            (a, b) => fault(FaultKind::Type, format!(
+                "`ttl.copy(src, dst)` copies a tensor slice into a reserved block, a block into a \
+                 tensor slice, a block into a pipe or a pipe into a reserved block; got a {} and a {}",
+                a.type_name(),
+                b.type_name()
+            )),
+        }
+    }
+}
