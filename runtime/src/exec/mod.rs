@@ -3,7 +3,7 @@
 //! times them with the [`crate::timing`] model.
 //!
 //! Execution is deterministic and single-threaded: each kernel is resolved once
-//! ([`compile`]-time errors name the line), every Tensix thread is a resumable state machine, and
+//! (compile-time errors name the line), every Tensix thread is a resumable state machine, and
 //! a scheduler runs the earliest thread until it blocks.
 
 mod block;
