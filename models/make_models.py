@@ -131,6 +131,48 @@ def key_use_case(rng):
     print("key_use_case: program.py")
 
 
+ATTENTION_TTNN = """\
+// Scaled dot-product attention with a residual and a ReLU, in the TTNN dialect (generic form).
+#dram = #ttnn.buffer_type<dram>
+#ttnn_layout = #ttnn.ttnn_layout<(d0, d1) -> (d0, d1), <1x1>, memref<2x2x!ttcore.tile<32x32, bf16>, #dram>, <interleaved>>
+#ttnn_layout1 = #ttnn.ttnn_layout<(d0, d1) -> (d0, d1), <1x1>, memref<1x1x!ttcore.tile<32x32, bf16>, #dram>, <interleaved>>
+module {
+  func.func @attention(%arg0: tensor<64x64xbf16, #ttnn_layout> {ttir.name = "q"},
+                       %arg1: tensor<64x64xbf16, #ttnn_layout> {ttir.name = "k"},
+                       %arg2: tensor<64x64xbf16, #ttnn_layout> {ttir.name = "v"},
+                       %arg3: tensor<1x1xbf16, #ttnn_layout1> {ttir.name = "scale"}) -> tensor<64x64xbf16, #ttnn_layout> {
+    %0 = "ttnn.get_device"() <{mesh_shape = #ttnn<mesh_shape 1x1>}> : () -> !ttnn.device
+    %1 = "ttnn.matmul"(%arg0, %arg1) <{transpose_a = false, transpose_b = true}> : (tensor<64x64xbf16, #ttnn_layout>, tensor<64x64xbf16, #ttnn_layout>) -> tensor<64x64xbf16, #ttnn_layout>
+    %2 = "ttnn.multiply"(%1, %arg3) : (tensor<64x64xbf16, #ttnn_layout>, tensor<1x1xbf16, #ttnn_layout1>) -> tensor<64x64xbf16, #ttnn_layout>
+    "ttnn.deallocate"(%1) <{force = false}> : (tensor<64x64xbf16, #ttnn_layout>) -> ()
+    %3 = "ttnn.softmax"(%2) <{dimension = -1 : si32}> : (tensor<64x64xbf16, #ttnn_layout>) -> tensor<64x64xbf16, #ttnn_layout>
+    %4 = "ttnn.matmul"(%3, %arg2) <{transpose_a = false, transpose_b = false}> : (tensor<64x64xbf16, #ttnn_layout>, tensor<64x64xbf16, #ttnn_layout>) -> tensor<64x64xbf16, #ttnn_layout>
+    %5 = "ttnn.add"(%4, %arg0) : (tensor<64x64xbf16, #ttnn_layout>, tensor<64x64xbf16, #ttnn_layout>) -> tensor<64x64xbf16, #ttnn_layout>
+    %6 = "ttnn.relu"(%5) : (tensor<64x64xbf16, #ttnn_layout>) -> tensor<64x64xbf16, #ttnn_layout> loc(#loc1)
+    return %6 : tensor<64x64xbf16, #ttnn_layout>
+  }
+}
+"""
+
+
+def attention_ttnn(rng):
+    """Writes the TTNN MLIR attention function with numpy inputs and reference output."""
+    out_dir = ROOT / "attention_ttnn"
+    (out_dir / "inputs").mkdir(parents=True, exist_ok=True)
+    (out_dir / "outputs").mkdir(parents=True, exist_ok=True)
+    (out_dir / "model.mlir").write_text(ATTENTION_TTNN)
+    q, k, v = (rng.standard_normal((64, 64)).astype(np.float32) for _ in range(3))
+    scale = np.full((1, 1), 1.0 / 8.0, dtype=np.float32)
+    s = (q @ k.T) * scale
+    p = np.exp(s - s.max(axis=-1, keepdims=True))
+    p /= p.sum(axis=-1, keepdims=True)
+    out = np.maximum(p @ v + q, np.float32(0.0)).astype(np.float32)
+    for name, value in [("q", q), ("k", k), ("v", v), ("scale", scale)]:
+        np.save(out_dir / "inputs" / f"{name}.npy", value)
+    np.save(out_dir / "outputs" / "out0.npy", out)
+    print("attention_ttnn: model.mlir")
+
+
 def error_models():
     """Small invalid models for the importer's error tests."""
     out_dir = ROOT / "errors"
@@ -376,6 +418,7 @@ def main():
     key_use_case(rng)
     error_models()
     op_models(rng)
+    attention_ttnn(rng)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ fn examples() -> Vec<PathBuf> {
             if !dir.join("outputs").is_dir() {
                 continue;
             }
-            for file in ["model.onnx", "program.py"] {
+            for file in ["model.onnx", "program.py", "model.mlir"] {
                 if dir.join(file).is_file() {
                     found.push(dir.join(file));
                 }
@@ -82,13 +82,22 @@ fn every_example_model_matches_its_stored_outputs() {
                 .unwrap_or_default()
         })
         .collect();
-    for expected in ["attention", "attention_mlp", "key_use_case", "mlp"] {
+    for expected in [
+        "attention",
+        "attention_mlp",
+        "attention_ttnn",
+        "key_use_case",
+        "mlp",
+    ] {
         assert!(
             names.iter().any(|n| n == expected),
             "model {expected} missing from models/: {names:?}"
         );
     }
-    assert!(models.len() >= 13, "expected the 4 examples and the op models, found {models:?}");
+    assert!(
+        models.len() >= 14,
+        "expected the 5 examples and the op models, found {models:?}"
+    );
     for m in &models {
         check(m);
     }

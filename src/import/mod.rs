@@ -3,12 +3,14 @@
 //! - `.onnx`: ONNX models ([`onnx`]), with initializers, constant folding of shape subgraphs and
 //!   symbolic dimensions bound from [`ImportOptions`].
 //! - `.py`: straight-line TTNN Python programs ([`ttnn_py`]).
+//! - `.mlir`: TTNN-dialect MLIR functions in generic op form ([`ttnn_mlir`]).
 //!
 //! Graph inputs are [`Op::Input`](crate::graph::Op::Input) nodes named after the model's
 //! inputs; `graph.outputs` are named after the model's outputs.
 
 pub mod builder;
 pub mod onnx;
+pub mod ttnn_mlir;
 pub mod ttnn_py;
 
 use std::collections::BTreeMap;
@@ -40,7 +42,7 @@ pub enum ImportError {
         source: std::io::Error,
     },
     /// The file extension is not a known model format.
-    #[error("`{file}`: unknown model format; ttfuse reads .onnx (ONNX) and .py (TTNN Python program) files")]
+    #[error("`{file}`: unknown model format; ttfuse reads .onnx (ONNX), .py (TTNN Python program) and .mlir (TTNN MLIR) files")]
     UnknownFormat {
         /// The path.
         file: String,
@@ -136,16 +138,18 @@ pub fn load_bytes(name: &str, bytes: &[u8], opts: &ImportOptions) -> Result<Grap
         .unwrap_or("");
     match ext.to_ascii_lowercase().as_str() {
         "onnx" => onnx::import(name, bytes, opts),
-        "py" => {
-            let text = std::str::from_utf8(bytes).map_err(|e| ImportError::Malformed {
-                file: name.to_string(),
-                format: "TTNN Python",
-                reason: format!("not UTF-8 text ({e})"),
-            })?;
-            ttnn_py::import(name, text, opts)
-        }
+        "py" => ttnn_py::import(name, text(name, bytes, "TTNN Python")?, opts),
+        "mlir" => ttnn_mlir::import(name, text(name, bytes, "TTNN MLIR")?, opts),
         _ => Err(ImportError::UnknownFormat {
             file: name.to_string(),
         }),
     }
+}
+
+fn text<'a>(name: &str, bytes: &'a [u8], format: &'static str) -> Result<&'a str, ImportError> {
+    std::str::from_utf8(bytes).map_err(|e| ImportError::Malformed {
+        file: name.to_string(),
+        format,
+        reason: format!("not UTF-8 text ({e})"),
+    })
 }

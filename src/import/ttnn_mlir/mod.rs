@@ -1,0 +1,305 @@
+//! The TTNN MLIR importer: reads the first `func.func` of a TTNN-dialect module in the generic
+//! form tt-mlir prints (`%3 = "ttnn.add"(%1, %2) : (tensor<..>, tensor<..>) -> tensor<..>`).
+//!
+//! Function arguments are the graph inputs, named by a `{ttir.name = "..."}` argument
+//! attribute when present, else `arg0`, `arg1`, ...; the `return` operands are the outputs
+//! `out0`, `out1`, .... Layout attributes on types are ignored; every declared result shape is
+//! checked against shape inference. Device plumbing (`ttnn.get_device`, `ttnn.to_device`,
+//! `ttnn.to_layout`, `ttnn.to_memory_config`, `ttnn.from_device`, `ttnn.deallocate`) has no
+//! effect on the graph.
+
+pub mod ops;
+pub mod syntax;
+
+use std::collections::BTreeMap;
+
+use petgraph::graph::NodeIndex;
+
+use self::ops::{MlirCx, MlirOp};
+use self::syntax::{attr_dict, split_top, tensor_type, Attr, Cursor};
+use super::builder::GraphBuilder;
+use super::{ImportError, ImportOptions};
+use crate::graph::{Graph, TensorType};
+
+/// Imports TTNN-dialect MLIR text; `file` names it in errors.
+pub fn import(file: &str, text: &str, opts: &ImportOptions) -> Result<Graph, ImportError> {
+    let stmts = statements(text);
+    let err = |line: usize, reason: String| ImportError::Line {
+        file: file.to_string(),
+        line,
+        reason,
+    };
+    let start = stmts
+        .iter()
+        .position(|(_, s)| s.starts_with("func.func") && s.ends_with('{'))
+        .ok_or_else(|| ImportError::Malformed {
+            file: file.to_string(),
+            format: "TTNN MLIR",
+            reason: "it has no func.func with a body".into(),
+        })?;
+    let mut f = Func {
+        b: GraphBuilder::new(),
+        values: BTreeMap::new(),
+        table: ops::table(),
+    };
+    let (line, header) = &stmts[start];
+    f.header(header, opts).map_err(|r| err(*line, r))?;
+    for (line, stmt) in &stmts[start + 1..] {
+        if stmt == "}" {
+            return Err(err(*line, "the function ends without a `return`".into()));
+        }
+        if let Some(outputs) = f.statement(stmt).map_err(|r| err(*line, r))? {
+            return Ok(f.b.finish(outputs));
+        }
+    }
+    Err(err(
+        stmts.last().map_or(1, |s| s.0),
+        "the function body is not closed".into(),
+    ))
+}
+
+/// Statements with their first line: comments removed, lines joined while `(` or `[` are open.
+fn statements(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut pending: Option<(usize, String)> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = strip_comment(raw).trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (start, mut s) = pending.take().unwrap_or((i + 1, String::new()));
+        if !s.is_empty() {
+            s.push(' ');
+        }
+        s.push_str(line);
+        let open = s.matches(['(', '[']).count() as i64 - s.matches([')', ']']).count() as i64;
+        if open > 0 {
+            pending = Some((start, s));
+        } else {
+            out.push((start, s));
+        }
+    }
+    out.extend(pending);
+    out
+}
+
+fn strip_comment(line: &str) -> &str {
+    let mut in_str = false;
+    let bytes = line.as_bytes();
+    for i in 0..bytes.len() {
+        match bytes[i] {
+            b'"' => in_str = !in_str,
+            b'/' if !in_str && bytes.get(i + 1) == Some(&b'/') => return &line[..i],
+            _ => {}
+        }
+    }
+    line
+}
+
+/// A value in the function body.
+#[derive(Clone, Copy)]
+enum Val {
+    Tensor(NodeIndex),
+    Device,
+}
+
+struct Func {
+    b: GraphBuilder,
+    values: BTreeMap<String, Val>,
+    table: BTreeMap<&'static str, MlirOp>,
+}
+
+impl Func {
+    /// `func.func @name(%arg0: tensor<..> {ttir.name = ".."}, ...) -> ... {`
+    fn header(&mut self, s: &str, opts: &ImportOptions) -> Result<(), String> {
+        let mut c = Cursor::new(s);
+        c.expect("func.func")?;
+        let _ = c.eat("public") || c.eat("private");
+        c.expect("@")?;
+        c.word();
+        c.expect("(")?;
+        let args = c.balanced(')')?;
+        for (k, arg) in split_top(args).into_iter().enumerate() {
+            let mut a = Cursor::new(arg);
+            let value = a.value()?.to_string();
+            a.expect(":")?;
+            let ty_text = type_text(&mut a)?;
+            let mut ty = tensor_type(&ty_text)?;
+            let mut name = value.clone();
+            if a.eat("{") {
+                let attrs = attr_dict(a.balanced('}')?)?;
+                if let Some(Attr::Str(n)) = attrs
+                    .iter()
+                    .find(|(k, _)| k.ends_with(".name"))
+                    .map(|(_, v)| v)
+                {
+                    name = n.clone();
+                }
+            }
+            if let Some(shape) = opts.input_shapes.get(&name) {
+                ty = TensorType::new(shape.clone(), ty.dtype);
+            }
+            if name.is_empty() {
+                name = format!("arg{k}");
+            }
+            let idx = self.b.input(&name, ty);
+            self.values.insert(value, Val::Tensor(idx));
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, operand: &str) -> Result<Val, String> {
+        let name = operand
+            .trim()
+            .strip_prefix('%')
+            .ok_or_else(|| format!("expected a value, got `{operand}`"))?;
+        self.values
+            .get(name)
+            .copied()
+            .ok_or_else(|| format!("value `%{name}` is not defined"))
+    }
+
+    /// One body statement; returns the outputs at `return`.
+    fn statement(&mut self, s: &str) -> Result<Option<Vec<(String, NodeIndex)>>, String> {
+        let mut c = Cursor::new(s);
+        if c.eat("return") {
+            let operands = c.rest().split(':').next().unwrap_or_default();
+            let mut outputs = Vec::new();
+            for (k, o) in split_top(operands).into_iter().enumerate() {
+                match self.lookup(o)? {
+                    Val::Tensor(t) => outputs.push((format!("out{k}"), t)),
+                    Val::Device => return Err("a device is returned".into()),
+                }
+            }
+            if outputs.is_empty() {
+                return Err("the function returns nothing".into());
+            }
+            return Ok(Some(outputs));
+        }
+        let mut results = Vec::new();
+        if c.rest().starts_with('%') {
+            loop {
+                results.push(c.value()?.to_string());
+                if c.eat(":") {
+                    return Err("ops with several results are not supported".into());
+                }
+                if !c.eat(",") {
+                    break;
+                }
+            }
+            c.expect("=")?;
+        }
+        c.ws();
+        if !c.rest().starts_with('"') {
+            return Err(format!(
+                "`{}` is not in the generic op form (\"dialect.op\"(...)); print the module with --mlir-print-op-generic",
+                c.word()
+            ));
+        }
+        let op_name = c.string()?;
+        c.expect("(")?;
+        let operands = split_top(c.balanced(')')?)
+            .into_iter()
+            .map(|o| self.lookup(o))
+            .collect::<Result<Vec<Val>, String>>()?;
+        let mut attrs = BTreeMap::new();
+        if c.eat("<{") {
+            attrs.extend(attr_dict(c.balanced('}')?)?);
+            c.expect(">")?;
+        }
+        if c.eat("{") {
+            attrs.extend(attr_dict(c.balanced('}')?)?);
+        }
+        c.expect(":")?;
+        c.expect("(")?;
+        c.balanced(')')?;
+        c.expect("->")?;
+        let result_types: Vec<String> = if c.eat("(") {
+            split_top(c.balanced(')')?)
+                .into_iter()
+                .map(str::to_string)
+                .collect()
+        } else {
+            // One result type, then perhaps a location.
+            let rest = c.rest();
+            vec![rest[..rest.find(" loc(").unwrap_or(rest.len())]
+                .trim()
+                .to_string()]
+        };
+        let val = self.apply(&op_name, &results, operands, attrs, &result_types)?;
+        match (results.as_slice(), val) {
+            ([], _) => {}
+            ([r], Some(v)) => {
+                self.values.insert(r.clone(), v);
+            }
+            _ => return Err(format!("`{op_name}` produced no value for its result")),
+        }
+        Ok(None)
+    }
+
+    fn apply(
+        &mut self,
+        op_name: &str,
+        results: &[String],
+        operands: Vec<Val>,
+        attrs: BTreeMap<String, Attr>,
+        result_types: &[String],
+    ) -> Result<Option<Val>, String> {
+        let tensors: Vec<NodeIndex> = operands
+            .iter()
+            .filter_map(|v| {
+                if let Val::Tensor(t) = v {
+                    Some(*t)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        match op_name {
+            "ttnn.get_device" => return Ok(Some(Val::Device)),
+            "ttnn.deallocate" => return Ok(None),
+            "ttnn.to_device" | "ttnn.to_layout" | "ttnn.to_memory_config" | "ttnn.from_device" => {
+                let x = tensors
+                    .first()
+                    .ok_or_else(|| format!("`{op_name}` has no tensor operand"))?;
+                return Ok(Some(Val::Tensor(*x)));
+            }
+            _ => {}
+        }
+        let build = op_name
+            .strip_prefix("ttnn.")
+            .and_then(|n| self.table.get(n))
+            .copied()
+            .ok_or_else(|| format!("op `{op_name}` is not supported by ttfuse"))?;
+        let result_text = result_types
+            .first()
+            .ok_or_else(|| format!("`{op_name}` declares no result"))?;
+        let result = tensor_type(result_text)?;
+        let name = results
+            .first()
+            .map_or_else(|| "v".to_string(), |r| format!("v{r}"));
+        let mut cx = MlirCx {
+            b: &mut self.b,
+            name,
+            operands: tensors,
+            attrs,
+            result: result.clone(),
+        };
+        let idx = build(&mut cx).map_err(|e| format!("{op_name}: {e}"))?;
+        let got = &self.b.ty(idx).shape;
+        if *got != result.shape {
+            return Err(format!(
+                "{op_name}: the result is declared {:?}, shape inference gives {got:?}",
+                result.shape
+            ));
+        }
+        Ok(Some(Val::Tensor(idx)))
+    }
+}
+
+/// The text of a `tensor<...>` type at the cursor.
+fn type_text(c: &mut Cursor) -> Result<String, String> {
+    c.expect("tensor<")?;
+    let inner = c.balanced('>')?;
+    Ok(format!("tensor<{inner}>"))
+}
