@@ -3,7 +3,10 @@
 mod exec_util;
 
 use exec_util::*;
+use ttfuse_runtime::device::Device;
+use ttfuse_runtime::exec::run_kernel;
 use ttfuse_runtime::tensor::Tensor;
+use ttfuse_runtime::ttl::parse::parse_module;
 
 const ADD: &str = r#"
 import ttl
@@ -41,13 +44,19 @@ fn close(a: f64, b: f64) -> bool {
 
 #[test]
 fn single_tile_add_is_reads_then_unpack_add_pack_then_write_plus_dispatch() {
-    let d = wormhole();
+    for name in Device::names() {
+        single_tile_add_on(&Device::load(name).unwrap());
+    }
+}
+
+fn single_tile_add_on(d: &Device) {
     let mut args = [
         tensor(32, 32, 1, -1.0, 1.0),
         tensor(32, 32, 2, -1.0, 1.0),
         Tensor::zeros(32, 32),
     ];
-    let r = run(ADD, "add_kernel", &mut args).unwrap();
+    let module = parse_module(ADD, "add.py").unwrap();
+    let r = run_kernel(&module, "add_kernel", d, &mut args).unwrap();
     let tile = d.tile_bytes as f64;
     let read = tile / d.core_dm.dram_read_bytes_per_cycle;
     let write = tile / d.core_dm.dram_write_bytes_per_cycle;
