@@ -46,6 +46,8 @@ fn worst_error(got: &TensorData, want: &TensorData, atol: f32, rtol: f32) -> f32
 fn check(model: &Path) -> Vec<String> {
     let dir = model.parent().expect("model has a directory");
     let graph = load(model, &ImportOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    ttfuse::graph::validate::validate(&graph)
+        .unwrap_or_else(|e| panic!("{}: {e}", model.display()));
     let inputs = ttfuse::npy::read_dir(&dir.join("inputs")).expect("inputs readable");
     let want = ttfuse::npy::read_dir(&dir.join("outputs")).expect("outputs readable");
     let got = ttfuse::reference::run(&graph, &inputs)

@@ -5,6 +5,7 @@ pub mod fold;
 pub mod infer;
 pub mod op;
 pub mod tensor;
+pub mod validate;
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
