@@ -19,13 +19,15 @@ pub const NAMES: Names = Names {
     batch_rows: None,
 };
 
-/// The kernel parameters of a body: its loads, then its outputs.
-pub fn params(body: &Body) -> Vec<String> {
-    let mut out: Vec<String> = body
-        .loads
-        .iter()
-        .map(|l| body.values[l.value].stem.clone())
-        .collect();
+/// The kernel parameters of a body after `first` (the matmul operands): the tensors its loads
+/// read (each once), then its outputs.
+pub fn params(body: &Body, first: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = first.to_vec();
+    for l in &body.loads {
+        if !out.contains(&l.param) {
+            out.push(l.param.clone());
+        }
+    }
     out.extend(
         body.outputs
             .iter()
@@ -62,11 +64,11 @@ pub fn load_reads(
         let v = load.value;
         let value = &body.values[v];
         if sched.hoisted[v] {
-            let src = index(&value.stem, block_index(value.class, int(0), int(0), names));
+            let src = index(&load.param, block_index(value.class, int(0), int(0), names));
             hoisted.push(read_into(&naming.cb(v), src));
         } else {
             let src = index(
-                &value.stem,
+                &load.param,
                 block_index(value.class, row.clone(), col.clone(), names),
             );
             per_block.push(read_into(&naming.cb(v), src));
@@ -154,5 +156,5 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule) -> Kernel {
     let mut inner = c.stmts;
     inner.extend(output_writes(body, &naming, &c.row, &c.col, &NAMES));
     let write = block_loop(p, true, inner);
-    kernel(k, params(body), setup, [compute, read, write])
+    kernel(k, params(body, &[]), setup, [compute, read, write])
 }

@@ -148,7 +148,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
     };
     let k_at = if kc > 1 { name("k") } else { int(0) };
     let a_src = index(
-        &info.a_stem,
+        &info.a_param,
         vec![
             span(c.row.clone(), name("BLOCK_M")),
             span(k_at.clone(), name("BLOCK_K")),
@@ -156,7 +156,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
     );
     let b_src = if info.b_transposed {
         index(
-            &info.b_stem,
+            &info.b_param,
             vec![
                 span(add(b_row.clone(), c.col.clone()), name("BLOCK_N")),
                 span(k_at.clone(), name("BLOCK_K")),
@@ -164,7 +164,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         )
     } else {
         index(
-            &info.b_stem,
+            &info.b_param,
             vec![
                 span(add(b_row.clone(), k_at.clone()), name("BLOCK_K")),
                 span(c.col.clone(), name("BLOCK_N")),
@@ -186,7 +186,10 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
     inner.extend(output_writes(body, &naming, &c.row, &c.col, &NAMES));
     let write = block_loop(p, true, inner);
 
-    let mut all_params = vec![info.a_stem.clone(), info.b_stem.clone()];
-    all_params.extend(params(body));
+    let mut operands = vec![info.a_param.clone()];
+    if info.b_param != info.a_param {
+        operands.push(info.b_param.clone());
+    }
+    let all_params = params(body, &operands);
     kernel(k, all_params, setup, [compute, read, write])
 }

@@ -54,6 +54,14 @@ pub enum LowerError {
         /// Columns expected.
         expected_cols: usize,
     },
+    /// A kernel parameter has no program tensor (a lowering bug, reported rather than run).
+    #[error("kernel `{kernel}`: parameter `{param}` is bound to no program tensor")]
+    UnboundParam {
+        /// The kernel.
+        kernel: String,
+        /// The parameter.
+        param: String,
+    },
 }
 
 /// A lowered graph.

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use petgraph::graph::NodeIndex;
 use ttfuse_runtime::program::{Program, Step, TensorDecl, TensorInit};
 use ttfuse_runtime::tensor::TILE;
+use ttfuse_runtime::ttl::ast::Kernel;
 
 use super::binding::{device_values, Binding};
 use super::{body_kernel, matmul, transpose, Compiled, LowerError};
@@ -70,19 +71,39 @@ impl<'g> Tensors<'g> {
         name
     }
 
-    fn body_args(&mut self, body: &Body) -> Result<Vec<String>, LowerError> {
+    /// `(parameter, program tensor)` for every tensor a body reads or writes.
+    fn body_args(&mut self, body: &Body) -> Result<Vec<(String, String)>, LowerError> {
         let mut args = Vec::new();
         for load in &body.loads {
-            args.push(match load.source {
+            let tensor = match load.source {
                 LoadSource::Tensor(n) => self.node(n)?,
                 LoadSource::Scalar(v) => self.scalar(v),
-            });
+            };
+            args.push((load.param.clone(), tensor));
         }
-        for &(n, _) in &body.outputs {
-            args.push(self.node(n)?);
+        for &(n, v) in &body.outputs {
+            args.push((body.values[v].stem.clone(), self.node(n)?));
         }
         Ok(args)
     }
+}
+
+/// The launch arguments of `kernel`: the program tensor bound to each parameter.
+fn launch_args(kernel: &Kernel, bound: Vec<(String, String)>) -> Result<Vec<String>, LowerError> {
+    let by_param: BTreeMap<String, String> = bound.into_iter().collect();
+    kernel
+        .params
+        .iter()
+        .map(|p| {
+            by_param
+                .get(p)
+                .cloned()
+                .ok_or_else(|| LowerError::UnboundParam {
+                    kernel: kernel.name.clone(),
+                    param: p.clone(),
+                })
+        })
+        .collect()
 }
 
 /// Builds the program and bindings for a planned graph.
@@ -109,7 +130,7 @@ pub fn assemble(graph: &Graph, plan: KernelPlan) -> Result<Compiled, LowerError>
     let mut kernels = Vec::new();
     let mut steps = Vec::new();
     for (i, k) in plan.kernels.iter().enumerate() {
-        let (kernel, args) = match &k.detail {
+        let (kernel, bound) = match &k.detail {
             KernelDetail::Body { body, schedule } => {
                 (body_kernel::lower(k, body, schedule), t.body_args(body)?)
             }
@@ -118,15 +139,22 @@ pub fn assemble(graph: &Graph, plan: KernelPlan) -> Result<Compiled, LowerError>
                 schedule,
                 info,
             } => {
-                let mut args = vec![t.node(info.a)?, t.node(info.b)?];
-                args.extend(t.body_args(body)?);
-                (matmul::lower(k, body, schedule, info), args)
+                let mut bound = vec![
+                    (info.a_param.clone(), t.node(info.a)?),
+                    (info.b_param.clone(), t.node(info.b)?),
+                ];
+                bound.extend(t.body_args(body)?);
+                (matmul::lower(k, body, schedule, info), bound)
             }
             KernelDetail::Transpose(info) => (
                 transpose::lower(k, info),
-                vec![t.node(info.input)?, t.node(info.output)?],
+                vec![
+                    (info.stems.0.clone(), t.node(info.input)?),
+                    (info.stems.1.clone(), t.node(info.output)?),
+                ],
             ),
         };
+        let args = launch_args(&kernel, bound)?;
         kernels.push(kernel);
         steps.push(Step::Launch { kernel: i, args });
     }

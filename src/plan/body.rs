@@ -140,6 +140,8 @@ pub struct Load {
     pub source: LoadSource,
     /// The value that holds it.
     pub value: usize,
+    /// The kernel parameter it is read from (shared by loads of the same tensor).
+    pub param: String,
 }
 
 /// A kernel body.
@@ -195,6 +197,7 @@ pub struct BodyBuilder<'g> {
     tensor_loads: BTreeMap<NodeIndex, usize>,
     scalar_loads: BTreeMap<u32, usize>,
     broadcasts: BTreeMap<(usize, Class), usize>,
+    params: BTreeMap<NodeIndex, String>,
     stems: Stems,
 }
 
@@ -216,6 +219,7 @@ impl<'g> BodyBuilder<'g> {
             tensor_loads: BTreeMap::new(),
             scalar_loads: BTreeMap::new(),
             broadcasts: BTreeMap::new(),
+            params: BTreeMap::new(),
             stems: Stems::new(),
         }
     }
@@ -246,6 +250,12 @@ impl<'g> BodyBuilder<'g> {
                 node.ty.shape, self.space.0, self.space.1
             ),
         })
+    }
+
+    /// Makes every read of graph tensor `n` use kernel parameter `param` (a matmul operand
+    /// that its epilogue reads too).
+    pub fn share_param(&mut self, n: NodeIndex, param: String) {
+        self.params.insert(resolve(self.graph, n), param);
     }
 
     /// Binds graph node `n` (computed elsewhere) to `value`, e.g. the matmul result.
@@ -288,9 +298,15 @@ impl<'g> BodyBuilder<'g> {
             class,
             &node.name.clone(),
         );
+        let param = self
+            .params
+            .get(&n)
+            .cloned()
+            .unwrap_or_else(|| self.body.values[v].stem.clone());
         self.body.loads.push(Load {
             source: LoadSource::Tensor(n),
             value: v,
+            param,
         });
         self.tensor_loads.insert(n, v);
         Ok(v)
@@ -308,9 +324,11 @@ impl<'g> BodyBuilder<'g> {
             Class::Scalar,
             &stem,
         );
+        let param = self.body.values[v].stem.clone();
         self.body.loads.push(Load {
             source: LoadSource::Scalar(value),
             value: v,
+            param,
         });
         self.scalar_loads.insert(value.to_bits(), v);
         v
@@ -400,22 +418,17 @@ impl<'g> BodyBuilder<'g> {
                         self.binary(TtBinary::Mul, x, g, name)
                     }
                     UnaryOp::Erf => return Err(unsupported("TT-Lang has no erf function")),
-                    other => {
-                        let f = match other {
-                            UnaryOp::Exp => TtUnary::Exp,
-                            UnaryOp::Log => TtUnary::Log,
-                            UnaryOp::Sqrt => TtUnary::Sqrt,
-                            UnaryOp::Rsqrt => TtUnary::Rsqrt,
-                            UnaryOp::Recip => TtUnary::Recip,
-                            UnaryOp::Tanh => TtUnary::Tanh,
-                            UnaryOp::Sigmoid => TtUnary::Sigmoid,
-                            UnaryOp::Relu => TtUnary::Relu,
-                            UnaryOp::Abs => TtUnary::Abs,
-                            UnaryOp::Neg => TtUnary::Neg,
-                            _ => TtUnary::Floor,
-                        };
-                        self.unary(f, x, name)
-                    }
+                    UnaryOp::Exp => self.unary(TtUnary::Exp, x, name),
+                    UnaryOp::Log => self.unary(TtUnary::Log, x, name),
+                    UnaryOp::Sqrt => self.unary(TtUnary::Sqrt, x, name),
+                    UnaryOp::Rsqrt => self.unary(TtUnary::Rsqrt, x, name),
+                    UnaryOp::Recip => self.unary(TtUnary::Recip, x, name),
+                    UnaryOp::Tanh => self.unary(TtUnary::Tanh, x, name),
+                    UnaryOp::Sigmoid => self.unary(TtUnary::Sigmoid, x, name),
+                    UnaryOp::Relu => self.unary(TtUnary::Relu, x, name),
+                    UnaryOp::Abs => self.unary(TtUnary::Abs, x, name),
+                    UnaryOp::Neg => self.unary(TtUnary::Neg, x, name),
+                    UnaryOp::Floor => self.unary(TtUnary::Floor, x, name),
                 }
             }
             Op::Binary(BinaryOp::Pow) => {
@@ -451,7 +464,8 @@ impl<'g> BodyBuilder<'g> {
                     BinaryOp::Mul => TtBinary::Mul,
                     BinaryOp::Div => TtBinary::Div,
                     BinaryOp::Max => TtBinary::Max,
-                    _ => TtBinary::Min,
+                    BinaryOp::Min => TtBinary::Min,
+                    BinaryOp::Pow => return Err(unsupported("power is lowered above")),
                 };
                 self.binary(f, x, y, name)
             }

@@ -9,7 +9,7 @@ use super::layout::{flat2d, layout_of};
 use super::partition::{divisors, preference, Partition};
 use super::schedule::{Cb, Schedule};
 use super::target::Target;
-use super::{FusionMode, KernelKind, PlanError, PlannedKernel};
+use super::{KernelKind, PlanError, PlannedKernel};
 use crate::graph::{Graph, Op};
 
 /// The matmul a matmul kernel computes, in tiles.
@@ -31,9 +31,13 @@ pub struct MatmulInfo {
     pub kt: usize,
     /// Output columns in tiles.
     pub nt: usize,
-    /// Kernel parameter name of A.
+    /// Kernel parameter A is read from.
+    pub a_param: String,
+    /// Kernel parameter B is read from (A's when both are the same tensor).
+    pub b_param: String,
+    /// Stem of A's buffer.
     pub a_stem: String,
-    /// Kernel parameter name of the tensor B is read from.
+    /// Stem of the buffer B's tiles are read into.
     pub b_stem: String,
     /// Stem of the buffer holding B's transposed block (transposed reads only).
     pub bt_stem: String,
@@ -133,12 +137,7 @@ fn single_buffer(cbs: &mut [Cb], keep: &[String]) {
 }
 
 /// Builds the planned kernel of group `g`.
-pub fn build(
-    graph: &Graph,
-    target: &Target,
-    mode: FusionMode,
-    g: &Group,
-) -> Result<PlannedKernel, PlanError> {
+pub fn build(graph: &Graph, target: &Target, g: &Group) -> Result<PlannedKernel, PlanError> {
     let first = g.nodes[0];
     let outputs = group_outputs(graph, g);
     match &g.kind {
@@ -276,34 +275,34 @@ pub fn build(
                 reason: last_err,
             })
         }
-        GroupKind::Transpose => transpose_kernel(graph, target, g, mode),
+        GroupKind::Transpose => transpose_kernel(graph, target, g),
     }
 }
 
 fn matmul_cbs(info: &MatmulInfo, bm: usize, bn: usize, bk: usize, k_chunks: usize) -> Vec<Cb> {
     let mut cbs = vec![Cb {
         name: format!("{}_cb", info.a_stem),
-        like: info.a_stem.clone(),
+        like: info.a_param.clone(),
         shape: (bm, bk),
         buffer_factor: 2,
     }];
     if info.b_transposed {
         cbs.push(Cb {
             name: format!("{}_cb", info.b_stem),
-            like: info.b_stem.clone(),
+            like: info.b_param.clone(),
             shape: (bn, bk),
             buffer_factor: 2,
         });
         cbs.push(Cb {
             name: format!("{}_cb", info.bt_stem),
-            like: info.b_stem.clone(),
+            like: info.b_param.clone(),
             shape: (bk, bn),
             buffer_factor: 1,
         });
     } else {
         cbs.push(Cb {
             name: format!("{}_cb", info.b_stem),
-            like: info.b_stem.clone(),
+            like: info.b_param.clone(),
             shape: (bk, bn),
             buffer_factor: 2,
         });
@@ -311,13 +310,13 @@ fn matmul_cbs(info: &MatmulInfo, bm: usize, bn: usize, bk: usize, k_chunks: usiz
     if k_chunks > 1 {
         cbs.push(Cb {
             name: format!("{}_cb", info.partial_stem),
-            like: info.a_stem.clone(),
+            like: info.a_param.clone(),
             shape: (bm, bn),
             buffer_factor: 1,
         });
         cbs.push(Cb {
             name: format!("{}_cb", info.acc_stem),
-            like: info.a_stem.clone(),
+            like: info.a_param.clone(),
             shape: (bm, bn),
             buffer_factor: 2,
         });
@@ -391,8 +390,19 @@ fn matmul_body(
     };
     let space = flat2d(&graph.node(mm).ty.shape);
     let mut builder = BodyBuilder::new(graph, space);
-    let a_stem = builder.reserve_stem(&graph.node(a).name);
-    let b_stem = builder.reserve_stem(&graph.node(b).name);
+    let a_param = builder.reserve_stem(&graph.node(a).name);
+    let (b_param, b_stem) = if b == a {
+        (
+            a_param.clone(),
+            builder.reserve_stem(&format!("{}_b", graph.node(b).name)),
+        )
+    } else {
+        let p = builder.reserve_stem(&graph.node(b).name);
+        (p.clone(), p)
+    };
+    let a_stem = a_param.clone();
+    builder.share_param(a, a_param.clone());
+    builder.share_param(b, b_param.clone());
     let bt_stem = builder.reserve_stem(&format!("{}_t", graph.node(b).name));
     let mm_name = graph.node(mm).name.clone();
     let partial_stem = builder.reserve_stem(&format!("{mm_name}_partial"));
@@ -413,6 +423,8 @@ fn matmul_body(
         mt: tiles(rows),
         kt: k / 32,
         nt: n / 32,
+        a_param,
+        b_param,
         a_stem,
         b_stem,
         bt_stem,
@@ -422,12 +434,7 @@ fn matmul_body(
     Ok((info, builder.finish()))
 }
 
-fn transpose_kernel(
-    graph: &Graph,
-    target: &Target,
-    g: &Group,
-    _mode: FusionMode,
-) -> Result<PlannedKernel, PlanError> {
+fn transpose_kernel(graph: &Graph, target: &Target, g: &Group) -> Result<PlannedKernel, PlanError> {
     let out = g.nodes[0];
     let input = graph
         .inputs_of(out)

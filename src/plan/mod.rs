@@ -171,7 +171,7 @@ impl KernelPlan {
 
 /// Plans `graph` for `target`.
 pub fn plan(graph: &Graph, target: &Target, mode: FusionMode) -> Result<KernelPlan, PlanError> {
-    let fits = |g: &group::Group| match kernel::build(graph, target, mode, g) {
+    let fits = |g: &group::Group| match kernel::build(graph, target, g) {
         Ok(_) => Ok(()),
         Err(PlanError::DoesNotFit { reason, .. }) => Err(BreakReason::Budget { detail: reason }),
         Err(other) => Err(BreakReason::OpKind {
@@ -182,7 +182,7 @@ pub fn plan(graph: &Graph, target: &Target, mode: FusionMode) -> Result<KernelPl
     let mut kernels = Vec::with_capacity(grouping.groups.len());
     let mut taken: BTreeMap<String, usize> = BTreeMap::new();
     for g in &grouping.groups {
-        let mut k = kernel::build(graph, target, mode, g)?;
+        let mut k = kernel::build(graph, target, g)?;
         let count = taken.entry(k.name.clone()).or_insert(0);
         *count += 1;
         if *count > 1 {

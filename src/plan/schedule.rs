@@ -89,9 +89,8 @@ impl Schedule {
             if !body.materialized[i] {
                 continue;
             }
-            let is_load = matches!(v.op, ValueOp::Load(_));
-            let (like, buffer_factor) = if is_load {
-                (v.stem.clone(), if hoisted[i] { 1 } else { 2 })
+            let (like, buffer_factor) = if let ValueOp::Load(l) = v.op {
+                (body.loads[l].param.clone(), if hoisted[i] { 1 } else { 2 })
             } else if outputs.contains(&i) {
                 (v.stem.clone(), 2)
             } else {

@@ -1,0 +1,190 @@
+//! Every op the templates lower, alone and with each broadcast form, runs on the runtime fused
+//! and unfused and matches the reference interpreter.
+
+mod lower_common;
+
+use lower_common::*;
+use petgraph::graph::NodeIndex;
+use ttfuse::graph::{BinaryOp, Graph, Op, ReduceOp, UnaryOp};
+use ttfuse::lower::FusionMode;
+
+/// `|x| + 0.5`: inputs for ops that need positive values.
+fn positive(g: &mut Graph, x: NodeIndex) -> NodeIndex {
+    let a = unary(g, "abs_x", UnaryOp::Abs, x);
+    let h = scalar(g, "half", 0.5);
+    binary(g, "pos_x", BinaryOp::Add, a, h)
+}
+
+fn check(case: &str, build: impl Fn(&mut Graph, NodeIndex) -> NodeIndex) {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[64, 96]));
+    let y = build(&mut g, x);
+    output(&mut g, "y", y);
+    for mode in [FusionMode::Fused, FusionMode::Unfused] {
+        let result = std::panic::catch_unwind(|| run_checked(&g, &device(), mode));
+        assert!(result.is_ok(), "case {case} failed in {mode:?}");
+    }
+}
+
+#[test]
+fn unary_ops() {
+    use UnaryOp::*;
+    for u in [
+        Exp, Tanh, Sigmoid, Relu, Abs, Neg, Gelu, GeluTanh, Silu, Softplus, Identity,
+    ] {
+        check(&format!("{u:?}"), |g, x| {
+            let e = unary(g, "e", Exp, x);
+            unary(g, "y", u, e)
+        });
+    }
+    for u in [Log, Sqrt, Rsqrt, Recip] {
+        check(&format!("{u:?}"), |g, x| {
+            let p = positive(g, x);
+            unary(g, "y", u, p)
+        });
+    }
+    check("Floor", |g, x| {
+        let s = scalar(g, "four", 4.0);
+        let m = binary(g, "scaled", BinaryOp::Mul, x, s);
+        unary(g, "y", Floor, m)
+    });
+}
+
+#[test]
+fn binary_ops_with_every_broadcast_form() {
+    use BinaryOp::*;
+    for b in [Add, Sub, Mul, Max, Min, Div] {
+        check(&format!("{b:?} full"), |g, x| {
+            let other = g.add_input("other", f32t(&[64, 96]));
+            let rhs = if b == Div { positive(g, other) } else { other };
+            binary(g, "y", b, x, rhs)
+        });
+        check(&format!("{b:?} row"), |g, x| {
+            let row = constant(g, "row", &[96], 30, 1.0);
+            let rhs = if b == Div { positive(g, row) } else { row };
+            binary(g, "y", b, x, rhs)
+        });
+        check(&format!("{b:?} col"), |g, x| {
+            let col = g.add_input("col", f32t(&[64, 1]));
+            let rhs = if b == Div { positive(g, col) } else { col };
+            binary(g, "y", b, x, rhs)
+        });
+        check(&format!("{b:?} scalar"), |g, x| {
+            let s = scalar(g, "s", 0.75);
+            binary(g, "y", b, x, s)
+        });
+        check(&format!("{b:?} row and col"), |g, _| {
+            let row = g.add_input("row", f32t(&[1, 96]));
+            let col = g.add_input("col", f32t(&[64, 1]));
+            let rhs = if b == Div { positive(g, col) } else { col };
+            binary(g, "y", b, row, rhs)
+        });
+    }
+}
+
+#[test]
+fn powers_and_pointwise_composites() {
+    for (e, needs_positive) in [
+        (2.0, false),
+        (3.0, false),
+        (0.5, true),
+        (-0.5, true),
+        (-1.0, true),
+    ] {
+        check(&format!("pow {e}"), |g, x| {
+            let base = if needs_positive { positive(g, x) } else { x };
+            let c = scalar(g, "exponent", e);
+            binary(g, "y", BinaryOp::Pow, base, c)
+        });
+    }
+    check("clip", |g, x| {
+        let ty = g.node(x).ty.clone();
+        g.add(
+            "y",
+            Op::Clip {
+                min: -0.5,
+                max: 0.25,
+            },
+            ty,
+            &[x],
+        )
+    });
+    check("leaky relu", |g, x| {
+        let ty = g.node(x).ty.clone();
+        g.add("y", Op::LeakyRelu { alpha: 0.1 }, ty, &[x])
+    });
+    check("hard sigmoid", |g, x| {
+        let ty = g.node(x).ty.clone();
+        g.add(
+            "y",
+            Op::HardSigmoid {
+                alpha: 0.2,
+                beta: 0.5,
+            },
+            ty,
+            &[x],
+        )
+    });
+}
+
+#[test]
+fn row_reductions_and_their_broadcasts() {
+    for r in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min] {
+        check(&format!("{r:?}"), |g, x| reduce(g, "y", r, x));
+        check(&format!("x - {r:?}"), |g, x| {
+            let m = reduce(g, "m", r, x);
+            binary(g, "y", BinaryOp::Sub, x, m)
+        });
+    }
+}
+
+#[test]
+fn matmul_shapes() {
+    // A row vector times a matrix, a batched A with a shared B, and a residual epilogue.
+    let mut g = Graph::new();
+    let v = g.add_input("v", f32t(&[1, 128]));
+    let w = constant(&mut g, "w", &[128, 64], 31, 0.1);
+    let y = matmul(&mut g, "y", v, w);
+    output(&mut g, "y", y);
+    for mode in [FusionMode::Fused, FusionMode::Unfused] {
+        run_checked(&g, &device(), mode);
+    }
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[2, 64, 128]));
+    let w = constant(&mut g, "w", &[128, 128], 32, 0.1);
+    let m = matmul(&mut g, "m", x, w);
+    let y = binary(&mut g, "y", BinaryOp::Add, m, x);
+    output(&mut g, "y", y);
+    for mode in [FusionMode::Fused, FusionMode::Unfused] {
+        let c = run_checked(&g, &device(), mode);
+        let expect = if mode == FusionMode::Fused { 1 } else { 2 };
+        assert_eq!(c.plan.kernels.len(), expect);
+    }
+    // A Gram matrix: both operands are the same tensor, B read transposed.
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[64, 96]));
+    let xt = transpose_last(&mut g, "x_t", x);
+    let y = matmul(&mut g, "gram", x, xt);
+    output(&mut g, "gram", y);
+    for mode in [FusionMode::Fused, FusionMode::Unfused] {
+        run_checked(&g, &device(), mode);
+    }
+}
+
+#[test]
+fn an_op_joins_one_producer_kernel_and_reads_the_other_from_dram() {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[64, 64]));
+    let w = constant(&mut g, "w", &[64, 64], 33, 0.1);
+    let m = matmul(&mut g, "m", x, w);
+    let e = unary(&mut g, "e", UnaryOp::Exp, x);
+    let r = unary(&mut g, "r", UnaryOp::Relu, e);
+    let y = binary(&mut g, "y", BinaryOp::Add, r, m);
+    output(&mut g, "y", y);
+    let c = run_checked(&g, &device(), FusionMode::Fused);
+    assert_eq!(c.plan.kernels.len(), 2);
+    assert!(c.plan.breaks.iter().any(|b| matches!(
+        &b.reason,
+        ttfuse::plan::BreakReason::JoinedOtherProducer { .. }
+    ) && b.consumer == "y"));
+}
