@@ -26,7 +26,7 @@ const DEFAULT_MODEL_ONNX: &[u8] = include_bytes!("../models/attention_mlp/model.
 /// An imported model.
 #[derive(Clone, Debug)]
 pub struct Model {
-    /// Display name: the file name, or [`DEFAULT_MODEL_NAME`].
+    /// Display name: the path as given, or [`DEFAULT_MODEL_NAME`].
     pub name: String,
     /// The imported graph.
     pub graph: Graph,
@@ -37,10 +37,7 @@ pub fn load_model(path: Option<&Path>, opts: &ImportOptions) -> Result<Model> {
     match path {
         Some(p) => {
             let graph = import::load(p, opts)?;
-            let name = p.file_name().map_or_else(
-                || p.display().to_string(),
-                |n| n.to_string_lossy().into_owned(),
-            );
+            let name = p.display().to_string();
             Ok(Model { name, graph })
         }
         None => {
