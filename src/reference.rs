@@ -132,7 +132,11 @@ fn bind_input(
 }
 
 /// Evaluates one op on `inputs` (in slot order); `out` is the node's inferred type.
+///
+/// The inputs are checked first: their values must fill their shapes, and shape inference over
+/// them must give `out`'s shape.
 pub fn eval_op(op: &Op, inputs: &[&TensorData], out: &TensorType) -> Result<TensorData, RefError> {
+    check_inputs(op, inputs, out)?;
     let result = match op {
         Op::Input => Err(op_error(
             op,
@@ -213,6 +217,54 @@ pub fn eval_op(op: &Op, inputs: &[&TensorData], out: &TensorType) -> Result<Tens
     Ok(result)
 }
 
+fn check_inputs(op: &Op, inputs: &[&TensorData], out: &TensorType) -> Result<(), RefError> {
+    if let Some(bad) = inputs.iter().find(|t| !t.is_consistent()) {
+        return Err(op_error(
+            op,
+            format!("an input's values do not fill its shape {:?}", bad.shape()),
+        ));
+    }
+    if matches!(op, Op::Input | Op::Constant(_)) {
+        return Ok(());
+    }
+    let types: Vec<TensorType> = inputs
+        .iter()
+        .map(|t| TensorType::new(t.shape().to_vec(), input_dtype(op, t, out)))
+        .collect();
+    let refs: Vec<&TensorType> = types.iter().collect();
+    let inferred =
+        crate::graph::infer::infer(op, &refs).map_err(|e| op_error(op, e.to_string()))?;
+    if inferred.shape != out.shape {
+        return Err(op_error(
+            op,
+            format!(
+                "inputs {:?} give shape {:?}, the node's type says {:?}",
+                shapes(inputs),
+                inferred.shape,
+                out.shape
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The dtype to check an input as: floats as the output's float type (data holds every float
+/// width as f32), integers as i64.
+fn input_dtype(op: &Op, t: &TensorData, out: &TensorType) -> crate::graph::DType {
+    use crate::graph::DType;
+    match t {
+        TensorData::F32 { .. } if out.dtype.is_float() && !matches!(op, Op::Cast { .. }) => {
+            out.dtype
+        }
+        TensorData::F32 { .. } => DType::F32,
+        TensorData::I64 { .. } => DType::I64,
+    }
+}
+
+fn shapes(inputs: &[&TensorData]) -> Vec<Vec<usize>> {
+    inputs.iter().map(|t| t.shape().to_vec()).collect()
+}
+
 fn arg<'a>(op: &Op, inputs: &[&'a TensorData], i: usize) -> Result<&'a TensorData, RefError> {
     inputs
         .get(i)
@@ -261,5 +313,28 @@ mod tests {
         g2.outputs.push(("z".into(), z));
         let err = run(&g2, &inputs).unwrap_err().to_string();
         assert!(err.starts_with("node `z`: Transpose"), "{err}");
+    }
+
+    #[test]
+    fn eval_op_rejects_inconsistent_arguments_instead_of_panicking() {
+        let op = Op::Binary(BinaryOp::Add);
+        let a = f(&[2, 3], &[1.0; 6]);
+        let out = TensorType::new(vec![4, 3], DType::F32);
+        let err = eval_op(&op, &[&a, &a], &out).unwrap_err().to_string();
+        assert!(
+            err.contains("give shape [2, 3], the node's type says [4, 3]"),
+            "{err}"
+        );
+        let short = TensorData::F32 {
+            shape: vec![2, 3],
+            values: vec![1.0; 5],
+        };
+        let out = TensorType::new(vec![2, 3], DType::F32);
+        let err = eval_op(&op, &[&a, &short], &out).unwrap_err().to_string();
+        assert!(err.contains("do not fill its shape"), "{err}");
+        let err = eval_op(&Op::MatMul, &[&a, &a], &out)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("do not multiply"), "{err}");
     }
 }

@@ -57,6 +57,15 @@ impl TensorData {
         self.shape().iter().product()
     }
 
+    /// Whether the stored value count matches the shape.
+    pub fn is_consistent(&self) -> bool {
+        let stored = match self {
+            TensorData::F32 { values, .. } => values.len(),
+            TensorData::I64 { values, .. } => values.len(),
+        };
+        stored == self.len()
+    }
+
     /// Whether the tensor has no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
