@@ -68,7 +68,34 @@ class AttentionMlp(torch.nn.Module):
         return torch.tanh(torch.sigmoid(m) * m + a)
 
 
-def export(name, module, inputs):
+class Block(torch.nn.Module):
+    """A pre-norm transformer block with 4-head attention and an erf-GELU MLP on x[1, t, 128]."""
+
+    def __init__(self, d=128, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.ln1 = torch.nn.LayerNorm(d)
+        self.qkv = torch.nn.Linear(d, 3 * d)
+        self.proj = torch.nn.Linear(d, d)
+        self.ln2 = torch.nn.LayerNorm(d)
+        self.fc1 = torch.nn.Linear(d, 4 * d)
+        self.fc2 = torch.nn.Linear(4 * d, d)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(d, dim=-1)
+
+        def split_heads(z):
+            return z.view(b, t, self.heads, d // self.heads).transpose(1, 2)
+
+        q, k, v = split_heads(q), split_heads(k), split_heads(v)
+        att = torch.softmax(q @ k.transpose(-2, -1) / (d // self.heads) ** 0.5, dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(b, t, d)
+        x = x + self.proj(y)
+        return x + self.fc2(torch.nn.functional.gelu(self.fc1(self.ln2(x))))
+
+
+def export(name, module, inputs, dynamic_axes=None):
     """Exports `module` to models/<name>/ with inputs and onnxruntime outputs."""
     out_dir = ROOT / name
     (out_dir / "inputs").mkdir(parents=True, exist_ok=True)
@@ -85,6 +112,7 @@ def export(name, module, inputs):
         output_names=["y"],
         opset_version=17,
         dynamo=False,
+        dynamic_axes=dynamic_axes,
     )
     model = onnx.load(str(path))
     onnx.checker.check_model(model)
@@ -419,6 +447,9 @@ def main():
     error_models()
     op_models(rng)
     attention_ttnn(rng)
+    # A PyTorch transformer block with a symbolic sequence length, whose Shape/Gather/Concat
+    # subgraphs the importer folds once `seq` is bound (tests/import_dynamic.rs).
+    export("dynamic/transformer_seq", Block(), {"x": rand(1, 64, 128)}, dynamic_axes={"x": {1: "seq"}, "y": {1: "seq"}})
 
 
 if __name__ == "__main__":
