@@ -61,7 +61,10 @@ fn single_tile_add_on(d: &Device) {
     let read = tile / d.core_dm.dram_read_bytes_per_cycle;
     let write = tile / d.core_dm.dram_write_bytes_per_cycle;
     let c = &d.compute;
-    let compute = 2.0 * c.unpack_cycles_per_tile + c.add_cycles_per_tile + c.pack_cycles_per_tile;
+    let compute = c.block_overhead_cycles
+        + 2.0 * c.unpack_cycles_per_tile
+        + c.add_cycles_per_tile
+        + c.pack_cycles_per_tile;
     let want = 2.0 * read + compute + write;
     assert!(close(r.cycles, want), "cycles {} vs {want}", r.cycles);
     assert!(
@@ -193,7 +196,7 @@ def mm(a, b, out):
     let u = 2.0 * 8.0 * c.unpack_cycles_per_tile;
     let m = 8.0 * c.matmul_cycles_per_tile.hifi4;
     let p = c.pack_cycles_per_tile;
-    let compute = u + m + p + 15.0 * u.max(m).max(p);
+    let compute = c.block_overhead_cycles + u + m + p + 15.0 * u.max(m).max(p);
     let t = &r.cores[0].threads;
     assert!(
         close(t[0].busy_cycles, compute),
@@ -251,7 +254,10 @@ def s(inp, out):
     let read = 2048.0 / d.core_dm.dram_read_bytes_per_cycle;
     let write = 2048.0 / d.core_dm.dram_write_bytes_per_cycle;
     let c = &d.compute;
-    let compute = c.unpack_cycles_per_tile + d.sfpu("exp").unwrap() + c.pack_cycles_per_tile;
+    let compute = c.block_overhead_cycles
+        + c.unpack_cycles_per_tile
+        + d.sfpu("exp").unwrap()
+        + c.pack_cycles_per_tile;
     let serial = 8.0 * (read + compute + write);
     let stage = read.max(compute).max(write);
     assert!(

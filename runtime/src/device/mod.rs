@@ -178,6 +178,9 @@ pub struct Compute {
     pub reduce_sum_cycles_per_tile_per_phase: f64,
     /// Max-reducing one input tile.
     pub reduce_max_cycles_per_tile: f64,
+    /// Fixed cost of one pass of the unpack/math/pack pipeline (one block stored): the
+    /// circular-buffer and Dst-register handshakes between the three compute threads.
+    pub block_overhead_cycles: f64,
 }
 
 /// Launch overhead per kernel (or per TTNN op).
@@ -267,6 +270,12 @@ impl Device {
     /// The chip's measured aggregate DRAM bandwidth in bytes per cycle.
     pub fn dram_bytes_per_cycle(&self) -> f64 {
         self.dram.measured_gbps / self.clock_ghz
+    }
+
+    /// Peak matmul FLOPs per cycle of one core at fidelity `f`: a 32x32x32 tile matmul is
+    /// 2 x 32^3 FLOPs in `matmul_cycles_per_tile` cycles.
+    pub fn core_peak_flops_per_cycle(&self, f: Fidelity) -> f64 {
+        2.0 * 32f64.powi(3) / self.compute.matmul_cycles_per_tile.at(f)
     }
 
     /// Converts cycles to microseconds at this target's clock.

@@ -74,11 +74,14 @@ impl<'c> ThreadRun<'c> {
                 let data = core.cbs[h.cb].data(h)?.clone();
                 let bytes = data.tiles() as f64 * tile_bytes;
                 let hops = p.src.0.abs_diff(p.dst.0) + p.src.1.abs_diff(p.dst.1);
-                let arrival = start + sh.cost.pipe_cycles(bytes, hops);
+                let send = sh.mcast.send(&sh.cost, here, &data, bytes, hops, start);
+                let arrival = send.arrival;
                 self.link_free = arrival;
                 sh.pipes.entry(p).or_default().push_back(PipeMsg { data, arrival });
                 sh.pipe_events.push(p);
-                sh.noc_bytes += bytes as u64;
+                if send.new_bytes {
+                    sh.noc_bytes += bytes as u64;
+                }
                 Ok(Some(Value::Transfer { done: arrival }))
             }
             (Value::Pipe(p), Value::Block(h)) => {

@@ -22,7 +22,8 @@ mod value;
 use std::collections::BTreeMap;
 
 pub use crate::timing::report::{
-    CoreReport, HostOpReport, KernelReport, ProgramReport, StepReport, ThreadReport,
+    Bound, CoreReport, HostOpReport, KernelReport, ProgramReport, ProgramRoofline, Roofline,
+    StepReport, ThreadReport,
 };
 pub use error::{ExecError, FaultKind, Site};
 

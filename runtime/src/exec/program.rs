@@ -9,7 +9,7 @@ use super::{Dispatch, HostOps, ProgramRun};
 use crate::device::Device;
 use crate::program::{Program, Step, TensorInit};
 use crate::tensor::Tensor;
-use crate::timing::report::{HostOpReport, ProgramReport, StepReport};
+use crate::timing::report::{HostOpReport, ProgramReport, ProgramRoofline, StepReport};
 
 /// Runs `program` on `device`; see [`super::run_program`].
 pub(crate) fn run(
@@ -79,6 +79,7 @@ pub(crate) fn run(
         total_us: 0.0,
         dram_bytes: 0,
         flops: 0.0,
+        roofline: ProgramRoofline::default(),
     };
     let take = |tensors: &mut BTreeMap<String, Tensor>, n: &str| {
         tensors
@@ -181,5 +182,7 @@ pub(crate) fn run(
             }
         }
     }
+    report.roofline =
+        ProgramRoofline::of(device, &report.kernels, &report.host_ops, report.total_us);
     Ok(ProgramRun { tensors, report })
 }

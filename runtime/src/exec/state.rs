@@ -8,7 +8,7 @@ use super::block::{Block, TILE_ELEMS};
 use super::cb::Cb;
 use super::value::{PipeEnds, TileSlice, Value};
 use crate::tensor::TILE;
-use crate::timing::{CostModel, DramChannel};
+use crate::timing::{CostModel, DramChannel, Multicast};
 
 /// A kernel argument while the kernel runs: f32 values that are always bf16-exact.
 #[derive(Clone, Debug)]
@@ -85,6 +85,8 @@ pub(crate) struct Shared<'a> {
     /// Pipes that received a block since the scheduler last looked.
     pub pipe_events: Vec<PipeEnds>,
     pub dram: DramChannel,
+    /// Pipe sends of one block to several cores, timed as multicasts.
+    pub mcast: Multicast<Block>,
     pub cost: CostModel<'a>,
     pub grid: (u32, u32),
     /// Thread function names by index within a core (for messages).

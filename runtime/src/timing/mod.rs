@@ -4,15 +4,22 @@
 //!
 //! - Compute: a store (or any finished chain of block math) flows its tiles through the three
 //!   Tensix compute stages, unpack, math (FPU or SFPU) and pack, which overlap as a pipeline:
-//!   `u + m + p + (T - 1) * max(u, m, p)` for `T` output tiles with per-tile stage costs `u`, `m`,
-//!   `p`. One tile therefore costs unpack + math + pack.
+//!   for `T` output tiles with per-tile stage costs `u`, `m`,
+//!   `p`, plus a fixed per-block overhead `o` (the handshakes between the three compute threads,
+//!   fitted to a measured single-core add): `o + u + m + p + (T - 1) * max(u, m, p)`. One tile
+//!   therefore costs the overhead plus unpack + math + pack.
 //! - DRAM: a copy costs its bytes at the core's measured DRAM rate, and also passes through one
 //!   chip-wide DRAM channel at the measured aggregate bandwidth, so many cores together cannot
 //!   exceed it ([`DramChannel`]).
 //! - Pipes: bytes at the core-to-core rate plus the hop latency along the Manhattan route.
+//!   Sending the same block into several pipes back to back is one multicast ([`Multicast`]).
 //! - A launch adds its dispatch overhead (traced or eager).
+//! - [`report::Roofline`] compares a kernel's modeled time with its DRAM and compute bounds.
 
 pub mod report;
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use crate::device::Device;
 
@@ -47,18 +54,20 @@ impl<'d> CostModel<'d> {
         CostModel { device }
     }
 
-    /// Cycles of the unpack/math/pack pipeline producing `out_tiles` tiles from `work`.
+    /// Cycles of the unpack/math/pack pipeline producing `out_tiles` tiles from `work`
+    /// (`out_tiles == 0`: math left over when a thread ends, with nothing packed and no block
+    /// overhead).
     pub fn pipeline_cycles(&self, work: &ComputeWork, out_tiles: usize) -> f64 {
         let c = &self.device.compute;
         let t = out_tiles.max(1) as f64;
         let u = work.unpack_tiles * c.unpack_cycles_per_tile / t;
         let m = work.math_cycles / t;
-        let p = if out_tiles == 0 {
-            0.0
+        let (p, o) = if out_tiles == 0 {
+            (0.0, 0.0)
         } else {
-            c.pack_cycles_per_tile
+            (c.pack_cycles_per_tile, c.block_overhead_cycles)
         };
-        u + m + p + (t - 1.0) * u.max(m).max(p)
+        o + u + m + p + (t - 1.0) * u.max(m).max(p)
     }
 
     /// Math cycles of an elementwise binary op (`add`, `sub`, `mul`, `division`, `max`, `min`)
@@ -148,5 +157,66 @@ impl DramChannel {
         let ch_start = self.free_at.max(start);
         self.free_at = ch_start + bytes / self.bytes_per_cycle;
         core_done.max(self.free_at)
+    }
+}
+
+/// Pipe sends seen as NoC multicasts. On the chip one multicast write delivers a block to a row
+/// or column of cores, paying its bytes once at the measured multicast rate; TT-Lang spells it
+/// as the same block sent into one pipe per destination. So a send of the very block (the same
+/// data, not an equal copy) that the core sent last continues that multicast: it arrives at the
+/// multicast's start plus its bytes at the multicast rate plus its own hop latency, and moves no
+/// new bytes over the NoC. Any other send is a unicast at the core-to-core rate.
+#[derive(Debug)]
+pub struct Multicast<T> {
+    /// Per source core: the block it sent last and when that send started.
+    last: BTreeMap<(u32, u32), (Rc<T>, f64)>,
+}
+
+impl<T> Default for Multicast<T> {
+    fn default() -> Self {
+        Multicast {
+            last: BTreeMap::new(),
+        }
+    }
+}
+
+/// The timing of one pipe send.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Send {
+    /// When the block is in the destination's buffer.
+    pub arrival: f64,
+    /// Whether the send put new bytes on the NoC (false for a multicast's later destinations).
+    pub new_bytes: bool,
+}
+
+impl<T> Multicast<T> {
+    /// Times a send of `data` (`bytes` long) from core `src` over `hops` hops starting at
+    /// `start`.
+    pub fn send(
+        &mut self,
+        cost: &CostModel,
+        src: (u32, u32),
+        data: &Rc<T>,
+        bytes: f64,
+        hops: u32,
+        start: f64,
+    ) -> Send {
+        let hop = hops as f64 * cost.device.noc.hop_cycles;
+        if let Some((last, began)) = self.last.get(&src) {
+            if Rc::ptr_eq(last, data) {
+                let arrival = (began + bytes / cost.device.core_dm.multicast_bytes_per_cycle)
+                    .max(start)
+                    + hop;
+                return Send {
+                    arrival,
+                    new_bytes: false,
+                };
+            }
+        }
+        self.last.insert(src, (Rc::clone(data), start));
+        Send {
+            arrival: start + cost.pipe_cycles(bytes, hops),
+            new_bytes: true,
+        }
     }
 }
