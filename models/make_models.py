@@ -242,8 +242,10 @@ def save_case(name, nodes, inputs, outputs, initializers=(), opset=17):
     `inputs` maps input name -> numpy array; `outputs` lists output names (shapes inferred).
     """
     out_dir = ROOT / "ops" / name
-    (out_dir / "inputs").mkdir(parents=True, exist_ok=True)
-    (out_dir / "outputs").mkdir(parents=True, exist_ok=True)
+    for sub in ("inputs", "outputs"):
+        (out_dir / sub).mkdir(parents=True, exist_ok=True)
+        for old in (out_dir / sub).glob("*.npy"):
+            old.unlink()
     graph_inputs = [
         helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(v.dtype), list(v.shape))
         for n, v in inputs.items()
@@ -430,7 +432,37 @@ def op_models(rng):
             const("r0", 0.0), const("r1", 8.0), const("r2", 2.0),
         ],
     )
-    print("ops: shape_ops, elementwise, gelu, norms, conv_pool, reduce_opset13/18, softmax_opset11, gemm_const")
+    # Its own generator, so adding this case leaves the other files unchanged.
+    rng = np.random.default_rng(SEED + 1)
+    save_case(
+        "composites",
+        [
+            n("HardSwish", ["x"], ["hardswish"]),
+            n("PRelu", ["x", "slope"], ["prelu"]),
+            n("Elu", ["x"], ["elu"], alpha=0.7),
+            n("Selu", ["x"], ["selu"]),
+            n("Mish", ["x"], ["mish"]),
+            n("Ceil", ["x"], ["ceil"]),
+            n("Floor", ["x"], ["fx"]),
+            n("Equal", ["fx", "zero"], ["in_unit"]),
+            n("Not", ["in_unit"], ["outside"]),
+            n("Where", ["outside", "x", "half"], ["not_where"]),
+            n("Mean", ["x", "y", "x"], ["mean"]),
+            n("ReduceSumSquare", ["x", "ax1"], ["sumsq"], keepdims=0),
+            n("ReduceL2", ["x", "ax1"], ["l2"]),
+            n("ReduceLogSumExp", ["x", "ax1"], ["lse"], keepdims=0),
+            n("InstanceNormalization", ["img", "sc", "bi"], ["inorm"], epsilon=1e-4),
+            n("Tile", ["y", "reps"], ["tile"]),
+        ],
+        {"x": rand(4, 32) * 3, "y": rand(4, 32), "img": rand(2, 3, 4, 5)},
+        ["hardswish", "prelu", "elu", "selu", "mish", "ceil", "not_where", "mean", "sumsq", "l2", "lse", "inorm", "tile"],
+        [
+            const("slope", rand(32)), const("half", 0.5), const("zero", 0.0), const("ax1", [1], np.int64),
+            const("sc", rand(3)), const("bi", rand(3)), const("reps", [2, 3], np.int64),
+        ],
+        opset=18,
+    )
+    print("ops: shape_ops, elementwise, gelu, norms, conv_pool, reduce_opset13/18, softmax_opset11, gemm_const, composites")
 
 
 def main():

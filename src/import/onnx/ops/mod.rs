@@ -1,5 +1,6 @@
 //! The ONNX op table: op type -> builder function, registered per op family.
 
+mod composite;
 mod math;
 mod nn;
 mod shape;
@@ -22,6 +23,7 @@ pub type OpTable = BTreeMap<&'static str, OpBuilder>;
 pub fn table() -> OpTable {
     let mut t = OpTable::new();
     math::register(&mut t);
+    composite::register(&mut t);
     nn::register(&mut t);
     shape::register(&mut t);
     t

@@ -44,12 +44,16 @@ fn softmax(c: &mut NodeCtx) -> Out {
     Ok(vec![c.add(Op::Reshape { shape }, &[s])?])
 }
 
-/// Reduce ops; axes are an attribute before opset 13 (ReduceSum) or 18 (the others), an input
-/// from then on.
-fn reduce(c: &mut NodeCtx, kind: ReduceOp) -> Out {
+/// The axes and `keepdims` of a reduce node: `None` axes for a no-op (empty axes with
+/// `noop_with_empty_axes`). Axes are an attribute before opset 13 (ReduceSum) or 18 (the
+/// other reductions), an input from then on.
+pub(super) fn reduce_axes(
+    c: &NodeCtx,
+    sum_like: bool,
+) -> Result<(Option<Vec<usize>>, bool), ImportError> {
     let x = c.input(0)?;
     let rank = c.ty(x).shape.len();
-    let axes_as_input = c.opset >= if kind == ReduceOp::Sum { 13 } else { 18 };
+    let axes_as_input = c.opset >= if sum_like { 13 } else { 18 };
     let axes = if axes_as_input {
         c.const_ints(1, "axes")?
     } else {
@@ -61,11 +65,19 @@ fn reduce(c: &mut NodeCtx, kind: ReduceOp) -> Out {
             .iter()
             .map(|&a| c.axis(a, rank))
             .collect::<Result<Vec<_>, _>>()?,
-        _ if c.attr_i("noop_with_empty_axes", 0)? != 0 => return Ok(vec![x]),
+        _ if c.attr_i("noop_with_empty_axes", 0)? != 0 => return Ok((None, keep_dims)),
         _ => (0..rank).collect(),
     };
     axes.sort_unstable();
     axes.dedup();
+    Ok((Some(axes), keep_dims))
+}
+
+fn reduce(c: &mut NodeCtx, kind: ReduceOp) -> Out {
+    let x = c.input(0)?;
+    let (Some(axes), keep_dims) = reduce_axes(c, kind == ReduceOp::Sum)? else {
+        return Ok(vec![x]);
+    };
     Ok(vec![c.add(
         Op::Reduce {
             op: kind,
