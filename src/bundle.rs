@@ -1,36 +1,98 @@
 //! Writes a compiled program as files a person can take to a device: one TT-Lang file per
 //! kernel, the host driver `run.py`, the weights as .npy files and `program.json` (the program
-//! with weights replaced by their file names).
+//! with weights replaced by their file names, and where the graph inputs and outputs live).
+//! [`export`] adds inputs, reference outputs, a comparing driver and a README; [`load`] reads a
+//! bundle back for `ttfuse run DIR`.
+
+pub mod driver;
+pub mod export;
+pub mod load;
+mod readme;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use ttfuse_runtime::program::{Step, TensorInit};
 use ttfuse_runtime::ttl::print::print_kernel;
 
 use crate::graph::TensorData;
-use crate::lower::{host, Compiled};
+use crate::lower::{host, Binding, Compiled};
 use crate::npy;
+use crate::plan::layout::Layout;
 
 /// A tensor as listed in `program.json`.
-#[derive(Debug, Serialize)]
-struct TensorEntry<'a> {
-    name: &'a str,
-    rows: usize,
-    cols: usize,
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TensorEntry {
+    /// The program tensor's name.
+    pub name: String,
+    /// Rows in elements.
+    pub rows: usize,
+    /// Columns in elements.
+    pub cols: usize,
     /// `input`, `zeros`, or the weight file relative to the bundle.
-    init: String,
-    is_output: bool,
+    pub init: String,
+    /// Whether it is a graph output.
+    pub is_output: bool,
+}
+
+/// A graph input or output and the program tensor holding it, as listed in `program.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BindingEntry {
+    /// The graph name.
+    pub name: String,
+    /// The program tensor.
+    pub tensor: String,
+    /// The graph shape.
+    pub shape: Vec<usize>,
+    /// `Full`, `Row`, `Col` or `Scalar`: how the 2-D device tensor holds it.
+    pub layout: String,
+}
+
+impl BindingEntry {
+    fn of(b: &Binding) -> BindingEntry {
+        BindingEntry {
+            name: b.name.clone(),
+            tensor: b.tensor.clone(),
+            shape: b.shape.clone(),
+            layout: format!("{:?}", b.layout),
+        }
+    }
+
+    /// The lowering's binding, or `None` when the layout name is unknown.
+    pub fn to_binding(&self) -> Option<Binding> {
+        let layout = match self.layout.as_str() {
+            "Full" => Layout::Full,
+            "Row" => Layout::Row,
+            "Col" => Layout::Col,
+            "Scalar" => Layout::Scalar,
+            _ => return None,
+        };
+        Some(Binding {
+            name: self.name.clone(),
+            tensor: self.tensor.clone(),
+            shape: self.shape.clone(),
+            layout,
+        })
+    }
 }
 
 /// `program.json`: the program's structure without its weight data.
-#[derive(Debug, Serialize)]
-struct Manifest<'a> {
-    tensors: Vec<TensorEntry<'a>>,
-    kernels: Vec<String>,
-    steps: &'a [Step],
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The target the kernels were planned for.
+    pub target: String,
+    /// Every DRAM tensor.
+    pub tensors: Vec<TensorEntry>,
+    /// Kernel names; kernel `k` is in `kernels/k.py`.
+    pub kernels: Vec<String>,
+    /// The host steps in order.
+    pub steps: Vec<Step>,
+    /// Graph inputs.
+    pub inputs: Vec<BindingEntry>,
+    /// Graph outputs.
+    pub outputs: Vec<BindingEntry>,
 }
 
 /// Writes the bundle for `compiled` into `dir` (created if needed) and returns the files
@@ -70,7 +132,7 @@ pub fn write(compiled: &Compiled, dir: &Path) -> Result<Vec<PathBuf>> {
             }
         };
         tensors.push(TensorEntry {
-            name: &t.name,
+            name: t.name.clone(),
             rows: t.rows,
             cols: t.cols,
             init,
@@ -83,9 +145,12 @@ pub fn write(compiled: &Compiled, dir: &Path) -> Result<Vec<PathBuf>> {
     written.push(driver);
 
     let manifest = Manifest {
+        target: compiled.plan.target.name.clone(),
         tensors,
         kernels: kernel_files,
-        steps: &program.steps,
+        steps: program.steps.clone(),
+        inputs: compiled.inputs.iter().map(BindingEntry::of).collect(),
+        outputs: compiled.outputs.iter().map(BindingEntry::of).collect(),
     };
     let json = dir.join("program.json");
     write_file(&json, &(serde_json::to_string_pretty(&manifest)? + "\n"))?;
@@ -93,6 +158,7 @@ pub fn write(compiled: &Compiled, dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(written)
 }
 
-fn write_file(path: &Path, contents: &str) -> Result<()> {
+/// Writes `contents` to `path`, naming the file on failure.
+pub(crate) fn write_file(path: &Path, contents: &str) -> Result<()> {
     fs::write(path, contents).with_context(|| format!("writing {}", path.display()))
 }

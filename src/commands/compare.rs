@@ -1,16 +1,22 @@
 //! `ttfuse compare`: fused against unfused on the runtime, and both against the reference.
 
 use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
+use ttfuse_runtime::device::Device;
 
+use super::progress::{Progress, Verbosity};
 use super::{ModelArgs, TargetArgs};
+use crate::graph::TensorData;
 use crate::host_ops::ReferenceHostOps;
 use crate::inputs;
 use crate::optimize::OptimizeOptions;
-use crate::pipeline;
+use crate::pipeline::{self, Compilation, Execution, Model};
 use crate::report::compare::{Comparison, ProgramSummary};
+use crate::report::html;
 
 /// Arguments of `ttfuse compare`.
 #[derive(Debug, Args)]
@@ -24,42 +30,123 @@ pub struct CompareArgs {
     /// Print the comparison as one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also write a self-contained HTML page with SVG charts (timeline, per-core utilization,
+    /// roofline) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Seed of the random data for graph inputs.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }
 
-/// Builds the comparison for `args` (everything `compare` prints).
-pub fn comparison(args: &CompareArgs) -> Result<Comparison> {
-    let model = args.model.load()?;
-    let device = args.target.device()?;
-    let compilation = pipeline::compile(&model, &device, &OptimizeOptions::default())?;
-    let inputs = inputs::complete_inputs(&model.graph, BTreeMap::new(), args.seed);
-    let expected = pipeline::reference_outputs(&model.graph, &inputs)?;
-    let host = ReferenceHostOps;
-    let dispatch = args.target.dispatch.to_runtime();
-    let unfused = pipeline::execute(&compilation.unfused, &device, &inputs, &host, dispatch)?;
-    let fused = pipeline::execute(&compilation.fused, &device, &inputs, &host, dispatch)?;
-    let (_, unfused_agreement) = pipeline::agreement(&expected, &unfused.outputs)?;
-    let (fused_outputs, _) = pipeline::agreement(&expected, &fused.outputs)?;
-    Ok(Comparison::new(
-        &model.name,
-        &args.target.target,
-        args.target.dispatch.name(),
-        ProgramSummary::new(&compilation.unfused, &unfused.report),
-        ProgramSummary::new(&compilation.fused, &fused.report),
-        unfused_agreement,
-        fused_outputs,
-    ))
+/// Everything one model's fused and unfused runs produced.
+#[derive(Debug)]
+pub struct Study {
+    /// The imported model.
+    pub model: Model,
+    /// The target.
+    pub device: Device,
+    /// Both programs.
+    pub compilation: Compilation,
+    /// The graph inputs the programs ran on.
+    pub inputs: BTreeMap<String, TensorData>,
+    /// The reference interpreter's outputs.
+    pub expected: BTreeMap<String, TensorData>,
+    /// The unfused program's run.
+    pub unfused: Execution,
+    /// The fused program's run.
+    pub fused: Execution,
+}
+
+impl Study {
+    /// Imports, compiles and runs both programs and the reference, with progress on stderr.
+    pub fn run(
+        model: &ModelArgs,
+        target: &TargetArgs,
+        seed: u64,
+        verbosity: Verbosity,
+    ) -> Result<Study> {
+        let mut progress = Progress::new(verbosity, 5);
+        progress.step("importing");
+        let model = model.load()?;
+        let device = target.device()?;
+        progress.step("optimizing and compiling");
+        let compilation = pipeline::compile(&model, &device, &OptimizeOptions::default())?;
+        progress.detail(&optimizer_summary(&compilation));
+        progress.step("running the reference interpreter");
+        let inputs = inputs::complete_inputs(&model.graph, BTreeMap::new(), seed);
+        let expected = pipeline::reference_outputs(&model.graph, &inputs)?;
+        let host = ReferenceHostOps;
+        let dispatch = target.dispatch.to_runtime();
+        progress.step("simulating the unfused program");
+        let unfused = pipeline::execute(&compilation.unfused, &device, &inputs, &host, dispatch)?;
+        progress.step("simulating the fused program");
+        let fused = pipeline::execute(&compilation.fused, &device, &inputs, &host, dispatch)?;
+        progress.finish();
+        Ok(Study {
+            model,
+            device,
+            compilation,
+            inputs,
+            expected,
+            unfused,
+            fused,
+        })
+    }
+
+    /// The comparison `compare` prints.
+    pub fn comparison(&self, target: &TargetArgs) -> Result<Comparison> {
+        let (_, unfused_agreement) = pipeline::agreement(&self.expected, &self.unfused.outputs)?;
+        let (fused_outputs, _) = pipeline::agreement(&self.expected, &self.fused.outputs)?;
+        Ok(Comparison::new(
+            &self.model.name,
+            &target.target,
+            target.dispatch.name(),
+            ProgramSummary::new(
+                &self.compilation.unfused,
+                &self.unfused.report,
+                &self.device,
+            ),
+            ProgramSummary::new(&self.compilation.fused, &self.fused.report, &self.device),
+            unfused_agreement,
+            fused_outputs,
+        ))
+    }
+}
+
+/// One line about the optimizer's work, for `--verbose`.
+fn optimizer_summary(c: &Compilation) -> String {
+    let r = &c.optimized.report;
+    let fired: usize = r.rules_fired.values().sum();
+    format!(
+        "optimizer: {} rule applications over {} stage(s), cost {:.0} -> {:.0} cycles{}",
+        fired,
+        r.stages.len(),
+        r.cost_before,
+        r.cost_after,
+        if r.hit_limit {
+            ", a search limit hit"
+        } else {
+            ""
+        }
+    )
 }
 
 /// Runs `ttfuse compare`.
-pub fn run(args: &CompareArgs) -> Result<()> {
-    let cmp = comparison(args)?;
+pub fn run(args: &CompareArgs, verbosity: Verbosity) -> Result<()> {
+    let study = Study::run(&args.model, &args.target, args.seed, verbosity)?;
+    let cmp = study.comparison(&args.target)?;
+    if let Some(path) = &args.html {
+        let page = html::page(&cmp, &study.device);
+        fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
+    }
     if args.json {
         println!("{}", cmp.to_json());
     } else {
         print!("{}", cmp.to_text());
+        if let Some(path) = &args.html {
+            println!("\nwrote {}", path.display());
+        }
     }
     Ok(())
 }

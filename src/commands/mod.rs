@@ -1,13 +1,19 @@
 //! The subcommands of the `ttfuse` command line, one module each.
 
 mod compare;
+mod export;
 mod fuse;
 mod options;
+pub mod progress;
 mod run;
+mod run_bundle;
 
 use clap::{Parser, Subcommand};
 
-pub use compare::CompareArgs;
+use progress::Verbosity;
+
+pub use compare::{CompareArgs, Study};
+pub use export::ExportArgs;
 pub use fuse::FuseArgs;
 pub use options::{DispatchMode, ModelArgs, TargetArgs};
 pub use run::RunArgs;
@@ -20,6 +26,9 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Progress and detail on stderr.
+    #[command(flatten)]
+    pub verbosity: Verbosity,
 }
 
 /// The subcommands.
@@ -29,7 +38,10 @@ pub enum Command {
     Fuse(FuseArgs),
     /// Run the fused program and the unfused baseline on the runtime, side by side.
     Compare(CompareArgs),
-    /// Run a TT-Lang kernel file on the simulated device and report its modeled time.
+    /// Write the fused program as a bundle that runs and checks itself (kernels, run.py,
+    /// weights, inputs, reference outputs, program.json, README).
+    Export(ExportArgs),
+    /// Run a TT-Lang kernel file, or an exported bundle directory, on the simulated device.
     Run(RunArgs),
 }
 
@@ -38,7 +50,8 @@ impl Cli {
     pub fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Fuse(args) => fuse::run(&args),
-            Command::Compare(args) => compare::run(&args),
+            Command::Compare(args) => compare::run(&args, self.verbosity),
+            Command::Export(args) => export::run(&args, self.verbosity),
             Command::Run(args) => run::run(&args),
         }
     }

@@ -18,7 +18,8 @@ use crate::npy;
 /// Arguments of `ttfuse run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// A TT-Lang source file (.py) holding the kernel.
+    /// A TT-Lang source file (.py) holding the kernel, or a bundle directory written by
+    /// `ttfuse export` (runs the whole program and compares with its reference outputs).
     pub file: PathBuf,
     /// The kernel to run (may be omitted when the file holds exactly one).
     #[arg(long)]
@@ -27,7 +28,8 @@ pub struct RunArgs {
     /// `rand[:SEED]`, `zeros`, `ones`, `full:VALUE` or a path to a .npy file.
     #[arg(long = "arg", value_name = "NAME=RxC:INIT", value_parser = parse_arg)]
     pub args: Vec<ArgSpec>,
-    /// Directory to write every argument's final contents into, as NAME.npy (float32).
+    /// Directory to write every argument's final contents into, as NAME.npy (float32); for a
+    /// bundle, every graph output as TENSOR.npy in its graph shape.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Print the report as JSON.
@@ -147,6 +149,15 @@ struct RunReport<'a> {
 
 /// Runs `ttfuse run`.
 pub fn run(args: &RunArgs) -> Result<()> {
+    if args.file.is_dir() {
+        if args.kernel.is_some() || !args.args.is_empty() {
+            bail!(
+                "{} is a bundle directory: it runs its whole program, so --kernel and --arg do not apply",
+                args.file.display()
+            );
+        }
+        return super::run_bundle::run(&args.file, &args.target, args.out.as_deref(), args.json);
+    }
     let source = fs::read_to_string(&args.file)
         .with_context(|| format!("reading {}", args.file.display()))?;
     let file = args.file.display().to_string();

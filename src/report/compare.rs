@@ -4,8 +4,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use serde::Serialize;
+use ttfuse_runtime::device::Device;
 use ttfuse_runtime::exec::ProgramReport;
 
+use super::figures::{self, Bound, CoreUtilization, Roof, StepFigures};
 use crate::agreement::Agreement;
 use crate::lower::Compiled;
 
@@ -20,16 +22,37 @@ pub struct ProgramSummary {
     pub dram_bytes: u64,
     /// Modeled time, microseconds, dispatch included.
     pub time_us: f64,
+    /// Floating-point operations.
+    pub flops: f64,
+    /// Roofline time of the whole program: max(DRAM bytes / bandwidth, FLOPs / peak).
+    pub roofline_us: f64,
+    /// Modeled time over roofline time.
+    pub roofline_multiple: f64,
+    /// What dominates the modeled time, summed over steps.
+    pub bound: Bound,
+    /// Every step (kernel launch or TTNN fallback op) in order.
+    pub steps: Vec<StepFigures>,
+    /// Per-core utilization over the whole program (for the HTML page; not in the JSON).
+    #[serde(skip)]
+    pub cores: Vec<CoreUtilization>,
 }
 
 impl ProgramSummary {
-    /// The summary of `compiled` as run with `report`.
-    pub fn new(compiled: &Compiled, report: &ProgramReport) -> Self {
+    /// The summary of `compiled` as run on `device` with `report`.
+    pub fn new(compiled: &Compiled, report: &ProgramReport, device: &Device) -> Self {
+        let steps = figures::step_figures(report, device);
+        let totals = figures::program_figures(report, &steps, &Roof::of(device));
         ProgramSummary {
             kernels: compiled.program.kernels.len(),
             launches: compiled.program.steps.len(),
             dram_bytes: report.dram_bytes,
             time_us: report.total_us,
+            flops: totals.flops,
+            roofline_us: totals.roofline_us,
+            roofline_multiple: totals.roofline_multiple,
+            bound: totals.bound,
+            steps,
+            cores: figures::core_utilization(report, device),
         }
     }
 }
@@ -92,27 +115,39 @@ impl Comparison {
         serde_json::to_string_pretty(self).expect("a comparison always serializes")
     }
 
-    /// The table a person reads.
+    /// The table a person reads: both programs step by step, then the totals side by side,
+    /// the speedup and the agreement with the reference.
     pub fn to_text(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "{} on {} ({} dispatch)\n",
+            "{} on {} ({} dispatch)",
             self.model, self.target, self.dispatch
         );
+        for (label, p) in [("unfused", &self.unfused), ("fused", &self.fused)] {
+            let _ = writeln!(s, "\n{label}: {} launches", p.launches);
+            let _ = writeln!(s, "{}", step_header());
+            for (i, step) in p.steps.iter().enumerate() {
+                let _ = writeln!(s, "{}", step_row(i, step));
+            }
+        }
+        let _ = writeln!(s, "\ntotals");
         let _ = writeln!(
             s,
-            "           {:>8} {:>9} {:>14} {:>12}",
-            "kernels", "launches", "DRAM bytes", "time (us)"
+            "           {:>8} {:>9} {:>14} {:>10} {:>12} {:>10}  {}",
+            "kernels", "launches", "DRAM bytes", "MFLOP", "time (us)", "x roofline", "bound"
         );
         for (label, p) in [("unfused", &self.unfused), ("fused", &self.fused)] {
             let _ = writeln!(
                 s,
-                "  {label:<8} {:>8} {:>9} {:>14} {:>12.2}",
+                "  {label:<8} {:>8} {:>9} {:>14} {:>10.2} {:>12.2} {:>10.2}  {}",
                 p.kernels,
                 p.launches,
                 group_thousands(p.dram_bytes),
-                p.time_us
+                p.flops / 1e6,
+                p.time_us,
+                p.roofline_multiple,
+                p.bound.name()
             );
         }
         let _ = writeln!(s, "\n  speedup   {:.2}x", self.speedup);
@@ -128,6 +163,34 @@ impl Comparison {
         );
         s
     }
+}
+
+/// The column headings of [`step_row`].
+fn step_header() -> String {
+    format!(
+        "  {:>3} {:<34} {:>5} {:>12} {:>10} {:>10} {:>10}  {}",
+        "#", "kernel", "grid", "DRAM bytes", "MFLOP", "time (us)", "x roofline", "bound"
+    )
+}
+
+/// One step as a table row.
+fn step_row(i: usize, f: &StepFigures) -> String {
+    let grid = if f.kind == "host" {
+        "host".to_string()
+    } else {
+        format!("{}x{}", f.grid.0, f.grid.1)
+    };
+    format!(
+        "  {:>3} {:<34} {:>5} {:>12} {:>10.3} {:>10.2} {:>10.2}  {}",
+        i,
+        f.name,
+        grid,
+        group_thousands(f.dram_bytes),
+        f.flops / 1e6,
+        f.time_us,
+        f.roofline_multiple,
+        f.bound.name()
+    )
 }
 
 /// `1234567` as `1,234,567`.

@@ -1,4 +1,8 @@
-//! What the commands print: the compare table and its JSON form.
+//! What the commands print: the compare table, its JSON form and HTML page, the explain and
+//! inspect reports, and the figures they share.
 
+pub mod charts;
 pub mod compare;
+pub mod figures;
+pub mod html;
 pub mod kernel;
