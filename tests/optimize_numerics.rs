@@ -166,6 +166,13 @@ fn check(g: &Graph, opts: &OptimizeOptions, scale: f32) -> Optimized {
     out
 }
 
+/// Options for a backend without composite kernels: every composite must be decomposed.
+fn no_composites() -> OptimizeOptions {
+    let mut opts = OptimizeOptions::default();
+    opts.cost.composite_kernels.clear();
+    opts
+}
+
 fn count(names: &[String], op: &str) -> usize {
     names.iter().filter(|n| *n == op).count()
 }
@@ -208,8 +215,8 @@ fn rmsnorm_graph() -> Graph {
 }
 
 #[test]
-fn rmsnorm_is_recognized_and_lowered_to_its_cheapest_primitives() {
-    let out = check(&rmsnorm_graph(), &OptimizeOptions::default(), 2.0);
+fn rmsnorm_without_a_kernel_is_lowered_to_its_cheapest_primitives() {
+    let out = check(&rmsnorm_graph(), &no_composites(), 2.0);
     assert!(
         out.report
             .rules_fired
@@ -227,24 +234,24 @@ fn rmsnorm_is_recognized_and_lowered_to_its_cheapest_primitives() {
 }
 
 #[test]
-fn rmsnorm_stays_composite_when_the_backend_has_its_kernel() {
-    let mut opts = OptimizeOptions::default();
-    opts.cost
-        .composite_kernels
-        .insert(ttfuse::optimize::Composite::RmsNorm);
-    let out = check(&rmsnorm_graph(), &opts, 2.0);
+fn rmsnorm_is_recognized_as_one_composite_by_default() {
+    let out = check(&rmsnorm_graph(), &OptimizeOptions::default(), 2.0);
     let names = op_names(&out.graph);
     assert_eq!(count(&names, "RmsNorm"), 1, "{names:?}");
 }
 
 #[test]
-fn imported_softmax_is_decomposed_into_the_stable_row_form() {
+fn imported_softmax_without_a_kernel_is_decomposed_into_the_stable_row_form() {
     let mut b = B::new();
     let x = b.input("x", &[4, 32, 64]);
     let s = b.op(Op::Softmax { axis: 2 }, &[x]);
     let g = b.output("p", s);
+    assert_eq!(
+        op_names(&optimize(&g, &OptimizeOptions::default()).unwrap().graph),
+        ["Input", "Softmax"]
+    );
     // Large inputs: the unstable form would overflow exp.
-    let out = check(&g, &OptimizeOptions::default(), 120.0);
+    let out = check(&g, &no_composites(), 120.0);
     let names = op_names(&out.graph);
     assert_eq!(count(&names, "Softmax"), 0, "{names:?}");
     for want in ["ReduceMax", "Sub", "Exp", "ReduceSum"] {
@@ -274,7 +281,8 @@ fn exported_softmax_shares_its_exponential() {
         "{:?}",
         out.report.rules_fired
     );
-    let names = op_names(&out.graph);
+    assert_eq!(op_names(&out.graph), ["Input", "Softmax"]);
+    let names = op_names(&check(&g, &no_composites(), 50.0).graph);
     assert_eq!(count(&names, "Exp"), 1, "{names:?}");
 }
 

@@ -3,12 +3,12 @@
 //!
 //! Two kinds of ops:
 //!
-//! - **Fusable** ops (TT-Lang elementwise math, and row reductions over the last axis that keep
-//!   it) join a fused kernel that the planner builds around them. They cost their compute plus
+//! - **Fusable** ops (elementwise math, including the activations the planner expands into
+//!   TT-Lang math, and row reductions over the last axis that keep it) join a fused kernel that the planner builds around them. They cost their compute plus
 //!   unpacking each input tile and packing the result, spread over the core grid; no dispatch and
 //!   no DRAM round trip.
-//! - **Kernel** ops (matmul, transposes, and ops TT-Lang has no primitive for, which
-//!   run as TTNN fallbacks) pay a dispatch, their DRAM traffic (inputs read and output written
+//! - **Kernel** ops (matmul, transposes, and ops the planner has no TT-Lang form for, such as
+//!   erf, gather or convolution, which run as TTNN fallbacks) pay a dispatch, their DRAM traffic (inputs read and output written
 //!   once) and their compute. A fallback pays a second dispatch, for breaking the fused chain.
 //!
 //! A composite (softmax, layer/RMS norm) is only extractable when the backend has a kernel for it
@@ -62,19 +62,15 @@ pub struct CostModel {
     pub reduce_cycles: f64,
     /// SFPU cycles per tile by function name (`exp`, `division`, ...).
     pub sfpu: BTreeMap<String, f64>,
-    /// Composites with a kernel template in the backend.
+    /// Composites the backend lowers as a fused row-wise group (all three by default: the
+    /// planner expands them itself).
     pub composite_kernels: BTreeSet<Composite>,
 }
 
-/// SFPU figures the device files do not list, for the ops TT-Lang has no instruction for (they
-/// run as TTNN fallbacks). From shared/reference/tensix-facts.md where it has them.
-const SFPU_SUPPLEMENT: [(&str, f64); 5] = [
-    ("gelu_tanh", 256.0), // tensix-facts.md: gelu (approx) ~256
-    ("silu", 1432.0),     // tensix-facts.md: silu ~1432 accurate (PR 48925)
-    ("gelu", 512.0),      // estimate: accurate gelu, twice the approximate one
-    ("erf", 512.0),       // estimate: a polynomial like accurate gelu's
-    ("softplus", 500.0),  // estimate: exp (250) + log (250)
-];
+/// SFPU figures the device files do not list: `erf`, which TT-Lang has no instruction for (it
+/// runs as a TTNN fallback). An estimate: a polynomial twice as long as approximate GELU's
+/// (~256, tensix-facts.md).
+const SFPU_SUPPLEMENT: [(&str, f64); 1] = [("erf", 512.0)];
 
 /// The cost of an SFPU function absent from both tables: ~8 instructions per element.
 const SFPU_DEFAULT: f64 = 256.0;
@@ -100,7 +96,8 @@ impl CostModel {
             mul_cycles: c.mul_cycles_per_tile.at(c.fidelity),
             reduce_cycles: c.reduce_sum_cycles_per_tile_per_phase * f64::from(c.fidelity.phases()),
             sfpu,
-            composite_kernels: BTreeSet::new(),
+            composite_kernels: [Composite::Softmax, Composite::LayerNorm, Composite::RmsNorm]
+                .into(),
         }
     }
 
@@ -117,6 +114,14 @@ impl CostModel {
     fn elementwise_cycles(&self, op: &Op) -> f64 {
         match op {
             Op::Unary(UnaryOp::Identity) => 0.0,
+            // The planner expands these into TT-Lang math (src/plan/body.rs): SiLU as
+            // x * sigmoid(x), both GELUs as x * sigmoid(x * (a + b * x * x)), softplus as
+            // log(1 + exp(x)).
+            Op::Unary(UnaryOp::Silu) => self.sfpu("sigmoid") + self.mul_cycles,
+            Op::Unary(UnaryOp::Gelu | UnaryOp::GeluTanh) => {
+                self.sfpu("sigmoid") + 4.0 * self.mul_cycles + self.add_cycles
+            }
+            Op::Unary(UnaryOp::Softplus) => self.sfpu("exp") + self.add_cycles + self.sfpu("log"),
             Op::Unary(u) => self.sfpu(unary_name(*u)),
             Op::Binary(BinaryOp::Add | BinaryOp::Sub) => self.add_cycles,
             Op::Binary(BinaryOp::Mul) => self.mul_cycles,
@@ -185,17 +190,15 @@ pub enum Kind {
 }
 
 /// The kind of `op` given its input types.
-pub fn kind(op: &Op, inputs: &[&TensorType], integer_exponent: bool) -> Kind {
+pub fn kind(op: &Op, inputs: &[&TensorType], tt_exponent: bool) -> Kind {
     match op {
-        Op::Unary(u) => match u {
-            UnaryOp::Erf
-            | UnaryOp::Gelu
-            | UnaryOp::GeluTanh
-            | UnaryOp::Silu
-            | UnaryOp::Softplus => Kind::Fallback,
-            _ => Kind::Fusable,
-        },
-        Op::Binary(BinaryOp::Pow) if !integer_exponent => Kind::Fallback,
+        Op::Unary(UnaryOp::Erf) => Kind::Fallback,
+        Op::Unary(_)
+        | Op::Clip { .. }
+        | Op::LeakyRelu { .. }
+        | Op::HardSigmoid { .. }
+        | Op::Cast { .. } => Kind::Fusable,
+        Op::Binary(BinaryOp::Pow) if !tt_exponent => Kind::Fallback,
         Op::Binary(_) => Kind::Fusable,
         Op::Reduce {
             op,
@@ -273,13 +276,14 @@ impl CostModel {
     }
 
     /// The cost of one e-node that computes `op` from `inputs` (tensor inputs only; scalar
-    /// literals are free constant tiles) into `out`.
+    /// literals are free constant tiles) into `out`. `tt_exponent`: a `Pow` has an exponent
+    /// TT-Lang can raise to (an integer up to 16, or +-0.5).
     pub fn node_cost(
         &self,
         op: &Op,
         inputs: &[&TensorType],
         out: &TensorType,
-        integer_exponent: bool,
+        tt_exponent: bool,
     ) -> f64 {
         if let Some(c) = composite(op) {
             if !self.composite_kernels.contains(&c) {
@@ -287,7 +291,7 @@ impl CostModel {
             }
         }
         let compute = self.compute(op, inputs, out);
-        match kind(op, inputs, integer_exponent) {
+        match kind(op, inputs, tt_exponent) {
             Kind::Fusable => {
                 let unpacked: f64 = inputs.iter().map(|t| tiles(&t.shape)).sum();
                 compute
@@ -327,6 +331,7 @@ mod tests {
     #[test]
     fn composites_without_kernels_cost_infinity() {
         let mut m = CostModel::default();
+        m.composite_kernels.clear();
         let x = t(&[32, 64]);
         assert!(m
             .node_cost(&Op::Softmax { axis: 1 }, &[&x], &x, false)

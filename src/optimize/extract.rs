@@ -53,12 +53,13 @@ pub fn own_cost(egraph: &TGraph, model: &CostModel, class: Id, node: &TNode) -> 
         .filter(|t| !t.weak)
         .map(|t| &t.ty)
         .collect();
-    let integer_exponent = kids
+    // TT-Lang raises to integer powers (ttl.power) and the planner maps +-0.5 to (r)sqrt.
+    let tt_exponent = kids
         .get(1)
         .and_then(|d| d.tensor())
         .and_then(|t| t.splat)
-        .is_some_and(|v| v.fract() == 0.0);
-    model.node_cost(&g.op, &inputs, out, integer_exponent)
+        .is_some_and(|v| (v.fract() == 0.0 && v.abs() <= 16.0) || v.abs() == 0.5);
+    model.node_cost(&g.op, &inputs, out, tt_exponent)
 }
 
 struct Best {

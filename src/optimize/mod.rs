@@ -168,9 +168,11 @@ pub fn optimize(graph: &Graph, opts: &OptimizeOptions) -> Result<Optimized, Opti
             ),
         );
     }
-    match convert::build(&egraph, &loaded, &ext).map_err(|e| e.to_string()).and_then(|g| {
-        crate::graph::fold::fold_constants(&g).map_err(|e| format!("constant folding: {e}"))
-    }) {
+    match convert::build(&egraph, &loaded, &ext)
+        .map_err(|e| e.to_string())
+        .and_then(|g| {
+            crate::graph::fold::fold_constants(&g).map_err(|e| format!("constant folding: {e}"))
+        }) {
         Ok(out) => {
             report.cost_after = ext.cost;
             Ok(Optimized { graph: out, report })
