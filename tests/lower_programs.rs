@@ -7,7 +7,7 @@ use lower_common::*;
 use ttfuse::agreement::pcc;
 use ttfuse::lower::FusionMode;
 
-fn check_against_reference(name: &str, mode: FusionMode) -> (usize, u64) {
+fn check_against_reference(name: &str, mode: FusionMode) -> (usize, u64, f64) {
     let g = all_graphs()
         .into_iter()
         .find(|(n, _)| *n == name)
@@ -27,14 +27,19 @@ fn check_against_reference(name: &str, mode: FusionMode) -> (usize, u64) {
         );
         assert!(p >= 0.999, "{name} {mode:?} output {out}: pcc {p}");
     }
-    (compiled.program.launches(), run.report.dram_bytes)
+    (
+        compiled.program.launches(),
+        run.report.dram_bytes,
+        run.report.total_us,
+    )
 }
 
 fn fused_beats_unfused(name: &str) {
-    let (fk, fb) = check_against_reference(name, FusionMode::Fused);
-    let (uk, ub) = check_against_reference(name, FusionMode::Unfused);
+    let (fk, fb, ft) = check_against_reference(name, FusionMode::Fused);
+    let (uk, ub, ut) = check_against_reference(name, FusionMode::Unfused);
     assert!(fk < uk, "{name}: fused launches {fk} kernels, unfused {uk}");
     assert!(fb < ub, "{name}: fused moves {fb} DRAM bytes, unfused {ub}");
+    assert!(ft < ut, "{name}: fused takes {ft} us, unfused {ut} us");
 }
 
 #[test]
@@ -50,8 +55,8 @@ fn matmul_bias_relu_matches_reference() {
 #[test]
 fn softmax_composite_matches_reference() {
     // One op either way: the composite is one kernel in both modes.
-    let (fk, _) = check_against_reference("softmax_composite", FusionMode::Fused);
-    let (uk, _) = check_against_reference("softmax_composite", FusionMode::Unfused);
+    let (fk, _, _) = check_against_reference("softmax_composite", FusionMode::Fused);
+    let (uk, _, _) = check_against_reference("softmax_composite", FusionMode::Unfused);
     assert_eq!((fk, uk), (1, 1));
 }
 
@@ -73,4 +78,9 @@ fn mlp2_matches_reference() {
 #[test]
 fn norms_match_reference() {
     fused_beats_unfused("norms");
+}
+
+#[test]
+fn mlp_block_matches_reference() {
+    fused_beats_unfused("mlp_block");
 }

@@ -212,15 +212,18 @@ pub fn build(graph: &Graph, target: &Target, g: &Group) -> Result<PlannedKernel,
                     for bk in divisors(info.kt) {
                         for double in [true, false] {
                             let blocks = info.batches * (info.mt / bm) * (info.nt / bn);
-                            let key = preference(blocks, bm * bn, double, target);
-                            cands.push((key, usize::MAX - bk, bn, bm, bk, double));
+                            let (par, capped, tiles, single) =
+                                preference(blocks, bm * bn, double, target);
+                            // Squarer blocks re-read fewer operand tiles per output tile.
+                            let key = (par, capped, tiles, bm + bn, single, usize::MAX - bk);
+                            cands.push((key, bn, bm, bk, double));
                         }
                     }
                 }
             }
             cands.sort();
             let mut last_err = String::new();
-            for (_, _, bn, bm, bk, double) in cands {
+            for (_, bn, bm, bk, double) in cands {
                 let k_chunks = info.kt / bk;
                 let extra = matmul_cbs(&info, bm, bn, bk, k_chunks);
                 let mut schedule = Schedule::new(

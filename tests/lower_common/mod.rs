@@ -213,6 +213,7 @@ pub fn all_graphs() -> Vec<(&'static str, Graph)> {
         ("scaled_attention_scores", scaled_attention_scores()),
         ("mlp2", mlp2()),
         ("norms", norms()),
+        ("mlp_block", mlp_block()),
     ]
 }
 
@@ -280,4 +281,31 @@ pub fn run_checked(g: &Graph, dev: &Device, mode: FusionMode) -> Compiled {
         assert!(p >= 0.999, "{mode:?} output {}: pcc {p}", b.name);
     }
     compiled
+}
+
+/// A transformer MLP block: x + (gelu(layernorm(x) @ w1 + b1) @ w2 + b2), x [128, 256],
+/// hidden 1024.
+pub fn mlp_block() -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[128, 256]));
+    let gamma = constant(&mut g, "ln_gamma", &[256], 40, 0.3);
+    let beta = constant(&mut g, "ln_beta", &[256], 41, 0.1);
+    let ln = g.add(
+        "ln",
+        Op::LayerNorm { eps: 1e-5 },
+        f32t(&[128, 256]),
+        &[x, gamma, beta],
+    );
+    let w1 = constant(&mut g, "w_fc", &[256, 1024], 42, 0.06);
+    let b1 = constant(&mut g, "b_fc", &[1024], 43, 0.1);
+    let w2 = constant(&mut g, "w_proj", &[1024, 256], 44, 0.03);
+    let b2 = constant(&mut g, "b_proj", &[256], 45, 0.1);
+    let h = matmul(&mut g, "fc", ln, w1);
+    let hb = binary(&mut g, "fc_bias", BinaryOp::Add, h, b1);
+    let act = unary(&mut g, "act", UnaryOp::Gelu, hb);
+    let p = matmul(&mut g, "proj", act, w2);
+    let pb = binary(&mut g, "proj_bias", BinaryOp::Add, p, b2);
+    let y = binary(&mut g, "residual", BinaryOp::Add, pb, x);
+    output(&mut g, "y", y);
+    g
 }
