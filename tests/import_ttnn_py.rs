@@ -146,3 +146,40 @@ if __name__ == \"__main__\":
     assert_eq!(op_names(&g), ["Input", "Neg", "Relu"]);
     assert_eq!(g.outputs[0].0, "y");
 }
+
+#[test]
+fn bare_guide_snippet_takes_free_names_as_inputs() {
+    let program = "x = ttnn.exp(input)\ny = ttnn.add(x, bias)\nz = ttnn.relu(y)\n";
+    let err = load_bytes("snippet.py", program.as_bytes(), &ImportOptions::default()).unwrap_err();
+    assert!(
+        err.to_string().starts_with("`snippet.py` line 1:")
+            && err.to_string().contains("`input` is not defined"),
+        "{err}"
+    );
+
+    let mut opts = ImportOptions::default();
+    opts.input_shapes.insert("input".into(), vec![32, 64]);
+    opts.input_shapes.insert("bias".into(), vec![1, 64]);
+    let g = load_bytes("snippet.py", program.as_bytes(), &opts).unwrap();
+    let names: Vec<&str> = g.inputs.iter().map(|&i| g.node(i).name.as_str()).collect();
+    assert_eq!(names, ["input", "bias"]);
+    assert_eq!(g.outputs[0].0, "z");
+    assert_eq!(g.node(g.outputs[0].1).ty.shape, vec![32, 64]);
+    // relu(exp(input) + bias), with the bias row broadcast over the rows.
+    let input: Vec<f32> = (0..32 * 64).map(|i| (i % 17) as f32 / 8.0 - 1.0).collect();
+    let bias: Vec<f32> = (0..64).map(|j| -(j as f32) / 16.0).collect();
+    let inputs = BTreeMap::from([
+        (
+            "input".to_string(),
+            TensorData::f32(vec![32, 64], input.clone()),
+        ),
+        (
+            "bias".to_string(),
+            TensorData::f32(vec![1, 64], bias.clone()),
+        ),
+    ]);
+    let z = ttfuse::reference::run(&g, &inputs).unwrap()["z"].to_f32();
+    for (k, v) in z.iter().enumerate() {
+        assert_eq!(*v, (input[k].exp() + bias[k % 64]).max(0.0));
+    }
+}
