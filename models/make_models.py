@@ -233,7 +233,14 @@ def error_models():
     graph = helper.make_graph([a, b, c], "cycle", [x], [y])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.save(model, str(out_dir / "cycle.onnx"))
-    print("errors: unknown_op, missing_input, symbolic_dim, cycle")
+    # Weights stored in a separate file next to the model.
+    w = onnx.numpy_helper.from_array(np.ones((32, 32), dtype=np.float32), "w")
+    node = helper.make_node("MatMul", ["x", "w"], ["y"], name="matmul_0")
+    graph = helper.make_graph([node], "external_data", [x], [y], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, str(out_dir / "external_data.onnx"), save_as_external_data=True,
+              all_tensors_to_one_file=True, location="external_data.bin", size_threshold=0)
+    print("errors: unknown_op, missing_input, symbolic_dim, cycle, external_data")
 
 
 def save_case(name, nodes, inputs, outputs, initializers=(), opset=17):

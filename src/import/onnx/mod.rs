@@ -70,6 +70,14 @@ struct Importer<'a> {
 
 impl Importer<'_> {
     fn run(mut self, graph: &GraphProto) -> Result<Graph, ImportError> {
+        if let Some(sparse) = graph.sparse_initializer.first() {
+            let name = sparse.values.as_ref().map_or("", |v| v.name.as_str());
+            return Err(ImportError::Malformed {
+                file: self.file.to_string(),
+                format: "ONNX",
+                reason: format!("sparse initializer `{name}` is not supported; store it dense"),
+            });
+        }
         for init in &graph.initializer {
             let (data, dtype) = tensor::decode(init).map_err(|reason| ImportError::Malformed {
                 file: self.file.to_string(),
