@@ -5,6 +5,7 @@
 //! model ([`timing`]). It knows nothing of graphs or e-graphs.
 #![warn(missing_docs)]
 
+pub mod calibrate;
 pub mod device;
 pub mod exec;
 pub mod program;

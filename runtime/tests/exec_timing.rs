@@ -192,8 +192,8 @@ def mm(a, b, out):
     let r = run(src, "mm", &mut args).unwrap();
     let c = &d.compute;
     assert_eq!(c.fidelity, ttfuse_runtime::device::Fidelity::HiFi4);
-    // 16 output tiles, each from 8 tile matmuls: the unpacker moves 2 tiles per tile matmul.
-    let u = 2.0 * 8.0 * c.unpack_cycles_per_tile;
+    // 16 output tiles, each from 8 tile matmuls, each unpacking the device's tiles per matmul.
+    let u = c.matmul_unpack_tiles_per_tile * 8.0 * c.unpack_cycles_per_tile;
     let m = 8.0 * c.matmul_cycles_per_tile.hifi4;
     let p = c.pack_cycles_per_tile;
     let compute = c.block_overhead_cycles + u + m + p + 15.0 * u.max(m).max(p);

@@ -178,6 +178,9 @@ pub struct Compute {
     pub reduce_sum_cycles_per_tile_per_phase: f64,
     /// Max-reducing one input tile.
     pub reduce_max_cycles_per_tile: f64,
+    /// Tiles unpacked per 32x32x32 tile matmul: 2 without reuse, fewer when the unpacked
+    /// operands are reused across a sub-block of the output.
+    pub matmul_unpack_tiles_per_tile: f64,
     /// Fixed cost of one pass of the unpack/math/pack pipeline (one block stored): the
     /// circular-buffer and Dst-register handshakes between the three compute threads.
     pub block_overhead_cycles: f64,

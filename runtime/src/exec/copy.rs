@@ -74,7 +74,7 @@ impl<'c> ThreadRun<'c> {
                 let data = core.cbs[h.cb].data(h)?.clone();
                 let bytes = data.tiles() as f64 * tile_bytes;
                 let hops = p.src.0.abs_diff(p.dst.0) + p.src.1.abs_diff(p.dst.1);
-                let send = sh.mcast.send(&sh.cost, here, &data, bytes, hops, start);
+                let send = sh.mcast.send(&sh.cost, (here.0, here.1, self.tid), &data, bytes, hops, start);
                 let arrival = send.arrival;
                 self.link_free = arrival;
                 sh.pipes.entry(p).or_default().push_back(PipeMsg { data, arrival });

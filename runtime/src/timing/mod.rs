@@ -94,6 +94,11 @@ impl<'d> CostModel<'d> {
         c.matmul_cycles_per_tile.at(c.fidelity) * (m * k * n) as f64
     }
 
+    /// Tiles the unpacker moves for an `m x k` by `k x n` tile matmul.
+    pub fn matmul_unpack_tiles(&self, m: usize, k: usize, n: usize) -> f64 {
+        self.device.compute.matmul_unpack_tiles_per_tile * (m * k * n) as f64
+    }
+
     /// Math cycles of reducing `tiles` input tiles (sum scales with fidelity, max does not).
     pub fn reduce_cycles(&self, sum: bool, tiles: usize) -> f64 {
         let c = &self.device.compute;
@@ -163,13 +168,14 @@ impl DramChannel {
 /// Pipe sends seen as NoC multicasts. On the chip one multicast write delivers a block to a row
 /// or column of cores, paying its bytes once at the measured multicast rate; TT-Lang spells it
 /// as the same block sent into one pipe per destination. So a send of the very block (the same
-/// data, not an equal copy) that the core sent last continues that multicast: it arrives at the
+/// data, not an equal copy) that the thread sent last continues that multicast: it arrives at the
 /// multicast's start plus its bytes at the multicast rate plus its own hop latency, and moves no
 /// new bytes over the NoC. Any other send is a unicast at the core-to-core rate.
 #[derive(Debug)]
 pub struct Multicast<T> {
-    /// Per source core: the block it sent last and when that send started.
-    last: BTreeMap<(u32, u32), (Rc<T>, f64)>,
+    /// Per sending thread (core x, core y, thread index): the block it sent last and when
+    /// that send started.
+    last: BTreeMap<(u32, u32, usize), (Rc<T>, f64)>,
 }
 
 impl<T> Default for Multicast<T> {
@@ -190,12 +196,12 @@ pub struct Send {
 }
 
 impl<T> Multicast<T> {
-    /// Times a send of `data` (`bytes` long) from core `src` over `hops` hops starting at
-    /// `start`.
+    /// Times a send of `data` (`bytes` long) from thread `src` (core x, core y, thread index)
+    /// over `hops` hops starting at `start`.
     pub fn send(
         &mut self,
         cost: &CostModel,
-        src: (u32, u32),
+        src: (u32, u32, usize),
         data: &Rc<T>,
         bytes: f64,
         hops: u32,
