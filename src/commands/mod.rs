@@ -1,8 +1,10 @@
 //! The subcommands of the `ttfuse` command line, one module each.
 
 mod compare;
+mod explain;
 mod export;
 mod fuse;
+mod inspect;
 mod options;
 pub mod progress;
 mod run;
@@ -13,8 +15,10 @@ use clap::{Parser, Subcommand};
 use progress::Verbosity;
 
 pub use compare::{CompareArgs, Study};
+pub use explain::ExplainArgs;
 pub use export::ExportArgs;
 pub use fuse::FuseArgs;
+pub use inspect::InspectArgs;
 pub use options::{DispatchMode, ModelArgs, TargetArgs};
 pub use run::RunArgs;
 
@@ -41,6 +45,11 @@ pub enum Command {
     /// Write the fused program as a bundle that runs and checks itself (kernels, run.py,
     /// weights, inputs, reference outputs, program.json, README).
     Export(ExportArgs),
+    /// Explain the fusion: rules fired, ops per kernel, why the rest did not fuse (DOT graphs
+    /// with --dot).
+    Explain(ExplainArgs),
+    /// Show a model's inputs, outputs, op histogram and parameter count.
+    Inspect(InspectArgs),
     /// Run a TT-Lang kernel file, or an exported bundle directory, on the simulated device.
     Run(RunArgs),
 }
@@ -52,6 +61,8 @@ impl Cli {
             Command::Fuse(args) => fuse::run(&args),
             Command::Compare(args) => compare::run(&args, self.verbosity),
             Command::Export(args) => export::run(&args, self.verbosity),
+            Command::Explain(args) => explain::run(&args, self.verbosity),
+            Command::Inspect(args) => inspect::run(&args),
             Command::Run(args) => run::run(&args),
         }
     }

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::compare::{Comparison, ProgramSummary};
-use super::figures::{Bound, Roof};
+use super::figures::{bound_name, multiple_text, Bound, Roof};
 
 /// Escapes `&`, `<`, `>` and `"` for HTML text and attribute values.
 pub fn esc(s: &str) -> String {
@@ -71,15 +71,15 @@ pub fn timeline(cmp: &Comparison) -> String {
             let xd = x(st.start_us + st.dispatch_us);
             let _ = writeln!(
                 s,
-                r##"<g><title>{} #{i} {}: {:.2} us ({:.2} us dispatch), {} B DRAM, {:.3} MFLOP, {:.1}x roofline, {}-bound</title><rect x="{x0:.2}" y="{y:.1}" width="{:.2}" height="{lane_h:.1}" fill="{}" opacity="0.35"/><rect x="{xd:.2}" y="{y:.1}" width="{:.2}" height="{lane_h:.1}" fill="{}"/><line x1="{x1:.2}" y1="{y:.1}" x2="{x1:.2}" y2="{:.1}" stroke="#fff" stroke-width="1"/></g>"##,
+                r##"<g><title>{} #{i} {}: {:.2} us ({:.2} us dispatch), {} B DRAM, {:.3} MFLOP, {}x roofline, {}-bound</title><rect x="{x0:.2}" y="{y:.1}" width="{:.2}" height="{lane_h:.1}" fill="{}" opacity="0.35"/><rect x="{xd:.2}" y="{y:.1}" width="{:.2}" height="{lane_h:.1}" fill="{}"/><line x1="{x1:.2}" y1="{y:.1}" x2="{x1:.2}" y2="{:.1}" stroke="#fff" stroke-width="1"/></g>"##,
                 esc(label),
                 esc(&st.name),
                 st.time_us,
                 st.dispatch_us,
                 st.dram_bytes,
                 st.flops / 1e6,
-                st.roofline_multiple,
-                st.bound.name(),
+                multiple_text(st.roofline_multiple),
+                bound_name(st.bound),
                 (x1 - x0).max(0.5),
                 bound_color(Bound::Dispatch),
                 (x1 - xd).max(0.0),

@@ -7,7 +7,7 @@ use serde::Serialize;
 use ttfuse_runtime::device::Device;
 use ttfuse_runtime::exec::ProgramReport;
 
-use super::figures::{self, Bound, CoreUtilization, Roof, StepFigures};
+use super::figures::{self, bound_name, multiple_text, Bound, CoreUtilization, StepFigures};
 use crate::agreement::Agreement;
 use crate::lower::Compiled;
 
@@ -26,8 +26,8 @@ pub struct ProgramSummary {
     pub flops: f64,
     /// Roofline time of the whole program: max(DRAM bytes / bandwidth, FLOPs / peak).
     pub roofline_us: f64,
-    /// Modeled time over roofline time.
-    pub roofline_multiple: f64,
+    /// Modeled time over roofline time (`None` when the program moves and computes nothing).
+    pub roofline_multiple: Option<f64>,
     /// What dominates the modeled time, summed over steps.
     pub bound: Bound,
     /// Every step (kernel launch or TTNN fallback op) in order.
@@ -41,7 +41,7 @@ impl ProgramSummary {
     /// The summary of `compiled` as run on `device` with `report`.
     pub fn new(compiled: &Compiled, report: &ProgramReport, device: &Device) -> Self {
         let steps = figures::step_figures(report, device);
-        let totals = figures::program_figures(report, &steps, &Roof::of(device));
+        let totals = figures::program_figures(report);
         ProgramSummary {
             kernels: compiled.program.kernels.len(),
             launches: compiled.program.steps.len(),
@@ -140,14 +140,14 @@ impl Comparison {
         for (label, p) in [("unfused", &self.unfused), ("fused", &self.fused)] {
             let _ = writeln!(
                 s,
-                "  {label:<8} {:>8} {:>9} {:>14} {:>10.2} {:>12.2} {:>10.2}  {}",
+                "  {label:<8} {:>8} {:>9} {:>14} {:>10.2} {:>12.2} {:>10}  {}",
                 p.kernels,
                 p.launches,
                 group_thousands(p.dram_bytes),
                 p.flops / 1e6,
                 p.time_us,
-                p.roofline_multiple,
-                p.bound.name()
+                multiple_text(p.roofline_multiple),
+                bound_name(p.bound)
             );
         }
         let _ = writeln!(s, "\n  speedup   {:.2}x", self.speedup);
@@ -181,15 +181,15 @@ fn step_row(i: usize, f: &StepFigures) -> String {
         format!("{}x{}", f.grid.0, f.grid.1)
     };
     format!(
-        "  {:>3} {:<34} {:>5} {:>12} {:>10.3} {:>10.2} {:>10.2}  {}",
+        "  {:>3} {:<34} {:>5} {:>12} {:>10.3} {:>10.2} {:>10}  {}",
         i,
         f.name,
         grid,
         group_thousands(f.dram_bytes),
         f.flops / 1e6,
         f.time_us,
-        f.roofline_multiple,
-        f.bound.name()
+        multiple_text(f.roofline_multiple),
+        bound_name(f.bound)
     )
 }
 

@@ -1,57 +1,27 @@
-//! Per-step and per-program figures derived from the runtime's timing report and the device
-//! description: the roofline time (the least time the DRAM traffic and the FLOPs allow), how
-//! many times slower the modeled time is, and which of DRAM, compute, dispatch or waiting
-//! dominates. This is the one place these are computed.
+//! Per-step and per-program figures for the reports, taken from the runtime's timing report
+//! (which computes each kernel's roofline time, roofline multiple and bound, and the program's
+//! totals), plus what the charts need: start times, host ops' figures, per-core utilization and
+//! the chip's roof.
 
 use serde::Serialize;
 use ttfuse_runtime::device::Device;
-use ttfuse_runtime::exec::{KernelReport, ProgramReport, StepReport};
-use ttfuse_runtime::tensor::TILE;
+use ttfuse_runtime::exec::{HostOpReport, KernelReport, ProgramReport, StepReport};
 
-/// What dominates a step's modeled time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Bound {
-    /// Moving bytes to and from DRAM at the chip's aggregate bandwidth.
-    Dram,
-    /// The compute thread's busy cycles on the slowest core.
-    Compute,
-    /// The launch (or TTNN op) dispatch overhead.
-    Dispatch,
-    /// Neither: threads blocked on circular buffers, latency, or too few cores to reach the
-    /// DRAM bandwidth.
-    Waiting,
+pub use ttfuse_runtime::exec::Bound;
+
+/// The lowercase name of a bound, as shown in tables.
+pub fn bound_name(b: Bound) -> &'static str {
+    match b {
+        Bound::Dram => "dram",
+        Bound::Compute => "compute",
+        Bound::Dispatch => "dispatch",
+        Bound::Waiting => "waiting",
+    }
 }
 
-impl Bound {
-    /// The lowercase name shown in tables.
-    pub fn name(self) -> &'static str {
-        match self {
-            Bound::Dram => "dram",
-            Bound::Compute => "compute",
-            Bound::Dispatch => "dispatch",
-            Bound::Waiting => "waiting",
-        }
-    }
-
-    /// The largest of the four components (the first listed wins a tie).
-    fn dominant(dram_us: f64, compute_us: f64, dispatch_us: f64, waiting_us: f64) -> Bound {
-        [
-            (Bound::Dram, dram_us),
-            (Bound::Compute, compute_us),
-            (Bound::Dispatch, dispatch_us),
-            (Bound::Waiting, waiting_us),
-        ]
-        .into_iter()
-        .fold((Bound::Dram, f64::NEG_INFINITY), |best, (b, t)| {
-            if t > best.1 {
-                (b, t)
-            } else {
-                best
-            }
-        })
-        .0
-    }
+/// A roofline multiple as text: two decimals, or `-` when there is none.
+pub fn multiple_text(m: Option<f64>) -> String {
+    m.map_or_else(|| "-".to_string(), |m| format!("{m:.2}"))
 }
 
 /// The chip's limits the roofline is drawn from.
@@ -70,12 +40,7 @@ impl Roof {
     /// `matmul_cycles_per_tile` on every core, and the measured DRAM bandwidth.
     pub fn of(device: &Device) -> Roof {
         let cores = device.grid.x * device.grid.y;
-        let tile = TILE as f64;
-        let cycles = device
-            .compute
-            .matmul_cycles_per_tile
-            .at(device.compute.fidelity);
-        let per_core_per_cycle = 2.0 * tile * tile * tile / cycles;
+        let per_core_per_cycle = device.core_peak_flops_per_cycle(device.compute.fidelity);
         Roof {
             dram_bytes_per_us: device.dram.measured_gbps * 1e3,
             peak_flops_per_us: per_core_per_cycle * f64::from(cores) * device.clock_ghz * 1e3,
@@ -111,27 +76,14 @@ pub struct StepFigures {
     pub flops: f64,
     /// The roofline time: max(DRAM bytes / bandwidth, FLOPs / peak), microseconds.
     pub roofline_us: f64,
-    /// Modeled time over roofline time (0 when the step moves and computes nothing).
-    pub roofline_multiple: f64,
+    /// Modeled time over roofline time (`None` when the step moves and computes nothing).
+    pub roofline_multiple: Option<f64>,
     /// What dominates the modeled time.
     pub bound: Bound,
 }
 
 impl StepFigures {
-    fn kernel(k: &KernelReport, start_us: f64, roof: &Roof, device: &Device) -> StepFigures {
-        let dram_bytes = k.dram_read_bytes + k.dram_write_bytes;
-        let device_us = (k.time_us - k.dispatch_us).max(0.0);
-        let dram_us = dram_bytes as f64 / roof.dram_bytes_per_us;
-        let compute_us = device.cycles_to_us(
-            k.cores
-                .iter()
-                .flat_map(|c| &c.threads)
-                .filter(|t| t.kind == "compute")
-                .map(|t| t.busy_cycles)
-                .fold(0.0, f64::max),
-        );
-        let waiting_us = (device_us - dram_us.max(compute_us)).max(0.0);
-        let roofline_us = roof.time_us(dram_bytes, k.flops);
+    fn kernel(k: &KernelReport, start_us: f64) -> StepFigures {
         StepFigures {
             name: k.name.clone(),
             kind: "kernel",
@@ -139,21 +91,35 @@ impl StepFigures {
             start_us,
             time_us: k.time_us,
             dispatch_us: k.dispatch_us,
-            dram_bytes,
+            dram_bytes: k.dram_read_bytes + k.dram_write_bytes,
             flops: k.flops,
-            roofline_us,
-            roofline_multiple: multiple(k.time_us, roofline_us),
-            bound: Bound::dominant(dram_us, compute_us, k.dispatch_us, waiting_us),
+            roofline_us: k.roofline.roofline_us,
+            roofline_multiple: k.roofline.roofline_multiple,
+            bound: k.roofline.bound,
         }
     }
-}
 
-/// `time / roofline`, or 0 when the roofline time is 0.
-fn multiple(time_us: f64, roofline_us: f64) -> f64 {
-    if roofline_us > 0.0 {
-        time_us / roofline_us
-    } else {
-        0.0
+    /// A host op's figures, bounded like the runtime's program totals count it: by its DRAM
+    /// time or its dispatch, whichever is larger.
+    fn host(h: &HostOpReport, start_us: f64, roof: &Roof) -> StepFigures {
+        let dram_us = roof.time_us(h.dram_bytes, 0.0);
+        StepFigures {
+            name: h.op.clone(),
+            kind: "host",
+            grid: (0, 0),
+            start_us,
+            time_us: h.time_us,
+            dispatch_us: h.dispatch_us,
+            dram_bytes: h.dram_bytes,
+            flops: 0.0,
+            roofline_us: dram_us,
+            roofline_multiple: (dram_us > 0.0).then(|| h.time_us / dram_us),
+            bound: if dram_us > h.dispatch_us {
+                Bound::Dram
+            } else {
+                Bound::Dispatch
+            },
+        }
     }
 }
 
@@ -217,25 +183,11 @@ pub fn step_figures(report: &ProgramReport, device: &Device) -> Vec<StepFigures>
             StepReport::Launch(i) => report
                 .kernels
                 .get(*i)
-                .map(|k| StepFigures::kernel(k, start_us, &roof, device)),
-            StepReport::Host(i) => report.host_ops.get(*i).map(|h| {
-                let roofline_us = roof.time_us(h.dram_bytes, 0.0);
-                let dram_us = roofline_us;
-                let waiting_us = (h.time_us - h.dispatch_us - dram_us).max(0.0);
-                StepFigures {
-                    name: h.op.clone(),
-                    kind: "host",
-                    grid: (0, 0),
-                    start_us,
-                    time_us: h.time_us,
-                    dispatch_us: h.dispatch_us,
-                    dram_bytes: h.dram_bytes,
-                    flops: 0.0,
-                    roofline_us,
-                    roofline_multiple: multiple(h.time_us, roofline_us),
-                    bound: Bound::dominant(dram_us, 0.0, h.dispatch_us, waiting_us),
-                }
-            }),
+                .map(|k| StepFigures::kernel(k, start_us)),
+            StepReport::Host(i) => report
+                .host_ops
+                .get(*i)
+                .map(|h| StepFigures::host(h, start_us, &roof)),
         };
         if let Some(f) = fig {
             start_us += f.time_us;
@@ -245,33 +197,26 @@ pub fn step_figures(report: &ProgramReport, device: &Device) -> Vec<StepFigures>
     out
 }
 
-/// Totals of a program: its roofline time and multiple and what dominates overall.
+/// Totals of a program, from the runtime's program roofline.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct ProgramFigures {
     /// Total floating-point operations.
     pub flops: f64,
-    /// The program's roofline time: max(total DRAM bytes / bandwidth, total FLOPs / peak).
+    /// The sum of every step's roofline time, microseconds.
     pub roofline_us: f64,
     /// Modeled time over roofline time.
-    pub roofline_multiple: f64,
+    pub roofline_multiple: Option<f64>,
     /// The bound that accounts for the most modeled time over all steps.
     pub bound: Bound,
 }
 
-/// The totals of `report` given its steps' figures.
-pub fn program_figures(
-    report: &ProgramReport,
-    steps: &[StepFigures],
-    roof: &Roof,
-) -> ProgramFigures {
-    let roofline_us = roof.time_us(report.dram_bytes, report.flops);
-    let mut by_bound = std::collections::BTreeMap::<Bound, f64>::new();
-    for s in steps {
-        *by_bound.entry(s.bound).or_default() += s.time_us;
-    }
-    let bound = by_bound
+/// The totals of `report`.
+pub fn program_figures(report: &ProgramReport) -> ProgramFigures {
+    let bound = report
+        .roofline
+        .time_by_bound_us
         .iter()
-        .fold((Bound::Dram, f64::NEG_INFINITY), |best, (&b, &t)| {
+        .fold((Bound::Dispatch, f64::NEG_INFINITY), |best, (&b, &t)| {
             if t > best.1 {
                 (b, t)
             } else {
@@ -281,8 +226,8 @@ pub fn program_figures(
         .0;
     ProgramFigures {
         flops: report.flops,
-        roofline_us,
-        roofline_multiple: multiple(report.total_us, roofline_us),
+        roofline_us: report.roofline.roofline_us,
+        roofline_multiple: report.roofline.roofline_multiple,
         bound,
     }
 }
@@ -302,13 +247,5 @@ mod tests {
         let cycles = d.compute.matmul_cycles_per_tile.at(d.compute.fidelity);
         let per_us = f64::from(d.grid.x * d.grid.y) * 65536.0 / cycles * d.clock_ghz * 1e3;
         assert!((roof.time_us(0, per_us) - 1.0).abs() < 1e-9);
-    }
-
-    #[test]
-    fn the_largest_component_is_the_bound() {
-        assert_eq!(Bound::dominant(1.0, 2.0, 0.5, 0.1), Bound::Compute);
-        assert_eq!(Bound::dominant(1.0, 0.0, 4.0, 0.1), Bound::Dispatch);
-        assert_eq!(Bound::dominant(0.0, 0.0, 0.0, 3.0), Bound::Waiting);
-        assert_eq!(Bound::dominant(2.0, 2.0, 0.0, 0.0), Bound::Dram);
     }
 }

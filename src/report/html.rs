@@ -7,7 +7,7 @@ use ttfuse_runtime::device::Device;
 
 use super::charts::{self, bound_color, esc};
 use super::compare::{Comparison, ProgramSummary};
-use super::figures::{Bound, Roof};
+use super::figures::{bound_name, multiple_text, Bound, Roof};
 
 const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px 32px;color:#222;max-width:1000px}\
 h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}\
@@ -55,7 +55,7 @@ pub fn page(cmp: &Comparison, device: &Device) -> String {
             s,
             "<span class=\"swatch\" style=\"background:{}\"></span>{}",
             bound_color(b),
-            b.name()
+            bound_name(b)
         );
     }
     s += "</p>\n";
@@ -115,15 +115,15 @@ fn totals_table(cmp: &Comparison) -> String {
     for (label, p) in [("unfused", &cmp.unfused), ("fused", &cmp.fused)] {
         let _ = writeln!(
             s,
-            "<tr><td class=\"l\">{label}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td class=\"l\">{}</td></tr>",
+            "<tr><td class=\"l\">{label}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{}</td><td class=\"l\">{}</td></tr>",
             p.kernels,
             p.launches,
             p.dram_bytes,
             p.flops / 1e6,
             p.time_us,
             p.roofline_us,
-            p.roofline_multiple,
-            p.bound.name()
+            multiple_text(p.roofline_multiple),
+            bound_name(p.bound)
         );
     }
     s += "</table>\n";
@@ -142,15 +142,15 @@ fn steps_table(p: &ProgramSummary) -> String {
         };
         let _ = writeln!(
             s,
-            "<tr><td>{i}</td><td class=\"l\">{}</td><td>{grid}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{}</td><td>{:.3}</td><td>{:.2}</td><td class=\"l\">{}</td></tr>",
+            "<tr><td>{i}</td><td class=\"l\">{}</td><td>{grid}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{}</td><td>{:.3}</td><td>{}</td><td class=\"l\">{}</td></tr>",
             esc(&st.name),
             st.start_us,
             st.time_us,
             st.dispatch_us,
             st.dram_bytes,
             st.flops / 1e6,
-            st.roofline_multiple,
-            st.bound.name()
+            multiple_text(st.roofline_multiple),
+            bound_name(st.bound)
         );
     }
     s += "</table></details>\n";

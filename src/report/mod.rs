@@ -3,6 +3,9 @@
 
 pub mod charts;
 pub mod compare;
+pub mod dot;
+pub mod explain;
 pub mod figures;
 pub mod html;
+pub mod inspect;
 pub mod kernel;
