@@ -188,3 +188,55 @@ fn an_op_joins_one_producer_kernel_and_reads_the_other_from_dram() {
         ttfuse::plan::BreakReason::JoinedOtherProducer { .. }
     ) && b.consumer == "y"));
 }
+
+#[test]
+fn invariant_column_and_row_operands_are_read_once() {
+    // One row block: the column vector is loop-invariant; one column block: the row vector is.
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[32, 96]));
+    let col = g.add_input("per_row", f32t(&[32, 1]));
+    let row = g.add_input("per_col", f32t(&[96]));
+    let a = binary(&mut g, "a", BinaryOp::Sub, x, col);
+    let y = binary(&mut g, "y", BinaryOp::Mul, a, row);
+    output(&mut g, "y", y);
+    for mode in [FusionMode::Fused, FusionMode::Unfused] {
+        run_checked(&g, &device(), mode);
+    }
+    let fused = run_checked(&g, &device(), FusionMode::Fused);
+    assert_read_before_loop(&fused, "per_row[");
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[256, 32]));
+    let row = g.add_input("per_col", f32t(&[1, 32]));
+    let y = binary(&mut g, "y", BinaryOp::Add, x, row);
+    output(&mut g, "y", y);
+    let fused = run_checked(&g, &device(), FusionMode::Fused);
+    assert_read_before_loop(&fused, "per_col[");
+}
+
+/// The reader copies `tensor_index` before its block loop starts.
+fn assert_read_before_loop(c: &ttfuse::lower::Compiled, tensor_index: &str) {
+    let text = ttfuse_runtime::ttl::print::print_kernel(&c.program.kernels[0]);
+    let reader = &text[text.find("def dm_read").expect("reader")..];
+    let read = reader
+        .find(&format!("ttl.copy({tensor_index}"))
+        .expect("read of the operand");
+    let first_loop = reader.find("for ").expect("block loop");
+    assert!(
+        read < first_loop,
+        "{tensor_index} is read inside the loop:\n{reader}"
+    );
+}
+
+#[test]
+fn a_transpose_with_other_consumers_keeps_its_kernel_and_the_matmul_reads_its_input() {
+    let mut g = Graph::new();
+    let a = g.add_input("a", f32t(&[64, 96]));
+    let b = g.add_input("b", f32t(&[64, 96]));
+    let bt = transpose_last(&mut g, "b_t", b);
+    let m = matmul(&mut g, "m", a, bt);
+    output(&mut g, "m", m);
+    output(&mut g, "b_t", bt);
+    let c = run_checked(&g, &device(), FusionMode::Fused);
+    let names: Vec<&str> = c.plan.kernels.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, ["transpose", "matmul_bt"]);
+}
