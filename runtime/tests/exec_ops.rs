@@ -449,3 +449,96 @@ def k(x, y, out):
         .collect();
     assert_close(&args[2], &want, 0.0, 0.0);
 }
+
+#[test]
+fn ttl_where_selects_per_element_and_warns_that_the_guide_calls_it_broken() {
+    // The condition is zero on every third element and a nonzero value of either sign elsewhere.
+    let cond: Vec<f32> = values(32 * 64, 51, -2.0, 2.0)
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| match (i % 3, v == 0.0) {
+            (0, _) => 0.0,
+            (_, true) => 1.0,
+            _ => v,
+        })
+        .collect();
+    let x = Tensor::from_f32(32, 64, &cond);
+    let y = tensor(32, 64, 52, -2.0, 2.0);
+    let want: Vec<f32> = cond
+        .iter()
+        .zip(y.to_f32())
+        .map(|(&c, b)| if c != 0.0 { b } else { -b })
+        .collect();
+    // The guide's spelling and the TT-Lang specification's.
+    for f in ["ttl.where", "ttl.math.where"] {
+        let mut args = [x.clone(), y.clone(), Tensor::zeros(32, 64)];
+        let src = binary_kernel(1, 2, &format!("{f}(a, b, ttl.math.neg(b))"));
+        let r = run(&src, "k", &mut args).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert_close(&args[2], &want, 0.0, 0.0);
+        assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+        let w = &r.warnings[0];
+        assert!(
+            w.starts_with("kernel `k`, thread `compute`, line 13: `ttl.where` is called broken"),
+            "{w}"
+        );
+    }
+    // Operands of different shapes are an error.
+    let src = binary_kernel(1, 2, "ttl.where(a, b, a)")
+        .replace("y, shape=(1, 2)", "y, shape=(1, 1)")
+        .replace("y[0:1, 0:2]", "y[0:1, 0:1]");
+    let mut args = [x, y, Tensor::zeros(32, 64)];
+    let e = run(&src, "k", &mut args).unwrap_err().to_string();
+    assert!(
+        e.contains("line 13")
+            && e.contains("on blocks of 1x2, 1x1 and 1x2 tiles: shapes must match"),
+        "{e}"
+    );
+}
+
+#[test]
+fn core_dims_1_is_the_linear_index_and_dims_3_pads_a_zero() {
+    // Grid 4x2: the reader takes tile [y + z, x] of a 2x4-tile tensor with `ttl.core(dims=3)`,
+    // the writer puts it at tile [0, i] of a 1x8-tile tensor with `i = ttl.core(dims=1)`. With
+    // i = x + 4 * y (the TT-Lang specification's flattening), out is x's tile rows side by side.
+    let src = r#"
+import ttl
+
+@ttl.kernel(grid=(4, 2))
+def k(x, out):
+    x_cb = ttl.make_circular_buffer_like(x, shape=(1, 1), buffer_factor=2)
+    out_cb = ttl.make_circular_buffer_like(out, shape=(1, 1), buffer_factor=2)
+
+    @ttl.compute()
+    def compute():
+        with x_cb.wait() as a, out_cb.reserve() as o:
+            o.store(ttl.math.abs(a))
+
+    @ttl.datamovement()
+    def dm_read():
+        cx, cy, cz = ttl.core(dims=3)
+        with x_cb.reserve() as blk:
+            tx = ttl.copy(x[cy + cz, cx], blk)
+            tx.wait()
+
+    @ttl.datamovement()
+    def dm_write():
+        i = ttl.core(dims=1)
+        with out_cb.wait() as blk:
+            tx = ttl.copy(blk, out[0, i])
+            tx.wait()
+"#;
+    let x = tensor(64, 128, 61, -2.0, 2.0);
+    let mut args = [x.clone(), Tensor::zeros(32, 256)];
+    run(src, "k", &mut args).unwrap();
+    let xv = x.to_f32();
+    let mut want = vec![0.0f32; 32 * 256];
+    for i in 0..8 {
+        for r in 0..32 {
+            for c in 0..32 {
+                let src = (32 * (i / 4) + r) * 128 + 32 * (i % 4) + c;
+                want[r * 256 + 32 * i + c] = xv[src].abs();
+            }
+        }
+    }
+    assert_close(&args[1], &want, 0.0, 0.0);
+}

@@ -184,6 +184,22 @@ impl Block {
         }
     }
 
+    /// Per element, `a` where `cond` is nonzero, else `b` (`ttl.where`); shapes must already
+    /// match.
+    pub fn select(cond: &Block, a: &Block, b: &Block) -> Block {
+        let data = cond
+            .data
+            .iter()
+            .zip(a.data.iter().zip(&b.data))
+            .map(|(&c, (&x, &y))| if c != 0.0 { x } else { y })
+            .collect();
+        Block {
+            rows: cond.rows,
+            cols: cond.cols,
+            data,
+        }
+    }
+
     /// `self op other` elementwise into `self`; shapes must already match.
     pub fn zip_in_place(&mut self, other: &Block, f: BinFn) {
         let it = self.data.iter_mut().zip(other.data.iter());

@@ -48,8 +48,8 @@ pub(crate) struct Cb {
     pub line: Line,
     pushed: VecDeque<Pushed>,
     reserved: Option<Reserved>,
-    /// Thread index (within the core) holding the front block.
-    held_by: Option<usize>,
+    /// Thread index (within the core) holding the front block, and the line of its `wait()`.
+    held_by: Option<(usize, Line)>,
     /// Free slots, by the time each became free.
     free_at: VecDeque<f64>,
     /// In-place reservations not yet settled by a pop.
@@ -115,8 +115,8 @@ impl Cb {
         }
     }
 
-    /// `cb.wait()` by thread `tid`.
-    pub fn wait(&mut self, tid: usize, names: &[String]) -> Result<Attempt, Fault> {
+    /// `cb.wait()` by thread `tid` at `line`.
+    pub fn wait(&mut self, tid: usize, line: Line, names: &[String]) -> Result<Attempt, Fault> {
         Self::role(&mut self.consumer, tid, "consumed", &self.name, names)?;
         if self.held_by.is_some() {
             return fault(
@@ -129,7 +129,7 @@ impl Cb {
         }
         match self.pushed.front() {
             Some(b) => {
-                self.held_by = Some(tid);
+                self.held_by = Some((tid, line));
                 Ok(Attempt::Ready(b.seq, b.time))
             }
             None => Ok(Attempt::Blocked),
@@ -150,7 +150,7 @@ impl Cb {
         }
         let time = match self.free_at.pop_front() {
             Some(t) => t,
-            None if self.held_by == Some(tid) => {
+            None if self.held_by.is_some_and(|(t, _)| t == tid) => {
                 self.overdraft += 1;
                 0.0
             }
@@ -193,7 +193,7 @@ impl Cb {
 
     /// `cb.pop()` at time `now`.
     pub fn pop(&mut self, tid: usize, now: f64) -> Result<(), Fault> {
-        if self.held_by != Some(tid) {
+        if self.held_by.is_none_or(|(t, _)| t != tid) {
             return fault(
                 FaultKind::CircularBuffer,
                 format!(
@@ -255,17 +255,35 @@ impl Cb {
         }
     }
 
-    /// A description of what is left in the CB, if anything (checked at kernel end).
-    pub fn leftover(&self) -> Option<String> {
-        if let Some(r) = &self.reserved {
+    /// Why thread `tid` may not end yet: it holds a block of this CB that it reserved and never
+    /// pushed, or waited for and never popped. Either is an error: the block's slot stays taken
+    /// and its partner thread would wait for it forever.
+    pub fn held_at_end(&self, tid: usize) -> Option<String> {
+        if let Some(r) = self
+            .reserved
+            .as_ref()
+            .filter(|_| self.producer == Some(tid))
+        {
             return Some(format!(
-                "CB `{}` (line {}) has a block reserved at line {} that was never pushed",
-                self.name, self.line, r.line
+                "the thread ends holding a block of CB `{}` (line {}) reserved at line {} that was never pushed; push it, or use `with {}.reserve() as blk:`",
+                self.name, self.line, r.line, self.name
             ));
         }
+        let (_, line) = self.held_by.filter(|(t, _)| *t == tid)?;
+        Some(format!(
+            "the thread ends holding a block of CB `{}` (line {}) waited for at line {} that was never popped; pop it, or use `with {}.wait() as blk:`",
+            self.name, self.line, line, self.name
+        ))
+    }
+
+    /// What is left in the CB at kernel end, if anything: blocks pushed that no thread waited
+    /// for. The kernel still finishes (a warning, not an error): the producer was never blocked
+    /// by them, and the guide's own `gather_kernel` leaves such blocks on its coordinator.
+    /// Reserved and held blocks are caught earlier, by [`Cb::held_at_end`].
+    pub fn unconsumed(&self) -> Option<String> {
         let last = self.pushed.back()?;
         Some(format!(
-            "CB `{}` (line {}) ends the kernel with {} block(s) pushed but never popped (last pushed at line {}); every push needs a matching wait and pop",
+            "CB `{}` (line {}) ends the kernel with {} block(s) pushed but never consumed (last pushed at line {}); every push normally has a matching wait and pop",
             self.name,
             self.line,
             self.pushed.len(),

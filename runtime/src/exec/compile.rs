@@ -1,7 +1,8 @@
 //! Resolves a TT-Lang AST once before it runs: names become slots (module constant, kernel-level
 //! variable or thread local), `ttl.*` call paths become [`Builtin`]s with their arguments in
-//! parameter order, and methods become [`Method`]s. Unknown names and ops, `ttl.where`, and
-//! blocking calls in positions the executor cannot resume from are rejected here, with the line.
+//! parameter order, and methods become [`Method`]s. Unknown names and ops, and blocking calls in
+//! positions the executor cannot resume from, are rejected here with the line; uses of ops the
+//! guide calls broken (`ttl.where`) are recorded as warnings.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -37,6 +38,7 @@ pub(crate) enum Builtin {
     Matmul,
     Reduce(ReduceKind),
     Broadcast,
+    Where,
 }
 
 /// Methods of circular buffers, blocks and transfers.
@@ -118,7 +120,16 @@ pub(crate) struct CBody {
     pub stmts: Vec<CStmt>,
     /// Local names by slot.
     pub locals: Vec<String>,
+    /// Constructs that run but deserve a warning, with their lines.
+    pub warnings: Vec<(Line, String)>,
 }
+
+/// The guide calls `ttl.where` broken ("DO NOT USE - has simulator issues") without saying how.
+/// Its meaning is clear (the TT-Lang specification: per element, `true_value` where the condition
+/// is true, else `false_value`) and a plain select on blocks, so the runtime runs it and warns.
+const WHERE_WARNING: &str = "`ttl.where` is called broken by the TT-Lang guide (\"has simulator \
+     issues\"); the runtime runs it as an elementwise select (true_value where condition != 0, \
+     else false_value), but real TT-Lang may not, so prefer arithmetic on blocks";
 
 /// One builtin's signature: path, builtin, parameter names, defaults for trailing parameters.
 struct Signature {
@@ -160,6 +171,10 @@ fn signature(path: &str) -> Option<Signature> {
             &["x", "scaler", "out", "dims"],
         ),
         "ttl.math.broadcast" => sig(Builtin::Broadcast, &["x", "out", "dims"]),
+        // The guide's spelling and the TT-Lang specification's.
+        "ttl.where" | "ttl.math.where" => {
+            sig(Builtin::Where, &["condition", "true_value", "false_value"])
+        }
         _ => {
             let f = path.strip_prefix("ttl.math.")?;
             let (u, _) = UnaryFn::ALL.iter().find(|(_, n)| *n == f)?;
@@ -182,6 +197,9 @@ struct Compiler<'a> {
     locals: BTreeMap<String, usize>,
     names: Vec<String>,
     outer: &'a Outer,
+    /// Line of the statement being compiled.
+    line: Line,
+    warnings: Vec<(Line, String)>,
 }
 
 /// Compiles a body whose assigned names are locals (in slots after `preset`, which are
@@ -195,6 +213,8 @@ pub(crate) fn compile_body(
         locals: BTreeMap::new(),
         names: Vec::new(),
         outer,
+        line: 0,
+        warnings: Vec::new(),
     };
     for p in preset {
         c.local(p);
@@ -204,6 +224,7 @@ pub(crate) fn compile_body(
     Ok(CBody {
         stmts,
         locals: c.names,
+        warnings: c.warnings,
     })
 }
 
@@ -252,6 +273,7 @@ impl Compiler<'_> {
 
     fn stmt(&mut self, s: &Stmt) -> Result<CStmt, (Line, Fault)> {
         let at = |f: Fault| (s.line, f);
+        self.line = s.line;
         let mut sync = false;
         let kind = match &s.kind {
             StmtKind::Assign { targets, value } => {
@@ -386,13 +408,6 @@ impl Compiler<'_> {
     ) -> Result<CExpr, Fault> {
         let path = func.dotted();
         if let Some(p) = path.as_deref().filter(|p| p.starts_with("ttl.")) {
-            if p == "ttl.where" || p == "ttl.math.where" {
-                return fault(
-                    FaultKind::Unsupported,
-                    "`ttl.where` is broken in TT-Lang (the guide says do not use it); \
-                     build the selection from arithmetic on blocks instead",
-                );
-            }
             let sig = signature(p).ok_or_else(|| {
                 Fault::new(
                     FaultKind::Unsupported,
@@ -404,6 +419,9 @@ impl Compiler<'_> {
                     FaultKind::Unsupported,
                     "`ttl.copy` must be a statement of its own: `tx = ttl.copy(src, dst)`",
                 );
+            }
+            if sig.builtin == Builtin::Where {
+                self.warnings.push((self.line, WHERE_WARNING.into()));
             }
             let args = self.bind(p, &sig, args, kwargs)?;
             return Ok(CExpr::Call(sig.builtin, args));

@@ -73,7 +73,7 @@ impl<'c> ThreadRun<'c> {
                         let attempt = if reserve {
                             cb.reserve(self.tid, self.line, &sh.thread_names)?
                         } else {
-                            cb.wait(self.tid, &sh.thread_names)?
+                            cb.wait(self.tid, self.line, &sh.thread_names)?
                         };
                         match attempt {
                             Attempt::Ready(seq, t) => {
@@ -141,7 +141,7 @@ impl<'c> ThreadRun<'c> {
                     Var::Kernel(i) => &core.vars[*i],
                     Var::Module(i) => &sh.module[*i],
                 };
-                if matches!(v, Value::None) && matches!(var, Var::Local(_)) {
+                if matches!(v, Value::Unbound) {
                     return fault(
                         FaultKind::Unsupported,
                         format!("name `{name}` is used before it is assigned"),
@@ -363,18 +363,7 @@ impl<'c> ThreadRun<'c> {
             vals.push(self.eval(a, core, sh)?);
         }
         match f {
-            Builtin::Core => {
-                if vals[0].as_int() != Some(2) {
-                    return fault(
-                        FaultKind::Unsupported,
-                        "only `ttl.core(dims=2)` is supported",
-                    );
-                }
-                Ok(Value::Tuple(Rc::new(vec![
-                    Value::Int(core.x as i64),
-                    Value::Int(core.y as i64),
-                ])))
-            }
+            Builtin::Core => core_coords(&vals[0], (core.x, core.y), sh.grid),
             Builtin::MakeCb => {
                 if self.role != Role::Setup {
                     return fault(
@@ -428,6 +417,34 @@ impl<'c> ThreadRun<'c> {
             _ => self.math(f, vals, core, sh),
         }
     }
+}
+
+/// Most coordinates `ttl.core(dims=n)` returns; more would only pad zeros.
+const MAX_CORE_DIMS: i64 = 8;
+
+/// `ttl.core(dims=n)` on core `(x, y)` of a 2-D `grid`. The guide only uses `dims=2`, giving
+/// `(x, y)`; the TT-Lang specification (`ttl.node`, as `ttl.core` was renamed) flattens the
+/// highest dimensions when fewer are asked for, so `dims=1` gives the linear index
+/// `x + y * grid.x`, and pads zeros when more are asked for, so `dims=3` gives `(x, y, 0)`.
+fn core_coords(dims: &Value, (x, y): (u32, u32), grid: (u32, u32)) -> Result<Value, Fault> {
+    let n = match dims.as_int() {
+        Some(n) if (1..=MAX_CORE_DIMS).contains(&n) => n as usize,
+        _ => {
+            return type_err(format!(
+                "`ttl.core(dims=...)` takes an int from 1 to {MAX_CORE_DIMS}, got {}",
+                match dims {
+                    Value::Int(i) => i.to_string(),
+                    v => format!("a {}", v.type_name()),
+                }
+            ))
+        }
+    };
+    if n == 1 {
+        return Ok(Value::Int(x as i64 + y as i64 * grid.0 as i64));
+    }
+    let mut coords = vec![Value::Int(x as i64), Value::Int(y as i64)];
+    coords.resize(n, Value::Int(0));
+    Ok(Value::Tuple(Rc::new(coords)))
 }
 
 /// Python arithmetic on ints, floats and bools.

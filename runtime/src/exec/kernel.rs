@@ -40,6 +40,8 @@ pub(crate) struct CompiledKernel<'k> {
     pub kernel: &'k Kernel,
     setup: CBody,
     threads: Vec<CBody>,
+    /// Compile-time warnings, each naming the kernel, thread and line.
+    warnings: Vec<String>,
 }
 
 fn site(kernel: &str, core: Option<(u32, u32)>, thread: Option<&str>, line: u32) -> Site {
@@ -75,6 +77,7 @@ fn shared<'a>(module: &'a [Value], device: &'a Device, grid: (u32, u32)) -> Shar
         pipes: BTreeMap::new(),
         pipe_events: Vec::new(),
         dram: DramChannel::new(device.dram_bytes_per_cycle()),
+        mcast: Default::default(),
         cost: CostModel::new(device),
         grid,
         mcast: Default::default(),
@@ -142,10 +145,21 @@ pub(crate) fn compile_kernel<'k>(
     for t in &kernel.threads {
         threads.push(compile_body(&t.body, &[], &outer).map_err(|e| err(&t.name, e))?);
     }
+    let names = std::iter::once("setup").chain(kernel.threads.iter().map(|t| t.name.as_str()));
+    let warnings = std::iter::once(&setup)
+        .chain(&threads)
+        .zip(names)
+        .flat_map(|(body, name)| {
+            body.warnings.iter().map(move |(line, w)| {
+                format!("{}: {w}", site(&kernel.name, None, Some(name), *line))
+            })
+        })
+        .collect();
     Ok(CompiledKernel {
         kernel,
         setup,
         threads,
+        warnings,
     })
 }
 
@@ -361,15 +375,15 @@ pub(crate) fn execute(
     if threads.iter().any(|t| t.state != State::Done) {
         return Err(deadlock(k, &cores, &threads, nt));
     }
+    let mut warnings = ck.warnings.clone();
     for c in &cores {
-        if let Some(msg) = c.cbs.iter().find_map(|cb| cb.leftover()) {
-            return Err(Fault::new(FaultKind::CircularBuffer, msg).at(site(
-                &k.name,
-                Some((c.x, c.y)),
-                None,
-                0,
-            )));
-        }
+        let at = site(&k.name, Some((c.x, c.y)), None, 0);
+        warnings.extend(
+            c.cbs
+                .iter()
+                .filter_map(|cb| cb.unconsumed())
+                .map(|m| format!("{at}: {m}")),
+        );
     }
     if let Some((p, q)) = sh.pipes.iter().find(|(_, q)| !q.is_empty()) {
         return Err(Fault::new(
@@ -421,7 +435,17 @@ pub(crate) fn execute(
         noc_bytes: sh.noc_bytes,
         flops: sh.flops,
         l1_cb_bytes: l1_peak,
+        roofline: Roofline::of(
+            device,
+            k.grid,
+            cycles,
+            dispatch_us,
+            sh.dram_read_bytes + sh.dram_write_bytes,
+            sh.flops,
+            &core_reports,
+        ),
         cores: core_reports,
+        warnings,
     })
 }
 

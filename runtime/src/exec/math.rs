@@ -1,6 +1,11 @@
 //! Block math for a running thread: TT-Lang's elementwise, matmul, reduce, broadcast and
 //! transpose ops on blocks, with their shape checks, and the compute cost each adds to the
 //! thread's pending unpack/math/pack work (charged at the next store).
+//!
+//! The Dst register's capacity (8 or 16 tiles) is deliberately not enforced: the guide says the
+//! compiler loops over the tiles of multi-tile blocks (a multi-tile matmul keeps Dst across its K
+//! loop), and its own kernels use 4x16-tile blocks, so any block shape that fits its circular
+//! buffers is valid TT-Lang. The runtime computes each block whole; its cost is per tile.
 
 use std::rc::Rc;
 
@@ -354,6 +359,32 @@ impl<'c> ThreadRun<'c> {
                 self.work.unpack_tiles += tiles as f64;
                 self.charge(Some(sh.cost.datacopy_cycles(tiles)), "broadcast", 0.0, sh)?;
                 Ok(Value::Data(Rc::new(x.broadcast(dims, orows, ocols))))
+            }
+            Builtin::Where => {
+                let mut take = |what: &str, core: &Core| {
+                    let v = vals.pop().unwrap_or(Value::None);
+                    self.operand(v, &format!("`ttl.where` {what}"), true, core)
+                };
+                let f = take("false_value", core)?;
+                let t = take("true_value", core)?;
+                let c = take("condition", core)?;
+                let shapes = [(c.rows, c.cols), (t.rows, t.cols), (f.rows, f.cols)];
+                if shapes[1] != shapes[0] || shapes[2] != shapes[0] {
+                    return fault(
+                        FaultKind::Shape,
+                        format!(
+                            "`ttl.where(condition, true_value, false_value)` on blocks of {}x{}, {}x{} and {}x{} tiles: shapes must match",
+                            c.rows, c.cols, t.rows, t.cols, f.rows, f.cols
+                        ),
+                    );
+                }
+                self.charge(
+                    sh.cost.sfpu_cycles("where", c.tiles()),
+                    "where",
+                    c.data.len() as f64,
+                    sh,
+                )?;
+                Ok(Value::Data(Rc::new(Block::select(&c, &t, &f))))
             }
             Builtin::Core | Builtin::MakeCb | Builtin::Pipe | Builtin::Copy => {
                 fault(FaultKind::Unsupported, "internal: not a block-math builtin")

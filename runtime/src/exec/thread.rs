@@ -101,7 +101,7 @@ pub(crate) struct ThreadRun<'c> {
 impl<'c> ThreadRun<'c> {
     /// A thread about to run `body` with the given initial locals.
     pub fn new(tid: usize, role: Role, body: &'c CBody, mut locals: Vec<Value>) -> Self {
-        locals.resize(body.locals.len(), Value::None);
+        locals.resize(body.locals.len(), Value::Unbound);
         ThreadRun {
             tid,
             role,
@@ -139,7 +139,7 @@ impl<'c> ThreadRun<'c> {
     /// Runs one statement (or one frame transition).
     pub fn step(&mut self, core: &mut Core, sh: &mut Shared) -> Result<Outcome, Fault> {
         let Some(top) = self.frames.last_mut() else {
-            self.finish(sh);
+            self.finish(core, sh)?;
             return Ok(Outcome::Done);
         };
         match top {
@@ -231,8 +231,14 @@ impl<'c> ThreadRun<'c> {
         }
     }
 
-    /// Charges leftover block math, waits for copies never waited on, and marks the thread done.
-    fn finish(&mut self, sh: &mut Shared) {
+    /// Checks that the thread holds no circular-buffer block, charges leftover block math, waits
+    /// for copies never waited on, and marks the thread done.
+    fn finish(&mut self, core: &Core, sh: &mut Shared) -> Result<(), Fault> {
+        if matches!(self.role, Role::Compute | Role::DataMovement) {
+            if let Some(msg) = core.cbs.iter().find_map(|cb| cb.held_at_end(self.tid)) {
+                return fault(FaultKind::CircularBuffer, msg);
+            }
+        }
         if self.link_free > self.clock {
             self.spend(self.link_free - self.clock);
         }
@@ -243,6 +249,7 @@ impl<'c> ThreadRun<'c> {
             self.spend(c);
         }
         self.state = State::Done;
+        Ok(())
     }
 
     fn advance(&mut self) {

@@ -35,6 +35,8 @@ pub(crate) struct BlockHandle {
 /// A value.
 #[derive(Clone, Debug)]
 pub(crate) enum Value {
+    /// A name that has not been assigned yet; reading it is an error.
+    Unbound,
     /// Python `None` (the result of `cb.pop()`, `o.store(...)`, ...).
     None,
     /// A Python int.
@@ -67,6 +69,7 @@ impl Value {
     /// A short description of the value's type for error messages.
     pub fn type_name(&self) -> &'static str {
         match self {
+            Value::Unbound => "unassigned name",
             Value::None => "None",
             Value::Int(_) => "int",
             Value::Float(_) => "float",

@@ -61,6 +61,9 @@ pub struct KernelReport {
     pub roofline: Roofline,
     /// Per-core, per-thread timelines.
     pub cores: Vec<CoreReport>,
+    /// What the kernel did that runs but deserves attention (blocks pushed and never consumed,
+    /// ops the guide calls broken), each naming the kernel and where.
+    pub warnings: Vec<String>,
 }
 
 /// The cost of one host (TTNN fallback) op.
