@@ -80,7 +80,6 @@ fn shared<'a>(module: &'a [Value], device: &'a Device, grid: (u32, u32)) -> Shar
         mcast: Default::default(),
         cost: CostModel::new(device),
         grid,
-        mcast: Default::default(),
         thread_names: Vec::new(),
         dram_read_bytes: 0,
         dram_write_bytes: 0,
@@ -458,15 +457,6 @@ fn deadlock(k: &Kernel, cores: &[Core], threads: &[ThreadRun], nt: usize) -> Exe
         };
         let c = &cores[i / nt];
         let what = match on {
-        roofline: Roofline::of(
-            device,
-            k.grid,
-            cycles,
-            dispatch_us,
-            sh.dram_read_bytes + sh.dram_write_bytes,
-            sh.flops,
-            &core_reports,
-        ),
             BlockOn::Wait(cb) => c.cbs[cb].blocked_reason(false),
             BlockOn::Reserve(cb) => c.cbs[cb].blocked_reason(true),
             BlockOn::Pipe(p) => format!(

@@ -105,7 +105,6 @@ pub struct ProgramReport {
     pub dram_bytes: u64,
     /// Total floating-point operations.
     pub flops: f64,
-}
     /// Roofline totals over every step.
     #[serde(flatten)]
     pub roofline: ProgramRoofline,
@@ -225,3 +224,4 @@ impl ProgramRoofline {
         r.roofline_multiple = (r.roofline_us > 0.0).then(|| total_us / r.roofline_us);
         r
     }
+}
