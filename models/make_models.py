@@ -95,8 +95,11 @@ class Block(torch.nn.Module):
         return x + self.fc2(torch.nn.functional.gelu(self.fc1(self.ln2(x))))
 
 
-def export(name, module, inputs, dynamic_axes=None):
-    """Exports `module` to models/<name>/ with inputs and onnxruntime outputs."""
+def export(name, module, inputs, dynamic_axes=None, fold_constants=True):
+    """Exports `module` to models/<name>/ with inputs and onnxruntime outputs.
+
+    `fold_constants=False` keeps ops the exporter would fold into weights (BatchNormalization).
+    """
     out_dir = ROOT / name
     (out_dir / "inputs").mkdir(parents=True, exist_ok=True)
     (out_dir / "outputs").mkdir(parents=True, exist_ok=True)
@@ -113,6 +116,7 @@ def export(name, module, inputs, dynamic_axes=None):
         opset_version=17,
         dynamo=False,
         dynamic_axes=dynamic_axes,
+        do_constant_folding=fold_constants,
     )
     model = onnx.load(str(path))
     onnx.checker.check_model(model)
