@@ -154,6 +154,319 @@ fn an_unknown_target_is_a_clear_error() {
     );
 }
 
+#[test]
+fn every_subcommand_has_help() {
+    let cases: &[(&str, &[&str])] = &[
+        ("fuse", &["--out", "--target", "--dispatch"]),
+        (
+            "compare",
+            &["--json", "--html", "--target", "--dispatch", "--seed"],
+        ),
+        ("export", &["--out", "--target", "--dispatch", "--seed"]),
+        ("explain", &["--json", "--dot", "--target"]),
+        ("inspect", &["--json", "--dim", "--shape"]),
+        ("run", &["--kernel", "--arg", "--out", "--json", "--target"]),
+    ];
+    for (cmd, flags) in cases {
+        let out = ttfuse(&[cmd, "--help"]);
+        assert!(out.status.success(), "{cmd} --help: {}", stderr(&out));
+        let text = stdout(&out);
+        for flag in *flags {
+            assert!(text.contains(flag), "{cmd} --help lacks {flag}:\n{text}");
+        }
+        for global in ["--quiet", "--verbose"] {
+            assert!(text.contains(global), "{cmd} --help lacks {global}");
+        }
+    }
+    let top = stdout(&ttfuse(&["--help"]));
+    for cmd in ["fuse", "compare", "export", "explain", "inspect", "run"] {
+        assert!(top.contains(cmd), "--help does not list {cmd}:\n{top}");
+    }
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    for args in [
+        &["compare", "--bogus"][..],
+        &["export"][..],
+        &["compare", "--dispatch", "sometimes"][..],
+        &["compare", "--quiet", "--verbose"][..],
+        &["frobnicate"][..],
+    ] {
+        let out = ttfuse(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("Usage"), "{args:?}: no usage line: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn every_model_command_rejects_an_unknown_target_and_a_missing_file() {
+    let dir = tempdir("unknown_target");
+    let out_dir = dir.join("o");
+    let o = out_dir.to_str().unwrap();
+    for cmd in [
+        &["fuse", "-o", o][..],
+        &["compare"][..],
+        &["export", "-o", o][..],
+        &["explain"][..],
+    ] {
+        let mut args = cmd.to_vec();
+        args.extend(["--target", "grayskull"]);
+        let out = ttfuse(&args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = stderr(&out);
+        assert!(
+            err.contains("grayskull") && err.contains("blackhole"),
+            "{args:?}: {err}"
+        );
+
+        let mut args = cmd.to_vec();
+        args.push("no/such/model.onnx");
+        let out = ttfuse(&args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = stderr(&out);
+        assert!(err.contains("no/such/model.onnx"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let out = ttfuse(&["inspect", "no/such/model.onnx"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no/such/model.onnx"),
+        "{}",
+        stderr(&out)
+    );
+    let out = ttfuse(&["run", "no/such/kernel.py"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no/such/kernel.py"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !out_dir.exists(),
+        "a failed command wrote its output directory"
+    );
+}
+
+#[test]
+fn compare_json_steps_add_up_to_the_totals() {
+    let out = ttfuse(&["compare", "--json", "models/mlp/model.onnx"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    for side in ["unfused", "fused"] {
+        let p = &v[side];
+        let steps = p["steps"].as_array().expect("steps listed");
+        assert_eq!(
+            steps.len() as u64,
+            p["launches"].as_u64().unwrap(),
+            "{side}"
+        );
+        let time: f64 = steps.iter().map(|s| s["time_us"].as_f64().unwrap()).sum();
+        let total = p["time_us"].as_f64().unwrap();
+        assert!(
+            (time - total).abs() < 1e-6 * total,
+            "{side}: {time} vs {total}"
+        );
+        let bytes: u64 = steps
+            .iter()
+            .map(|s| s["dram_bytes"].as_u64().unwrap())
+            .sum();
+        assert_eq!(bytes, p["dram_bytes"].as_u64().unwrap(), "{side}");
+        let mut start = 0.0;
+        for s in steps {
+            let t = s["start_us"].as_f64().unwrap();
+            assert!(
+                (t - start).abs() < 1e-9 * total.max(1.0),
+                "{side}: steps overlap"
+            );
+            start += s["time_us"].as_f64().unwrap();
+            let bound = s["bound"].as_str().unwrap();
+            assert!(
+                ["dram", "compute", "dispatch", "waiting"].contains(&bound),
+                "{bound}"
+            );
+            // modeled time / roofline time, as documented.
+            if let Some(m) = s["roofline_multiple"].as_f64() {
+                let want = s["time_us"].as_f64().unwrap() / s["roofline_us"].as_f64().unwrap();
+                assert!((m - want).abs() < 1e-9 * want, "{m} vs {want}");
+                assert!(m >= 1.0, "a step faster than its roofline: {s}");
+            }
+        }
+    }
+    // Two linear layers: 2 * M * K * N FLOPs each (x[128,256], hidden 512).
+    let matmul_flops = 2.0 * (2.0 * 128.0 * 256.0 * 512.0);
+    for side in ["unfused", "fused"] {
+        let flops = v[side]["flops"].as_f64().unwrap();
+        assert!(flops >= matmul_flops, "{side}: {flops} < {matmul_flops}");
+        assert!(flops < matmul_flops * 1.01, "{side}: {flops}");
+    }
+}
+
+#[test]
+fn eager_dispatch_costs_the_device_figure_per_launch() {
+    let json = |dispatch: &str| -> serde_json::Value {
+        let out = ttfuse(&["compare", "--json", "--dispatch", dispatch]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str(&stdout(&out)).unwrap()
+    };
+    let (traced, eager) = (json("traced"), json("eager"));
+    let device = ttfuse_runtime::device::Device::load("wormhole_b0").unwrap();
+    let per_launch = device.dispatch.eager_us - device.dispatch.traced_us;
+    assert_eq!(eager["dispatch"], "eager");
+    for side in ["unfused", "fused"] {
+        let launches = traced[side]["launches"].as_f64().unwrap();
+        let extra =
+            eager[side]["time_us"].as_f64().unwrap() - traced[side]["time_us"].as_f64().unwrap();
+        assert!(
+            (extra - launches * per_launch).abs() < 1e-6 * extra,
+            "{side}: eager adds {extra} us over {launches} launches, expected {per_launch} each"
+        );
+    }
+}
+
+#[test]
+fn blackhole_is_a_target() {
+    let out = ttfuse(&[
+        "compare",
+        "--json",
+        "--target",
+        "blackhole",
+        "models/mlp/model.onnx",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["target"], "blackhole");
+    assert!(v["pcc"].as_f64().unwrap() >= 0.999);
+}
+
+#[test]
+fn fuse_writes_byte_identical_bundles() {
+    let dir = tempdir("fuse_identical");
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    for d in [&a, &b] {
+        let out = ttfuse(&["fuse", "-o", d.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    assert_same_tree(&a, &b);
+}
+
+#[test]
+fn inspect_reports_the_mlp() {
+    let out = ttfuse(&["inspect", "--json", "models/mlp/model.onnx"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["inputs"][0]["name"], "x");
+    assert_eq!(v["inputs"][0]["shape"], serde_json::json!([128, 256]));
+    assert_eq!(v["outputs"][0]["shape"], serde_json::json!([128, 256]));
+    // Linear(256, 512) and Linear(512, 256): weights and biases (models/make_models.py).
+    assert_eq!(v["parameters"], 256 * 512 + 512 + 512 * 256 + 256);
+    assert_eq!(v["ops"]["MatMul"], 2);
+    let text = stdout(&ttfuse(&["inspect", "models/mlp/model.onnx"]));
+    assert!(text.contains("parameters: 262912"), "{text}");
+}
+
+#[test]
+fn explain_accounts_for_every_kernel_and_writes_dot() {
+    let dir = tempdir("explain");
+    let out = ttfuse(&["explain", "--json", "--dot", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let e: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let c: serde_json::Value =
+        serde_json::from_str(&stdout(&ttfuse(&["compare", "--json"]))).unwrap();
+    let kernels: Vec<&str> = e["kernels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    let launched: Vec<&str> = c["fused"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kernels, launched,
+        "explain's kernels are not the ones compare launched"
+    );
+    // Every op of the optimized graph is in exactly one kernel or needs none.
+    let mut placed = std::collections::BTreeMap::<String, usize>::new();
+    for k in e["kernels"].as_array().unwrap() {
+        for op in k["ops"].as_array().unwrap() {
+            *placed
+                .entry(op[1].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    for f in e["free"].as_array().unwrap() {
+        *placed
+            .entry(f["op"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    let after: std::collections::BTreeMap<String, usize> =
+        serde_json::from_value(e["ops_after"].clone()).unwrap();
+    assert_eq!(placed, after);
+    for b in e["not_fused"].as_array().unwrap() {
+        assert!(!b["reason"].as_str().unwrap().is_empty());
+    }
+    let text = stdout(&ttfuse(&["explain"]));
+    for word in ["rules fired", "kernels:", "not fused"] {
+        assert!(text.contains(word), "explain lacks '{word}':\n{text}");
+    }
+    for (file, clusters) in [("before.dot", 0), ("after.dot", kernels.len())] {
+        let dot = std::fs::read_to_string(dir.join(file)).expect("dot written");
+        assert!(dot.starts_with("digraph "), "{file}");
+        assert_eq!(dot.matches('{').count(), dot.matches('}').count(), "{file}");
+        assert_eq!(dot.matches("subgraph cluster_").count(), clusters, "{file}");
+        let declared: std::collections::BTreeSet<&str> = dot
+            .lines()
+            .filter_map(|l| l.trim().split_once(" [label=").map(|(id, _)| id))
+            .collect();
+        for line in dot.lines().filter(|l| l.contains(" -> ")) {
+            let (a, b) = line
+                .trim()
+                .trim_end_matches(';')
+                .split_once(" -> ")
+                .unwrap();
+            assert!(
+                declared.contains(a) && declared.contains(b),
+                "{file}: {line}"
+            );
+        }
+    }
+}
+
+/// Asserts that two directories hold the same files with the same bytes.
+fn assert_same_tree(a: &Path, b: &Path) {
+    fn files(root: &Path, dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                files(root, &p, out);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().to_path_buf());
+            }
+        }
+    }
+    let (mut fa, mut fb) = (Vec::new(), Vec::new());
+    files(a, a, &mut fa);
+    files(b, b, &mut fb);
+    fa.sort();
+    fb.sort();
+    assert_eq!(fa, fb);
+    assert!(!fa.is_empty());
+    for f in &fa {
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+            "{} differs",
+            f.display()
+        );
+    }
+}
+
 fn tempdir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("ttfuse-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
