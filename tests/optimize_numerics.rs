@@ -591,3 +591,16 @@ fn transformer_blocks_keep_their_values_and_lose_their_slow_ops() {
         out.report
     );
 }
+
+#[test]
+fn division_by_a_constant_expression_becomes_one_multiply() {
+    // Exporters write attention scaling as x / sqrt(d) with d a constant.
+    let mut b = B::new();
+    let x = b.input("x", &[64, 64]);
+    let d = b.scalar(64.0);
+    let s = b.un(UnaryOp::Sqrt, d);
+    let q = b.bin(BinaryOp::Div, x, s);
+    let g = b.output("y", q);
+    let out = check(&g, &OptimizeOptions::default(), 4.0);
+    assert_eq!(op_names(&out.graph), ["Constant", "Input", "Mul"]);
+}

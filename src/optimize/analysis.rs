@@ -90,6 +90,7 @@ impl TensorAnalysis {
                 ty: e.ty.clone(),
                 weak: false,
                 splat: e.data.as_deref().and_then(splat_of),
+                constant: e.data.is_some(),
             }),
             None => ClassData::Invalid(format!("`{r}` is not in the table")),
         }
@@ -114,14 +115,18 @@ impl Analysis<TNode> for TensorAnalysis {
             return DidMerge(false, true);
         }
         match (to, from) {
-            (ClassData::Tensor(a), ClassData::Tensor(b)) => match (a.splat, b.splat) {
-                (None, Some(v)) => {
-                    a.splat = Some(v);
-                    DidMerge(true, false)
+            (ClassData::Tensor(a), ClassData::Tensor(b)) => {
+                let (splat_a, splat_b) = (a.splat.is_some(), b.splat.is_some());
+                if !splat_a {
+                    a.splat = b.splat;
                 }
-                (Some(_), None) => DidMerge(false, true),
-                _ => DidMerge(false, false),
-            },
+                let (const_a, const_b) = (a.constant, b.constant);
+                a.constant |= const_b;
+                DidMerge(
+                    (splat_b && !splat_a) || (const_b && !const_a),
+                    (splat_a && !splat_b) || (const_a && !const_b),
+                )
+            }
             _ => DidMerge(false, false),
         }
     }

@@ -45,6 +45,13 @@ pub fn own_cost(egraph: &TGraph, model: &CostModel, class: Id, node: &TNode) -> 
     let Ok(g) = graph_op(&node.op, &kids) else {
         return f64::INFINITY;
     };
+    // A node over constants only is folded into a constant after extraction.
+    if g.inputs
+        .iter()
+        .all(|&i| kids[i].tensor().is_some_and(|t| t.constant))
+    {
+        return 0.0;
+    }
     // Weak scalar operands are constant tiles: not read from DRAM.
     let inputs: Vec<&crate::graph::TensorType> = g
         .inputs

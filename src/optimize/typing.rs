@@ -18,6 +18,9 @@ pub struct TensorFacts {
     pub weak: bool,
     /// Every element is known to equal this value (a splat constant).
     pub splat: Option<f32>,
+    /// The value is computable from constants alone (graph constants and numbers), so the
+    /// extracted graph folds it (`crate::graph::fold`) and it costs nothing at run time.
+    pub constant: bool,
 }
 
 /// The analysis data of one e-class.
@@ -74,6 +77,7 @@ pub fn number(v: f32) -> ClassData {
         ty: TensorType::new(vec![], DType::F32),
         weak: true,
         splat: Some(v),
+        constant: true,
     })
 }
 
@@ -179,7 +183,13 @@ fn infer_inner(op: &TOp, kids: &[&ClassData]) -> Result<ClassData, String> {
             .and_then(|(a, c)| fold_binary(*b, a, c)),
         _ => None,
     };
-    Ok(ClassData::Tensor(TensorFacts { ty, weak, splat }))
+    let constant = facts.iter().all(|f| f.constant);
+    Ok(ClassData::Tensor(TensorFacts {
+        ty,
+        weak,
+        splat,
+        constant,
+    }))
 }
 
 #[cfg(test)]
@@ -192,6 +202,7 @@ mod tests {
             ty: TensorType::new(shape.to_vec(), DType::BF16),
             weak: false,
             splat: None,
+            constant: false,
         })
     }
 
