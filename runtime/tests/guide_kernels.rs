@@ -7,6 +7,8 @@
 //! change, refresh them with `TTFUSE_BLESS_GUIDE=1 cargo test -p ttfuse-runtime --test
 //! guide_kernels`.
 
+mod py_util;
+
 use std::path::{Path, PathBuf};
 
 use ttfuse_runtime::ttl::ast::{Module, ThreadKind};
@@ -244,31 +246,17 @@ fn every_guide_kernel_parses_and_round_trips() {
 
 #[test]
 fn printed_guide_kernels_are_valid_python() {
-    if std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("python3 is not on PATH: py_compile check not run");
+    if !py_util::python3_available("py_compile check") {
         return;
     }
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("guide_printed");
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    for (name, text) in sources() {
-        let m = parse_module(&text, &name).unwrap_or_else(|e| panic!("{e}"));
-        let path = dir.join(&name);
-        std::fs::write(&path, print_module(&m)).expect("write printed kernel");
-        let out = std::process::Command::new("python3")
-            .args(["-m", "py_compile"])
-            .arg(&path)
-            .output()
-            .expect("run python3");
-        assert!(
-            out.status.success(),
-            "printed {name} is not valid Python: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let printed: Vec<(String, String)> = sources()
+        .into_iter()
+        .map(|(name, text)| {
+            let m = parse_module(&text, &name).unwrap_or_else(|e| panic!("{e}"));
+            (name, print_module(&m))
+        })
+        .collect();
+    py_util::assert_py_compiles("guide_printed", &printed);
 }
 
 #[test]

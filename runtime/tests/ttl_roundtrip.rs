@@ -2,7 +2,8 @@
 //! covering every expression and statement form, Python precedence, float formats and literal
 //! edge cases; and the printed text is valid Python for `python3 -m py_compile`.
 
-use std::path::PathBuf;
+mod py_util;
+
 use std::process::Command;
 
 use ttfuse_runtime::ttl::ast::{
@@ -624,40 +625,22 @@ def add_kernel(lhs, out):
 /// Run `python3 -m py_compile` on printed files; CI has python3, other machines may not.
 #[test]
 fn printed_modules_are_valid_python() {
-    if Command::new("python3").arg("--version").output().is_err() {
-        eprintln!("python3 is not on PATH: py_compile check not run");
+    if !py_util::python3_available("py_compile check") {
         return;
     }
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ttl_roundtrip_py");
-    std::fs::create_dir_all(&dir).expect("create temp dir");
     let m = every_form_module();
     let mut files = vec![("module.py".to_string(), print_module(&m))];
     for k in &m.kernels {
         files.push((format!("{}.py", k.name), print_kernel(k)));
     }
-    for (name, text) in files {
-        let path = dir.join(name);
-        std::fs::write(&path, &text).expect("write printed file");
-        let out = Command::new("python3")
-            .args(["-m", "py_compile"])
-            .arg(&path)
-            .output()
-            .expect("run python3");
-        assert!(
-            out.status.success(),
-            "{} is not valid Python: {}\n{text}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    py_util::assert_py_compiles("ttl_roundtrip_py", &files);
 }
 
 /// The printed literals mean to Python what they mean to us: Python evaluates each printed
 /// constant expression to the value it was built from.
 #[test]
 fn python_reads_printed_literals_as_the_same_values() {
-    if Command::new("python3").arg("--version").output().is_err() {
-        eprintln!("python3 is not on PATH: literal check not run");
+    if !py_util::python3_available("literal check") {
         return;
     }
     let floats = [

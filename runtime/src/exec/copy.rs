@@ -7,7 +7,37 @@ use super::cb::Cb;
 use super::error::{fault, Fault, FaultKind};
 use super::state::{Core, PipeMsg, Shared};
 use super::thread::{BlockOn, State, ThreadRun};
-use super::value::Value;
+use super::value::{PipeEnds, TileSlice, Value};
+
+/// A copy between `what` of `shape` tiles and a block of `cb` whose shapes differ.
+fn shape_err(what: &str, shape: (usize, usize), cb: &Cb) -> Fault {
+    Fault::new(
+        FaultKind::Shape,
+        format!(
+            "`ttl.copy` of {what} of {}x{} tiles and a block of CB `{}`, which is {}x{} tiles: shapes must match",
+            shape.0, shape.1, cb.name, cb.rows, cb.cols
+        ),
+    )
+}
+
+/// Checks that core `here` is the source (`send`) or destination end of pipe `p`.
+fn pipe_end(here: (u32, u32), p: PipeEnds, send: bool) -> Result<(), Fault> {
+    let (end, verb, prep, role, may) = if send {
+        (p.src, "sending into", "from", "source", "send")
+    } else {
+        (p.dst, "receiving from", "on", "destination", "receive")
+    };
+    if here == end {
+        return Ok(());
+    }
+    fault(
+        FaultKind::Pipe,
+        format!(
+            "{verb} pipe {:?}->{:?} {prep} core {here:?}; only its {role} core may {may}",
+            p.src, p.dst
+        ),
+    )
+}
 
 impl<'c> ThreadRun<'c> {
     /// `ttl.copy(src, dst)`; `None` when it blocked on an empty pipe.
@@ -20,57 +50,22 @@ impl<'c> ThreadRun<'c> {
     ) -> Result<Option<Value>, Fault> {
         let here = (core.x, core.y);
         let tile_bytes = sh.cost.device.tile_bytes as f64;
-        let shape_err = |what: &str, a: (usize, usize), cb: &Cb| {
-            Fault::new(
-                FaultKind::Shape,
-                format!(
-                    "`ttl.copy` of {what} of {}x{} tiles and a block of CB `{}`, which is {}x{} tiles: shapes must match",
-                    a.0, a.1, cb.name, cb.rows, cb.cols
-                ),
-            )
-        };
         let start = self.clock.max(self.link_free);
         match (src, dst) {
             (Value::Slice(s), Value::Block(h)) => {
-                let cb = &core.cbs[h.cb];
-                let shape = (s.r1 - s.r0, s.c1 - s.c0);
-                if shape != (cb.rows, cb.cols) {
-                    return Err(shape_err("a tensor slice", shape, cb));
-                }
+                let done = self.dram_transfer(&s, &core.cbs[h.cb], true, start, sh)?;
                 let data = sh.tensors[s.tensor].read(&s);
-                let bytes = (shape.0 * shape.1) as f64 * tile_bytes;
-                let rate = sh.cost.device.core_dm.dram_read_bytes_per_cycle;
-                let done = sh.dram.transfer(start, bytes, rate);
-                self.link_free = done;
                 core.cbs[h.cb].fill(h, Rc::new(data), done)?;
-                sh.dram_read_bytes += bytes as u64;
                 Ok(Some(Value::Transfer { done }))
             }
             (Value::Block(h), Value::Slice(s)) => {
-                let cb = &core.cbs[h.cb];
-                let shape = (s.r1 - s.r0, s.c1 - s.c0);
-                if shape != (cb.rows, cb.cols) {
-                    return Err(shape_err("a tensor slice", shape, cb));
-                }
-                let data = cb.data(h)?.clone();
+                let done = self.dram_transfer(&s, &core.cbs[h.cb], false, start, sh)?;
+                let data = core.cbs[h.cb].data(h)?.clone();
                 sh.tensors[s.tensor].write(&s, &data);
-                let bytes = (shape.0 * shape.1) as f64 * tile_bytes;
-                let rate = sh.cost.device.core_dm.dram_write_bytes_per_cycle;
-                let done = sh.dram.transfer(start, bytes, rate);
-                self.link_free = done;
-                sh.dram_write_bytes += bytes as u64;
                 Ok(Some(Value::Transfer { done }))
             }
             (Value::Block(h), Value::Pipe(p)) => {
-                if here != p.src {
-                    return fault(
-                        FaultKind::Pipe,
-                        format!(
-                            "sending into pipe {:?}->{:?} from core {here:?}; only its source core may send",
-                            p.src, p.dst
-                        ),
-                    );
-                }
+                pipe_end(here, p, true)?;
                 let data = core.cbs[h.cb].data(h)?.clone();
                 let bytes = data.tiles() as f64 * tile_bytes;
                 let hops = p.src.0.abs_diff(p.dst.0) + p.src.1.abs_diff(p.dst.1);
@@ -85,15 +80,7 @@ impl<'c> ThreadRun<'c> {
                 Ok(Some(Value::Transfer { done: arrival }))
             }
             (Value::Pipe(p), Value::Block(h)) => {
-                if here != p.dst {
-                    return fault(
-                        FaultKind::Pipe,
-                        format!(
-                            "receiving from pipe {:?}->{:?} on core {here:?}; only its destination core may receive",
-                            p.src, p.dst
-                        ),
-                    );
-                }
+                pipe_end(here, p, false)?;
                 let Some(msg) = sh.pipes.get_mut(&p).and_then(|q| q.pop_front()) else {
                     self.state = State::Blocked(BlockOn::Pipe(p));
                     return Ok(None);
@@ -112,5 +99,37 @@ impl<'c> ThreadRun<'c> {
                 b.type_name()
             )),
         }
+    }
+
+    /// Times a DRAM read (`read`) or write of tile slice `s` to or from a block of `cb`, whose
+    /// shape must match, on this thread's DMA link from `start`, and counts its bytes. Returns
+    /// when it completes.
+    fn dram_transfer(
+        &mut self,
+        s: &TileSlice,
+        cb: &Cb,
+        read: bool,
+        start: f64,
+        sh: &mut Shared,
+    ) -> Result<f64, Fault> {
+        let shape = (s.r1 - s.r0, s.c1 - s.c0);
+        if shape != (cb.rows, cb.cols) {
+            return Err(shape_err("a tensor slice", shape, cb));
+        }
+        let bytes = (shape.0 * shape.1) as u64 * sh.cost.device.tile_bytes;
+        let dm = &sh.cost.device.core_dm;
+        let rate = if read {
+            dm.dram_read_bytes_per_cycle
+        } else {
+            dm.dram_write_bytes_per_cycle
+        };
+        let done = sh.dram.transfer(start, bytes as f64, rate);
+        self.link_free = done;
+        if read {
+            sh.dram_read_bytes += bytes;
+        } else {
+            sh.dram_write_bytes += bytes;
+        }
+        Ok(done)
     }
 }

@@ -92,6 +92,16 @@ impl<'c> ThreadRun<'c> {
         Ok(())
     }
 
+    /// Charges SFPU function `f` (its device cost key) on every element of `x`.
+    fn charge_sfpu(&mut self, f: &str, x: &Block, sh: &Shared) -> Result<(), Fault> {
+        self.charge(
+            sh.cost.sfpu_cycles(f, x.tiles()),
+            f,
+            x.data.len() as f64,
+            sh,
+        )
+    }
+
     pub(super) fn block_binary(
         &mut self,
         f: BinFn,
@@ -146,13 +156,8 @@ impl<'c> ThreadRun<'c> {
         sh: &mut Shared,
     ) -> Result<Rc<Block>, Fault> {
         let x = self.operand(x, &format!("`ttl.math.{}`", f.name()), true, core)?;
-        self.charge(
-            sh.cost.sfpu_cycles(f.name(), x.tiles()),
-            f.name(),
-            x.data.len() as f64,
-            sh,
-        )?;
-        let mut x = Rc::try_unwrap(x).unwrap_or_else(|rc| (*rc).clone());
+        self.charge_sfpu(f.name(), &x, sh)?;
+        let mut x = Rc::unwrap_or_clone(x);
         x.map_in_place(f);
         Ok(Rc::new(x))
     }
@@ -194,7 +199,7 @@ impl<'c> ThreadRun<'c> {
         sh.flops += self.work.flops;
         self.work = Default::default();
         self.spend(cycles);
-        let mut data = Rc::try_unwrap(data).unwrap_or_else(|rc| (*rc).clone());
+        let mut data = Rc::unwrap_or_clone(data);
         data.round_to_bf16();
         core.cbs[h.cb].fill(h, Rc::new(data), 0.0)
     }
@@ -232,13 +237,8 @@ impl<'c> ThreadRun<'c> {
                         )
                     })?;
                 let x = self.operand(vals.swap_remove(0), "`ttl.power`", true, core)?;
-                self.charge(
-                    sh.cost.sfpu_cycles("power", x.tiles()),
-                    "power",
-                    x.data.len() as f64,
-                    sh,
-                )?;
-                let mut x = Rc::try_unwrap(x).unwrap_or_else(|rc| (*rc).clone());
+                self.charge_sfpu("power", &x, sh)?;
+                let mut x = Rc::unwrap_or_clone(x);
                 x.powi_in_place(n as i32);
                 Ok(Value::Data(Rc::new(x)))
             }
@@ -290,7 +290,7 @@ impl<'c> ThreadRun<'c> {
                 self.work.unpack_tiles += sh.cost.matmul_unpack_tiles(m, k, n);
                 let flops = 2.0 * (m * k * n) as f64 * 32768.0;
                 self.charge(Some(sh.cost.matmul_cycles(m, k, n)), "matmul", flops, sh)?;
-                let acc = Rc::try_unwrap(c).unwrap_or_else(|rc| (*rc).clone());
+                let acc = Rc::unwrap_or_clone(c);
                 Ok(Value::Data(Rc::new(Block::matmul_acc(&a, &b, acc))))
             }
             Builtin::Reduce(kind) => {
@@ -378,12 +378,7 @@ impl<'c> ThreadRun<'c> {
                         ),
                     );
                 }
-                self.charge(
-                    sh.cost.sfpu_cycles("where", c.tiles()),
-                    "where",
-                    c.data.len() as f64,
-                    sh,
-                )?;
+                self.charge_sfpu("where", &c, sh)?;
                 Ok(Value::Data(Rc::new(Block::select(&c, &t, &f))))
             }
             Builtin::Core | Builtin::MakeCb | Builtin::Pipe | Builtin::Copy => {

@@ -26,9 +26,9 @@ pub use crate::timing::report::{
     StepReport, ThreadReport,
 };
 pub use error::{ExecError, FaultKind, Site};
+pub use program::run_program;
 
 use crate::device::Device;
-use crate::program::Program;
 use crate::tensor::Tensor;
 use crate::ttl::ast::Module;
 
@@ -80,17 +80,4 @@ pub fn run_kernel(
     let env = kernel::eval_module(module, device)?;
     let ck = kernel::compile_kernel(k, &env)?;
     kernel::execute(&ck, &env, device, args, true)
-}
-
-/// Runs every step of `program` on `device`: kernel launches on the executor, host steps through
-/// `host` (each costed as one TTNN op: dispatch plus the DRAM traffic of its inputs and
-/// outputs). `inputs` supplies every tensor declared as [`crate::program::TensorInit::Input`].
-pub fn run_program(
-    program: &Program,
-    device: &Device,
-    inputs: &BTreeMap<String, Tensor>,
-    host: &dyn HostOps,
-    dispatch: Dispatch,
-) -> Result<ProgramRun, ExecError> {
-    program::run(program, device, inputs, host, dispatch)
 }

@@ -11,8 +11,10 @@ use crate::program::{Program, Step, TensorInit};
 use crate::tensor::Tensor;
 use crate::timing::report::{HostOpReport, ProgramReport, ProgramRoofline, StepReport};
 
-/// Runs `program` on `device`; see [`super::run_program`].
-pub(crate) fn run(
+/// Runs every step of `program` on `device`: kernel launches on the executor, host steps through
+/// `host` (each costed as one TTNN op: dispatch plus the DRAM traffic of its inputs and
+/// outputs). `inputs` supplies every tensor declared as [`crate::program::TensorInit::Input`].
+pub fn run_program(
     program: &Program,
     device: &Device,
     inputs: &BTreeMap<String, Tensor>,

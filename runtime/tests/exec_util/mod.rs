@@ -86,29 +86,40 @@ pub fn err_of(src: &str, name: &str, args: &mut [Tensor]) -> String {
     }
 }
 
-/// A one-core kernel that reads `x` (R x C tiles) into a CB, stores `EXPR` (with `a` bound to
-/// the block) into `out` and writes it back.
-pub fn unary_kernel(r: usize, c: usize, expr: &str) -> String {
+/// A one-core kernel `k(<inputs>, out)` that reads each input tensor (R x C tiles) into its own
+/// CB `<tensor>_cb`, stores `expr` (with each input's block bound to its given name) into `out`
+/// and writes it back.
+fn elementwise_kernel(r: usize, c: usize, inputs: &[(&str, &str)], expr: &str) -> String {
+    let params: Vec<&str> = inputs.iter().map(|(t, _)| *t).collect();
+    let params = params.join(", ");
+    let mut cbs = String::new();
+    let mut waits = String::new();
+    let mut reads = String::new();
+    for (t, b) in inputs {
+        cbs += &format!(
+            "    {t}_cb = ttl.make_circular_buffer_like({t}, shape=({r}, {c}), buffer_factor=2)\n"
+        );
+        waits += &format!("{t}_cb.wait() as {b}, ");
+        reads += &format!(
+            "        with {t}_cb.reserve() as blk:\n            tx = ttl.copy({t}[0:{r}, 0:{c}], blk)\n            tx.wait()\n"
+        );
+    }
     format!(
         r#"
 import ttl
 
 @ttl.kernel(grid=(1, 1))
-def k(x, out):
-    x_cb = ttl.make_circular_buffer_like(x, shape=({r}, {c}), buffer_factor=2)
-    out_cb = ttl.make_circular_buffer_like(out, shape=({r}, {c}), buffer_factor=2)
+def k({params}, out):
+{cbs}    out_cb = ttl.make_circular_buffer_like(out, shape=({r}, {c}), buffer_factor=2)
 
     @ttl.compute()
     def compute():
-        with x_cb.wait() as a, out_cb.reserve() as o:
+        with {waits}out_cb.reserve() as o:
             o.store({expr})
 
     @ttl.datamovement()
     def dm_read():
-        with x_cb.reserve() as blk:
-            tx = ttl.copy(x[0:{r}, 0:{c}], blk)
-            tx.wait()
-
+{reads}
     @ttl.datamovement()
     def dm_write():
         with out_cb.wait() as blk:
@@ -118,37 +129,12 @@ def k(x, out):
     )
 }
 
-/// Like [`unary_kernel`] with a second input `y` bound to `b`.
+/// [`elementwise_kernel`] with input `x` bound to `a`.
+pub fn unary_kernel(r: usize, c: usize, expr: &str) -> String {
+    elementwise_kernel(r, c, &[("x", "a")], expr)
+}
+
+/// [`elementwise_kernel`] with inputs `x` and `y` bound to `a` and `b`.
 pub fn binary_kernel(r: usize, c: usize, expr: &str) -> String {
-    format!(
-        r#"
-import ttl
-
-@ttl.kernel(grid=(1, 1))
-def k(x, y, out):
-    x_cb = ttl.make_circular_buffer_like(x, shape=({r}, {c}), buffer_factor=2)
-    y_cb = ttl.make_circular_buffer_like(y, shape=({r}, {c}), buffer_factor=2)
-    out_cb = ttl.make_circular_buffer_like(out, shape=({r}, {c}), buffer_factor=2)
-
-    @ttl.compute()
-    def compute():
-        with x_cb.wait() as a, y_cb.wait() as b, out_cb.reserve() as o:
-            o.store({expr})
-
-    @ttl.datamovement()
-    def dm_read():
-        with x_cb.reserve() as blk:
-            tx = ttl.copy(x[0:{r}, 0:{c}], blk)
-            tx.wait()
-        with y_cb.reserve() as blk:
-            tx = ttl.copy(y[0:{r}, 0:{c}], blk)
-            tx.wait()
-
-    @ttl.datamovement()
-    def dm_write():
-        with out_cb.wait() as blk:
-            tx = ttl.copy(blk, out[0:{r}, 0:{c}])
-            tx.wait()
-"#
-    )
+    elementwise_kernel(r, c, &[("x", "a"), ("y", "b")], expr)
 }
