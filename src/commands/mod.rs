@@ -1,5 +1,6 @@
 //! The subcommands of the `ttfuse` command line, one module each.
 
+mod calibrate;
 mod compare;
 mod explain;
 mod export;
@@ -52,6 +53,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Run a TT-Lang kernel file, or an exported bundle directory, on the simulated device.
     Run(RunArgs),
+    /// Run the calibration kernels and print published, modeled and their ratio, row by row.
+    Calibrate(calibrate::CalibrateArgs),
 }
 
 impl Cli {
@@ -64,6 +67,7 @@ impl Cli {
             Command::Explain(args) => explain::run(&args, self.verbosity),
             Command::Inspect(args) => inspect::run(&args),
             Command::Run(args) => run::run(&args),
+            Command::Calibrate(args) => calibrate::run(&args),
         }
     }
 }
