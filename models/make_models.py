@@ -237,14 +237,17 @@ def error_models():
     graph = helper.make_graph([a, b, c], "cycle", [x], [y])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.save(model, str(out_dir / "cycle.onnx"))
-    # Weights stored in a separate file next to the model.
-    w = onnx.numpy_helper.from_array(np.ones((32, 32), dtype=np.float32), "w")
-    node = helper.make_node("MatMul", ["x", "w"], ["y"], name="matmul_0")
-    graph = helper.make_graph([node], "external_data", [x], [y], [w])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx.save(model, str(out_dir / "external_data.onnx"), save_as_external_data=True,
-              all_tensors_to_one_file=True, location="external_data.bin", size_threshold=0)
-    print("errors: unknown_op, missing_input, symbolic_dim, cycle, external_data")
+    print("errors: unknown_op, missing_input, symbolic_dim, cycle")
+
+
+def external_models():
+    """The mlp model re-saved with its weights in model.onnx.data beside it (external data)."""
+    out_dir = ROOT / "external" / "mlp"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = onnx.load(str(ROOT / "mlp" / "model.onnx"))
+    onnx.save(model, str(out_dir / "model.onnx"), save_as_external_data=True,
+              all_tensors_to_one_file=True, location="model.onnx.data", size_threshold=0)
+    print("external: mlp (model.onnx + model.onnx.data)")
 
 
 def save_case(name, nodes, inputs, outputs, initializers=(), opset=17):
@@ -488,6 +491,7 @@ def main():
     export("attention_mlp", AttentionMlp(128, 256), {"x": rand(128, 128)})
     key_use_case(rng)
     error_models()
+    external_models()
     op_models(rng)
     attention_ttnn(rng)
     # A PyTorch transformer block with a symbolic sequence length, whose Shape/Gather/Concat

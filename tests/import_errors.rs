@@ -200,13 +200,3 @@ fn ttnn_program_errors_name_the_line() {
         .to_string();
     assert!(msg.contains("computes nothing"), "{msg}");
 }
-
-#[test]
-fn external_data_asks_for_a_single_file() {
-    let (err, msg) = load_err(&models().join("errors/external_data.onnx"));
-    assert!(matches!(err, ImportError::Malformed { .. }), "{msg}");
-    assert!(
-        msg.contains("initializer `w`") && msg.contains("external file"),
-        "{msg}"
-    );
-}

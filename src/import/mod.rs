@@ -107,6 +107,19 @@ pub enum ImportError {
         /// What is wrong.
         reason: String,
     },
+    /// An initializer's external data file is missing, too short, outside the model's
+    /// directory or unreadable.
+    #[error("`{file}`: initializer `{tensor}` is stored in `{data_file}`: {reason}")]
+    ExternalData {
+        /// The model's path.
+        file: String,
+        /// The initializer's name.
+        tensor: String,
+        /// The data file's path (as the model names it, joined to the model's directory).
+        data_file: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A line of a text program is invalid or unsupported.
     #[error("`{file}` line {line}: {reason}")]
     Line {
@@ -119,24 +132,35 @@ pub enum ImportError {
     },
 }
 
-/// Reads and imports the model at `path`, choosing the format by extension.
+/// Reads and imports the model at `path`, choosing the format by extension. ONNX
+/// initializers stored in external data files are read from beside the model.
 pub fn load(path: &Path, opts: &ImportOptions) -> Result<Graph, ImportError> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| ImportError::Io {
         file: file.clone(),
         source,
     })?;
+    if extension(&file) == "onnx" {
+        // The file's bytes are dropped once decoded, before the weights are.
+        let model = onnx::parse(&file, &bytes)?;
+        drop(bytes);
+        return onnx::import_model(&file, model, opts);
+    }
     load_bytes(&file, &bytes, opts)
 }
 
-/// Imports a model from memory; `name` (a file name or path) selects the format by extension
-/// and names the model in errors.
-pub fn load_bytes(name: &str, bytes: &[u8], opts: &ImportOptions) -> Result<Graph, ImportError> {
-    let ext = Path::new(name)
+fn extension(name: &str) -> String {
+    Path::new(name)
         .extension()
         .and_then(|e| e.to_str())
-        .unwrap_or("");
-    match ext.to_ascii_lowercase().as_str() {
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+/// Imports a model from memory; `name` (a file name or path) selects the format by extension
+/// and names the model in errors; ONNX external data files are looked up in its directory.
+pub fn load_bytes(name: &str, bytes: &[u8], opts: &ImportOptions) -> Result<Graph, ImportError> {
+    match extension(name).as_str() {
         "onnx" => onnx::import(name, bytes, opts),
         "py" => ttnn_py::import(name, text(name, bytes, "TTNN Python")?, opts),
         "mlir" => ttnn_mlir::import(name, text(name, bytes, "TTNN MLIR")?, opts),

@@ -2,6 +2,7 @@
 //! each through the op table in [`ops`]; constant subgraphs (shape arithmetic) fold away.
 
 mod ctx;
+mod external;
 pub mod ops;
 pub mod tensor;
 
@@ -13,26 +14,44 @@ use onnx_protobuf::{GraphProto, Message, ModelProto, NodeProto, ValueInfoProto};
 use petgraph::graph::NodeIndex;
 
 pub use ctx::NodeCtx;
+use external::DataFiles;
 
 use super::builder::GraphBuilder;
 use super::{ImportError, ImportOptions};
 use crate::graph::{Graph, TensorType};
 
-/// Imports ONNX model bytes; `file` names the model in errors.
+/// Imports ONNX model bytes; `file` names the model in errors, and external data files are
+/// looked up beside it.
 pub fn import(file: &str, bytes: &[u8], opts: &ImportOptions) -> Result<Graph, ImportError> {
+    import_model(file, parse(file, bytes)?, opts)
+}
+
+/// Decodes ONNX model bytes; `file` names the model in errors.
+pub fn parse(file: &str, bytes: &[u8]) -> Result<ModelProto, ImportError> {
+    ModelProto::parse_from_bytes(bytes).map_err(|e| ImportError::Malformed {
+        file: file.to_string(),
+        format: "ONNX",
+        reason: format!(
+            "protobuf decoding failed ({e}); the file is truncated, corrupt or not ONNX"
+        ),
+    })
+}
+
+/// Imports a decoded model, consuming it so that each initializer's bytes are freed once its
+/// values are decoded; `file` (the model's path) names it in errors and locates external data.
+pub fn import_model(
+    file: &str,
+    mut model: ModelProto,
+    opts: &ImportOptions,
+) -> Result<Graph, ImportError> {
     let malformed = |reason: String| ImportError::Malformed {
         file: file.to_string(),
         format: "ONNX",
         reason,
     };
-    let model = ModelProto::parse_from_bytes(bytes).map_err(|e| {
-        malformed(format!(
-            "protobuf decoding failed ({e}); the file is truncated, corrupt or not ONNX"
-        ))
-    })?;
     let graph = model
         .graph
-        .as_ref()
+        .take()
         .ok_or_else(|| malformed("it has no graph (an empty or non-ONNX file?)".into()))?;
     if graph.output.is_empty() {
         return Err(malformed("its graph declares no outputs".into()));
@@ -69,7 +88,7 @@ struct Importer<'a> {
 }
 
 impl Importer<'_> {
-    fn run(mut self, graph: &GraphProto) -> Result<Graph, ImportError> {
+    fn run(mut self, mut graph: GraphProto) -> Result<Graph, ImportError> {
         if let Some(sparse) = graph.sparse_initializer.first() {
             let name = sparse.values.as_ref().map_or("", |v| v.name.as_str());
             return Err(ImportError::Malformed {
@@ -78,12 +97,18 @@ impl Importer<'_> {
                 reason: format!("sparse initializer `{name}` is not supported; store it dense"),
             });
         }
-        for init in &graph.initializer {
-            let (data, dtype) = tensor::decode(init).map_err(|reason| ImportError::Malformed {
-                file: self.file.to_string(),
-                format: "ONNX",
-                reason: format!("initializer `{}`: {reason}", init.name),
-            })?;
+        let mut external = DataFiles::new(self.file);
+        // Each initializer is dropped (with its raw bytes) as soon as its values are decoded.
+        for init in std::mem::take(&mut graph.initializer) {
+            let (data, dtype) = if tensor::is_external(&init) {
+                external.read(&init)?
+            } else {
+                tensor::decode(&init).map_err(|reason| ImportError::Malformed {
+                    file: self.file.to_string(),
+                    format: "ONNX",
+                    reason: format!("initializer `{}`: {reason}", init.name),
+                })?
+            };
             let idx = self.b.constant(&init.name, data, dtype);
             self.values.insert(init.name.clone(), idx);
         }

@@ -31,27 +31,54 @@ pub fn type_name(code: i32) -> String {
     DataType::from_i32(code).map_or_else(|| format!("type code {code}"), |d| format!("{d:?}"))
 }
 
-/// Decodes a tensor from `raw_data` or its typed field. Errors are reasons, without context.
-pub fn decode(t: &TensorProto) -> Result<(TensorData, DType), String> {
-    let shape = t
-        .dims
+/// The shape of a tensor proto.
+pub fn shape_of(t: &TensorProto) -> Result<Vec<usize>, String> {
+    t.dims
         .iter()
         .map(|&d| usize::try_from(d).map_err(|_| format!("negative dimension {d} in {:?}", t.dims)))
-        .collect::<Result<Vec<usize>, String>>()?;
-    let n: usize = shape.iter().product();
-    if t.data_location.enum_value() == Ok(DataLocation::EXTERNAL) || !t.external_data.is_empty() {
-        return Err(
-            "its data is stored in an external file; re-save the model with all data inside \
-                    (onnx.save(model, path, save_as_external_data=False))"
-                .into(),
-        );
-    }
+        .collect()
+}
+
+/// Whether the tensor's data lives in an external file (`data_location = EXTERNAL`).
+pub fn is_external(t: &TensorProto) -> bool {
+    t.data_location.enum_value() == Ok(DataLocation::EXTERNAL) || !t.external_data.is_empty()
+}
+
+/// The ONNX element type and the graph dtype of a tensor proto.
+pub fn types_of(t: &TensorProto) -> Result<(DataType, DType), String> {
     let dt = DataType::from_i32(t.data_type)
         .ok_or_else(|| format!("unknown element type {}", t.data_type))?;
     let dtype =
         dtype_of(t.data_type).ok_or_else(|| format!("element type {dt:?} is not supported"))?;
+    Ok((dt, dtype))
+}
+
+/// Decodes a tensor held inside the model, from `raw_data` or its typed field. Errors are
+/// reasons, without context.
+pub fn decode(t: &TensorProto) -> Result<(TensorData, DType), String> {
+    let shape = shape_of(t)?;
+    let n: usize = shape.iter().product();
+    if is_external(t) {
+        return Err(
+            "its data is stored in an external file, which ttfuse reads only for \
+                    graph initializers; re-save the model with all data inside \
+                    (onnx.save(model, path, save_as_external_data=False))"
+                .into(),
+        );
+    }
+    let (dt, dtype) = types_of(t)?;
     let data = if !t.raw_data.is_empty() {
-        decode_raw(dt, &t.raw_data, n)?
+        let width = raw_width(dt);
+        if t.raw_data.len() != n * width {
+            return Err(format!(
+                "raw_data has {} bytes, {n} values of {width} byte(s) need {}",
+                t.raw_data.len(),
+                n * width
+            ));
+        }
+        let mut raw = RawDecoder::new(dt, n)?;
+        raw.push(&t.raw_data);
+        raw.finish()
     } else {
         decode_typed(dt, t)?
     };
@@ -65,61 +92,94 @@ pub fn decode(t: &TensorProto) -> Result<(TensorData, DType), String> {
     Ok((data.with_shape(shape), dtype))
 }
 
-fn decode_raw(dt: DataType, raw: &[u8], n: usize) -> Result<TensorData, String> {
-    let width = match dt {
+/// The byte width of one element of `dt` in `raw_data` or an external file.
+pub fn raw_width(dt: DataType) -> usize {
+    match dt {
         DataType::DOUBLE | DataType::INT64 | DataType::UINT64 => 8,
         DataType::FLOAT | DataType::INT32 | DataType::UINT32 => 4,
         DataType::FLOAT16 | DataType::BFLOAT16 | DataType::INT16 | DataType::UINT16 => 2,
         _ => 1,
-    };
-    if raw.len() != n * width {
-        return Err(format!(
-            "raw_data has {} bytes, {n} values of {width} byte(s) need {}",
-            raw.len(),
-            n * width
-        ));
     }
-    let chunks = raw.chunks_exact(width);
-    let f = |v: Vec<f32>| TensorData::f32(vec![n], v);
-    let i = |v: Vec<i64>| TensorData::i64(vec![n], v);
-    let arr = |c: &[u8], k: usize| -> [u8; 8] {
-        let mut a = [0u8; 8];
-        a[..k].copy_from_slice(c);
-        a
-    };
-    Ok(match dt {
-        DataType::FLOAT => f(chunks
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()),
-        DataType::DOUBLE => f(chunks
-            .map(|c| f64::from_le_bytes(arr(c, 8)) as f32)
-            .collect()),
-        DataType::FLOAT16 => f(chunks
-            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect()),
-        DataType::BFLOAT16 => f(chunks
-            .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect()),
-        DataType::INT64 | DataType::UINT64 => {
-            i(chunks.map(|c| i64::from_le_bytes(arr(c, 8))).collect())
+}
+
+/// Converts little-endian element bytes, pushed in pieces of whole elements, straight into the
+/// final value buffer (so weights are never held both as bytes and as values in full).
+pub struct RawDecoder {
+    dt: DataType,
+    values: Values,
+}
+
+enum Values {
+    F32(Vec<f32>),
+    I64(Vec<i64>),
+}
+
+impl RawDecoder {
+    /// A decoder for `n` values of `dt`; an error if `dt` is not supported.
+    pub fn new(dt: DataType, n: usize) -> Result<Self, String> {
+        let values = match dt {
+            DataType::FLOAT | DataType::DOUBLE | DataType::FLOAT16 | DataType::BFLOAT16 => {
+                Values::F32(Vec::with_capacity(n))
+            }
+            DataType::INT64
+            | DataType::UINT64
+            | DataType::INT32
+            | DataType::UINT32
+            | DataType::INT16
+            | DataType::UINT16
+            | DataType::INT8
+            | DataType::UINT8
+            | DataType::BOOL => Values::I64(Vec::with_capacity(n)),
+            other => return Err(format!("element type {other:?} is not supported")),
+        };
+        Ok(RawDecoder { dt, values })
+    }
+
+    /// Appends the values in `bytes`, whose length is a multiple of the element width.
+    pub fn push(&mut self, bytes: &[u8]) {
+        let chunks = bytes.chunks_exact(raw_width(self.dt));
+        let arr = |c: &[u8]| -> [u8; 8] {
+            let mut a = [0u8; 8];
+            a[..c.len()].copy_from_slice(c);
+            a
+        };
+        match &mut self.values {
+            Values::F32(out) => match self.dt {
+                DataType::FLOAT => out.extend(
+                    bytes
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                ),
+                DataType::DOUBLE => {
+                    out.extend(chunks.map(|c| f64::from_le_bytes(arr(c)) as f32));
+                }
+                DataType::FLOAT16 => {
+                    out.extend(chunks.map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()));
+                }
+                _ => out.extend(chunks.map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())),
+            },
+            Values::I64(out) => match self.dt {
+                DataType::INT32 => {
+                    out.extend(chunks.map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64))
+                }
+                DataType::INT16 => {
+                    out.extend(chunks.map(|c| i16::from_le_bytes([c[0], c[1]]) as i64));
+                }
+                DataType::INT8 => out.extend(chunks.map(|c| c[0] as i8 as i64)),
+                DataType::BOOL => out.extend(chunks.map(|c| i64::from(c[0] != 0))),
+                // Unsigned values are zero-extended; INT64 and UINT64 keep their bits.
+                _ => out.extend(chunks.map(|c| i64::from_le_bytes(arr(c)))),
+            },
         }
-        DataType::INT32 => i(chunks
-            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
-            .collect()),
-        DataType::UINT32 => i(chunks
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
-            .collect()),
-        DataType::INT16 => i(chunks
-            .map(|c| i16::from_le_bytes([c[0], c[1]]) as i64)
-            .collect()),
-        DataType::UINT16 => i(chunks
-            .map(|c| u16::from_le_bytes([c[0], c[1]]) as i64)
-            .collect()),
-        DataType::INT8 => i(chunks.map(|c| c[0] as i8 as i64).collect()),
-        DataType::UINT8 => i(chunks.map(|c| c[0] as i64).collect()),
-        DataType::BOOL => i(chunks.map(|c| i64::from(c[0] != 0)).collect()),
-        other => return Err(format!("element type {other:?} is not supported")),
-    })
+    }
+
+    /// The decoded values as a flat tensor.
+    pub fn finish(self) -> TensorData {
+        match self.values {
+            Values::F32(v) => TensorData::f32(vec![v.len()], v),
+            Values::I64(v) => TensorData::i64(vec![v.len()], v),
+        }
+    }
 }
 
 fn decode_typed(dt: DataType, t: &TensorProto) -> Result<TensorData, String> {
