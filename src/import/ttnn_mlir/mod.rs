@@ -1,12 +1,15 @@
-//! The TTNN MLIR importer: reads the first `func.func` of a TTNN-dialect module in the generic
+//! The TTNN MLIR importer: reads the entry `func.func` of a TTNN-dialect module in the generic
 //! form tt-mlir prints (`%3 = "ttnn.add"(%1, %2) : (tensor<..>, tensor<..>) -> tensor<..>`).
 //!
 //! Function arguments are the graph inputs, named by a `{ttir.name = "..."}` argument
 //! attribute when present, else `arg0`, `arg1`, ...; the `return` operands are the outputs
-//! `out0`, `out1`, .... Layout attributes on types are ignored; every declared result shape is
+//! `out0`, `out1`, .... Layout attributes on types (`#ttnn_layout` aliases or inline
+//! `#ttnn.ttnn_layout<...>`) are ignored; every declared result type (shape and dtype) is
 //! checked against shape inference. Device plumbing (`ttnn.get_device`, `ttnn.to_device`,
 //! `ttnn.to_layout`, `ttnn.to_memory_config`, `ttnn.from_device`, `ttnn.deallocate`) has no
-//! effect on the graph.
+//! effect on the graph. The entry function is the first one that is neither `private` nor a
+//! const-eval helper; calls to other functions (`ttcore.load_cached`, `func.call`) are not
+//! supported. Op statements may span lines (an attribute dictionary on its own lines).
 
 pub mod ops;
 pub mod syntax;
@@ -19,7 +22,7 @@ use self::ops::{MlirCx, MlirOp};
 use self::syntax::{attr_dict, split_top, tensor_type, Attr, Cursor};
 use super::builder::GraphBuilder;
 use super::{ImportError, ImportOptions};
-use crate::graph::{Graph, TensorType};
+use crate::graph::{Graph, Op, TensorType};
 
 /// Imports TTNN-dialect MLIR text; `file` names it in errors.
 pub fn import(file: &str, text: &str, opts: &ImportOptions) -> Result<Graph, ImportError> {
@@ -31,11 +34,16 @@ pub fn import(file: &str, text: &str, opts: &ImportOptions) -> Result<Graph, Imp
     };
     let start = stmts
         .iter()
-        .position(|(_, s)| s.starts_with("func.func") && s.ends_with('{'))
+        .position(|(_, s)| {
+            s.starts_with("func.func")
+                && s.ends_with('{')
+                && !s.starts_with("func.func private")
+                && !s.contains("const_eval")
+        })
         .ok_or_else(|| ImportError::Malformed {
             file: file.to_string(),
             format: "TTNN MLIR",
-            reason: "it has no func.func with a body".into(),
+            reason: "it has no public func.func with a body to import".into(),
         })?;
     let mut f = Func {
         b: GraphBuilder::new(),
@@ -58,7 +66,7 @@ pub fn import(file: &str, text: &str, opts: &ImportOptions) -> Result<Graph, Imp
     ))
 }
 
-/// Statements with their first line: comments removed, lines joined while `(` or `[` are open.
+/// Statements with their first line: comments removed, lines joined while [`is_open`].
 fn statements(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     let mut pending: Option<(usize, String)> = None;
@@ -72,8 +80,7 @@ fn statements(text: &str) -> Vec<(usize, String)> {
             s.push(' ');
         }
         s.push_str(line);
-        let open = s.matches(['(', '[']).count() as i64 - s.matches([')', ']']).count() as i64;
-        if open > 0 {
+        if is_open(&s) {
             pending = Some((start, s));
         } else {
             out.push((start, s));
@@ -81,6 +88,29 @@ fn statements(text: &str) -> Vec<(usize, String)> {
     }
     out.extend(pending);
     out
+}
+
+/// Whether statement text `s` continues on the next line: a `(`, `[` or `<` is open (an `->`
+/// is no closing `>`), or it is an op statement (starting with `%` or `"`) that has not yet
+/// reached the top-level `->` of its function type.
+fn is_open(s: &str) -> bool {
+    let (mut depth, mut arrow, mut in_str, mut prev) = (0i64, false, false, ' ');
+    for c in s.chars() {
+        if in_str {
+            in_str = !(c == '"' && prev != '\\');
+        } else {
+            match c {
+                '"' => in_str = true,
+                '(' | '[' | '<' => depth += 1,
+                '>' if prev == '-' => arrow |= depth == 0,
+                ')' | ']' | '>' => depth -= 1,
+                _ => {}
+            }
+        }
+        prev = c;
+    }
+    let op = s.starts_with('%') || s.starts_with('"');
+    depth > 0 || (op && !arrow)
 }
 
 fn strip_comment(line: &str) -> &str {
@@ -95,6 +125,16 @@ fn strip_comment(line: &str) -> &str {
     }
     line
 }
+
+/// Device and layout ops that leave a tensor's value unchanged.
+const PLUMBING: [&str; 6] = [
+    "ttnn.get_device",
+    "ttnn.to_device",
+    "ttnn.to_layout",
+    "ttnn.to_memory_config",
+    "ttnn.from_device",
+    "ttnn.deallocate",
+];
 
 /// A value in the function body.
 #[derive(Clone, Copy)]
@@ -123,6 +163,10 @@ impl Func {
             let mut a = Cursor::new(arg);
             let value = a.value()?.to_string();
             a.expect(":")?;
+            if a.eat("!ttnn.device") {
+                self.values.insert(value, Val::Device);
+                continue;
+            }
             let ty_text = type_text(&mut a)?;
             let mut ty = tensor_type(&ty_text)?;
             let mut name = value.clone();
@@ -201,7 +245,8 @@ impl Func {
         let operands = split_top(c.balanced(')')?)
             .into_iter()
             .map(|o| self.lookup(o))
-            .collect::<Result<Vec<Val>, String>>()?;
+            .collect::<Result<Vec<Val>, String>>()
+            .map_err(|e| format!("`{op_name}` operands: {e}"))?;
         let mut attrs = BTreeMap::new();
         if c.eat("<{") {
             attrs.extend(attr_dict(c.balanced('}')?)?);
@@ -259,18 +304,54 @@ impl Func {
             "ttnn.get_device" => return Ok(Some(Val::Device)),
             "ttnn.deallocate" => return Ok(None),
             "ttnn.to_device" | "ttnn.to_layout" | "ttnn.to_memory_config" | "ttnn.from_device" => {
-                let x = tensors
+                let x = *tensors
                     .first()
                     .ok_or_else(|| format!("`{op_name}` has no tensor operand"))?;
-                return Ok(Some(Val::Tensor(*x)));
+                let [ty] = result_types else {
+                    return Err(format!("`{op_name}` must declare one result"));
+                };
+                let declared = tensor_type(ty)?;
+                let have = self.b.ty(x).clone();
+                if have.shape != declared.shape {
+                    return Err(format!(
+                        "{op_name} changes the shape {:?} to {:?}; layout ops must keep it",
+                        have.shape, declared.shape
+                    ));
+                }
+                if have.dtype == declared.dtype {
+                    return Ok(Some(Val::Tensor(x)));
+                }
+                // A layout change with a `dtype` is a typecast.
+                let name = results
+                    .first()
+                    .map_or_else(|| "v".to_string(), |r| format!("v{r}"));
+                let cast = self
+                    .b
+                    .add(&name, Op::Cast { to: declared.dtype }, &[x])
+                    .map_err(|e| format!("{op_name}: {e}"))?;
+                return Ok(Some(Val::Tensor(cast)));
             }
             _ => {}
         }
-        let build = op_name
+        let spec = op_name
             .strip_prefix("ttnn.")
             .and_then(|n| self.table.get(n))
             .copied()
-            .ok_or_else(|| format!("op `{op_name}` is not supported by ttfuse"))?;
+            .ok_or_else(|| {
+                let known: Vec<String> = self.table.keys().map(|k| format!("ttnn.{k}")).collect();
+                format!(
+                    "op `{op_name}` is not supported by ttfuse; supported ops: {}, and the device and layout ops {} (which become identities)",
+                    known.join(", "),
+                    PLUMBING.join(", ")
+                )
+            })?;
+        if tensors.len() < spec.min || tensors.len() > spec.max {
+            return Err(format!(
+                "`{op_name}` takes {} tensor operand(s), got {}",
+                spec.arity(),
+                tensors.len()
+            ));
+        }
         let result_text = result_types
             .first()
             .ok_or_else(|| format!("`{op_name}` declares no result"))?;
@@ -285,12 +366,19 @@ impl Func {
             attrs,
             result: result.clone(),
         };
-        let idx = build(&mut cx).map_err(|e| format!("{op_name}: {e}"))?;
-        let got = &self.b.ty(idx).shape;
-        if *got != result.shape {
+        let idx = (spec.build)(&mut cx).map_err(|e| format!("{op_name}: {e}"))?;
+        let got = self.b.ty(idx);
+        if got.shape != result.shape {
             return Err(format!(
-                "{op_name}: the result is declared {:?}, shape inference gives {got:?}",
-                result.shape
+                "{op_name}: the result is declared {:?}, shape inference gives {:?}",
+                result.shape, got.shape
+            ));
+        }
+        if got.dtype != result.dtype {
+            return Err(format!(
+                "{op_name}: the result is declared {}, shape inference gives {} (insert a ttnn.typecast)",
+                ops::dtype_name(result.dtype),
+                ops::dtype_name(got.dtype)
             ));
         }
         Ok(Some(Val::Tensor(idx)))

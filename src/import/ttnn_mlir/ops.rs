@@ -1,12 +1,12 @@
-//! The TTNN dialect op table: `"ttnn.<name>"` -> builder, with the dialect's operand order
-//! and attribute names (tt-mlir `TTNNOps.td`).
+//! The TTNN dialect op table: `"ttnn.<name>"` -> builder and tensor operand count, with the
+//! dialect's operand order and attribute names (tt-mlir `TTNNOps.td`).
 
 use std::collections::BTreeMap;
 
 use petgraph::graph::NodeIndex;
 
 use super::syntax::Attr;
-use crate::graph::{BinaryOp, Op, ReduceOp, TensorData, TensorType, UnaryOp};
+use crate::graph::{BinaryOp, DType, Op, ReduceOp, TensorData, TensorType, UnaryOp};
 use crate::import::builder::GraphBuilder;
 
 /// One op statement being imported.
@@ -24,7 +24,30 @@ pub struct MlirCx<'a> {
 }
 
 /// Builds the nodes of one op; errors are reasons (the caller adds file and line).
-pub type MlirOp = fn(&mut MlirCx) -> Result<NodeIndex, String>;
+pub type MlirBuild = fn(&mut MlirCx) -> Result<NodeIndex, String>;
+
+/// A supported op: its builder and how many tensor operands it takes.
+#[derive(Clone, Copy)]
+pub struct MlirOp {
+    /// Builds the op's nodes.
+    pub build: MlirBuild,
+    /// Fewest tensor operands.
+    pub min: usize,
+    /// Most tensor operands (`usize::MAX`: any number).
+    pub max: usize,
+}
+
+impl MlirOp {
+    /// The accepted operand count in words, e.g. `2` or `2 or 3`.
+    pub fn arity(&self) -> String {
+        match (self.min, self.max) {
+            (a, b) if a == b => a.to_string(),
+            (a, usize::MAX) => format!("{a} or more"),
+            (a, b) if b == a + 1 => format!("{a} or {b}"),
+            (a, b) => format!("{a} to {b}"),
+        }
+    }
+}
 
 impl MlirCx<'_> {
     fn operand(&self, i: usize) -> Result<NodeIndex, String> {
@@ -43,6 +66,40 @@ impl MlirCx<'_> {
             .get(name)
             .and_then(Attr::as_int)
             .ok_or_else(|| format!("integer attribute `{name}` is required"))
+    }
+
+    fn count(&self, name: &str) -> Result<usize, String> {
+        let v = self.int(name)?;
+        usize::try_from(v).map_err(|_| format!("attribute `{name}` = {v} must not be negative"))
+    }
+
+    /// A list attribute of non-negative integers (a single integer counts as a list of one).
+    fn counts(&self, name: &str) -> Result<Option<Vec<usize>>, String> {
+        let Some(attr) = self.attrs.get(name) else {
+            return Ok(None);
+        };
+        let ints = attr
+            .as_ints()
+            .ok_or_else(|| format!("attribute `{name}` must be a list of integers"))?;
+        ints.iter()
+            .map(|&v| {
+                usize::try_from(v)
+                    .map_err(|_| format!("attribute `{name}` has a negative entry {v}"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    /// A `[h, w]` attribute (one value means both), or `default` when absent.
+    fn pair(&self, name: &str, default: usize) -> Result<[usize; 2], String> {
+        match self.counts(name)?.as_deref() {
+            None => Ok([default; 2]),
+            Some([v]) => Ok([*v; 2]),
+            Some([h, w]) => Ok([*h, *w]),
+            Some(other) => Err(format!(
+                "attribute `{name}` must have 1 or 2 values, got {other:?}"
+            )),
+        }
     }
 
     fn axis(&self, axis: i64, rank: usize) -> Result<usize, String> {
@@ -82,35 +139,38 @@ impl MlirCx<'_> {
 /// The supported TTNN dialect ops, keyed by the name after `ttnn.`.
 pub fn table() -> BTreeMap<&'static str, MlirOp> {
     let mut t: BTreeMap<&'static str, MlirOp> = BTreeMap::new();
-    t.insert("exp", |c| unary(c, UnaryOp::Exp));
-    t.insert("log", |c| unary(c, UnaryOp::Log));
-    t.insert("sqrt", |c| unary(c, UnaryOp::Sqrt));
-    t.insert("rsqrt", |c| unary(c, UnaryOp::Rsqrt));
-    t.insert("reciprocal", |c| unary(c, UnaryOp::Recip));
-    t.insert("relu", |c| unary(c, UnaryOp::Relu));
-    t.insert("gelu", |c| unary(c, UnaryOp::Gelu));
-    t.insert("silu", |c| unary(c, UnaryOp::Silu));
-    t.insert("sigmoid", |c| unary(c, UnaryOp::Sigmoid));
-    t.insert("tanh", |c| unary(c, UnaryOp::Tanh));
-    t.insert("abs", |c| unary(c, UnaryOp::Abs));
-    t.insert("neg", |c| unary(c, UnaryOp::Neg));
-    t.insert("floor", |c| unary(c, UnaryOp::Floor));
-    t.insert("erf", |c| unary(c, UnaryOp::Erf));
-    t.insert("add", |c| binary(c, BinaryOp::Add));
-    t.insert("subtract", |c| binary(c, BinaryOp::Sub));
-    t.insert("multiply", |c| binary(c, BinaryOp::Mul));
-    t.insert("divide", |c| binary(c, BinaryOp::Div));
-    t.insert("maximum", |c| binary(c, BinaryOp::Max));
-    t.insert("minimum", |c| binary(c, BinaryOp::Min));
-    t.insert("pow", |c| binary(c, BinaryOp::Pow));
-    t.insert("matmul", matmul);
-    t.insert("linear", matmul);
-    t.insert("softmax", |c| {
+    let mut put = |name: &'static str, min: usize, max: usize, build: MlirBuild| {
+        t.insert(name, MlirOp { build, min, max });
+    };
+    put("exp", 1, 1, |c| unary(c, UnaryOp::Exp));
+    put("log", 1, 1, |c| unary(c, UnaryOp::Log));
+    put("sqrt", 1, 1, |c| unary(c, UnaryOp::Sqrt));
+    put("rsqrt", 1, 1, |c| unary(c, UnaryOp::Rsqrt));
+    put("reciprocal", 1, 1, |c| unary(c, UnaryOp::Recip));
+    put("relu", 1, 1, |c| unary(c, UnaryOp::Relu));
+    put("gelu", 1, 1, |c| unary(c, UnaryOp::Gelu));
+    put("silu", 1, 1, |c| unary(c, UnaryOp::Silu));
+    put("sigmoid", 1, 1, |c| unary(c, UnaryOp::Sigmoid));
+    put("tanh", 1, 1, |c| unary(c, UnaryOp::Tanh));
+    put("abs", 1, 1, |c| unary(c, UnaryOp::Abs));
+    put("neg", 1, 1, |c| unary(c, UnaryOp::Neg));
+    put("floor", 1, 1, |c| unary(c, UnaryOp::Floor));
+    put("erf", 1, 1, |c| unary(c, UnaryOp::Erf));
+    put("add", 2, 2, |c| binary(c, BinaryOp::Add));
+    put("subtract", 2, 2, |c| binary(c, BinaryOp::Sub));
+    put("multiply", 2, 2, |c| binary(c, BinaryOp::Mul));
+    put("divide", 2, 2, |c| binary(c, BinaryOp::Div));
+    put("maximum", 2, 2, |c| binary(c, BinaryOp::Max));
+    put("minimum", 2, 2, |c| binary(c, BinaryOp::Min));
+    put("pow", 2, 2, |c| binary(c, BinaryOp::Pow));
+    put("matmul", 2, 2, matmul);
+    put("linear", 2, 3, matmul);
+    put("softmax", 1, 1, |c| {
         let x = c.operand(0)?;
         let axis = c.axis(c.int("dimension")?, c.rank(x))?;
         c.add(Op::Softmax { axis }, &[x])
     });
-    t.insert("transpose", |c| {
+    put("transpose", 1, 1, |c| {
         let x = c.operand(0)?;
         let rank = c.rank(x);
         let (d0, d1) = (c.axis(c.int("dim0")?, rank)?, c.axis(c.int("dim1")?, rank)?);
@@ -118,46 +178,54 @@ pub fn table() -> BTreeMap<&'static str, MlirOp> {
         perm.swap(d0, d1);
         c.add(Op::Transpose { perm }, &[x])
     });
-    t.insert("permute", |c| {
+    put("permute", 1, 1, |c| {
         let x = c.operand(0)?;
         let rank = c.rank(x);
         let dims = c
             .attrs
             .get("permutation")
             .and_then(Attr::as_ints)
-            .ok_or("attribute `permutation` is required")?;
+            .ok_or("attribute `permutation` (a list of dims) is required")?;
         let perm = dims
             .iter()
             .map(|&d| c.axis(d, rank))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut sorted = perm.clone();
+        sorted.sort_unstable();
+        if sorted != (0..rank).collect::<Vec<_>>() {
+            return Err(format!(
+                "permutation {dims:?} is not a permutation of the {rank} dims"
+            ));
+        }
         c.add(Op::Transpose { perm }, &[x])
     });
-    t.insert("reshape", |c| {
+    put("reshape", 1, 1, |c| {
         let x = c.operand(0)?;
-        let shape = c.result.shape.clone();
+        // The `shape` attribute when given (checked against the result type by the caller).
+        let shape = c.counts("shape")?.unwrap_or_else(|| c.result.shape.clone());
         c.add(Op::Reshape { shape }, &[x])
     });
-    t.insert("concat", |c| {
+    put("concat", 1, usize::MAX, |c| {
         let first = c.operand(0)?;
         let axis = c.axis(c.int("dim")?, c.rank(first))?;
         let ins = c.operands.clone();
         c.add(Op::Concat { axis }, &ins)
     });
-    t.insert("sum", |c| reduce(c, ReduceOp::Sum));
-    t.insert("mean", |c| reduce(c, ReduceOp::Mean));
-    t.insert("max", |c| reduce(c, ReduceOp::Max));
-    t.insert("min", |c| reduce(c, ReduceOp::Min));
-    t.insert("layer_norm", |c| norm(c, true));
-    t.insert("rms_norm", |c| norm(c, false));
-    t.insert("embedding", |c| {
+    put("sum", 1, 1, |c| reduce(c, ReduceOp::Sum));
+    put("mean", 1, 1, |c| reduce(c, ReduceOp::Mean));
+    put("max", 1, 1, |c| reduce(c, ReduceOp::Max));
+    put("min", 1, 1, |c| reduce(c, ReduceOp::Min));
+    put("layer_norm", 1, 3, |c| norm(c, true));
+    put("rms_norm", 1, 3, |c| norm(c, false));
+    put("embedding", 2, 2, |c| {
         let (idx, weight) = (c.operand(0)?, c.operand(1)?);
         c.add(Op::Gather { axis: 0 }, &[weight, idx])
     });
-    t.insert("where", |c| {
+    put("where", 3, 3, |c| {
         let ins = [c.operand(0)?, c.operand(1)?, c.operand(2)?];
         c.add(Op::Where, &ins)
     });
-    t.insert("typecast", |c| {
+    put("typecast", 1, 1, |c| {
         let x = c.operand(0)?;
         let to = c.result.dtype;
         if c.b.ty(x).dtype == to {
@@ -165,6 +233,17 @@ pub fn table() -> BTreeMap<&'static str, MlirOp> {
         }
         c.add(Op::Cast { to }, &[x])
     });
+    put("conv2d", 2, 3, conv2d);
+    put("full", 0, 0, |c| {
+        let value = c
+            .attrs
+            .get("fill_value")
+            .and_then(Attr::as_f64)
+            .ok_or("attribute `fill_value` (a number) is required")?;
+        filled(c, value)
+    });
+    put("ones", 0, 0, |c| filled(c, 1.0));
+    put("zeros", 0, 0, |c| filled(c, 0.0));
     t
 }
 
@@ -178,7 +257,26 @@ fn binary(c: &mut MlirCx, b: BinaryOp) -> Result<NodeIndex, String> {
     c.add(Op::Binary(b), &ins)
 }
 
-/// `matmul(a, b)` and `linear(a, b, bias?)` with `transpose_a`/`transpose_b`.
+/// A constant of the declared result type, every element `value`.
+fn filled(c: &mut MlirCx, value: f64) -> Result<NodeIndex, String> {
+    let ty = c.result.clone();
+    let n = ty.numel();
+    let data = if ty.dtype.is_float() {
+        TensorData::f32(ty.shape.clone(), vec![value as f32; n])
+    } else if value.fract() == 0.0 {
+        TensorData::i64(ty.shape.clone(), vec![value as i64; n])
+    } else {
+        return Err(format!(
+            "fill value {value} does not fit the integer type {:?}",
+            ty.dtype
+        ));
+    };
+    let name = c.name.clone();
+    Ok(c.b.constant(&name, data, ty.dtype))
+}
+
+/// `matmul(a, b)` and `linear(a, b, bias?)` with `transpose_a`/`transpose_b` and an optional
+/// fused `activation`.
 fn matmul(c: &mut MlirCx) -> Result<NodeIndex, String> {
     let (mut a, mut b) = (c.operand(0)?, c.operand(1)?);
     if c.flag("transpose_a") {
@@ -187,12 +285,40 @@ fn matmul(c: &mut MlirCx) -> Result<NodeIndex, String> {
     if c.flag("transpose_b") {
         b = c.swap_last(b, "transpose_b")?;
     }
-    match c.operands.get(2).copied() {
-        None => c.add(Op::MatMul, &[a, b]),
-        Some(bias) => {
-            let y = c.add_tmp("matmul", Op::MatMul, &[a, b])?;
-            c.add(Op::Binary(BinaryOp::Add), &[y, bias])
+    let activation = match c.attrs.get("activation") {
+        None => None,
+        Some(Attr::Str(s)) => Some(match s.as_str() {
+            "relu" => UnaryOp::Relu,
+            "gelu" => UnaryOp::Gelu,
+            "silu" => UnaryOp::Silu,
+            "sigmoid" => UnaryOp::Sigmoid,
+            "tanh" => UnaryOp::Tanh,
+            other => {
+                return Err(format!(
+                    "activation `{other}` is not supported (relu, gelu, silu, sigmoid, tanh are)"
+                ))
+            }
+        }),
+        Some(other) => {
+            return Err(format!(
+                "attribute `activation` must be a string, got {other:?}"
+            ))
         }
+    };
+    let bias = c.operands.get(2).copied();
+    let mut y = match (bias, activation) {
+        (None, None) => return c.add(Op::MatMul, &[a, b]),
+        _ => c.add_tmp("matmul", Op::MatMul, &[a, b])?,
+    };
+    if let Some(bias) = bias {
+        y = match activation {
+            None => return c.add(Op::Binary(BinaryOp::Add), &[y, bias]),
+            Some(_) => c.add_tmp("bias", Op::Binary(BinaryOp::Add), &[y, bias])?,
+        };
+    }
+    match activation {
+        Some(u) => c.add(Op::Unary(u), &[y]),
+        None => Ok(y),
     }
 }
 
@@ -268,4 +394,111 @@ fn norm(c: &mut MlirCx, centered: bool) -> Result<NodeIndex, String> {
         },
         &ins,
     )
+}
+
+/// `conv2d(input, weight, bias?)`. TTNN's input is flattened NHWC `[1, 1, N*H*W, C]` and its
+/// output `[1, 1, N*OH*OW, O]`; the graph's `Conv` is NCHW, so the input is reshaped to
+/// `[N, H, W, C]` and permuted to NCHW, and the result permuted back and flattened. Weights are
+/// OIHW `[O, C/groups, KH, KW]`, the bias `[1, 1, 1, O]` (or `[O]`). `padding` is `[pH, pW]`
+/// or `[top, bottom, left, right]`.
+fn conv2d(c: &mut MlirCx) -> Result<NodeIndex, String> {
+    let (x, w) = (c.operand(0)?, c.operand(1)?);
+    let (n, h, wd) = (
+        c.count("batch_size")?,
+        c.count("input_height")?,
+        c.count("input_width")?,
+    );
+    let (cin, cout) = (c.count("in_channels")?, c.count("out_channels")?);
+    let groups = if c.attrs.contains_key("groups") {
+        c.count("groups")?
+    } else {
+        1
+    };
+    let x_shape = c.b.ty(x).shape.clone();
+    if x_shape != [1, 1, n * h * wd, cin] {
+        return Err(format!(
+            "the input {x_shape:?} is not flattened NHWC [1, 1, N*H*W, C] = [1, 1, {}, {cin}] for batch_size {n}, input_height {h}, input_width {wd}, in_channels {cin}",
+            n * h * wd
+        ));
+    }
+    let w_shape = c.b.ty(w).shape.clone();
+    if w_shape.len() != 4 || w_shape[0] != cout {
+        return Err(format!(
+            "the weight {w_shape:?} is not OIHW [{cout}, {}, KH, KW] (prepared weights from ttnn.prepare_conv2d_weights are not supported)",
+            cin / groups.max(1)
+        ));
+    }
+    let kernel = c.pair("kernel_size", 1)?;
+    let stride = c.pair("stride", 1)?;
+    let dilation = c.pair("dilation", 1)?;
+    let pads = match c.counts("padding")?.as_deref() {
+        None => [0; 4],
+        Some([p]) => [*p; 4],
+        Some([ph, pw]) => [*ph, *pw, *ph, *pw],
+        Some([top, bottom, left, right]) => [*top, *left, *bottom, *right],
+        Some(other) => {
+            return Err(format!(
+                "attribute `padding` must have 1, 2 or 4 values, got {other:?}"
+            ))
+        }
+    };
+    let nhwc = c.add_tmp(
+        "nhwc",
+        Op::Reshape {
+            shape: vec![n, h, wd, cin],
+        },
+        &[x],
+    )?;
+    let nchw = c.add_tmp(
+        "nchw",
+        Op::Transpose {
+            perm: vec![0, 3, 1, 2],
+        },
+        &[nhwc],
+    )?;
+    let mut ins = vec![nchw, w];
+    if let Some(&bias) = c.operands.get(2) {
+        let numel = c.b.ty(bias).numel();
+        if numel != cout {
+            return Err(format!(
+                "the bias {:?} must hold out_channels = {cout} values",
+                c.b.ty(bias).shape
+            ));
+        }
+        ins.push(c.add_tmp("bias", Op::Reshape { shape: vec![cout] }, &[bias])?);
+    }
+    let conv = Op::Conv {
+        kernel,
+        stride,
+        pads,
+        dilation,
+        groups,
+    };
+    let y = c.add_tmp("conv", conv, &ins)?;
+    let y_nhwc = c.add_tmp(
+        "out_nhwc",
+        Op::Transpose {
+            perm: vec![0, 2, 3, 1],
+        },
+        &[y],
+    )?;
+    let rows = c.b.ty(y_nhwc).shape[..3].iter().product();
+    c.add(
+        Op::Reshape {
+            shape: vec![1, 1, rows, cout],
+        },
+        &[y_nhwc],
+    )
+}
+
+/// The dtype a TTNN element type name stands for, for messages about dtypes.
+pub fn dtype_name(d: DType) -> &'static str {
+    match d {
+        DType::F32 => "f32",
+        DType::F16 => "f16",
+        DType::BF16 => "bf16",
+        DType::I64 => "i64",
+        DType::I32 => "i32",
+        DType::Bool => "i1",
+    }
 }
