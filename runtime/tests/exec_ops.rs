@@ -70,39 +70,16 @@ fn binary_ops_match_f32() {
 #[test]
 fn matmul_accumulates_multi_tile_blocks_into_its_third_argument() {
     // a: 2x3 tiles, b: 3x2 tiles; c is a waited block of ones, so the result is ones + a@b.
-    let src = r#"
-import ttl
-
-@ttl.kernel(grid=(1, 1))
-def mm(a, b, c, out):
-    a_cb = ttl.make_circular_buffer_like(a, shape=(2, 3), buffer_factor=1)
-    b_cb = ttl.make_circular_buffer_like(b, shape=(3, 2), buffer_factor=1)
-    c_cb = ttl.make_circular_buffer_like(c, shape=(2, 2), buffer_factor=1)
-    out_cb = ttl.make_circular_buffer_like(out, shape=(2, 2), buffer_factor=1)
-
-    @ttl.compute()
-    def compute():
-        with a_cb.wait() as av, b_cb.wait() as bv, c_cb.wait() as cv, out_cb.reserve() as o:
-            o.store(ttl.math.matmul(av, bv, cv))
-
-    @ttl.datamovement()
-    def dm_read():
-        with a_cb.reserve() as blk:
-            tx = ttl.copy(a[0:2, 0:3], blk)
-            tx.wait()
-        with b_cb.reserve() as blk:
-            tx = ttl.copy(b[0:3, 0:2], blk)
-            tx.wait()
-        with c_cb.reserve() as blk:
-            tx = ttl.copy(c[0:2, 0:2], blk)
-            tx.wait()
-
-    @ttl.datamovement()
-    def dm_write():
-        with out_cb.wait() as blk:
-            tx = ttl.copy(blk, out[0:2, 0:2])
-            tx.wait()
-"#;
+    let src = one_block_kernel(
+        &[
+            ("a", "av", (2, 3)),
+            ("b", "bv", (3, 2)),
+            ("c", "cv", (2, 2)),
+        ],
+        (2, 2),
+        1,
+        "ttl.math.matmul(av, bv, cv)",
+    );
     let a = tensor(64, 96, 3, -1.0, 1.0);
     let b = tensor(96, 64, 4, -1.0, 1.0);
     let mut args = [
@@ -111,7 +88,7 @@ def mm(a, b, c, out):
         filled(64, 64, 1.0),
         Tensor::zeros(64, 64),
     ];
-    let r = run(src, "mm", &mut args).unwrap();
+    let r = run(&src, "k", &mut args).unwrap();
     let want: Vec<f32> = matmul(&a.to_f32(), &b.to_f32(), 64, 96, 64)
         .iter()
         .map(|v| bf(v + 1.0))

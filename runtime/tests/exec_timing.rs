@@ -8,35 +8,8 @@ use ttfuse_runtime::exec::run_kernel;
 use ttfuse_runtime::tensor::Tensor;
 use ttfuse_runtime::ttl::parse::parse_module;
 
-const ADD: &str = r#"
-import ttl
-
-@ttl.kernel(grid=(1, 1))
-def add_kernel(lhs, rhs, out):
-    lhs_cb = ttl.make_circular_buffer_like(lhs, shape=(1, 1), buffer_factor=2)
-    rhs_cb = ttl.make_circular_buffer_like(rhs, shape=(1, 1), buffer_factor=2)
-    out_cb = ttl.make_circular_buffer_like(out, shape=(1, 1), buffer_factor=2)
-
-    @ttl.compute()
-    def compute():
-        with lhs_cb.wait() as l, rhs_cb.wait() as r, out_cb.reserve() as o:
-            o.store(l + r)
-
-    @ttl.datamovement()
-    def dm_read():
-        with lhs_cb.reserve() as blk:
-            tx = ttl.copy(lhs[0, 0], blk)
-            tx.wait()
-        with rhs_cb.reserve() as blk:
-            tx = ttl.copy(rhs[0, 0], blk)
-            tx.wait()
-
-    @ttl.datamovement()
-    def dm_write():
-        with out_cb.wait() as blk:
-            tx = ttl.copy(blk, out[0, 0])
-            tx.wait()
-"#;
+/// The guide's add_kernel template, as extracted from the guide by `guide_kernels.rs`.
+const ADD: &str = include_str!("guide/01_add_kernel.py");
 
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * b.abs().max(1.0)
@@ -154,42 +127,19 @@ def copy(inp, out):
 
 #[test]
 fn a_matmul_block_costs_the_unpack_math_pack_pipeline_at_hifi4() {
-    let src = r#"
-import ttl
-
-@ttl.kernel(grid=(1, 1))
-def mm(a, b, out):
-    a_cb = ttl.make_circular_buffer_like(a, shape=(4, 8), buffer_factor=1)
-    b_cb = ttl.make_circular_buffer_like(b, shape=(8, 4), buffer_factor=1)
-    out_cb = ttl.make_circular_buffer_like(out, shape=(4, 4), buffer_factor=1)
-
-    @ttl.compute()
-    def compute():
-        with a_cb.wait() as av, b_cb.wait() as bv, out_cb.reserve() as o:
-            o.store(ttl.math.matmul(av, bv, o))
-
-    @ttl.datamovement()
-    def dm_read():
-        with a_cb.reserve() as blk:
-            tx = ttl.copy(a[0:4, 0:8], blk)
-            tx.wait()
-        with b_cb.reserve() as blk:
-            tx = ttl.copy(b[0:8, 0:4], blk)
-            tx.wait()
-
-    @ttl.datamovement()
-    def dm_write():
-        with out_cb.wait() as blk:
-            tx = ttl.copy(blk, out[0:4, 0:4])
-            tx.wait()
-"#;
+    let src = one_block_kernel(
+        &[("a", "av", (4, 8)), ("b", "bv", (8, 4))],
+        (4, 4),
+        1,
+        "ttl.math.matmul(av, bv, o)",
+    );
     let d = wormhole();
     let mut args = [
         tensor(128, 256, 4, -1.0, 1.0),
         tensor(256, 128, 5, -1.0, 1.0),
         Tensor::zeros(128, 128),
     ];
-    let r = run(src, "mm", &mut args).unwrap();
+    let r = run(&src, "k", &mut args).unwrap();
     let c = &d.compute;
     assert_eq!(c.fidelity, ttfuse_runtime::device::Fidelity::HiFi4);
     // 16 output tiles, each from 8 tile matmuls, each unpacking the device's tiles per matmul.

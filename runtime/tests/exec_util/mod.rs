@@ -86,18 +86,25 @@ pub fn err_of(src: &str, name: &str, args: &mut [Tensor]) -> String {
     }
 }
 
-/// A one-core kernel `k(<inputs>, out)` that reads each input tensor (R x C tiles) into its own
-/// CB `<tensor>_cb`, stores `expr` (with each input's block bound to its given name) into `out`
-/// and writes it back.
-fn elementwise_kernel(r: usize, c: usize, inputs: &[(&str, &str)], expr: &str) -> String {
-    let params: Vec<&str> = inputs.iter().map(|(t, _)| *t).collect();
+/// A one-core kernel `k(<inputs>, out)` that reads each input `(tensor, block, (rows, cols))`
+/// whole into its own CB `<tensor>_cb` of that block shape, stores `expr` (with each input's
+/// block bound to its name and `out`'s reserved block to `o`) into `out` (`out_shape` tiles) and
+/// writes it back. Every CB holds `factor` blocks.
+pub fn one_block_kernel(
+    inputs: &[(&str, &str, (usize, usize))],
+    out_shape: (usize, usize),
+    factor: usize,
+    expr: &str,
+) -> String {
+    let params: Vec<&str> = inputs.iter().map(|(t, _, _)| *t).collect();
     let params = params.join(", ");
+    let (or, oc) = out_shape;
     let mut cbs = String::new();
     let mut waits = String::new();
     let mut reads = String::new();
-    for (t, b) in inputs {
+    for (t, b, (r, c)) in inputs {
         cbs += &format!(
-            "    {t}_cb = ttl.make_circular_buffer_like({t}, shape=({r}, {c}), buffer_factor=2)\n"
+            "    {t}_cb = ttl.make_circular_buffer_like({t}, shape=({r}, {c}), buffer_factor={factor})\n"
         );
         waits += &format!("{t}_cb.wait() as {b}, ");
         reads += &format!(
@@ -110,7 +117,7 @@ import ttl
 
 @ttl.kernel(grid=(1, 1))
 def k({params}, out):
-{cbs}    out_cb = ttl.make_circular_buffer_like(out, shape=({r}, {c}), buffer_factor=2)
+{cbs}    out_cb = ttl.make_circular_buffer_like(out, shape=({or}, {oc}), buffer_factor={factor})
 
     @ttl.compute()
     def compute():
@@ -123,18 +130,18 @@ def k({params}, out):
     @ttl.datamovement()
     def dm_write():
         with out_cb.wait() as blk:
-            tx = ttl.copy(blk, out[0:{r}, 0:{c}])
+            tx = ttl.copy(blk, out[0:{or}, 0:{oc}])
             tx.wait()
 "#
     )
 }
 
-/// [`elementwise_kernel`] with input `x` bound to `a`.
+/// [`one_block_kernel`] on `r x c`-tile blocks with input `x` bound to `a`.
 pub fn unary_kernel(r: usize, c: usize, expr: &str) -> String {
-    elementwise_kernel(r, c, &[("x", "a")], expr)
+    one_block_kernel(&[("x", "a", (r, c))], (r, c), 2, expr)
 }
 
-/// [`elementwise_kernel`] with inputs `x` and `y` bound to `a` and `b`.
+/// [`one_block_kernel`] on `r x c`-tile blocks with inputs `x` and `y` bound to `a` and `b`.
 pub fn binary_kernel(r: usize, c: usize, expr: &str) -> String {
-    elementwise_kernel(r, c, &[("x", "a"), ("y", "b")], expr)
+    one_block_kernel(&[("x", "a", (r, c)), ("y", "b", (r, c))], (r, c), 2, expr)
 }
