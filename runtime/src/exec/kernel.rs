@@ -384,6 +384,9 @@ pub(crate) fn execute(
                 .map(|m| format!("{at}: {m}")),
         );
     }
+    // Unlike blocks left in a CB (warnings above), blocks left in a pipe stay an error: on the
+    // chip a pipe send completes only into a receiver's reserved block, so an unmatched send
+    // hangs ("Pipes cause hangs when send/receive don't match", the guide).
     if let Some((p, q)) = sh.pipes.iter().find(|(_, q)| !q.is_empty()) {
         return Err(Fault::new(
             FaultKind::Pipe,
