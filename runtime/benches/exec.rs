@@ -1,10 +1,14 @@
 //! Simulator throughput: wall time of running (functionally and with timing) a 512^3 bf16
-//! matmul on one core and a GPT-2-sized fused MLP across the 8x8 grid. Each bench also prints
-//! the simulated device time and the model's effective TFLOPS once.
+//! matmul on one core, a GPT-2-sized fused MLP across the 8x8 grid and the calibration GEMM
+//! (1024x1024x2048 on 8x8 with multicast). Each kernel is benched twice, with the timing model
+//! (`<label>`) and without it (`<label>_untimed`, every cost zero), which measures what the
+//! timing model adds to functional execution. Each bench also prints the simulated device time
+//! and the model's effective TFLOPS once.
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use ttfuse_runtime::calibrate::{kernels, run_gemm, Calibration};
 use ttfuse_runtime::device::Device;
-use ttfuse_runtime::exec::run_kernel;
+use ttfuse_runtime::exec::{run_kernel, run_kernel_untimed};
 use ttfuse_runtime::tensor::Tensor;
 use ttfuse_runtime::ttl::ast::Module;
 use ttfuse_runtime::ttl::parse::parse_module;
@@ -39,6 +43,12 @@ fn bench_kernel(c: &mut Criterion, label: &str, module: &Module, kernel: &str, a
             run_kernel(module, kernel, &device, &mut a).expect("bench kernel runs")
         })
     });
+    c.bench_function(&format!("{label}_untimed"), |b| {
+        b.iter(|| {
+            let mut a = args.clone();
+            run_kernel_untimed(module, kernel, &device, &mut a).expect("bench kernel runs")
+        })
+    });
 }
 
 fn benches(c: &mut Criterion) {
@@ -58,6 +68,28 @@ fn benches(c: &mut Criterion) {
         Tensor::zeros(1024, 768),
     ];
     bench_kernel(c, "gpt2_mlp_8x8", &mlp, "gpt2_mlp", args);
+
+    let cal = Calibration::load("wormhole_b0").expect("calibration data");
+    let row = cal
+        .gemm
+        .iter()
+        .find(|g| (g.m, g.k, g.n) == (1024, 1024, 2048))
+        .expect("the 1024x1024x2048 GEMM_FLOPS row");
+    let device = Device::load("wormhole_b0").expect("wormhole_b0");
+    let r = run_gemm(&device, row).expect("calibration GEMM runs");
+    println!(
+        "calibration GEMM 1024x1024x2048 {:?}: {:.2} TFLOPS modeled, {} published",
+        row.fidelity,
+        r.flops / (r.time_us * 1e6),
+        row.tflops
+    );
+    let gemm = parse_module(&kernels::gemm(8, 8, 32, 32, 64, 8), "gemm.py").expect("parses");
+    let args = vec![
+        data(1024, 1024, 6, 2.0),
+        data(1024, 2048, 7, 2.0),
+        Tensor::zeros(1024, 2048),
+    ];
+    bench_kernel(c, "gemm_1024x1024x2048_8x8", &gemm, "gemm", args);
 }
 
 criterion_group! {

@@ -326,3 +326,21 @@ fn program_totals_sum_kernel_rooflines_and_host_dram_time() {
     assert!(json["time_by_bound_us"]["dispatch"].is_number());
     assert!(json["kernels"][0]["bound"] == "dispatch");
 }
+
+#[test]
+fn an_untimed_run_computes_the_same_values_and_charges_nothing() {
+    let d = wormhole();
+    let module = parse_module(MULTICAST, "mc.py").unwrap();
+    let mut a = [tensor(32, 32, 6, -1.0, 1.0)];
+    let timed = ttfuse_runtime::exec::run_kernel(&module, "mc", &d, &mut a).unwrap();
+    let mut args = add_args();
+    let module = parse_module(ADD, "add.py").unwrap();
+    let mut untimed_args = args.clone();
+    let t = ttfuse_runtime::exec::run_kernel(&module, "add_kernel", &d, &mut args).unwrap();
+    let u = ttfuse_runtime::exec::run_kernel_untimed(&module, "add_kernel", &d, &mut untimed_args)
+        .unwrap();
+    assert_eq!(args[2], untimed_args[2]);
+    assert!(t.cycles > 0.0 && timed.cycles > 0.0);
+    assert_eq!(u.cycles, 0.0);
+    assert_eq!((u.dram_read_bytes, u.flops), (t.dram_read_bytes, t.flops));
+}

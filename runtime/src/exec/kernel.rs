@@ -188,6 +188,18 @@ pub(crate) fn execute(
     args: &mut [Tensor],
     traced: bool,
 ) -> Result<KernelReport, ExecError> {
+    execute_with(ck, module, device, args, traced, true)
+}
+
+/// [`execute`], with the timing model's costs computed (`timed`) or all zero.
+pub(crate) fn execute_with(
+    ck: &CompiledKernel,
+    module: &ModuleEnv,
+    device: &Device,
+    args: &mut [Tensor],
+    traced: bool,
+    timed: bool,
+) -> Result<KernelReport, ExecError> {
     let k = ck.kernel;
     if args.len() != k.params.len() {
         return Err(ExecError::ArgCount {
@@ -209,6 +221,10 @@ pub(crate) fn execute(
         .at(site(&k.name, None, None, k.line)));
     }
     let mut sh = shared(&module.values, device, k.grid);
+    if !timed {
+        sh.cost = CostModel::untimed(device);
+        sh.dram = DramChannel::untimed();
+    }
     sh.thread_names = k.threads.iter().map(|t| t.name.clone()).collect();
     for (p, t) in k.params.iter().zip(args.iter()) {
         if t.rows % TILE != 0 || t.cols % TILE != 0 || t.data.len() != t.rows * t.cols {

@@ -69,6 +69,28 @@ pub fn run_kernel(
     device: &Device,
     args: &mut [Tensor],
 ) -> Result<KernelReport, ExecError> {
+    run_kernel_with(module, kernel, device, args, true)
+}
+
+/// [`run_kernel`] with the timing model switched off: the same functional results, every cost
+/// zero (so the report's cycles are 0). It exists to measure what the timing model adds to a
+/// run (the `exec` bench).
+pub fn run_kernel_untimed(
+    module: &Module,
+    kernel: &str,
+    device: &Device,
+    args: &mut [Tensor],
+) -> Result<KernelReport, ExecError> {
+    run_kernel_with(module, kernel, device, args, false)
+}
+
+fn run_kernel_with(
+    module: &Module,
+    kernel: &str,
+    device: &Device,
+    args: &mut [Tensor],
+    timed: bool,
+) -> Result<KernelReport, ExecError> {
     let k = module
         .kernels
         .iter()
@@ -79,5 +101,5 @@ pub fn run_kernel(
         })?;
     let env = kernel::eval_module(module, device)?;
     let ck = kernel::compile_kernel(k, &env)?;
-    kernel::execute(&ck, &env, device, args, true)
+    kernel::execute_with(&ck, &env, device, args, true, timed)
 }

@@ -46,18 +46,35 @@ impl ComputeWork {
 pub struct CostModel<'d> {
     /// The target.
     pub device: &'d Device,
+    /// Whether costs are computed; an untimed model charges nothing (every cost is zero), so a
+    /// run measures the executor's functional work alone.
+    pub timed: bool,
 }
 
 impl<'d> CostModel<'d> {
     /// The cost model of `device`.
     pub fn new(device: &'d Device) -> Self {
-        CostModel { device }
+        CostModel {
+            device,
+            timed: true,
+        }
+    }
+
+    /// A model of `device` that charges nothing (for measuring the timing model's overhead).
+    pub fn untimed(device: &'d Device) -> Self {
+        CostModel {
+            device,
+            timed: false,
+        }
     }
 
     /// Cycles of the unpack/math/pack pipeline producing `out_tiles` tiles from `work`
     /// (`out_tiles == 0`: math left over when a thread ends, with nothing packed and no block
     /// overhead).
     pub fn pipeline_cycles(&self, work: &ComputeWork, out_tiles: usize) -> f64 {
+        if !self.timed {
+            return 0.0;
+        }
         let c = &self.device.compute;
         let t = out_tiles.max(1) as f64;
         let u = work.unpack_tiles * c.unpack_cycles_per_tile / t;
@@ -80,27 +97,39 @@ impl<'d> CostModel<'d> {
             "mul" => c.mul_cycles_per_tile.at(c.fidelity),
             other => self.device.sfpu(other)?,
         };
-        Some(per * tiles as f64)
+        Some(if self.timed { per * tiles as f64 } else { 0.0 })
     }
 
     /// Math cycles of SFPU function `f` on `tiles` tiles.
     pub fn sfpu_cycles(&self, f: &str, tiles: usize) -> Option<f64> {
-        self.device.sfpu(f).map(|per| per * tiles as f64)
+        let timed = self.timed;
+        self.device
+            .sfpu(f)
+            .map(|per| if timed { per * tiles as f64 } else { 0.0 })
     }
 
     /// Math cycles of an `m x k` by `k x n` tile matmul at the device's fidelity.
     pub fn matmul_cycles(&self, m: usize, k: usize, n: usize) -> f64 {
+        if !self.timed {
+            return 0.0;
+        }
         let c = &self.device.compute;
         c.matmul_cycles_per_tile.at(c.fidelity) * (m * k * n) as f64
     }
 
     /// Tiles the unpacker moves for an `m x k` by `k x n` tile matmul.
     pub fn matmul_unpack_tiles(&self, m: usize, k: usize, n: usize) -> f64 {
+        if !self.timed {
+            return 0.0;
+        }
         self.device.compute.matmul_unpack_tiles_per_tile * (m * k * n) as f64
     }
 
     /// Math cycles of reducing `tiles` input tiles (sum scales with fidelity, max does not).
     pub fn reduce_cycles(&self, sum: bool, tiles: usize) -> f64 {
+        if !self.timed {
+            return 0.0;
+        }
         let c = &self.device.compute;
         let per = if sum {
             c.reduce_sum_cycles_per_tile_per_phase * c.fidelity.phases() as f64
@@ -112,16 +141,25 @@ impl<'d> CostModel<'d> {
 
     /// Math cycles of moving `tiles` tiles through the FPU unchanged.
     pub fn datacopy_cycles(&self, tiles: usize) -> f64 {
+        if !self.timed {
+            return 0.0;
+        }
         self.device.compute.datacopy_cycles_per_tile * tiles as f64
     }
 
     /// Math cycles of transposing `tiles` tiles.
     pub fn transpose_cycles(&self, tiles: usize) -> f64 {
+        if !self.timed {
+            return 0.0;
+        }
         self.device.compute.transpose_cycles_per_tile * tiles as f64
     }
 
     /// Cycles for `bytes` to travel a pipe over `hops` router hops.
     pub fn pipe_cycles(&self, bytes: f64, hops: u32) -> f64 {
+        if !self.timed {
+            return 0.0;
+        }
         bytes / self.device.core_dm.core_to_core_bytes_per_cycle
             + hops as f64 * self.device.noc.hop_cycles
     }
@@ -143,6 +181,7 @@ impl<'d> CostModel<'d> {
 pub struct DramChannel {
     bytes_per_cycle: f64,
     free_at: f64,
+    timed: bool,
 }
 
 impl DramChannel {
@@ -151,6 +190,16 @@ impl DramChannel {
         DramChannel {
             bytes_per_cycle,
             free_at: 0.0,
+            timed: true,
+        }
+    }
+
+    /// A channel that charges nothing: every transfer completes when it starts.
+    pub fn untimed() -> Self {
+        DramChannel {
+            bytes_per_cycle: f64::INFINITY,
+            free_at: 0.0,
+            timed: false,
         }
     }
 
@@ -158,6 +207,9 @@ impl DramChannel {
     /// `start`: returns its completion time, the later of the core's own time and the
     /// channel's.
     pub fn transfer(&mut self, start: f64, bytes: f64, core_bytes_per_cycle: f64) -> f64 {
+        if !self.timed {
+            return start;
+        }
         let core_done = start + bytes / core_bytes_per_cycle;
         let ch_start = self.free_at.max(start);
         self.free_at = ch_start + bytes / self.bytes_per_cycle;
@@ -207,6 +259,12 @@ impl<T> Multicast<T> {
         hops: u32,
         start: f64,
     ) -> Send {
+        if !cost.timed {
+            return Send {
+                arrival: start,
+                new_bytes: true,
+            };
+        }
         let hop = hops as f64 * cost.device.noc.hop_cycles;
         if let Some((last, began)) = self.last.get(&src) {
             if Rc::ptr_eq(last, data) {
