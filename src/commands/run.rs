@@ -77,7 +77,7 @@ fn parse_arg(s: &str) -> Result<ArgSpec> {
     let cols: usize = cols
         .parse()
         .with_context(|| format!("'{cols}' is not a column count"))?;
-    if rows == 0 || cols == 0 || rows % 32 != 0 || cols % 32 != 0 {
+    if rows == 0 || cols == 0 || !rows.is_multiple_of(32) || !cols.is_multiple_of(32) {
         bail!(
             "argument '{name}': shape {rows}x{cols} must be positive multiples of 32 (whole tiles)"
         );

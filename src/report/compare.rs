@@ -134,8 +134,8 @@ impl Comparison {
         let _ = writeln!(s, "\ntotals");
         let _ = writeln!(
             s,
-            "           {:>8} {:>9} {:>14} {:>10} {:>12} {:>10}  {}",
-            "kernels", "launches", "DRAM bytes", "MFLOP", "time (us)", "x roofline", "bound"
+            "           {:>8} {:>9} {:>14} {:>10} {:>12} {:>10}  bound",
+            "kernels", "launches", "DRAM bytes", "MFLOP", "time (us)", "x roofline"
         );
         for (label, p) in [("unfused", &self.unfused), ("fused", &self.fused)] {
             let _ = writeln!(
@@ -168,8 +168,8 @@ impl Comparison {
 /// The column headings of [`step_row`].
 fn step_header() -> String {
     format!(
-        "  {:>3} {:<34} {:>5} {:>12} {:>10} {:>10} {:>10}  {}",
-        "#", "kernel", "grid", "DRAM bytes", "MFLOP", "time (us)", "x roofline", "bound"
+        "  {:>3} {:<34} {:>5} {:>12} {:>10} {:>10} {:>10}  bound",
+        "#", "kernel", "grid", "DRAM bytes", "MFLOP", "time (us)", "x roofline"
     )
 }
 
@@ -198,7 +198,7 @@ fn group_thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
