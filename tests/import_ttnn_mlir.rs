@@ -698,4 +698,31 @@ fn input_shapes_override_argument_types() {
         .unwrap_err()
         .to_string();
     assert!(msg.contains("shape inference gives [64, 32]"), "{msg}");
+
+    // A dynamic dimension needs the input's shape.
+    let dynamic = "func.func @f(%arg0: tensor<?x4xf32>) -> tensor<?x4xf32> {\n  %0 = \"ttnn.relu\"(%arg0) : (tensor<?x4xf32>) -> tensor<8x4xf32>\n  return %0 : tensor<8x4xf32>\n}\n";
+    let msg = import_err(dynamic);
+    assert!(
+        msg.contains("line 1") && msg.contains("give the input's shape"),
+        "{msg}"
+    );
+    let mut opts = ImportOptions::default();
+    opts.input_shapes.insert("arg0".into(), vec![8, 4]);
+    let g = load_bytes("f.mlir", dynamic.as_bytes(), &opts).unwrap();
+    assert_eq!(g.node(g.outputs[0].1).ty.shape, [8, 4]);
+}
+
+proptest::proptest! {
+    /// Truncated, spliced or garbled programs give an error or a graph, never a panic.
+    #[test]
+    fn garbled_programs_never_panic(cut in 0usize..4000, splice in "[%\"<>(){}\\[\\]:,=x0-9a-z# \n-]{0,40}") {
+        let text = std::fs::read_to_string(models_dir().join("ttnn_mlir/attention.mlir")).unwrap();
+        let mut at = cut.min(text.len());
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        let garbled = format!("{}{splice}{}", &text[..at], &text[at..]);
+        let _ = import(&garbled);
+        let _ = import(&text[..at]);
+    }
 }

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use petgraph::graph::NodeIndex;
 
 use self::ops::{MlirCx, MlirOp};
-use self::syntax::{attr_dict, split_top, tensor_type, Attr, Cursor};
+use self::syntax::{attr_dict, split_top, tensor_parts, tensor_type, Attr, Cursor};
 use super::builder::GraphBuilder;
 use super::{ImportError, ImportOptions};
 use crate::graph::{Graph, Op, TensorType};
@@ -168,7 +168,6 @@ impl Func {
                 continue;
             }
             let ty_text = type_text(&mut a)?;
-            let mut ty = tensor_type(&ty_text)?;
             let mut name = value.clone();
             if a.eat("{") {
                 let attrs = attr_dict(a.balanced('}')?)?;
@@ -180,9 +179,11 @@ impl Func {
                     name = n.clone();
                 }
             }
-            if let Some(shape) = opts.input_shapes.get(&name) {
-                ty = TensorType::new(shape.clone(), ty.dtype);
-            }
+            // A shape given for the input replaces the declared (perhaps dynamic) one.
+            let ty = match opts.input_shapes.get(&name) {
+                Some(shape) => TensorType::new(shape.clone(), tensor_parts(&ty_text)?.1),
+                None => tensor_type(&ty_text)?,
+            };
             if name.is_empty() {
                 name = format!("arg{k}");
             }

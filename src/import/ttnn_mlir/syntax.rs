@@ -211,6 +211,23 @@ pub fn split_top(s: &str) -> Vec<&str> {
 
 /// Parses `tensor<64x128xbf16, #layout>` (or `tensor<f32>`) into a type.
 pub fn tensor_type(s: &str) -> Result<TensorType, String> {
+    let (dims, dtype) = tensor_parts(s)?;
+    let shape = dims
+        .iter()
+        .map(|d| {
+            d.parse::<usize>().map_err(|_| {
+                format!(
+                    "dimension `{d}` in `{}` is not static; give the input's shape",
+                    s.trim()
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(TensorType::new(shape, dtype))
+}
+
+/// The dimension texts and the element type of a `tensor<...>` type.
+pub fn tensor_parts(s: &str) -> Result<(Vec<&str>, DType), String> {
     let s = s.trim();
     let inner = s
         .strip_prefix("tensor<")
@@ -226,16 +243,13 @@ pub fn tensor_type(s: &str) -> Result<TensorType, String> {
         "si32" | "i32" | "ui32" | "ui16" | "ui8" | "si16" | "i16" | "i8" => DType::I32,
         "si64" | "i64" | "ui64" => DType::I64,
         "i1" => DType::Bool,
-        other => return Err(format!("element type `{other}` in `{s}` is not supported")),
+        other => {
+            return Err(format!(
+                "element type `{other}` in `{s}` is not supported (f32, bf16, f16, si32/i32, ui32, i64 and i1 are)"
+            ))
+        }
     };
-    let shape = parts
-        .iter()
-        .map(|d| {
-            d.parse::<usize>()
-                .map_err(|_| format!("dimension `{d}` in `{s}` is not static"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(TensorType::new(shape, dtype))
+    Ok((parts, dtype))
 }
 
 /// Parses the inside of an attribute dictionary `{a = 1 : i32, b = [..]}` (without braces).
