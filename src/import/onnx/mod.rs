@@ -112,8 +112,15 @@ impl Importer<'_> {
             let idx = self.b.constant(&init.name, data, dtype);
             self.values.insert(init.name.clone(), idx);
         }
+        // Some exporters also list node outputs (e.g. ConstantOfShape weights) as graph
+        // inputs; the node defines them.
+        let produced: BTreeSet<&str> = graph
+            .node
+            .iter()
+            .flat_map(|n| n.output.iter().map(String::as_str))
+            .collect();
         for input in &graph.input {
-            if !self.values.contains_key(&input.name) {
+            if !self.values.contains_key(&input.name) && !produced.contains(input.name.as_str()) {
                 let ty = self.input_type(input)?;
                 let idx = self.b.input(&input.name, ty);
                 self.values.insert(input.name.clone(), idx);

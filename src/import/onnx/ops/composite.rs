@@ -1,6 +1,6 @@
 //! ONNX ops with no graph op of their own, built from primitives: activations (HardSwish,
 //! PRelu, Elu, Selu, Mish), Ceil, Not, Mean, the L2/square/log-sum-exp reductions,
-//! InstanceNormalization and Tile.
+//! InstanceNormalization, Tile and LRN.
 
 use petgraph::graph::NodeIndex;
 
@@ -38,6 +38,7 @@ pub fn register(t: &mut OpTable) {
     t.insert("ReduceLogSumExp", reduce_log_sum_exp);
     t.insert("InstanceNormalization", instance_norm);
     t.insert("Tile", tile);
+    t.insert("LRN", lrn);
 }
 
 /// `x * clip(x/6 + 1/2, 0, 1)`.
@@ -251,4 +252,52 @@ fn tile(c: &mut NodeCtx) -> Out {
     let s = c.add_tmp("spread", Op::Reshape { shape: spread }, &[x])?;
     let e = c.add_tmp("expand", Op::Expand { shape: wide }, &[s])?;
     Ok(vec![c.add(Op::Reshape { shape: out }, &[e])?])
+}
+
+/// Local response normalization across channels:
+/// `x / (bias + alpha/size * sum of x² over a window of size channels)^beta`. The window sum
+/// is an average pool (padding counted) of x² seen as `[N, 1, C, H·W]`, times `size`.
+fn lrn(c: &mut NodeCtx) -> Out {
+    let x = c.input(0)?;
+    let shape = c.ty(x).shape.clone();
+    let dtype = c.ty(x).dtype;
+    let size = c
+        .attr_opt_i("size")?
+        .ok_or_else(|| c.err("the `size` attribute is required"))?;
+    let size = usize::try_from(size)
+        .ok()
+        .filter(|&s| s >= 1)
+        .ok_or_else(|| c.err(format!("size {size} must be positive")))?;
+    let (alpha, beta, bias) = (
+        c.attr_f("alpha", 1e-4)?,
+        c.attr_f("beta", 0.75)?,
+        c.attr_f("bias", 1.0)?,
+    );
+    if shape.len() < 3 {
+        return Err(c.err(format!("input {shape:?} has no spatial axes")));
+    }
+    let rest: usize = shape[2..].iter().product();
+    let sq = c.add_tmp("square", MUL, &[x, x])?;
+    let columns = Op::Reshape {
+        shape: vec![shape[0], 1, shape[1], rest],
+    };
+    let sq = c.add_tmp("columns", columns, &[sq])?;
+    let (before, after) = ((size - 1) / 2, size / 2);
+    let window = Op::Pool {
+        op: ReduceOp::Mean,
+        kernel: [size, 1],
+        stride: [1, 1],
+        pads: [before, 0, after, 0],
+        count_include_pad: true,
+    };
+    let mean = c.add_tmp("window_mean", window, &[sq])?;
+    let mean = c.add_tmp("window", Op::Reshape { shape }, &[mean])?;
+    // alpha/size * sum = alpha * mean.
+    let a = c.scalar("alpha", alpha, dtype);
+    let scaled = c.add_tmp("scaled", MUL, &[mean, a])?;
+    let b = c.scalar("bias", bias, dtype);
+    let base = c.add_tmp("base", ADD, &[scaled, b])?;
+    let p = c.scalar("neg_beta", -beta, dtype);
+    let factor = c.add_tmp("factor", Op::Binary(BinaryOp::Pow), &[base, p])?;
+    Ok(vec![c.add(MUL, &[x, factor])?])
 }

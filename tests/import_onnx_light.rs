@@ -1,0 +1,145 @@
+//! The real CNN graphs shipped in the `onnx` Python package (`onnx/backend/test/data/light`:
+//! AlexNet, DenseNet-121, Inception v1/v2, ResNet-50, ShuffleNet, SqueezeNet, VGG-19,
+//! ZFNet-512, with constant weights made by ConstantOfShape): each imports, and the reference
+//! interpreter reproduces the output stored beside it (`<model>_output_0.pb`).
+//!
+//! The stored outputs were computed by onnx's backend test runner on the input it generates
+//! for these models, `arange(n).reshape(shape) / n` in f32, which this test rebuilds.
+//!
+//! The folder is taken from `TTFUSE_ONNX_LIGHT`, else found through `python3 -c "import onnx"`.
+//! Without either the test fails and says how to install the package.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use onnx_protobuf::{Message, ModelProto, TensorProto};
+use ttfuse::graph::TensorData;
+use ttfuse::import::onnx::tensor;
+use ttfuse::import::{load, ImportOptions};
+
+const INSTALL: &str = "install the onnx Python package for python3 \
+    (`python3 -m pip install onnx==1.23.2`, as .ci/run does), or set TTFUSE_ONNX_LIGHT to the \
+    folder onnx/backend/test/data/light of an onnx installation";
+
+fn light_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TTFUSE_ONNX_LIGHT") {
+        return PathBuf::from(dir);
+    }
+    let script = "import onnx, os; \
+                  print(os.path.join(os.path.dirname(onnx.__file__), 'backend', 'test', 'data', 'light'))";
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 ({e}); {INSTALL}"));
+    assert!(
+        out.status.success(),
+        "python3 cannot import onnx ({}); {INSTALL}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// onnx's generated input for a float input of `shape`: `arange(n) / n`, computed in f64 and
+/// rounded to f32 as numpy does.
+fn runner_input(shape: &[usize]) -> TensorData {
+    let n: usize = shape.iter().product();
+    let values = (0..n).map(|i| (i as f64 / n as f64) as f32).collect();
+    TensorData::f32(shape.to_vec(), values)
+}
+
+fn read_tensor(path: &Path) -> TensorData {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let proto =
+        TensorProto::parse_from_bytes(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    tensor::decode(&proto)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .0
+}
+
+/// The model's graph inputs that are neither initializers nor node outputs, with their shapes.
+fn free_inputs(model: &Path) -> Vec<(String, Vec<usize>)> {
+    let proto = ModelProto::parse_from_bytes(&std::fs::read(model).unwrap()).unwrap();
+    let g = proto.graph.as_ref().unwrap();
+    let defined: Vec<&String> = g
+        .initializer
+        .iter()
+        .map(|t| &t.name)
+        .chain(g.node.iter().flat_map(|n| &n.output))
+        .collect();
+    g.input
+        .iter()
+        .filter(|i| !defined.contains(&&i.name))
+        .map(|i| {
+            let tt = i.type_.tensor_type();
+            let dims = tt
+                .shape
+                .dim
+                .iter()
+                .map(|d| d.dim_value() as usize)
+                .collect();
+            (i.name.clone(), dims)
+        })
+        .collect()
+}
+
+/// Largest |got - want| / (atol + rtol·|want|); ≤ 1 passes.
+fn worst_error(got: &TensorData, want: &TensorData, atol: f32, rtol: f32) -> f32 {
+    assert_eq!(got.shape(), want.shape());
+    got.to_f32()
+        .iter()
+        .zip(want.to_f32())
+        .map(|(g, w)| (g - w).abs() / (atol + rtol * w.abs()))
+        .fold(0.0, f32::max)
+}
+
+fn check(model: &Path) -> Result<(), String> {
+    let name = model.file_stem().unwrap().to_string_lossy().into_owned();
+    let start = Instant::now();
+    let graph = load(model, &ImportOptions::default()).map_err(|e| e.to_string())?;
+    let imported = start.elapsed();
+    let inputs: BTreeMap<String, TensorData> = free_inputs(model)
+        .into_iter()
+        .map(|(n, shape)| (n, runner_input(&shape)))
+        .collect();
+    let got = ttfuse::reference::run(&graph, &inputs).map_err(|e| e.to_string())?;
+    let (out_name, _) = graph.outputs.first().ok_or("no outputs")?;
+    let want = read_tensor(&model.with_file_name(format!("{name}_output_0.pb")));
+    // f32 conv/gemm chains of up to ~120 layers: the runner's own tolerance is rtol 1e-3.
+    let err = worst_error(&got[out_name], &want, 1e-5, 1e-3);
+    eprintln!(
+        "{name}: import {:.2}s, import + reference {:.2}s, worst error {err:.3} of tolerance",
+        imported.as_secs_f64(),
+        start.elapsed().as_secs_f64()
+    );
+    if err > 1.0 {
+        return Err(format!("{name}: output differs, {err} × the tolerance"));
+    }
+    Ok(())
+}
+
+fn models() -> Vec<PathBuf> {
+    let dir = light_dir();
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}; {INSTALL}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+        .collect();
+    found.sort();
+    assert!(
+        found.len() >= 9,
+        "{}: expected the 9 light models",
+        dir.display()
+    );
+    found
+}
+
+#[test]
+fn light_cnn_models_match_their_stored_outputs() {
+    let failures: Vec<String> = models()
+        .iter()
+        .filter_map(|m| check(m).err().map(|e| format!("{}: {e}", m.display())))
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
