@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
+use super::progress::{Progress, Verbosity};
 use super::{ModelArgs, TargetArgs};
 use crate::bundle;
 use crate::optimize::OptimizeOptions;
@@ -25,11 +26,16 @@ pub struct FuseArgs {
 }
 
 /// Runs `ttfuse fuse`.
-pub fn run(args: &FuseArgs) -> Result<()> {
+pub fn run(args: &FuseArgs, verbosity: Verbosity) -> Result<()> {
+    let mut progress = Progress::new(verbosity, 3);
+    progress.step("importing");
     let model = args.model.load()?;
     let device = args.target.device()?;
+    progress.step("optimizing and compiling");
     let compilation = pipeline::compile(&model, &device, &OptimizeOptions::default())?;
+    progress.step("writing");
     let written = bundle::write(&compilation.fused, &args.out)?;
+    progress.finish();
     let fused = &compilation.fused.program;
     println!(
         "{}: {} graph ops -> {} fused kernels ({} unfused) for {} in {:.1} ms",

@@ -61,7 +61,7 @@ impl Cli {
     /// Runs the chosen subcommand.
     pub fn run(self) -> anyhow::Result<()> {
         match self.command {
-            Command::Fuse(args) => fuse::run(&args),
+            Command::Fuse(args) => fuse::run(&args, self.verbosity),
             Command::Compare(args) => compare::run(&args, self.verbosity),
             Command::Export(args) => export::run(&args, self.verbosity),
             Command::Explain(args) => explain::run(&args, self.verbosity),
