@@ -2,7 +2,7 @@
 //! ops ended up in which kernel, and for every producer/consumer pair that did not fuse, why
 //! (TTNN fallback op, L1 or circular-buffer budget, several consumers, a search limit, ...).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use serde::Serialize;
@@ -18,6 +18,8 @@ use crate::plan::{BreakReason, FreeOp};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BreakCategory {
+    /// One side is a TTNN fallback op (no TT-Lang template), which runs between kernels.
+    Fallback,
     /// The L1 or circular-buffer budget of a core.
     Budget,
     /// The producer feeds several ops, or is a graph output.
@@ -47,6 +49,7 @@ impl BreakCategory {
 
     fn name(self) -> &'static str {
         match self {
+            BreakCategory::Fallback => "fallback op",
             BreakCategory::Budget => "L1/CB budget",
             BreakCategory::SeveralConsumers => "several consumers",
             BreakCategory::Template => "no shared template",
@@ -157,13 +160,26 @@ impl Explanation {
                 cbs: k.cbs.len(),
             })
             .collect();
+        // Nodes the planner sent to the host (kernels of the `Host` kind).
+        let host_nodes: BTreeSet<&str> = plan
+            .kernels
+            .iter()
+            .filter(|k| format!("{:?}", k.kind) == "Host")
+            .flat_map(|k| k.nodes.iter().map(String::as_str))
+            .collect();
         let not_fused = plan
             .breaks
             .iter()
             .map(|b| NotFused {
                 producer: b.producer.clone(),
                 consumer: b.consumer.clone(),
-                category: BreakCategory::of(&b.reason),
+                category: if host_nodes.contains(b.producer.as_str())
+                    || host_nodes.contains(b.consumer.as_str())
+                {
+                    BreakCategory::Fallback
+                } else {
+                    BreakCategory::of(&b.reason)
+                },
                 reason: reason_text(&b.reason),
             })
             .collect();
