@@ -23,7 +23,7 @@
 
 use std::path::{Path, PathBuf};
 
-use egg::{Applier, ENodeOrVar, Id, Pattern, PatternAst, Rewrite, Searcher, Subst, Symbol, Var};
+use egg::{Applier, ENodeOrVar, Id, Pattern, PatternAst, Rewrite, Subst, Symbol, Var};
 use thiserror::Error;
 
 use super::analysis::{TGraph, TensorAnalysis};
@@ -538,11 +538,6 @@ pub fn to_rewrite(rule: &RuleDef) -> Result<Rewrite<TNode, TensorAnalysis>, Rule
         line: rule.line,
         reason,
     })
-}
-
-/// Whether `pattern` matches somewhere in the e-class `id` (for tests and explanations).
-pub fn matches_in(egraph: &TGraph, pattern: &Pattern<TNode>, id: Id) -> bool {
-    pattern.search_eclass(egraph, id).is_some()
 }
 
 #[cfg(test)]
