@@ -60,7 +60,8 @@ fn a_single_tile_add_is_dispatch_bound_with_its_dram_roofline() {
     let r = run(ADD, "add_kernel", &mut add_args()).unwrap();
     // Three tiles of DRAM traffic at 267 B/cycle against 1024 FLOPs at 1024 FLOP/cycle (HiFi4
     // matmul peak of one core): DRAM is the roofline.
-    let dram_cycles = 3.0 * 2048.0 / 267.0;
+    let dram_cycles = 3.0 * d.tile_bytes as f64 / d.dram_bytes_per_cycle();
+    assert_eq!(d.dram_bytes_per_cycle(), 267.0);
     assert!(dram_cycles > 1024.0 / 1024.0);
     let roof = dram_cycles / 1000.0;
     assert!(

@@ -264,7 +264,7 @@ fn k_chunk(device: &Device, mb: usize, nb: usize, kt: usize) -> Option<usize> {
     let usable = device.l1.usable_bytes();
     [8, 4, 2, 1].into_iter().find(|&kb| {
         let tiles = 2 * mb * kb + 2 * kb * nb + 2 * mb * nb;
-        kt % kb == 0 && (tiles as u64) * device.tile_bytes <= usable
+        kt.is_multiple_of(kb) && (tiles as u64) * device.tile_bytes <= usable
     })
 }
 
