@@ -3,7 +3,9 @@
 mod lower_common;
 
 use lower_common::*;
-use ttfuse::graph::{BinaryOp, Graph, Op, UnaryOp};
+use std::sync::Arc;
+
+use ttfuse::graph::{BinaryOp, DType, Graph, Op, TensorData, TensorType, UnaryOp};
 use ttfuse::lower::{compile, FusionMode};
 use ttfuse::plan::{BreakReason, KernelKind};
 
@@ -135,17 +137,57 @@ fn dimensions_that_are_not_tile_multiples_are_named_in_the_error() {
 }
 
 #[test]
-fn ops_without_a_template_are_named_in_the_error() {
+fn ops_without_a_template_run_as_host_steps() {
     let mut g = Graph::new();
-    let c = g.add_input("c", f32t(&[32, 32]));
-    let a = g.add_input("a", f32t(&[32, 32]));
-    let b = g.add_input("b", f32t(&[32, 32]));
-    let w = g.add("pick", Op::Where, f32t(&[32, 32]), &[c, a, b]);
-    output(&mut g, "pick", w);
-    let err = compile(&g, &device(), FusionMode::Unfused)
-        .expect_err("Where has no template")
+    let a = g.add_input("a", f32t(&[32, 64]));
+    let b = g.add_input("b", f32t(&[32, 64]));
+    let mask: Vec<i64> = (0..32 * 64)
+        .map(|i| ((i / 64) >= (i % 64)) as i64)
+        .collect();
+    let cond_data = TensorData::I64 {
+        shape: vec![32, 64],
+        values: mask,
+    };
+    let cond_ty = TensorType::new(vec![32, 64], DType::Bool);
+    let cond = g.add("mask", Op::Constant(Arc::new(cond_data)), cond_ty, &[]);
+    let w = g.add("pick", Op::Where, f32t(&[32, 64]), &[cond, a, b]);
+    let e = unary(&mut g, "e", UnaryOp::Erf, w);
+    let y = unary(&mut g, "y", UnaryOp::Relu, e);
+    output(&mut g, "y", y);
+    for mode in [FusionMode::Fused, FusionMode::Unfused] {
+        let c = run_checked(&g, &device(), mode);
+        let kinds: Vec<KernelKind> = c.plan.kernels.iter().map(|k| k.kind).collect();
+        assert_eq!(
+            kinds,
+            [KernelKind::Host, KernelKind::Host, KernelKind::Eltwise],
+            "{mode:?}"
+        );
+        let hosts = c
+            .program
+            .steps
+            .iter()
+            .filter(|s| matches!(s, ttfuse_runtime::program::Step::Host { .. }))
+            .count();
+        assert_eq!((hosts, c.program.kernels.len()), (2, 1), "{mode:?}");
+    }
+}
+
+#[test]
+fn integer_tensors_on_the_device_are_an_error() {
+    let mut g = Graph::new();
+    let table = constant(&mut g, "table", &[64, 32], 50, 1.0);
+    let ids = g.add_input("ids", TensorType::new(vec![32], DType::I64));
+    let e = g.add(
+        "embed",
+        Op::Gather { axis: 0 },
+        f32t(&[32, 32]),
+        &[table, ids],
+    );
+    output(&mut g, "embed", e);
+    let err = compile(&g, &device(), FusionMode::Fused)
+        .expect_err("indices cannot live in bf16")
         .to_string();
-    assert!(err.contains("`pick`") && err.contains("Where"), "{err}");
+    assert!(err.contains("`embed`") && err.contains("I64"), "{err}");
 }
 
 #[test]

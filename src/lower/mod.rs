@@ -8,6 +8,7 @@ pub mod blocks;
 pub mod body_kernel;
 pub mod compute;
 pub mod emit;
+pub mod fallback;
 pub mod host;
 pub mod matmul;
 pub mod program;

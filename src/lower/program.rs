@@ -9,7 +9,7 @@ use ttfuse_runtime::tensor::TILE;
 use ttfuse_runtime::ttl::ast::Kernel;
 
 use super::binding::{device_values, Binding};
-use super::{body_kernel, matmul, transpose, Compiled, LowerError};
+use super::{body_kernel, fallback, matmul, transpose, Compiled, LowerError};
 use crate::graph::{Graph, Op};
 use crate::plan::body::{Body, LoadSource};
 use crate::plan::group::resolve;
@@ -129,7 +129,7 @@ pub fn assemble(graph: &Graph, plan: KernelPlan) -> Result<Compiled, LowerError>
     }
     let mut kernels = Vec::new();
     let mut steps = Vec::new();
-    for (i, k) in plan.kernels.iter().enumerate() {
+    for k in &plan.kernels {
         let (kernel, bound) = match &k.detail {
             KernelDetail::Body { body, schedule } => {
                 (body_kernel::lower(k, body, schedule), t.body_args(body)?)
@@ -153,10 +153,22 @@ pub fn assemble(graph: &Graph, plan: KernelPlan) -> Result<Compiled, LowerError>
                     (info.stems.1.clone(), t.node(info.output)?),
                 ],
             ),
+            KernelDetail::Host(info) => {
+                let mut inputs = Vec::with_capacity(info.inputs.len());
+                for &i in &info.inputs {
+                    inputs.push(t.node(i)?);
+                }
+                let output = t.node(info.node)?;
+                steps.push(fallback::host_step(graph, info, inputs, output));
+                continue;
+            }
         };
         let args = launch_args(&kernel, bound)?;
+        steps.push(Step::Launch {
+            kernel: kernels.len(),
+            args,
+        });
         kernels.push(kernel);
-        steps.push(Step::Launch { kernel: i, args });
     }
     let mut outputs = Vec::new();
     for (name, n) in &graph.outputs {

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use petgraph::graph::NodeIndex;
 use serde::Serialize;
 
+use super::body::BodyBuilder;
 use super::layout::{flat2d, Class};
 use super::{FusionMode, PlanError};
 use crate::graph::{Graph, Op};
@@ -95,6 +96,8 @@ pub enum GroupKind {
     },
     /// A standalone transpose of the last two axes.
     Transpose,
+    /// An op without a TT-Lang template, run by the host as a TTNN op.
+    Host,
 }
 
 /// A set of nodes that become one kernel.
@@ -193,11 +196,17 @@ enum Role {
     Row,
     MatMul,
     Transpose,
+    Host,
 }
 
-fn role(graph: &Graph, n: NodeIndex, mode: FusionMode) -> Result<Role, PlanError> {
-    let node = graph.node(n);
-    Ok(match &node.op {
+/// Whether the body templates can compute `n` (checked on a kernel of its own).
+fn body_supports(graph: &Graph, n: NodeIndex, r: Role) -> bool {
+    let space = row_space(graph, n, r).unwrap_or_else(|| flat2d(&graph.node(n).ty.shape));
+    BodyBuilder::new(graph, space).node(n).is_ok()
+}
+
+fn role(graph: &Graph, n: NodeIndex, mode: FusionMode) -> Role {
+    match &graph.node(n).op {
         Op::Input | Op::Constant(_) => Role::Source,
         _ if is_view(graph, n) => Role::View,
         Op::MatMul => Role::MatMul,
@@ -220,20 +229,22 @@ fn role(graph: &Graph, n: NodeIndex, mode: FusionMode) -> Result<Role, PlanError
         | Op::Clip { .. }
         | Op::LeakyRelu { .. }
         | Op::HardSigmoid { .. }
-        | Op::Cast { .. } => Role::Eltwise,
+        | Op::Cast { .. } => {
+            if body_supports(graph, n, Role::Eltwise) {
+                Role::Eltwise
+            } else {
+                Role::Host
+            }
+        }
         Op::Reduce { .. } | Op::Softmax { .. } | Op::LayerNorm { .. } | Op::RmsNorm { .. } => {
-            Role::Row
+            if body_supports(graph, n, Role::Row) {
+                Role::Row
+            } else {
+                Role::Host
+            }
         }
-        other => {
-            return Err(PlanError::Unsupported {
-                node: node.name.clone(),
-                op: other.name(),
-                reason:
-                    "no TT-Lang kernel template for this op (host fallbacks are not implemented)"
-                        .into(),
-            })
-        }
-    })
+        _ => Role::Host,
+    }
 }
 
 /// Whether the matmul `mm` reads its B operand transposed (fused mode, B is a last-two-axes
@@ -262,7 +273,7 @@ pub fn group(
 
     for &n in &order {
         let node = graph.node(n);
-        let r = role(graph, n, mode)?;
+        let r = role(graph, n, mode);
         match r {
             Role::Source => continue,
             Role::View => {
@@ -341,6 +352,7 @@ pub fn group(
                     b_transposed: b_is_transposed(graph, n, mode),
                 },
                 Role::Transpose => GroupKind::Transpose,
+                Role::Host => GroupKind::Host,
                 _ => GroupKind::Body,
             };
             let space = row_space(graph, n, r).unwrap_or_else(|| flat2d(&node.ty.shape));
@@ -369,10 +381,17 @@ pub fn group(
                     reason,
                 });
             }
-            if joined.is_none() && matches!(r, Role::MatMul | Role::Transpose) {
+            if joined.is_none() && matches!(r, Role::MatMul | Role::Transpose | Role::Host) {
                 for &p in &producers {
                     if group_of.contains_key(&p) {
-                        let detail = format!("{} starts its own kernel", node.op.name());
+                        let detail = if r == Role::Host {
+                            format!(
+                                "{} has no TT-Lang template and runs as a host (TTNN) fallback",
+                                node.op.name()
+                            )
+                        } else {
+                            format!("{} starts its own kernel", node.op.name())
+                        };
                         breaks.push(FusionBreak {
                             producer: name(p),
                             consumer: name(n),
@@ -417,6 +436,11 @@ fn can_join(
         ),
     };
     match &g.kind {
+        GroupKind::Host => {
+            return Err(BreakReason::OpKind {
+                detail: "a host fallback takes no epilogue".into(),
+            })
+        }
         GroupKind::Transpose => {
             return Err(BreakReason::OpKind {
                 detail: "a transpose kernel takes no epilogue".into(),

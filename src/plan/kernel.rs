@@ -5,12 +5,12 @@ use petgraph::graph::NodeIndex;
 
 use super::body::{Body, BodyBuilder};
 use super::group::{real_users, resolve, Group, GroupKind};
-use super::layout::{flat2d, layout_of};
+use super::layout::{device_dims, flat2d, layout_of};
 use super::partition::{divisors, preference, Partition};
 use super::schedule::{Cb, Schedule};
 use super::target::Target;
 use super::{KernelKind, PlanError, PlannedKernel};
-use crate::graph::{Graph, Op};
+use crate::graph::{DType, Graph, Op};
 
 /// The matmul a matmul kernel computes, in tiles.
 #[derive(Clone, Debug, PartialEq)]
@@ -81,10 +81,23 @@ pub enum KernelDetail {
         /// Its schedule.
         schedule: Schedule,
         /// The matmul's shape.
-        info: MatmulInfo,
+        info: Box<MatmulInfo>,
     },
     /// Transpose kernels.
     Transpose(TransposeInfo),
+    /// Host fallbacks.
+    Host(HostInfo),
+}
+
+/// A graph op run by the host.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostInfo {
+    /// The node.
+    pub node: NodeIndex,
+    /// Its inputs, in slot order (views resolved).
+    pub inputs: Vec<NodeIndex>,
+    /// The TTNN-style op name, e.g. `ttnn.slice`.
+    pub op: String,
 }
 
 fn tiles(n: usize) -> usize {
@@ -267,7 +280,7 @@ pub fn build(graph: &Graph, target: &Target, g: &Group) -> Result<PlannedKernel,
                             KernelDetail::Matmul {
                                 body: body.clone(),
                                 schedule,
-                                info,
+                                info: Box::new(info),
                             },
                         ));
                     }
@@ -279,6 +292,7 @@ pub fn build(graph: &Graph, target: &Target, g: &Group) -> Result<PlannedKernel,
             })
         }
         GroupKind::Transpose => transpose_kernel(graph, target, g),
+        GroupKind::Host => host_step(graph, target, g),
     }
 }
 
@@ -524,6 +538,61 @@ fn transpose_kernel(graph: &Graph, target: &Target, g: &Group) -> Result<Planned
     Err(PlanError::DoesNotFit {
         node: graph.node(out).name.clone(),
         reason: last_err,
+    })
+}
+
+/// A host fallback: every tensor it touches must exist on the device in a tile layout, and
+/// integers must survive bf16 (only booleans do in general).
+fn host_step(graph: &Graph, target: &Target, g: &Group) -> Result<PlannedKernel, PlanError> {
+    let n = g.nodes[0];
+    let node = graph.node(n);
+    let inputs: Vec<NodeIndex> = graph
+        .inputs_of(n)
+        .into_iter()
+        .map(|i| resolve(graph, i))
+        .collect();
+    let device_bytes = |t: NodeIndex| -> Result<u64, PlanError> {
+        let tn = graph.node(t);
+        let layout = layout_of(&tn.ty.shape).ok_or_else(|| PlanError::shape(graph, t))?;
+        if !(tn.ty.dtype.is_float() || tn.ty.dtype == DType::Bool) {
+            return Err(unsupported(
+                graph,
+                n,
+                format!(
+                    "tensor `{}` is {:?}; device tensors are bf16, which holds only small integers exactly",
+                    tn.name, tn.ty.dtype
+                ),
+            ));
+        }
+        let (r, c) = device_dims(&tn.ty.shape, layout);
+        Ok((r * c * 2) as u64)
+    };
+    let mut read = 0;
+    for &i in &inputs {
+        read += device_bytes(i)?;
+    }
+    let written = device_bytes(n)?;
+    let op = format!("ttnn.{}", token(graph, n));
+    Ok(PlannedKernel {
+        name: format!("host_{}", token(graph, n)),
+        kind: KernelKind::Host,
+        nodes: vec![node.name.clone()],
+        ops: vec![node.op.name()],
+        reads: inputs.iter().map(|&i| graph.node(i).name.clone()).collect(),
+        writes: vec![node.name.clone()],
+        partition_summary: format!("no TT-Lang template: runs on the host as {op}"),
+        partition: Partition::none(),
+        cbs: vec![],
+        l1_bytes: 0,
+        l1_limit: target.l1_bytes,
+        dram_read_bytes: read,
+        dram_write_bytes: written,
+        notes: vec![format!("{} runs as a host (TTNN) fallback step", node.name)],
+        detail: KernelDetail::Host(HostInfo {
+            node: n,
+            inputs,
+            op,
+        }),
     })
 }
 

@@ -23,7 +23,7 @@ use thiserror::Error;
 
 use crate::graph::Graph;
 pub use group::{BreakReason, FreeOp, FusionBreak};
-pub use kernel::{KernelDetail, MatmulInfo, TransposeInfo};
+pub use kernel::{HostInfo, KernelDetail, MatmulInfo, TransposeInfo};
 pub use partition::Partition;
 pub use schedule::Cb;
 pub use target::Target;
@@ -106,6 +106,8 @@ pub enum KernelKind {
     Matmul,
     /// A transpose of the last two axes.
     Transpose,
+    /// Not a kernel: an op without a TT-Lang template, run by the host as a TTNN op.
+    Host,
 }
 
 /// One planned kernel.

@@ -63,6 +63,24 @@ impl Partition {
         }
     }
 
+    /// The empty partition of a host step (no blocks, no cores).
+    pub fn none() -> Partition {
+        Partition {
+            block: (0, 0),
+            row_blocks: 0,
+            col_blocks: 0,
+            batches: 0,
+            k_block: None,
+            k_chunks: 0,
+            blocks: 0,
+            blocks_per_core: 0,
+            cores_used: 0,
+            grid: (0, 0),
+            guarded: false,
+            double_buffered: false,
+        }
+    }
+
     /// A one-line description for plans.
     pub fn describe(&self) -> String {
         let mut s = format!(

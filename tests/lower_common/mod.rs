@@ -7,19 +7,10 @@ use std::sync::Arc;
 use petgraph::graph::NodeIndex;
 use ttfuse::graph::{BinaryOp, DType, Graph, Op, ReduceOp, TensorData, TensorType, UnaryOp};
 use ttfuse::inputs::{values, Fill};
+use ttfuse::lower::fallback::GraphHostOps;
 use ttfuse::lower::{compile, Compiled, FusionMode};
 use ttfuse_runtime::device::Device;
-use ttfuse_runtime::exec::{run_program, Dispatch, HostOps, ProgramRun};
-use ttfuse_runtime::tensor::Tensor;
-
-/// Host ops for programs that have none.
-pub struct NoHostOps;
-
-impl HostOps for NoHostOps {
-    fn run(&self, op: &str, _: &serde_json::Value, _: &[&Tensor]) -> Result<Vec<Tensor>, String> {
-        Err(format!("unexpected host op {op}"))
-    }
-}
+use ttfuse_runtime::exec::{run_program, Dispatch, ProgramRun};
 
 pub fn f32t(shape: &[usize]) -> TensorType {
     TensorType::new(shape.to_vec(), DType::F32)
@@ -238,7 +229,7 @@ pub fn run(g: &Graph, mode: FusionMode) -> (Compiled, ProgramRun, BTreeMap<Strin
         &compiled.program,
         &dev,
         &dev_inputs,
-        &NoHostOps,
+        &GraphHostOps,
         Dispatch::Traced,
     )
     .unwrap_or_else(|e| panic!("run {mode:?}: {e}"));
@@ -270,7 +261,7 @@ pub fn run_checked(g: &Graph, dev: &Device, mode: FusionMode) -> Compiled {
         &compiled.program,
         dev,
         &dev_inputs,
-        &NoHostOps,
+        &GraphHostOps,
         Dispatch::Traced,
     )
     .unwrap_or_else(|e| panic!("run {mode:?}: {e}"));

@@ -1,0 +1,124 @@
+//! Host fallback steps: graph ops without a TT-Lang template run on the host, the way a TTNN
+//! program would call a TTNN op between kernels. [`GraphHostOps`] executes them with the
+//! reference semantics of the op, reading and writing the program's bf16 device tensors.
+
+use serde::{Deserialize, Serialize};
+use ttfuse_runtime::exec::HostOps;
+use ttfuse_runtime::program::Step;
+use ttfuse_runtime::tensor::Tensor;
+
+use super::binding::Binding;
+use crate::graph::{DType, Graph, Op, TensorData, TensorType};
+use crate::plan::layout::layout_of;
+use crate::plan::HostInfo;
+
+/// What a host step needs to run: the graph op and the n-d shapes and element types of its
+/// operands and result (device tensors are tile-padded 2-D views of them). The field names of
+/// the shapes match `crate::host_ops::HostOpAttrs`, which reads the same attributes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HostAttrs {
+    /// The graph op.
+    pub op: Op,
+    /// Input shapes, in slot order.
+    pub input_shapes: Vec<Vec<usize>>,
+    /// Output shape.
+    pub output_shape: Vec<usize>,
+    /// Input element types, in slot order.
+    pub input_dtypes: Vec<DType>,
+    /// Output element type.
+    pub output_dtype: DType,
+}
+
+impl HostAttrs {
+    fn input_types(&self) -> Vec<TensorType> {
+        self.input_shapes
+            .iter()
+            .zip(&self.input_dtypes)
+            .map(|(s, &d)| TensorType::new(s.clone(), d))
+            .collect()
+    }
+}
+
+/// The program step of a host fallback.
+pub fn host_step(graph: &Graph, info: &HostInfo, inputs: Vec<String>, output: String) -> Step {
+    let node = graph.node(info.node);
+    let attrs = HostAttrs {
+        op: node.op.clone(),
+        input_shapes: info
+            .inputs
+            .iter()
+            .map(|&i| graph.node(i).ty.shape.clone())
+            .collect(),
+        output_shape: node.ty.shape.clone(),
+        input_dtypes: info
+            .inputs
+            .iter()
+            .map(|&i| graph.node(i).ty.dtype)
+            .collect(),
+        output_dtype: node.ty.dtype,
+    };
+    Step::Host {
+        op: info.op.clone(),
+        attrs: serde_json::to_value(&attrs).unwrap_or(serde_json::Value::Null),
+        inputs,
+        outputs: vec![output],
+    }
+}
+
+/// Runs host steps made by [`host_step`] with the reference interpreter's op semantics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GraphHostOps;
+
+fn binding(name: &str, ty: &TensorType) -> Result<Binding, String> {
+    let layout = layout_of(&ty.shape)
+        .ok_or_else(|| format!("`{name}` has shape {:?} with no tile layout", ty.shape))?;
+    Ok(Binding {
+        name: name.to_string(),
+        tensor: name.to_string(),
+        shape: ty.shape.clone(),
+        layout,
+    })
+}
+
+impl HostOps for GraphHostOps {
+    fn run(
+        &self,
+        op: &str,
+        attrs: &serde_json::Value,
+        inputs: &[&Tensor],
+    ) -> Result<Vec<Tensor>, String> {
+        let attrs: HostAttrs = serde_json::from_value(attrs.clone())
+            .map_err(|e| format!("host op {op}: attributes are not a ttfuse host step: {e}"))?;
+        let types = attrs.input_types();
+        if types.len() != inputs.len() || attrs.input_shapes.len() != inputs.len() {
+            return Err(format!(
+                "host op {op}: {} inputs given, {} expected",
+                inputs.len(),
+                types.len()
+            ));
+        }
+        let mut data = Vec::with_capacity(inputs.len());
+        for (i, (t, ty)) in inputs.iter().zip(&types).enumerate() {
+            let b = binding(&format!("input {i}"), ty)?;
+            let d = b
+                .try_from_device(t)
+                .map_err(|e| format!("host op {op}: {e}"))?;
+            data.push(if ty.dtype.is_float() {
+                d
+            } else {
+                TensorData::I64 {
+                    shape: ty.shape.clone(),
+                    values: d.to_f32().iter().map(|v| v.round() as i64).collect(),
+                }
+            });
+        }
+        let refs: Vec<&TensorData> = data.iter().collect();
+        let out_ty = TensorType::new(attrs.output_shape.clone(), attrs.output_dtype);
+        let out = crate::reference::eval_op(&attrs.op, &refs, &out_ty)
+            .map_err(|e| format!("host op {op}: {e}"))?;
+        let b = binding("output", &out_ty)?;
+        Ok(vec![b
+            .try_to_device(&out)
+            .map_err(|e| format!("host op {op}: {e}"))?])
+    }
+}
