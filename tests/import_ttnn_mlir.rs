@@ -94,6 +94,7 @@ fn every_supported_op_imports_with_its_graph_op_and_shape() {
         ("abs", "Abs"),
         ("neg", "Neg"),
         ("floor", "Floor"),
+        ("erf", "Erf"),
     ];
     let binary = [
         ("add", "Add"),
@@ -102,6 +103,7 @@ fn every_supported_op_imports_with_its_graph_op_and_shape() {
         ("divide", "Div"),
         ("maximum", "Max"),
         ("minimum", "Min"),
+        ("pow", "Pow"),
     ];
     let mut cases: Vec<Case> = Vec::new();
     for (op, graph_op) in unary {
@@ -244,6 +246,22 @@ fn every_supported_op_imports_with_its_graph_op_and_shape() {
             vec![32, 1],
         ),
         (
+            "min".into(),
+            vec![m],
+            "keep_dim = false",
+            "tensor<bf16>",
+            vec!["ReduceMin"],
+            vec![],
+        ),
+        (
+            "where".into(),
+            vec!["tensor<32x64xi1>", m, "tensor<1x1xbf16>"],
+            "",
+            m,
+            vec!["Where"],
+            vec![32, 64],
+        ),
+        (
             "embedding".into(),
             vec!["tensor<1x32xui32>", "tensor<1000x64xbf16>"],
             "",
@@ -272,6 +290,15 @@ fn every_supported_op_imports_with_its_graph_op_and_shape() {
             vec!["Reshape", "Transpose", "Reshape", "Conv", "Transpose", "Reshape"],
             vec![1, 1, 32, 16],
         ),
+        (
+            "conv2d".into(),
+            vec!["tensor<1x1x100x8xbf16>", "tensor<16x8x3x3xbf16>"],
+            // [top, bottom, left, right]: 10 + 1 + 3 - 2 = 12 rows, 10 + 0 + 2 - 2 = 10 columns.
+            "batch_size = 1 : i32, groups = 1 : i32, in_channels = 8 : i32, input_height = 10 : i32, input_width = 10 : i32, kernel_size = array<i32: 3, 3>, out_channels = 16 : i32, padding = array<i32: 1, 3, 0, 2>",
+            "tensor<1x1x120x16xbf16>",
+            vec!["Reshape", "Transpose", "Conv", "Transpose", "Reshape"],
+            vec![1, 1, 120, 16],
+        ),
     ]);
     for (op, args, attrs, result, want_ops, want_shape) in &cases {
         let text = program(args, &op_stmt(op, args, attrs, result), result);
@@ -280,17 +307,13 @@ fn every_supported_op_imports_with_its_graph_op_and_shape() {
         let out = g.node(g.outputs[0].1);
         assert_eq!(out.ty.shape, *want_shape, "ttnn.{op} ({attrs})");
     }
-    // Every op of the list is covered above.
+    // Every op in the importer's table is covered here, or (the constants) in the next test.
     let covered: Vec<&str> = cases.iter().map(|c| c.0.as_str()).collect();
-    for op in [
-        "linear",
-        "layer_norm",
-        "embedding",
-        "conv2d",
-        "concat",
-        "permute",
-    ] {
-        assert!(covered.contains(&op), "{op} is not covered");
+    for op in ttfuse::import::ttnn_mlir::ops::table().keys() {
+        assert!(
+            covered.contains(op) || ["full", "ones", "zeros"].contains(op),
+            "ttnn.{op} is not covered"
+        );
     }
 }
 
