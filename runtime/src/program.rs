@@ -76,6 +76,9 @@ impl Program {
 
     /// Number of kernel launches.
     pub fn launches(&self) -> usize {
-        self.steps.iter().filter(|s| matches!(s, Step::Launch { .. })).count()
+        self.steps
+            .iter()
+            .filter(|s| matches!(s, Step::Launch { .. }))
+            .count()
     }
 }

@@ -19,13 +19,25 @@ pub struct Tensor {
 impl Tensor {
     /// A zero-filled tensor.
     pub fn zeros(rows: usize, cols: usize) -> Self {
-        Tensor { rows, cols, data: vec![bf16::ZERO; rows * cols] }
+        Tensor {
+            rows,
+            cols,
+            data: vec![bf16::ZERO; rows * cols],
+        }
     }
 
     /// A tensor from f32 values, rounding each to bf16 (round to nearest even).
     pub fn from_f32(rows: usize, cols: usize, values: &[f32]) -> Self {
-        assert_eq!(values.len(), rows * cols, "tensor data length must be rows * cols");
-        Tensor { rows, cols, data: values.iter().map(|&v| bf16::from_f32(v)).collect() }
+        assert_eq!(
+            values.len(),
+            rows * cols,
+            "tensor data length must be rows * cols"
+        );
+        Tensor {
+            rows,
+            cols,
+            data: values.iter().map(|&v| bf16::from_f32(v)).collect(),
+        }
     }
 
     /// The values widened to f32.

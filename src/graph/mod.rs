@@ -65,8 +65,18 @@ impl Graph {
     }
 
     /// Adds a node fed by `inputs` (in slot order) and returns its index.
-    pub fn add(&mut self, name: impl Into<String>, op: Op, ty: TensorType, inputs: &[NodeIndex]) -> NodeIndex {
-        let idx = self.dag.add_node(Node { name: name.into(), op, ty });
+    pub fn add(
+        &mut self,
+        name: impl Into<String>,
+        op: Op,
+        ty: TensorType,
+        inputs: &[NodeIndex],
+    ) -> NodeIndex {
+        let idx = self.dag.add_node(Node {
+            name: name.into(),
+            op,
+            ty,
+        });
         for (slot, &src) in inputs.iter().enumerate() {
             self.dag.add_edge(src, idx, slot);
         }
@@ -98,8 +108,11 @@ impl Graph {
 
     /// The consumers of `idx` (each once, in index order).
     pub fn users_of(&self, idx: NodeIndex) -> Vec<NodeIndex> {
-        let mut users: Vec<NodeIndex> =
-            self.dag.edges_directed(idx, Direction::Outgoing).map(|e| e.target()).collect();
+        let mut users: Vec<NodeIndex> = self
+            .dag
+            .edges_directed(idx, Direction::Outgoing)
+            .map(|e| e.target())
+            .collect();
         users.sort();
         users.dedup();
         users
@@ -109,14 +122,21 @@ impl Graph {
     pub fn topo_order(&self) -> Vec<NodeIndex> {
         let n = self.dag.node_count();
         let mut indegree: Vec<usize> = (0..n)
-            .map(|i| self.dag.edges_directed(NodeIndex::new(i), Direction::Incoming).count())
+            .map(|i| {
+                self.dag
+                    .edges_directed(NodeIndex::new(i), Direction::Incoming)
+                    .count()
+            })
             .collect();
         let mut ready: std::collections::BTreeSet<usize> =
             (0..n).filter(|&i| indegree[i] == 0).collect();
         let mut order = Vec::with_capacity(n);
         while let Some(i) = ready.pop_first() {
             order.push(NodeIndex::new(i));
-            for e in self.dag.edges_directed(NodeIndex::new(i), Direction::Outgoing) {
+            for e in self
+                .dag
+                .edges_directed(NodeIndex::new(i), Direction::Outgoing)
+            {
                 let t = e.target().index();
                 indegree[t] -= 1;
                 if indegree[t] == 0 {

@@ -252,7 +252,10 @@ impl Op {
             Op::Pool { op, .. } => format!("{op:?}Pool"),
             other => {
                 let dbg = format!("{other:?}");
-                dbg.split(|c: char| !c.is_alphanumeric()).next().unwrap_or("Op").to_string()
+                dbg.split(|c: char| !c.is_alphanumeric())
+                    .next()
+                    .unwrap_or("Op")
+                    .to_string()
             }
         }
     }

@@ -254,7 +254,11 @@ impl Expr {
 
     /// `self(args...)`.
     pub fn call(self, args: Vec<Expr>) -> Self {
-        Expr::Call { func: Box::new(self), args, kwargs: Vec::new() }
+        Expr::Call {
+            func: Box::new(self),
+            args,
+            kwargs: Vec::new(),
+        }
     }
 
     /// `self(args..., kw=...)`.
@@ -262,7 +266,10 @@ impl Expr {
         Expr::Call {
             func: Box::new(self),
             args,
-            kwargs: kwargs.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            kwargs: kwargs
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
         }
     }
 
