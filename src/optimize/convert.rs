@@ -280,3 +280,79 @@ impl Builder<'_> {
         Ok(idx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::infer::infer;
+    use egg::RecExpr;
+
+    /// Builds the graph of a concrete expression over bf16 input `%x` of shape [2, 4].
+    fn graph_of(expr: &str) -> Graph {
+        let table = BTreeMap::from([(
+            "%x".to_string(),
+            TableEntry {
+                name: "x".into(),
+                ty: TensorType::new(vec![2, 4], DType::BF16),
+                data: None,
+            },
+        )]);
+        let mut egraph = TGraph::new(TensorAnalysis::new(table));
+        let root = egraph.add_expr(&expr.parse::<RecExpr<TNode>>().unwrap());
+        egraph.rebuild();
+        let choice = egraph
+            .classes()
+            .map(|c| (c.id, c.nodes[0].clone()))
+            .collect();
+        let loaded = Loaded {
+            egraph: TGraph::default(),
+            outputs: vec![("y".into(), root)],
+            names: BTreeMap::new(),
+            input_keys: vec!["%x".into()],
+        };
+        build(&egraph, &loaded, &Extraction { choice, cost: 0.0 }).unwrap()
+    }
+
+    #[test]
+    fn number_operands_become_constants_of_the_tensor_dtype() {
+        let g = graph_of("(add (mul %x 0.5) (mul %x 0.5))");
+        let consts: Vec<&crate::graph::Node> = g
+            .dag
+            .node_weights()
+            .filter(|n| matches!(n.op, Op::Constant(_)))
+            .collect();
+        assert_eq!(consts.len(), 1, "one shared constant for both uses");
+        assert_eq!(consts[0].ty, TensorType::new(vec![], DType::BF16));
+        for idx in g.dag.node_indices() {
+            let n = g.node(idx);
+            // Constants carry f32 data under their declared dtype, as the importers make them.
+            if !matches!(n.op, Op::Input | Op::Constant(_)) {
+                let tys: Vec<TensorType> = g
+                    .inputs_of(idx)
+                    .iter()
+                    .map(|&i| g.node(i).ty.clone())
+                    .collect();
+                assert_eq!(
+                    infer(&n.op, &tys.iter().collect::<Vec<_>>()).unwrap(),
+                    n.ty,
+                    "{}",
+                    n.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn attributes_come_back_as_op_fields() {
+        let g =
+            graph_of("(rmsnorm (transpose [1,0] (transpose [1,0] %x)) (rmax [0] false %x) 0.001)");
+        let ops: Vec<&Op> = g.dag.node_weights().map(|n| &n.op).collect();
+        assert!(ops.contains(&&Op::RmsNorm { eps: 0.001 }), "{ops:?}");
+        assert!(ops.contains(&&Op::Reduce {
+            op: crate::graph::ReduceOp::Max,
+            axes: vec![0],
+            keep_dims: false
+        }));
+        assert!(ops.contains(&&Op::Transpose { perm: vec![1, 0] }));
+    }
+}
