@@ -479,6 +479,22 @@ def op_models(rng):
     print("ops: shape_ops, elementwise, gelu, norms, conv_pool, reduce_opset13/18, softmax_opset11, gemm_const, composites")
 
 
+def lrn_model():
+    """LRN (the onnx package's AlexNet-style CNNs use it) with two window sizes (onnxruntime takes odd ones)."""
+    rng = np.random.default_rng(SEED + 2)
+    n = helper.make_node
+    save_case(
+        "lrn",
+        [
+            n("LRN", ["x"], ["odd"], size=5, alpha=1e-3, beta=0.75, bias=1.0),
+            n("LRN", ["x"], ["narrow"], size=3, alpha=0.5, beta=0.6, bias=2.0),
+        ],
+        {"x": (rng.standard_normal((2, 7, 3, 4)) * 3).astype(np.float32)},
+        ["odd", "narrow"],
+    )
+    print("ops: lrn")
+
+
 def main():
     torch.manual_seed(SEED)
     rng = np.random.default_rng(SEED)
@@ -493,6 +509,7 @@ def main():
     error_models()
     external_models()
     op_models(rng)
+    lrn_model()
     attention_ttnn(rng)
     # A PyTorch transformer block with a symbolic sequence length, whose Shape/Gather/Concat
     # subgraphs the importer folds once `seq` is bound (tests/import_dynamic.rs).

@@ -18,10 +18,50 @@ fn remap(x: &TensorData, map: &[usize], shape: Vec<usize>) -> TensorData {
 
 /// Output axis `i` is input axis `perm[i]`.
 pub fn transpose(x: &TensorData, perm: &[usize]) -> TensorData {
-    let s = strides(x.shape());
     let shape: Vec<usize> = perm.iter().map(|&p| x.shape()[p]).collect();
+    match x {
+        TensorData::F32 { values, .. } => TensorData::f32(shape, permute(values, x.shape(), perm)),
+        TensorData::I64 { values, .. } => TensorData::i64(shape, permute(values, x.shape(), perm)),
+    }
+}
+
+/// The values of a row-major tensor of `shape` with its axes permuted by `perm`, read in the
+/// output's row-major order. Swapping the last two axes (weight transposes, which constant
+/// folding meets on every Gemm with `transB`) goes through square tiles so that both sides
+/// stay in cache; every other permutation walks the input with the output's strides.
+fn permute<T: Copy + Default>(v: &[T], shape: &[usize], perm: &[usize]) -> Vec<T> {
+    let r = perm.len();
+    let swaps_last_two = r >= 2
+        && perm[..r - 2].iter().enumerate().all(|(i, &p)| p == i)
+        && perm[r - 2] == r - 1
+        && perm[r - 1] == r - 2;
+    if swaps_last_two && !v.is_empty() {
+        const TILE: usize = 32;
+        let (rows, cols) = (shape[r - 2], shape[r - 1]);
+        let mut out = vec![T::default(); v.len()];
+        for (src, dst) in v
+            .chunks_exact(rows * cols)
+            .zip(out.chunks_exact_mut(rows * cols))
+        {
+            for c0 in (0..cols).step_by(TILE) {
+                for r0 in (0..rows).step_by(TILE) {
+                    for c in c0..cols.min(c0 + TILE) {
+                        for row in r0..rows.min(r0 + TILE) {
+                            dst[c * rows + row] = src[row * cols + c];
+                        }
+                    }
+                }
+            }
+        }
+        return out;
+    }
+    let s = strides(shape);
+    let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
     let st: Vec<usize> = perm.iter().map(|&p| s[p]).collect();
-    remap(x, &strided_map(&shape, &st, 0), shape)
+    strided_map(&out_shape, &st, 0)
+        .into_iter()
+        .map(|i| v[i])
+        .collect()
 }
 
 /// NumPy broadcast of `x` to `shape`.
@@ -135,6 +175,30 @@ pub fn gather(
 
 #[cfg(test)]
 mod tests {
+    use super::permute as permute_for_test;
+
+    /// The tiled last-two-axes swap agrees with element-by-element indexing and with the
+    /// strided walk, on shapes that are not multiples of the tile.
+    #[test]
+    fn tiled_swap_matches_the_strided_walk() {
+        let shape = [2usize, 37, 70];
+        let v: Vec<i64> = (0..(2 * 37 * 70) as i64).collect();
+        let tiled = permute_for_test(&v, &shape, &[0, 2, 1]);
+        for b in 0..2 {
+            for i in 0..37 {
+                for j in 0..70 {
+                    assert_eq!(tiled[(b * 70 + j) * 37 + i], v[(b * 37 + i) * 70 + j]);
+                }
+            }
+        }
+        // [1, 0] through the tiles equals the same transpose walked through rank-3 views.
+        let m: Vec<i64> = (0..(37 * 70) as i64).collect();
+        let walked = permute_for_test(&m, &[37, 70], &[1, 0]);
+        let as3 = permute_for_test(&m, &[1, 37, 70], &[1, 2, 0]);
+        let back = permute_for_test(&as3, &[37, 70, 1], &[1, 0, 2]);
+        assert_eq!(walked, back);
+    }
+
     use super::*;
     use crate::graph::DType;
 

@@ -30,39 +30,63 @@ pub fn conv(
     let [oh, ow] = [out.shape[2], out.shape[3]];
     let og = o / groups;
     let mut result = Vec::with_capacity(out.numel());
+    // Each output plane accumulates, per (input channel, ky, kx), one weight times a shifted
+    // window of the input plane: the same sum in the same order as output by output, with
+    // the bounds worked out per row and column range instead of per element.
+    let mut plane = vec![0f64; oh * ow];
     for b in 0..n {
         for oc in 0..o {
             let g = oc / og;
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let mut acc = bias.as_ref().map_or(0.0, |bv| bv[oc] as f64);
-                    for ic in 0..cg {
-                        let ch = g * cg + ic;
-                        for ky in 0..kh {
+            plane.fill(bias.as_ref().map_or(0.0, |bv| bv[oc] as f64));
+            for ic in 0..cg {
+                let ch = g * cg + ic;
+                let xplane = &xv[(b * c + ch) * h * wd..][..h * wd];
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let wt = wv[((oc * cg + ic) * kh + ky) * kw + kx] as f64;
+                        let (lo, hi) = valid_outputs(kx * dilation[1], pads[1], stride[1], wd, ow);
+                        if lo >= hi {
+                            continue;
+                        }
+                        let ix0 = lo * stride[1] + kx * dilation[1] - pads[1];
+                        for oy in 0..oh {
                             let Some(iy) = (oy * stride[0] + ky * dilation[0])
                                 .checked_sub(pads[0])
                                 .filter(|&y| y < h)
                             else {
                                 continue;
                             };
-                            for kx in 0..kw {
-                                let Some(ix) = (ox * stride[1] + kx * dilation[1])
-                                    .checked_sub(pads[1])
-                                    .filter(|&v| v < wd)
-                                else {
-                                    continue;
-                                };
-                                let xval = xv[((b * c + ch) * h + iy) * wd + ix] as f64;
-                                acc += xval * wv[((oc * cg + ic) * kh + ky) * kw + kx] as f64;
+                            let row = xplane[iy * wd + ix0..(iy + 1) * wd]
+                                .iter()
+                                .step_by(stride[1]);
+                            for (acc, &x) in plane[oy * ow + lo..oy * ow + hi].iter_mut().zip(row) {
+                                *acc += x as f64 * wt;
                             }
                         }
                     }
-                    result.push(acc as f32);
                 }
             }
+            result.extend(plane.iter().map(|&v| v as f32));
         }
     }
     Ok(TensorData::f32(out.shape.clone(), result))
+}
+
+/// The output positions `lo..hi` (of `outs`) whose input position `o * stride + offset - pad`
+/// falls inside `0..size`.
+fn valid_outputs(
+    offset: usize,
+    pad: usize,
+    stride: usize,
+    size: usize,
+    outs: usize,
+) -> (usize, usize) {
+    let lo = pad.saturating_sub(offset).div_ceil(stride);
+    let hi = (size + pad)
+        .saturating_sub(offset)
+        .div_ceil(stride)
+        .min(outs);
+    (lo, hi)
 }
 
 /// Inference batch norm: `(x - mean) / sqrt(var + eps) * scale + bias` per channel (axis 1).
