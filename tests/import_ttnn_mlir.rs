@@ -613,7 +613,16 @@ fn errors_name_the_file_the_line_and_the_op() {
     ));
     let msg = import_err(&malformed);
     assert!(
-        msg.contains("line 3") && msg.contains("expected `:`"),
+        msg.contains("line 3") && msg.contains("`ttnn.matmul`: expected `:`"),
+        "{msg}"
+    );
+
+    let twice = func(&format!(
+        "    %0 = \"ttnn.matmul\"(%arg0, %arg1) : {ty}\n    %0 = \"ttnn.relu\"(%0) : (tensor<32x32xf32>) -> tensor<32x32xf32>\n{ret}"
+    ));
+    let msg = import_err(&twice);
+    assert!(
+        msg.contains("line 4") && msg.contains("`ttnn.relu` defines `%0` a second time"),
         "{msg}"
     );
 

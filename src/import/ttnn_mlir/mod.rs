@@ -248,35 +248,14 @@ impl Func {
             .map(|o| self.lookup(o))
             .collect::<Result<Vec<Val>, String>>()
             .map_err(|e| format!("`{op_name}` operands: {e}"))?;
-        let mut attrs = BTreeMap::new();
-        if c.eat("<{") {
-            attrs.extend(attr_dict(c.balanced('}')?)?);
-            c.expect(">")?;
-        }
-        if c.eat("{") {
-            attrs.extend(attr_dict(c.balanced('}')?)?);
-        }
-        c.expect(":")?;
-        c.expect("(")?;
-        c.balanced(')')?;
-        c.expect("->")?;
-        let result_types: Vec<String> = if c.eat("(") {
-            split_top(c.balanced(')')?)
-                .into_iter()
-                .map(str::to_string)
-                .collect()
-        } else {
-            // One result type, then perhaps a location.
-            let rest = c.rest();
-            vec![rest[..rest.find(" loc(").unwrap_or(rest.len())]
-                .trim()
-                .to_string()]
-        };
+        let (attrs, result_types) = signature(&mut c).map_err(|e| format!("`{op_name}`: {e}"))?;
         let val = self.apply(&op_name, &results, operands, attrs, &result_types)?;
         match (results.as_slice(), val) {
             ([], _) => {}
             ([r], Some(v)) => {
-                self.values.insert(r.clone(), v);
+                if self.values.insert(r.clone(), v).is_some() {
+                    return Err(format!("`{op_name}` defines `%{r}` a second time"));
+                }
             }
             _ => return Err(format!("`{op_name}` produced no value for its result")),
         }
@@ -384,6 +363,36 @@ impl Func {
         }
         Ok(Some(Val::Tensor(idx)))
     }
+}
+
+/// The rest of an op statement after its operands: the properties `<{...}>`, the attribute
+/// dictionary `{...}` and the function type; returns the attributes and the result types.
+fn signature(c: &mut Cursor) -> Result<(BTreeMap<String, Attr>, Vec<String>), String> {
+    let mut attrs = BTreeMap::new();
+    if c.eat("<{") {
+        attrs.extend(attr_dict(c.balanced('}')?)?);
+        c.expect(">")?;
+    }
+    if c.eat("{") {
+        attrs.extend(attr_dict(c.balanced('}')?)?);
+    }
+    c.expect(":")?;
+    c.expect("(")?;
+    c.balanced(')')?;
+    c.expect("->")?;
+    let result_types = if c.eat("(") {
+        split_top(c.balanced(')')?)
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    } else {
+        // One result type, then perhaps a location.
+        let rest = c.rest();
+        vec![rest[..rest.find(" loc(").unwrap_or(rest.len())]
+            .trim()
+            .to_string()]
+    };
+    Ok((attrs, result_types))
 }
 
 /// The text of a `tensor<...>` type at the cursor.
