@@ -441,6 +441,47 @@ fn explain_accounts_for_every_kernel_and_writes_dot() {
     }
 }
 
+#[test]
+fn explain_names_fallback_ops() {
+    let out = ttfuse(&["explain", "--json", "models/gpt2_block/model.onnx"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let e: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let fallbacks = e["fallbacks"].as_array().unwrap();
+    assert!(
+        !fallbacks.is_empty(),
+        "the GPT-2 block's slices run as fallbacks"
+    );
+    // The nodes of the planner's host kernels.
+    let host_nodes: Vec<&str> = e["kernels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["kind"] == "Host")
+        .flat_map(|k| k["ops"].as_array().unwrap())
+        .map(|op| op[0].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        host_nodes.len(),
+        fallbacks.len(),
+        "one host kernel per fallback step"
+    );
+    // Every break next to a host node, and only those, is reported as a fallback.
+    let mut fallback_breaks = 0;
+    for b in e["not_fused"].as_array().unwrap() {
+        let touches = ["producer", "consumer"]
+            .iter()
+            .any(|k| host_nodes.contains(&b[*k].as_str().unwrap()));
+        assert_eq!(touches, b["category"] == "fallback", "{b}");
+        fallback_breaks += usize::from(touches);
+    }
+    assert!(fallback_breaks > 0);
+    let text = stdout(&ttfuse(&["explain", "models/gpt2_block/model.onnx"]));
+    assert!(
+        text.contains("TTNN fallback ops") && text.contains("[fallback op]"),
+        "{text}"
+    );
+}
+
 /// Asserts that two directories hold the same files with the same bytes.
 fn assert_same_tree(a: &Path, b: &Path) {
     fn files(root: &Path, dir: &Path, out: &mut Vec<std::path::PathBuf>) {

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use ttfuse::host_ops::ReferenceHostOps;
 use ttfuse::import::ImportOptions;
+use ttfuse::lower::fallback::GraphHostOps;
 use ttfuse::optimize::OptimizeOptions;
 use ttfuse::{inputs, npy, pipeline};
 use ttfuse_runtime::device::Device;
@@ -46,9 +46,19 @@ fn export(model: Option<&str>, dir: &Path) {
 
 #[test]
 fn the_bundle_reruns_with_compares_outputs() {
-    let dir = tempdir("rerun");
+    check_rerun("rerun_default", None);
+}
+
+/// The GPT-2 block has TTNN fallback steps (slices, reshapes, where) between its kernels.
+#[test]
+fn a_bundle_with_fallback_ops_reruns_with_compares_outputs() {
+    check_rerun("rerun_gpt2", Some("models/gpt2_block/model.onnx"));
+}
+
+fn check_rerun(name: &str, model_path: Option<&str>) {
+    let dir = tempdir(name);
     let bundle = dir.join("bundle");
-    export(None, &bundle);
+    export(model_path, &bundle);
     let results = dir.join("results");
     let run = json(&ttfuse(&[
         "run",
@@ -57,7 +67,9 @@ fn the_bundle_reruns_with_compares_outputs() {
         "--out",
         results.to_str().unwrap(),
     ]));
-    let cmp = json(&ttfuse(&["compare", "--json"]));
+    let mut compare = vec!["compare", "--json"];
+    compare.extend(model_path);
+    let cmp = json(&ttfuse(&compare));
     // Same agreement with the reference, same modeled time and traffic as compare's fused run.
     assert_eq!(run["pcc"], cmp["pcc"]);
     assert_eq!(run["max_abs_err"], cmp["max_abs_err"]);
@@ -67,7 +79,8 @@ fn the_bundle_reruns_with_compares_outputs() {
 
     // The outputs are bit for bit those of the fused program run in process, and the stored
     // reference outputs are the reference interpreter's.
-    let model = pipeline::load_model(None, &ImportOptions::default()).unwrap();
+    let path = model_path.map(|p| Path::new(env!("CARGO_MANIFEST_DIR")).join(p));
+    let model = pipeline::load_model(path.as_deref(), &ImportOptions::default()).unwrap();
     let device = Device::load("wormhole_b0").unwrap();
     let compiled = pipeline::compile(&model, &device, &OptimizeOptions::default()).unwrap();
     let data = inputs::complete_inputs(&model.graph, BTreeMap::new(), 0);
@@ -75,7 +88,7 @@ fn the_bundle_reruns_with_compares_outputs() {
         &compiled.fused,
         &device,
         &data,
-        &ReferenceHostOps,
+        &GraphHostOps,
         Dispatch::Traced,
     )
     .unwrap();

@@ -11,8 +11,8 @@ use ttfuse_runtime::device::Device;
 use super::progress::{Progress, Verbosity};
 use super::{ModelArgs, TargetArgs};
 use crate::graph::TensorData;
-use crate::host_ops::ReferenceHostOps;
 use crate::inputs;
+use crate::lower::fallback::GraphHostOps;
 use crate::optimize::OptimizeOptions;
 use crate::pipeline::{self, Compilation, Execution, Model};
 use crate::report::compare::{Comparison, ProgramSummary};
@@ -76,7 +76,7 @@ impl Study {
         progress.step("running the reference interpreter");
         let inputs = inputs::complete_inputs(&model.graph, BTreeMap::new(), seed);
         let expected = pipeline::reference_outputs(&model.graph, &inputs)?;
-        let host = ReferenceHostOps;
+        let host = GraphHostOps;
         let dispatch = target.dispatch.to_runtime();
         progress.step("simulating the unfused program");
         let unfused = pipeline::execute(&compilation.unfused, &device, &inputs, &host, dispatch)?;

@@ -13,7 +13,7 @@ use crate::agreement::Agreement;
 use crate::bundle::export::PCC_THRESHOLD;
 use crate::bundle::load;
 use crate::graph::TensorData;
-use crate::host_ops::ReferenceHostOps;
+use crate::lower::fallback::GraphHostOps;
 use crate::npy;
 
 /// What `run DIR --json` prints.
@@ -62,7 +62,7 @@ pub fn run(dir: &Path, target: &TargetArgs, out: Option<&Path>, json: bool) -> R
         &bundle.program,
         &device,
         &bundle.inputs,
-        &ReferenceHostOps,
+        &GraphHostOps,
         target.dispatch.to_runtime(),
     )
     .with_context(|| format!("running {}", dir.display()))?;
