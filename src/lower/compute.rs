@@ -177,11 +177,19 @@ fn stage_with(body: &Body, naming: &Naming, sched: &Schedule, v: usize, inline: 
     items.push((reserve(&naming.cb(v)), out.clone()));
     let mut counts = BTreeMap::new();
     count_uses(body, &body.values[v].args, &mut counts);
-    let mut locals = Vec::new();
-    let mut memo = BTreeMap::new();
-    let e = value_expr(body, naming, v, v, &out, &counts, &mut locals, &mut memo);
-    locals.push(store(&out, e));
-    with(items, locals)
+    let mut stage = Stage {
+        body,
+        naming,
+        root: v,
+        out,
+        counts,
+        locals: Vec::new(),
+        memo: BTreeMap::new(),
+    };
+    let e = stage.expr(v);
+    let mut stmts = stage.locals;
+    stmts.push(store(&stage.out, e));
+    with(items, stmts)
 }
 
 fn count_uses(body: &Body, args: &[usize], counts: &mut BTreeMap<usize, usize>) {
@@ -197,65 +205,72 @@ fn count_uses(body: &Body, args: &[usize], counts: &mut BTreeMap<usize, usize>) 
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn value_expr(
-    body: &Body,
-    naming: &Naming,
-    u: usize,
+/// The expression of one stage: its root value in terms of waited blocks, with values used more
+/// than once bound to locals first.
+struct Stage<'a> {
+    body: &'a Body,
+    naming: &'a Naming<'a>,
     root: usize,
-    out: &str,
-    counts: &BTreeMap<usize, usize>,
-    locals: &mut Vec<Stmt>,
-    memo: &mut BTreeMap<usize, String>,
-) -> Expr {
-    if u != root && body.materialized[u] {
-        return name(&naming.waited(u));
-    }
-    if let Some(n) = memo.get(&u) {
-        return name(n);
-    }
-    let value = &body.values[u];
-    let mut arg =
-        |i: usize| value_expr(body, naming, value.args[i], root, out, counts, locals, memo);
-    let e = match &value.op {
-        ValueOp::Unary(f) => math(f.name(), vec![arg(0)]),
-        ValueOp::Binary(f) => {
-            let (a, b) = (arg(0), arg(1));
-            match f {
-                TtBinary::Add => Expr::bin(BinOp::Add, a, b),
-                TtBinary::Sub => Expr::bin(BinOp::Sub, a, b),
-                TtBinary::Mul => Expr::bin(BinOp::Mul, a, b),
-                TtBinary::Div => Expr::bin(BinOp::Div, a, b),
-                TtBinary::Max => math("max", vec![a, b]),
-                TtBinary::Min => math("min", vec![a, b]),
+    out: String,
+    counts: BTreeMap<usize, usize>,
+    locals: Vec<Stmt>,
+    memo: BTreeMap<usize, String>,
+}
+
+impl Stage<'_> {
+    fn expr(&mut self, u: usize) -> Expr {
+        let body = self.body;
+        if u != self.root && body.materialized[u] {
+            return name(&self.naming.waited(u));
+        }
+        if let Some(n) = self.memo.get(&u) {
+            return name(n);
+        }
+        let value = &body.values[u];
+        let e = match &value.op {
+            ValueOp::Unary(f) => math(f.name(), vec![self.expr(value.args[0])]),
+            ValueOp::Binary(f) => {
+                let (a, b) = (self.expr(value.args[0]), self.expr(value.args[1]));
+                match f {
+                    TtBinary::Add => Expr::bin(BinOp::Add, a, b),
+                    TtBinary::Sub => Expr::bin(BinOp::Sub, a, b),
+                    TtBinary::Mul => Expr::bin(BinOp::Mul, a, b),
+                    TtBinary::Div => Expr::bin(BinOp::Div, a, b),
+                    TtBinary::Max => math("max", vec![a, b]),
+                    TtBinary::Min => math("min", vec![a, b]),
+                }
             }
+            ValueOp::Power(n) => {
+                Expr::path("ttl.power").call(vec![self.expr(value.args[0]), Expr::Int(*n as i64)])
+            }
+            ValueOp::Reduce(r) => {
+                let f = match r {
+                    RowReduce::Sum => "reduce_sum",
+                    RowReduce::Max => "reduce_max",
+                };
+                let (x, s) = (self.expr(value.args[0]), self.expr(value.args[1]));
+                math_dims(f, vec![x, s, name(&self.out)], &[0])
+            }
+            ValueOp::Broadcast => {
+                let from = body.values[value.args[0]].class;
+                let x = self.expr(value.args[0]);
+                math_dims(
+                    "broadcast",
+                    vec![x, name(&self.out)],
+                    &from.broadcast_dims(value.class),
+                )
+            }
+            ValueOp::Copy => self.expr(value.args[0]),
+            // Loads and matmul results are always materialized (handled above).
+            ValueOp::Load(_) | ValueOp::MatMul => name(&self.naming.waited(u)),
+        };
+        if u != self.root && self.counts.get(&u).copied().unwrap_or(0) >= 2 {
+            let local = value.stem.clone();
+            self.locals.push(assign(&local, e));
+            self.memo.insert(u, local.clone());
+            name(&local)
+        } else {
+            e
         }
-        ValueOp::Power(n) => Expr::path("ttl.power").call(vec![arg(0), Expr::Int(*n as i64)]),
-        ValueOp::Reduce(r) => {
-            let f = match r {
-                RowReduce::Sum => "reduce_sum",
-                RowReduce::Max => "reduce_max",
-            };
-            math_dims(f, vec![arg(0), arg(1), name(out)], &[0])
-        }
-        ValueOp::Broadcast => {
-            let from = body.values[value.args[0]].class;
-            math_dims(
-                "broadcast",
-                vec![arg(0), name(out)],
-                &from.broadcast_dims(value.class),
-            )
-        }
-        ValueOp::Copy => arg(0),
-        // Loads and matmul results are always materialized (handled above).
-        ValueOp::Load(_) | ValueOp::MatMul => name(&naming.waited(u)),
-    };
-    if u != root && counts.get(&u).copied().unwrap_or(0) >= 2 {
-        let local = value.stem.clone();
-        locals.push(assign(&local, e));
-        memo.insert(u, local.clone());
-        name(&local)
-    } else {
-        e
     }
 }

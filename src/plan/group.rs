@@ -296,12 +296,12 @@ pub fn group(
             }
             _ => {}
         }
-        let producers: Vec<NodeIndex> = graph
-            .inputs_of(n)
-            .into_iter()
-            .map(|p| resolve(graph, p))
-            .filter(|p| !matches!(graph.node(*p).op, Op::Input | Op::Constant(_)))
-            .collect();
+        let mut producers: Vec<NodeIndex> = Vec::new();
+        for p in graph.inputs_of(n).into_iter().map(|p| resolve(graph, p)) {
+            if !matches!(graph.node(p).op, Op::Input | Op::Constant(_)) && !producers.contains(&p) {
+                producers.push(p);
+            }
+        }
         let mut joined: Option<(usize, NodeIndex)> = None;
         let mut rejected = Vec::new();
         if mode == FusionMode::Fused && matches!(r, Role::Eltwise | Role::Row) {

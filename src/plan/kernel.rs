@@ -192,23 +192,9 @@ pub fn build(graph: &Graph, target: &Target, g: &Group) -> Result<PlannedKernel,
                         } else {
                             KernelKind::Eltwise
                         };
-                        let (reads, writes) = body_traffic(&body, &schedule, &p, target.tile_bytes);
-                        let cbs = schedule.cbs.clone();
-                        return Ok(summary(
-                            graph,
-                            target,
-                            g,
-                            kind,
-                            &body,
-                            p,
-                            cbs,
-                            reads,
-                            writes,
-                            KernelDetail::Body {
-                                body: body.clone(),
-                                schedule,
-                            },
-                        ));
+                        let traffic = body_traffic(&body, &schedule, &p, target.tile_bytes);
+                        let detail = KernelDetail::Body { body, schedule };
+                        return Ok(summary(graph, target, g, kind, p, traffic, detail));
                     }
                 }
             }
@@ -266,23 +252,13 @@ pub fn build(graph: &Graph, target: &Target, g: &Group) -> Result<PlannedKernel,
                         let (mut reads, writes) =
                             body_traffic(&body, &schedule, &p, target.tile_bytes);
                         reads += (p.blocks * (bm + bn) * info.kt) as u64 * target.tile_bytes;
-                        let cbs = schedule.cbs.clone();
-                        return Ok(summary(
-                            graph,
-                            target,
-                            g,
-                            KernelKind::Matmul,
-                            &body,
-                            p,
-                            cbs,
-                            reads,
-                            writes,
-                            KernelDetail::Matmul {
-                                body: body.clone(),
-                                schedule,
-                                info: Box::new(info),
-                            },
-                        ));
+                        let detail = KernelDetail::Matmul {
+                            body,
+                            schedule,
+                            info: Box::new(info),
+                        };
+                        let kind = KernelKind::Matmul;
+                        return Ok(summary(graph, target, g, kind, p, (reads, writes), detail));
                     }
                 }
             }
@@ -640,20 +616,24 @@ fn token(graph: &Graph, n: NodeIndex) -> String {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The plan entry of a body or matmul kernel: its name from its ops, what it reads and writes,
+/// its buffers and its DRAM traffic (`(read, written)` bytes).
 fn summary(
     graph: &Graph,
     target: &Target,
     g: &Group,
     kind: KernelKind,
-    body: &Body,
     partition: Partition,
-    cbs: Vec<Cb>,
-    dram_read_bytes: u64,
-    dram_write_bytes: u64,
+    traffic: (u64, u64),
     detail: KernelDetail,
 ) -> PlannedKernel {
-    let notes = body.notes.clone();
+    let (body, cbs) = match &detail {
+        KernelDetail::Body { body, schedule } | KernelDetail::Matmul { body, schedule, .. } => {
+            (Some(body), schedule.cbs.clone())
+        }
+        KernelDetail::Transpose(_) | KernelDetail::Host(_) => (None, Vec::new()),
+    };
+    let notes = body.map(|b| b.notes.clone()).unwrap_or_default();
     let mut tokens: Vec<String> = Vec::new();
     for &n in &g.nodes {
         let mut t = token(graph, n);
@@ -675,19 +655,25 @@ fn summary(
     if kind == KernelKind::RowWise {
         name += "_rows";
     }
-    let mut reads: Vec<String> = Vec::new();
-    for load in &body.loads {
+    let mut read_nodes = Vec::new();
+    if let KernelDetail::Matmul { info, .. } = &detail {
+        read_nodes.extend([info.a, info.b]);
+    }
+    for load in body.iter().flat_map(|b| &b.loads) {
         if let super::body::LoadSource::Tensor(n) = load.source {
-            reads.push(graph.node(n).name.clone());
+            read_nodes.push(n);
         }
     }
-    if let KernelDetail::Matmul { info, .. } = &detail {
-        reads.insert(0, graph.node(info.b).name.clone());
-        reads.insert(0, graph.node(info.a).name.clone());
+    let mut reads: Vec<String> = Vec::new();
+    for n in read_nodes {
+        let r = graph.node(n).name.clone();
+        if !reads.contains(&r) {
+            reads.push(r);
+        }
     }
     let writes = body
-        .outputs
         .iter()
+        .flat_map(|b| &b.outputs)
         .map(|&(n, _)| graph.node(n).name.clone())
         .collect();
     let l1_bytes = cbs
@@ -710,8 +696,8 @@ fn summary(
         cbs,
         l1_bytes,
         l1_limit: target.l1_bytes,
-        dram_read_bytes,
-        dram_write_bytes,
+        dram_read_bytes: traffic.0,
+        dram_write_bytes: traffic.1,
         notes,
         detail,
     }
