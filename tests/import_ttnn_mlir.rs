@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use ttfuse::graph::validate::validate;
 use ttfuse::graph::{DType, Graph, Op, TensorData};
 use ttfuse::host_ops::ReferenceHostOps;
 use ttfuse::import::{load, load_bytes, ImportOptions};
@@ -26,8 +27,14 @@ fn compute_ops(g: &Graph) -> Vec<String> {
         .collect()
 }
 
+/// Imports `text` as `f.mlir`; an imported graph must pass the graph validator.
 fn import(text: &str) -> Result<Graph, String> {
-    load_bytes("f.mlir", text.as_bytes(), &ImportOptions::default()).map_err(|e| e.to_string())
+    let g = load_bytes("f.mlir", text.as_bytes(), &ImportOptions::default())
+        .map_err(|e| e.to_string())?;
+    if let Err(e) = validate(&g) {
+        panic!("the imported graph is invalid: {e}\n{text}");
+    }
+    Ok(g)
 }
 
 fn import_err(text: &str) -> String {
@@ -337,6 +344,7 @@ fn check_against_numpy(name: &str) -> Graph {
     let dir = models_dir().join("ttnn_mlir");
     let g = load(&dir.join(format!("{name}.mlir")), &ImportOptions::default())
         .unwrap_or_else(|e| panic!("{name}: {e}"));
+    validate(&g).unwrap_or_else(|e| panic!("{name}: {e}"));
     let inputs = npy::read_dir(&dir.join(name).join("inputs")).unwrap();
     let want = npy::read_dir(&dir.join(name).join("outputs")).unwrap();
     let got = reference::run(&g, &inputs).unwrap();
