@@ -13,6 +13,7 @@ use crate::agreement::Agreement;
 use crate::graph::{Graph, TensorData};
 use crate::import::{self, ImportOptions};
 use crate::lower::{self, Compiled, FusionMode};
+use crate::optimize::cost::CostModel;
 use crate::optimize::{self, OptimizeOptions, Optimized};
 use crate::reference;
 
@@ -69,9 +70,14 @@ pub struct Compilation {
 }
 
 /// Optimizes `model` and compiles the fused program and the unfused baseline for `device`.
+/// The e-graph's extraction is costed for `device`, whatever `opts.cost` says.
 pub fn compile(model: &Model, device: &Device, opts: &OptimizeOptions) -> Result<Compilation> {
     let start = Instant::now();
-    let optimized = optimize::optimize(&model.graph, opts)
+    let opts = OptimizeOptions {
+        cost: CostModel::from_device(device),
+        ..opts.clone()
+    };
+    let optimized = optimize::optimize(&model.graph, &opts)
         .with_context(|| format!("optimizing {}", model.name))?;
     let fused = lower::compile(&optimized.graph, device, FusionMode::Fused)
         .with_context(|| format!("compiling the fused program of {}", model.name))?;
