@@ -766,3 +766,39 @@ proptest::proptest! {
         let _ = import(&text[..at]);
     }
 }
+
+#[test]
+fn tt_mlir_module_wrappers_system_desc_and_locations_are_skipped() {
+    let text = r##"#dram = #ttnn.buffer_type<dram>
+#loc = loc("model.py":3:0)
+#system_desc = #ttcore.system_desc<[{role = host, target_triple = "x86_64-pc-linux"}], [{arch = <wormhole_b0>, grid = 8x8, coord_translation_offsets = 18x18, l1_size = 1499136, num_dram_channels = 12, supported_data_types = [<f32>, <bf16>], supported_tile_sizes = [ 4x16,  32x32], num_cbs = 32}], [0], [3 : i32], [ 0x0x0x0]>
+#ttnn_layout = #ttnn.ttnn_layout<(d0, d1) -> (d0, d1), <1x1>, memref<1x1x!ttcore.tile<32x32, f32>, #dram>, <interleaved>>
+module @SyncTensorsGraph.5 attributes {ttcore.system_desc = #system_desc} {
+  ttcore.device_module {
+    builtin.module @SyncTensorsGraph.5 attributes {ttcore.system_desc = #system_desc} {
+      ttcore.device @default_device = <workerGrid = #ttcore.grid<8x8, (d0, d1) -> (0, d0, d1)>, l1Map = (d0, d1, d2)[s0] -> (0, d0 floordiv s0, d1 floordiv s0, d2), meshShape = 1x1, chipIds = [0]>
+      func.func @main(%arg0: tensor<32x32xf32, #ttnn_layout> {ttcore.argument_type = #ttcore.argument_type<input>, ttir.name = "a"} loc("a"), %arg1: tensor<32x32xf32, #ttnn_layout> {ttcore.argument_type = #ttcore.argument_type<parameter>, ttir.name = "b"} loc("b")) -> (tensor<32x32xf32, #ttnn_layout> {ttcore.shard_status = #ttcore.shard_status<unsharded>}) attributes {tt.function_type = "forward_device"} {
+        %0 = "ttnn.get_device"() <{mesh_offset = #ttnn<mesh_offset 0x0>, mesh_shape = #ttnn<mesh_shape 1x1>}> : () -> !ttnn.device loc(#loc)
+        %1 = "ttnn.subtract"(%arg0, %arg1) <{dtype = #ttcore.supportedDataTypes<f32>}> : (tensor<32x32xf32, #ttnn_layout>, tensor<32x32xf32, #ttnn_layout>) -> tensor<32x32xf32, #ttnn_layout> loc(#loc2)
+        "ttnn.deallocate"(%arg1) <{force = false}> : (tensor<32x32xf32, #ttnn_layout>) -> () loc(#loc2)
+        return %1 : tensor<32x32xf32, #ttnn_layout> loc(#loc)
+      } loc(#loc)
+    } loc(#loc)
+  } loc(#loc)
+} loc(#loc)
+#loc2 = loc("sub")
+"##;
+    let g = import(text).unwrap();
+    let names: Vec<&str> = g.inputs.iter().map(|&i| g.node(i).name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(compute_ops(&g), ["Sub"]);
+    let a: Vec<f32> = (0..1024).map(|i| i as f32).collect();
+    let b: Vec<f32> = (0..1024).map(|i| (i % 7) as f32).collect();
+    let inputs = BTreeMap::from([
+        ("a".to_string(), TensorData::f32(vec![32, 32], a.clone())),
+        ("b".to_string(), TensorData::f32(vec![32, 32], b.clone())),
+    ]);
+    let got = reference::run(&g, &inputs).unwrap()["out0"].to_f32();
+    let want: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x - y).collect();
+    assert_eq!(got, want);
+}
