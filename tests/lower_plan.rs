@@ -3,9 +3,7 @@
 mod lower_common;
 
 use lower_common::*;
-use std::sync::Arc;
-
-use ttfuse::graph::{BinaryOp, DType, Graph, Op, TensorData, TensorType, UnaryOp};
+use ttfuse::graph::{BinaryOp, DType, Graph, Op, TensorType, UnaryOp};
 use ttfuse::lower::{compile, FusionMode};
 use ttfuse::plan::{BreakReason, KernelKind};
 
@@ -138,22 +136,7 @@ fn dimensions_that_are_not_tile_multiples_are_named_in_the_error() {
 
 #[test]
 fn ops_without_a_template_run_as_host_steps() {
-    let mut g = Graph::new();
-    let a = g.add_input("a", f32t(&[32, 64]));
-    let b = g.add_input("b", f32t(&[32, 64]));
-    let mask: Vec<i64> = (0..32 * 64)
-        .map(|i| ((i / 64) >= (i % 64)) as i64)
-        .collect();
-    let cond_data = TensorData::I64 {
-        shape: vec![32, 64],
-        values: mask,
-    };
-    let cond_ty = TensorType::new(vec![32, 64], DType::Bool);
-    let cond = g.add("mask", Op::Constant(Arc::new(cond_data)), cond_ty, &[]);
-    let w = g.add("pick", Op::Where, f32t(&[32, 64]), &[cond, a, b]);
-    let e = unary(&mut g, "e", UnaryOp::Erf, w);
-    let y = unary(&mut g, "y", UnaryOp::Relu, e);
-    output(&mut g, "y", y);
+    let g = host_fallbacks();
     for mode in [FusionMode::Fused, FusionMode::Unfused] {
         let c = run_checked(&g, &device(), mode);
         let kinds: Vec<KernelKind> = c.plan.kernels.iter().map(|k| k.kind).collect();

@@ -205,6 +205,7 @@ pub fn all_graphs() -> Vec<(&'static str, Graph)> {
         ("mlp2", mlp2()),
         ("norms", norms()),
         ("mlp_block", mlp_block()),
+        ("host_fallbacks", host_fallbacks()),
     ]
 }
 
@@ -297,6 +298,27 @@ pub fn mlp_block() -> Graph {
     let p = matmul(&mut g, "proj", act, w2);
     let pb = binary(&mut g, "proj_bias", BinaryOp::Add, p, b2);
     let y = binary(&mut g, "residual", BinaryOp::Add, pb, x);
+    output(&mut g, "y", y);
+    g
+}
+
+/// relu(erf(where(causal_mask, a, b))): two ops without a TT-Lang template, then a kernel.
+pub fn host_fallbacks() -> Graph {
+    let mut g = Graph::new();
+    let a = g.add_input("a", f32t(&[32, 64]));
+    let b = g.add_input("b", f32t(&[32, 64]));
+    let mask: Vec<i64> = (0..32 * 64)
+        .map(|i| ((i / 64) >= (i % 64)) as i64)
+        .collect();
+    let cond_data = TensorData::I64 {
+        shape: vec![32, 64],
+        values: mask,
+    };
+    let cond_ty = TensorType::new(vec![32, 64], DType::Bool);
+    let cond = g.add("mask", Op::Constant(Arc::new(cond_data)), cond_ty, &[]);
+    let w = g.add("pick", Op::Where, f32t(&[32, 64]), &[cond, a, b]);
+    let e = unary(&mut g, "e", UnaryOp::Erf, w);
+    let y = unary(&mut g, "y", UnaryOp::Relu, e);
     output(&mut g, "y", y);
     g
 }
