@@ -140,12 +140,6 @@ pub fn load(path: &Path, opts: &ImportOptions) -> Result<Graph, ImportError> {
         file: file.clone(),
         source,
     })?;
-    if extension(&file) == "onnx" {
-        // The file's bytes are dropped once decoded, before the weights are.
-        let model = onnx::parse(&file, &bytes)?;
-        drop(bytes);
-        return onnx::import_model(&file, model, opts);
-    }
     load_bytes(&file, &bytes, opts)
 }
 

@@ -45,9 +45,12 @@ fn permute<T: Copy + Default>(v: &[T], shape: &[usize], perm: &[usize]) -> Vec<T
         {
             for c0 in (0..cols).step_by(TILE) {
                 for r0 in (0..rows).step_by(TILE) {
+                    let r1 = rows.min(r0 + TILE);
                     for c in c0..cols.min(c0 + TILE) {
-                        for row in r0..rows.min(r0 + TILE) {
-                            dst[c * rows + row] = src[row * cols + c];
+                        // dst[c][r0..r1] = src[r0..r1][c]
+                        let column = src[r0 * cols + c..].iter().step_by(cols);
+                        for (d, &x) in dst[c * rows + r0..c * rows + r1].iter_mut().zip(column) {
+                            *d = x;
                         }
                     }
                 }

@@ -5,45 +5,34 @@ mod ctx;
 mod external;
 pub mod ops;
 pub mod tensor;
+mod wire;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use onnx_protobuf::tensor_shape_proto::dimension::Value as DimValue;
 use onnx_protobuf::type_proto::Value as TypeValue;
-use onnx_protobuf::{GraphProto, Message, ModelProto, NodeProto, ValueInfoProto};
+use onnx_protobuf::{GraphProto, NodeProto, ValueInfoProto};
 use petgraph::graph::NodeIndex;
 
 pub use ctx::NodeCtx;
 use external::DataFiles;
+use wire::Initializer;
 
 use super::builder::GraphBuilder;
 use super::{ImportError, ImportOptions};
 use crate::graph::{Graph, TensorType};
 
 /// Imports ONNX model bytes; `file` names the model in errors, and external data files are
-/// looked up beside it.
+/// looked up beside it. Weights are converted straight from `bytes` into their values.
 pub fn import(file: &str, bytes: &[u8], opts: &ImportOptions) -> Result<Graph, ImportError> {
-    import_model(file, parse(file, bytes)?, opts)
-}
-
-/// Decodes ONNX model bytes; `file` names the model in errors.
-pub fn parse(file: &str, bytes: &[u8]) -> Result<ModelProto, ImportError> {
-    ModelProto::parse_from_bytes(bytes).map_err(|e| ImportError::Malformed {
-        file: file.to_string(),
-        format: "ONNX",
-        reason: format!(
-            "protobuf decoding failed ({e}); the file is truncated, corrupt or not ONNX"
-        ),
-    })
-}
-
-/// Imports a decoded model, consuming it so that each initializer's bytes are freed once its
-/// values are decoded; `file` (the model's path) names it in errors and locates external data.
-pub fn import_model(
-    file: &str,
-    mut model: ModelProto,
-    opts: &ImportOptions,
-) -> Result<Graph, ImportError> {
+    let (mut model, initializers) =
+        wire::parse_model(bytes).map_err(|e| ImportError::Malformed {
+            file: file.to_string(),
+            format: "ONNX",
+            reason: format!(
+                "protobuf decoding failed ({e}); the file is truncated, corrupt or not ONNX"
+            ),
+        })?;
     let malformed = |reason: String| ImportError::Malformed {
         file: file.to_string(),
         format: "ONNX",
@@ -73,7 +62,7 @@ pub fn import_model(
         values: BTreeMap::new(),
         unproduced: BTreeMap::new(),
     }
-    .run(graph)
+    .run(graph, initializers)
 }
 
 struct Importer<'a> {
@@ -88,7 +77,11 @@ struct Importer<'a> {
 }
 
 impl Importer<'_> {
-    fn run(mut self, mut graph: GraphProto) -> Result<Graph, ImportError> {
+    fn run(
+        mut self,
+        graph: GraphProto,
+        initializers: Vec<Initializer>,
+    ) -> Result<Graph, ImportError> {
         if let Some(sparse) = graph.sparse_initializer.first() {
             let name = sparse.values.as_ref().map_or("", |v| v.name.as_str());
             return Err(ImportError::Malformed {
@@ -98,12 +91,11 @@ impl Importer<'_> {
             });
         }
         let mut external = DataFiles::new(self.file);
-        // Each initializer is dropped (with its raw bytes) as soon as its values are decoded.
-        for init in std::mem::take(&mut graph.initializer) {
+        for Initializer { proto: init, raw } in initializers {
             let (data, dtype) = if tensor::is_external(&init) {
                 external.read(&init)?
             } else {
-                tensor::decode(&init).map_err(|reason| ImportError::Malformed {
+                tensor::decode_with_raw(&init, raw).map_err(|reason| ImportError::Malformed {
                     file: self.file.to_string(),
                     format: "ONNX",
                     reason: format!("initializer `{}`: {reason}", init.name),

@@ -56,6 +56,11 @@ pub fn types_of(t: &TensorProto) -> Result<(DataType, DType), String> {
 /// Decodes a tensor held inside the model, from `raw_data` or its typed field. Errors are
 /// reasons, without context.
 pub fn decode(t: &TensorProto) -> Result<(TensorData, DType), String> {
+    decode_with_raw(t, &t.raw_data)
+}
+
+/// [`decode`] with the `raw_data` bytes given apart from the proto (empty: none).
+pub fn decode_with_raw(t: &TensorProto, raw_data: &[u8]) -> Result<(TensorData, DType), String> {
     let shape = shape_of(t)?;
     let n: usize = shape.iter().product();
     if is_external(t) {
@@ -67,17 +72,17 @@ pub fn decode(t: &TensorProto) -> Result<(TensorData, DType), String> {
         );
     }
     let (dt, dtype) = types_of(t)?;
-    let data = if !t.raw_data.is_empty() {
+    let data = if !raw_data.is_empty() {
         let width = raw_width(dt);
-        if t.raw_data.len() != n * width {
+        if raw_data.len() != n * width {
             return Err(format!(
                 "raw_data has {} bytes, {n} values of {width} byte(s) need {}",
-                t.raw_data.len(),
+                raw_data.len(),
                 n * width
             ));
         }
         let mut raw = RawDecoder::new(dt, n)?;
-        raw.push(&t.raw_data);
+        raw.push(&raw_data);
         raw.finish()
     } else {
         decode_typed(dt, t)?
