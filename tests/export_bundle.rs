@@ -113,6 +113,23 @@ fn check_rerun(name: &str, model_path: Option<&str>) {
         );
     }
 
+    // A program with host steps ships their numpy implementation, and the driver compiles.
+    let host_ops = bundle.join("ttfuse_host_ops.py");
+    let has_host = compiled
+        .fused
+        .program
+        .steps
+        .iter()
+        .any(|s| matches!(s, ttfuse_runtime::program::Step::Host { .. }));
+    assert_eq!(host_ops.exists(), has_host);
+    let status = Command::new("python3")
+        .args(["-m", "py_compile"])
+        .arg(bundle.join("run.py"))
+        .args(has_host.then_some(&host_ops))
+        .status()
+        .expect("python3 runs");
+    assert!(status.success(), "run.py does not compile");
+
     // The text form names every output with its agreement.
     let text = ttfuse(&["run", bundle.to_str().unwrap()]);
     assert!(text.status.success(), "{}", stderr(&text));

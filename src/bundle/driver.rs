@@ -9,6 +9,22 @@ use ttfuse_runtime::program::{Step, TensorInit};
 use super::export::PCC_THRESHOLD;
 use crate::lower::Compiled;
 
+/// The numpy implementation of TTNN fallback ops that `run.py` imports when the program has host
+/// steps (written next to it as [`HOST_OPS_FILE`]).
+pub const HOST_OPS_PY: &str = include_str!("host_ops.py");
+
+/// The file name of [`HOST_OPS_PY`] in a bundle.
+pub const HOST_OPS_FILE: &str = "ttfuse_host_ops.py";
+
+/// Whether `compiled` has host (TTNN fallback) steps.
+pub fn has_host_steps(compiled: &Compiled) -> bool {
+    compiled
+        .program
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::Host { .. }))
+}
+
 /// A Python string literal for `s` (JSON string syntax is valid Python).
 fn py_str(s: &str) -> String {
     serde_json::Value::String(s.to_string()).to_string()
@@ -30,6 +46,10 @@ def to_device(array, device):
         device=device,
         memory_config=ttnn.DRAM_MEMORY_CONFIG,
     )
+
+
+def to_host(tensor):
+    return ttnn.to_torch(tensor).float().numpy()
 
 
 def graph_view(array, shape, layout):
@@ -63,9 +83,17 @@ pub fn driver(compiled: &Compiled) -> String {
     s += "(weights/) and inputs (inputs/), launches the fused TT-Lang kernels (kernels/) in order and\n";
     s += "compares the outputs with the reference interpreter's (reference/). Exit status 1 when an\n";
     let _ = writeln!(s, "output's PCC is below {PCC_THRESHOLD}.\"\"\"\n");
+    let host = has_host_steps(compiled);
+    if host {
+        s += "import json\n";
+    }
     s += "import os\nimport sys\n\nimport numpy as np\nimport torch\nimport ttnn\n\n";
     s += "HERE = os.path.dirname(os.path.abspath(__file__))\n";
-    s += "sys.path.insert(0, os.path.join(HERE, \"kernels\"))\n\n";
+    s += "sys.path.insert(0, os.path.join(HERE, \"kernels\"))\n";
+    if host {
+        s += "sys.path.insert(0, HERE)\n\nimport ttfuse_host_ops  # noqa: E402\n";
+    }
+    s += "\n";
     let mut imported = Vec::new();
     for k in &program.kernels {
         let line = format!("from {0} import {0}  # noqa: E402\n", k.name);
@@ -112,20 +140,30 @@ pub fn driver(compiled: &Compiled) -> String {
             }
             Step::Host {
                 op,
+                attrs,
                 inputs,
                 outputs,
-                ..
-            } => {
-                let _ = writeln!(
-                    s,
-                    "        raise SystemExit({})",
-                    py_str(&format!(
-                        "TTNN fallback {op} ({} -> {}) has no generated host code; see README.md",
-                        inputs.join(", "),
-                        outputs.join(", ")
-                    ))
-                );
-            }
+            } => match outputs.as_slice() {
+                [out] => {
+                    let _ = writeln!(s, "        # TTNN fallback {op}, run on the host");
+                    let _ = writeln!(
+                        s,
+                        "        {out} = to_device(ttfuse_host_ops.run(json.loads({}), [to_host(t) for t in ({},)]), device)",
+                        py_str(&attrs.to_string()),
+                        inputs.join(", ")
+                    );
+                }
+                _ => {
+                    let _ = writeln!(
+                        s,
+                        "        raise SystemExit({})",
+                        py_str(&format!(
+                            "TTNN fallback {op} has {} outputs; the driver runs single-output host ops only",
+                            outputs.len()
+                        ))
+                    );
+                }
+            },
         }
     }
     let held: Vec<String> = compiled
@@ -136,7 +174,7 @@ pub fn driver(compiled: &Compiled) -> String {
     let _ = writeln!(s, "        results = {{{}}}", held.join(", "));
     s += "        worst = 1.0\n";
     s += "        for name, tensor, shape, layout in OUTPUTS:\n";
-    s += "            got = graph_view(ttnn.to_torch(results[tensor]).float().numpy(), shape, layout)\n";
+    s += "            got = graph_view(to_host(results[tensor]), shape, layout)\n";
     s += "            want = np.load(os.path.join(HERE, \"reference\", tensor + \".npy\"))\n";
     s += "            err = float(np.abs(got.astype(np.float64) - want).max()) if want.size else 0.0\n";
     s += "            p = pcc(want, got)\n";

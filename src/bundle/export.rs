@@ -70,6 +70,11 @@ pub fn export(compiled: &Compiled, data: &ExportData, dir: &Path) -> Result<Vec<
     }
     let run_py = dir.join("run.py");
     write_file(&run_py, &driver::driver(compiled))?;
+    if driver::has_host_steps(compiled) {
+        let host_ops = dir.join(driver::HOST_OPS_FILE);
+        write_file(&host_ops, driver::HOST_OPS_PY)?;
+        written.push(host_ops);
+    }
     let readme = dir.join("README.md");
     write_file(&readme, &readme::readme(compiled, data))?;
     written.push(readme);

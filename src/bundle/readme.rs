@@ -43,7 +43,8 @@ pub fn readme(compiled: &Compiled, data: &ExportData) -> String {
     s += "| `inputs/TENSOR.npy` | the graph inputs the reference outputs were computed from (float32, 2-D device layout) |\n";
     s += "| `reference/TENSOR.npy` | the f32 reference interpreter's outputs (graph shape) |\n";
     s += "| `program.json` | tensors, kernels, steps in order, and which tensor holds each graph input and output |\n";
-    s += "| `run.py` | the host driver |\n\n";
+    s += "| `run.py` | the host driver |\n";
+    s += "| `ttfuse_host_ops.py` | numpy versions of the TTNN fallback ops (only when the program has some) |\n\n";
     s += "## Kernels\n\n| # | kernel | ops | grid |\n|---|---|---|---|\n";
     for (i, k) in plan.kernels.iter().enumerate() {
         let _ = writeln!(
@@ -63,7 +64,7 @@ pub fn readme(compiled: &Compiled, data: &ExportData) -> String {
     if host_steps > 0 {
         let _ = writeln!(
             s,
-            "\n{host_steps} step(s) are TTNN fallback ops. ttfuse runs them on the host with its reference implementation; `run.py` stops at them with a message, since no device code is generated for them."
+            "\n{host_steps} step(s) are TTNN fallback ops (graph ops without a TT-Lang template). Like ttfuse's runtime, `run.py` runs them on the host between kernels: it reads the device tensors back, applies the op with numpy (`ttfuse_host_ops.py`) and writes the result back to the device."
         );
     }
     s +=

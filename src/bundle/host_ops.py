@@ -1,0 +1,184 @@
+"""TTNN fallback ops of a ttfuse bundle, run on the host with numpy.
+
+Graph ops without a TT-Lang kernel run between kernels the way ttfuse's runtime runs them: the
+device tensors are read back, the op is applied to the graph-shaped values in float32, and the
+result is written back in the device layout. `apply(op, arrays)` takes the op as program.json
+stores it (the graph op in its JSON form) and numpy arrays in graph shape.
+"""
+
+import math
+
+import numpy as np
+
+TILE = 32
+
+
+def flat2d(shape):
+    if not shape:
+        return 1, 1
+    return int(np.prod(shape[:-1])), shape[-1]
+
+
+def layout_of(shape):
+    r, c = flat2d(shape)
+    if r == 1 and c == 1:
+        return "Scalar"
+    if r == 1:
+        return "Row"
+    if c == 1:
+        return "Col"
+    return "Full"
+
+
+def to_graph(array, shape):
+    """The graph tensor of `shape` held by the 2-D device array."""
+    count = int(np.prod(shape)) if shape else 1
+    layout = layout_of(shape)
+    if layout == "Full":
+        values = array.ravel()
+    elif layout == "Row":
+        values = array[0, :]
+    elif layout == "Col":
+        values = array[:, 0]
+    else:
+        values = array[0, :1]
+    return np.asarray(values[:count], dtype=np.float32).reshape(shape)
+
+
+def to_device_layout(values, shape):
+    """The 2-D device array holding graph tensor `values` of `shape`."""
+    values = np.asarray(values, dtype=np.float32).ravel()
+    r, c = flat2d(shape)
+    layout = layout_of(shape)
+    if layout == "Full":
+        return values.reshape(r, c)
+    if layout == "Row":
+        out = np.zeros((TILE, c), dtype=np.float32)
+        out[0, :] = values
+        return out
+    if layout == "Col":
+        out = np.zeros((r, TILE), dtype=np.float32)
+        out[:, 0] = values
+        return out
+    return np.full((TILE, TILE), values[0], dtype=np.float32)
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float32])
+
+UNARY = {
+    "Exp": np.exp,
+    "Log": np.log,
+    "Sqrt": np.sqrt,
+    "Rsqrt": lambda x: 1.0 / np.sqrt(x),
+    "Recip": lambda x: 1.0 / x,
+    "Tanh": np.tanh,
+    "Sigmoid": _sigmoid,
+    "Relu": lambda x: np.maximum(x, 0.0),
+    "Abs": np.abs,
+    "Neg": np.negative,
+    "Floor": np.floor,
+    "Erf": _erf,
+    "Gelu": lambda x: 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0))),
+    "GeluTanh": lambda x: 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3))),
+    "Silu": lambda x: x * _sigmoid(x),
+    "Softplus": lambda x: np.log1p(np.exp(x)),
+    "Identity": lambda x: x,
+}
+
+BINARY = {
+    "Add": np.add,
+    "Sub": np.subtract,
+    "Mul": np.multiply,
+    "Div": np.divide,
+    "Max": np.maximum,
+    "Min": np.minimum,
+    "Pow": np.power,
+}
+
+REDUCE = {"Sum": np.sum, "Mean": np.mean, "Max": np.max, "Min": np.min}
+
+
+def _cast(x, to):
+    if to in ("F32", "F16", "BF16"):
+        return x
+    if to == "Bool":
+        return (x != 0).astype(np.float32)
+    return np.trunc(x)
+
+
+def _slice(x, axes, starts, ends, steps):
+    index = [slice(None)] * x.ndim
+    for a, s, e, st in zip(axes, starts, ends, steps):
+        index[a] = slice(s, e, st)
+    return x[tuple(index)]
+
+
+def _softmax(x, axis):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _layer_norm(x, gamma, beta=None, eps=1e-5):
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    y = (x - mean) / np.sqrt(var + eps) * gamma
+    return y if beta is None else y + beta
+
+
+def apply(op, arrays):
+    """Applies graph op `op` (its program.json form) to graph-shaped float32 `arrays`."""
+    a = [np.asarray(x, dtype=np.float32) for x in arrays]
+    if isinstance(op, str):
+        if op == "Where":
+            return np.where(a[0] != 0, a[1], a[2])
+        if op == "Equal":
+            return (a[0] == a[1]).astype(np.float32)
+        if op == "MatMul":
+            return np.matmul(a[0], a[1])
+        raise NotImplementedError(f"host op {op} is not implemented in host_ops.py")
+    ((kind, p),) = op.items()
+    if kind == "Unary":
+        return UNARY[p](a[0])
+    if kind == "Binary":
+        return BINARY[p](a[0], a[1])
+    if kind == "Transpose":
+        return np.transpose(a[0], p["perm"])
+    if kind == "Reshape":
+        return a[0].reshape(p["shape"])
+    if kind == "Expand":
+        return np.broadcast_to(a[0], p["shape"])
+    if kind == "Slice":
+        return _slice(a[0], p["axes"], p["starts"], p["ends"], p["steps"])
+    if kind == "Concat":
+        return np.concatenate(a, axis=p["axis"])
+    if kind == "Gather":
+        return np.take(a[0], a[1].astype(np.int64), axis=p["axis"])
+    if kind == "Cast":
+        return _cast(a[0], p["to"])
+    if kind == "Clip":
+        return np.clip(a[0], p["min"], p["max"])
+    if kind == "LeakyRelu":
+        return np.where(a[0] >= 0, a[0], p["alpha"] * a[0])
+    if kind == "HardSigmoid":
+        return np.clip(p["alpha"] * a[0] + p["beta"], 0.0, 1.0)
+    if kind == "Reduce":
+        return REDUCE[p["op"]](a[0], axis=tuple(p["axes"]), keepdims=p["keep_dims"])
+    if kind == "Softmax":
+        return _softmax(a[0], p["axis"])
+    if kind == "LayerNorm":
+        return _layer_norm(a[0], a[1], a[2] if len(a) > 2 else None, p["eps"])
+    if kind == "RmsNorm":
+        return a[0] / np.sqrt((a[0] ** 2).mean(axis=-1, keepdims=True) + p["eps"]) * a[1]
+    raise NotImplementedError(f"host op {kind} is not implemented in host_ops.py")
+
+
+def run(attrs, arrays_2d):
+    """Runs one host step: `attrs` as program.json stores it, inputs as 2-D device arrays;
+    returns the output as a 2-D device array."""
+    inputs = [to_graph(x, s) for x, s in zip(arrays_2d, attrs["input_shapes"])]
+    out = np.asarray(apply(attrs["op"], inputs), dtype=np.float32)
+    return to_device_layout(out.reshape(attrs["output_shape"]), attrs["output_shape"])

@@ -1,0 +1,120 @@
+//! The exported driver's TTNN fallback ops (`ttfuse_host_ops.py`, numpy) compute what ttfuse's
+//! runtime computes for every host step of the GPT-2 block (slices, reshapes, transposes,
+//! where), on the very device tensors of a run. Needs python3 with numpy.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use ttfuse::graph::TensorData;
+use ttfuse::import::ImportOptions;
+use ttfuse::lower::fallback::GraphHostOps;
+use ttfuse::optimize::OptimizeOptions;
+use ttfuse::{inputs, npy, pipeline};
+use ttfuse_runtime::device::Device;
+use ttfuse_runtime::exec::{run_program, Dispatch};
+use ttfuse_runtime::program::Step;
+
+#[test]
+fn host_ops_py_matches_the_runtime_on_every_fallback_step() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = pipeline::load_model(
+        Some(&root.join("models/gpt2_block/model.onnx")),
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    let device = Device::load("wormhole_b0").unwrap();
+    let compiled = pipeline::compile(&model, &device, &OptimizeOptions::default()).unwrap();
+    let program = &compiled.fused.program;
+    let data = inputs::complete_inputs(&model.graph, BTreeMap::new(), 0);
+    let mut device_inputs = BTreeMap::new();
+    for b in &compiled.fused.inputs {
+        device_inputs.insert(b.tensor.clone(), b.to_device(&data[&b.name]));
+    }
+    let run = run_program(
+        program,
+        &device,
+        &device_inputs,
+        &GraphHostOps,
+        Dispatch::Traced,
+    )
+    .unwrap();
+
+    let dir = std::env::temp_dir().join(format!("ttfuse-fallbacks-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("ttfuse_host_ops.py"),
+        ttfuse::bundle::driver::HOST_OPS_PY,
+    )
+    .unwrap();
+    let save = |path: &Path, name: &str| {
+        let t = &run.tensors[name];
+        npy::write(
+            path,
+            &TensorData::F32 {
+                shape: vec![t.rows, t.cols],
+                values: t.to_f32(),
+            },
+        )
+        .unwrap();
+    };
+    let mut steps = Vec::new();
+    for (i, step) in program.steps.iter().enumerate() {
+        if let Step::Host {
+            attrs,
+            inputs,
+            outputs,
+            ..
+        } = step
+        {
+            for (j, input) in inputs.iter().enumerate() {
+                save(&dir.join(format!("s{i}_in{j}.npy")), input);
+            }
+            steps.push(serde_json::json!({"step": i, "attrs": attrs, "inputs": inputs.len()}));
+            assert_eq!(outputs.len(), 1);
+        }
+    }
+    assert!(steps.len() >= 4, "the GPT-2 block has fallback steps");
+    std::fs::write(
+        dir.join("steps.json"),
+        serde_json::to_string(&steps).unwrap(),
+    )
+    .unwrap();
+    let script = r#"
+import json, os, sys
+import numpy as np
+sys.path.insert(0, os.getcwd())
+import ttfuse_host_ops
+for s in json.load(open("steps.json")):
+    arrays = [np.load(f"s{s['step']}_in{j}.npy") for j in range(s["inputs"])]
+    np.save(f"s{s['step']}_out.npy", ttfuse_host_ops.run(s["attrs"], arrays))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .current_dir(&dir)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "host ops failed (python3 needs numpy): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in &steps {
+        let i = step["step"].as_u64().unwrap() as usize;
+        let Step::Host { outputs, op, .. } = &program.steps[i] else {
+            unreachable!()
+        };
+        let want = run.tensors[&outputs[0]].to_f32();
+        let got = npy::read(&dir.join(format!("s{i}_out.npy"))).unwrap();
+        let t = &run.tensors[&outputs[0]];
+        assert_eq!(got.shape(), &[t.rows, t.cols], "step {i} {op}");
+        for (k, (g, w)) in got.to_f32().iter().zip(&want).enumerate() {
+            // The runtime stores the result as bf16 (8 mantissa bits).
+            assert!(
+                g == w || (g - w).abs() <= 1e-2 * w.abs().max(1e-3),
+                "step {i} {op}: element {k} is {g}, the runtime has {w}"
+            );
+        }
+    }
+}
