@@ -82,7 +82,7 @@ pub fn decode_with_raw(t: &TensorProto, raw_data: &[u8]) -> Result<(TensorData, 
             ));
         }
         let mut raw = RawDecoder::new(dt, n)?;
-        raw.push(&raw_data);
+        raw.push(raw_data);
         raw.finish()
     } else {
         decode_typed(dt, t)?
