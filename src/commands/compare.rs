@@ -1,5 +1,6 @@
 //! `ttfuse compare`: fused against unfused on the runtime, and both against the reference.
 
+use super::output::{out, outln};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
@@ -141,11 +142,11 @@ pub fn run(args: &CompareArgs, verbosity: Verbosity) -> Result<()> {
         fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
     }
     if args.json {
-        println!("{}", cmp.to_json());
+        outln!("{}", cmp.to_json());
     } else {
-        print!("{}", cmp.to_text());
+        out!("{}", cmp.to_text());
         if let Some(path) = &args.html {
-            println!("\nwrote {}", path.display());
+            outln!("\nwrote {}", path.display());
         }
     }
     Ok(())

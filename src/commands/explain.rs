@@ -1,6 +1,7 @@
 //! `ttfuse explain`: which rules fired, which ops share which kernel, why the rest did not fuse,
 //! and the graphs before and after as Graphviz DOT.
 
+use super::output::{out, outln};
 use std::fs;
 use std::path::PathBuf;
 
@@ -67,11 +68,11 @@ pub fn run(args: &ExplainArgs, verbosity: Verbosity) -> Result<()> {
         written = vec![before, after];
     }
     if args.json {
-        println!("{}", explanation.to_json());
+        outln!("{}", explanation.to_json());
     } else {
-        print!("{}", explanation.to_text());
+        out!("{}", explanation.to_text());
         for path in written {
-            println!("wrote {}", path.display());
+            outln!("wrote {}", path.display());
         }
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! `ttfuse export`: write the fused program as a bundle that runs and checks itself on a device
 //! (`python run.py`) or on the simulator (`ttfuse run DIR`).
 
+use super::output::outln;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -40,7 +41,7 @@ pub fn run(args: &ExportArgs, verbosity: Verbosity) -> Result<()> {
         simulated: &simulated,
     };
     let written = export(&study.compilation.fused, &data, &args.out)?;
-    println!(
+    outln!(
         "{}: exported {} fused kernel(s) for {} to {} (simulated: max |err| {:.3e}, PCC {:.6})",
         study.model.name,
         study.compilation.fused.program.kernels.len(),
@@ -51,7 +52,7 @@ pub fn run(args: &ExportArgs, verbosity: Verbosity) -> Result<()> {
     );
     for path in written {
         let shown = path.strip_prefix(&args.out).unwrap_or(&path);
-        println!("  {}", shown.display());
+        outln!("  {}", shown.display());
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `ttfuse fuse`: optimize a model and write its fused TT-Lang kernels and host driver.
 
+use super::output::outln;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -37,7 +38,7 @@ pub fn run(args: &FuseArgs, verbosity: Verbosity) -> Result<()> {
     let written = bundle::write(&compilation.fused, &args.out)?;
     progress.finish();
     let fused = &compilation.fused.program;
-    println!(
+    outln!(
         "{}: {} graph ops -> {} fused kernels ({} unfused) for {} in {:.1} ms",
         model.name,
         compilation.unfused.program.steps.len(),
@@ -47,7 +48,7 @@ pub fn run(args: &FuseArgs, verbosity: Verbosity) -> Result<()> {
         compilation.fuse_time.as_secs_f64() * 1e3
     );
     for path in written {
-        println!("  wrote {}", path.display());
+        outln!("  wrote {}", path.display());
     }
     Ok(())
 }

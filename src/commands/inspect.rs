@@ -1,5 +1,6 @@
 //! `ttfuse inspect`: a model's inputs, outputs, op histogram and parameter count.
 
+use super::output::{out, outln};
 use anyhow::Result;
 use clap::Args;
 
@@ -22,9 +23,9 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     let model = args.model.load()?;
     let report = Inspection::new(&model.name, &model.graph);
     if args.json {
-        println!("{}", report.to_json());
+        outln!("{}", report.to_json());
     } else {
-        print!("{}", report.to_text());
+        out!("{}", report.to_text());
     }
     Ok(())
 }

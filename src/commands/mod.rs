@@ -7,6 +7,7 @@ mod export;
 mod fuse;
 mod inspect;
 mod options;
+mod output;
 pub mod progress;
 mod run;
 mod run_bundle;

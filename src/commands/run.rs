@@ -1,5 +1,6 @@
 //! `ttfuse run`: run a TT-Lang kernel file on the simulated device.
 
+use super::output::{out, outln};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -216,9 +217,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
             target: &args.target.target,
             kernel: &report,
         };
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print!("{}", crate::report::kernel::kernel_text(&report));
+        out!("{}", crate::report::kernel::kernel_text(&report));
     }
     Ok(())
 }

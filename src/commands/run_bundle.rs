@@ -1,6 +1,7 @@
 //! `ttfuse run DIR`: run an exported bundle's program on the simulated device and compare its
 //! outputs with the bundle's stored reference outputs.
 
+use super::output::outln;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
@@ -96,9 +97,9 @@ pub fn run(dir: &Path, target: &TargetArgs, out: Option<&Path>, json: bool) -> R
         outputs: agreements,
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!(
+        outln!(
             "{} on {} ({} dispatch): {} launches, {:.2} us, {} DRAM bytes",
             report.bundle,
             report.target,
@@ -108,9 +109,10 @@ pub fn run(dir: &Path, target: &TargetArgs, out: Option<&Path>, json: bool) -> R
             report.dram_bytes
         );
         for (name, a) in &report.outputs {
-            println!(
+            outln!(
                 "  {name}: max |err| {:.3e}, PCC {:.6} against reference/",
-                a.max_abs_err, a.pcc
+                a.max_abs_err,
+                a.pcc
             );
         }
     }
