@@ -172,6 +172,58 @@ fn gelu_needs_its_constants() {
     ));
 }
 
+#[test]
+fn layernorm_is_recognized_with_the_single_pass_variance() {
+    // (x - E[x]) * rsqrt(E[x^2] - E[x]^2 + eps) * g + b, torch's pow form.
+    assert!(reaches(
+        "x:4x8 g:8 b:8",
+        "(add (mul (mul (sub %x (rmean [1] true %x)) (rsqrt (add (sub (rmean [1] true (pow %x 2)) (pow (rmean [1] true %x) 2)) 0.00001))) %g) %b)",
+        "(layernorm %x %g %b 0.00001)"
+    ));
+}
+
+#[test]
+fn norms_without_gamma_need_the_last_axis() {
+    assert!(!reaches(
+        "x:4x8",
+        "(mul %x (rsqrt (add (rmean [0] true (mul %x %x)) 0.00001)))",
+        "(rmsnorm ?a ?b ?c)"
+    ));
+}
+
+#[test]
+fn layernorm_takes_a_bias_only_of_row_size() {
+    // A [4, 8] addend is not a LayerNorm beta.
+    assert!(!reaches(
+        "x:4x8 g:8 b:4x8",
+        "(add (layernorm_nobias %x %g 0.00001) %b)",
+        "(layernorm ?x ?g ?b ?e)"
+    ));
+}
+
+#[test]
+fn batchnorm_folds_only_into_constant_convolutions() {
+    let bn = "(batchnorm 0.00001 (conv [3,3,1,1,1,1,1,1,1,1,1] %x %w) %g %b %m %v)";
+    let folded = "(conv [3,3,1,1,1,1,1,1,1,1,1] %x ?w ?b)";
+    // Weights that are a graph input cannot be folded.
+    assert!(!reaches(
+        "x:1x2x5x5 w:3x2x3x3 g=1.5:3 b=0.2:3 m=0.1:3 v=0.8:3",
+        bn,
+        folded
+    ));
+    // Nor can statistics that are inputs.
+    assert!(!reaches(
+        "x:1x2x5x5 w=0.5:3x2x3x3 g=1.5:3 b=0.2:3 m:3 v=0.8:3",
+        bn,
+        folded
+    ));
+    assert!(reaches(
+        "x:1x2x5x5 w=0.5:3x2x3x3 g=1.5:3 b=0.2:3 m=0.1:3 v=0.8:3",
+        bn,
+        folded
+    ));
+}
+
 // ---- decompose ----
 
 egg::test_fn! { softmax_decomposes_stably, rules(), runner = runner("x:4x8"),
@@ -281,6 +333,25 @@ const EXAMPLES: &[(&str, &str, &str, &str)] = &[
         "(mul %x (mul (add (tanh (mul 0.7978846 (add %x (mul 0.044715 (mul %x (mul %x %x)))))) 1) 0.5))",
         "(gelu_tanh %x)",
     ),
+    (
+        "variance-centered",
+        "x:4x8",
+        "(sub (rmean [1] true (mul %x %x)) (mul (rmean [1] true %x) (rmean [1] true %x)))",
+        "(rmean [1] true (mul (sub %x (rmean [1] true %x)) (sub %x (rmean [1] true %x))))",
+    ),
+    (
+        "rmsnorm-nogamma",
+        "x:4x8",
+        "(mul %x (rsqrt (add (rmean [1] true (mul %x %x)) 0.00001)))",
+        "(rmsnorm %x (expand [8] 1) 0.00001)",
+    ),
+    (
+        "layernorm-nogamma",
+        "x:4x8",
+        "(mul (sub %x (rmean [1] true %x)) (rsqrt (add (rmean [1] true (mul (sub %x (rmean [1] true %x)) (sub %x (rmean [1] true %x)))) 0.00001)))",
+        "(layernorm_nobias %x (expand [8] 1) 0.00001)",
+    ),
+    ("layernorm-add-bias", "x:4x8 g:8 b:8", "(add (layernorm_nobias %x %g 0.00001) %b)", "(layernorm %x %g %b 0.00001)"),
     ("silu", "x:4x8", "(mul %x (sigmoid %x))", "(silu %x)"),
     ("silu-exp", "x:4x8", "(div %x (add (exp (neg %x)) 1))", "(silu %x)"),
     (
@@ -313,6 +384,18 @@ const EXAMPLES: &[(&str, &str, &str, &str)] = &[
     ("scale-fold", "x:4x8", "(mul (mul %x 2) 3)", "(mul %x (mul 2 3))"),
     ("exp-mul", "x:4x8 y:4x8", "(mul (exp %x) (exp %y))", "(exp (add %x %y))"),
     ("neg-scale", "x:4x8", "(mul (neg %x) 3)", "(mul %x (neg 3))"),
+    (
+        "conv-bn-fold",
+        "x:1x2x5x5 w=0.5:3x2x3x3 g=1.5:3 b=0.2:3 m=0.1:3 v=0.8:3",
+        "(batchnorm 0.00001 (conv [3,3,1,1,1,1,1,1,1,1,1] %x %w) %g %b %m %v)",
+        "(conv [3,3,1,1,1,1,1,1,1,1,1] %x (mul %w (reshape [3,1,1,1] (div %g (sqrt (add %v 0.00001))))) (sub %b (mul %m (div %g (sqrt (add %v 0.00001))))))",
+    ),
+    (
+        "conv-bias-bn-fold",
+        "x:1x2x5x5 w=0.5:3x2x3x3 c=0.3:3 g=1.5:3 b=0.2:3 m=0.1:3 v=0.8:3",
+        "(batchnorm 0.00001 (conv [3,3,2,2,0,0,0,0,1,1,1] %x %w %c) %g %b %m %v)",
+        "(conv [3,3,2,2,0,0,0,0,1,1,1] %x (mul %w (reshape [3,1,1,1] (div %g (sqrt (add %v 0.00001))))) (add (mul (sub %c %m) (div %g (sqrt (add %v 0.00001)))) %b))",
+    ),
 ];
 
 /// Rules whose example needs options the plain runner does not set (tested above).

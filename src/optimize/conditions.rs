@@ -8,6 +8,7 @@
 //! | `scalar(?c)` | `?c` is a one-element constant with a known value (an `eps`) |
 //! | `last_axis(?ax, ?x)` | `?ax` is the list `[rank(?x) - 1]` |
 //! | `float(?x)` | `?x` is a floating-point tensor |
+//! | `constant(?x)` | `?x` is computable from constants alone (folded after extraction) |
 //! | `inverse_perms(?p, ?q)` | transposing by `?p` then by `?q` is the identity |
 //! | `approx()` | the options allow approximate rewrites (`OptimizeOptions::approximate`) |
 //!
@@ -17,6 +18,8 @@
 //! |---|---|
 //! | `?ax = last_axis(?x)` | the list `[rank(?x) - 1]` |
 //! | `?r = compose_perms(?p, ?q)` | the permutation of transposing by `?p` then by `?q` |
+//! | `?s = out_channels(?w)` | the shape `[O, 1, ..., 1]` (rank of `?w`) that broadcasts a per-output-channel vector over conv weights `?w` of shape `[O, ...]` |
+//! | `?s = last_dim(?x)` | the list `[d]`, `d` the size of `?x`'s last axis (the shape of a norm's gamma) |
 
 use egg::{Id, Subst, Var};
 
@@ -44,6 +47,8 @@ pub enum Guard {
     LastAxis,
     /// `float(?x)`.
     Float,
+    /// `constant(?x)`.
+    Constant,
     /// `inverse_perms(?p, ?q)`.
     InversePerms,
     /// `approx()`.
@@ -57,13 +62,22 @@ pub enum Binder {
     LastAxis,
     /// `compose_perms(?p, ?q)`.
     ComposePerms,
+    /// `out_channels(?w)`.
+    OutChannels,
+    /// `last_dim(?x)`.
+    LastDim,
 }
 
 /// The kinds of arguments a guard or binder takes: `v` a variable, `n` a number.
 fn signature(name: &str, binding: bool) -> Option<&'static str> {
     Some(match (name, binding) {
         ("const", false) => "vn",
-        ("scalar", false) | ("float", false) | ("last_axis", true) => "v",
+        ("scalar", false)
+        | ("float", false)
+        | ("constant", false)
+        | ("last_axis", true)
+        | ("out_channels", true)
+        | ("last_dim", true) => "v",
         ("last_axis", false) | ("inverse_perms", false) | ("compose_perms", true) => "vv",
         ("approx", false) => "",
         _ => return None,
@@ -74,8 +88,8 @@ fn check_args(name: &str, binding: bool, args: &[Arg]) -> Result<(), String> {
     let what = if binding { "binding" } else { "condition" };
     let sig = signature(name, binding).ok_or_else(|| {
         format!(
-            "unknown {what} `{name}` (conditions: const, scalar, last_axis, float, inverse_perms, approx; \
-             bindings: last_axis, compose_perms)"
+            "unknown {what} `{name}` (conditions: const, scalar, last_axis, float, constant, \
+             inverse_perms, approx; bindings: last_axis, compose_perms, out_channels, last_dim)"
         )
     })?;
     let ok = sig.len() == args.len()
@@ -102,6 +116,7 @@ impl Guard {
             "scalar" => Guard::Scalar,
             "last_axis" => Guard::LastAxis,
             "float" => Guard::Float,
+            "constant" => Guard::Constant,
             "inverse_perms" => Guard::InversePerms,
             _ => Guard::Approx,
         })
@@ -137,6 +152,7 @@ impl Guard {
             Guard::Float => data(0)
                 .and_then(|d| d.tensor())
                 .is_some_and(|t| t.ty.dtype.is_float()),
+            Guard::Constant => data(0).and_then(|d| d.tensor()).is_some_and(|t| t.constant),
             Guard::InversePerms => match (data(0), data(1)) {
                 (Some(ClassData::Attr(Attr::Ints(p))), Some(ClassData::Attr(Attr::Ints(q)))) => {
                     compose(p, q).is_some_and(|r| r.iter().enumerate().all(|(i, &v)| i == v))
@@ -162,6 +178,8 @@ impl Binder {
         check_args(name, true, args)?;
         Ok(match name {
             "last_axis" => Binder::LastAxis,
+            "out_channels" => Binder::OutChannels,
+            "last_dim" => Binder::LastDim,
             _ => Binder::ComposePerms,
         })
     }
@@ -178,6 +196,17 @@ impl Binder {
             Binder::LastAxis => {
                 let rank = data(0)?.tensor()?.ty.shape.len();
                 (rank > 0).then(|| Attr::Ints(vec![rank - 1]))
+            }
+            Binder::OutChannels => {
+                let shape = &data(0)?.tensor()?.ty.shape;
+                let (&o, rest) = shape.split_first()?;
+                let mut s = vec![o];
+                s.extend(rest.iter().map(|_| 1));
+                Some(Attr::Ints(s))
+            }
+            Binder::LastDim => {
+                let d = *data(0)?.tensor()?.ty.shape.last()?;
+                Some(Attr::Ints(vec![d]))
             }
             Binder::ComposePerms => match (data(0)?, data(1)?) {
                 (ClassData::Attr(Attr::Ints(p)), ClassData::Attr(Attr::Ints(q))) => {
