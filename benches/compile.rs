@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ttfuse::host_ops::ReferenceHostOps;
+use ttfuse::lower::fallback::GraphHostOps;
 use ttfuse::import::ImportOptions;
 use ttfuse::inputs;
 use ttfuse::optimize::OptimizeOptions;
@@ -65,7 +65,7 @@ fn compare_time(c: &mut Criterion) {
                         compiled,
                         &device,
                         &inputs,
-                        &ReferenceHostOps,
+                        &GraphHostOps,
                         Dispatch::Traced,
                     )
                     .expect("runs");

@@ -9,7 +9,6 @@ pub mod agreement;
 pub mod bundle;
 pub mod commands;
 pub mod graph;
-pub mod host_ops;
 pub mod import;
 pub mod inputs;
 pub mod lower;

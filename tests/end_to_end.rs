@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ttfuse::host_ops::ReferenceHostOps;
+use ttfuse::lower::fallback::GraphHostOps;
 use ttfuse::import::ImportOptions;
 use ttfuse::inputs;
 use ttfuse::optimize::OptimizeOptions;
@@ -43,7 +43,7 @@ fn run_model(path: &Path) -> Outcome {
         pipeline::compile(&model, &device, &OptimizeOptions::default()).expect("model compiles");
     let inputs = inputs::complete_inputs(&model.graph, BTreeMap::new(), 0);
     let reference = pipeline::reference_outputs(&model.graph, &inputs).expect("reference runs");
-    let host = ReferenceHostOps;
+    let host = GraphHostOps;
     let fused = pipeline::execute(
         &compilation.fused,
         &device,

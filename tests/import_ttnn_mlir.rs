@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use ttfuse::graph::validate::validate;
 use ttfuse::graph::{DType, Graph, Op, TensorData};
-use ttfuse::host_ops::ReferenceHostOps;
+use ttfuse::lower::fallback::GraphHostOps;
 use ttfuse::import::{load, load_bytes, ImportOptions};
 use ttfuse::optimize::OptimizeOptions;
 use ttfuse::{npy, pipeline, reference};
@@ -466,7 +466,7 @@ fn fused_programs_of_the_examples_match_the_reference() {
                 compiled,
                 &device,
                 &inputs,
-                &ReferenceHostOps,
+                &GraphHostOps,
                 Dispatch::Traced,
             )
             .unwrap();

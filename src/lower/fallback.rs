@@ -13,8 +13,7 @@ use crate::plan::layout::layout_of;
 use crate::plan::HostInfo;
 
 /// What a host step needs to run: the graph op and the n-d shapes and element types of its
-/// operands and result (device tensors are tile-padded 2-D views of them). The field names of
-/// the shapes match `crate::host_ops::HostOpAttrs`, which reads the same attributes.
+/// operands and result (device tensors are tile-padded 2-D views of them).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HostAttrs {
     /// The graph op.
