@@ -136,10 +136,18 @@ pub enum ImportError {
 /// initializers stored in external data files are read from beside the model.
 pub fn load(path: &Path, opts: &ImportOptions) -> Result<Graph, ImportError> {
     let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| ImportError::Io {
+    let io = |source| ImportError::Io {
         file: file.clone(),
         source,
-    })?;
+    };
+    if extension(&file) == "onnx" {
+        let f = std::fs::File::open(path).map_err(io)?;
+        // SAFETY: the map is read-only and lives only for this import; as with any file read,
+        // the model must not be truncated by another process while it is imported.
+        let map = unsafe { memmap2::Mmap::map(&f) }.map_err(io)?;
+        return onnx::import(&file, &map, opts);
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
     load_bytes(&file, &bytes, opts)
 }
 
