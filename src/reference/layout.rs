@@ -36,7 +36,7 @@ fn permute<T: Copy + Default>(v: &[T], shape: &[usize], perm: &[usize]) -> Vec<T
         && perm[r - 2] == r - 1
         && perm[r - 1] == r - 2;
     if swaps_last_two && !v.is_empty() {
-        const TILE: usize = 32;
+        const TILE: usize = 8;
         let (rows, cols) = (shape[r - 2], shape[r - 1]);
         let mut out = vec![T::default(); v.len()];
         for (src, dst) in v
@@ -48,9 +48,9 @@ fn permute<T: Copy + Default>(v: &[T], shape: &[usize], perm: &[usize]) -> Vec<T
                     let r1 = rows.min(r0 + TILE);
                     for c in c0..cols.min(c0 + TILE) {
                         // dst[c][r0..r1] = src[r0..r1][c]
-                        let column = src[r0 * cols + c..].iter().step_by(cols);
-                        for (d, &x) in dst[c * rows + r0..c * rows + r1].iter_mut().zip(column) {
-                            *d = x;
+                        let column = &src[r0 * cols + c..];
+                        for (k, d) in dst[c * rows + r0..c * rows + r1].iter_mut().enumerate() {
+                            *d = column[k * cols];
                         }
                     }
                 }
