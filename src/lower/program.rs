@@ -11,7 +11,7 @@ use ttfuse_runtime::ttl::ast::Kernel;
 use super::binding::{device_values, Binding};
 use super::{body_kernel, fallback, matmul, transpose, Compiled, LowerError};
 use crate::graph::{Graph, Op};
-use crate::plan::body::{Body, LoadSource};
+use crate::plan::body::{expanded_constant, where_mask, Body, LoadSource};
 use crate::plan::group::resolve;
 use crate::plan::layout::{device_dims, layout_of};
 use crate::plan::names::Stems;
@@ -71,6 +71,56 @@ impl<'g> Tensors<'g> {
         name
     }
 
+    /// The constant additive mask of the lowered `Where` node `n`.
+    fn where_mask(&mut self, n: NodeIndex) -> Result<String, LowerError> {
+        let node = self.graph.node(n);
+        let unsupported = || PlanError::Unsupported {
+            node: node.name.clone(),
+            op: node.op.name(),
+            reason: "the condition is not a constant with an infinite alternative".into(),
+        };
+        let (_, mask) = where_mask(self.graph, n).ok_or_else(unsupported)?;
+        let layout = layout_of(&node.ty.shape).ok_or_else(|| PlanError::shape(self.graph, n))?;
+        let (rows, cols) = device_dims(&node.ty.shape, layout);
+        let name = self.stems.alloc(&format!("{}_mask", node.name));
+        self.decls.push(TensorDecl {
+            name: name.clone(),
+            rows,
+            cols,
+            init: TensorInit::Const(device_values(&mask, &node.ty.shape, layout)),
+            is_output: false,
+        });
+        Ok(name)
+    }
+
+    /// Constant `constant` expanded to node `like`'s shape.
+    fn expanded(&mut self, constant: NodeIndex, like: NodeIndex) -> Result<String, LowerError> {
+        let node = self.graph.node(like);
+        let values = expanded_constant(self.graph, like, constant).ok_or_else(|| {
+            PlanError::Unsupported {
+                node: node.name.clone(),
+                op: node.op.name(),
+                reason: format!(
+                    "operand `{}` is not a constant broadcast over batch axes",
+                    self.graph.node(constant).name
+                ),
+            }
+        })?;
+        let layout = layout_of(&node.ty.shape).ok_or_else(|| PlanError::shape(self.graph, like))?;
+        let (rows, cols) = device_dims(&node.ty.shape, layout);
+        let name = self
+            .stems
+            .alloc(&format!("{}_expanded", self.graph.node(constant).name));
+        self.decls.push(TensorDecl {
+            name: name.clone(),
+            rows,
+            cols,
+            init: TensorInit::Const(device_values(&values, &node.ty.shape, layout)),
+            is_output: false,
+        });
+        Ok(name)
+    }
+
     /// `(parameter, program tensor)` for every tensor a body reads or writes.
     fn body_args(&mut self, body: &Body) -> Result<Vec<(String, String)>, LowerError> {
         let mut args = Vec::new();
@@ -78,6 +128,8 @@ impl<'g> Tensors<'g> {
             let tensor = match load.source {
                 LoadSource::Tensor(n) => self.node(n)?,
                 LoadSource::Scalar(v) => self.scalar(v),
+                LoadSource::WhereMask(n) => self.where_mask(n)?,
+                LoadSource::Expanded { constant, like } => self.expanded(constant, like)?,
             };
             args.push((load.param.clone(), tensor));
         }

@@ -131,6 +131,28 @@ pub enum LoadSource {
     Tensor(NodeIndex),
     /// A constant tile filled with this value (scalars and reduce scalers).
     Scalar(f32),
+    /// The additive mask of a `Where(constant condition, +-inf, x)` node (see [`where_mask`]):
+    /// a constant tensor of the node's shape, built by the lowering.
+    WhereMask(NodeIndex),
+    /// Constant `constant` broadcast over leading (batch) axes to node `like`'s shape (see
+    /// [`expanded_constant`]), built by the lowering.
+    Expanded {
+        /// The constant node.
+        constant: NodeIndex,
+        /// The elementwise node whose shape it is expanded to.
+        like: NodeIndex,
+    },
+    /// A constant row vector over the kernel's `cols` columns (device-padded to whole tiles):
+    /// `valid` in the real columns, `pad` in the padding. It masks the padding of a last axis
+    /// that is not a multiple of 32 before a row reduction.
+    Mask {
+        /// The real number of columns.
+        cols: usize,
+        /// The value in real columns.
+        valid: f32,
+        /// The value in padded columns.
+        pad: f32,
+    },
 }
 
 /// One tensor the kernel reads.
@@ -250,6 +272,23 @@ impl<'g> BodyBuilder<'g> {
                 node.ty.shape, self.space.0, self.space.1
             ),
         })
+    }
+
+    /// A read of constant `q` expanded to node `n`'s shape (see [`expanded_constant`]).
+    fn expanded(&mut self, n: NodeIndex, q: NodeIndex) -> Result<usize, PlanError> {
+        let class = self.class_of(n)?;
+        let stem = format!("{}_expanded", self.graph.node(q).name);
+        let v = self.push(ValueOp::Load(self.body.loads.len()), vec![], class, &stem);
+        let param = self.body.values[v].stem.clone();
+        self.body.loads.push(Load {
+            source: LoadSource::Expanded {
+                constant: q,
+                like: n,
+            },
+            value: v,
+            param,
+        });
+        Ok(v)
     }
 
     /// Makes every read of graph tensor `n` use kernel parameter `param` (a matmul operand
@@ -456,8 +495,16 @@ impl<'g> BodyBuilder<'g> {
                 }
             }
             Op::Binary(b) => {
-                let x = arg(self, 0)?;
-                let y = arg(self, 1)?;
+                let mut xy = [0; 2];
+                for (i, v) in xy.iter_mut().enumerate() {
+                    *v = match ins.get(i) {
+                        Some(&q) if expanded_constant(self.graph, n, q).is_some() => {
+                            self.expanded(n, q)?
+                        }
+                        _ => arg(self, i)?,
+                    };
+                }
+                let [x, y] = xy;
                 let f = match b {
                     BinaryOp::Add => TtBinary::Add,
                     BinaryOp::Sub => TtBinary::Sub,
@@ -570,6 +617,28 @@ impl<'g> BodyBuilder<'g> {
                 let xn = self.binary(TtBinary::Mul, x, r, &format!("{name}_normed"));
                 self.binary(TtBinary::Mul, xn, gamma, name)
             }
+            Op::Where => {
+                let (x, _) = where_mask(self.graph, n).ok_or_else(|| {
+                    unsupported(
+                        "only Where(constant condition, +-inf, x) and Where(constant condition, x, +-inf) are lowered (as an added mask)",
+                    )
+                })?;
+                let xv = self.operand(x)?;
+                let class = self.class_of(n)?;
+                let m = self.push(
+                    ValueOp::Load(self.body.loads.len()),
+                    vec![],
+                    class,
+                    &format!("{name}_mask"),
+                );
+                let param = self.body.values[m].stem.clone();
+                self.body.loads.push(Load {
+                    source: LoadSource::WhereMask(n),
+                    value: m,
+                    param,
+                });
+                self.binary(TtBinary::Add, xv, m, name)
+            }
             _ => return Err(unsupported("no TT-Lang kernel template for this op")),
         };
         let want = self.class_of(n)?;
@@ -670,6 +739,94 @@ fn scalar_constant(graph: &Graph, n: Option<NodeIndex>) -> Option<f32> {
         Op::Constant(d) if d.len() == 1 => d.to_f32().first().copied(),
         _ => None,
     }
+}
+
+/// `Where(cond, a, b)` with a constant `cond` and one of `a`, `b` an infinite scalar constant,
+/// as `x + mask`: the other operand `x` and the mask's values in the node's shape (row-major),
+/// the infinity where the condition selects it and 0 elsewhere. Exact for finite `x`
+/// (`x + 0 == x`, `x + inf == inf`); `None` for any other `Where`.
+pub fn where_mask(graph: &Graph, n: NodeIndex) -> Option<(NodeIndex, Vec<f32>)> {
+    let node = graph.node(n);
+    if !matches!(node.op, Op::Where) {
+        return None;
+    }
+    let ins = graph.inputs_of(n);
+    let (&c, &a, &b) = (ins.first()?, ins.get(1)?, ins.get(2)?);
+    let cond = match &graph.node(resolve(graph, c)).op {
+        Op::Constant(d) => d.to_f32(),
+        _ => return None,
+    };
+    let infinite = |m: NodeIndex| scalar_constant(graph, Some(m)).filter(|v| v.is_infinite());
+    let (x, fill, when) = if let Some(f) = infinite(a) {
+        (b, f, true)
+    } else if let Some(f) = infinite(b) {
+        (a, f, false)
+    } else {
+        return None;
+    };
+    let positions = broadcast_positions(&graph.node(c).ty.shape, &node.ty.shape)?;
+    let mask = positions
+        .into_iter()
+        .map(|i| {
+            cond.get(i)
+                .map(|&v| if (v != 0.0) == when { fill } else { 0.0 })
+        })
+        .collect::<Option<Vec<f32>>>()?;
+    Some((x, mask))
+}
+
+/// The values of constant `q`, an operand of the binary node `n`, broadcast to `n`'s shape, when
+/// `q` broadcasts over axes that the 2-D view cannot replicate (e.g. a `[seq, d]` table over
+/// the heads of `[heads, seq, d]`); `None` when `q` is not such a constant.
+pub fn expanded_constant(graph: &Graph, n: NodeIndex, q: NodeIndex) -> Option<Vec<f32>> {
+    if !matches!(graph.node(n).op, Op::Binary(_)) {
+        return None;
+    }
+    let out = &graph.node(n).ty.shape;
+    let shape = &graph.node(q).ty.shape;
+    if Class::of(flat2d(shape), flat2d(out)).is_some() {
+        return None;
+    }
+    let data = match &graph.node(resolve(graph, q)).op {
+        Op::Constant(d) => d.to_f32(),
+        _ => return None,
+    };
+    broadcast_positions(shape, out)?
+        .into_iter()
+        .map(|i| data.get(i).copied())
+        .collect()
+}
+
+/// For each element of `out` (row-major), the flat position in a tensor of shape `input` that
+/// NumPy broadcasting reads; `None` when `input` does not broadcast to `out`.
+fn broadcast_positions(input: &[usize], out: &[usize]) -> Option<Vec<usize>> {
+    if input.len() > out.len() {
+        return None;
+    }
+    let lead = out.len() - input.len();
+    let mut strides = vec![0usize; out.len()];
+    let mut s = 1;
+    for d in (0..input.len()).rev() {
+        let od = d + lead;
+        if input[d] == out[od] {
+            strides[od] = s;
+        } else if input[d] != 1 {
+            return None;
+        }
+        s *= input[d];
+    }
+    let total: usize = out.iter().product();
+    let mut positions = Vec::with_capacity(total);
+    for flat in 0..total {
+        let mut rest = flat;
+        let mut pos = 0;
+        for d in (0..out.len()).rev() {
+            pos += (rest % out[d]) * strides[d];
+            rest /= out[d];
+        }
+        positions.push(pos);
+    }
+    Some(positions)
 }
 
 /// A readable stem for a constant tile of `value`, e.g. `const_0_125`.

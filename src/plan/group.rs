@@ -236,6 +236,13 @@ fn role(graph: &Graph, n: NodeIndex, mode: FusionMode) -> Role {
                 Role::Host
             }
         }
+        Op::Where => {
+            if body_supports(graph, n, Role::Eltwise) {
+                Role::Eltwise
+            } else {
+                Role::Host
+            }
+        }
         Op::Reduce { .. } | Op::Softmax { .. } | Op::LayerNorm { .. } | Op::RmsNorm { .. } => {
             if body_supports(graph, n, Role::Row) {
                 Role::Row
@@ -491,7 +498,14 @@ fn can_join(
             }
         }
     }
+    // A lowered Where reads its condition as a mask built in the node's own shape, and a
+    // constant broadcast over batch axes is read expanded to it.
+    let mask_cond =
+        crate::plan::body::where_mask(graph, n).and(graph.inputs_of(n).first().copied());
     for q in graph.inputs_of(n) {
+        if Some(q) == mask_cond || crate::plan::body::expanded_constant(graph, n, q).is_some() {
+            continue;
+        }
         let q_shape = flat2d(&graph.node(q).ty.shape);
         if Class::of(q_shape, g.space).is_none()
             && !(r == Role::Row && Some(q_shape) == row_space(graph, n, r))

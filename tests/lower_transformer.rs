@@ -1,0 +1,122 @@
+//! Issue 6 on the transformer blocks: the fused GPT-2 and LLaMA blocks run fewer launches and
+//! host steps than before, keep PCC >= 0.999 against the reference interpreter, and the causal
+//! mask (`Where(constant mask, -inf, scores)`) runs inside a device kernel.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ttfuse::import::ImportOptions;
+use ttfuse::inputs;
+use ttfuse::lower::fallback::GraphHostOps;
+use ttfuse::optimize::OptimizeOptions;
+use ttfuse::pipeline;
+use ttfuse::plan::KernelKind;
+use ttfuse_runtime::device::Device;
+use ttfuse_runtime::exec::Dispatch;
+use ttfuse_runtime::program::Step;
+use ttfuse_runtime::ttl::parse::parse_module;
+use ttfuse_runtime::ttl::print::print_kernel;
+
+/// Every kernel prints to Python that `py_compile` accepts and parses back to the same AST.
+fn check_kernels_valid(name: &str, kernels: &[ttfuse_runtime::ttl::ast::Kernel]) {
+    let dir = std::env::temp_dir().join(format!("ttfuse_d3_{name}_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut files = Vec::new();
+    for k in kernels {
+        let text = print_kernel(k);
+        let module = parse_module(&text, &format!("{}.py", k.name))
+            .unwrap_or_else(|e| panic!("{name} {}: {e}\n{text}", k.name));
+        assert_eq!(module.without_lines().kernels[0], *k, "{name} {}", k.name);
+        let path = dir.join(format!("{}.py", k.name));
+        std::fs::write(&path, text).expect("write kernel");
+        files.push(path);
+    }
+    let status = std::process::Command::new("python3")
+        .args(["-m", "py_compile"])
+        .args(&files)
+        .status()
+        .expect("python3 runs");
+    assert!(
+        status.success(),
+        "{name}: py_compile failed in {}",
+        dir.display()
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Launches and host steps of the fused program, after checking its outputs.
+struct Counts {
+    launches: usize,
+    host_steps: usize,
+    host_ops: Vec<String>,
+}
+
+fn fused_counts(name: &str) -> Counts {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .join(name)
+        .join("model.onnx");
+    let model = pipeline::load_model(Some(&path), &ImportOptions::default()).expect("imports");
+    let device = Device::load("wormhole_b0").expect("target exists");
+    let c = pipeline::compile(&model, &device, &OptimizeOptions::default()).expect("compiles");
+    let inputs = inputs::complete_inputs(&model.graph, BTreeMap::new(), 0);
+    let reference = pipeline::reference_outputs(&model.graph, &inputs).expect("reference runs");
+    let run = pipeline::execute(&c.fused, &device, &inputs, &GraphHostOps, Dispatch::Traced)
+        .expect("fused runs");
+    let (_, overall) = pipeline::agreement(&reference, &run.outputs).expect("same shapes");
+    assert!(overall.pcc >= 0.999, "{name}: fused PCC {}", overall.pcc);
+    check_kernels_valid(name, &c.fused.program.kernels);
+    let steps = &c.fused.program.steps;
+    let launches = steps
+        .iter()
+        .filter(|s| matches!(s, Step::Launch { .. }))
+        .count();
+    let host = c
+        .fused
+        .plan
+        .kernels
+        .iter()
+        .filter(|k| k.kind == KernelKind::Host);
+    Counts {
+        launches,
+        host_steps: steps.len() - launches,
+        host_ops: host.flat_map(|k| k.ops.clone()).collect(),
+    }
+}
+
+#[test]
+fn gpt2_block_causal_mask_runs_in_the_scores_kernel() {
+    let c = fused_counts("gpt2_block");
+    assert!(
+        !c.host_ops.iter().any(|op| op == "Where"),
+        "Where still on the host: {:?}",
+        c.host_ops
+    );
+    // Before the mask was lowered: 9 kernels and 12 host steps (21 steps).
+    assert!(c.launches <= 9, "{} launches", c.launches);
+    assert!(
+        c.launches + c.host_steps < 21,
+        "{} + {}",
+        c.launches,
+        c.host_steps
+    );
+}
+
+#[test]
+fn llama_block_rotary_and_mask_tables_broadcast_over_heads_on_the_device() {
+    let c = fused_counts("llama_block");
+    // cos/sin tables and the causal mask are [seq, head_dim] / [seq, seq] constants used
+    // against [heads, seq, ...] tensors: read expanded, they no longer need host steps.
+    assert!(
+        !c.host_ops.iter().any(|op| op == "Mul" || op == "Add"),
+        "elementwise ops on the host: {:?}",
+        c.host_ops
+    );
+    // Before: 16 kernels and 19 host steps (35 steps).
+    assert!(
+        c.launches + c.host_steps < 35,
+        "{} + {}",
+        c.launches,
+        c.host_steps
+    );
+}
