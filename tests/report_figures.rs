@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use ttfuse::host_ops::ReferenceHostOps;
 use ttfuse::import::ImportOptions;
+use ttfuse::lower::fallback::GraphHostOps;
 use ttfuse::optimize::OptimizeOptions;
 use ttfuse::report::figures::{core_utilization, step_figures, Roof};
 use ttfuse::{inputs, pipeline};
@@ -18,14 +18,7 @@ fn run(target: &str) -> (Device, ProgramReport) {
     let device = Device::load(target).unwrap();
     let c = pipeline::compile(&model, &device, &OptimizeOptions::default()).unwrap();
     let data = inputs::complete_inputs(&model.graph, BTreeMap::new(), 0);
-    let e = pipeline::execute(
-        &c.fused,
-        &device,
-        &data,
-        &ReferenceHostOps,
-        Dispatch::Traced,
-    )
-    .unwrap();
+    let e = pipeline::execute(&c.fused, &device, &data, &GraphHostOps, Dispatch::Traced).unwrap();
     (device, e.report)
 }
 

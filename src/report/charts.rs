@@ -264,8 +264,8 @@ pub fn roofline(cmp: &Comparison, roof: &Roof) -> String {
     );
     let _ = writeln!(
         s,
-        r#"<text x="{:.1}" y="{:.1}" class="label">peak {:.0} GFLOP/s</text><text x="{:.1}" y="{:.1}" class="label">DRAM {:.0} GB/s</text>"#,
-        x(ridge) + 6.0,
+        r#"<text x="{:.1}" y="{:.1}" class="label-end">peak {:.0} GFLOP/s</text><text x="{:.1}" y="{:.1}" class="label">DRAM {:.0} GB/s</text>"#,
+        left + pw - 4.0,
         y(peak) - 6.0,
         peak,
         x(ridge / 100.0) - 110.0,

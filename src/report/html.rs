@@ -17,9 +17,9 @@ td.l,th.l{text-align:left}.big{font-size:28px;font-weight:600;color:#2a7a4b}\
 .cards{display:flex;gap:28px;flex-wrap:wrap}.card{border:1px solid #ddd;border-radius:6px;padding:10px 16px}\
 .card span{display:block;color:#666;font-size:12px}.pair{display:flex;gap:24px;flex-wrap:wrap}\
 .swatch{display:inline-block;width:11px;height:11px;margin:0 4px 0 12px;vertical-align:-1px}\
-svg text{font-size:11px;fill:#333}svg text.lane{text-anchor:end;font-weight:600;font-size:12px}\
+svg{max-width:100%;height:auto}svg text{font-size:11px;fill:#333}svg text.lane{text-anchor:end;font-weight:600;font-size:12px}\
 svg text.bar{fill:#111;font-size:10px}svg text.tick{text-anchor:middle}svg text.tick-left{text-anchor:end}\
-svg text.axis{text-anchor:middle;font-size:12px}svg text.cell{text-anchor:middle;font-size:10px}\
+svg text.axis{text-anchor:middle;font-size:12px}svg text.label-end{text-anchor:end}svg text.cell{text-anchor:middle;font-size:10px}\
 svg text.lane-left,svg text.axis-left{font-size:12px}details{margin:8px 0}summary{cursor:pointer}";
 
 /// The whole page for `cmp` on `device`.
