@@ -2,12 +2,17 @@
 //! host steps than before, keep PCC >= 0.999 against the reference interpreter, and the causal
 //! mask (`Where(constant mask, -inf, scores)`) runs inside a device kernel.
 
+mod lower_common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use lower_common::{binary, constant, device, output, run_checked, unary};
+use ttfuse::graph::{BinaryOp, Graph, UnaryOp};
 use ttfuse::import::ImportOptions;
 use ttfuse::inputs;
 use ttfuse::lower::fallback::GraphHostOps;
+use ttfuse::lower::FusionMode;
 use ttfuse::optimize::OptimizeOptions;
 use ttfuse::pipeline;
 use ttfuse::plan::KernelKind;
@@ -119,4 +124,30 @@ fn llama_block_rotary_and_mask_tables_broadcast_over_heads_on_the_device() {
         c.launches,
         c.host_steps
     );
+}
+
+/// Rotary's shape: `x * cos + rotate(x) * sin` with `[seq, d]` tables over `[heads, seq, d]`.
+fn rotary_like() -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("x", lower_common::f32t(&[2, 64, 64]));
+    let cos = constant(&mut g, "cos", &[64, 64], 1, 1.0);
+    let sin = constant(&mut g, "sin", &[64, 64], 2, 1.0);
+    let r = unary(&mut g, "r", UnaryOp::Neg, x);
+    let a = binary(&mut g, "a", BinaryOp::Mul, x, cos);
+    let b = binary(&mut g, "b", BinaryOp::Mul, r, sin);
+    let y = binary(&mut g, "y", BinaryOp::Add, a, b);
+    output(&mut g, "y", y);
+    g
+}
+
+#[test]
+fn two_elementwise_producers_of_one_consumer_share_a_kernel() {
+    let g = rotary_like();
+    // run_checked compares with the reference interpreter (PCC >= 0.999).
+    let fused = run_checked(&g, &device(), FusionMode::Fused);
+    let unfused = run_checked(&g, &device(), FusionMode::Unfused);
+    assert_eq!(fused.plan.kernels.len(), 1, "{:?}", fused.plan.breaks);
+    assert_eq!(unfused.plan.kernels.len(), 4);
+    let ops = &fused.plan.kernels[0].ops;
+    assert_eq!(ops.len(), 4, "{ops:?}");
 }

@@ -272,6 +272,8 @@ pub fn group(
     fits: &dyn Fn(&Group) -> Result<(), BreakReason>,
 ) -> Result<Grouping, PlanError> {
     let order = graph.topo_order();
+    let position: BTreeMap<NodeIndex, usize> =
+        order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
     let mut groups: Vec<Group> = Vec::new();
     let mut group_of: BTreeMap<NodeIndex, usize> = BTreeMap::new();
     let mut breaks = Vec::new();
@@ -321,7 +323,13 @@ pub fn group(
                 if joined.is_some_and(|(jg, _)| jg == g) {
                     continue;
                 }
-                if joined.is_some() {
+                if let Some((jg, _)) = joined {
+                    if merge_into(graph, &mut groups, jg, g, &position, fits) {
+                        for (_, slot) in group_of.iter_mut().filter(|(_, slot)| **slot == g) {
+                            *slot = jg;
+                        }
+                        continue;
+                    }
                     rejected.push((
                         p,
                         BreakReason::JoinedOtherProducer {
@@ -409,12 +417,59 @@ pub fn group(
             }
         }
     }
-    let groups = order_groups(graph, groups, &group_of)?;
+    let mut groups = order_groups(graph, groups, &group_of)?;
+    groups.retain(|g| !g.nodes.is_empty());
     Ok(Grouping {
         groups,
         breaks,
         free,
     })
+}
+
+/// Moves the elementwise group `from` into group `into` (which has just taken a consumer of
+/// both), when both are element-by-element bodies over the same space, no third kernel lies
+/// between them, and the merged group still fits. `from` is left empty.
+fn merge_into(
+    graph: &Graph,
+    groups: &mut [Group],
+    into: usize,
+    from: usize,
+    position: &BTreeMap<NodeIndex, usize>,
+    fits: &dyn Fn(&Group) -> Result<(), BreakReason>,
+) -> bool {
+    let (a, b) = (&groups[into], &groups[from]);
+    if into == from
+        || a.kind != GroupKind::Body
+        || b.kind != GroupKind::Body
+        || a.space != b.space
+        || is_rowwise_group(graph, a)
+        || is_rowwise_group(graph, b)
+    {
+        return false;
+    }
+    let mut nodes: Vec<NodeIndex> = a.nodes.iter().chain(&b.nodes).copied().collect();
+    // A path from one group to the other through a node outside both would become a cycle.
+    let through_outside = |x: &Group, y: &Group| {
+        x.nodes.iter().flat_map(|&n| graph.inputs_of(n)).any(|q| {
+            let q = resolve(graph, q);
+            !nodes.contains(&q) && depends_on(graph, q, &y.nodes)
+        })
+    };
+    if through_outside(a, b) || through_outside(b, a) {
+        return false;
+    }
+    nodes.sort_by_key(|n| position.get(n).copied().unwrap_or(usize::MAX));
+    let candidate = Group {
+        kind: GroupKind::Body,
+        nodes,
+        space: a.space,
+    };
+    if fits(&candidate).is_err() {
+        return false;
+    }
+    groups[into] = candidate;
+    groups[from].nodes.clear();
+    true
 }
 
 /// The iteration space a row-wise op needs: its main input's 2-D view.
