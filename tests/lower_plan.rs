@@ -120,16 +120,34 @@ fn reshapes_of_the_same_2d_view_are_free() {
 }
 
 #[test]
-fn dimensions_that_are_not_tile_multiples_are_named_in_the_error() {
+fn dimensions_that_are_not_tile_multiples_are_padded() {
     let mut g = Graph::new();
     let x = g.add_input("x", f32t(&[48, 64]));
     let y = unary(&mut g, "y", UnaryOp::Exp, x);
     output(&mut g, "y", y);
+    for mode in [FusionMode::Fused, FusionMode::Unfused] {
+        let c = run_checked(&g, &device(), mode);
+        assert_eq!(
+            c.inputs[0].device_dims(),
+            (64, 64),
+            "{mode:?}: 48 rows padded to 64"
+        );
+    }
+}
+
+#[test]
+fn batched_matmuls_with_unaligned_batches_are_named_in_the_error() {
+    // Padding is per 2-D view, so [2, 48, 64] cannot be cut into per-batch tile rows.
+    let mut g = Graph::new();
+    let a = g.add_input("a", f32t(&[2, 48, 64]));
+    let b = g.add_input("b", f32t(&[2, 64, 64]));
+    let y = matmul(&mut g, "y", a, b);
+    output(&mut g, "y", y);
     let err = compile(&g, &device(), FusionMode::Fused)
-        .expect_err("48 rows need padding")
+        .expect_err("batched rows of 48 cannot be padded per batch")
         .to_string();
     assert!(
-        err.contains("[48, 64]") && err.contains("multiple of 32"),
+        err.contains("`y`") && err.contains("[2, 48, 64]") && err.contains("multiples of 32"),
         "{err}"
     );
 }

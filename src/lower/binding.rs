@@ -20,15 +20,20 @@ pub struct Binding {
     pub layout: Layout,
 }
 
-/// Lays out row-major `values` of a graph tensor of `shape` as a row-major device tensor.
+/// Lays out row-major `values` of a graph tensor of `shape` as a row-major device tensor,
+/// zero-filling the padding (`ttnn.pad` with value 0).
 pub fn device_values(values: &[f32], shape: &[usize], layout: Layout) -> Vec<f32> {
     let (r, c) = flat2d(shape);
     let (dr, dc) = device_dims(shape, layout);
     match layout {
-        Layout::Full => values.to_vec(),
-        Layout::Row => {
+        Layout::Full | Layout::Row => {
+            if (r, c) == (dr, dc) {
+                return values.to_vec();
+            }
             let mut out = vec![0.0; dr * dc];
-            out[..c].copy_from_slice(&values[..c]);
+            for (i, row) in values.chunks(c).take(r).enumerate() {
+                out[i * dc..i * dc + c].copy_from_slice(row);
+            }
             out
         }
         Layout::Col => {
@@ -96,7 +101,12 @@ impl Binding {
         let all = t.to_f32();
         let (r, c) = flat2d(&self.shape);
         let values = match self.layout {
-            Layout::Full => all,
+            Layout::Full if (r, c) == (rows, cols) => all,
+            Layout::Full => all
+                .chunks(cols)
+                .take(r)
+                .flat_map(|row| row[..c].iter().copied())
+                .collect(),
             Layout::Row => all[..c].to_vec(),
             Layout::Col => (0..r).map(|i| all[i * cols]).collect(),
             Layout::Scalar => vec![all[0]],
@@ -170,6 +180,38 @@ mod tests {
                 values
             }
         );
+    }
+
+    #[test]
+    fn unaligned_matrices_are_zero_padded_and_sliced_back() {
+        let b = Binding {
+            name: "x".into(),
+            tensor: "x".into(),
+            shape: vec![100, 50],
+            layout: Layout::Full,
+        };
+        let values: Vec<f32> = (0..5000).map(|i| (i % 97) as f32 - 40.0).collect();
+        let data = TensorData::F32 {
+            shape: vec![100, 50],
+            values: values.clone(),
+        };
+        let t = b.to_device(&data);
+        assert_eq!((t.rows, t.cols), (128, 64));
+        let all = t.to_f32();
+        assert_eq!(
+            all[64 + 3],
+            values[50 + 3],
+            "row 1 starts at device column 0"
+        );
+        assert!(
+            all[50..64].iter().all(|&v| v == 0.0),
+            "padded columns are zero"
+        );
+        assert!(
+            all[100 * 64..].iter().all(|&v| v == 0.0),
+            "padded rows are zero"
+        );
+        assert_eq!(b.from_device(&t), data);
     }
 
     #[test]

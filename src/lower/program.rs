@@ -13,7 +13,7 @@ use super::{body_kernel, fallback, matmul, transpose, Compiled, LowerError};
 use crate::graph::{Graph, Op};
 use crate::plan::body::{expanded_constant, where_mask, Body, LoadSource};
 use crate::plan::group::resolve;
-use crate::plan::layout::{device_dims, layout_of};
+use crate::plan::layout::{device_dims, layout_of, padded};
 use crate::plan::names::Stems;
 use crate::plan::{KernelDetail, KernelPlan, PlanError};
 
@@ -23,6 +23,7 @@ struct Tensors<'g> {
     decls: Vec<TensorDecl>,
     of_node: BTreeMap<NodeIndex, String>,
     of_scalar: BTreeMap<u32, String>,
+    of_mask: BTreeMap<(usize, u32, u32), String>,
     stems: Stems,
 }
 
@@ -52,6 +53,32 @@ impl<'g> Tensors<'g> {
         });
         self.of_node.insert(n, name.clone());
         Ok(name)
+    }
+
+    /// A `[32, cols]` row-vector mask: `valid` in the first `cols` columns, `pad` after.
+    fn mask(&mut self, cols: usize, valid: f32, pad: f32) -> String {
+        let key = (cols, valid.to_bits(), pad.to_bits());
+        if let Some(t) = self.of_mask.get(&key) {
+            return t.clone();
+        }
+        let width = padded(cols);
+        let row: Vec<f32> = (0..width)
+            .map(|j| if j < cols { valid } else { pad })
+            .collect();
+        let name = self.stems.alloc(if pad == 0.0 {
+            "col_mask"
+        } else {
+            "col_mask_neg"
+        });
+        self.decls.push(TensorDecl {
+            name: name.clone(),
+            rows: TILE,
+            cols: width,
+            init: TensorInit::Const(row.repeat(TILE)),
+            is_output: false,
+        });
+        self.of_mask.insert(key, name.clone());
+        name
     }
 
     fn scalar(&mut self, value: f32) -> String {
@@ -130,6 +157,7 @@ impl<'g> Tensors<'g> {
                 LoadSource::Scalar(v) => self.scalar(v),
                 LoadSource::WhereMask(n) => self.where_mask(n)?,
                 LoadSource::Expanded { constant, like } => self.expanded(constant, like)?,
+                LoadSource::Mask { cols, valid, pad } => self.mask(cols, valid, pad),
             };
             args.push((load.param.clone(), tensor));
         }
@@ -165,6 +193,7 @@ pub fn assemble(graph: &Graph, plan: KernelPlan) -> Result<Compiled, LowerError>
         decls: Vec::new(),
         of_node: BTreeMap::new(),
         of_scalar: BTreeMap::new(),
+        of_mask: BTreeMap::new(),
         stems: Stems::new(),
     };
     let mut inputs = Vec::new();

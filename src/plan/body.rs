@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use petgraph::graph::NodeIndex;
 
 use super::group::resolve;
-use super::layout::{flat2d, layout_of, Class};
+use super::layout::{flat2d, is_padded, layout_of, Class};
 use super::names::Stems;
 use super::PlanError;
 use crate::graph::{BinaryOp, Graph, Op, ReduceOp, UnaryOp};
@@ -210,6 +210,10 @@ impl Body {
     }
 }
 
+/// What a max reduction's mask adds to padded columns: far below any real value, yet finite in
+/// bf16 so that `exp(x - max)` stays 0 there.
+pub const PAD_MAX: f32 = -1.0e30;
+
 /// Builds a [`Body`] from graph nodes.
 pub struct BodyBuilder<'g> {
     graph: &'g Graph,
@@ -218,6 +222,7 @@ pub struct BodyBuilder<'g> {
     of_node: BTreeMap<NodeIndex, usize>,
     tensor_loads: BTreeMap<NodeIndex, usize>,
     scalar_loads: BTreeMap<u32, usize>,
+    mask_loads: BTreeMap<(u32, u32), usize>,
     broadcasts: BTreeMap<(usize, Class), usize>,
     params: BTreeMap<NodeIndex, String>,
     stems: Stems,
@@ -240,6 +245,7 @@ impl<'g> BodyBuilder<'g> {
             of_node: BTreeMap::new(),
             tensor_loads: BTreeMap::new(),
             scalar_loads: BTreeMap::new(),
+            mask_loads: BTreeMap::new(),
             broadcasts: BTreeMap::new(),
             params: BTreeMap::new(),
             stems: Stems::new(),
@@ -400,7 +406,56 @@ impl<'g> BodyBuilder<'g> {
         self.push(ValueOp::Binary(f), vec![a, b], class, stem)
     }
 
+    /// A row vector holding `valid` in the space's real columns and `pad` in the padding.
+    fn mask(&mut self, valid: f32, pad: f32) -> usize {
+        let key = (valid.to_bits(), pad.to_bits());
+        if let Some(&v) = self.mask_loads.get(&key) {
+            return v;
+        }
+        let stem = if pad == 0.0 {
+            "col_mask"
+        } else {
+            "col_mask_neg"
+        };
+        let v = self.push(
+            ValueOp::Load(self.body.loads.len()),
+            vec![],
+            Class::Row,
+            stem,
+        );
+        let param = self.body.values[v].stem.clone();
+        self.body.loads.push(Load {
+            source: LoadSource::Mask {
+                cols: self.space.1,
+                valid,
+                pad,
+            },
+            value: v,
+            param,
+        });
+        self.mask_loads.insert(key, v);
+        v
+    }
+
+    /// A row reduction of `x`. When the last axis is padded on the device, the padding is
+    /// masked first: multiplied by 0 for a sum, pushed to -1e30 for a max (the padding holds
+    /// whatever the ops before computed from zeros, e.g. `exp(0) = 1`).
     fn reduce(&mut self, f: RowReduce, x: usize, scale: f32, stem: &str) -> usize {
+        let cols = self.space.1;
+        let x = if cols > 1 && is_padded(cols) {
+            match f {
+                RowReduce::Sum => {
+                    let m = self.mask(1.0, 0.0);
+                    self.binary(TtBinary::Mul, x, m, &format!("{stem}_masked"))
+                }
+                RowReduce::Max => {
+                    let m = self.mask(0.0, PAD_MAX);
+                    self.binary(TtBinary::Add, x, m, &format!("{stem}_masked"))
+                }
+            }
+        } else {
+            x
+        };
         let s = self.scalar(scale);
         self.push(ValueOp::Reduce(f), vec![x, s], Class::Col, stem)
     }

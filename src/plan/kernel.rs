@@ -4,7 +4,7 @@
 use petgraph::graph::NodeIndex;
 
 use super::body::{Body, BodyBuilder};
-use super::group::{real_users, resolve, Group, GroupKind};
+use super::group::{is_last_two_swap, real_users, resolve, Group, GroupKind};
 use super::layout::{device_dims, flat2d, layout_of};
 use super::partition::{divisors, preference, Partition};
 use super::schedule::{Cb, Schedule};
@@ -100,11 +100,21 @@ pub struct HostInfo {
     pub op: String,
 }
 
+/// Tiles along a dimension of `n` elements (padded up to whole tiles).
 fn tiles(n: usize) -> usize {
-    if n == 1 {
-        1
-    } else {
-        n / 32
+    n.div_ceil(32)
+}
+
+/// Whether the device padding of `n` is certainly zero: graph inputs and constants, which
+/// bindings pad with zeros, and transposes of them.
+fn zero_padded(graph: &Graph, n: NodeIndex) -> bool {
+    match &graph.node(n).op {
+        Op::Input | Op::Constant(_) => true,
+        Op::Transpose { .. } if is_last_two_swap(graph, n) => graph
+            .inputs_of(n)
+            .first()
+            .is_some_and(|&i| zero_padded(graph, resolve(graph, i))),
+        _ => false,
     }
 }
 
@@ -365,9 +375,19 @@ fn matmul_body(
     } else {
         return Err(unsupported(graph, mm, format!("batch dimensions {a_lead:?} and {b_lead:?} differ (broadcast batches are not lowered)")));
     };
+    // Padding is per 2-D view, so batched operands need whole tiles per batch; a padded inner
+    // dimension needs zeros in the padding of at least one operand, which bindings guarantee
+    // for graph inputs and constants.
     let tiled = |x: usize| x.is_multiple_of(32);
-    if !tiled(k) || !tiled(n) || !(tiled(rows) || (rows == 1 && batches == 1)) {
+    if batches > 1 && !(tiled(m) && tiled(k) && tiled(n)) {
         return Err(PlanError::shape(graph, mm));
+    }
+    if !tiled(k) && !zero_padded(graph, a) && !zero_padded(graph, resolve(graph, b_raw)) {
+        return Err(unsupported(
+            graph,
+            mm,
+            format!("inner dimension {k} is not a multiple of 32 and neither operand is a graph input or constant, whose device padding is zero"),
+        ));
     }
     if layout_of(&a_shape).is_none() {
         return Err(PlanError::shape(graph, a_raw));
@@ -414,8 +434,8 @@ fn matmul_body(
         b_batched,
         batches,
         mt: tiles(rows),
-        kt: k / 32,
-        nt: n / 32,
+        kt: tiles(k),
+        nt: tiles(n),
         a_param,
         b_param,
         a_stem,
@@ -436,14 +456,14 @@ fn transpose_kernel(graph: &Graph, target: &Target, g: &Group) -> Result<Planned
         .ok_or_else(|| unsupported(graph, out, "transpose without input".into()))?;
     let shape = graph.node(input).ty.shape.clone();
     let (r, c) = (shape[shape.len() - 2], shape[shape.len() - 1]);
-    if r % 32 != 0 || c % 32 != 0 {
+    let batches: usize = shape[..shape.len() - 2].iter().product();
+    if batches > 1 && (r % 32 != 0 || c % 32 != 0) {
         return Err(PlanError::shape(graph, out));
     }
-    let batches: usize = shape[..shape.len() - 2].iter().product();
     let mut stems = super::names::Stems::new();
     let in_stem = stems.alloc(&graph.node(input).name);
     let out_stem = stems.alloc(&graph.node(out).name);
-    let (ort, oct) = (c / 32, r / 32);
+    let (ort, oct) = (tiles(c), tiles(r));
     let mut cands = Vec::new();
     for br in divisors(ort) {
         for bc in divisors(oct) {
@@ -481,8 +501,8 @@ fn transpose_kernel(graph: &Graph, target: &Target, g: &Group) -> Result<Planned
                     input,
                     output: out,
                     batches,
-                    in_rows: r / 32,
-                    in_cols: c / 32,
+                    in_rows: tiles(r),
+                    in_cols: tiles(c),
                     stems: (in_stem, out_stem),
                 };
                 let node = graph.node(out);

@@ -1,7 +1,9 @@
 //! How graph tensors sit on the device: flattened to 2-D (rows = product of the leading
 //! dimensions, columns = the last), tilized, with size-1 dimensions padded to one tile the way
 //! TTNN pads them (a row vector occupies row 0 of a tile row, a column vector column 0 of a tile
-//! column, a scalar element `[0, 0]` of one tile).
+//! column, a scalar element `[0, 0]` of one tile) and any other dimension padded up to the next
+//! multiple of 32 (`ttnn.pad` before, `ttnn.slice` after). Bindings fill the padding with zeros;
+//! kernels never read results back from it, and reductions over a padded last axis mask it.
 
 use serde::Serialize;
 
@@ -10,7 +12,7 @@ use ttfuse_runtime::tensor::TILE;
 /// The device layout of one graph tensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub enum Layout {
-    /// Both dimensions are multiples of 32: stored as is.
+    /// A matrix: stored with each dimension padded up to a multiple of 32.
     Full,
     /// One row (`[C]`, `[1, C]`, ...): stored in row 0 of a 32-row tensor.
     Row,
@@ -28,17 +30,24 @@ pub fn flat2d(shape: &[usize]) -> (usize, usize) {
     }
 }
 
-/// The layout of a tensor with this shape, or `None` when a dimension is neither 1 nor a
-/// multiple of 32 (the tensor would need padding).
+/// `n` rounded up to a whole number of tiles.
+pub fn padded(n: usize) -> usize {
+    n.div_ceil(TILE) * TILE
+}
+
+/// Whether `n` is not a whole number of tiles (the device holds it padded).
+pub fn is_padded(n: usize) -> bool {
+    !n.is_multiple_of(TILE)
+}
+
+/// The layout of a tensor with this shape, or `None` when it has no elements.
 pub fn layout_of(shape: &[usize]) -> Option<Layout> {
-    let (r, c) = flat2d(shape);
-    let tiled = |n: usize| n > 0 && n.is_multiple_of(TILE);
-    match (r, c) {
+    match flat2d(shape) {
+        (0, _) | (_, 0) => None,
         (1, 1) => Some(Layout::Scalar),
-        (1, c) if tiled(c) => Some(Layout::Row),
-        (r, 1) if tiled(r) => Some(Layout::Col),
-        (r, c) if tiled(r) && tiled(c) => Some(Layout::Full),
-        _ => None,
+        (1, _) => Some(Layout::Row),
+        (_, 1) => Some(Layout::Col),
+        _ => Some(Layout::Full),
     }
 }
 
@@ -46,9 +55,9 @@ pub fn layout_of(shape: &[usize]) -> Option<Layout> {
 pub fn device_dims(shape: &[usize], layout: Layout) -> (usize, usize) {
     let (r, c) = flat2d(shape);
     match layout {
-        Layout::Full => (r, c),
-        Layout::Row => (TILE, c),
-        Layout::Col => (r, TILE),
+        Layout::Full => (padded(r), padded(c)),
+        Layout::Row => (TILE, padded(c)),
+        Layout::Col => (padded(r), TILE),
         Layout::Scalar => (TILE, TILE),
     }
 }
@@ -134,7 +143,10 @@ mod tests {
         assert_eq!(layout_of(&[1, 64]), Some(Layout::Row));
         assert_eq!(layout_of(&[64, 1]), Some(Layout::Col));
         assert_eq!(layout_of(&[]), Some(Layout::Scalar));
-        assert_eq!(layout_of(&[48, 64]), None);
+        assert_eq!(layout_of(&[48, 64]), Some(Layout::Full));
+        assert_eq!(device_dims(&[100, 50], Layout::Full), (128, 64));
+        assert_eq!(device_dims(&[77], Layout::Row), (32, 96));
+        assert_eq!(layout_of(&[0, 64]), None);
         assert_eq!(device_dims(&[64], Layout::Row), (32, 64));
         assert_eq!(tile_dims(&[2, 64, 1], Layout::Col), (4, 1));
     }

@@ -50,8 +50,10 @@ pub enum PlanError {
         /// Why.
         reason: String,
     },
-    /// A dimension is neither 1 nor a multiple of 32.
-    #[error("node `{node}` ({op}) has shape {shape:?}: as a 2-D view ({rows} x {cols}) each dimension must be 1 or a multiple of 32 (padding is not implemented)")]
+    /// The tensor cannot be laid out in tiles where it is used: it is empty, or a batched
+    /// matmul or transpose operand whose per-batch dimensions are not multiples of 32 (padding
+    /// is per 2-D view, not per batch).
+    #[error("node `{node}` ({op}) has shape {shape:?}: as a 2-D view ({rows} x {cols}) it has no tile layout here (empty tensors have none; batched matmuls and transposes need the last two dimensions to be multiples of 32, since padding is per 2-D view)")]
     Shape {
         /// The node.
         node: String,
