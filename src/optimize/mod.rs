@@ -22,6 +22,7 @@ pub mod cost;
 pub mod extract;
 pub mod language;
 pub mod mapping;
+pub mod merge;
 pub mod rules;
 pub mod run;
 pub mod typing;
@@ -56,6 +57,11 @@ pub struct OptimizeOptions {
     pub cost: CostModel,
     /// Passes of the DAG extractor before it settles for its current choice.
     pub extract_passes: usize,
+    /// After extraction, merge matmuls that share their left operand and have constant weights
+    /// of equal K into one matmul and column slices where the cost model finds it cheaper
+    /// ([`merge`]). Off by default: the planner runs the slices as host fallback steps, which
+    /// makes the merge more expensive than three launches on the shipped devices.
+    pub merge_matmuls: bool,
 }
 
 impl Default for OptimizeOptions {
@@ -68,6 +74,7 @@ impl Default for OptimizeOptions {
             approximate: false,
             cost: CostModel::default(),
             extract_passes: 64,
+            merge_matmuls: false,
         }
     }
 }
@@ -89,6 +96,8 @@ pub struct OptimizeReport {
     pub cost_after: f64,
     /// Why the input was returned unchanged, if it was.
     pub kept_input: Option<String>,
+    /// Groups of shared-input matmuls merged into one ([`OptimizeOptions::merge_matmuls`]).
+    pub matmuls_merged: usize,
 }
 
 /// An optimized graph and its report.
@@ -135,6 +144,7 @@ pub fn optimize(graph: &Graph, opts: &OptimizeOptions) -> Result<Optimized, Opti
         cost_before,
         cost_after: cost_before,
         kept_input: None,
+        matmuls_merged: 0,
     };
     let keep = |mut report: OptimizeReport, why: String| {
         report.kept_input = Some(why);
@@ -172,9 +182,16 @@ pub fn optimize(graph: &Graph, opts: &OptimizeOptions) -> Result<Optimized, Opti
         .map_err(|e| e.to_string())
         .and_then(|g| {
             crate::graph::fold::fold_constants(&g).map_err(|e| format!("constant folding: {e}"))
+        })
+        .and_then(|g| {
+            if !opts.merge_matmuls {
+                return Ok((g, merge::Merged::default()));
+            }
+            merge::merge_matmuls(&g, &opts.cost).map_err(|e| format!("merging matmuls: {e}"))
         }) {
-        Ok(out) => {
-            report.cost_after = ext.cost;
+        Ok((out, merged)) => {
+            report.cost_after = ext.cost - merged.saved_cycles;
+            report.matmuls_merged = merged.groups;
             Ok(Optimized { graph: out, report })
         }
         Err(e) => keep(report, format!("could not rebuild the graph: {e}")),
