@@ -55,12 +55,14 @@ def to_host(tensor):
 def graph_view(array, shape, layout):
     """The graph tensor held by a 2-D device array (see program.json "outputs")."""
     count = int(np.prod(shape)) if shape else 1
+    rows = int(np.prod(shape[:-1])) if shape else 1
+    cols = shape[-1] if shape else 1
     if layout == "Full":
-        values = array.ravel()
+        values = array[:rows, :cols].ravel()
     elif layout == "Row":
-        values = array[0, :]
+        values = array[0, :cols]
     elif layout == "Col":
-        values = array[:, 0]
+        values = array[:rows, 0]
     else:
         values = array[0, :1]
     return values[:count].reshape(shape)

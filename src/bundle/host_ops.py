@@ -19,6 +19,11 @@ def flat2d(shape):
     return int(np.prod(shape[:-1])), shape[-1]
 
 
+def padded(n):
+    """`n` rounded up to whole tiles (the device zero-pads every dimension to them)."""
+    return -(-n // TILE) * TILE
+
+
 def layout_of(shape):
     r, c = flat2d(shape)
     if r == 1 and c == 1:
@@ -34,12 +39,13 @@ def to_graph(array, shape):
     """The graph tensor of `shape` held by the 2-D device array."""
     count = int(np.prod(shape)) if shape else 1
     layout = layout_of(shape)
+    r, c = flat2d(shape)
     if layout == "Full":
-        values = array.ravel()
+        values = array[:r, :c].ravel()
     elif layout == "Row":
-        values = array[0, :]
+        values = array[0, :c]
     elif layout == "Col":
-        values = array[:, 0]
+        values = array[:r, 0]
     else:
         values = array[0, :1]
     return np.asarray(values[:count], dtype=np.float32).reshape(shape)
@@ -51,14 +57,16 @@ def to_device_layout(values, shape):
     r, c = flat2d(shape)
     layout = layout_of(shape)
     if layout == "Full":
-        return values.reshape(r, c)
+        out = np.zeros((padded(r), padded(c)), dtype=np.float32)
+        out[:r, :c] = values.reshape(r, c)
+        return out
     if layout == "Row":
-        out = np.zeros((TILE, c), dtype=np.float32)
-        out[0, :] = values
+        out = np.zeros((TILE, padded(c)), dtype=np.float32)
+        out[0, :c] = values
         return out
     if layout == "Col":
-        out = np.zeros((r, TILE), dtype=np.float32)
-        out[:, 0] = values
+        out = np.zeros((padded(r), TILE), dtype=np.float32)
+        out[:r, 0] = values
         return out
     return np.full((TILE, TILE), values[0], dtype=np.float32)
 
