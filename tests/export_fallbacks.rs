@@ -1,9 +1,10 @@
 //! The exported driver's TTNN fallback ops (`ttfuse_host_ops.py`, numpy) compute what ttfuse's
 //! runtime computes for every host step of the GPT-2 block (slices, reshapes, transposes,
-//! where), on the very device tensors of a run. Needs python3 with numpy.
+//! where), on the very device tensors of a run. Needs python3; numpy comes from python3 when it
+//! has it, else from a virtual environment the test makes under the target directory.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ttfuse::graph::TensorData;
@@ -14,6 +15,45 @@ use ttfuse::{inputs, npy, pipeline};
 use ttfuse_runtime::device::Device;
 use ttfuse_runtime::exec::{run_program, Dispatch};
 use ttfuse_runtime::program::Step;
+
+/// The numpy version the virtual environment gets (the one the exported driver was tested with).
+const NUMPY: &str = "numpy==2.4.6";
+
+/// A Python interpreter that imports numpy: `python3` itself, or one of a virtual environment
+/// made once under the target directory with numpy installed from PyPI, so that the test suite
+/// asks nothing of a fresh machine beyond python3.
+fn python_with_numpy() -> PathBuf {
+    let imports_numpy = |python: &Path| {
+        Command::new(python)
+            .args(["-c", "import numpy"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let system = PathBuf::from("python3");
+    if imports_numpy(&system) {
+        return system;
+    }
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-numpy");
+    let python = venv.join("bin").join("python3");
+    if !imports_numpy(&python) {
+        let made = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 runs");
+        assert!(made.success(), "python3 -m venv {} failed", venv.display());
+        let installed = Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", NUMPY])
+            .status()
+            .expect("the virtual environment's python runs");
+        assert!(
+            installed.success(),
+            "pip could not install {NUMPY} into {}",
+            venv.display()
+        );
+    }
+    python
+}
 
 #[test]
 fn host_ops_py_matches_the_runtime_on_every_fallback_step() {
@@ -90,14 +130,14 @@ for s in json.load(open("steps.json")):
     arrays = [np.load(f"s{s['step']}_in{j}.npy") for j in range(s["inputs"])]
     np.save(f"s{s['step']}_out.npy", ttfuse_host_ops.run(s["attrs"], arrays))
 "#;
-    let out = Command::new("python3")
+    let out = Command::new(python_with_numpy())
         .args(["-c", script])
         .current_dir(&dir)
         .output()
         .expect("python3 runs");
     assert!(
         out.status.success(),
-        "host ops failed (python3 needs numpy): {}",
+        "host ops failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     for step in &steps {
