@@ -3,7 +3,8 @@
 //! (1024x1024x2048 on 8x8 with multicast). Each kernel is benched twice, with the timing model
 //! (`<label>`) and without it (`<label>_untimed`, every cost zero), which measures what the
 //! timing model adds to functional execution. Each bench also prints the simulated device time
-//! and the model's effective TFLOPS once.
+//! and the model's effective TFLOPS once. `benches/overhead.rs` measures the same ratio as the
+//! best of several alternating runs, which a loaded machine disturbs less.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use ttfuse_runtime::calibrate::{kernels, run_gemm, Calibration};

@@ -139,6 +139,22 @@ impl Dims {
 }
 
 impl Block {
+    /// A hollow block: its shape without elements. The timing pass (see
+    /// [`super::kernel`]) runs on hollow blocks, so every block operation below passes a hollow
+    /// block through as a hollow result of the right shape without touching elements.
+    pub fn hollow(rows: usize, cols: usize) -> Block {
+        Block {
+            rows,
+            cols,
+            data: Vec::new(),
+        }
+    }
+
+    /// Whether this block is hollow (shape only, see [`Block::hollow`]).
+    pub fn is_hollow(&self) -> bool {
+        self.data.is_empty()
+    }
+
     /// A zero block.
     pub fn zeros(rows: usize, cols: usize) -> Block {
         Block {
@@ -187,6 +203,9 @@ impl Block {
     /// Per element, `a` where `cond` is nonzero, else `b` (`ttl.where`); shapes must already
     /// match.
     pub fn select(cond: &Block, a: &Block, b: &Block) -> Block {
+        if cond.is_hollow() || a.is_hollow() || b.is_hollow() {
+            return Block::hollow(cond.rows, cond.cols);
+        }
         let data = cond
             .data
             .iter()
@@ -200,7 +219,8 @@ impl Block {
         }
     }
 
-    /// `self op other` elementwise into `self`; shapes must already match.
+    /// `self op other` elementwise into `self`; shapes must already match (a hollow `self`
+    /// stays hollow).
     pub fn zip_in_place(&mut self, other: &Block, f: BinFn) {
         let it = self.data.iter_mut().zip(other.data.iter());
         match f {
@@ -228,6 +248,9 @@ impl Block {
 
     /// `c + a @ b` for blocks of MxK, KxN and MxN tiles; shapes must already match.
     pub fn matmul_acc(a: &Block, b: &Block, mut c: Block) -> Block {
+        if a.is_hollow() || b.is_hollow() || c.is_hollow() {
+            return Block::hollow(c.rows, c.cols);
+        }
         let (m, k, n) = (a.height(), a.width(), b.width());
         // SAFETY: the three slices hold m*k, k*n and m*n elements with the row and column
         // strides given (checked by the caller's shape validation), and `c` does not alias.
@@ -255,6 +278,13 @@ impl Block {
     /// The reduction of the whole block, laid out per TT-Lang and multiplied elementwise by the
     /// scaler tile (one 32x32 tile) in every output tile.
     pub fn reduce(&self, kind: ReduceKind, dims: Dims, scaler: &Block) -> Block {
+        if self.is_hollow() || scaler.is_hollow() {
+            return match dims {
+                Dims::Rows => Block::hollow(self.rows, 1),
+                Dims::Cols => Block::hollow(1, self.cols),
+                Dims::Scalar => Block::hollow(1, 1),
+            };
+        }
         let (h, w) = (self.height(), self.width());
         let fold = |acc: f32, v: f32| match kind {
             ReduceKind::Sum => acc + v,
@@ -309,6 +339,9 @@ impl Block {
     /// (TT-Lang `dims=[1]`), `Rows` copies row 0 down the rows (`dims=[0]`), `Scalar` copies
     /// element `[0, 0]` everywhere. Shapes must already be validated.
     pub fn broadcast(&self, dims: Dims, rows: usize, cols: usize) -> Block {
+        if self.is_hollow() {
+            return Block::hollow(rows, cols);
+        }
         let mut out = Block::zeros(rows, cols);
         let (h, w) = (out.height(), out.width());
         let sw = self.width();
@@ -331,6 +364,9 @@ impl Block {
 
     /// The transpose: `rows x cols` tiles become `cols x rows`, each tile transposed.
     pub fn transpose(&self) -> Block {
+        if self.is_hollow() {
+            return Block::hollow(self.cols, self.rows);
+        }
         let (h, w) = (self.height(), self.width());
         let mut out = Block::zeros(self.cols, self.rows);
         for i in 0..h {
@@ -339,5 +375,63 @@ impl Block {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full(rows: usize, cols: usize) -> Block {
+        let mut b = Block::zeros(rows, cols);
+        for (i, v) in b.data.iter_mut().enumerate() {
+            *v = (i % 7) as f32 - 3.0;
+        }
+        b
+    }
+
+    /// Every block operation maps hollow operands to a hollow result of the shape the same
+    /// operation gives on full operands (the timing pass relies on it).
+    #[test]
+    fn hollow_blocks_keep_the_shapes_of_full_ones() {
+        let shape = |b: &Block| (b.rows, b.cols, b.is_hollow());
+        let (a, b, c, s) = (full(2, 3), full(3, 4), full(2, 4), full(1, 1));
+        let h = |x: &Block| Block::hollow(x.rows, x.cols);
+        let pairs = [
+            (
+                Block::matmul_acc(&a, &b, c.clone()),
+                Block::matmul_acc(&h(&a), &h(&b), h(&c)),
+            ),
+            (
+                Block::select(&c, &c, &c),
+                Block::select(&h(&c), &h(&c), &h(&c)),
+            ),
+            (a.transpose(), h(&a).transpose()),
+            (
+                s.broadcast(Dims::Scalar, 2, 3),
+                h(&s).broadcast(Dims::Scalar, 2, 3),
+            ),
+            (
+                a.reduce(ReduceKind::Sum, Dims::Rows, &s),
+                h(&a).reduce(ReduceKind::Sum, Dims::Rows, &h(&s)),
+            ),
+            (
+                a.reduce(ReduceKind::Max, Dims::Cols, &s),
+                h(&a).reduce(ReduceKind::Max, Dims::Cols, &h(&s)),
+            ),
+            (
+                a.reduce(ReduceKind::Sum, Dims::Scalar, &s),
+                h(&a).reduce(ReduceKind::Sum, Dims::Scalar, &h(&s)),
+            ),
+        ];
+        for (f, e) in &pairs {
+            assert!(!f.is_hollow());
+            assert_eq!(shape(e), (f.rows, f.cols, true));
+        }
+        let mut e = h(&c);
+        e.zip_in_place(&h(&c), BinFn::Add);
+        e.map_in_place(UnaryFn::Exp);
+        e.round_to_bf16();
+        assert_eq!(shape(&e), (2, 4, true));
     }
 }

@@ -136,8 +136,14 @@ impl Cb {
         }
     }
 
-    /// `cb.reserve()` by thread `tid`.
-    pub fn reserve(&mut self, tid: usize, line: Line, names: &[String]) -> Result<Attempt, Fault> {
+    /// `cb.reserve()` by thread `tid`; the reserved block is hollow (shape only) when `hollow`.
+    pub fn reserve(
+        &mut self,
+        tid: usize,
+        line: Line,
+        names: &[String],
+        hollow: bool,
+    ) -> Result<Attempt, Fault> {
         Self::role(&mut self.producer, tid, "produced", &self.name, names)?;
         if let Some(r) = &self.reserved {
             return fault(
@@ -160,7 +166,11 @@ impl Cb {
         self.next_seq += 1;
         self.reserved = Some(Reserved {
             seq,
-            data: Rc::new(Block::zeros(self.rows, self.cols)),
+            data: Rc::new(if hollow {
+                Block::hollow(self.rows, self.cols)
+            } else {
+                Block::zeros(self.rows, self.cols)
+            }),
             ready_at: 0.0,
             line,
         });

@@ -3,6 +3,7 @@
 
 use std::rc::Rc;
 
+use super::block::Block;
 use super::cb::Cb;
 use super::error::{fault, Fault, FaultKind};
 use super::state::{Core, PipeMsg, Shared};
@@ -54,14 +55,20 @@ impl<'c> ThreadRun<'c> {
         match (src, dst) {
             (Value::Slice(s), Value::Block(h)) => {
                 let done = self.dram_transfer(&s, &core.cbs[h.cb], true, start, sh)?;
-                let data = sh.tensors[s.tensor].read(&s);
+                let data = if sh.functional {
+                    sh.tensors[s.tensor].read(&s)
+                } else {
+                    Block::hollow(s.r1 - s.r0, s.c1 - s.c0)
+                };
                 core.cbs[h.cb].fill(h, Rc::new(data), done)?;
                 Ok(Some(Value::Transfer { done }))
             }
             (Value::Block(h), Value::Slice(s)) => {
                 let done = self.dram_transfer(&s, &core.cbs[h.cb], false, start, sh)?;
                 let data = core.cbs[h.cb].data(h)?.clone();
-                sh.tensors[s.tensor].write(&s, &data);
+                if sh.functional {
+                    sh.tensors[s.tensor].write(&s, &data);
+                }
                 Ok(Some(Value::Transfer { done }))
             }
             (Value::Block(h), Value::Pipe(p)) => {

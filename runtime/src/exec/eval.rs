@@ -71,7 +71,7 @@ impl<'c> ThreadRun<'c> {
                         let reserve = *m == Method::Reserve;
                         let cb = &mut core.cbs[i];
                         let attempt = if reserve {
-                            cb.reserve(self.tid, self.line, &sh.thread_names)?
+                            cb.reserve(self.tid, self.line, &sh.thread_names, !sh.functional)?
                         } else {
                             cb.wait(self.tid, self.line, &sh.thread_names)?
                         };

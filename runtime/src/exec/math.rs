@@ -9,7 +9,7 @@
 
 use std::rc::Rc;
 
-use super::block::{BinFn, Block, Dims, ReduceKind, UnaryFn};
+use super::block::{BinFn, Block, Dims, ReduceKind, UnaryFn, TILE_ELEMS};
 use super::compile::Builtin;
 use super::error::{fault, Fault, FaultKind};
 use super::state::{Core, Shared};
@@ -97,7 +97,7 @@ impl<'c> ThreadRun<'c> {
         self.charge(
             sh.cost.sfpu_cycles(f, x.tiles()),
             f,
-            x.data.len() as f64,
+            (x.tiles() * TILE_ELEMS) as f64,
             sh,
         )
     }
@@ -126,7 +126,7 @@ impl<'c> ThreadRun<'c> {
         self.charge(
             sh.cost.binary_cycles(cost_key(f), tiles),
             cost_key(f),
-            a.data.len() as f64,
+            (a.tiles() * TILE_ELEMS) as f64,
             sh,
         )?;
         Ok(Rc::new(match Rc::try_unwrap(a) {
@@ -325,7 +325,7 @@ impl<'c> ThreadRun<'c> {
                 self.charge(
                     Some(sh.cost.reduce_cycles(sum, x.tiles())),
                     "reduce",
-                    x.data.len() as f64,
+                    (x.tiles() * TILE_ELEMS) as f64,
                     sh,
                 )?;
                 Ok(Value::Data(Rc::new(x.reduce(kind, dims, &s))))

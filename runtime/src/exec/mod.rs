@@ -4,7 +4,8 @@
 //!
 //! Execution is deterministic and single-threaded: each kernel is resolved once
 //! (compile-time errors name the line), every Tensix thread is a resumable state machine, and
-//! a scheduler runs the earliest thread until it blocks.
+//! a scheduler runs the earliest thread until it blocks. A timed run computes the elements in
+//! one pass and the times in a second pass over shape-only blocks (see `kernel`).
 
 mod block;
 mod cb;

@@ -80,6 +80,9 @@ pub(crate) struct Core {
 /// Chip-wide state.
 pub(crate) struct Shared<'a> {
     pub module: &'a [Value],
+    /// Whether blocks carry elements (the functional pass) or only shapes (the timing pass,
+    /// whose DRAM tensors hold no elements and whose copies move none).
+    pub functional: bool,
     pub tensors: Vec<DramTensor>,
     pub pipes: BTreeMap<PipeEnds, VecDeque<PipeMsg>>,
     /// Pipes that received a block since the scheduler last looked.
