@@ -43,8 +43,10 @@ pub fn host_step(graph: &Graph, info: &HostInfo, inputs: Vec<String>, output: St
     let node = graph.node(info.node);
     let attrs = HostAttrs {
         op: node.op.clone(),
-        input_shapes: info
-            .inputs
+        // The shapes the op sees are those of its direct inputs: a view (a reshape keeping the
+        // 2-D view) shares its source's device tensor but not its n-d shape.
+        input_shapes: graph
+            .inputs_of(info.node)
             .iter()
             .map(|&i| graph.node(i).ty.shape.clone())
             .collect(),
