@@ -9,12 +9,11 @@
 //! before the softmax is also compared, with onnxruntime's (models/onnx_light/, made by
 //! models/make_onnx_light.py).
 //!
-//! The folder is taken from `TTFUSE_ONNX_LIGHT`, else found through `python3 -c "import onnx"`.
-//! Without either the test fails and says how to install the package.
+//! The models are copied from onnx 1.23.2 into models/onnx_light/package/ (see the README
+//! there); `TTFUSE_ONNX_LIGHT` names another copy of that folder, e.g. a newer package's.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use onnx_protobuf::{Message, ModelProto, TensorProto};
@@ -22,26 +21,11 @@ use ttfuse::graph::TensorData;
 use ttfuse::import::onnx::tensor;
 use ttfuse::import::{load, ImportOptions};
 
-const INSTALL: &str = "install the onnx Python package for python3 \
-    (`python3 -m pip install onnx==1.23.2`, as .ci/run does), or set TTFUSE_ONNX_LIGHT to the \
-    folder onnx/backend/test/data/light of an onnx installation";
-
 fn light_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("TTFUSE_ONNX_LIGHT") {
-        return PathBuf::from(dir);
-    }
-    let script = "import onnx, os; \
-                  print(os.path.join(os.path.dirname(onnx.__file__), 'backend', 'test', 'data', 'light'))";
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run python3 ({e}); {INSTALL}"));
-    assert!(
-        out.status.success(),
-        "python3 cannot import onnx ({}); {INSTALL}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    std::env::var_os("TTFUSE_ONNX_LIGHT").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("models/onnx_light/package"),
+        PathBuf::from,
+    )
 }
 
 /// onnx's generated input for a float input of `shape`: `arange(n) / n`, computed in f64 and
@@ -146,11 +130,11 @@ fn check(model: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks `light_<name>.onnx` from the package's folder.
+/// Checks `light_<name>.onnx` from the light models folder.
 fn check_model(name: &str) {
     let dir = light_dir();
     let model = dir.join(format!("light_{name}.onnx"));
-    assert!(model.is_file(), "{} is missing; {INSTALL}", model.display());
+    assert!(model.is_file(), "{} is missing", model.display());
     if let Err(e) = check(&model) {
         panic!("{}: {e}", model.display());
     }
@@ -183,7 +167,7 @@ light_tests!(
 fn every_light_model_is_tested() {
     let dir = light_dir();
     let mut found: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}; {INSTALL}", dir.display()))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|f| f.ends_with(".onnx"))
         .collect();
