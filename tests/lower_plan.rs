@@ -35,19 +35,19 @@ fn matmuls_take_their_epilogues_and_start_new_kernels() {
 }
 
 #[test]
-fn attention_scores_read_k_transposed_and_softmax_starts_a_row_kernel() {
+fn attention_scores_read_k_transposed_and_take_the_softmax_as_a_row_epilogue() {
     let c = compile(&scaled_attention_scores(), &device(), FusionMode::Fused).expect("compiles");
-    assert_eq!(names(&c), ["matmul_bt_mul", "softmax_rows"]);
-    assert_eq!(c.plan.kernels[1].kind, KernelKind::RowWise);
+    assert_eq!(names(&c), ["matmul_bt_mul_softmax"]);
+    let k = &c.plan.kernels[0];
+    assert_eq!(k.kind, KernelKind::Matmul);
     assert_eq!(c.plan.free.len(), 1);
     assert_eq!(c.plan.free[0].node, "k_t");
-    assert_eq!(c.plan.kernels[0].reads, ["q", "k"]);
-    let b = &c.plan.breaks[0];
-    assert_eq!(
-        (b.producer.as_str(), b.consumer.as_str()),
-        ("scaled", "probs")
-    );
-    assert!(matches!(b.reason, BreakReason::OpKind { .. }));
+    assert_eq!(k.reads, ["q", "k"]);
+    assert_eq!(k.writes, ["probs"]);
+    // The softmax reduces whole rows: each block spans all of the scores' columns.
+    assert_eq!(k.partition.col_blocks, 1);
+    assert_eq!(k.partition.block.1, 64 / 32);
+    assert!(c.plan.breaks.is_empty(), "{:?}", c.plan.breaks);
     let unfused =
         compile(&scaled_attention_scores(), &device(), FusionMode::Unfused).expect("compiles");
     assert_eq!(
@@ -196,10 +196,8 @@ fn explain_text_lists_kernels_buffers_and_reasons() {
     let c = compile(&scaled_attention_scores(), &device(), FusionMode::Fused).expect("compiles");
     let text = c.plan.to_text();
     for needle in [
-        "matmul_bt_mul",
-        "softmax_rows",
+        "matmul_bt_mul_softmax",
         "k_t (Transpose)",
-        "scaled -> probs",
         "circular buffer",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");

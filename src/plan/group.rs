@@ -509,16 +509,20 @@ fn can_join(
             })
         }
         GroupKind::Matmul { .. } => {
-            if r == Role::Row {
+            // A row-wise op joins when it reads the matmul's whole output rows: the matmul then
+            // computes blocks spanning all columns, and the epilogue reduces them in L1.
+            if r == Role::Row && row_space(graph, n, r) != Some(g.space) {
                 return Err(BreakReason::OpKind {
                     detail: format!(
-                        "{} after a matmul needs whole rows; it starts a row-wise kernel",
+                        "{} after a matmul needs whole rows of its input; it starts a row-wise kernel",
                         node.op.name()
                     ),
                 });
             }
             let (users, is_out) = real_users(graph, p);
-            if users.len() > 1 {
+            // Other consumers of the matmul's result read it from DRAM; a row-wise epilogue
+            // writes it as well as its own result.
+            if users.len() > 1 && r != Role::Row {
                 return Err(BreakReason::SeveralConsumers {
                     consumers: users.len(),
                 });

@@ -216,8 +216,14 @@ pub fn build(graph: &Graph, target: &Target, g: &Group) -> Result<PlannedKernel,
         GroupKind::Matmul { mm, b_transposed } => {
             let (info, body) = matmul_body(graph, g, *mm, *b_transposed, &outputs)?;
             let mut cands = Vec::new();
+            // A row-wise epilogue needs blocks spanning whole rows.
+            let col_choices = if body.is_rowwise() {
+                vec![info.nt]
+            } else {
+                divisors(info.nt)
+            };
             for bm in divisors(info.mt) {
-                for bn in divisors(info.nt) {
+                for &bn in &col_choices {
                     for bk in divisors(info.kt) {
                         for double in [true, false] {
                             let blocks = info.batches * (info.mt / bm) * (info.nt / bn);
