@@ -9,6 +9,9 @@
 //! exporter; decomposition then adds primitive forms of every composite, recognized or
 //! imported, and the fuse stage adds the cheaper arrangements of those primitives (a division by
 //! a row reduction becomes a multiply by its reciprocal). Extraction chooses among all of them.
+//! The extracted graph is constant-folded (so rules such as `conv-bn-fold` can write new weights
+//! as graph ops over constants), and, with [`OptimizeOptions::merge_matmuls`], shared-input
+//! matmuls are merged where the cost model finds one wider launch cheaper ([`merge`]).
 //!
 //! The result is never worse than the input by the cost model and always correct: every rule is
 //! an equivalence checked for types before it fires; when a limit stops the search early, the
