@@ -263,3 +263,21 @@ fn a_padded_inner_dimension_between_two_computed_operands_is_an_error() {
     let msg = err.to_string();
     assert!(msg.contains("`s`") && msg.contains("50"), "{msg}");
 }
+
+#[test]
+fn padded_transposes_and_transposed_operands_match_the_reference() {
+    // A [77, 50] transpose, and q @ k^T with K = 50 where k^T's padding comes from the input's.
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[77, 50]));
+    let xt = transpose_last(&mut g, "xt", x);
+    output(&mut g, "xt", xt);
+    let q = g.add_input("q", f32t(&[64, 50]));
+    let k = g.add_input("k", f32t(&[40, 50]));
+    let kt = transpose_last(&mut g, "kt", k);
+    let s = matmul(&mut g, "s", q, kt);
+    let p = g.add("p", Op::Softmax { axis: 1 }, f32t(&[64, 40]), &[s]);
+    output(&mut g, "p", p);
+    for mode in [FusionMode::Fused, FusionMode::Unfused] {
+        run_checked(&g, &device(), mode);
+    }
+}
