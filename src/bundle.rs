@@ -9,6 +9,7 @@ pub mod export;
 pub mod load;
 mod readme;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -18,7 +19,8 @@ use ttfuse_runtime::program::{Step, TensorInit};
 use ttfuse_runtime::ttl::print::print_kernel;
 
 use crate::graph::TensorData;
-use crate::lower::{host, Binding, Compiled};
+use crate::lower::binding::device_values;
+use crate::lower::{Binding, Compiled};
 use crate::npy;
 use crate::plan::layout::Layout;
 
@@ -95,9 +97,14 @@ pub struct Manifest {
     pub outputs: Vec<BindingEntry>,
 }
 
-/// Writes the bundle for `compiled` into `dir` (created if needed) and returns the files
-/// written, in order.
-pub fn write(compiled: &Compiled, dir: &Path) -> Result<Vec<PathBuf>> {
+/// Writes the bundle for `compiled` into `dir` (created if needed): kernels, weights, the graph
+/// inputs `inputs` in the device layout, `program.json` and the host driver `run.py` (with the
+/// fallback ops it needs). Returns the files written, in order.
+pub fn write(
+    compiled: &Compiled,
+    inputs: &BTreeMap<String, TensorData>,
+    dir: &Path,
+) -> Result<Vec<PathBuf>> {
     let program = &compiled.program;
     let kernels_dir = dir.join("kernels");
     let weights_dir = dir.join("weights");
@@ -140,9 +147,31 @@ pub fn write(compiled: &Compiled, dir: &Path) -> Result<Vec<PathBuf>> {
         });
     }
 
-    let driver = dir.join("run.py");
-    write_file(&driver, &host::host_driver(program, &kernel_files))?;
-    written.push(driver);
+    let inputs_dir = dir.join("inputs");
+    fs::create_dir_all(&inputs_dir)
+        .with_context(|| format!("creating {}", inputs_dir.display()))?;
+    for b in &compiled.inputs {
+        let value = inputs
+            .get(&b.name)
+            .with_context(|| format!("no data for graph input '{}'", b.name))?;
+        let (rows, cols) = b.device_dims();
+        let device = TensorData::F32 {
+            shape: vec![rows, cols],
+            values: device_values(&value.to_f32(), &b.shape, b.layout),
+        };
+        let path = inputs_dir.join(format!("{}.npy", b.tensor));
+        npy::write(&path, &device)?;
+        written.push(path);
+    }
+
+    let run_py = dir.join("run.py");
+    write_file(&run_py, &driver::driver(compiled))?;
+    written.push(run_py);
+    if driver::has_host_steps(compiled) {
+        let host_ops = dir.join(driver::HOST_OPS_FILE);
+        write_file(&host_ops, driver::HOST_OPS_PY)?;
+        written.push(host_ops);
+    }
 
     let manifest = Manifest {
         target: compiled.plan.target.name.clone(),

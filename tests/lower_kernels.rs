@@ -6,7 +6,6 @@ mod lower_common;
 use std::process::Command;
 
 use lower_common::*;
-use ttfuse::lower::host::host_driver;
 use ttfuse::lower::{compile, FusionMode};
 use ttfuse_runtime::ttl::parse::parse_module;
 use ttfuse_runtime::ttl::print::print_kernel;
@@ -43,7 +42,7 @@ fn printed_kernels_and_host_drivers_compile_as_python() {
             modules.push(module);
         }
         let driver = dir.join(format!("{tag}_host.py"));
-        std::fs::write(&driver, host_driver(&c.program, &modules)).expect("write driver");
+        std::fs::write(&driver, ttfuse::bundle::driver::driver(&c)).expect("write driver");
         files.push(driver);
     }
     let status = Command::new("python3")
@@ -83,10 +82,9 @@ fn compiling_twice_gives_identical_output() {
         let ja = serde_json::to_string(&a.plan).expect("plan serializes");
         let jb = serde_json::to_string(&b.plan).expect("plan serializes");
         assert_eq!(ja, jb, "{tag}");
-        let names: Vec<String> = a.program.kernels.iter().map(|k| k.name.clone()).collect();
         assert_eq!(
-            host_driver(&a.program, &names),
-            host_driver(&b.program, &names),
+            ttfuse::bundle::driver::driver(a),
+            ttfuse::bundle::driver::driver(b),
             "{tag}"
         );
     }

@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::{driver, readme, write, write_file};
+use super::{readme, write, write_file};
 use crate::agreement::Agreement;
 use crate::graph::TensorData;
-use crate::lower::binding::device_values;
 use crate::lower::Compiled;
 use crate::npy;
 
@@ -33,26 +32,10 @@ pub struct ExportData<'a> {
 
 /// Writes the export bundle of `compiled` into `dir` and returns the files written, in order.
 pub fn export(compiled: &Compiled, data: &ExportData, dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut written = write(compiled, dir)?;
-    let inputs_dir = dir.join("inputs");
+    let mut written = write(compiled, data.inputs, dir)?;
     let reference_dir = dir.join("reference");
-    for d in [&inputs_dir, &reference_dir] {
-        fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-    }
-    for b in &compiled.inputs {
-        let value = data
-            .inputs
-            .get(&b.name)
-            .with_context(|| format!("no data for graph input '{}'", b.name))?;
-        let (rows, cols) = b.device_dims();
-        let device = TensorData::F32 {
-            shape: vec![rows, cols],
-            values: device_values(&value.to_f32(), &b.shape, b.layout),
-        };
-        let path = inputs_dir.join(format!("{}.npy", b.tensor));
-        npy::write(&path, &device)?;
-        written.push(path);
-    }
+    fs::create_dir_all(&reference_dir)
+        .with_context(|| format!("creating {}", reference_dir.display()))?;
     for b in &compiled.outputs {
         let value = data
             .expected
@@ -67,13 +50,6 @@ pub fn export(compiled: &Compiled, data: &ExportData, dir: &Path) -> Result<Vec<
             },
         )?;
         written.push(path);
-    }
-    let run_py = dir.join("run.py");
-    write_file(&run_py, &driver::driver(compiled))?;
-    if driver::has_host_steps(compiled) {
-        let host_ops = dir.join(driver::HOST_OPS_FILE);
-        write_file(&host_ops, driver::HOST_OPS_PY)?;
-        written.push(host_ops);
     }
     let readme = dir.join("README.md");
     write_file(&readme, &readme::readme(compiled, data))?;

@@ -1,6 +1,7 @@
 //! `ttfuse fuse`: optimize a model and write its fused TT-Lang kernels and host driver.
 
 use super::output::outln;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -9,6 +10,7 @@ use clap::Args;
 use super::progress::{Progress, Verbosity};
 use super::{ModelArgs, TargetArgs};
 use crate::bundle;
+use crate::inputs;
 use crate::optimize::OptimizeOptions;
 use crate::pipeline;
 
@@ -24,6 +26,9 @@ pub struct FuseArgs {
     /// Directory to write the kernels, the host driver and the weights into.
     #[arg(short, long, default_value = "out")]
     pub out: PathBuf,
+    /// Seed of the random data written for the graph inputs (inputs/), as `compare` uses it.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 /// Runs `ttfuse fuse`.
@@ -35,7 +40,8 @@ pub fn run(args: &FuseArgs, verbosity: Verbosity) -> Result<()> {
     progress.step("optimizing and compiling");
     let compilation = pipeline::compile(&model, &device, &OptimizeOptions::default())?;
     progress.step("writing");
-    let written = bundle::write(&compilation.fused, &args.out)?;
+    let inputs = inputs::complete_inputs(&model.graph, BTreeMap::new(), args.seed);
+    let written = bundle::write(&compilation.fused, &inputs, &args.out)?;
     progress.finish();
     let fused = &compilation.fused.program;
     outln!(

@@ -9,7 +9,6 @@ pub mod body_kernel;
 pub mod compute;
 pub mod emit;
 pub mod fallback;
-pub mod host;
 pub mod matmul;
 pub mod program;
 pub mod transpose;
