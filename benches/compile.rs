@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ttfuse::lower::fallback::GraphHostOps;
 use ttfuse::import::ImportOptions;
 use ttfuse::inputs;
+use ttfuse::lower::fallback::GraphHostOps;
 use ttfuse::optimize::OptimizeOptions;
 use ttfuse::pipeline;
 use ttfuse_runtime::device::Device;
@@ -61,14 +61,8 @@ fn compare_time(c: &mut Criterion) {
         group.bench_function(&name, |b| {
             b.iter(|| {
                 for compiled in [&compilation.unfused, &compilation.fused] {
-                    pipeline::execute(
-                        compiled,
-                        &device,
-                        &inputs,
-                        &GraphHostOps,
-                        Dispatch::Traced,
-                    )
-                    .expect("runs");
+                    pipeline::execute(compiled, &device, &inputs, &GraphHostOps, Dispatch::Traced)
+                        .expect("runs");
                 }
             })
         });

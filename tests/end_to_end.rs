@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ttfuse::lower::fallback::GraphHostOps;
 use ttfuse::import::ImportOptions;
 use ttfuse::inputs;
+use ttfuse::lower::fallback::GraphHostOps;
 use ttfuse::optimize::OptimizeOptions;
 use ttfuse::pipeline::{self, Execution, Model};
 use ttfuse_runtime::device::Device;

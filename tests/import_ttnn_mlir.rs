@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use ttfuse::graph::validate::validate;
 use ttfuse::graph::{DType, Graph, Op, TensorData};
-use ttfuse::lower::fallback::GraphHostOps;
 use ttfuse::import::{load, load_bytes, ImportOptions};
+use ttfuse::lower::fallback::GraphHostOps;
 use ttfuse::optimize::OptimizeOptions;
 use ttfuse::{npy, pipeline, reference};
 use ttfuse_runtime::device::Device;
@@ -462,14 +462,9 @@ fn fused_programs_of_the_examples_match_the_reference() {
             ("fused", &compilation.fused),
             ("unfused", &compilation.unfused),
         ] {
-            let run = pipeline::execute(
-                compiled,
-                &device,
-                &inputs,
-                &GraphHostOps,
-                Dispatch::Traced,
-            )
-            .unwrap();
+            let run =
+                pipeline::execute(compiled, &device, &inputs, &GraphHostOps, Dispatch::Traced)
+                    .unwrap();
             let (_, overall) = pipeline::agreement(&expected, &run.outputs).unwrap();
             assert!(
                 overall.pcc >= 0.999,
