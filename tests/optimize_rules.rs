@@ -455,6 +455,7 @@ fn evaluate(decl: &str, expr: &str) -> Vec<f32> {
         egraph: TGraph::default(),
         outputs: vec![("out".into(), root)],
         names: BTreeMap::new(),
+        members: BTreeMap::new(),
         input_keys,
     };
     let graph = build(&egraph, &loaded, &Extraction { choice, cost: 0.0 }).unwrap();

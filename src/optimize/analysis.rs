@@ -54,6 +54,9 @@ pub struct TensorAnalysis {
     pub conflicts: Vec<String>,
     /// Whether rules guarded by `approx()` may fire (rewrites that are close, not exact).
     pub allow_approx: bool,
+    /// Rule applications that changed the e-graph, in order: (rule name, e-class the match was
+    /// rooted at). [`super::run`] drains it after every stage.
+    pub fired: Vec<(String, Id)>,
 }
 
 impl TensorAnalysis {

@@ -23,6 +23,8 @@ pub struct Loaded {
     pub outputs: Vec<(String, Id)>,
     /// E-class -> name of the first graph node in it (to keep names stable).
     pub names: BTreeMap<Id, String>,
+    /// E-class (at load time) -> names of all graph nodes loaded into it, in topological order.
+    pub members: BTreeMap<Id, Vec<String>>,
     /// The graph inputs' table keys, in declaration order.
     pub input_keys: Vec<String>,
 }
@@ -70,6 +72,7 @@ pub fn load(graph: &Graph) -> Result<Loaded, LoadError> {
     let mut egraph = TGraph::new(TensorAnalysis::new(table));
     let mut ids: BTreeMap<NodeIndex, Id> = BTreeMap::new();
     let mut names = BTreeMap::new();
+    let mut members: BTreeMap<Id, Vec<String>> = BTreeMap::new();
     for &idx in &order {
         let n = graph.node(idx);
         let err = |reason: String| LoadError {
@@ -109,6 +112,7 @@ pub fn load(graph: &Graph) -> Result<Loaded, LoadError> {
         }
         ids.insert(idx, id);
         names.entry(id).or_insert_with(|| n.name.clone());
+        members.entry(id).or_default().push(n.name.clone());
     }
     let outputs = graph
         .outputs
@@ -121,6 +125,7 @@ pub fn load(graph: &Graph) -> Result<Loaded, LoadError> {
         egraph,
         outputs,
         names,
+        members,
         input_keys,
     })
 }
@@ -132,6 +137,15 @@ fn key(idx: NodeIndex) -> String {
 /// Builds the graph that `ext` chose. Graph inputs keep their order, names and types; outputs
 /// keep their names.
 pub fn build(egraph: &TGraph, loaded: &Loaded, ext: &Extraction) -> Result<Graph, String> {
+    build_named(egraph, loaded, ext).map(|(g, _)| g)
+}
+
+/// [`build`], also returning the name of the graph node built for each (canonical) e-class.
+pub fn build_named(
+    egraph: &TGraph,
+    loaded: &Loaded,
+    ext: &Extraction,
+) -> Result<(Graph, BTreeMap<Id, String>), String> {
     let mut b = Builder {
         egraph,
         ext,
@@ -154,7 +168,12 @@ pub fn build(egraph: &TGraph, loaded: &Loaded, ext: &Extraction) -> Result<Graph
         let idx = b.node(egraph.find(*id))?;
         b.graph.outputs.push((name.clone(), idx));
     }
-    Ok(b.graph)
+    let class_nodes = b
+        .done
+        .iter()
+        .map(|(&id, &idx)| (id, b.graph.node(idx).name.clone()))
+        .collect();
+    Ok((b.graph, class_nodes))
 }
 
 struct Builder<'a> {
@@ -308,6 +327,7 @@ mod tests {
             egraph: TGraph::default(),
             outputs: vec![("y".into(), root)],
             names: BTreeMap::new(),
+            members: BTreeMap::new(),
             input_keys: vec!["%x".into()],
         };
         build(&egraph, &loaded, &Extraction { choice, cost: 0.0 }).unwrap()

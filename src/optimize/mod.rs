@@ -28,6 +28,7 @@ pub mod mapping;
 pub mod merge;
 pub mod rules;
 pub mod run;
+pub mod trace;
 pub mod typing;
 
 use std::collections::BTreeMap;
@@ -41,6 +42,7 @@ use crate::graph::Graph;
 
 pub use cost::{Composite, CostModel};
 pub use run::StageReport;
+pub use trace::Rewrite;
 
 /// Options of [`optimize`].
 #[derive(Clone, Debug)]
@@ -87,6 +89,12 @@ impl Default for OptimizeOptions {
 pub struct OptimizeReport {
     /// Rule name -> applications that changed the e-graph (over all stages).
     pub rules_fired: BTreeMap<String, usize>,
+    /// Where those applications landed in the output graph: per stage, node and rule
+    /// ([`trace`]); only e-classes the extracted graph computes.
+    pub rewrites: Vec<Rewrite>,
+    /// Applications whose e-class the output graph does not compute (extraction chose other
+    /// forms, or the input graph was kept).
+    pub rewrites_not_extracted: usize,
     /// One entry per stage, in run order.
     pub stages: Vec<StageReport>,
     /// Whether any stage stopped at a node, iteration or time limit.
@@ -141,6 +149,8 @@ pub fn optimize(graph: &Graph, opts: &OptimizeOptions) -> Result<Optimized, Opti
     let ran = run::run_stages(egraph, &stages, limits)?;
     let mut report = OptimizeReport {
         rules_fired: ran.applied,
+        rewrites: vec![],
+        rewrites_not_extracted: ran.applications.len(),
         stages: ran.stages,
         hit_limit: ran.hit_limit,
         initial_nodes,
@@ -181,8 +191,12 @@ pub fn optimize(graph: &Graph, opts: &OptimizeOptions) -> Result<Optimized, Opti
             ),
         );
     }
-    match convert::build(&egraph, &loaded, &ext)
-        .map_err(|e| e.to_string())
+    let mut class_nodes = BTreeMap::new();
+    match convert::build_named(&egraph, &loaded, &ext)
+        .map(|(g, names)| {
+            class_nodes = names;
+            g
+        })
         .and_then(|g| {
             crate::graph::fold::fold_constants(&g).map_err(|e| format!("constant folding: {e}"))
         })
@@ -195,6 +209,17 @@ pub fn optimize(graph: &Graph, opts: &OptimizeOptions) -> Result<Optimized, Opti
         Ok((out, merged)) => {
             report.cost_after = ext.cost - merged.saved_cycles;
             report.matmuls_merged = merged.groups;
+            let stage_names: Vec<String> = report.stages.iter().map(|s| s.name.clone()).collect();
+            let located = trace::locate(
+                &egraph,
+                &ran.applications,
+                &stage_names,
+                &loaded.members,
+                &class_nodes,
+                &out,
+            );
+            report.rewrites = located.rewrites;
+            report.rewrites_not_extracted = located.not_extracted;
             Ok(Optimized { graph: out, report })
         }
         Err(e) => keep(report, format!("could not rebuild the graph: {e}")),

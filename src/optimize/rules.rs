@@ -494,8 +494,13 @@ impl Applier<TNode, TensorAnalysis> for GuardedApplier {
             let id = egraph.add(TNode::leaf(a));
             subst.insert(v, id);
         }
-        self.rhs
-            .apply_one(egraph, eclass, &subst, searcher_ast, rule_name)
+        let changed = self
+            .rhs
+            .apply_one(egraph, eclass, &subst, searcher_ast, rule_name);
+        if !changed.is_empty() {
+            egraph.analysis.fired.push((rule_name.to_string(), eclass));
+        }
+        changed
     }
 
     fn vars(&self) -> Vec<Var> {

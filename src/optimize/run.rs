@@ -46,6 +46,19 @@ pub struct StagesRun {
     pub applied: BTreeMap<String, usize>,
     /// Whether any stage stopped at a limit.
     pub hit_limit: bool,
+    /// Every rule application that changed the e-graph, in order.
+    pub applications: Vec<Application>,
+}
+
+/// One rule application that changed the e-graph.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Application {
+    /// The rule's name.
+    pub rule: String,
+    /// Index of its stage in the run order.
+    pub stage: usize,
+    /// The e-class its match was rooted at (when it was applied; canonicalize with `find`).
+    pub class: egg::Id,
 }
 
 /// The limits of a run.
@@ -79,6 +92,7 @@ pub fn run_stages(
     let mut reports = vec![];
     let mut applied: BTreeMap<String, usize> = BTreeMap::new();
     let mut hit_limit = false;
+    let mut applications = vec![];
     for (i, stage) in stages.iter().enumerate() {
         let rewrites = stage
             .rules
@@ -138,6 +152,12 @@ pub fn run_stages(
             stop_reason: reason,
         });
         egraph = runner.egraph;
+        let fired = std::mem::take(&mut egraph.analysis.fired);
+        applications.extend(fired.into_iter().map(|(rule, class)| Application {
+            rule,
+            stage: i,
+            class,
+        }));
     }
     egraph.analysis.deadline = None;
     Ok(StagesRun {
@@ -145,5 +165,6 @@ pub fn run_stages(
         stages: reports,
         applied,
         hit_limit,
+        applications,
     })
 }

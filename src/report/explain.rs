@@ -113,7 +113,7 @@ pub struct Explanation {
     pub ops_before: BTreeMap<String, usize>,
     /// Op histogram of the optimized graph.
     pub ops_after: BTreeMap<String, usize>,
-    /// What the e-graph optimizer did (rules fired per rule, stages, limits).
+    /// What the e-graph optimizer did (rules fired per rule and where, stages, limits).
     pub optimizer: OptimizeReport,
     /// The fused kernels in launch order.
     pub kernels: Vec<KernelEntry>,
@@ -259,6 +259,7 @@ impl Explanation {
             for (rule, n) in &r.rules_fired {
                 let _ = writeln!(s, "    {rule:<40} {n:>5}");
             }
+            s += &rewrites_text(r);
         }
 
         let _ = writeln!(s, "\nkernels: {}", self.kernels.len());
@@ -311,6 +312,40 @@ impl Explanation {
         }
         s
     }
+}
+
+/// Where the rules fired, grouped by stage: `rule → node (from: input nodes)` lines.
+fn rewrites_text(r: &OptimizeReport) -> String {
+    let mut s = String::from("  where they fired (rule → optimized node (from: input nodes)):\n");
+    let mut stage: Option<&str> = None;
+    for w in &r.rewrites {
+        if stage != Some(w.stage.as_str()) {
+            let _ = writeln!(s, "    stage {}:", w.stage);
+            stage = Some(w.stage.as_str());
+        }
+        let from = if w.from.is_empty() {
+            "no input node".to_string()
+        } else {
+            w.from.join(", ")
+        };
+        let times = if w.applications > 1 {
+            format!(" x{}", w.applications)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(s, "      {} → {} (from: {from}){times}", w.rule, w.node);
+    }
+    if r.rewrites.is_empty() {
+        s += "    at no node of the optimized graph\n";
+    }
+    if r.rewrites_not_extracted > 0 {
+        let _ = writeln!(
+            s,
+            "    {} application(s) at e-classes the optimized graph does not compute",
+            r.rewrites_not_extracted
+        );
+    }
+    s
 }
 
 /// `Add x3, MatMul x2`.
