@@ -3,7 +3,8 @@
 //!
 //! Pipeline: [`convert::load`] the graph into an e-graph (shape/dtype [`analysis`]), run the
 //! stages `simplify -> recognize -> decompose -> fuse` ([`run`]) over that one e-graph, extract
-//! by [`cost`] ([`extract`]) and [`convert::build`] the result. The stage order: simplification
+//! by [`cost`] ([`extract`]), [`convert::build`] the result and [`trace`] where each rule
+//! application landed in it (the e-class its match was rooted at). The stage order: simplification
 //! first puts exporter variants into canonical forms (`x / sqrt(y)` also as `x * rsqrt(y)`,
 //! `pow(x, 2)` also as `x * x`), so recognition needs one pattern per op rather than one per
 //! exporter; decomposition then adds primitive forms of every composite, recognized or
