@@ -157,12 +157,26 @@ fn an_unknown_target_is_a_clear_error() {
 #[test]
 fn every_subcommand_has_help() {
     let cases: &[(&str, &[&str])] = &[
-        ("fuse", &["--out", "--target", "--dispatch"]),
+        (
+            "fuse",
+            &["--out", "--target", "--dispatch", "--seed", "--input"],
+        ),
         (
             "compare",
-            &["--json", "--html", "--target", "--dispatch", "--seed"],
+            &[
+                "--json",
+                "--html",
+                "--target",
+                "--dispatch",
+                "--seed",
+                "--input",
+                "--outputs",
+            ],
         ),
-        ("export", &["--out", "--target", "--dispatch", "--seed"]),
+        (
+            "export",
+            &["--out", "--target", "--dispatch", "--seed", "--input"],
+        ),
         ("explain", &["--json", "--dot", "--target"]),
         ("inspect", &["--json", "--dim", "--shape"]),
         ("run", &["--kernel", "--arg", "--out", "--json", "--target"]),
@@ -443,13 +457,13 @@ fn explain_accounts_for_every_kernel_and_writes_dot() {
 
 #[test]
 fn explain_names_fallback_ops() {
-    let out = ttfuse(&["explain", "--json", "models/gpt2_block/model.onnx"]);
+    let out = ttfuse(&["explain", "--json", "models/llama_block/model.onnx"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let e: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let fallbacks = e["fallbacks"].as_array().unwrap();
     assert!(
         !fallbacks.is_empty(),
-        "the GPT-2 block's slices run as fallbacks"
+        "the Llama block's rotary slices and concats run as fallbacks"
     );
     // The nodes of the planner's host kernels.
     let host_nodes: Vec<&str> = e["kernels"]
@@ -475,7 +489,7 @@ fn explain_names_fallback_ops() {
         fallback_breaks += usize::from(touches);
     }
     assert!(fallback_breaks > 0);
-    let text = stdout(&ttfuse(&["explain", "models/gpt2_block/model.onnx"]));
+    let text = stdout(&ttfuse(&["explain", "models/llama_block/model.onnx"]));
     assert!(
         text.contains("TTNN fallback ops") && text.contains("[fallback op]"),
         "{text}"
@@ -516,4 +530,169 @@ fn tempdir(name: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Pearson correlation of two equally long slices.
+fn pcc(a: &[f32], b: &[f32]) -> f64 {
+    let n = a.len() as f64;
+    let ma = a.iter().map(|&x| x as f64).sum::<f64>() / n;
+    let mb = b.iter().map(|&x| x as f64).sum::<f64>() / n;
+    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (x as f64 - ma, y as f64 - mb);
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    ab / (aa.sqrt() * bb.sqrt())
+}
+
+fn read_f32(path: &Path) -> (Vec<usize>, Vec<f32>) {
+    match ttfuse::npy::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())) {
+        ttfuse::graph::TensorData::F32 { shape, values } => (shape, values),
+        other => panic!("{} is not f32: {other:?}", path.display()),
+    }
+}
+
+#[test]
+fn compare_with_a_stored_input_reproduces_the_stored_onnxruntime_outputs() {
+    let dir = tempdir("outputs");
+    let out = ttfuse(&[
+        "compare",
+        "models/mlp/model.onnx",
+        "--input",
+        "x=models/mlp/inputs/x.npy",
+        "--outputs",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let want_dir = Path::new("models/mlp/outputs");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(want_dir).unwrap() {
+        let file = entry.unwrap().file_name();
+        let (want_shape, want) = read_f32(&want_dir.join(&file));
+        let (ref_shape, reference) = read_f32(&dir.join("reference").join(&file));
+        assert_eq!(ref_shape, want_shape);
+        let worst = reference
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst <= 1e-4, "reference differs by {worst}");
+        for side in ["unfused", "fused"] {
+            let (shape, got) = read_f32(&dir.join(side).join(&file));
+            assert_eq!(shape, want_shape, "{side}");
+            let p = pcc(&got, &want);
+            assert!(p >= 0.999, "{side} PCC {p}");
+        }
+        checked += 1;
+    }
+    assert!(checked > 0, "models/mlp/outputs holds no outputs");
+}
+
+#[test]
+fn bad_inputs_are_clear_errors() {
+    let dir = tempdir("bad-inputs");
+    let wrong_shape = dir.join("wrong.npy");
+    ttfuse::npy::write(
+        &wrong_shape,
+        &ttfuse::graph::TensorData::f32(vec![3, 5], vec![0.5; 15]),
+    )
+    .unwrap();
+    let wrong = format!("x={}", wrong_shape.display());
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["--input", "nope=models/mlp/inputs/x.npy"],
+            &["nope", "x ["],
+        ),
+        (
+            &["--input", "x=models/mlp/inputs/missing.npy"],
+            &["missing.npy"],
+        ),
+        (&["--input", &wrong], &["wrong.npy", "[3, 5]"]),
+        (
+            &[
+                "--input",
+                "x=models/mlp/inputs/x.npy",
+                "--input",
+                "x=models/mlp/inputs/x.npy",
+            ],
+            &["more than once"],
+        ),
+    ];
+    let model_shape = {
+        let out = ttfuse(&["inspect", "--json", "models/mlp/model.onnx"]);
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        format!("{}", v["inputs"][0]["shape"]).replace(',', ", ")
+    };
+    for (cmd, extra) in [("compare", &[][..]), ("fuse", &["-o", "unused"][..])] {
+        for (flags, words) in cases {
+            let mut args = vec![cmd, "models/mlp/model.onnx"];
+            args.extend_from_slice(extra);
+            args.extend_from_slice(flags);
+            let out = ttfuse(&args);
+            assert_eq!(out.status.code(), Some(1), "{args:?} did not fail cleanly");
+            let err = stderr(&out);
+            assert!(!err.contains("panicked"), "{args:?}: {err}");
+            for w in *words {
+                assert!(err.contains(w), "{args:?}: error lacks '{w}':\n{err}");
+            }
+            if flags.contains(&wrong.as_str()) {
+                assert!(err.contains(&model_shape), "lacks {model_shape}:\n{err}");
+            }
+        }
+    }
+    assert!(!Path::new("unused").exists());
+}
+
+/// What `fuse` should print about fallbacks, from the planner's host kernels in `explain --json`.
+fn expected_fallback_line(model: &str) -> String {
+    let out = ttfuse(&["explain", "--json", model]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let e: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let ops: Vec<String> = e["kernels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["kind"] == "Host")
+        .flat_map(|k| k["ops"].as_array().unwrap())
+        .map(|op| {
+            format!(
+                "ttnn.{} ({})",
+                op[1].as_str().unwrap().to_lowercase(),
+                op[0].as_str().unwrap()
+            )
+        })
+        .collect();
+    match ops.len() {
+        0 => "no TTNN fallback ops".to_string(),
+        1 => format!("1 TTNN fallback op: {}", ops[0]),
+        n => format!("{n} TTNN fallback ops: {}", ops.join(", ")),
+    }
+}
+
+#[test]
+fn fuse_lists_every_fallback_op_with_its_node() {
+    let dir = tempdir("fallbacks");
+    let mut listed = 0;
+    for model in [
+        "models/gpt2_block/model.onnx",
+        "models/llama_block/model.onnx",
+        "models/mlp/model.onnx",
+    ] {
+        let out = ttfuse(&["fuse", model, "-o", dir.to_str().unwrap()]);
+        assert!(out.status.success(), "{model}: {}", stderr(&out));
+        let text = stdout(&out);
+        let want = expected_fallback_line(model);
+        assert!(
+            text.lines().any(|l| l == want),
+            "{model}: fuse does not print\n{want}\nbut\n{text}"
+        );
+        if model.contains("mlp") {
+            assert_eq!(want, "no TTNN fallback ops");
+        } else if want.contains(": ttnn.") {
+            listed += 1;
+        }
+    }
+    assert!(listed > 0, "no transformer block lists a fallback op");
 }

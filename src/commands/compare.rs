@@ -3,16 +3,16 @@
 use super::output::{out, outln};
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
 use ttfuse_runtime::device::Device;
 
+use super::data::{self, InputArgs};
 use super::progress::{Progress, Verbosity};
 use super::{ModelArgs, TargetArgs};
 use crate::graph::TensorData;
-use crate::inputs;
 use crate::lower::fallback::GraphHostOps;
 use crate::optimize::OptimizeOptions;
 use crate::pipeline::{self, Compilation, Execution, Model};
@@ -35,9 +35,13 @@ pub struct CompareArgs {
     /// roofline) to FILE.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
-    /// Seed of the random data for graph inputs.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Graph input data.
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    /// Write every graph output of the reference, the unfused and the fused run as
+    /// DIR/{reference,unfused,fused}/NAME.npy (f32, graph-shaped).
+    #[arg(long, value_name = "DIR")]
+    pub outputs: Option<PathBuf>,
 }
 
 /// Everything one model's fused and unfused runs produced.
@@ -64,7 +68,7 @@ impl Study {
     pub fn run(
         model: &ModelArgs,
         target: &TargetArgs,
-        seed: u64,
+        inputs: &InputArgs,
         verbosity: Verbosity,
     ) -> Result<Study> {
         let mut progress = Progress::new(verbosity, 5);
@@ -75,7 +79,7 @@ impl Study {
         let compilation = pipeline::compile(&model, &device, &OptimizeOptions::default())?;
         progress.detail(&optimizer_summary(&compilation));
         progress.step("running the reference interpreter");
-        let inputs = inputs::complete_inputs(&model.graph, BTreeMap::new(), seed);
+        let inputs = inputs.load(&model.graph)?;
         let expected = pipeline::reference_outputs(&model.graph, &inputs)?;
         let host = GraphHostOps;
         let dispatch = target.dispatch.to_runtime();
@@ -115,6 +119,23 @@ impl Study {
     }
 }
 
+impl Study {
+    /// Writes the reference, unfused and fused outputs under `dir` (see `compare --outputs`)
+    /// and returns the files written.
+    pub fn write_outputs(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        let mut written = data::write_outputs(&dir.join("reference"), &self.expected)?;
+        written.extend(data::write_outputs(
+            &dir.join("unfused"),
+            &self.unfused.outputs,
+        )?);
+        written.extend(data::write_outputs(
+            &dir.join("fused"),
+            &self.fused.outputs,
+        )?);
+        Ok(written)
+    }
+}
+
 /// One line about the optimizer's work, for `--verbose`.
 fn optimizer_summary(c: &Compilation) -> String {
     let r = &c.optimized.report;
@@ -135,8 +156,12 @@ fn optimizer_summary(c: &Compilation) -> String {
 
 /// Runs `ttfuse compare`.
 pub fn run(args: &CompareArgs, verbosity: Verbosity) -> Result<()> {
-    let study = Study::run(&args.model, &args.target, args.seed, verbosity)?;
+    let study = Study::run(&args.model, &args.target, &args.inputs, verbosity)?;
     let cmp = study.comparison(&args.target)?;
+    let written = match &args.outputs {
+        Some(dir) => study.write_outputs(dir)?,
+        None => Vec::new(),
+    };
     if let Some(path) = &args.html {
         let page = html::page(&cmp, &study.device);
         fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
@@ -147,6 +172,13 @@ pub fn run(args: &CompareArgs, verbosity: Verbosity) -> Result<()> {
         out!("{}", cmp.to_text());
         if let Some(path) = &args.html {
             outln!("\nwrote {}", path.display());
+        }
+        if let Some(dir) = &args.outputs {
+            outln!(
+                "\nwrote {} output file(s) under {}",
+                written.len(),
+                dir.display()
+            );
         }
     }
     Ok(())

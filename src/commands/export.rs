@@ -8,6 +8,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::compare::Study;
+use super::data::InputArgs;
 use super::progress::Verbosity;
 use super::{ModelArgs, TargetArgs};
 use crate::bundle::export::{export, ExportData};
@@ -25,14 +26,14 @@ pub struct ExportArgs {
     /// Directory to write the bundle into (created if needed).
     #[arg(short, long)]
     pub out: PathBuf,
-    /// Seed of the random data for graph inputs (stored in the bundle's inputs/).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Graph input data (stored in the bundle's inputs/).
+    #[command(flatten)]
+    pub inputs: InputArgs,
 }
 
 /// Runs `ttfuse export`.
 pub fn run(args: &ExportArgs, verbosity: Verbosity) -> Result<()> {
-    let study = Study::run(&args.model, &args.target, args.seed, verbosity)?;
+    let study = Study::run(&args.model, &args.target, &args.inputs, verbosity)?;
     let (simulated, overall) = pipeline::agreement(&study.expected, &study.fused.outputs)?;
     let data = ExportData {
         model: &study.model.name,

@@ -2,6 +2,7 @@
 
 mod calibrate;
 mod compare;
+mod data;
 mod explain;
 mod export;
 mod fuse;
