@@ -64,8 +64,8 @@ pub enum InputError {
         /// The graph input's shape.
         want: Vec<usize>,
     },
-    /// Float data for an integer input that is not all whole numbers.
-    #[error("--input {name}: {file} holds float data with non-integer value {value} at element {at}, but the input is an integer tensor; give integer data")]
+    /// Float data for an integer input with a value that is not a whole number (or beyond 2^24).
+    #[error("--input {name}: {file} holds float value {value} at element {at}, which is not a whole number within ±2^24, but the input is an integer tensor; give integer data")]
     NotInteger {
         /// The input.
         name: String,
