@@ -1,6 +1,7 @@
 //! The exported driver's TTNN fallback ops (`ttfuse_host_ops.py`, numpy) compute what ttfuse's
-//! runtime computes for every host step of the GPT-2 block (slices, reshapes, transposes,
-//! where), on the very device tensors of a run. Needs python3; numpy comes from python3 when it
+//! runtime computes for every host step of the LLaMA block (head-split reshapes and transposes,
+//! the rotate-half slices and concatenations, the head merge), on the very device tensors of a
+//! run (the GPT-2 block's head split is read in place on the device). Needs python3; numpy comes from python3 when it
 //! has it, else from a virtual environment the test makes under the target directory.
 
 use std::collections::BTreeMap;
@@ -59,7 +60,7 @@ fn python_with_numpy() -> PathBuf {
 fn host_ops_py_matches_the_runtime_on_every_fallback_step() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let model = pipeline::load_model(
-        Some(&root.join("models/gpt2_block/model.onnx")),
+        Some(&root.join("models/llama_block/model.onnx")),
         &ImportOptions::default(),
     )
     .unwrap();
@@ -115,7 +116,7 @@ fn host_ops_py_matches_the_runtime_on_every_fallback_step() {
             assert_eq!(outputs.len(), 1);
         }
     }
-    assert!(steps.len() >= 4, "the GPT-2 block has fallback steps");
+    assert!(steps.len() >= 4, "the LLaMA block has fallback steps");
     std::fs::write(
         dir.join("steps.json"),
         serde_json::to_string(&steps).unwrap(),

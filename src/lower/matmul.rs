@@ -13,6 +13,7 @@ use super::emit::{
     with,
 };
 use crate::plan::body::Body;
+use crate::plan::heads::HeadView;
 use crate::plan::kernel::MatmulInfo;
 use crate::plan::schedule::Schedule;
 use crate::plan::PlannedKernel;
@@ -42,7 +43,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
     } else {
         "K_TILES"
     };
-    if info.b_batched {
+    if info.b_batched && info.b_heads.is_none() {
         setup.push(assign(
             b_rows_name,
             int(if info.b_transposed { info.nt } else { info.kt }),
@@ -140,21 +141,61 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
     let (hoisted, per_block) = load_reads(body, sched, &naming, &c.row, &c.col, &NAMES);
     let mut read = hoisted;
     let mut inner = c.stmts.clone();
-    let b_row = if info.b_batched {
+    let b_row = if info.b_batched && info.b_heads.is_none() {
         inner.push(assign("b_row", mul(c.batch.clone(), name(b_rows_name))));
         name("b_row")
     } else {
         int(0)
     };
+    // Head views: batch `h` is the column range starting at `col0 + h * head_tiles` of the
+    // source, whose rows are one batch's rows.
+    let head_col = |v: &HeadView| add(int(v.col0), mul(c.batch.clone(), int(v.head_tiles)));
     let k_at = if kc > 1 { name("k") } else { int(0) };
-    let a_src = index(
-        &info.a_param,
-        vec![
-            span(c.row.clone(), name("BLOCK_M")),
-            span(k_at.clone(), name("BLOCK_K")),
-        ],
-    );
-    let b_src = if info.b_transposed {
+    let a_src = match &info.a_heads {
+        Some(v) => {
+            inner.push(assign(
+                "a_row",
+                Expr::bin(
+                    BinOp::Sub,
+                    c.row.clone(),
+                    mul(c.batch.clone(), name("M_TILES")),
+                ),
+            ));
+            index(
+                &info.a_param,
+                vec![
+                    span(name("a_row"), name("BLOCK_M")),
+                    span(add(head_col(v), k_at.clone()), name("BLOCK_K")),
+                ],
+            )
+        }
+        None => index(
+            &info.a_param,
+            vec![
+                span(c.row.clone(), name("BLOCK_M")),
+                span(k_at.clone(), name("BLOCK_K")),
+            ],
+        ),
+    };
+    let b_src = if let Some(v) = &info.b_heads {
+        if info.b_transposed {
+            index(
+                &info.b_param,
+                vec![
+                    span(c.col.clone(), name("BLOCK_N")),
+                    span(add(head_col(v), k_at.clone()), name("BLOCK_K")),
+                ],
+            )
+        } else {
+            index(
+                &info.b_param,
+                vec![
+                    span(k_at.clone(), name("BLOCK_K")),
+                    span(add(head_col(v), c.col.clone()), name("BLOCK_N")),
+                ],
+            )
+        }
+    } else if info.b_transposed {
         index(
             &info.b_param,
             vec![
@@ -183,7 +224,26 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
     read.extend(block_loop(p, true, inner));
 
     let mut inner = c.stmts;
-    inner.extend(output_writes(body, &naming, &c.row, &c.col, &NAMES));
+    // A head merge: batch `h` goes to the rows of one batch, columns `h * head` on.
+    let (out_row, out_col) = match info.out_heads {
+        Some(head) => {
+            inner.push(assign(
+                "o_row",
+                Expr::bin(
+                    BinOp::Sub,
+                    c.row.clone(),
+                    mul(c.batch.clone(), name("M_TILES")),
+                ),
+            ));
+            inner.push(assign(
+                "o_col",
+                add(mul(c.batch.clone(), int(head)), c.col.clone()),
+            ));
+            (name("o_row"), name("o_col"))
+        }
+        None => (c.row.clone(), c.col.clone()),
+    };
+    inner.extend(output_writes(body, &naming, &out_row, &out_col, &NAMES));
     let write = block_loop(p, true, inner);
 
     let mut operands = vec![info.a_param.clone()];

@@ -721,6 +721,19 @@ impl<'g> BodyBuilder<'g> {
         Ok(())
     }
 
+    /// Marks node `n`'s value as written to the tensor of node `target` instead of its own (a
+    /// head merge's reshape, which the matmul writes in place: [`super::heads::merged_into`]).
+    pub fn output_as(&mut self, n: NodeIndex, target: NodeIndex) -> Result<(), PlanError> {
+        self.output(n)?;
+        if layout_of(&self.graph.node(target).ty.shape).is_none() {
+            return Err(PlanError::shape(self.graph, target));
+        }
+        if let Some(last) = self.body.outputs.last_mut() {
+            last.0 = target;
+        }
+        Ok(())
+    }
+
     /// Finishes the body: inserts copies for outputs used inside the kernel and decides which
     /// values are materialized.
     pub fn finish(mut self) -> Body {

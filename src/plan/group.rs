@@ -16,6 +16,7 @@ use petgraph::graph::NodeIndex;
 use serde::Serialize;
 
 use super::body::BodyBuilder;
+use super::heads;
 use super::layout::{flat2d, Class};
 use super::{FusionMode, PlanError};
 use crate::graph::{Graph, Op};
@@ -93,6 +94,8 @@ pub enum GroupKind {
         mm: NodeIndex,
         /// Whether B is read transposed from the input of a transpose node.
         b_transposed: bool,
+        /// Whether head-view operands ([`super::heads`]) are read in place.
+        heads: bool,
     },
     /// A standalone transpose of the last two axes.
     Transpose,
@@ -192,6 +195,7 @@ enum Role {
     Source,
     View,
     Absorbed,
+    HeadView,
     Eltwise,
     Row,
     MatMul,
@@ -209,6 +213,7 @@ fn role(graph: &Graph, n: NodeIndex, mode: FusionMode) -> Role {
     match &graph.node(n).op {
         Op::Input | Op::Constant(_) => Role::Source,
         _ if is_view(graph, n) => Role::View,
+        _ if mode == FusionMode::Fused && heads::absorbed(graph, n) => Role::HeadView,
         Op::MatMul => Role::MatMul,
         Op::Transpose { .. } if is_last_two_swap(graph, n) => {
             let (users, is_out) = real_users(graph, n);
@@ -303,6 +308,15 @@ pub fn group(
                 });
                 continue;
             }
+            Role::HeadView => {
+                free.push(FreeOp {
+                    node: node.name.clone(),
+                    op: node.op.name(),
+                    reason: "splits or merges attention heads: matmuls read or write each head's columns in place"
+                        .into(),
+                });
+                continue;
+            }
             _ => {}
         }
         let mut producers: Vec<NodeIndex> = Vec::new();
@@ -365,6 +379,7 @@ pub fn group(
                 Role::MatMul => GroupKind::Matmul {
                     mm: n,
                     b_transposed: b_is_transposed(graph, n, mode),
+                    heads: mode == FusionMode::Fused,
                 },
                 Role::Transpose => GroupKind::Transpose,
                 Role::Host => GroupKind::Host,

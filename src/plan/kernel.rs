@@ -5,6 +5,7 @@ use petgraph::graph::NodeIndex;
 
 use super::body::{Body, BodyBuilder};
 use super::group::{is_last_two_swap, real_users, resolve, Group, GroupKind};
+use super::heads::{merged_into, read_in_place, HeadView};
 use super::layout::{device_dims, flat2d, layout_of};
 use super::partition::{divisors, preference, Partition};
 use super::schedule::{Cb, Schedule};
@@ -45,6 +46,13 @@ pub struct MatmulInfo {
     pub partial_stem: String,
     /// Stem of the running-sum buffer.
     pub acc_stem: String,
+    /// A read head by head from a column range of its source (`a` is the source).
+    pub a_heads: Option<HeadView>,
+    /// B read head by head from a column range of its source (`b` is the source).
+    pub b_heads: Option<HeadView>,
+    /// Columns per head, in tiles, when batch `h` of the product is written into columns
+    /// `h * head` of a head merge's reshape (the body's output).
+    pub out_heads: Option<usize>,
 }
 
 /// A standalone transpose, in tiles.
@@ -213,8 +221,12 @@ pub fn build(graph: &Graph, target: &Target, g: &Group) -> Result<PlannedKernel,
                 reason: last_err,
             })
         }
-        GroupKind::Matmul { mm, b_transposed } => {
-            let (info, body) = matmul_body(graph, g, *mm, *b_transposed, &outputs)?;
+        GroupKind::Matmul {
+            mm,
+            b_transposed,
+            heads,
+        } => {
+            let (info, body) = matmul_body(graph, g, *mm, (*b_transposed, *heads), &outputs)?;
             let mut cands = Vec::new();
             // A row-wise epilogue needs blocks spanning whole rows.
             let col_choices = if body.is_rowwise() {
@@ -345,14 +357,17 @@ fn matmul_body(
     graph: &Graph,
     g: &Group,
     mm: NodeIndex,
-    b_transposed: bool,
+    (b_transposed, heads): (bool, bool),
     outputs: &[NodeIndex],
 ) -> Result<(MatmulInfo, Body), PlanError> {
     let ins = graph.inputs_of(mm);
     let (Some(&a_raw), Some(&b_raw)) = (ins.first(), ins.get(1)) else {
         return Err(unsupported(graph, mm, "a matmul needs two inputs".into()));
     };
-    let a = resolve(graph, a_raw);
+    let in_place = |x: NodeIndex| if heads { read_in_place(graph, x) } else { None };
+    let (a_heads, b_heads) = (in_place(a_raw), in_place(b_raw));
+    let b_transposed = b_transposed || b_heads.is_some_and(|v| v.transposed);
+    let a = a_heads.map_or_else(|| resolve(graph, a_raw), |v| v.source);
     let a_shape = graph.node(a_raw).ty.shape.clone();
     let b_shape = graph.node(b_raw).ty.shape.clone();
     if a_shape.len() < 2 || b_shape.len() < 2 {
@@ -398,7 +413,9 @@ fn matmul_body(
     if layout_of(&a_shape).is_none() {
         return Err(PlanError::shape(graph, a_raw));
     }
-    let b = if b_transposed {
+    let b = if let Some(v) = b_heads {
+        v.source
+    } else if b_transposed {
         graph
             .inputs_of(b_raw)
             .first()
@@ -430,8 +447,22 @@ fn matmul_body(
     for &node in &g.nodes[1..] {
         builder.node(node)?;
     }
+    let mut out_heads = None;
     for &o in outputs {
-        builder.output(o)?;
+        match merged_into(graph, o).filter(|_| heads) {
+            Some(r) if o == mm && outputs.len() == 1 => {
+                builder.output_as(o, r)?;
+                out_heads = Some(tiles(n));
+            }
+            Some(_) => {
+                return Err(unsupported(
+                    graph,
+                    o,
+                    "a head merge written in place must be its matmul kernel's only output".into(),
+                ))
+            }
+            None => builder.output(o)?,
+        }
     }
     let info = MatmulInfo {
         a,
@@ -449,6 +480,9 @@ fn matmul_body(
         bt_stem,
         partial_stem,
         acc_stem,
+        a_heads,
+        b_heads,
+        out_heads,
     };
     Ok((info, builder.finish()))
 }

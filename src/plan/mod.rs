@@ -8,6 +8,7 @@
 pub mod body;
 pub mod explain;
 pub mod group;
+pub mod heads;
 pub mod kernel;
 pub mod layout;
 pub mod names;

@@ -1,0 +1,171 @@
+//! Attention heads as column ranges: `Transpose(Reshape(x, [seq, heads, hd]), perm)` with `x` a
+//! `[seq, heads * hd]` tensor (or a tile-aligned column slice of one) is, head by head, a
+//! column range of `x`'s 2-D view. In fused mode a matmul reads such an operand in place
+//! (head `h` at columns `col0 + h * hd`), so the slice, reshape and transpose need no host step.
+
+use petgraph::graph::NodeIndex;
+
+use super::group::{real_users, resolve};
+use crate::graph::{Graph, Op};
+
+/// A batched matmul operand whose batch `h` is a column range of a 2-D tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadView {
+    /// The tensor whose columns are read.
+    pub source: NodeIndex,
+    /// The first column of head 0, in tiles.
+    pub col0: usize,
+    /// Columns per head, in tiles.
+    pub head_tiles: usize,
+    /// Whether the operand is each head's transpose (`[heads, hd, seq]`), read as `(N, K)`.
+    pub transposed: bool,
+}
+
+/// `(source, first column)` when `x` slices whole tiles of columns out of a 2-D tensor.
+fn column_slice(graph: &Graph, x: NodeIndex) -> Option<(NodeIndex, usize)> {
+    let Op::Slice {
+        axes,
+        starts,
+        steps,
+        ..
+    } = &graph.node(x).op
+    else {
+        return None;
+    };
+    let src = *graph.inputs_of(x).first()?;
+    let rank = graph.node(src).ty.shape.len();
+    let aligned = rank == 2
+        && axes.as_slice() == [1]
+        && steps.as_slice() == [1]
+        && starts.first().is_some_and(|s| s.is_multiple_of(32));
+    aligned.then(|| (resolve(graph, src), starts[0] / 32))
+}
+
+/// `n` as a head view, when it has that form (seq and hd multiples of 32).
+pub fn head_view(graph: &Graph, n: NodeIndex) -> Option<HeadView> {
+    let Op::Transpose { perm } = &graph.node(n).op else {
+        return None;
+    };
+    let transposed = match perm.as_slice() {
+        [1, 0, 2] => false,
+        [1, 2, 0] => true,
+        _ => return None,
+    };
+    let r = *graph.inputs_of(n).first()?;
+    if !matches!(graph.node(r).op, Op::Reshape { .. }) {
+        return None;
+    }
+    let &[seq, heads, hd] = graph.node(r).ty.shape.as_slice() else {
+        return None;
+    };
+    if !seq.is_multiple_of(32) || !hd.is_multiple_of(32) {
+        return None;
+    }
+    let x = *graph.inputs_of(r).first()?;
+    if graph.node(x).ty.shape.as_slice() != [seq, heads * hd] {
+        return None;
+    }
+    let (source, col0) = column_slice(graph, x).unwrap_or((resolve(graph, x), 0));
+    Some(HeadView {
+        source,
+        col0,
+        head_tiles: hd / 32,
+        transposed,
+    })
+}
+
+/// Whether `u` is a matmul of rank-3 operands with equal batch.
+fn batched_matmul(graph: &Graph, u: NodeIndex) -> bool {
+    let ins = graph.inputs_of(u);
+    let batch = |i: usize| {
+        ins.get(i)
+            .map(|&x| graph.node(x).ty.shape.clone())
+            .filter(|s| s.len() == 3)
+            .map(|s| s[0])
+    };
+    matches!(graph.node(u).op, Op::MatMul) && batch(0).is_some() && batch(0) == batch(1)
+}
+
+/// Whether every consumer of `n` is a batched matmul reading `n` in a slot its view allows (a
+/// transposed head view only as B), and `n` is not an output.
+fn only_read_by_batched_matmuls(graph: &Graph, n: NodeIndex, transposed: bool) -> bool {
+    let (users, is_out) = real_users(graph, n);
+    !is_out
+        && !users.is_empty()
+        && users.iter().all(|&u| {
+            batched_matmul(graph, u) && !(transposed && graph.inputs_of(u).first() == Some(&n))
+        })
+}
+
+/// Whether the transpose `n` is a head view that its matmuls read in place.
+pub fn read_in_place(graph: &Graph, n: NodeIndex) -> Option<HeadView> {
+    let v = head_view(graph, n)?;
+    only_read_by_batched_matmuls(graph, n, v.transposed).then_some(v)
+}
+
+/// Whether the transpose or reshape `n` is part of a head merge ([`merged_into`]).
+fn in_merge(graph: &Graph, n: NodeIndex) -> bool {
+    let input = |m: NodeIndex| graph.inputs_of(m).first().copied();
+    match &graph.node(n).op {
+        Op::Transpose { .. } => input(n).is_some_and(|x| merged_into(graph, x).is_some()),
+        Op::Reshape { .. } => input(n)
+            .and_then(input)
+            .is_some_and(|x| merged_into(graph, x) == Some(n)),
+        _ => false,
+    }
+}
+
+/// Whether `n` needs no kernel or host step because matmuls read or write its data in place: a
+/// head view's transpose, its reshape, or the column slice feeding only such reshapes; or the
+/// transpose and reshape of a head merge (the reshape's tensor is what the matmul writes).
+pub fn absorbed(graph: &Graph, n: NodeIndex) -> bool {
+    if in_merge(graph, n) {
+        return true;
+    }
+    let users = graph.users_of(n);
+    let is_out = graph.outputs.iter().any(|(_, o)| *o == n);
+    match &graph.node(n).op {
+        Op::Transpose { .. } => read_in_place(graph, n).is_some(),
+        Op::Reshape { .. } => {
+            !is_out
+                && !users.is_empty()
+                && users.iter().all(|&t| {
+                    graph.inputs_of(t).first() == Some(&n) && read_in_place(graph, t).is_some()
+                })
+        }
+        Op::Slice { .. } => {
+            !is_out
+                && column_slice(graph, n).is_some()
+                && !users.is_empty()
+                && users
+                    .iter()
+                    .all(|&r| matches!(graph.node(r).op, Op::Reshape { .. }) && absorbed(graph, r))
+        }
+        _ => false,
+    }
+}
+
+/// The reshape `r` of a head merge `Reshape(Transpose(x, [1, 0, 2]), [seq, heads * hd])`, when
+/// `x` is a batched matmul's `[heads, seq, hd]` product used by nothing else: the matmul writes
+/// head `h` into columns `h * hd` of `r` instead of writing `x`.
+pub fn merged_into(graph: &Graph, x: NodeIndex) -> Option<NodeIndex> {
+    let is_out = |n: NodeIndex| graph.outputs.iter().any(|(_, o)| *o == n);
+    let only_user = |n: NodeIndex| match graph.users_of(n).as_slice() {
+        &[u] if !is_out(n) => Some(u),
+        _ => None,
+    };
+    let &[heads, seq, hd] = graph.node(x).ty.shape.as_slice() else {
+        return None;
+    };
+    if !batched_matmul(graph, x) || !seq.is_multiple_of(32) || !hd.is_multiple_of(32) {
+        return None;
+    }
+    let t = only_user(x)?;
+    if !matches!(&graph.node(t).op, Op::Transpose { perm } if perm.as_slice() == [1, 0, 2]) {
+        return None;
+    }
+    let r = only_user(t)?;
+    (matches!(graph.node(r).op, Op::Reshape { .. })
+        && graph.node(r).ty.shape.as_slice() == [seq, heads * hd])
+    .then_some(r)
+}
