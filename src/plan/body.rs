@@ -17,52 +17,7 @@ use super::layout::{flat2d, is_padded, layout_of, Class};
 use super::names::Stems;
 use super::PlanError;
 use crate::graph::{BinaryOp, Graph, Op, ReduceOp, UnaryOp};
-
-/// TT-Lang elementwise functions of one block (`ttl.math.<name>`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TtUnary {
-    /// `exp`
-    Exp,
-    /// `log`
-    Log,
-    /// `sqrt`
-    Sqrt,
-    /// `rsqrt`
-    Rsqrt,
-    /// `recip`
-    Recip,
-    /// `tanh`
-    Tanh,
-    /// `sigmoid`
-    Sigmoid,
-    /// `relu`
-    Relu,
-    /// `abs`
-    Abs,
-    /// `neg`
-    Neg,
-    /// `floor`
-    Floor,
-}
-
-impl TtUnary {
-    /// The function's name under `ttl.math`.
-    pub fn name(self) -> &'static str {
-        match self {
-            TtUnary::Exp => "exp",
-            TtUnary::Log => "log",
-            TtUnary::Sqrt => "sqrt",
-            TtUnary::Rsqrt => "rsqrt",
-            TtUnary::Recip => "recip",
-            TtUnary::Tanh => "tanh",
-            TtUnary::Sigmoid => "sigmoid",
-            TtUnary::Relu => "relu",
-            TtUnary::Abs => "abs",
-            TtUnary::Neg => "neg",
-            TtUnary::Floor => "floor",
-        }
-    }
-}
+use ttfuse_runtime::ttl::ops::UnaryFn;
 
 /// TT-Lang elementwise functions of two blocks of the same shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,7 +53,7 @@ pub enum ValueOp {
     /// The accumulated product of the kernel's matmul (matmul kernels only).
     MatMul,
     /// An elementwise function.
-    Unary(TtUnary),
+    Unary(UnaryFn),
     /// An elementwise function of two operands of the same class.
     Binary(TtBinary),
     /// `ttl.power(x, n)`.
@@ -394,7 +349,7 @@ impl<'g> BodyBuilder<'g> {
         b
     }
 
-    fn unary(&mut self, f: TtUnary, a: usize, stem: &str) -> usize {
+    fn unary(&mut self, f: UnaryFn, a: usize, stem: &str) -> usize {
         let class = self.body.values[a].class;
         self.push(ValueOp::Unary(f), vec![a], class, stem)
     }
@@ -485,14 +440,14 @@ impl<'g> BodyBuilder<'g> {
                 match u {
                     UnaryOp::Identity => x,
                     UnaryOp::Silu => {
-                        let s = self.unary(TtUnary::Sigmoid, x, &format!("{name}_sigmoid"));
+                        let s = self.unary(UnaryFn::Sigmoid, x, &format!("{name}_sigmoid"));
                         self.binary(TtBinary::Mul, x, s, name)
                     }
                     UnaryOp::Softplus => {
-                        let e = self.unary(TtUnary::Exp, x, &format!("{name}_exp"));
+                        let e = self.unary(UnaryFn::Exp, x, &format!("{name}_exp"));
                         let one = self.scalar(1.0);
                         let p = self.binary(TtBinary::Add, e, one, &format!("{name}_1p"));
-                        self.unary(TtUnary::Log, p, name)
+                        self.unary(UnaryFn::Log, p, name)
                     }
                     UnaryOp::Gelu | UnaryOp::GeluTanh => {
                         if *u == UnaryOp::Gelu {
@@ -508,21 +463,21 @@ impl<'g> BodyBuilder<'g> {
                         let a = self.scalar(slope);
                         let s = self.binary(TtBinary::Add, t, a, &format!("{name}_slope"));
                         let z = self.binary(TtBinary::Mul, x, s, &format!("{name}_z"));
-                        let g = self.unary(TtUnary::Sigmoid, z, &format!("{name}_gate"));
+                        let g = self.unary(UnaryFn::Sigmoid, z, &format!("{name}_gate"));
                         self.binary(TtBinary::Mul, x, g, name)
                     }
                     UnaryOp::Erf => return Err(unsupported("TT-Lang has no erf function")),
-                    UnaryOp::Exp => self.unary(TtUnary::Exp, x, name),
-                    UnaryOp::Log => self.unary(TtUnary::Log, x, name),
-                    UnaryOp::Sqrt => self.unary(TtUnary::Sqrt, x, name),
-                    UnaryOp::Rsqrt => self.unary(TtUnary::Rsqrt, x, name),
-                    UnaryOp::Recip => self.unary(TtUnary::Recip, x, name),
-                    UnaryOp::Tanh => self.unary(TtUnary::Tanh, x, name),
-                    UnaryOp::Sigmoid => self.unary(TtUnary::Sigmoid, x, name),
-                    UnaryOp::Relu => self.unary(TtUnary::Relu, x, name),
-                    UnaryOp::Abs => self.unary(TtUnary::Abs, x, name),
-                    UnaryOp::Neg => self.unary(TtUnary::Neg, x, name),
-                    UnaryOp::Floor => self.unary(TtUnary::Floor, x, name),
+                    UnaryOp::Exp => self.unary(UnaryFn::Exp, x, name),
+                    UnaryOp::Log => self.unary(UnaryFn::Log, x, name),
+                    UnaryOp::Sqrt => self.unary(UnaryFn::Sqrt, x, name),
+                    UnaryOp::Rsqrt => self.unary(UnaryFn::Rsqrt, x, name),
+                    UnaryOp::Recip => self.unary(UnaryFn::Recip, x, name),
+                    UnaryOp::Tanh => self.unary(UnaryFn::Tanh, x, name),
+                    UnaryOp::Sigmoid => self.unary(UnaryFn::Sigmoid, x, name),
+                    UnaryOp::Relu => self.unary(UnaryFn::Relu, x, name),
+                    UnaryOp::Abs => self.unary(UnaryFn::Abs, x, name),
+                    UnaryOp::Neg => self.unary(UnaryFn::Neg, x, name),
+                    UnaryOp::Floor => self.unary(UnaryFn::Floor, x, name),
                 }
             }
             Op::Binary(BinaryOp::Pow) => {
@@ -530,9 +485,9 @@ impl<'g> BodyBuilder<'g> {
                 let e = scalar_constant(self.graph, ins.get(1).copied())
                     .ok_or_else(|| unsupported("the exponent must be a scalar constant"))?;
                 if e == 0.5 {
-                    self.unary(TtUnary::Sqrt, x, name)
+                    self.unary(UnaryFn::Sqrt, x, name)
                 } else if e == -0.5 {
-                    self.unary(TtUnary::Rsqrt, x, name)
+                    self.unary(UnaryFn::Rsqrt, x, name)
                 } else if e.fract() == 0.0 && e.abs() <= 16.0 {
                     let p = e.abs() as u32;
                     let class = self.body.values[x].class;
@@ -541,7 +496,7 @@ impl<'g> BodyBuilder<'g> {
                     } else {
                         let pw =
                             self.push(ValueOp::Power(p), vec![x], class, &format!("{name}_pow"));
-                        self.unary(TtUnary::Recip, pw, name)
+                        self.unary(UnaryFn::Recip, pw, name)
                     }
                 } else {
                     return Err(unsupported(&format!(
@@ -618,9 +573,9 @@ impl<'g> BodyBuilder<'g> {
                     ReduceOp::Mean => self.reduce(RowReduce::Sum, x, 1.0 / cols, name),
                     ReduceOp::Max => self.reduce(RowReduce::Max, x, 1.0, name),
                     ReduceOp::Min => {
-                        let nx = self.unary(TtUnary::Neg, x, &format!("{name}_neg"));
+                        let nx = self.unary(UnaryFn::Neg, x, &format!("{name}_neg"));
                         let m = self.reduce(RowReduce::Max, nx, 1.0, &format!("{name}_max"));
-                        self.unary(TtUnary::Neg, m, name)
+                        self.unary(UnaryFn::Neg, m, name)
                     }
                 }
             }
@@ -631,7 +586,7 @@ impl<'g> BodyBuilder<'g> {
                 let x = arg(self, 0)?;
                 let m = self.reduce(RowReduce::Max, x, 1.0, &format!("{name}_max"));
                 let d = self.binary(TtBinary::Sub, x, m, &format!("{name}_shifted"));
-                let e = self.unary(TtUnary::Exp, d, &format!("{name}_exp"));
+                let e = self.unary(UnaryFn::Exp, d, &format!("{name}_exp"));
                 let s = self.reduce(RowReduce::Sum, e, 1.0, &format!("{name}_sum"));
                 self.binary(TtBinary::Div, e, s, name)
             }
@@ -650,7 +605,7 @@ impl<'g> BodyBuilder<'g> {
                 let var = self.reduce(RowReduce::Sum, sq, inv_n, &format!("{name}_var"));
                 let e = self.scalar(*eps);
                 let ve = self.binary(TtBinary::Add, var, e, &format!("{name}_var_eps"));
-                let r = self.unary(TtUnary::Rsqrt, ve, &format!("{name}_rstd"));
+                let r = self.unary(UnaryFn::Rsqrt, ve, &format!("{name}_rstd"));
                 let xn = self.binary(TtBinary::Mul, xc, r, &format!("{name}_normed"));
                 match beta {
                     Some(b) => {
@@ -668,7 +623,7 @@ impl<'g> BodyBuilder<'g> {
                 let ms = self.reduce(RowReduce::Sum, sq, inv_n, &format!("{name}_ms"));
                 let e = self.scalar(*eps);
                 let me = self.binary(TtBinary::Add, ms, e, &format!("{name}_ms_eps"));
-                let r = self.unary(TtUnary::Rsqrt, me, &format!("{name}_rrms"));
+                let r = self.unary(UnaryFn::Rsqrt, me, &format!("{name}_rrms"));
                 let xn = self.binary(TtBinary::Mul, x, r, &format!("{name}_normed"));
                 self.binary(TtBinary::Mul, xn, gamma, name)
             }

@@ -26,47 +26,10 @@ pub(crate) fn round_bf16(v: f32) -> f32 {
     bf16::from_f32(v).to_f32()
 }
 
-/// Elementwise unary functions (`ttl.math.*`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum UnaryFn {
-    Exp,
-    Log,
-    Sqrt,
-    Rsqrt,
-    Recip,
-    Tanh,
-    Sigmoid,
-    Relu,
-    Abs,
-    Neg,
-    Floor,
-}
+pub(crate) use crate::ttl::ops::UnaryFn;
 
+/// The executor's meaning of each TT-Lang unary function.
 impl UnaryFn {
-    /// All functions with their `ttl.math` names.
-    pub const ALL: [(UnaryFn, &'static str); 11] = [
-        (UnaryFn::Exp, "exp"),
-        (UnaryFn::Log, "log"),
-        (UnaryFn::Sqrt, "sqrt"),
-        (UnaryFn::Rsqrt, "rsqrt"),
-        (UnaryFn::Recip, "recip"),
-        (UnaryFn::Tanh, "tanh"),
-        (UnaryFn::Sigmoid, "sigmoid"),
-        (UnaryFn::Relu, "relu"),
-        (UnaryFn::Abs, "abs"),
-        (UnaryFn::Neg, "neg"),
-        (UnaryFn::Floor, "floor"),
-    ];
-
-    /// The `ttl.math` name, also the key of its SFPU cost in the device file.
-    pub fn name(self) -> &'static str {
-        UnaryFn::ALL
-            .iter()
-            .find(|(f, _)| *f == self)
-            .map(|(_, n)| *n)
-            .unwrap_or("?")
-    }
-
     #[inline]
     fn apply(self, x: f32) -> f32 {
         match self {

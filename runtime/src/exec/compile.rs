@@ -177,8 +177,7 @@ fn signature(path: &str) -> Option<Signature> {
         }
         _ => {
             let f = path.strip_prefix("ttl.math.")?;
-            let (u, _) = UnaryFn::ALL.iter().find(|(_, n)| *n == f)?;
-            sig(Builtin::Unary(*u), &["x"])
+            sig(Builtin::Unary(UnaryFn::from_name(f)?), &["x"])
         }
     };
     Some(s)

@@ -1,5 +1,6 @@
 //! TT-Lang: the program model, its printer and its parser.
 
 pub mod ast;
+pub mod ops;
 pub mod parse;
 pub mod print;
