@@ -96,6 +96,37 @@ fn an_output_used_inside_its_kernel_is_written_and_kept_in_l1() {
 }
 
 #[test]
+fn ops_no_output_depends_on_get_no_kernel_in_either_mode() {
+    // A graph built through the library API may hold dead ops (the importers prune theirs):
+    // matmul + bias on the way to nothing, beside the live chain.
+    let mut g = eltwise_chain();
+    let x = g.inputs[0];
+    let w = constant(&mut g, "dead_w", &[128, 64], 11, 0.1);
+    let b = constant(&mut g, "dead_b", &[64], 12, 0.1);
+    let m = matmul(&mut g, "dead_mm", x, w);
+    binary(&mut g, "dead_add", BinaryOp::Add, m, b);
+    for mode in [FusionMode::Fused, FusionMode::Unfused] {
+        let c = compile(&g, &device(), mode).expect("compiles");
+        let nodes: Vec<&String> = c.plan.kernels.iter().flat_map(|k| &k.nodes).collect();
+        assert!(
+            !nodes.iter().any(|n| n.starts_with("dead")),
+            "{mode:?}: {nodes:?}"
+        );
+        for dead in ["dead_mm", "dead_add"] {
+            assert!(
+                c.plan
+                    .free
+                    .iter()
+                    .any(|f| f.node == dead && f.reason.contains("no graph output")),
+                "{mode:?}: {dead} not listed as free"
+            );
+        }
+        let (_, _, outs) = run(&g, mode);
+        assert!(outs.contains_key("y"));
+    }
+}
+
+#[test]
 fn reshapes_of_the_same_2d_view_are_free() {
     let mut g = Graph::new();
     let x = g.add_input("x", f32t(&[2, 32, 64]));

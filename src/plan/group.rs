@@ -7,7 +7,8 @@
 //! row-wise composites (softmax, norms) on the same iteration space, as long as the kernel's
 //! circular buffers still fit in L1 and no path leaves the kernel and comes back. A transpose
 //! that only feeds matmuls as their B operand becomes a transposed read inside those matmuls.
-//! Unfused mode gives every op its own kernel, as TTNN runs them. Every producer/consumer pair
+//! Unfused mode gives every op its own kernel, as TTNN runs them; in both modes an op that no
+//! graph output depends on gets none. Every producer/consumer pair
 //! that ends up in different kernels is recorded with the reason.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -285,9 +286,18 @@ pub fn group(
     let mut free = Vec::new();
     let name = |n: NodeIndex| graph.node(n).name.clone();
 
+    let live = live_nodes(graph);
     for &n in &order {
         let node = graph.node(n);
         let r = role(graph, n, mode);
+        if r != Role::Source && !live.contains(&n) {
+            free.push(FreeOp {
+                node: node.name.clone(),
+                op: node.op.name(),
+                reason: "no graph output depends on it: not computed".into(),
+            });
+            continue;
+        }
         match r {
             Role::Source => continue,
             Role::View => {
@@ -610,6 +620,18 @@ fn is_rowwise_group(graph: &Graph, g: &Group) -> bool {
             Op::Reduce { .. } | Op::Softmax { .. } | Op::LayerNorm { .. } | Op::RmsNorm { .. }
         )
     })
+}
+
+/// The nodes some graph output depends on.
+fn live_nodes(graph: &Graph) -> BTreeSet<NodeIndex> {
+    let mut live = BTreeSet::new();
+    let mut stack: Vec<NodeIndex> = graph.outputs.iter().map(|&(_, o)| o).collect();
+    while let Some(n) = stack.pop() {
+        if live.insert(n) {
+            stack.extend(graph.inputs_of(n));
+        }
+    }
+    live
 }
 
 /// Whether `q` is computed from any of `nodes`.
