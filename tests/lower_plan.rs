@@ -63,6 +63,45 @@ fn attention_scores_read_k_transposed_and_take_the_softmax_as_a_row_epilogue() {
 }
 
 #[test]
+fn the_context_product_chains_after_the_softmax_in_one_kernel() {
+    let c = compile(&attention(), &device(), FusionMode::Fused).expect("compiles");
+    assert_eq!(c.plan.kernels.len(), 1, "{:?}", names(&c));
+    let k = &c.plan.kernels[0];
+    assert_eq!(k.kind, KernelKind::Matmul);
+    assert_eq!(k.nodes, ["scores", "scaled", "probs", "context"]);
+    // The probabilities stay in L1: only the context is written, and v is read whole per block.
+    assert_eq!(k.writes, ["context"]);
+    assert_eq!(k.reads, ["q", "k", "v"]);
+    assert!(c.plan.breaks.is_empty(), "{:?}", c.plan.breaks);
+}
+
+#[test]
+fn a_matmul_after_an_elementwise_kernel_or_with_an_epilogue_is_not_chained() {
+    // mlp2: relu's kernel has no row-wise epilogue, so the second matmul starts its own.
+    let c = compile(&mlp2(), &device(), FusionMode::Fused).expect("compiles");
+    assert_eq!(c.plan.kernels.len(), 2);
+    // A product whose result takes an elementwise epilogue starts its own kernel to keep it.
+    let mut g = attention();
+    let o = g.outputs[0].1;
+    let b = constant(&mut g, "ctx_bias", &[64], 13, 0.1);
+    let y = binary(&mut g, "biased", BinaryOp::Add, o, b);
+    g.outputs = vec![("biased".into(), y)];
+    let c = compile(&g, &device(), FusionMode::Fused).expect("compiles");
+    assert_eq!(names(&c).len(), 2, "{:?}", names(&c));
+    let br = c
+        .plan
+        .breaks
+        .iter()
+        .find(|b| b.producer == "probs" && b.consumer == "context")
+        .expect("the break is recorded");
+    assert!(
+        matches!(&br.reason, BreakReason::OpKind { detail } if detail.contains("epilogue")),
+        "{:?}",
+        br.reason
+    );
+}
+
+#[test]
 fn a_matmul_with_several_consumers_keeps_its_output_and_stops_its_epilogue() {
     let mut g = Graph::new();
     let x = g.add_input("x", f32t(&[64, 64]));

@@ -71,6 +71,11 @@ fn scaled_attention_scores_match_reference() {
 }
 
 #[test]
+fn attention_with_its_chained_context_product_matches_reference() {
+    fused_beats_unfused("attention");
+}
+
+#[test]
 fn mlp2_matches_reference() {
     fused_beats_unfused("mlp2");
 }

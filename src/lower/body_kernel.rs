@@ -3,10 +3,10 @@
 
 use ttfuse_runtime::ttl::ast::{Expr, IndexItem, Kernel, Stmt, Thread, ThreadKind};
 
-use super::blocks::{block_loop, constants, coords, Names};
+use super::blocks::{block_loop, constants, coords, Coords, Names};
 use super::compute::{compute_thread, Naming};
-use super::emit::{index, int, make_cb, name, read_into, span, write_from};
-use crate::plan::body::Body;
+use super::emit::{add, index, int, make_cb, mul, name, read_into, span, write_from};
+use crate::plan::body::{Body, LoadSource, MatrixRead};
 use crate::plan::layout::Class;
 use crate::plan::schedule::Schedule;
 use crate::plan::PlannedKernel;
@@ -45,25 +45,48 @@ pub fn block_index(class: Class, row: Expr, col: Expr, names: &Names) -> Vec<Ind
         Class::Row => vec![span(int(0), int(1)), cols()],
         Class::Col => vec![rows(), span(int(0), int(1))],
         Class::Scalar => vec![IndexItem::At(int(0)), IndexItem::At(int(0))],
+        Class::Wide(n) => vec![rows(), span(col, int(n))],
+        Class::Matrix(k, n) => vec![span(int(0), int(k)), span(int(0), int(n))],
+    }
+}
+
+/// The subscript of batch `batch`'s whole matrix of `(k, n)` tiles for a chained product.
+fn matrix_index(m: &MatrixRead, (k, n): (usize, usize), batch: &Expr) -> Vec<IndexItem> {
+    match (m.head, m.batched) {
+        (Some(v), _) => vec![
+            span(int(0), int(k)),
+            span(
+                add(int(v.col0), mul(batch.clone(), int(v.head_tiles))),
+                int(n),
+            ),
+        ],
+        (None, true) => vec![
+            span(mul(batch.clone(), int(k)), int(k)),
+            span(int(0), int(n)),
+        ],
+        (None, false) => vec![span(int(0), int(k)), span(int(0), int(n))],
     }
 }
 
 /// Reads of the body's loads: the loop-invariant ones (to run before the loop) and the
-/// per-block ones (inside it, at the block's coordinates).
+/// per-block ones (inside it, at the block's coordinates `c`).
 pub fn load_reads(
     body: &Body,
     sched: &Schedule,
     naming: &Naming,
-    row: &Expr,
-    col: &Expr,
+    c: &Coords,
     names: &Names,
 ) -> (Vec<Stmt>, Vec<Stmt>) {
+    let (row, col) = (&c.row, &c.col);
     let mut hoisted = Vec::new();
     let mut per_block = Vec::new();
     for load in &body.loads {
         let v = load.value;
         let value = &body.values[v];
-        if sched.hoisted[v] {
+        if let (LoadSource::Matrix(m), Class::Matrix(k, n)) = (&load.source, value.class) {
+            let src = index(&load.param, matrix_index(m, (k, n), &c.batch));
+            per_block.push(read_into(&naming.cb(v), src));
+        } else if sched.hoisted[v] {
             let src = index(&load.param, block_index(value.class, int(0), int(0), names));
             hoisted.push(read_into(&naming.cb(v), src));
         } else {
@@ -146,7 +169,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule) -> Kernel {
     setup.extend(sched.cbs.iter().map(make_cb));
     let compute = compute_thread(body, sched, p, &|_| Vec::new());
     let c = coords(p, &NAMES);
-    let (hoisted, per_block) = load_reads(body, sched, &naming, &c.row, &c.col, &NAMES);
+    let (hoisted, per_block) = load_reads(body, sched, &naming, &c, &NAMES);
     let mut read = hoisted;
     if !per_block.is_empty() {
         let mut inner = c.stmts.clone();

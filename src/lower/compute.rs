@@ -260,6 +260,10 @@ impl Stage<'_> {
                     &from.broadcast_dims(value.class),
                 )
             }
+            ValueOp::Product => {
+                let (a, b) = (self.expr(value.args[0]), self.expr(value.args[1]));
+                Expr::path("ttl.math.matmul").call(vec![a, b, name(&self.out)])
+            }
             ValueOp::Copy => self.expr(value.args[0]),
             // Loads and matmul results are always materialized (handled above).
             ValueOp::Load(_) | ValueOp::MatMul => name(&self.naming.waited(u)),

@@ -138,7 +138,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
     let compute = compute_thread(body, sched, p, &matmul_stage);
 
     let c = coords(p, &NAMES);
-    let (hoisted, per_block) = load_reads(body, sched, &naming, &c.row, &c.col, &NAMES);
+    let (hoisted, per_block) = load_reads(body, sched, &naming, &c, &NAMES);
     let mut read = hoisted;
     let mut inner = c.stmts.clone();
     let b_row = if info.b_batched && info.b_heads.is_none() {

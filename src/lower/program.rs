@@ -154,6 +154,7 @@ impl<'g> Tensors<'g> {
         for load in &body.loads {
             let tensor = match load.source {
                 LoadSource::Tensor(n) => self.node(n)?,
+                LoadSource::Matrix(m) => self.node(m.tensor)?,
                 LoadSource::Scalar(v) => self.scalar(v),
                 LoadSource::WhereMask(n) => self.where_mask(n)?,
                 LoadSource::Expanded { constant, like } => self.expanded(constant, like)?,

@@ -12,7 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use petgraph::graph::NodeIndex;
 
-use super::group::resolve;
+use super::group::{is_last_two_swap, resolve};
+use super::heads::{read_in_place, HeadView};
 use super::layout::{flat2d, is_padded, layout_of, Class};
 use super::names::Stems;
 use super::PlanError;
@@ -52,6 +53,11 @@ pub enum ValueOp {
     Load(usize),
     /// The accumulated product of the kernel's matmul (matmul kernels only).
     MatMul,
+    /// `ttl.math.matmul(args[0], args[1], out)`: a block spanning whole rows (class `Full`)
+    /// times a whole matrix read from DRAM (class [`Class::Matrix`]), giving the block's rows
+    /// of a product of another width (class [`Class::Wide`]). A matmul chained after a
+    /// row-wise epilogue, e.g. attention's `softmax(q k^T) @ v`.
+    Product,
     /// An elementwise function.
     Unary(UnaryFn),
     /// An elementwise function of two operands of the same class.
@@ -97,6 +103,8 @@ pub enum LoadSource {
         /// The elementwise node whose shape it is expanded to.
         like: NodeIndex,
     },
+    /// The right operand of a chained product ([`ValueOp::Product`]): a whole matrix per block.
+    Matrix(MatrixRead),
     /// A constant row vector over the kernel's `cols` columns (device-padded to whole tiles):
     /// `valid` in the real columns, `pad` in the padding. It masks the padding of a last axis
     /// that is not a multiple of 32 before a row reduction.
@@ -108,6 +116,29 @@ pub enum LoadSource {
         /// The value in padded columns.
         pad: f32,
     },
+}
+
+impl LoadSource {
+    /// The graph tensor read, for reads of one ([`LoadSource::Tensor`], [`LoadSource::Matrix`]).
+    pub fn tensor(&self) -> Option<NodeIndex> {
+        match self {
+            LoadSource::Tensor(n) => Some(*n),
+            LoadSource::Matrix(m) => Some(m.tensor),
+            _ => None,
+        }
+    }
+}
+
+/// Where a chained product's right operand comes from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MatrixRead {
+    /// The tensor read (a head view's source when `head` is set).
+    pub tensor: NodeIndex,
+    /// Batch `h` is the column range of `tensor` at `col0 + h * head_tiles` ([`HeadView`]).
+    pub head: Option<HeadView>,
+    /// Whether the tensor holds one matrix per batch, stacked by rows (otherwise one matrix
+    /// for every batch).
+    pub batched: bool,
 }
 
 /// One tensor the kernel reads.
@@ -235,21 +266,31 @@ impl<'g> BodyBuilder<'g> {
         })
     }
 
+    /// A new value read from DRAM by the reader thread from `source`. Reads of a graph tensor
+    /// use the parameter [`Self::share_param`] set for it, others their own stem.
+    fn load(&mut self, source: LoadSource, class: Class, stem: &str) -> usize {
+        let v = self.push(ValueOp::Load(self.body.loads.len()), vec![], class, stem);
+        let param = source
+            .tensor()
+            .and_then(|t| self.params.get(&t).cloned())
+            .unwrap_or_else(|| self.body.values[v].stem.clone());
+        self.body.loads.push(Load {
+            source,
+            value: v,
+            param,
+        });
+        v
+    }
+
     /// A read of constant `q` expanded to node `n`'s shape (see [`expanded_constant`]).
     fn expanded(&mut self, n: NodeIndex, q: NodeIndex) -> Result<usize, PlanError> {
         let class = self.class_of(n)?;
         let stem = format!("{}_expanded", self.graph.node(q).name);
-        let v = self.push(ValueOp::Load(self.body.loads.len()), vec![], class, &stem);
-        let param = self.body.values[v].stem.clone();
-        self.body.loads.push(Load {
-            source: LoadSource::Expanded {
-                constant: q,
-                like: n,
-            },
-            value: v,
-            param,
-        });
-        Ok(v)
+        let source = LoadSource::Expanded {
+            constant: q,
+            like: n,
+        };
+        Ok(self.load(source, class, &stem))
     }
 
     /// Makes every read of graph tensor `n` use kernel parameter `param` (a matmul operand
@@ -269,6 +310,65 @@ impl<'g> BodyBuilder<'g> {
         let v = self.push(ValueOp::MatMul, vec![], Class::Full, &stem);
         self.bind(n, v);
         v
+    }
+
+    /// The chained product of matmul node `n`, whose left operand is already a value of the
+    /// kernel spanning whole rows of the space, and whose right operand is read whole from DRAM
+    /// per block (in place when it is a head view).
+    pub fn product(&mut self, n: NodeIndex) -> Result<usize, PlanError> {
+        let graph = self.graph;
+        let node = graph.node(n);
+        let unsupported = |reason: String| PlanError::Unsupported {
+            node: node.name.clone(),
+            op: node.op.name(),
+            reason,
+        };
+        let ins = graph.inputs_of(n);
+        let (Some(&a_raw), Some(&b_raw)) = (ins.first(), ins.get(1)) else {
+            return Err(unsupported("a matmul needs two inputs".into()));
+        };
+        let a = *self.of_node.get(&resolve(graph, a_raw)).ok_or_else(|| {
+            unsupported("a chained product's left operand must be computed in its kernel".into())
+        })?;
+        if self.body.values[a].class != Class::Full {
+            return Err(unsupported(
+                "a chained product's left operand must cover the kernel's space".into(),
+            ));
+        }
+        let a_shape = &graph.node(a_raw).ty.shape;
+        let b_shape = &graph.node(b_raw).ty.shape;
+        let (k, cols) = (b_shape[b_shape.len() - 2], b_shape[b_shape.len() - 1]);
+        if a_shape.last() != Some(&k) || !k.is_multiple_of(32) || !cols.is_multiple_of(32) {
+            return Err(unsupported(format!(
+                "chained product {a_shape:?} @ {b_shape:?}: K and N must be whole tiles"
+            )));
+        }
+        let head = read_in_place(graph, b_raw);
+        if head.is_some_and(|v| v.transposed) || is_last_two_swap(graph, b_raw) {
+            return Err(unsupported(
+                "a chained product reads its right operand untransposed".into(),
+            ));
+        }
+        let batched = head.is_none()
+            && b_shape.len() > 2
+            && b_shape[..b_shape.len() - 2].iter().product::<usize>() > 1;
+        let tensor = head.map_or_else(|| resolve(graph, b_raw), |v| v.source);
+        let class = Class::Matrix(k / 32, cols / 32);
+        let stem = graph.node(tensor).name.clone();
+        let source = LoadSource::Matrix(MatrixRead {
+            tensor,
+            head,
+            batched,
+        });
+        let b = self.load(source, class, &stem);
+        let v = self.push(
+            ValueOp::Product,
+            vec![a, b],
+            Class::Wide(cols / 32),
+            &node.name.clone(),
+        );
+        self.bind(n, v);
+        Ok(v)
     }
 
     /// The value of graph tensor `n`: its in-kernel value, or a DRAM read of it (a scalar
@@ -292,22 +392,7 @@ impl<'g> BodyBuilder<'g> {
             return Err(PlanError::shape(self.graph, n));
         }
         let class = self.class_of(n)?;
-        let v = self.push(
-            ValueOp::Load(self.body.loads.len()),
-            vec![],
-            class,
-            &node.name.clone(),
-        );
-        let param = self
-            .params
-            .get(&n)
-            .cloned()
-            .unwrap_or_else(|| self.body.values[v].stem.clone());
-        self.body.loads.push(Load {
-            source: LoadSource::Tensor(n),
-            value: v,
-            param,
-        });
+        let v = self.load(LoadSource::Tensor(n), class, &node.name.clone());
         self.tensor_loads.insert(n, v);
         Ok(v)
     }
@@ -318,18 +403,7 @@ impl<'g> BodyBuilder<'g> {
             return v;
         }
         let stem = scalar_stem(value);
-        let v = self.push(
-            ValueOp::Load(self.body.loads.len()),
-            vec![],
-            Class::Scalar,
-            &stem,
-        );
-        let param = self.body.values[v].stem.clone();
-        self.body.loads.push(Load {
-            source: LoadSource::Scalar(value),
-            value: v,
-            param,
-        });
+        let v = self.load(LoadSource::Scalar(value), Class::Scalar, &stem);
         self.scalar_loads.insert(value.to_bits(), v);
         v
     }
@@ -372,22 +446,12 @@ impl<'g> BodyBuilder<'g> {
         } else {
             "col_mask_neg"
         };
-        let v = self.push(
-            ValueOp::Load(self.body.loads.len()),
-            vec![],
-            Class::Row,
-            stem,
-        );
-        let param = self.body.values[v].stem.clone();
-        self.body.loads.push(Load {
-            source: LoadSource::Mask {
-                cols: self.space.1,
-                valid,
-                pad,
-            },
-            value: v,
-            param,
-        });
+        let source = LoadSource::Mask {
+            cols: self.space.1,
+            valid,
+            pad,
+        };
+        let v = self.load(source, Class::Row, stem);
         self.mask_loads.insert(key, v);
         v
     }
@@ -435,6 +499,7 @@ impl<'g> BodyBuilder<'g> {
         };
         let rank = node.ty.shape.len();
         let v = match &node.op {
+            Op::MatMul => return self.product(n),
             Op::Unary(u) => {
                 let x = arg(self, 0)?;
                 match u {
@@ -635,18 +700,7 @@ impl<'g> BodyBuilder<'g> {
                 })?;
                 let xv = self.operand(x)?;
                 let class = self.class_of(n)?;
-                let m = self.push(
-                    ValueOp::Load(self.body.loads.len()),
-                    vec![],
-                    class,
-                    &format!("{name}_mask"),
-                );
-                let param = self.body.values[m].stem.clone();
-                self.body.loads.push(Load {
-                    source: LoadSource::WhereMask(n),
-                    value: m,
-                    param,
-                });
+                let m = self.load(LoadSource::WhereMask(n), class, &format!("{name}_mask"));
                 self.binary(TtBinary::Add, xv, m, name)
             }
             _ => return Err(unsupported("no TT-Lang kernel template for this op")),
@@ -722,6 +776,10 @@ fn materialize(body: &Body, outputs: &BTreeSet<usize>) -> Vec<bool> {
         match v.op {
             ValueOp::Load(_) | ValueOp::MatMul | ValueOp::Copy => mat[i] = true,
             ValueOp::Reduce(_) | ValueOp::Broadcast => {
+                mat[i] = true;
+                mat[v.args[0]] = true;
+            }
+            ValueOp::Product => {
                 mat[i] = true;
                 mat[v.args[0]] = true;
             }

@@ -5,7 +5,9 @@
 //! elementwise ops as its epilogue (when each link has a single consumer), an elementwise or
 //! row-wise kernel takes further elementwise ops, row reductions over the last axis and the
 //! row-wise composites (softmax, norms) on the same iteration space, as long as the kernel's
-//! circular buffers still fit in L1 and no path leaves the kernel and comes back. A transpose
+//! circular buffers still fit in L1 and no path leaves the kernel and comes back. A matmul whose
+//! left operand is the last value of a matmul kernel with a row-wise epilogue (attention's
+//! `softmax(q k^T) @ v`) continues that kernel as a chained product. A transpose
 //! that only feeds matmuls as their B operand becomes a transposed read inside those matmuls.
 //! Unfused mode gives every op its own kernel, as TTNN runs them; in both modes an op that no
 //! graph output depends on gets none. Every producer/consumer pair
@@ -337,6 +339,27 @@ pub fn group(
         }
         let mut joined: Option<(usize, NodeIndex)> = None;
         let mut rejected = Vec::new();
+        let mut chain_rejected = None;
+        if mode == FusionMode::Fused && r == Role::MatMul {
+            // A matmul whose left operand is the last value of a row-wise matmul kernel
+            // continues that kernel as a chained product.
+            let a = graph.inputs_of(n).first().map(|&a| resolve(graph, a));
+            if let Some((a, &g)) = a.and_then(|a| group_of.get(&a).map(|g| (a, g))) {
+                let outcome = can_chain(graph, &groups[g], n, a).and_then(|()| {
+                    let mut candidate = groups[g].clone();
+                    candidate.nodes.push(n);
+                    fits(&candidate).map(|()| candidate)
+                });
+                match outcome {
+                    Ok(candidate) => {
+                        groups[g] = candidate;
+                        group_of.insert(n, g);
+                        joined = Some((g, a));
+                    }
+                    Err(reason) => chain_rejected = Some((a, reason)),
+                }
+            }
+        }
         if mode == FusionMode::Fused && matches!(r, Role::Eltwise | Role::Row) {
             for &p in &producers {
                 let Some(&g) = group_of.get(&p) else {
@@ -421,9 +444,17 @@ pub fn group(
                     reason,
                 });
             }
+            let chain_producer = chain_rejected.as_ref().map(|(p, _)| *p);
+            if let Some((p, reason)) = chain_rejected {
+                breaks.push(FusionBreak {
+                    producer: name(p),
+                    consumer: name(n),
+                    reason,
+                });
+            }
             if joined.is_none() && matches!(r, Role::MatMul | Role::Transpose | Role::Host) {
                 for &p in &producers {
-                    if group_of.contains_key(&p) {
+                    if group_of.contains_key(&p) && chain_producer != Some(p) {
                         let detail = if r == Role::Host {
                             format!(
                                 "{} has no TT-Lang template and runs as a host (TTNN) fallback",
@@ -508,6 +539,73 @@ fn row_space(graph: &Graph, n: NodeIndex, r: Role) -> Option<(usize, usize)> {
         .map(|&x| flat2d(&graph.node(x).ty.shape))
 }
 
+/// Whether matmul `n` can continue the matmul kernel `g` as a chained product of `a`, the
+/// kernel's last value: `g` has a row-wise epilogue (its blocks span whole rows, which are the
+/// product's K), no chained product yet, and `a` is used by `n` alone; `n`'s right operand
+/// comes from outside the kernel.
+fn can_chain(graph: &Graph, g: &Group, n: NodeIndex, a: NodeIndex) -> Result<(), BreakReason> {
+    let op_kind = |detail: &str| {
+        Err(BreakReason::OpKind {
+            detail: detail.to_string(),
+        })
+    };
+    if !matches!(g.kind, GroupKind::Matmul { .. }) || !is_rowwise_group(graph, g) {
+        return op_kind("MatMul starts its own kernel: only a matmul kernel with a row-wise epilogue (whole rows in L1) takes a chained product");
+    }
+    if has_chained_product(graph, g) {
+        return op_kind("the kernel already has a chained product");
+    }
+    if g.nodes.last() != Some(&a) {
+        return op_kind("the chained product must read the kernel's last value");
+    }
+    let (users, is_out) = real_users(graph, a);
+    if is_out {
+        return Err(BreakReason::GraphOutput);
+    }
+    if users.len() > 1 {
+        return Err(BreakReason::SeveralConsumers {
+            consumers: users.len(),
+        });
+    }
+    let a_raw = graph.inputs_of(n)[0];
+    if flat2d(&graph.node(a_raw).ty.shape) != g.space {
+        return Err(BreakReason::Shape {
+            detail: format!(
+                "the product's left operand {:?} is not the kernel's {}x{} space",
+                graph.node(a_raw).ty.shape,
+                g.space.0,
+                g.space.1
+            ),
+        });
+    }
+    let Some(&b) = graph.inputs_of(n).get(1) else {
+        return op_kind("a matmul needs two inputs");
+    };
+    // A chained product takes no epilogue: when its own consumers would be one, the matmul is
+    // better off starting a kernel of its own.
+    let (n_users, _) = real_users(graph, n);
+    if n_users
+        .iter()
+        .any(|&u| matches!(role(graph, u, FusionMode::Fused), Role::Eltwise | Role::Row))
+    {
+        return op_kind("MatMul starts its own kernel: its result has an elementwise epilogue, which a chained product cannot take");
+    }
+    if depends_on(graph, b, &g.nodes) {
+        return Err(BreakReason::Cycle {
+            via: graph.node(b).name.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether the matmul group `g` holds a matmul besides its own (a chained product).
+fn has_chained_product(graph: &Graph, g: &Group) -> bool {
+    g.nodes
+        .iter()
+        .skip(1)
+        .any(|&m| matches!(graph.node(m).op, Op::MatMul))
+}
+
 fn can_join(
     graph: &Graph,
     g: &Group,
@@ -531,6 +629,11 @@ fn can_join(
         GroupKind::Transpose => {
             return Err(BreakReason::OpKind {
                 detail: "a transpose kernel takes no epilogue".into(),
+            })
+        }
+        GroupKind::Matmul { .. } if has_chained_product(graph, g) => {
+            return Err(BreakReason::OpKind {
+                detail: "a chained product ends its kernel".into(),
             })
         }
         GroupKind::Matmul { .. } => {

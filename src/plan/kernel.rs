@@ -450,9 +450,10 @@ fn matmul_body(
     let mut out_heads = None;
     for &o in outputs {
         match merged_into(graph, o).filter(|_| heads) {
-            Some(r) if o == mm && outputs.len() == 1 => {
+            // The kernel's last product (its own or a chained one) writes the merged heads.
+            Some(r) if matches!(graph.node(o).op, Op::MatMul) && outputs.len() == 1 => {
                 builder.output_as(o, r)?;
-                out_heads = Some(tiles(n));
+                out_heads = graph.node(o).ty.shape.last().map(|&cols| tiles(cols));
             }
             Some(_) => {
                 return Err(unsupported(
@@ -720,9 +721,7 @@ fn summary(
         read_nodes.extend([info.a, info.b]);
     }
     for load in body.iter().flat_map(|b| &b.loads) {
-        if let super::body::LoadSource::Tensor(n) = load.source {
-            read_nodes.push(n);
-        }
+        read_nodes.extend(load.source.tensor());
     }
     let mut reads: Vec<String> = Vec::new();
     for n in read_nodes {

@@ -79,6 +79,12 @@ pub enum Class {
     Col,
     /// One value: broadcast everywhere (`dims=[0, 1]`).
     Scalar,
+    /// The block's rows across all of another width, in tiles: a chained product's result
+    /// (blocks of such kernels span whole rows).
+    Wide(usize),
+    /// A whole matrix of `(rows, cols)` tiles, the same for every block of a batch: a chained
+    /// product's right operand.
+    Matrix(usize, usize),
 }
 
 impl Class {
@@ -104,6 +110,8 @@ impl Class {
     pub fn join(a: Class, b: Class) -> Class {
         use Class::*;
         match (a, b) {
+            (Matrix(r, c), _) | (_, Matrix(r, c)) => Matrix(r, c),
+            (Wide(c), _) | (_, Wide(c)) => Wide(c),
             (Full, _) | (_, Full) | (Row, Col) | (Col, Row) => Full,
             (Row, _) | (_, Row) => Row,
             (Col, _) | (_, Col) => Col,
@@ -119,6 +127,8 @@ impl Class {
             Class::Row => (1, block.1),
             Class::Col => (block.0, 1),
             Class::Scalar => (1, 1),
+            Class::Wide(cols) => (block.0, cols),
+            Class::Matrix(rows, cols) => (rows, cols),
         }
     }
 

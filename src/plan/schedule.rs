@@ -66,9 +66,9 @@ impl Schedule {
                     Class::Scalar => true,
                     Class::Row => col_blocks == 1,
                     Class::Col => row_blocks == 1,
-                    Class::Full => false,
+                    Class::Full | Class::Wide(_) | Class::Matrix(..) => false,
                 },
-                ValueOp::MatMul | ValueOp::Copy => false,
+                ValueOp::MatMul | ValueOp::Product | ValueOp::Copy => false,
                 _ => !outputs.contains(&i) && v.args.iter().all(|&a| hoisted[a]),
             };
         }

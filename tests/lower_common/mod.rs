@@ -154,6 +154,23 @@ pub fn scaled_attention_scores() -> Graph {
     g
 }
 
+/// softmax(q @ k^T * 0.125) @ v for q, k, v of [2, 64, 64] (two heads): the context product
+/// chained after the scores' softmax.
+pub fn attention() -> Graph {
+    let mut g = Graph::new();
+    let q = g.add_input("q", f32t(&[2, 64, 64]));
+    let k = g.add_input("k", f32t(&[2, 64, 64]));
+    let v = g.add_input("v", f32t(&[2, 64, 64]));
+    let kt = transpose_last(&mut g, "k_t", k);
+    let s = matmul(&mut g, "scores", q, kt);
+    let c = scalar(&mut g, "inv_sqrt_d", 0.125);
+    let sc = binary(&mut g, "scaled", BinaryOp::Mul, s, c);
+    let p = g.add("probs", Op::Softmax { axis: 2 }, f32t(&[2, 64, 64]), &[sc]);
+    let o = matmul(&mut g, "context", p, v);
+    output(&mut g, "context", o);
+    g
+}
+
 /// Two-layer MLP: relu(x @ w1 + b1) @ w2 + b2, x [64, 128], hidden 256.
 pub fn mlp2() -> Graph {
     let mut g = Graph::new();
@@ -202,6 +219,7 @@ pub fn all_graphs() -> Vec<(&'static str, Graph)> {
         ("softmax_composite", softmax_composite()),
         ("softmax_decomposed", softmax_decomposed()),
         ("scaled_attention_scores", scaled_attention_scores()),
+        ("attention", attention()),
         ("mlp2", mlp2()),
         ("norms", norms()),
         ("mlp_block", mlp_block()),
