@@ -157,7 +157,7 @@ pub fn write(
         let (rows, cols) = b.device_dims();
         let device = TensorData::F32 {
             shape: vec![rows, cols],
-            values: device_values(&value.to_f32(), &b.shape, b.layout),
+            values: device_values(value.to_f32(), &b.shape, b.layout),
         };
         let path = inputs_dir.join(format!("{}.npy", b.tensor));
         npy::write(&path, &device)?;

@@ -49,6 +49,36 @@ fn check_kernels_valid(name: &str, kernels: &[ttfuse_runtime::ttl::ast::Kernel])
     std::fs::remove_dir_all(&dir).ok();
 }
 
+#[test]
+fn gpt2_block_causal_mask_is_one_head_s_rows_read_by_every_head() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gpt2_block/model.onnx");
+    let model = pipeline::load_model(Some(&path), &ImportOptions::default()).expect("imports");
+    let device = Device::load("wormhole_b0").expect("target exists");
+    let c = pipeline::compile(&model, &device, &OptimizeOptions::default()).expect("compiles");
+    let masks: Vec<_> = c
+        .fused
+        .program
+        .tensors
+        .iter()
+        .filter(|t| t.name.ends_with("_mask"))
+        .collect();
+    assert_eq!(masks.len(), 1, "{:?}", masks.iter().map(|t| &t.name));
+    // The scores are [heads, seq, seq]; the mask holds one head's [seq, seq].
+    let scores = c
+        .optimized
+        .graph
+        .dag
+        .node_weights()
+        .find(|n| matches!(n.op, Op::Where))
+        .expect("the block has its Where")
+        .ty
+        .shape
+        .clone();
+    let seq = scores[scores.len() - 1];
+    assert!(scores[..scores.len() - 2].iter().product::<usize>() > 1);
+    assert_eq!((masks[0].rows, masks[0].cols), (seq, seq));
+}
+
 /// Launches and host steps of the fused program, after checking its outputs.
 struct Counts {
     launches: usize,

@@ -21,14 +21,15 @@ pub struct Binding {
 }
 
 /// Lays out row-major `values` of a graph tensor of `shape` as a row-major device tensor,
-/// zero-filling the padding (`ttnn.pad` with value 0).
-pub fn device_values(values: &[f32], shape: &[usize], layout: Layout) -> Vec<f32> {
+/// zero-filling the padding (`ttnn.pad` with value 0). A tensor that needs no padding is
+/// returned as it is.
+pub fn device_values(values: Vec<f32>, shape: &[usize], layout: Layout) -> Vec<f32> {
     let (r, c) = flat2d(shape);
     let (dr, dc) = device_dims(shape, layout);
     match layout {
         Layout::Full | Layout::Row => {
             if (r, c) == (dr, dc) {
-                return values.to_vec();
+                return values;
             }
             let mut out = vec![0.0; dr * dc];
             for (i, row) in values.chunks(c).take(r).enumerate() {
@@ -69,7 +70,7 @@ impl Binding {
         Ok(Tensor::from_f32(
             rows,
             cols,
-            &device_values(&values, &self.shape, self.layout),
+            &device_values(values, &self.shape, self.layout),
         ))
     }
 

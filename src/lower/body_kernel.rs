@@ -1,7 +1,7 @@
 //! The elementwise / row-wise kernel template: each core streams its blocks of the iteration
 //! space through the compute body; row vectors and constants are read once.
 
-use ttfuse_runtime::ttl::ast::{Expr, IndexItem, Kernel, Stmt, Thread, ThreadKind};
+use ttfuse_runtime::ttl::ast::{BinOp, Expr, IndexItem, Kernel, Stmt, Thread, ThreadKind};
 
 use super::blocks::{block_loop, constants, coords, Coords, Names};
 use super::compute::{compute_thread, Naming};
@@ -90,9 +90,15 @@ pub fn load_reads(
             let src = index(&load.param, block_index(value.class, int(0), int(0), names));
             hoisted.push(read_into(&naming.cb(v), src));
         } else {
+            let row = match names.batch_rows {
+                Some(rows) if load.batch_shared => {
+                    Expr::bin(BinOp::Sub, row.clone(), mul(c.batch.clone(), name(rows)))
+                }
+                _ => row.clone(),
+            };
             let src = index(
                 &load.param,
-                block_index(value.class, row.clone(), col.clone(), names),
+                block_index(value.class, row, col.clone(), names),
             );
             per_block.push(read_into(&naming.cb(v), src));
         }

@@ -39,7 +39,7 @@ impl<'g> Tensors<'g> {
         let init = match &node.op {
             Op::Input => TensorInit::Input,
             Op::Constant(data) => {
-                TensorInit::Const(device_values(&data.to_f32(), &node.ty.shape, layout))
+                TensorInit::Const(device_values(data.to_f32(), &node.ty.shape, layout))
             }
             _ => TensorInit::Zeros,
         };
@@ -98,23 +98,29 @@ impl<'g> Tensors<'g> {
         name
     }
 
-    /// The constant additive mask of the lowered `Where` node `n`.
-    fn where_mask(&mut self, n: NodeIndex) -> Result<String, LowerError> {
+    /// The constant additive mask of the lowered `Where` node `n`; with `one_batch`, of one
+    /// batch ([`crate::plan::body::Load::batch_shared`]).
+    fn where_mask(&mut self, n: NodeIndex, one_batch: bool) -> Result<String, LowerError> {
         let node = self.graph.node(n);
         let unsupported = || PlanError::Unsupported {
             node: node.name.clone(),
             op: node.op.name(),
             reason: "the condition is not a constant with an infinite alternative".into(),
         };
-        let (_, mask) = where_mask(self.graph, n).ok_or_else(unsupported)?;
-        let layout = layout_of(&node.ty.shape).ok_or_else(|| PlanError::shape(self.graph, n))?;
-        let (rows, cols) = device_dims(&node.ty.shape, layout);
+        let (_, mask) = where_mask(self.graph, n, one_batch).ok_or_else(unsupported)?;
+        let shape = if one_batch {
+            node.ty.shape[node.ty.shape.len() - 2..].to_vec()
+        } else {
+            node.ty.shape.clone()
+        };
+        let layout = layout_of(&shape).ok_or_else(|| PlanError::shape(self.graph, n))?;
+        let (rows, cols) = device_dims(&shape, layout);
         let name = self.stems.alloc(&format!("{}_mask", node.name));
         self.decls.push(TensorDecl {
             name: name.clone(),
             rows,
             cols,
-            init: TensorInit::Const(device_values(&mask, &node.ty.shape, layout)),
+            init: TensorInit::Const(device_values(mask, &shape, layout)),
             is_output: false,
         });
         Ok(name)
@@ -142,7 +148,7 @@ impl<'g> Tensors<'g> {
             name: name.clone(),
             rows,
             cols,
-            init: TensorInit::Const(device_values(&values, &node.ty.shape, layout)),
+            init: TensorInit::Const(device_values(values, &node.ty.shape, layout)),
             is_output: false,
         });
         Ok(name)
@@ -156,7 +162,7 @@ impl<'g> Tensors<'g> {
                 LoadSource::Tensor(n) => self.node(n)?,
                 LoadSource::Matrix(m) => self.node(m.tensor)?,
                 LoadSource::Scalar(v) => self.scalar(v),
-                LoadSource::WhereMask(n) => self.where_mask(n)?,
+                LoadSource::WhereMask(n) => self.where_mask(n, load.batch_shared)?,
                 LoadSource::Expanded { constant, like } => self.expanded(constant, like)?,
                 LoadSource::Mask { cols, valid, pad } => self.mask(cols, valid, pad),
             };

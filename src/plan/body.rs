@@ -150,6 +150,9 @@ pub struct Load {
     pub value: usize,
     /// The kernel parameter it is read from (shared by loads of the same tensor).
     pub param: String,
+    /// Whether the tensor holds one batch's rows, the same for every batch of a batched matmul
+    /// kernel, and is read at the block's row within its batch (a causal mask over heads).
+    pub batch_shared: bool,
 }
 
 /// A kernel body.
@@ -278,6 +281,7 @@ impl<'g> BodyBuilder<'g> {
             source,
             value: v,
             param,
+            batch_shared: false,
         });
         v
     }
@@ -573,7 +577,7 @@ impl<'g> BodyBuilder<'g> {
                 let mut xy = [0; 2];
                 for (i, v) in xy.iter_mut().enumerate() {
                     *v = match ins.get(i) {
-                        Some(&q) if expanded_constant(self.graph, n, q).is_some() => {
+                        Some(&q) if is_expanded_constant(self.graph, n, q) => {
                             self.expanded(n, q)?
                         }
                         _ => arg(self, i)?,
@@ -693,7 +697,7 @@ impl<'g> BodyBuilder<'g> {
                 self.binary(TtBinary::Mul, xn, gamma, name)
             }
             Op::Where => {
-                let (x, _) = where_mask(self.graph, n).ok_or_else(|| {
+                let x = where_mask_operand(self.graph, n).ok_or_else(|| {
                     unsupported(
                         "only Where(constant condition, +-inf, x) and Where(constant condition, x, +-inf) are lowered (as an added mask)",
                     )
@@ -822,96 +826,186 @@ fn scalar_constant(graph: &Graph, n: Option<NodeIndex>) -> Option<f32> {
     }
 }
 
-/// `Where(cond, a, b)` with a constant `cond` and one of `a`, `b` an infinite scalar constant,
-/// as `x + mask`: the other operand `x` and the mask's values in the node's shape (row-major),
-/// the infinity where the condition selects it and 0 elsewhere. Exact for finite `x`
-/// (`x + 0 == x`, `x + inf == inf`); `None` for any other `Where`.
-pub fn where_mask(graph: &Graph, n: NodeIndex) -> Option<(NodeIndex, Vec<f32>)> {
+/// The form [`where_mask`] lowers, checked on shapes alone (planning asks often; the mask's
+/// values are only built for the program): `Where(cond, a, b)` with a constant `cond` that
+/// broadcasts to the node's shape and one of `a`, `b` an infinite scalar constant. Returns the
+/// other operand `x`, the infinity, and whether it fills where `cond` is true.
+fn where_mask_form(graph: &Graph, n: NodeIndex) -> Option<(NodeIndex, f32, bool)> {
     let node = graph.node(n);
     if !matches!(node.op, Op::Where) {
         return None;
     }
     let ins = graph.inputs_of(n);
     let (&c, &a, &b) = (ins.first()?, ins.get(1)?, ins.get(2)?);
+    let cond = &graph.node(c).ty.shape;
+    match &graph.node(resolve(graph, c)).op {
+        Op::Constant(d) if d.len() == cond.iter().product::<usize>() => {}
+        _ => return None,
+    }
+    if !broadcasts(cond, &node.ty.shape) {
+        return None;
+    }
+    let infinite = |m: NodeIndex| scalar_constant(graph, Some(m)).filter(|v| v.is_infinite());
+    if let Some(f) = infinite(a) {
+        Some((b, f, true))
+    } else {
+        infinite(b).map(|f| (a, f, false))
+    }
+}
+
+/// Whether the mask of the lowered `Where` node `n` ([`where_mask`]) is the same for every
+/// batch (its condition broadcasts over all axes before the last two, of which there are some).
+pub fn where_mask_batch_shared(graph: &Graph, n: NodeIndex) -> bool {
+    let shape = &graph.node(n).ty.shape;
+    let cond = graph.inputs_of(n).first().map(|&c| &graph.node(c).ty.shape);
+    shape.len() > 2
+        && shape[..shape.len() - 2].iter().product::<usize>() > 1
+        && cond.is_some_and(|c| c.len() < 2 || c[..c.len() - 2].iter().all(|&d| d == 1))
+        && where_mask_form(graph, n).is_some()
+}
+
+/// The finite operand `x` of a `Where` that lowers as `x + mask` ([`where_mask`]).
+pub fn where_mask_operand(graph: &Graph, n: NodeIndex) -> Option<NodeIndex> {
+    where_mask_form(graph, n).map(|(x, _, _)| x)
+}
+
+/// `Where(cond, a, b)` with a constant `cond` and one of `a`, `b` an infinite scalar constant,
+/// as `x + mask`: the other operand `x` and the mask's values in the node's shape (row-major),
+/// the infinity where the condition selects it and 0 elsewhere. Exact for finite `x`
+/// (`x + 0 == x`, `x + inf == inf`); `None` for any other `Where`.
+/// With `one_batch` ([`where_mask_batch_shared`]), the mask of one batch: the node's last two
+/// axes.
+pub fn where_mask(graph: &Graph, n: NodeIndex, one_batch: bool) -> Option<(NodeIndex, Vec<f32>)> {
+    let (x, fill, when) = where_mask_form(graph, n)?;
+    let c = graph.inputs_of(n)[0];
     let cond = match &graph.node(resolve(graph, c)).op {
         Op::Constant(d) => d.to_f32(),
         _ => return None,
     };
-    let infinite = |m: NodeIndex| scalar_constant(graph, Some(m)).filter(|v| v.is_infinite());
-    let (x, fill, when) = if let Some(f) = infinite(a) {
-        (b, f, true)
-    } else if let Some(f) = infinite(b) {
-        (a, f, false)
+    let per_cond: Vec<f32> = cond
+        .iter()
+        .map(|&v| if (v != 0.0) == when { fill } else { 0.0 })
+        .collect();
+    let last_two = |s: &[usize]| s[s.len().saturating_sub(2)..].to_vec();
+    let (from, to) = if one_batch {
+        if !where_mask_batch_shared(graph, n) {
+            return None;
+        }
+        (
+            last_two(&graph.node(c).ty.shape),
+            last_two(&graph.node(n).ty.shape),
+        )
     } else {
-        return None;
+        (
+            graph.node(c).ty.shape.clone(),
+            graph.node(n).ty.shape.clone(),
+        )
     };
-    let positions = broadcast_positions(&graph.node(c).ty.shape, &node.ty.shape)?;
-    let mask = positions
-        .into_iter()
-        .map(|i| {
-            cond.get(i)
-                .map(|&v| if (v != 0.0) == when { fill } else { 0.0 })
-        })
-        .collect::<Option<Vec<f32>>>()?;
+    let mask = broadcast_to(&per_cond, &from, &to)?;
     Some((x, mask))
 }
 
-/// The values of constant `q`, an operand of the binary node `n`, broadcast to `n`'s shape, when
-/// `q` broadcasts over axes that the 2-D view cannot replicate (e.g. a `[seq, d]` table over
-/// the heads of `[heads, seq, d]`); `None` when `q` is not such a constant.
-pub fn expanded_constant(graph: &Graph, n: NodeIndex, q: NodeIndex) -> Option<Vec<f32>> {
-    if !matches!(graph.node(n).op, Op::Binary(_)) {
-        return None;
-    }
+/// Whether constant `q`, an operand of the binary node `n`, broadcasts to `n`'s shape over axes
+/// that the 2-D view cannot replicate (e.g. a `[seq, d]` table over the heads of
+/// `[heads, seq, d]`), so that it is read expanded ([`expanded_constant`]).
+pub fn is_expanded_constant(graph: &Graph, n: NodeIndex, q: NodeIndex) -> bool {
     let out = &graph.node(n).ty.shape;
     let shape = &graph.node(q).ty.shape;
-    if Class::of(flat2d(shape), flat2d(out)).is_some() {
+    matches!(graph.node(n).op, Op::Binary(_))
+        && Class::of(flat2d(shape), flat2d(out)).is_none()
+        && matches!(graph.node(resolve(graph, q)).op, Op::Constant(_))
+        && broadcasts(shape, out)
+}
+
+/// The values of constant `q`, an operand of the binary node `n`, broadcast to `n`'s shape, when
+/// [`is_expanded_constant`]; `None` otherwise.
+pub fn expanded_constant(graph: &Graph, n: NodeIndex, q: NodeIndex) -> Option<Vec<f32>> {
+    if !is_expanded_constant(graph, n, q) {
         return None;
     }
     let data = match &graph.node(resolve(graph, q)).op {
         Op::Constant(d) => d.to_f32(),
         _ => return None,
     };
-    broadcast_positions(shape, out)?
-        .into_iter()
-        .map(|i| data.get(i).copied())
-        .collect()
+    broadcast_to(&data, &graph.node(q).ty.shape, &graph.node(n).ty.shape)
 }
 
-/// For each element of `out` (row-major), the flat position in a tensor of shape `input` that
-/// NumPy broadcasting reads; `None` when `input` does not broadcast to `out`.
-fn broadcast_positions(input: &[usize], out: &[usize]) -> Option<Vec<usize>> {
-    if input.len() > out.len() {
+/// Whether a tensor of shape `input` broadcasts (NumPy rules) to shape `out`.
+fn broadcasts(input: &[usize], out: &[usize]) -> bool {
+    input.len() <= out.len()
+        && input
+            .iter()
+            .rev()
+            .zip(out.iter().rev())
+            .all(|(&i, &o)| i == o || i == 1)
+}
+
+/// `data` (row-major, shape `input`) broadcast to shape `out` by NumPy rules, row-major; `None`
+/// when `input` does not broadcast to `out` or `data` is too short. Works a last-axis row at a
+/// time: each output row copies one input row, or repeats its one element.
+fn broadcast_to(data: &[f32], input: &[usize], out: &[usize]) -> Option<Vec<f32>> {
+    if !broadcasts(input, out) || data.len() < input.iter().product::<usize>() {
         return None;
     }
     let lead = out.len() - input.len();
+    // Input strides aligned to `out`'s axes; 0 on broadcast (and missing leading) axes.
     let mut strides = vec![0usize; out.len()];
     let mut s = 1;
     for d in (0..input.len()).rev() {
-        let od = d + lead;
-        if input[d] == out[od] {
-            strides[od] = s;
-        } else if input[d] != 1 {
-            return None;
+        if input[d] == out[d + lead] {
+            strides[d + lead] = s;
         }
         s *= input[d];
     }
-    let total: usize = out.iter().product();
-    let mut positions = Vec::with_capacity(total);
-    for flat in 0..total {
-        let mut rest = flat;
-        let mut pos = 0;
-        for d in (0..out.len()).rev() {
-            pos += (rest % out[d]) * strides[d];
-            rest /= out[d];
+    let Some((&cols, rows_shape)) = out.split_last() else {
+        return Some(data[..1].to_vec());
+    };
+    let col_stride = strides[out.len() - 1];
+    let rows: usize = rows_shape.iter().product();
+    let mut values = Vec::with_capacity(rows * cols);
+    let mut index = vec![0usize; rows_shape.len()];
+    for _ in 0..rows {
+        let start: usize = index.iter().zip(&strides).map(|(i, st)| i * st).sum();
+        if col_stride == 0 {
+            values.extend(std::iter::repeat_n(data[start], cols));
+        } else {
+            values.extend_from_slice(&data[start..start + cols]);
         }
-        positions.push(pos);
+        for d in (0..index.len()).rev() {
+            index[d] += 1;
+            if index[d] < rows_shape[d] {
+                break;
+            }
+            index[d] = 0;
+        }
     }
-    Some(positions)
+    Some(values)
 }
 
 /// A readable stem for a constant tile of `value`, e.g. `const_0_125`.
 fn scalar_stem(value: f32) -> String {
     let text = format!("{value}").replace('-', "neg").replace('.', "_");
     format!("const_{text}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::broadcast_to;
+
+    #[test]
+    fn broadcast_to_follows_numpy() {
+        let d: Vec<f32> = (0..6).map(|i| i as f32).collect();
+        // [2, 3] over a leading axis of 2
+        let want: Vec<f32> = [0., 1., 2., 3., 4., 5., 0., 1., 2., 3., 4., 5.].to_vec();
+        assert_eq!(broadcast_to(&d, &[2, 3], &[2, 2, 3]), Some(want));
+        // a column [2, 1] across 3 columns, twice
+        let col = [7.0, 8.0];
+        let want = [7., 7., 7., 8., 8., 8., 7., 7., 7., 8., 8., 8.].to_vec();
+        assert_eq!(broadcast_to(&col, &[1, 2, 1], &[2, 2, 3]), Some(want));
+        // a middle axis: [2, 1, 3] to [2, 2, 3]
+        let want = [0., 1., 2., 0., 1., 2., 3., 4., 5., 3., 4., 5.].to_vec();
+        assert_eq!(broadcast_to(&d, &[2, 1, 3], &[2, 2, 3]), Some(want));
+        assert_eq!(broadcast_to(&[5.0], &[], &[2, 2]), Some(vec![5.0; 4]));
+        assert_eq!(broadcast_to(&d, &[2, 3], &[3, 3]), None);
+    }
 }

@@ -688,9 +688,9 @@ fn can_join(
     // A lowered Where reads its condition as a mask built in the node's own shape, and a
     // constant broadcast over batch axes is read expanded to it.
     let mask_cond =
-        crate::plan::body::where_mask(graph, n).and(graph.inputs_of(n).first().copied());
+        crate::plan::body::where_mask_operand(graph, n).and(graph.inputs_of(n).first().copied());
     for q in graph.inputs_of(n) {
-        if Some(q) == mask_cond || crate::plan::body::expanded_constant(graph, n, q).is_some() {
+        if Some(q) == mask_cond || crate::plan::body::is_expanded_constant(graph, n, q) {
             continue;
         }
         let q_shape = flat2d(&graph.node(q).ty.shape);

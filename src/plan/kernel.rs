@@ -465,6 +465,15 @@ fn matmul_body(
             None => builder.output(o)?,
         }
     }
+    let mut body = builder.finish();
+    if batches > 1 {
+        // A causal mask shared by every head is read at the block's row within its batch.
+        for load in &mut body.loads {
+            if let super::body::LoadSource::WhereMask(w) = load.source {
+                load.batch_shared = super::body::where_mask_batch_shared(graph, w);
+            }
+        }
+    }
     let info = MatmulInfo {
         a,
         b,
@@ -485,7 +494,7 @@ fn matmul_body(
         b_heads,
         out_heads,
     };
-    Ok((info, builder.finish()))
+    Ok((info, body))
 }
 
 fn transpose_kernel(graph: &Graph, target: &Target, g: &Group) -> Result<PlannedKernel, PlanError> {
