@@ -15,7 +15,7 @@ use ttfuse::lower::fallback::GraphHostOps;
 use ttfuse::lower::FusionMode;
 use ttfuse::optimize::OptimizeOptions;
 use ttfuse::pipeline;
-use ttfuse::plan::KernelKind;
+use ttfuse::plan::{BreakReason, KernelKind};
 use ttfuse_runtime::device::Device;
 use ttfuse_runtime::exec::Dispatch;
 use ttfuse_runtime::program::Step;
@@ -47,6 +47,32 @@ fn check_kernels_valid(name: &str, kernels: &[ttfuse_runtime::ttl::ast::Kernel])
         dir.display()
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn gpt2_block_mlp_is_not_chained_after_the_norm_where_the_estimate_finds_it_slower() {
+    // On the small block the post-attention kernel has 2 whole-row blocks: chaining c_fc (and
+    // its GELU) into it would run them on 2 cores instead of 32.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gpt2_block/model.onnx");
+    let model = pipeline::load_model(Some(&path), &ImportOptions::default()).expect("imports");
+    let device = Device::load("wormhole_b0").expect("target exists");
+    let c = pipeline::compile(&model, &device, &OptimizeOptions::default()).expect("compiles");
+    let slower: Vec<_> = c
+        .fused
+        .plan
+        .breaks
+        .iter()
+        .filter(|b| matches!(b.reason, BreakReason::Slower { .. }))
+        .collect();
+    assert_eq!(slower.len(), 1, "{:?}", c.fused.plan.breaks);
+    assert_eq!(slower[0].consumer, "/c_fc/Gemm_output_0/matmul");
+    if let BreakReason::Slower {
+        fused_cycles,
+        separate_cycles,
+    } = slower[0].reason
+    {
+        assert!(fused_cycles > separate_cycles);
+    }
 }
 
 #[test]

@@ -46,6 +46,7 @@ pub fn block_index(class: Class, row: Expr, col: Expr, names: &Names) -> Vec<Ind
         Class::Col => vec![rows(), span(int(0), int(1))],
         Class::Scalar => vec![IndexItem::At(int(0)), IndexItem::At(int(0))],
         Class::Wide(n) => vec![rows(), span(col, int(n))],
+        Class::WideRow(n) => vec![span(int(0), int(1)), span(col, int(n))],
         Class::Matrix(k, n) => vec![span(int(0), int(k)), span(int(0), int(n))],
     }
 }
@@ -85,7 +86,12 @@ pub fn load_reads(
         let value = &body.values[v];
         if let (LoadSource::Matrix(m), Class::Matrix(k, n)) = (&load.source, value.class) {
             let src = index(&load.param, matrix_index(m, (k, n), &c.batch));
-            per_block.push(read_into(&naming.cb(v), src));
+            let reads = if sched.hoisted[v] {
+                &mut hoisted
+            } else {
+                &mut per_block
+            };
+            reads.push(read_into(&naming.cb(v), src));
         } else if sched.hoisted[v] {
             let src = index(&load.param, block_index(value.class, int(0), int(0), names));
             hoisted.push(read_into(&naming.cb(v), src));

@@ -215,6 +215,9 @@ pub struct BodyBuilder<'g> {
     broadcasts: BTreeMap<(usize, Class), usize>,
     params: BTreeMap<NodeIndex, String>,
     stems: Stems,
+    /// The width in tiles of the chained product whose epilogue the current node is in (its
+    /// classes are relative to `(space rows, width)`), if any.
+    wide: Option<usize>,
 }
 
 impl<'g> BodyBuilder<'g> {
@@ -238,6 +241,7 @@ impl<'g> BodyBuilder<'g> {
             broadcasts: BTreeMap::new(),
             params: BTreeMap::new(),
             stems: Stems::new(),
+            wide: None,
         }
     }
 
@@ -257,15 +261,38 @@ impl<'g> BodyBuilder<'g> {
         self.body.values.len() - 1
     }
 
+    /// The class of graph tensor `n` in the current node's space: the kernel's, or the rows of
+    /// a chained product's epilogue ([`Class::Wide`]).
     fn class_of(&self, n: NodeIndex) -> Result<Class, PlanError> {
         let node = self.graph.node(n);
-        Class::of(flat2d(&node.ty.shape), self.space).ok_or_else(|| PlanError::Unsupported {
+        let space = match self.wide {
+            Some(w) => (self.space.0, w * 32),
+            None => self.space,
+        };
+        let class = Class::of(flat2d(&node.ty.shape), space).ok_or_else(|| PlanError::Unsupported {
             node: node.name.clone(),
             op: node.op.name(),
             reason: format!(
                 "shape {:?} broadcasts against the kernel's {}x{} space in a way other than rows, columns or a scalar",
-                node.ty.shape, self.space.0, self.space.1
+                node.ty.shape, space.0, space.1
             ),
+        })?;
+        Ok(match (self.wide, class) {
+            (Some(w), Class::Full) => Class::Wide(w),
+            (Some(w), Class::Row) => Class::WideRow(w),
+            (_, c) => c,
+        })
+    }
+
+    /// The width of the chained product whose epilogue node `n` is in: the width of any of its
+    /// in-kernel operands of a [`Class::Wide`] or [`Class::WideRow`] class.
+    fn wide_of(&self, n: NodeIndex) -> Option<usize> {
+        self.graph.inputs_of(n).into_iter().find_map(|i| {
+            let v = *self.of_node.get(&resolve(self.graph, i))?;
+            match self.body.values[v].class {
+                Class::Wide(w) | Class::WideRow(w) => Some(w),
+                _ => None,
+            }
         })
     }
 
@@ -334,15 +361,19 @@ impl<'g> BodyBuilder<'g> {
         let a = *self.of_node.get(&resolve(graph, a_raw)).ok_or_else(|| {
             unsupported("a chained product's left operand must be computed in its kernel".into())
         })?;
-        if self.body.values[a].class != Class::Full {
-            return Err(unsupported(
-                "a chained product's left operand must cover the kernel's space".into(),
-            ));
-        }
+        let a_cols = match self.body.values[a].class {
+            Class::Full => self.space.1,
+            Class::Wide(w) => w * 32,
+            _ => {
+                return Err(unsupported(
+                    "a chained product's left operand must span whole rows of the kernel".into(),
+                ))
+            }
+        };
         let a_shape = &graph.node(a_raw).ty.shape;
         let b_shape = &graph.node(b_raw).ty.shape;
         let (k, cols) = (b_shape[b_shape.len() - 2], b_shape[b_shape.len() - 1]);
-        if a_shape.last() != Some(&k) || !k.is_multiple_of(32) || !cols.is_multiple_of(32) {
+        if a_cols != k || !k.is_multiple_of(32) || !cols.is_multiple_of(32) {
             return Err(unsupported(format!(
                 "chained product {a_shape:?} @ {b_shape:?}: K and N must be whole tiles"
             )));
@@ -365,12 +396,13 @@ impl<'g> BodyBuilder<'g> {
             batched,
         });
         let b = self.load(source, class, &stem);
-        let v = self.push(
-            ValueOp::Product,
-            vec![a, b],
-            Class::Wide(cols / 32),
-            &node.name.clone(),
-        );
+        // A product as wide as the kernel's space covers it.
+        let class = if cols == self.space.1 {
+            Class::Full
+        } else {
+            Class::Wide(cols / 32)
+        };
+        let v = self.push(ValueOp::Product, vec![a, b], class, &node.name.clone());
         self.bind(n, v);
         Ok(v)
     }
@@ -502,6 +534,17 @@ impl<'g> BodyBuilder<'g> {
             reason: reason.to_string(),
         };
         let rank = node.ty.shape.len();
+        self.wide = self.wide_of(n);
+        if self.wide.is_some()
+            && matches!(
+                node.op,
+                Op::Reduce { .. } | Op::Softmax { .. } | Op::LayerNorm { .. } | Op::RmsNorm { .. }
+            )
+        {
+            return Err(unsupported(
+                "row reductions after a chained product are not lowered",
+            ));
+        }
         let v = match &node.op {
             Op::MatMul => return self.product(n),
             Op::Unary(u) => {

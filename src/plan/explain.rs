@@ -95,5 +95,11 @@ pub fn reason_text(r: &BreakReason) -> String {
         BreakReason::JoinedOtherProducer { joined } => {
             format!("the consumer joined the kernel of {joined}; this input is read from DRAM")
         }
+        BreakReason::Slower {
+            fused_cycles,
+            separate_cycles,
+        } => format!(
+            "fused would be slower: an estimated {fused_cycles:.0} cycles against {separate_cycles:.0} for the two kernels apart"
+        ),
     }
 }

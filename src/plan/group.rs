@@ -57,6 +57,14 @@ pub enum BreakReason {
         /// What did not fit.
         detail: String,
     },
+    /// The planner's estimate ([`super::estimate`]) finds the fused kernel slower than the two
+    /// kernels apart (fewer blocks in parallel outweigh the launch and traffic saved).
+    Slower {
+        /// Estimated cycles of the fused kernel.
+        fused_cycles: f64,
+        /// Estimated cycles of the two kernels.
+        separate_cycles: f64,
+    },
     /// The consumer joined the kernel of another of its producers.
     JoinedOtherProducer {
         /// The producer whose kernel the consumer joined.
@@ -273,11 +281,13 @@ pub fn b_is_transposed(graph: &Graph, mm: NodeIndex, mode: FusionMode) -> bool {
 }
 
 /// Groups the graph's ops into kernels. `fits` says whether a candidate group still fits a core
-/// (`Err(reason)` when it does not).
+/// (`Err(reason)` when it does not); `cost` estimates a group's kernel in cycles (`None` when
+/// it cannot be built), for the choices where fusing can be slower.
 pub fn group(
     graph: &Graph,
     mode: FusionMode,
     fits: &dyn Fn(&Group) -> Result<(), BreakReason>,
+    cost: &dyn Fn(&Group) -> Option<f64>,
 ) -> Result<Grouping, PlanError> {
     let order = graph.topo_order();
     let position: BTreeMap<NodeIndex, usize> =
@@ -348,7 +358,8 @@ pub fn group(
                 let outcome = can_chain(graph, &groups[g], n, a).and_then(|()| {
                     let mut candidate = groups[g].clone();
                     candidate.nodes.push(n);
-                    fits(&candidate).map(|()| candidate)
+                    fits(&candidate)?;
+                    Ok(candidate)
                 });
                 match outcome {
                     Ok(candidate) => {
@@ -409,11 +420,7 @@ pub fn group(
         }
         if joined.is_none() {
             let kind = match r {
-                Role::MatMul => GroupKind::Matmul {
-                    mm: n,
-                    b_transposed: b_is_transposed(graph, n, mode),
-                    heads: mode == FusionMode::Fused,
-                },
+                Role::MatMul => matmul_group(graph, n, mode).kind,
                 Role::Transpose => GroupKind::Transpose,
                 Role::Host => GroupKind::Host,
                 _ => GroupKind::Body,
@@ -472,6 +479,9 @@ pub fn group(
                 }
             }
         }
+    }
+    if mode == FusionMode::Fused {
+        unchain_where_slower(graph, &mut groups, &mut group_of, &mut breaks, cost);
     }
     let mut groups = order_groups(graph, groups, &group_of)?;
     groups.retain(|g| !g.nodes.is_empty());
@@ -552,9 +562,6 @@ fn can_chain(graph: &Graph, g: &Group, n: NodeIndex, a: NodeIndex) -> Result<(),
     if !matches!(g.kind, GroupKind::Matmul { .. }) || !is_rowwise_group(graph, g) {
         return op_kind("MatMul starts its own kernel: only a matmul kernel with a row-wise epilogue (whole rows in L1) takes a chained product");
     }
-    if has_chained_product(graph, g) {
-        return op_kind("the kernel already has a chained product");
-    }
     if g.nodes.last() != Some(&a) {
         return op_kind("the chained product must read the kernel's last value");
     }
@@ -568,10 +575,10 @@ fn can_chain(graph: &Graph, g: &Group, n: NodeIndex, a: NodeIndex) -> Result<(),
         });
     }
     let a_raw = graph.inputs_of(n)[0];
-    if flat2d(&graph.node(a_raw).ty.shape) != g.space {
+    if flat2d(&graph.node(a_raw).ty.shape).0 != g.space.0 {
         return Err(BreakReason::Shape {
             detail: format!(
-                "the product's left operand {:?} is not the kernel's {}x{} space",
+                "the product's left operand {:?} does not have the kernel's rows ({}x{} space)",
                 graph.node(a_raw).ty.shape,
                 g.space.0,
                 g.space.1
@@ -581,21 +588,78 @@ fn can_chain(graph: &Graph, g: &Group, n: NodeIndex, a: NodeIndex) -> Result<(),
     let Some(&b) = graph.inputs_of(n).get(1) else {
         return op_kind("a matmul needs two inputs");
     };
-    // A chained product takes no epilogue: when its own consumers would be one, the matmul is
-    // better off starting a kernel of its own.
-    let (n_users, _) = real_users(graph, n);
-    if n_users
-        .iter()
-        .any(|&u| matches!(role(graph, u, FusionMode::Fused), Role::Eltwise | Role::Row))
-    {
-        return op_kind("MatMul starts its own kernel: its result has an elementwise epilogue, which a chained product cannot take");
-    }
     if depends_on(graph, b, &g.nodes) {
         return Err(BreakReason::Cycle {
             via: graph.node(b).name.clone(),
         });
     }
     Ok(())
+}
+
+/// The kernel of matmul `n` on its own.
+fn matmul_group(graph: &Graph, n: NodeIndex, mode: FusionMode) -> Group {
+    Group {
+        kind: GroupKind::Matmul {
+            mm: n,
+            b_transposed: b_is_transposed(graph, n, mode),
+            heads: mode == FusionMode::Fused,
+        },
+        nodes: vec![n],
+        space: flat2d(&graph.node(n).ty.shape),
+    }
+}
+
+/// Splits kernels at chained products where the planner's estimate finds the two kernels
+/// apart faster: a chained product and its epilogue run on the few whole-row blocks of the
+/// kernel they join, which can cost more than the launch and DRAM round trip they save. Works
+/// from each kernel's last chained product back; the split-off product starts a matmul kernel
+/// with its epilogue.
+fn unchain_where_slower(
+    graph: &Graph,
+    groups: &mut Vec<Group>,
+    group_of: &mut BTreeMap<NodeIndex, usize>,
+    breaks: &mut Vec<FusionBreak>,
+    cost: &dyn Fn(&Group) -> Option<f64>,
+) {
+    for gi in 0..groups.len() {
+        while let Some(at) = groups[gi]
+            .nodes
+            .iter()
+            .skip(1)
+            .rposition(|&m| matches!(graph.node(m).op, Op::MatMul))
+            .map(|i| i + 1)
+        {
+            let g = &groups[gi];
+            let mm = g.nodes[at];
+            let head = Group {
+                nodes: g.nodes[..at].to_vec(),
+                ..g.clone()
+            };
+            let tail = Group {
+                nodes: g.nodes[at..].to_vec(),
+                ..matmul_group(graph, mm, FusionMode::Fused)
+            };
+            let (Some(merged), Some(a), Some(b)) = (cost(g), cost(&head), cost(&tail)) else {
+                break;
+            };
+            if merged <= a + b {
+                break;
+            }
+            breaks.push(FusionBreak {
+                producer: graph.node(g.nodes[at - 1]).name.clone(),
+                consumer: graph.node(mm).name.clone(),
+                reason: BreakReason::Slower {
+                    fused_cycles: merged,
+                    separate_cycles: a + b,
+                },
+            });
+            for &n in &tail.nodes {
+                group_of.insert(n, groups.len());
+            }
+            groups[gi] = head;
+            groups.push(tail);
+        }
+    }
 }
 
 /// Whether the matmul group `g` holds a matmul besides its own (a chained product).
@@ -631,12 +695,17 @@ fn can_join(
                 detail: "a transpose kernel takes no epilogue".into(),
             })
         }
-        GroupKind::Matmul { .. } if has_chained_product(graph, g) => {
-            return Err(BreakReason::OpKind {
-                detail: "a chained product ends its kernel".into(),
-            })
-        }
         GroupKind::Matmul { .. } => {
+            // After a chained product the kernel's values are whole rows of their own width.
+            let chained = has_chained_product(graph, g);
+            if r == Role::Row && chained {
+                return Err(BreakReason::OpKind {
+                    detail: format!(
+                        "{} after a chained product starts a row-wise kernel",
+                        node.op.name()
+                    ),
+                });
+            }
             // A row-wise op joins when it reads the matmul's whole output rows: the matmul then
             // computes blocks spanning all columns, and the epilogue reduces them in L1.
             if r == Role::Row && row_space(graph, n, r) != Some(g.space) {
@@ -663,7 +732,11 @@ fn can_join(
                     detail: "the epilogue is a chain from the matmul".into(),
                 });
             }
-            if flat2d(&node.ty.shape) != g.space {
+            let out = flat2d(&node.ty.shape);
+            if chained && out.0 == g.space.0 {
+                return operands_fit(graph, g, n, out, r);
+            }
+            if out != g.space {
                 return Err(shape_err("output"));
             }
         }
@@ -685,6 +758,18 @@ fn can_join(
             }
         }
     }
+    operands_fit(graph, g, n, g.space, r)
+}
+
+/// Whether every operand of `n` broadcasts over `space` (the kernel's, or a chained product's
+/// rows) and none reaches the kernel `g` through another kernel.
+fn operands_fit(
+    graph: &Graph,
+    g: &Group,
+    n: NodeIndex,
+    space: (usize, usize),
+    r: Role,
+) -> Result<(), BreakReason> {
     // A lowered Where reads its condition as a mask built in the node's own shape, and a
     // constant broadcast over batch axes is read expanded to it.
     let mask_cond =
@@ -694,7 +779,7 @@ fn can_join(
             continue;
         }
         let q_shape = flat2d(&graph.node(q).ty.shape);
-        if Class::of(q_shape, g.space).is_none()
+        if Class::of(q_shape, space).is_none()
             && !(r == Role::Row && Some(q_shape) == row_space(graph, n, r))
         {
             return Err(BreakReason::Shape {
@@ -702,8 +787,8 @@ fn can_join(
                     "operand {} {:?} does not broadcast over the kernel's {}x{} space",
                     graph.node(q).name,
                     graph.node(q).ty.shape,
-                    g.space.0,
-                    g.space.1
+                    space.0,
+                    space.1
                 ),
             });
         }

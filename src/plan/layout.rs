@@ -82,6 +82,9 @@ pub enum Class {
     /// The block's rows across all of another width, in tiles: a chained product's result
     /// (blocks of such kernels span whole rows).
     Wide(usize),
+    /// One value per column of another width, in tiles (`(1, C)`, broadcast down the rows to
+    /// [`Class::Wide`]): a bias of a chained product.
+    WideRow(usize),
     /// A whole matrix of `(rows, cols)` tiles, the same for every block of a batch: a chained
     /// product's right operand.
     Matrix(usize, usize),
@@ -111,7 +114,8 @@ impl Class {
         use Class::*;
         match (a, b) {
             (Matrix(r, c), _) | (_, Matrix(r, c)) => Matrix(r, c),
-            (Wide(c), _) | (_, Wide(c)) => Wide(c),
+            (Wide(c), _) | (_, Wide(c)) | (WideRow(c), Col) | (Col, WideRow(c)) => Wide(c),
+            (WideRow(c), _) | (_, WideRow(c)) => WideRow(c),
             (Full, _) | (_, Full) | (Row, Col) | (Col, Row) => Full,
             (Row, _) | (_, Row) => Row,
             (Col, _) | (_, Col) => Col,
@@ -128,6 +132,7 @@ impl Class {
             Class::Col => (block.0, 1),
             Class::Scalar => (1, 1),
             Class::Wide(cols) => (block.0, cols),
+            Class::WideRow(cols) => (1, cols),
             Class::Matrix(rows, cols) => (rows, cols),
         }
     }
@@ -135,7 +140,7 @@ impl Class {
     /// The `dims` of the `ttl.math.broadcast` that expands this class to `target`.
     pub fn broadcast_dims(self, target: Class) -> Vec<i64> {
         match (self, target) {
-            (Class::Row, _) => vec![0],
+            (Class::Row | Class::WideRow(_), _) => vec![0],
             (Class::Col, _) => vec![1],
             _ => vec![0, 1],
         }

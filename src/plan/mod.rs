@@ -6,6 +6,7 @@
 //! TT-Lang.
 
 pub mod body;
+pub mod estimate;
 pub mod explain;
 pub mod group;
 pub mod heads;
@@ -183,7 +184,12 @@ pub fn plan(graph: &Graph, target: &Target, mode: FusionMode) -> Result<KernelPl
             detail: other.to_string(),
         }),
     };
-    let grouping = group::group(graph, mode, &fits)?;
+    let cost = |g: &group::Group| {
+        kernel::build(graph, target, g)
+            .ok()
+            .map(|k| estimate::cycles(&k, target))
+    };
+    let grouping = group::group(graph, mode, &fits, &cost)?;
     let mut kernels = Vec::with_capacity(grouping.groups.len());
     let mut taken: BTreeMap<String, usize> = BTreeMap::new();
     for g in &grouping.groups {

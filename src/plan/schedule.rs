@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::body::{Body, ValueOp};
+use super::body::{Body, LoadSource, ValueOp};
 use super::layout::Class;
 
 /// One circular buffer of a kernel.
@@ -62,11 +62,16 @@ impl Schedule {
         let mut hoisted = vec![false; n];
         for (i, v) in body.values.iter().enumerate() {
             hoisted[i] = match v.op {
-                ValueOp::Load(_) => match v.class {
+                ValueOp::Load(l) => match v.class {
                     Class::Scalar => true,
-                    Class::Row => col_blocks == 1,
+                    Class::Row | Class::WideRow(_) => col_blocks == 1,
                     Class::Col => row_blocks == 1,
-                    Class::Full | Class::Wide(_) | Class::Matrix(..) => false,
+                    // One matrix for every block (a weight) is read once per core.
+                    Class::Matrix(..) => matches!(
+                        body.loads[l].source,
+                        LoadSource::Matrix(m) if m.head.is_none() && !m.batched
+                    ),
+                    Class::Full | Class::Wide(_) => false,
                 },
                 ValueOp::MatMul | ValueOp::Product | ValueOp::Copy => false,
                 _ => !outputs.contains(&i) && v.args.iter().all(|&a| hoisted[a]),

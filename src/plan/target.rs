@@ -1,10 +1,13 @@
 //! The few device figures the planner needs, read from the runtime's device description.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use ttfuse_runtime::device::Device;
 
-/// Grid and per-core limits of the target, as the planner uses them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// Grid and per-core limits of the target, and the figures of its timing model that the
+/// planner's estimates use ([`super::estimate`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Target {
     /// Target name, e.g. `wormhole_b0`.
     pub name: String,
@@ -18,6 +21,9 @@ pub struct Target {
     pub max_cbs: u32,
     /// Bytes of one bf16 tile.
     pub tile_bytes: u64,
+    /// The timing-model figures the planner's estimates use.
+    #[serde(skip)]
+    pub costs: Costs,
 }
 
 impl Target {
@@ -30,11 +36,71 @@ impl Target {
             l1_bytes: device.l1.usable_bytes(),
             max_cbs: device.max_cbs_per_core,
             tile_bytes: device.tile_bytes,
+            costs: Costs::of(device),
         }
     }
 
     /// Cores in the grid.
     pub fn cores(&self) -> usize {
         (self.grid_x * self.grid_y) as usize
+    }
+}
+
+/// Figures of the runtime's timing model (the device file), in cycles, for
+/// [`super::estimate`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Costs {
+    /// Dispatching one kernel (traced).
+    pub dispatch: f64,
+    /// Chip DRAM bandwidth, bytes per cycle.
+    pub dram_bytes_per_cycle: f64,
+    /// One core's DRAM read rate, bytes per cycle.
+    pub core_read_bytes_per_cycle: f64,
+    /// One core's DRAM write rate, bytes per cycle.
+    pub core_write_bytes_per_cycle: f64,
+    /// Unpacking one tile.
+    pub unpack: f64,
+    /// Packing one tile.
+    pub pack: f64,
+    /// The pipeline's overhead per computed block.
+    pub block_overhead: f64,
+    /// A 32x32x32 tile matmul at the device's fidelity.
+    pub matmul_tile: f64,
+    /// Tiles unpacked per tile matmul.
+    pub matmul_unpack_tiles: f64,
+    /// An elementwise add or subtract of one tile.
+    pub add: f64,
+    /// An elementwise multiply of one tile at the device's fidelity.
+    pub mul: f64,
+    /// A row reduction of one tile.
+    pub reduce: f64,
+    /// SFPU functions by name (`exp`, `division`, ...), per tile.
+    pub sfpu: BTreeMap<String, f64>,
+}
+
+impl Costs {
+    /// The figures of `device`.
+    pub fn of(device: &Device) -> Costs {
+        let c = &device.compute;
+        Costs {
+            dispatch: device.dispatch.traced_us * device.clock_ghz * 1000.0,
+            dram_bytes_per_cycle: device.dram_bytes_per_cycle(),
+            core_read_bytes_per_cycle: device.core_dm.dram_read_bytes_per_cycle,
+            core_write_bytes_per_cycle: device.core_dm.dram_write_bytes_per_cycle,
+            unpack: c.unpack_cycles_per_tile,
+            pack: c.pack_cycles_per_tile,
+            block_overhead: c.block_overhead_cycles,
+            matmul_tile: c.matmul_cycles_per_tile.at(c.fidelity),
+            matmul_unpack_tiles: c.matmul_unpack_tiles_per_tile,
+            add: c.add_cycles_per_tile,
+            mul: c.mul_cycles_per_tile.at(c.fidelity),
+            reduce: c.reduce_sum_cycles_per_tile_per_phase * f64::from(c.fidelity.phases()),
+            sfpu: device.sfpu_cycles_per_tile.clone(),
+        }
+    }
+
+    /// SFPU cycles of function `f` per tile (an add's when the device does not list it).
+    pub fn sfpu(&self, f: &str) -> f64 {
+        self.sfpu.get(f).copied().unwrap_or(self.add)
     }
 }

@@ -30,6 +30,8 @@ pub enum BreakCategory {
     Structure,
     /// Fusion is off.
     FusionOff,
+    /// The planner's estimate finds the fused kernel slower.
+    Cost,
 }
 
 impl BreakCategory {
@@ -44,6 +46,7 @@ impl BreakCategory {
                 BreakCategory::Structure
             }
             BreakReason::FusionOff => BreakCategory::FusionOff,
+            BreakReason::Slower { .. } => BreakCategory::Cost,
         }
     }
 
@@ -55,6 +58,7 @@ impl BreakCategory {
             BreakCategory::Template => "no shared template",
             BreakCategory::Structure => "graph structure",
             BreakCategory::FusionOff => "fusion off",
+            BreakCategory::Cost => "slower fused",
         }
     }
 }

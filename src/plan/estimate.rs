@@ -1,0 +1,86 @@
+//! The planner's estimate of a planned kernel's time, in cycles, for choices where fusing trades
+//! parallelism for DRAM traffic and launches (a chained product keeps a row-wise kernel's few
+//! whole-row blocks, where the matmul alone would spread over the grid).
+//!
+//! It follows the runtime's timing model in outline: a dispatch, then the longest of the
+//! chip's DRAM traffic at its bandwidth and one core's work, where a core's blocks each take
+//! the longest of their reads at the core's read rate, their compute (every stage through the
+//! unpack/math/pack pipeline) and their writes. It compares plans of the same ops; the runtime
+//! times the program.
+
+use super::body::{Body, TtBinary, ValueOp};
+use super::kernel::KernelDetail;
+use super::target::{Costs, Target};
+use super::PlannedKernel;
+
+/// Estimated cycles of kernel `k` on `target`.
+pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
+    let c = &target.costs;
+    let p = &k.partition;
+    let blocks = p.blocks.max(1) as f64;
+    let compute = match &k.detail {
+        KernelDetail::Body { body, .. } => body_cycles(body, p.block, c),
+        KernelDetail::Matmul { body, info, .. } => {
+            let (bm, bn) = p.block;
+            stage(
+                c,
+                bm * bn,
+                info.kt as f64 * c.matmul_tile,
+                info.kt as f64 * c.matmul_unpack_tiles,
+            ) + body_cycles(body, p.block, c)
+        }
+        KernelDetail::Transpose(_) => stage(c, p.block.0 * p.block.1, c.add, 1.0),
+        KernelDetail::Host(_) => 0.0,
+    };
+    let read = k.dram_read_bytes as f64 / blocks / c.core_read_bytes_per_cycle;
+    let write = k.dram_write_bytes as f64 / blocks / c.core_write_bytes_per_cycle;
+    let per_core = p.blocks_per_core as f64 * compute.max(read).max(write);
+    let chip = (k.dram_read_bytes + k.dram_write_bytes) as f64 / c.dram_bytes_per_cycle;
+    c.dispatch + chip.max(per_core)
+}
+
+/// One pipeline stage producing `tiles` tiles, each `math` cycles on `unpacked` input tiles:
+/// the runtime's unpack/math/pack pipeline.
+fn stage(c: &Costs, tiles: usize, math: f64, unpacked: f64) -> f64 {
+    let u = unpacked * c.unpack;
+    let t = tiles.max(1) as f64;
+    c.block_overhead + u + math + c.pack + (t - 1.0) * u.max(math).max(c.pack)
+}
+
+/// Compute cycles of one block of `body`: one stage per materialized computed value, with the
+/// math of the values computed inline in it.
+fn body_cycles(body: &Body, block: (usize, usize), c: &Costs) -> f64 {
+    let mut total = 0.0;
+    let mut math = 0.0;
+    for (i, v) in body.values.iter().enumerate() {
+        let (r, cols) = v.class.block(block);
+        let tiles = r * cols;
+        let per_tile = match &v.op {
+            ValueOp::Load(_) | ValueOp::MatMul => continue,
+            ValueOp::Product => {
+                let k = v
+                    .args
+                    .first()
+                    .map_or(1, |&a| body.values[a].class.block(block).1)
+                    as f64;
+                total += stage(c, tiles, k * c.matmul_tile, k * c.matmul_unpack_tiles);
+                continue;
+            }
+            ValueOp::Unary(f) => c.sfpu(f.name()),
+            ValueOp::Power(_) => c.sfpu("power"),
+            ValueOp::Binary(TtBinary::Add | TtBinary::Sub) => c.add,
+            ValueOp::Binary(TtBinary::Mul) => c.mul,
+            ValueOp::Binary(TtBinary::Div) => c.sfpu("division"),
+            ValueOp::Binary(TtBinary::Max) => c.sfpu("max"),
+            ValueOp::Binary(TtBinary::Min) => c.sfpu("min"),
+            ValueOp::Reduce(_) => c.reduce,
+            ValueOp::Broadcast | ValueOp::Copy => c.add,
+        };
+        math += per_tile;
+        if body.materialized[i] {
+            total += stage(c, tiles, math, v.args.len().max(1) as f64);
+            math = 0.0;
+        }
+    }
+    total
+}
