@@ -267,3 +267,46 @@ fn explain_text_lists_kernels_buffers_and_reasons() {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }
 }
+
+/// The guide's pattern 3 on a tall input: LayerNorm, the two MLP products with bias, ReLU and
+/// the residual in one kernel, since its whole-row blocks already fill the grid.
+#[test]
+fn norm_mlp_and_residual_chain_into_one_kernel_when_rows_fill_the_grid() {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[2048, 64]));
+    let gamma = constant(&mut g, "gamma", &[64], 21, 0.5);
+    let beta = constant(&mut g, "beta", &[64], 22, 0.1);
+    let ln = g.add(
+        "ln",
+        Op::LayerNorm { eps: 1e-5 },
+        f32t(&[2048, 64]),
+        &[x, gamma, beta],
+    );
+    let w1 = constant(&mut g, "w1", &[64, 128], 23, 0.1);
+    let b1 = constant(&mut g, "b1", &[128], 24, 0.1);
+    let w2 = constant(&mut g, "w2", &[128, 64], 25, 0.1);
+    let b2 = constant(&mut g, "b2", &[64], 26, 0.1);
+    let h = matmul(&mut g, "h", ln, w1);
+    let hb = binary(&mut g, "hb", BinaryOp::Add, h, b1);
+    let hr = unary(&mut g, "hr", UnaryOp::Relu, hb);
+    let o = matmul(&mut g, "o", hr, w2);
+    let ob = binary(&mut g, "ob", BinaryOp::Add, o, b2);
+    let y = binary(&mut g, "y", BinaryOp::Add, ob, x);
+    output(&mut g, "y", y);
+    let c = compile(&g, &device(), FusionMode::Fused).expect("compiles");
+    assert_eq!(names(&c).len(), 1, "{:?}", c.plan.breaks);
+    let k = &c.plan.kernels[0];
+    assert_eq!(k.writes, ["y"]);
+    assert_eq!(k.partition.cores_used, 64);
+    let want = ttfuse::reference::run(&g, &inputs_for(&g)).expect("reference runs");
+    let (_, fused, got) = run(&g, FusionMode::Fused);
+    let (_, unfused, _) = run(&g, FusionMode::Unfused);
+    let p = ttfuse::agreement::pcc(&want["y"].to_f32(), &got["y"].to_f32());
+    assert!(p >= 0.999, "pcc {p}");
+    assert!(
+        fused.report.total_us < unfused.report.total_us,
+        "fused {} us, unfused {} us",
+        fused.report.total_us,
+        unfused.report.total_us
+    );
+}

@@ -2,11 +2,11 @@
 //! parallelism for DRAM traffic and launches (a chained product keeps a row-wise kernel's few
 //! whole-row blocks, where the matmul alone would spread over the grid).
 //!
-//! It follows the runtime's timing model in outline: a dispatch, then the longest of the
-//! chip's DRAM traffic at its bandwidth and one core's work, where a core's blocks each take
-//! the longest of their reads at the core's read rate, their compute (every stage through the
-//! unpack/math/pack pipeline) and their writes. It compares plans of the same ops; the runtime
-//! times the program.
+//! It follows the runtime's timing model in outline: a dispatch, then the longer of the chip's
+//! DRAM traffic at its bandwidth and one core's work, where a core's blocks flow through its
+//! reader (at the core's read rate), compute (every stage through the unpack/math/pack
+//! pipeline) and writer threads, overlapping from one block to the next. It compares plans of
+//! the same ops; the runtime times the program.
 
 use super::body::{Body, TtBinary, ValueOp};
 use super::kernel::KernelDetail;
@@ -34,7 +34,12 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
     };
     let read = k.dram_read_bytes as f64 / blocks / c.core_read_bytes_per_cycle;
     let write = k.dram_write_bytes as f64 / blocks / c.core_write_bytes_per_cycle;
-    let per_core = p.blocks_per_core as f64 * compute.max(read).max(write);
+    // The reader, compute and writer threads overlap across blocks, not within one: the first
+    // block's read and the last block's write are not hidden.
+    let per_core = read
+        + compute
+        + write
+        + (p.blocks_per_core as f64 - 1.0).max(0.0) * compute.max(read).max(write);
     let chip = (k.dram_read_bytes + k.dram_write_bytes) as f64 / c.dram_bytes_per_cycle;
     c.dispatch + chip.max(per_core)
 }

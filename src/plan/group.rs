@@ -559,8 +559,24 @@ fn can_chain(graph: &Graph, g: &Group, n: NodeIndex, a: NodeIndex) -> Result<(),
             detail: detail.to_string(),
         })
     };
-    if !matches!(g.kind, GroupKind::Matmul { .. }) || !is_rowwise_group(graph, g) {
-        return op_kind("MatMul starts its own kernel: only a matmul kernel with a row-wise epilogue (whole rows in L1) takes a chained product");
+    if !matches!(g.kind, GroupKind::Matmul { .. } | GroupKind::Body) || !is_rowwise_group(graph, g)
+    {
+        return op_kind("MatMul starts its own kernel: only a row-wise kernel (whole rows in L1) takes a chained product");
+    }
+    let Some(&b) = graph.inputs_of(n).get(1) else {
+        return op_kind("a matmul needs two inputs");
+    };
+    // A row-wise body kernel's rows run over every batch: its products need one matrix.
+    let b_shape = &graph.node(b).ty.shape;
+    if g.kind == GroupKind::Body
+        && b_shape[..b_shape.len().saturating_sub(2)]
+            .iter()
+            .product::<usize>()
+            > 1
+    {
+        return op_kind(
+            "MatMul starts its own kernel: a batched product does not chain into a row-wise kernel",
+        );
     }
     if g.nodes.last() != Some(&a) {
         return op_kind("the chained product must read the kernel's last value");
@@ -585,9 +601,6 @@ fn can_chain(graph: &Graph, g: &Group, n: NodeIndex, a: NodeIndex) -> Result<(),
             ),
         });
     }
-    let Some(&b) = graph.inputs_of(n).get(1) else {
-        return op_kind("a matmul needs two inputs");
-    };
     if depends_on(graph, b, &g.nodes) {
         return Err(BreakReason::Cycle {
             via: graph.node(b).name.clone(),
@@ -695,17 +708,8 @@ fn can_join(
                 detail: "a transpose kernel takes no epilogue".into(),
             })
         }
+        _ if has_chained_product(graph, g) => return chained_epilogue(graph, g, n, p, r),
         GroupKind::Matmul { .. } => {
-            // After a chained product the kernel's values are whole rows of their own width.
-            let chained = has_chained_product(graph, g);
-            if r == Role::Row && chained {
-                return Err(BreakReason::OpKind {
-                    detail: format!(
-                        "{} after a chained product starts a row-wise kernel",
-                        node.op.name()
-                    ),
-                });
-            }
             // A row-wise op joins when it reads the matmul's whole output rows: the matmul then
             // computes blocks spanning all columns, and the epilogue reduces them in L1.
             if r == Role::Row && row_space(graph, n, r) != Some(g.space) {
@@ -732,11 +736,7 @@ fn can_join(
                     detail: "the epilogue is a chain from the matmul".into(),
                 });
             }
-            let out = flat2d(&node.ty.shape);
-            if chained && out.0 == g.space.0 {
-                return operands_fit(graph, g, n, out, r);
-            }
-            if out != g.space {
+            if flat2d(&node.ty.shape) != g.space {
                 return Err(shape_err("output"));
             }
         }
@@ -759,6 +759,50 @@ fn can_join(
         }
     }
     operands_fit(graph, g, n, g.space, r)
+}
+
+/// Whether elementwise `n` can join kernel `g` after its chained product, from `p`, the kernel's
+/// last value: its values there are whole rows of their own width.
+fn chained_epilogue(
+    graph: &Graph,
+    g: &Group,
+    n: NodeIndex,
+    p: NodeIndex,
+    r: Role,
+) -> Result<(), BreakReason> {
+    let node = graph.node(n);
+    if r == Role::Row {
+        return Err(BreakReason::OpKind {
+            detail: format!(
+                "{} after a chained product starts a row-wise kernel",
+                node.op.name()
+            ),
+        });
+    }
+    let (users, is_out) = real_users(graph, p);
+    if users.len() > 1 {
+        return Err(BreakReason::SeveralConsumers {
+            consumers: users.len(),
+        });
+    }
+    if is_out {
+        return Err(BreakReason::GraphOutput);
+    }
+    if g.nodes.last() != Some(&p) {
+        return Err(BreakReason::OpKind {
+            detail: "the epilogue is a chain from the matmul".into(),
+        });
+    }
+    let out = flat2d(&node.ty.shape);
+    if out.0 != g.space.0 {
+        return Err(BreakReason::Shape {
+            detail: format!(
+                "output {:?} does not have the kernel's {} rows",
+                node.ty.shape, g.space.0
+            ),
+        });
+    }
+    operands_fit(graph, g, n, out, r)
 }
 
 /// Whether every operand of `n` broadcasts over `space` (the kernel's, or a chained product's
