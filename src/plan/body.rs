@@ -296,14 +296,16 @@ impl<'g> BodyBuilder<'g> {
         })
     }
 
-    /// A new value read from DRAM by the reader thread from `source`. Reads of a graph tensor
-    /// use the parameter [`Self::share_param`] set for it, others their own stem.
+    /// A new value read from DRAM by the reader thread from `source`. Every read of one graph
+    /// tensor uses one kernel parameter (a launch binds a tensor to one parameter): the one
+    /// [`Self::share_param`] set, or the first read's stem. Other reads use their own stem.
     fn load(&mut self, source: LoadSource, class: Class, stem: &str) -> usize {
         let v = self.push(ValueOp::Load(self.body.loads.len()), vec![], class, stem);
-        let param = source
-            .tensor()
-            .and_then(|t| self.params.get(&t).cloned())
-            .unwrap_or_else(|| self.body.values[v].stem.clone());
+        let own = self.body.values[v].stem.clone();
+        let param = match source.tensor() {
+            Some(t) => self.params.entry(t).or_insert(own).clone(),
+            None => own,
+        };
         self.body.loads.push(Load {
             source,
             value: v,

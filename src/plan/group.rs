@@ -356,6 +356,7 @@ pub fn group(
             let a = graph.inputs_of(n).first().map(|&a| resolve(graph, a));
             if let Some((a, &g)) = a.and_then(|a| group_of.get(&a).map(|g| (a, g))) {
                 let outcome = can_chain(graph, &groups[g], n, a).and_then(|()| {
+                    no_kernel_cycle(graph, &groups, &group_of, g, n)?;
                     let mut candidate = groups[g].clone();
                     candidate.nodes.push(n);
                     fits(&candidate)?;
@@ -396,7 +397,9 @@ pub fn group(
                     ));
                     continue;
                 }
-                match can_join(graph, &groups[g], n, p, r) {
+                let joinable = can_join(graph, &groups[g], n, p, r)
+                    .and_then(|()| no_kernel_cycle(graph, &groups, &group_of, g, n));
+                match joinable {
                     Err(reason) => rejected.push((p, reason)),
                     Ok(()) => {
                         let mut candidate = groups[g].clone();
@@ -601,11 +604,6 @@ fn can_chain(graph: &Graph, g: &Group, n: NodeIndex, a: NodeIndex) -> Result<(),
             ),
         });
     }
-    if depends_on(graph, b, &g.nodes) {
-        return Err(BreakReason::Cycle {
-            via: graph.node(b).name.clone(),
-        });
-    }
     Ok(())
 }
 
@@ -758,7 +756,7 @@ fn can_join(
             }
         }
     }
-    operands_fit(graph, g, n, g.space, r)
+    operands_fit(graph, n, g.space, r)
 }
 
 /// Whether elementwise `n` can join kernel `g` after its chained product, from `p`, the kernel's
@@ -802,14 +800,13 @@ fn chained_epilogue(
             ),
         });
     }
-    operands_fit(graph, g, n, out, r)
+    operands_fit(graph, n, out, r)
 }
 
 /// Whether every operand of `n` broadcasts over `space` (the kernel's, or a chained product's
-/// rows) and none reaches the kernel `g` through another kernel.
+/// rows).
 fn operands_fit(
     graph: &Graph,
-    g: &Group,
     n: NodeIndex,
     space: (usize, usize),
     r: Role,
@@ -836,10 +833,40 @@ fn operands_fit(
                 ),
             });
         }
-        if !g.nodes.contains(&resolve(graph, q)) && depends_on(graph, q, &g.nodes) {
-            return Err(BreakReason::Cycle {
-                via: graph.node(q).name.clone(),
-            });
+    }
+    Ok(())
+}
+
+/// Whether node `n` can join kernel `g` without a cycle between kernels: none of its inputs from
+/// outside `g` may come from a kernel that (through any of its nodes, or kernels further up)
+/// reads `g`. A kernel runs once all of its inputs exist, so its nodes stand or fall together.
+fn no_kernel_cycle(
+    graph: &Graph,
+    groups: &[Group],
+    group_of: &BTreeMap<NodeIndex, usize>,
+    g: usize,
+    n: NodeIndex,
+) -> Result<(), BreakReason> {
+    let inside = &groups[g].nodes;
+    for q in graph.inputs_of(n).into_iter().map(|q| resolve(graph, q)) {
+        if inside.contains(&q) {
+            continue;
+        }
+        let mut stack = vec![q];
+        let mut seen = BTreeSet::new();
+        while let Some(x) = stack.pop() {
+            if inside.contains(&x) {
+                return Err(BreakReason::Cycle {
+                    via: graph.node(q).name.clone(),
+                });
+            }
+            if !seen.insert(x) {
+                continue;
+            }
+            stack.extend(graph.inputs_of(x));
+            if let Some(&k) = group_of.get(&x).filter(|&&k| k != g) {
+                stack.extend(groups[k].nodes.iter().copied());
+            }
         }
     }
     Ok(())
