@@ -90,7 +90,8 @@ fn shared_input_matmuls_of_exported_blocks_keep_their_values() {
         };
         let out = optimize(&g, &opts).expect("optimizes");
         let plain = optimize(&g, &OptimizeOptions::default()).expect("optimizes");
-        assert!(matmuls(&out.graph) <= matmuls(&g), "{rel}");
+        // (Both have LLaMA's rotate_half as matmuls: optimize::rotate.)
+        assert!(matmuls(&out.graph) <= matmuls(&plain.graph), "{rel}");
         assert!(out.report.cost_after <= plain.report.cost_after, "{rel}");
         same_outputs(&g, &out.graph, 1e-4);
     }

@@ -10,6 +10,22 @@ use crate::import::builder::{BuildError, GraphBuilder};
 /// Returns `graph` with its constant subgraphs folded and unused nodes dropped; inputs keep
 /// their order, outputs their names.
 pub fn fold_constants(graph: &Graph) -> Result<Graph, BuildError> {
+    rebuild(graph, |_, _, _| Ok(None))
+}
+
+/// Rebuilds `graph` through a [`GraphBuilder`] (which folds constants and drops unused nodes),
+/// in topological order: `replace(builder, node, rebuilt)` may build a replacement for an op
+/// node and return it, or return `None` to keep the node as it is; `rebuilt[i]` is the new
+/// index of original node `i`, for every node already visited (all of `node`'s ancestors).
+/// Inputs keep their order, outputs their names.
+pub fn rebuild(
+    graph: &Graph,
+    mut replace: impl FnMut(
+        &mut GraphBuilder,
+        NodeIndex,
+        &[Option<NodeIndex>],
+    ) -> Result<Option<NodeIndex>, BuildError>,
+) -> Result<Graph, BuildError> {
     let mut builder = GraphBuilder::new();
     let mut remap: Vec<Option<NodeIndex>> = vec![None; graph.dag.node_count()];
     for &idx in &graph.inputs {
@@ -21,14 +37,19 @@ pub fn fold_constants(graph: &Graph) -> Result<Graph, BuildError> {
         let new = match &node.op {
             Op::Input => continue,
             Op::Constant(data) => builder.constant(&node.name, (**data).clone(), node.ty.dtype),
-            op => {
-                let inputs: Vec<NodeIndex> = graph
-                    .inputs_of(idx)
-                    .iter()
-                    .map(|i| remap[i.index()].expect("topological order visits producers first"))
-                    .collect();
-                builder.add(&node.name, op.clone(), &inputs)?
-            }
+            op => match replace(&mut builder, idx, &remap)? {
+                Some(n) => n,
+                None => {
+                    let inputs: Vec<NodeIndex> = graph
+                        .inputs_of(idx)
+                        .iter()
+                        .map(|i| {
+                            remap[i.index()].expect("topological order visits producers first")
+                        })
+                        .collect();
+                    builder.add(&node.name, op.clone(), &inputs)?
+                }
+            },
         };
         remap[idx.index()] = Some(new);
     }

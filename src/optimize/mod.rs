@@ -11,7 +11,8 @@
 //! imported, and the fuse stage adds the cheaper arrangements of those primitives (a division by
 //! a row reduction becomes a multiply by its reciprocal). Extraction chooses among all of them.
 //! The extracted graph is constant-folded (so rules such as `conv-bn-fold` can write new weights
-//! as graph ops over constants), and, with [`OptimizeOptions::merge_matmuls`], shared-input
+//! as graph ops over constants), rotary embeddings' `rotate_half` becomes a matmul by a signed
+//! permutation ([`rotate`]), and, with [`OptimizeOptions::merge_matmuls`], shared-input
 //! matmuls are merged where the cost model finds one wider launch cheaper ([`merge`]).
 //!
 //! The result is never worse than the input by the cost model and always correct: every rule is
@@ -27,6 +28,7 @@ pub mod extract;
 pub mod language;
 pub mod mapping;
 pub mod merge;
+pub mod rotate;
 pub mod rules;
 pub mod run;
 pub mod trace;
@@ -200,6 +202,11 @@ pub fn optimize(graph: &Graph, opts: &OptimizeOptions) -> Result<Optimized, Opti
         })
         .and_then(|g| {
             crate::graph::fold::fold_constants(&g).map_err(|e| format!("constant folding: {e}"))
+        })
+        .and_then(|g| {
+            rotate::rotate_half_as_matmul(&g)
+                .map(|(g, _)| g)
+                .map_err(|e| format!("rotate_half as a matmul: {e}"))
         })
         .and_then(|g| {
             if !opts.merge_matmuls {
