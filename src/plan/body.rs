@@ -374,7 +374,11 @@ impl<'g> BodyBuilder<'g> {
         };
         let a_shape = &graph.node(a_raw).ty.shape;
         let b_shape = &graph.node(b_raw).ty.shape;
-        let (k, cols) = (b_shape[b_shape.len() - 2], b_shape[b_shape.len() - 1]);
+        let [.., k, cols] = b_shape[..] else {
+            return Err(unsupported(format!(
+                "chained product {a_shape:?} @ {b_shape:?}: a vector right operand is not lowered"
+            )));
+        };
         if a_cols != k || !k.is_multiple_of(32) || !cols.is_multiple_of(32) {
             return Err(unsupported(format!(
                 "chained product {a_shape:?} @ {b_shape:?}: K and N must be whole tiles"

@@ -5,9 +5,12 @@
 //! elementwise ops as its epilogue (when each link has a single consumer), an elementwise or
 //! row-wise kernel takes further elementwise ops, row reductions over the last axis and the
 //! row-wise composites (softmax, norms) on the same iteration space, as long as the kernel's
-//! circular buffers still fit in L1 and no path leaves the kernel and comes back. A matmul whose
-//! left operand is the last value of a matmul kernel with a row-wise epilogue (attention's
-//! `softmax(q k^T) @ v`) continues that kernel as a chained product. A transpose
+//! circular buffers still fit in L1 and no path leaves kernels and comes back. A matmul whose
+//! left operand is the last value of a row-wise kernel (a matmul with a softmax or norm
+//! epilogue, or a norm's own kernel) continues that kernel as a chained product, which takes
+//! elementwise epilogues and further chained products of its own; afterwards kernels are split
+//! again at chained products where the planner's estimate ([`super::estimate`]) finds them
+//! faster apart. A transpose
 //! that only feeds matmuls as their B operand becomes a transposed read inside those matmuls.
 //! Unfused mode gives every op its own kernel, as TTNN runs them; in both modes an op that no
 //! graph output depends on gets none. Every producer/consumer pair
@@ -351,8 +354,8 @@ pub fn group(
         let mut rejected = Vec::new();
         let mut chain_rejected = None;
         if mode == FusionMode::Fused && r == Role::MatMul {
-            // A matmul whose left operand is the last value of a row-wise matmul kernel
-            // continues that kernel as a chained product.
+            // A matmul whose left operand is the last value of a row-wise kernel continues
+            // that kernel as a chained product.
             let a = graph.inputs_of(n).first().map(|&a| resolve(graph, a));
             if let Some((a, &g)) = a.and_then(|a| group_of.get(&a).map(|g| (a, g))) {
                 let outcome = can_chain(graph, &groups[g], n, a).and_then(|()| {
