@@ -721,22 +721,9 @@ fn can_join(
                     ),
                 });
             }
-            let (users, is_out) = real_users(graph, p);
             // Other consumers of the matmul's result read it from DRAM; a row-wise epilogue
             // writes it as well as its own result.
-            if users.len() > 1 && r != Role::Row {
-                return Err(BreakReason::SeveralConsumers {
-                    consumers: users.len(),
-                });
-            }
-            if is_out {
-                return Err(BreakReason::GraphOutput);
-            }
-            if g.nodes.last() != Some(&p) {
-                return Err(BreakReason::OpKind {
-                    detail: "the epilogue is a chain from the matmul".into(),
-                });
-            }
+            epilogue_link(graph, g, p, r == Role::Row)?;
             if flat2d(&node.ty.shape) != g.space {
                 return Err(shape_err("output"));
             }
@@ -762,6 +749,31 @@ fn can_join(
     operands_fit(graph, n, g.space, r)
 }
 
+/// Whether an epilogue op can extend matmul kernel `g` from `p`: `p` is the kernel's last value,
+/// not a graph output, and (unless `several_ok`) used by that op alone.
+fn epilogue_link(
+    graph: &Graph,
+    g: &Group,
+    p: NodeIndex,
+    several_ok: bool,
+) -> Result<(), BreakReason> {
+    let (users, is_out) = real_users(graph, p);
+    if users.len() > 1 && !several_ok {
+        return Err(BreakReason::SeveralConsumers {
+            consumers: users.len(),
+        });
+    }
+    if is_out {
+        return Err(BreakReason::GraphOutput);
+    }
+    if g.nodes.last() != Some(&p) {
+        return Err(BreakReason::OpKind {
+            detail: "the epilogue is a chain from the matmul".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Whether elementwise `n` can join kernel `g` after its chained product, from `p`, the kernel's
 /// last value: its values there are whole rows of their own width.
 fn chained_epilogue(
@@ -780,20 +792,7 @@ fn chained_epilogue(
             ),
         });
     }
-    let (users, is_out) = real_users(graph, p);
-    if users.len() > 1 {
-        return Err(BreakReason::SeveralConsumers {
-            consumers: users.len(),
-        });
-    }
-    if is_out {
-        return Err(BreakReason::GraphOutput);
-    }
-    if g.nodes.last() != Some(&p) {
-        return Err(BreakReason::OpKind {
-            detail: "the epilogue is a chain from the matmul".into(),
-        });
-    }
+    epilogue_link(graph, g, p, false)?;
     let out = flat2d(&node.ty.shape);
     if out.0 != g.space.0 {
         return Err(BreakReason::Shape {
