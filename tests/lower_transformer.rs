@@ -115,6 +115,34 @@ fn gpt2_block_causal_mask_is_one_head_s_rows_read_by_every_head() {
     assert_eq!((masks[0].rows, masks[0].cols), (seq, seq));
 }
 
+#[test]
+fn llama_block_causal_mask_table_is_one_head_s_rows_read_by_every_head() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/llama_block/model.onnx");
+    let model = pipeline::load_model(Some(&path), &ImportOptions::default()).expect("imports");
+    let device = Device::load("wormhole_b0").expect("target exists");
+    let c = pipeline::compile(&model, &device, &OptimizeOptions::default()).expect("compiles");
+    // The scores kernel adds a [seq, seq] mask to [heads, seq, seq] scores.
+    let k = c
+        .fused
+        .plan
+        .kernels
+        .iter()
+        .find(|k| k.ops.iter().any(|o| o == "Softmax"))
+        .expect("a scores kernel");
+    let seq = match &k.detail {
+        ttfuse::plan::KernelDetail::Matmul { info, .. } => info.mt * 32,
+        other => panic!("scores kernel is {other:?}"),
+    };
+    let mask = c
+        .fused
+        .program
+        .tensors
+        .iter()
+        .find(|t| t.name.starts_with("mask") && t.name.ends_with("_expanded"))
+        .expect("the mask table is a program tensor");
+    assert_eq!((mask.rows, mask.cols), (seq, seq));
+}
+
 /// Launches and host steps of the fused program, after checking its outputs.
 struct Counts {
     launches: usize,

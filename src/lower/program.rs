@@ -126,10 +126,16 @@ impl<'g> Tensors<'g> {
         Ok(name)
     }
 
-    /// Constant `constant` expanded to node `like`'s shape.
-    fn expanded(&mut self, constant: NodeIndex, like: NodeIndex) -> Result<String, LowerError> {
+    /// Constant `constant` expanded to node `like`'s shape; with `one_batch`, to one batch's
+    /// matrix ([`crate::plan::body::Load::batch_shared`]).
+    fn expanded(
+        &mut self,
+        constant: NodeIndex,
+        like: NodeIndex,
+        one_batch: bool,
+    ) -> Result<String, LowerError> {
         let node = self.graph.node(like);
-        let values = expanded_constant(self.graph, like, constant).ok_or_else(|| {
+        let values = expanded_constant(self.graph, like, constant, one_batch).ok_or_else(|| {
             PlanError::Unsupported {
                 node: node.name.clone(),
                 op: node.op.name(),
@@ -139,8 +145,13 @@ impl<'g> Tensors<'g> {
                 ),
             }
         })?;
-        let layout = layout_of(&node.ty.shape).ok_or_else(|| PlanError::shape(self.graph, like))?;
-        let (rows, cols) = device_dims(&node.ty.shape, layout);
+        let shape = if one_batch {
+            node.ty.shape[node.ty.shape.len() - 2..].to_vec()
+        } else {
+            node.ty.shape.clone()
+        };
+        let layout = layout_of(&shape).ok_or_else(|| PlanError::shape(self.graph, like))?;
+        let (rows, cols) = device_dims(&shape, layout);
         let name = self
             .stems
             .alloc(&format!("{}_expanded", self.graph.node(constant).name));
@@ -148,7 +159,7 @@ impl<'g> Tensors<'g> {
             name: name.clone(),
             rows,
             cols,
-            init: TensorInit::Const(device_values(values, &node.ty.shape, layout)),
+            init: TensorInit::Const(device_values(values, &shape, layout)),
             is_output: false,
         });
         Ok(name)
@@ -163,7 +174,9 @@ impl<'g> Tensors<'g> {
                 LoadSource::Matrix(m) => self.node(m.tensor)?,
                 LoadSource::Scalar(v) => self.scalar(v),
                 LoadSource::WhereMask(n) => self.where_mask(n, load.batch_shared)?,
-                LoadSource::Expanded { constant, like } => self.expanded(constant, like)?,
+                LoadSource::Expanded { constant, like } => {
+                    self.expanded(constant, like, load.batch_shared)?
+                }
                 LoadSource::Mask { cols, valid, pad } => self.mask(cols, valid, pad),
             };
             args.push((load.param.clone(), tensor));

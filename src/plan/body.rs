@@ -905,12 +905,29 @@ fn where_mask_form(graph: &Graph, n: NodeIndex) -> Option<(NodeIndex, f32, bool)
 /// Whether the mask of the lowered `Where` node `n` ([`where_mask`]) is the same for every
 /// batch (its condition broadcasts over all axes before the last two, of which there are some).
 pub fn where_mask_batch_shared(graph: &Graph, n: NodeIndex) -> bool {
-    let shape = &graph.node(n).ty.shape;
     let cond = graph.inputs_of(n).first().map(|&c| &graph.node(c).ty.shape);
-    shape.len() > 2
-        && shape[..shape.len() - 2].iter().product::<usize>() > 1
-        && cond.is_some_and(|c| c.len() < 2 || c[..c.len() - 2].iter().all(|&d| d == 1))
+    cond.is_some_and(|c| same_for_every_batch(c, &graph.node(n).ty.shape))
         && where_mask_form(graph, n).is_some()
+}
+
+/// Whether the constant operand `q` of binary node `n`, read expanded ([`expanded_constant`]),
+/// is the same for every batch of `n` (it broadcasts over all axes before the last two).
+pub fn expanded_batch_shared(graph: &Graph, n: NodeIndex, q: NodeIndex) -> bool {
+    same_for_every_batch(&graph.node(q).ty.shape, &graph.node(n).ty.shape)
+        && is_expanded_constant(graph, n, q)
+}
+
+/// Whether an operand of shape `operand` takes the same values in every batch of a result of
+/// shape `out` (batches: the axes before the last two, of which there are several).
+fn same_for_every_batch(operand: &[usize], out: &[usize]) -> bool {
+    out.len() > 2
+        && out[..out.len() - 2].iter().product::<usize>() > 1
+        && (operand.len() <= 2 || operand[..operand.len() - 2].iter().all(|&d| d == 1))
+}
+
+/// The last two axes of `shape` (a batch's matrix).
+fn last_two(shape: &[usize]) -> Vec<usize> {
+    shape[shape.len().saturating_sub(2)..].to_vec()
 }
 
 /// The finite operand `x` of a `Where` that lowers as `x + mask` ([`where_mask`]).
@@ -935,7 +952,6 @@ pub fn where_mask(graph: &Graph, n: NodeIndex, one_batch: bool) -> Option<(NodeI
         .iter()
         .map(|&v| if (v != 0.0) == when { fill } else { 0.0 })
         .collect();
-    let last_two = |s: &[usize]| s[s.len().saturating_sub(2)..].to_vec();
     let (from, to) = if one_batch {
         if !where_mask_batch_shared(graph, n) {
             return None;
@@ -967,16 +983,27 @@ pub fn is_expanded_constant(graph: &Graph, n: NodeIndex, q: NodeIndex) -> bool {
 }
 
 /// The values of constant `q`, an operand of the binary node `n`, broadcast to `n`'s shape, when
-/// [`is_expanded_constant`]; `None` otherwise.
-pub fn expanded_constant(graph: &Graph, n: NodeIndex, q: NodeIndex) -> Option<Vec<f32>> {
-    if !is_expanded_constant(graph, n, q) {
+/// [`is_expanded_constant`]; `None` otherwise. With `one_batch` ([`expanded_batch_shared`]),
+/// to one batch's matrix: `n`'s last two axes.
+pub fn expanded_constant(
+    graph: &Graph,
+    n: NodeIndex,
+    q: NodeIndex,
+    one_batch: bool,
+) -> Option<Vec<f32>> {
+    if !is_expanded_constant(graph, n, q) || (one_batch && !expanded_batch_shared(graph, n, q)) {
         return None;
     }
     let data = match &graph.node(resolve(graph, q)).op {
         Op::Constant(d) => d.to_f32(),
         _ => return None,
     };
-    broadcast_to(&data, &graph.node(q).ty.shape, &graph.node(n).ty.shape)
+    let (from, to) = (&graph.node(q).ty.shape, &graph.node(n).ty.shape);
+    if one_batch {
+        broadcast_to(&data, &last_two(from), &last_two(to))
+    } else {
+        broadcast_to(&data, from, to)
+    }
 }
 
 /// Whether a tensor of shape `input` broadcasts (NumPy rules) to shape `out`.

@@ -467,11 +467,18 @@ fn matmul_body(
     }
     let mut body = builder.finish();
     if batches > 1 {
-        // A causal mask shared by every head is read at the block's row within its batch.
+        // A causal mask or table shared by every head is read at the block's row within its
+        // batch.
         for load in &mut body.loads {
-            if let super::body::LoadSource::WhereMask(w) = load.source {
-                load.batch_shared = super::body::where_mask_batch_shared(graph, w);
-            }
+            load.batch_shared = match load.source {
+                super::body::LoadSource::WhereMask(w) => {
+                    super::body::where_mask_batch_shared(graph, w)
+                }
+                super::body::LoadSource::Expanded { constant, like } => {
+                    super::body::expanded_batch_shared(graph, like, constant)
+                }
+                _ => false,
+            };
         }
     }
     let info = MatmulInfo {
