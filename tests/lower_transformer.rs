@@ -53,10 +53,7 @@ fn check_kernels_valid(name: &str, kernels: &[ttfuse_runtime::ttl::ast::Kernel])
 fn gpt2_block_projections_are_not_chained_after_the_norms_where_the_estimate_finds_it_slower() {
     // On the small block the norms' kernels have 2 whole-row blocks: chaining c_attn or c_fc
     // (and its GELU) into them would run those matmuls on 2 cores instead of 24 or 32.
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gpt2_block/model.onnx");
-    let model = pipeline::load_model(Some(&path), &ImportOptions::default()).expect("imports");
-    let device = Device::load("wormhole_b0").expect("target exists");
-    let c = pipeline::compile(&model, &device, &OptimizeOptions::default()).expect("compiles");
+    let (_, _, c) = compiled("gpt2_block");
     let slower: Vec<_> = c
         .fused
         .plan
@@ -87,10 +84,7 @@ fn gpt2_block_projections_are_not_chained_after_the_norms_where_the_estimate_fin
 
 #[test]
 fn gpt2_block_causal_mask_is_one_head_s_rows_read_by_every_head() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gpt2_block/model.onnx");
-    let model = pipeline::load_model(Some(&path), &ImportOptions::default()).expect("imports");
-    let device = Device::load("wormhole_b0").expect("target exists");
-    let c = pipeline::compile(&model, &device, &OptimizeOptions::default()).expect("compiles");
+    let (_, _, c) = compiled("gpt2_block");
     let masks: Vec<_> = c
         .fused
         .program
@@ -117,10 +111,7 @@ fn gpt2_block_causal_mask_is_one_head_s_rows_read_by_every_head() {
 
 #[test]
 fn llama_block_causal_mask_table_is_one_head_s_rows_read_by_every_head() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/llama_block/model.onnx");
-    let model = pipeline::load_model(Some(&path), &ImportOptions::default()).expect("imports");
-    let device = Device::load("wormhole_b0").expect("target exists");
-    let c = pipeline::compile(&model, &device, &OptimizeOptions::default()).expect("compiles");
+    let (_, _, c) = compiled("llama_block");
     // The scores kernel adds a [seq, seq] mask to [heads, seq, seq] scores.
     let k = c
         .fused
@@ -161,7 +152,8 @@ impl Counts {
     }
 }
 
-fn fused_counts(name: &str) -> Counts {
+/// `models/<name>/model.onnx` imported and compiled for wormhole_b0 (fused and unfused).
+fn compiled(name: &str) -> (pipeline::Model, Device, pipeline::Compilation) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("models")
         .join(name)
@@ -169,6 +161,11 @@ fn fused_counts(name: &str) -> Counts {
     let model = pipeline::load_model(Some(&path), &ImportOptions::default()).expect("imports");
     let device = Device::load("wormhole_b0").expect("target exists");
     let c = pipeline::compile(&model, &device, &OptimizeOptions::default()).expect("compiles");
+    (model, device, c)
+}
+
+fn fused_counts(name: &str) -> Counts {
+    let (model, device, c) = compiled(name);
     let inputs = inputs::complete_inputs(&model.graph, BTreeMap::new(), 0);
     let reference = pipeline::reference_outputs(&model.graph, &inputs).expect("reference runs");
     let run = pipeline::execute(&c.fused, &device, &inputs, &GraphHostOps, Dispatch::Traced)

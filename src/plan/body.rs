@@ -828,11 +828,7 @@ fn materialize(body: &Body, outputs: &BTreeSet<usize>) -> Vec<bool> {
     for (i, v) in body.values.iter().enumerate() {
         match v.op {
             ValueOp::Load(_) | ValueOp::MatMul | ValueOp::Copy => mat[i] = true,
-            ValueOp::Reduce(_) | ValueOp::Broadcast => {
-                mat[i] = true;
-                mat[v.args[0]] = true;
-            }
-            ValueOp::Product => {
+            ValueOp::Reduce(_) | ValueOp::Broadcast | ValueOp::Product => {
                 mat[i] = true;
                 mat[v.args[0]] = true;
             }
