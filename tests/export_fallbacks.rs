@@ -1,8 +1,10 @@
 //! The exported driver's TTNN fallback ops (`ttfuse_host_ops.py`, numpy) compute what ttfuse's
-//! runtime computes for every host step of the LLaMA block (head-split reshapes and transposes,
-//! the rotate-half slices and concatenations, the head merge), on the very device tensors of a
-//! run (the GPT-2 block's head split is read in place on the device). Needs python3; numpy comes from python3 when it
-//! has it, else from a virtual environment the test makes under the target directory.
+//! runtime computes for every host step, on the very device tensors of a run: the unfused LLaMA
+//! block (head-split reshapes and transposes, the rotate-half slices and concatenations), the
+//! fused ResNet block (convolutions with BatchNorm folded in) and the conv/pool op model (strided,
+//! dilated, grouped and asymmetrically padded convolutions, max and average pools). Needs
+//! python3; numpy comes from python3 when it has it, else from a virtual environment the test
+//! makes under the target directory.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -56,20 +58,23 @@ fn python_with_numpy() -> PathBuf {
     python
 }
 
-#[test]
-fn host_ops_py_matches_the_runtime_on_every_fallback_step() {
+/// Runs `model`'s fused or unfused program and checks every host step against
+/// `ttfuse_host_ops.py` on the step's own input tensors; returns the host ops it checked.
+fn check_host_steps(model_path: &str, fused: bool) -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let model = pipeline::load_model(
-        Some(&root.join("models/llama_block/model.onnx")),
-        &ImportOptions::default(),
-    )
-    .unwrap();
+    let model =
+        pipeline::load_model(Some(&root.join(model_path)), &ImportOptions::default()).unwrap();
     let device = Device::load("wormhole_b0").unwrap();
     let compiled = pipeline::compile(&model, &device, &OptimizeOptions::default()).unwrap();
-    let program = &compiled.fused.program;
+    let lowered = if fused {
+        &compiled.fused
+    } else {
+        &compiled.unfused
+    };
+    let program = &lowered.program;
     let data = inputs::complete_inputs(&model.graph, BTreeMap::new(), 0);
     let mut device_inputs = BTreeMap::new();
-    for b in &compiled.fused.inputs {
+    for b in &lowered.inputs {
         device_inputs.insert(b.tensor.clone(), b.to_device(&data[&b.name]));
     }
     let run = run_program(
@@ -81,7 +86,11 @@ fn host_ops_py_matches_the_runtime_on_every_fallback_step() {
     )
     .unwrap();
 
-    let dir = std::env::temp_dir().join(format!("ttfuse-fallbacks-{}", std::process::id()));
+    let stem = model_path.replace('/', "_");
+    let dir = std::env::temp_dir().join(format!(
+        "ttfuse-fallbacks-{}-{stem}-{fused}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -116,7 +125,6 @@ fn host_ops_py_matches_the_runtime_on_every_fallback_step() {
             assert_eq!(outputs.len(), 1);
         }
     }
-    assert!(steps.len() >= 4, "the LLaMA block has fallback steps");
     std::fs::write(
         dir.join("steps.json"),
         serde_json::to_string(&steps).unwrap(),
@@ -141,11 +149,13 @@ for s in json.load(open("steps.json")):
         "host ops failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let mut checked = Vec::new();
     for step in &steps {
         let i = step["step"].as_u64().unwrap() as usize;
         let Step::Host { outputs, op, .. } = &program.steps[i] else {
             unreachable!()
         };
+        checked.push(op.clone());
         let want = run.tensors[&outputs[0]].to_f32();
         let got = npy::read(&dir.join(format!("s{i}_out.npy"))).unwrap();
         let t = &run.tensors[&outputs[0]];
@@ -154,8 +164,31 @@ for s in json.load(open("steps.json")):
             // The runtime stores the result as bf16 (8 mantissa bits).
             assert!(
                 g == w || (g - w).abs() <= 1e-2 * w.abs().max(1e-3),
-                "step {i} {op}: element {k} is {g}, the runtime has {w}"
+                "{model_path} step {i} {op}: element {k} is {g}, the runtime has {w}"
             );
         }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    checked
+}
+
+#[test]
+fn host_ops_py_matches_the_runtime_on_every_fallback_step() {
+    let mut ops = check_host_steps("models/llama_block/model.onnx", false);
+    ops.extend(check_host_steps("models/resnet_block/model.onnx", true));
+    ops.extend(check_host_steps("models/ops/conv_pool/model.onnx", true));
+    for want in [
+        "ttnn.reshape",
+        "ttnn.transpose",
+        "ttnn.slice",
+        "ttnn.concat",
+        "ttnn.conv",
+        "ttnn.max_pool",
+        "ttnn.mean_pool",
+    ] {
+        assert!(
+            ops.iter().any(|op| op == want),
+            "no {want} step was checked: {ops:?}"
+        );
     }
 }

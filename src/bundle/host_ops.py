@@ -2,7 +2,7 @@
 
 Graph ops without a TT-Lang kernel run between kernels the way ttfuse's runtime runs them: the
 device tensors are read back, the op is applied to the graph-shaped values in float32, and the
-result is written back in the device layout. `apply(op, arrays)` takes the op as program.json
+result is written back in the device layout. `apply(op, arrays, out_shape)` takes the op as program.json
 stores it (the graph op in its JSON form) and numpy arrays in graph shape.
 """
 
@@ -137,8 +137,66 @@ def _layer_norm(x, gamma, beta=None, eps=1e-5):
     return y if beta is None else y + beta
 
 
-def apply(op, arrays):
-    """Applies graph op `op` (its program.json form) to graph-shaped float32 `arrays`."""
+def _conv(x, w, bias, kernel, stride, pads, dilation, groups):
+    """NCHW convolution, summed window offset by window offset in float64."""
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    xp = np.zeros((n, c, h + pads[0] + pads[2], wd + pads[1] + pads[3]))
+    xp[:, :, pads[0] : pads[0] + h, pads[1] : pads[1] + wd] = x
+    oh = (h + pads[0] + pads[2] - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1
+    ow = (wd + pads[1] + pads[3] - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1
+    og = o // groups
+    out = np.zeros((n, o, oh, ow))
+    for ky in range(kh):
+        for kx in range(kw):
+            y0, x0 = ky * dilation[0], kx * dilation[1]
+            window = xp[:, :, y0 : y0 + stride[0] * oh : stride[0], x0 : x0 + stride[1] * ow : stride[1]]
+            for g in range(groups):
+                wg = w[g * og : (g + 1) * og, :, ky, kx].astype(np.float64)
+                xg = window[:, g * cg : (g + 1) * cg]
+                out[:, g * og : (g + 1) * og] += np.einsum("oc,nchw->nohw", wg, xg)
+    if bias is not None:
+        out += bias.reshape(1, o, 1, 1)
+    return out
+
+
+def _batch_norm(x, scale, bias, mean, var, eps):
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    inv = 1.0 / np.sqrt(var.astype(np.float64) + eps)
+    return (x - mean.reshape(shape)) * (inv * scale).reshape(shape) + bias.reshape(shape)
+
+
+def _pool(x, op, kernel, stride, pads, count_include_pad, out_hw):
+    """Max or average pooling of NCHW `x` into `out_hw` positions; padded positions never win
+    a max."""
+    n, c, h, w = x.shape
+    oh, ow = out_hw
+    is_max = op == "Max"
+    acc = np.full((n, c, oh, ow), -np.inf if is_max else 0.0)
+    count = np.zeros((oh, ow))
+    for ky in range(kernel[0]):
+        for kx in range(kernel[1]):
+            py = np.arange(oh) * stride[0] + ky - pads[0]
+            px = np.arange(ow) * stride[1] + kx - pads[1]
+            inside = (py[:, None] >= 0) & (py[:, None] < h) & (px[None, :] >= 0) & (px[None, :] < w)
+            v = x[:, :, np.clip(py, 0, h - 1)][:, :, :, np.clip(px, 0, w - 1)]
+            if is_max:
+                acc = np.where(inside, np.maximum(acc, v), acc)
+            else:
+                acc = acc + np.where(inside, v, 0.0)
+            if count_include_pad:
+                in_padded = (py[:, None] + pads[0] < h + pads[0] + pads[2]) & (
+                    px[None, :] + pads[1] < w + pads[1] + pads[3]
+                )
+                count += inside | in_padded
+            else:
+                count += inside
+    return acc if is_max else acc / np.maximum(count, 1)
+
+
+def apply(op, arrays, out_shape):
+    """Applies graph op `op` (its program.json form) to graph-shaped float32 `arrays`, giving
+    a tensor of `out_shape`."""
     a = [np.asarray(x, dtype=np.float32) for x in arrays]
     if isinstance(op, str):
         if op == "Where":
@@ -179,6 +237,13 @@ def apply(op, arrays):
         return _softmax(a[0], p["axis"])
     if kind == "LayerNorm":
         return _layer_norm(a[0], a[1], a[2] if len(a) > 2 else None, p["eps"])
+    if kind == "Conv":
+        bias = a[2] if len(a) > 2 else None
+        return _conv(a[0], a[1], bias, p["kernel"], p["stride"], p["pads"], p["dilation"], p["groups"])
+    if kind == "BatchNorm":
+        return _batch_norm(a[0], a[1], a[2], a[3], a[4], p["eps"])
+    if kind == "Pool":
+        return _pool(a[0], p["op"], p["kernel"], p["stride"], p["pads"], p["count_include_pad"], out_shape[2:])
     if kind == "RmsNorm":
         return a[0] / np.sqrt((a[0] ** 2).mean(axis=-1, keepdims=True) + p["eps"]) * a[1]
     raise NotImplementedError(f"host op {kind} is not implemented in host_ops.py")
@@ -188,5 +253,5 @@ def run(attrs, arrays_2d):
     """Runs one host step: `attrs` as program.json stores it, inputs as 2-D device arrays;
     returns the output as a 2-D device array."""
     inputs = [to_graph(x, s) for x, s in zip(arrays_2d, attrs["input_shapes"])]
-    out = np.asarray(apply(attrs["op"], inputs), dtype=np.float32)
+    out = np.asarray(apply(attrs["op"], inputs, attrs["output_shape"]), dtype=np.float32)
     return to_device_layout(out.reshape(attrs["output_shape"]), attrs["output_shape"])
