@@ -7,6 +7,7 @@ use lower_common::*;
 use petgraph::graph::NodeIndex;
 use ttfuse::graph::{BinaryOp, Graph, Op, ReduceOp, UnaryOp};
 use ttfuse::lower::FusionMode;
+use ttfuse::plan::KernelKind;
 
 /// `|x| + 0.5`: inputs for ops that need positive values.
 fn positive(g: &mut Graph, x: NodeIndex) -> NodeIndex {
@@ -173,6 +174,26 @@ fn matmul_shapes() {
 
 #[test]
 fn an_op_joins_one_producer_kernel_and_reads_the_other_from_dram() {
+    // Two matmul kernels cannot merge: the sum joins one and reads the other's product.
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[64, 64]));
+    let w1 = constant(&mut g, "w1", &[64, 64], 33, 0.1);
+    let w2 = constant(&mut g, "w2", &[64, 64], 34, 0.1);
+    let m1 = matmul(&mut g, "m1", x, w1);
+    let m2 = matmul(&mut g, "m2", x, w2);
+    let y = binary(&mut g, "y", BinaryOp::Add, m1, m2);
+    output(&mut g, "y", y);
+    let c = run_checked(&g, &device(), FusionMode::Fused);
+    assert_eq!(c.plan.kernels.len(), 2);
+    assert!(c.plan.breaks.iter().any(|b| matches!(
+        &b.reason,
+        ttfuse::plan::BreakReason::JoinedOtherProducer { .. }
+    ) && b.consumer == "y"));
+}
+
+#[test]
+fn an_elementwise_kernel_merges_into_a_matmul_kernel_that_shares_a_consumer() {
+    // `relu(exp(x)) + x @ w`: the elementwise ops become more of the matmul's epilogue.
     let mut g = Graph::new();
     let x = g.add_input("x", f32t(&[64, 64]));
     let w = constant(&mut g, "w", &[64, 64], 33, 0.1);
@@ -182,11 +203,18 @@ fn an_op_joins_one_producer_kernel_and_reads_the_other_from_dram() {
     let y = binary(&mut g, "y", BinaryOp::Add, r, m);
     output(&mut g, "y", y);
     let c = run_checked(&g, &device(), FusionMode::Fused);
+    assert_eq!(c.plan.kernels.len(), 1);
+    assert_eq!(c.plan.kernels[0].kind, KernelKind::Matmul);
+    // Not when the elementwise kernel computes the matmul's operand.
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[64, 64]));
+    let w = constant(&mut g, "w", &[64, 64], 33, 0.1);
+    let e = unary(&mut g, "e", UnaryOp::Exp, x);
+    let m = matmul(&mut g, "m", e, w);
+    let y = binary(&mut g, "y", BinaryOp::Add, e, m);
+    output(&mut g, "y", y);
+    let c = run_checked(&g, &device(), FusionMode::Fused);
     assert_eq!(c.plan.kernels.len(), 2);
-    assert!(c.plan.breaks.iter().any(|b| matches!(
-        &b.reason,
-        ttfuse::plan::BreakReason::JoinedOtherProducer { .. }
-    ) && b.consumer == "y"));
 }
 
 #[test]

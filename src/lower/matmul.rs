@@ -14,7 +14,7 @@ use super::emit::{
 };
 use crate::plan::body::Body;
 use crate::plan::heads::HeadView;
-use crate::plan::kernel::MatmulInfo;
+use crate::plan::kernel::{HeadWrite, MatmulInfo};
 use crate::plan::schedule::Schedule;
 use crate::plan::PlannedKernel;
 
@@ -224,9 +224,9 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
     read.extend(block_loop(p, true, inner));
 
     let mut inner = c.stmts;
-    // A head merge: batch `h` goes to the rows of one batch, columns `h * head` on.
     let (out_row, out_col) = match info.out_heads {
-        Some(head) => {
+        // A head merge: batch `h` goes to the rows of one batch, columns `h * head` on.
+        Some(HeadWrite::Merge { head_tiles }) => {
             inner.push(assign(
                 "o_row",
                 Expr::bin(
@@ -237,7 +237,23 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
             ));
             inner.push(assign(
                 "o_col",
-                add(mul(c.batch.clone(), int(head)), c.col.clone()),
+                add(mul(c.batch.clone(), int(head_tiles)), c.col.clone()),
+            ));
+            (name("o_row"), name("o_col"))
+        }
+        // A head split: columns `h * head` on go to the rows of batch `h`.
+        Some(HeadWrite::Split {
+            head_tiles,
+            seq_tiles,
+        }) => {
+            let head = Expr::bin(BinOp::FloorDiv, c.col.clone(), int(head_tiles));
+            inner.push(assign(
+                "o_row",
+                add(mul(head, int(seq_tiles)), c.row.clone()),
+            ));
+            inner.push(assign(
+                "o_col",
+                Expr::bin(BinOp::Mod, c.col.clone(), int(head_tiles)),
             ));
             (name("o_row"), name("o_col"))
         }

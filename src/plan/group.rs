@@ -498,9 +498,11 @@ pub fn group(
     })
 }
 
-/// Moves the elementwise group `from` into group `into` (which has just taken a consumer of
-/// both), when both are element-by-element bodies over the same space, no third kernel lies
-/// between them, and the merged group still fits. `from` is left empty.
+/// Moves group `from` into slot `into` together with that slot's group (which has just taken a
+/// consumer of both), when both compute element by element over the same space, no third kernel
+/// lies between them, and the merged group still fits. One of the two may be a plain matmul
+/// kernel (no row-wise epilogue, no chained product) whose product the other group does not
+/// feed: the elementwise group's ops become more of its epilogue. `from` is left empty.
 fn merge_into(
     graph: &Graph,
     groups: &mut [Group],
@@ -510,15 +512,28 @@ fn merge_into(
     fits: &dyn Fn(&Group) -> Result<(), BreakReason>,
 ) -> bool {
     let (a, b) = (&groups[into], &groups[from]);
-    if into == from
-        || a.kind != GroupKind::Body
-        || b.kind != GroupKind::Body
-        || a.space != b.space
-        || is_rowwise_group(graph, a)
-        || is_rowwise_group(graph, b)
-    {
+    if into == from || a.space != b.space {
         return false;
     }
+    let eltwise = |g: &Group| g.kind == GroupKind::Body && !is_rowwise_group(graph, g);
+    let plain_matmul = |g: &Group, other: &Group| {
+        matches!(g.kind, GroupKind::Matmul { .. })
+            && !is_rowwise_group(graph, g)
+            && !has_chained_product(graph, g)
+            && !graph
+                .inputs_of(g.nodes[0])
+                .into_iter()
+                .any(|x| depends_on(graph, x, &other.nodes))
+    };
+    let lead = if eltwise(a) && eltwise(b) {
+        None
+    } else if eltwise(b) && plain_matmul(a, b) {
+        Some(a)
+    } else if eltwise(a) && plain_matmul(b, a) {
+        Some(b)
+    } else {
+        return false;
+    };
     let mut nodes: Vec<NodeIndex> = a.nodes.iter().chain(&b.nodes).copied().collect();
     // A path from one group to the other through a node outside both would become a cycle.
     let through_outside = |x: &Group, y: &Group| {
@@ -531,8 +546,15 @@ fn merge_into(
         return false;
     }
     nodes.sort_by_key(|n| position.get(n).copied().unwrap_or(usize::MAX));
+    let kind = lead.map_or(GroupKind::Body, |m| m.kind.clone());
+    if let Some(m) = lead {
+        // A matmul kernel's first node is its product.
+        let mm = m.nodes[0];
+        nodes.retain(|&n| n != mm);
+        nodes.insert(0, mm);
+    }
     let candidate = Group {
-        kind: GroupKind::Body,
+        kind,
         nodes,
         space: a.space,
     };
@@ -565,6 +587,9 @@ fn can_chain(graph: &Graph, g: &Group, n: NodeIndex, a: NodeIndex) -> Result<(),
             detail: detail.to_string(),
         })
     };
+    if heads::split_into(graph, n).is_some() {
+        return op_kind("MatMul starts its own kernel: it splits attention heads as it writes them, which only a matmul kernel's writer does");
+    }
     if !matches!(g.kind, GroupKind::Matmul { .. } | GroupKind::Body) || !is_rowwise_group(graph, g)
     {
         return op_kind("MatMul starts its own kernel: only a row-wise kernel (whole rows in L1) takes a chained product");

@@ -2,6 +2,9 @@
 //! `[seq, heads * hd]` tensor (or a tile-aligned column slice of one) is, head by head, a
 //! column range of `x`'s 2-D view. In fused mode a matmul reads such an operand in place
 //! (head `h` at columns `col0 + h * hd`), so the slice, reshape and transpose need no host step.
+//! When the split heads feed other kernels (LLaMA's rotary embedding), the matmul that makes
+//! `x` writes head `h`'s columns as batch `h` of the transpose instead ([`split_into`]); a
+//! batched product's heads are merged back the same way ([`merged_into`]).
 
 use petgraph::graph::NodeIndex;
 
@@ -103,6 +106,18 @@ pub fn read_in_place(graph: &Graph, n: NodeIndex) -> Option<HeadView> {
     only_read_by_batched_matmuls(graph, n, v.transposed).then_some(v)
 }
 
+/// Whether the transpose or reshape `n` is part of a head split ([`split_into`]).
+fn in_split(graph: &Graph, n: NodeIndex) -> bool {
+    let input = |m: NodeIndex| graph.inputs_of(m).first().copied();
+    match &graph.node(n).op {
+        Op::Transpose { .. } => input(n)
+            .and_then(input)
+            .is_some_and(|x| split_into(graph, x) == Some(n)),
+        Op::Reshape { .. } => input(n).is_some_and(|x| split_into(graph, x).is_some()),
+        _ => false,
+    }
+}
+
 /// Whether the transpose or reshape `n` is part of a head merge ([`merged_into`]).
 fn in_merge(graph: &Graph, n: NodeIndex) -> bool {
     let input = |m: NodeIndex| graph.inputs_of(m).first().copied();
@@ -117,9 +132,10 @@ fn in_merge(graph: &Graph, n: NodeIndex) -> bool {
 
 /// Whether `n` needs no kernel or host step because matmuls read or write its data in place: a
 /// head view's transpose, its reshape, or the column slice feeding only such reshapes; or the
-/// transpose and reshape of a head merge (the reshape's tensor is what the matmul writes).
+/// transpose and reshape of a head merge (the reshape's tensor is what the matmul writes) or
+/// of a head split (the transpose's tensor is).
 pub fn absorbed(graph: &Graph, n: NodeIndex) -> bool {
-    if in_merge(graph, n) {
+    if in_merge(graph, n) || in_split(graph, n) {
         return true;
     }
     let users = graph.users_of(n);
@@ -145,26 +161,45 @@ pub fn absorbed(graph: &Graph, n: NodeIndex) -> bool {
     }
 }
 
+/// The only user of `n`, when `n` is not a graph output.
+fn only_user(graph: &Graph, n: NodeIndex) -> Option<NodeIndex> {
+    let is_out = graph.outputs.iter().any(|(_, o)| *o == n);
+    match graph.users_of(n).as_slice() {
+        &[u] if !is_out => Some(u),
+        _ => None,
+    }
+}
+
+/// The transpose `t` of a head split `Transpose(Reshape(x, [seq, heads, hd]), [1, 0, 2])`, when
+/// `x` is a product of 2-D matrices used by nothing else and `t`'s users do not read it in place
+/// (they are not all batched matmuls): the matmul writes `x`'s columns `h * hd` on as batch `h`
+/// of `t` instead of writing `x`.
+pub fn split_into(graph: &Graph, x: NodeIndex) -> Option<NodeIndex> {
+    let rank2 = |n: NodeIndex| graph.node(n).ty.shape.len() == 2;
+    if !matches!(graph.node(x).op, Op::MatMul) || !graph.inputs_of(x).into_iter().all(rank2) {
+        return None;
+    }
+    let t = only_user(graph, only_user(graph, x)?)?;
+    let v = head_view(graph, t)?;
+    let splits_x = v.source == x && v.col0 == 0 && !v.transposed;
+    (splits_x && read_in_place(graph, t).is_none()).then_some(t)
+}
+
 /// The reshape `r` of a head merge `Reshape(Transpose(x, [1, 0, 2]), [seq, heads * hd])`, when
 /// `x` is a batched matmul's `[heads, seq, hd]` product used by nothing else: the matmul writes
 /// head `h` into columns `h * hd` of `r` instead of writing `x`.
 pub fn merged_into(graph: &Graph, x: NodeIndex) -> Option<NodeIndex> {
-    let is_out = |n: NodeIndex| graph.outputs.iter().any(|(_, o)| *o == n);
-    let only_user = |n: NodeIndex| match graph.users_of(n).as_slice() {
-        &[u] if !is_out(n) => Some(u),
-        _ => None,
-    };
     let &[heads, seq, hd] = graph.node(x).ty.shape.as_slice() else {
         return None;
     };
     if !batched_matmul(graph, x) || !seq.is_multiple_of(32) || !hd.is_multiple_of(32) {
         return None;
     }
-    let t = only_user(x)?;
+    let t = only_user(graph, x)?;
     if !matches!(&graph.node(t).op, Op::Transpose { perm } if perm.as_slice() == [1, 0, 2]) {
         return None;
     }
-    let r = only_user(t)?;
+    let r = only_user(graph, t)?;
     (matches!(graph.node(r).op, Op::Reshape { .. })
         && graph.node(r).ty.shape.as_slice() == [seq, heads * hd])
     .then_some(r)

@@ -5,7 +5,7 @@ use petgraph::graph::NodeIndex;
 
 use super::body::{Body, BodyBuilder};
 use super::group::{is_last_two_swap, real_users, resolve, Group, GroupKind};
-use super::heads::{merged_into, read_in_place, HeadView};
+use super::heads::{merged_into, read_in_place, split_into, HeadView};
 use super::layout::{device_dims, flat2d, layout_of};
 use super::partition::{divisors, preference, Partition};
 use super::schedule::{Cb, Schedule};
@@ -50,9 +50,27 @@ pub struct MatmulInfo {
     pub a_heads: Option<HeadView>,
     /// B read head by head from a column range of its source (`b` is the source).
     pub b_heads: Option<HeadView>,
-    /// Columns per head, in tiles, when batch `h` of the product is written into columns
-    /// `h * head` of a head merge's reshape (the body's output).
-    pub out_heads: Option<usize>,
+    /// Where the product's tiles go when heads are merged or split as they are written.
+    pub out_heads: Option<HeadWrite>,
+}
+
+/// How a matmul kernel's writer moves attention heads, so that no host step has to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeadWrite {
+    /// Batch `h` of the product goes to columns `h * head_tiles` on of a head merge's reshape
+    /// ([`merged_into`]).
+    Merge {
+        /// Columns per head, in tiles.
+        head_tiles: usize,
+    },
+    /// Columns `h * head_tiles` on of the 2-D product go to batch `h`, rows `h * seq_tiles` on,
+    /// of a head split's transpose ([`split_into`]).
+    Split {
+        /// Columns per head, in tiles.
+        head_tiles: usize,
+        /// Rows per head, in tiles.
+        seq_tiles: usize,
+    },
 }
 
 /// A standalone transpose, in tiles.
@@ -228,12 +246,16 @@ pub fn build(graph: &Graph, target: &Target, g: &Group) -> Result<PlannedKernel,
         } => {
             let (info, body) = matmul_body(graph, g, *mm, (*b_transposed, *heads), &outputs)?;
             let mut cands = Vec::new();
-            // A row-wise epilogue needs blocks spanning whole rows.
-            let col_choices = if body.is_rowwise() {
+            // A row-wise epilogue needs blocks spanning whole rows; a head split, blocks
+            // within one head.
+            let mut col_choices = if body.is_rowwise() {
                 vec![info.nt]
             } else {
                 divisors(info.nt)
             };
+            if let Some(HeadWrite::Split { head_tiles, .. }) = info.out_heads {
+                col_choices.retain(|&bn| head_tiles.is_multiple_of(bn));
+            }
             for bm in divisors(info.mt) {
                 for &bn in &col_choices {
                     for bk in divisors(info.kt) {
@@ -449,20 +471,36 @@ fn matmul_body(
     }
     let mut out_heads = None;
     for &o in outputs {
-        match merged_into(graph, o).filter(|_| heads) {
+        let merge = merged_into(graph, o).filter(|_| heads);
+        let split = split_into(graph, o).filter(|_| heads);
+        match (merge, split) {
             // The kernel's last product (its own or a chained one) writes the merged heads.
-            Some(r) if matches!(graph.node(o).op, Op::MatMul) && outputs.len() == 1 => {
+            (Some(r), _) if matches!(graph.node(o).op, Op::MatMul) && outputs.len() == 1 => {
                 builder.output_as(o, r)?;
-                out_heads = graph.node(o).ty.shape.last().map(|&cols| tiles(cols));
+                out_heads = graph.node(o).ty.shape.last().map(|&cols| HeadWrite::Merge {
+                    head_tiles: tiles(cols),
+                });
             }
-            Some(_) => {
+            // Only the kernel's own product splits heads (the planner does not chain it).
+            (None, Some(t)) if o == mm && outputs.len() == 1 => {
+                builder.output_as(o, t)?;
+                if let &[heads, seq, hd] = graph.node(t).ty.shape.as_slice() {
+                    debug_assert!(heads * tiles(hd) == tiles(n));
+                    out_heads = Some(HeadWrite::Split {
+                        head_tiles: tiles(hd),
+                        seq_tiles: tiles(seq),
+                    });
+                }
+            }
+            (None, None) => builder.output(o)?,
+            _ => {
                 return Err(unsupported(
                     graph,
                     o,
-                    "a head merge written in place must be its matmul kernel's only output".into(),
+                    "heads merged or split in place must be their matmul kernel's only output"
+                        .into(),
                 ))
             }
-            None => builder.output(o)?,
         }
     }
     let mut body = builder.finish();
