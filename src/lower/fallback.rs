@@ -29,6 +29,27 @@ pub struct HostAttrs {
 }
 
 impl HostAttrs {
+    /// The multiply-adds (as two FLOPs each) of the ops whose math can outweigh their traffic:
+    /// convolutions and matmuls.
+    pub fn flops(&self) -> f64 {
+        let out: usize = self.output_shape.iter().product();
+        let per_output = match &self.op {
+            Op::Conv { kernel, .. } => self
+                .input_shapes
+                .get(1)
+                .and_then(|w| w.get(1))
+                .map_or(0, |cg| cg * kernel[0] * kernel[1]),
+            Op::MatMul => self
+                .input_shapes
+                .first()
+                .and_then(|a| a.last())
+                .copied()
+                .unwrap_or(0),
+            _ => 0,
+        };
+        2.0 * out as f64 * per_output as f64
+    }
+
     fn input_types(&self) -> Vec<TensorType> {
         self.input_shapes
             .iter()
@@ -82,6 +103,10 @@ fn binding(name: &str, ty: &TensorType) -> Result<Binding, String> {
 }
 
 impl HostOps for GraphHostOps {
+    fn flops(&self, _op: &str, attrs: &serde_json::Value) -> f64 {
+        serde_json::from_value::<HostAttrs>(attrs.clone()).map_or(0.0, |a| a.flops())
+    }
+
     fn run(
         &self,
         op: &str,

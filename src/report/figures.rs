@@ -99,10 +99,10 @@ impl StepFigures {
         }
     }
 
-    /// A host op's figures, bounded like the runtime's program totals count it: by its DRAM
-    /// time or its dispatch, whichever is larger.
-    fn host(h: &HostOpReport, start_us: f64, roof: &Roof) -> StepFigures {
-        let dram_us = roof.time_us(h.dram_bytes, 0.0);
+    /// A host op's figures, bounded as the runtime's program totals count it
+    /// ([`HostOpReport::roofline`]).
+    fn host(h: &HostOpReport, start_us: f64, device: &Device) -> StepFigures {
+        let (roofline_us, bound) = h.roofline(device);
         StepFigures {
             name: h.op.clone(),
             kind: "host",
@@ -111,14 +111,10 @@ impl StepFigures {
             time_us: h.time_us,
             dispatch_us: h.dispatch_us,
             dram_bytes: h.dram_bytes,
-            flops: 0.0,
-            roofline_us: dram_us,
-            roofline_multiple: (dram_us > 0.0).then(|| h.time_us / dram_us),
-            bound: if dram_us > h.dispatch_us {
-                Bound::Dram
-            } else {
-                Bound::Dispatch
-            },
+            flops: h.flops,
+            roofline_us,
+            roofline_multiple: (roofline_us > 0.0).then(|| h.time_us / roofline_us),
+            bound,
         }
     }
 }
@@ -175,7 +171,6 @@ pub fn core_utilization(report: &ProgramReport, device: &Device) -> Vec<CoreUtil
 
 /// The figures of every step of a program run, in order, with their start times.
 pub fn step_figures(report: &ProgramReport, device: &Device) -> Vec<StepFigures> {
-    let roof = Roof::of(device);
     let mut start_us = 0.0;
     let mut out = Vec::with_capacity(report.steps.len());
     for step in &report.steps {
@@ -187,7 +182,7 @@ pub fn step_figures(report: &ProgramReport, device: &Device) -> Vec<StepFigures>
             StepReport::Host(i) => report
                 .host_ops
                 .get(*i)
-                .map(|h| StepFigures::host(h, start_us, &roof)),
+                .map(|h| StepFigures::host(h, start_us, device)),
         };
         if let Some(f) = fig {
             start_us += f.time_us;

@@ -281,6 +281,11 @@ impl Device {
         2.0 * 32f64.powi(3) / self.compute.matmul_cycles_per_tile.at(f)
     }
 
+    /// Peak matmul FLOPs per cycle of the whole compute grid at the target's fidelity.
+    pub fn grid_peak_flops_per_cycle(&self) -> f64 {
+        self.core_peak_flops_per_cycle(self.compute.fidelity) * f64::from(self.grid.x * self.grid.y)
+    }
+
     /// Converts cycles to microseconds at this target's clock.
     pub fn cycles_to_us(&self, cycles: f64) -> f64 {
         cycles / (self.clock_ghz * 1000.0)

@@ -51,6 +51,13 @@ pub trait HostOps {
         attrs: &serde_json::Value,
         inputs: &[&Tensor],
     ) -> Result<Vec<Tensor>, String>;
+
+    /// The floating-point operations `op` does with these attributes (multiply-adds count two),
+    /// which time it at the grid's peak math rate when that is longer than its DRAM traffic.
+    /// Ops whose math is negligible next to their traffic return 0, the default.
+    fn flops(&self, _op: &str, _attrs: &serde_json::Value) -> f64 {
+        0.0
+    }
 }
 
 /// The result of [`run_program`].

@@ -170,15 +170,21 @@ pub fn run_program(
                 } else {
                     device.dispatch.eager_us
                 };
-                let time_us =
-                    dispatch_us + device.cycles_to_us(bytes as f64 / device.dram_bytes_per_cycle());
+                // A TTNN op on the whole grid at its roofline: the longer of its DRAM traffic
+                // and its math at the grid's peak rate.
+                let flops = host.flops(op, attrs);
+                let dram_cycles = bytes as f64 / device.dram_bytes_per_cycle();
+                let math_cycles = flops / device.grid_peak_flops_per_cycle();
+                let time_us = dispatch_us + device.cycles_to_us(dram_cycles.max(math_cycles));
                 report.total_us += time_us;
                 report.dram_bytes += bytes;
+                report.flops += flops;
                 report.steps.push(StepReport::Host(report.host_ops.len()));
                 report.host_ops.push(HostOpReport {
                     op: op.clone(),
                     dispatch_us,
                     dram_bytes: bytes,
+                    flops,
                     time_us,
                 });
             }

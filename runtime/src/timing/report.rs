@@ -75,8 +75,30 @@ pub struct HostOpReport {
     pub dispatch_us: f64,
     /// Bytes read and written in DRAM.
     pub dram_bytes: u64,
-    /// Dispatch plus DRAM traffic at the aggregate bandwidth, in microseconds.
+    /// Floating-point operations ([`crate::exec::HostOps::flops`]).
+    pub flops: f64,
+    /// Dispatch plus the longer of the DRAM traffic at the aggregate bandwidth and the math at
+    /// the whole grid's peak rate, in microseconds.
     pub time_us: f64,
+}
+
+impl HostOpReport {
+    /// The op's roofline time on `device` in microseconds (the longer of its DRAM traffic at
+    /// the aggregate bandwidth and its math at the grid's peak rate), and what bounds its
+    /// modeled time: that roofline's larger side, or the dispatch when that is longer.
+    pub fn roofline(&self, device: &Device) -> (f64, Bound) {
+        let dram_us = device.cycles_to_us(self.dram_bytes as f64 / device.dram_bytes_per_cycle());
+        let math_us = device.cycles_to_us(self.flops / device.grid_peak_flops_per_cycle());
+        let roofline_us = dram_us.max(math_us);
+        let bound = if self.dispatch_us >= roofline_us {
+            Bound::Dispatch
+        } else if math_us > dram_us {
+            Bound::Compute
+        } else {
+            Bound::Dram
+        };
+        (roofline_us, bound)
+    }
 }
 
 /// One step of a program run.
@@ -193,8 +215,8 @@ pub struct ProgramRoofline {
     pub roofline_us: f64,
     /// Total time over `roofline_us` (`None` when that is zero).
     pub roofline_multiple: Option<f64>,
-    /// Microseconds of kernel time by what bounds each kernel (host ops count as dispatch or
-    /// DRAM, whichever is larger).
+    /// Microseconds of kernel time by what bounds each kernel (host ops count as dispatch, DRAM
+    /// or compute, whichever is largest).
     pub time_by_bound_us: BTreeMap<Bound, f64>,
 }
 
@@ -212,13 +234,8 @@ impl ProgramRoofline {
             *r.time_by_bound_us.entry(k.roofline.bound).or_default() += k.time_us;
         }
         for h in host_ops {
-            let dram_us = device.cycles_to_us(h.dram_bytes as f64 / device.dram_bytes_per_cycle());
-            r.roofline_us += dram_us;
-            let bound = if dram_us > h.dispatch_us {
-                Bound::Dram
-            } else {
-                Bound::Dispatch
-            };
+            let (roofline_us, bound) = h.roofline(device);
+            r.roofline_us += roofline_us;
             *r.time_by_bound_us.entry(bound).or_default() += h.time_us;
         }
         r.roofline_multiple = (r.roofline_us > 0.0).then(|| total_us / r.roofline_us);
