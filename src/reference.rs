@@ -187,6 +187,21 @@ pub fn eval_op(op: &Op, inputs: &[&TensorData], out: &TensorType) -> Result<Tens
             ..
         } => nn::conv(op, inputs, *stride, *pads, *dilation, *groups, out),
         Op::BatchNorm { eps } => nn::batch_norm(op, inputs, *eps),
+        Op::Im2Col {
+            image,
+            kernel,
+            stride,
+            pads,
+            dilation,
+        } => Ok(nn::im2col(
+            arg(op, inputs, 0)?,
+            *image,
+            *kernel,
+            *stride,
+            *pads,
+            *dilation,
+            out,
+        )),
         Op::Pool {
             op: kind,
             kernel,

@@ -2,7 +2,8 @@
 //! runtime computes for every host step, on the very device tensors of a run: the unfused LLaMA
 //! block (head-split reshapes and transposes, the rotate-half slices and concatenations), the
 //! fused ResNet block (convolutions with BatchNorm folded in) and the conv/pool op model (strided,
-//! dilated, grouped and asymmetrically padded convolutions, max and average pools). Needs
+//! dilated, grouped and asymmetrically padded convolutions, max and average pools) and an
+//! im2col that no matmul gathers. Needs
 //! python3; numpy comes from python3 when it has it, else from a virtual environment the test
 //! makes under the target directory.
 
@@ -10,9 +11,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ttfuse::graph::TensorData;
+use ttfuse::graph::{DType, Graph, Op, TensorData, TensorType};
+use ttfuse::import::builder::GraphBuilder;
 use ttfuse::import::ImportOptions;
 use ttfuse::lower::fallback::GraphHostOps;
+use ttfuse::lower::{compile, Compiled, FusionMode};
 use ttfuse::optimize::OptimizeOptions;
 use ttfuse::{inputs, npy, pipeline};
 use ttfuse_runtime::device::Device;
@@ -71,8 +74,16 @@ fn check_host_steps(model_path: &str, fused: bool) -> Vec<String> {
     } else {
         &compiled.unfused
     };
+    let label = format!("{}-{fused}", model_path.replace('/', "_"));
+    check_program_host_steps(&model.graph, lowered, &label)
+}
+
+/// Runs `lowered` (a program of `graph`) and checks every host step against
+/// `ttfuse_host_ops.py`; returns the host ops it checked.
+fn check_program_host_steps(graph: &Graph, lowered: &Compiled, label: &str) -> Vec<String> {
+    let device = Device::load("wormhole_b0").unwrap();
     let program = &lowered.program;
-    let data = inputs::complete_inputs(&model.graph, BTreeMap::new(), 0);
+    let data = inputs::complete_inputs(graph, BTreeMap::new(), 0);
     let mut device_inputs = BTreeMap::new();
     for b in &lowered.inputs {
         device_inputs.insert(b.tensor.clone(), b.to_device(&data[&b.name]));
@@ -86,11 +97,7 @@ fn check_host_steps(model_path: &str, fused: bool) -> Vec<String> {
     )
     .unwrap();
 
-    let stem = model_path.replace('/', "_");
-    let dir = std::env::temp_dir().join(format!(
-        "ttfuse-fallbacks-{}-{stem}-{fused}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("ttfuse-fallbacks-{}-{label}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -164,7 +171,7 @@ for s in json.load(open("steps.json")):
             // The runtime stores the result as bf16 (8 mantissa bits).
             assert!(
                 g == w || (g - w).abs() <= 1e-2 * w.abs().max(1e-3),
-                "{model_path} step {i} {op}: element {k} is {g}, the runtime has {w}"
+                "{label} step {i} {op}: element {k} is {g}, the runtime has {w}"
             );
         }
     }
@@ -177,6 +184,7 @@ fn host_ops_py_matches_the_runtime_on_every_fallback_step() {
     let mut ops = check_host_steps("models/llama_block/model.onnx", false);
     ops.extend(check_host_steps("models/resnet_block/model.onnx", true));
     ops.extend(check_host_steps("models/ops/conv_pool/model.onnx", true));
+    ops.extend(im2col_host_step());
     for want in [
         "ttnn.reshape",
         "ttnn.transpose",
@@ -185,10 +193,30 @@ fn host_ops_py_matches_the_runtime_on_every_fallback_step() {
         "ttnn.conv",
         "ttnn.max_pool",
         "ttnn.mean_pool",
+        "ttnn.im2col",
     ] {
         assert!(
             ops.iter().any(|op| op == want),
             "no {want} step was checked: {ops:?}"
         );
     }
+}
+
+/// An im2col that no matmul reads (its matrix is an output) runs on the host: with two images,
+/// a dilated 3x3 window and asymmetric padding.
+fn im2col_host_step() -> Vec<String> {
+    let mut b = GraphBuilder::new();
+    let x = b.input("x", TensorType::new(vec![2 * 6 * 8, 32], DType::F32));
+    let op = Op::Im2Col {
+        image: [2, 6, 8],
+        kernel: [3, 3],
+        stride: [1, 2],
+        pads: [2, 1, 1, 2],
+        dilation: [2, 1],
+    };
+    let col = b.add("col", op, &[x]).unwrap();
+    let graph = b.finish(vec![("col".into(), col)]);
+    let device = Device::load("wormhole_b0").unwrap();
+    let lowered = compile(&graph, &device, FusionMode::Fused).unwrap();
+    check_program_host_steps(&graph, &lowered, "im2col")
 }

@@ -1,7 +1,9 @@
-//! Convolution models run end to end through the pipeline: convs as host (TTNN) steps on
-//! tile-padded device tensors (16x16 images give 2-D views of 16 columns), BatchNorm folded or
-//! on the host, and ReLU / residual adds fused into TT-Lang kernels; fused and unfused programs
-//! match the reference interpreter.
+//! Convolution models run end to end through the pipeline: in the fused program the ResNet
+//! block's convolutions are matmul kernels gathering their windows (optimize::conv), BatchNorm
+//! folded into them and ReLU / residual adds their epilogues; convolutions no reader gathers by
+//! tiles (3 channels, strides) and every unfused convolution are host (TTNN) steps on
+//! tile-padded device tensors (16x16 images give 2-D views of 16 columns). Fused and unfused
+//! programs match the reference interpreter.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,6 +14,7 @@ use ttfuse::lower::fallback::GraphHostOps;
 use ttfuse::lower::Compiled;
 use ttfuse::optimize::OptimizeOptions;
 use ttfuse::pipeline::{self, Compilation};
+use ttfuse::plan::KernelKind;
 use ttfuse_runtime::device::Device;
 use ttfuse_runtime::exec::Dispatch;
 
@@ -40,25 +43,40 @@ fn check(rel: &str) -> Compilation {
 }
 
 #[test]
-fn resnet_block_runs_fused_in_fewer_launches() {
+fn resnet_block_convolutions_are_matmul_kernels_with_bn_relu_and_residual_epilogues() {
     let c = check("resnet_block/model.onnx");
     let (f, u) = (c.fused.program.steps.len(), c.unfused.program.steps.len());
     assert!(f < u, "fused {f} steps, unfused {u}");
-    // The residual add and the final ReLU share one kernel.
-    assert!(
-        c.fused
-            .plan
-            .kernels
-            .iter()
-            .any(|k| k.ops.iter().any(|o| o == "Add") && k.ops.iter().any(|o| o == "Relu")),
-        "{:?}",
-        c.fused
-            .plan
-            .kernels
-            .iter()
-            .map(|k| &k.ops)
-            .collect::<Vec<_>>()
+    // Each convolution is a matmul kernel gathering its windows (BatchNorm folded into its
+    // weights and bias), with its ReLU, and for the second the residual add and the final ReLU,
+    // as the epilogue. Only the layout changes into and out of the pixel-major form are host
+    // steps.
+    let ops: Vec<&Vec<String>> = c.fused.plan.kernels.iter().map(|k| &k.ops).collect();
+    let device: Vec<Vec<&str>> = c
+        .fused
+        .plan
+        .kernels
+        .iter()
+        .filter(|k| k.kind != KernelKind::Host)
+        .map(|k| k.ops.iter().map(|o| o.as_str()).collect())
+        .collect();
+    assert_eq!(
+        device,
+        [
+            vec!["MatMul", "Add", "Relu"],
+            vec!["MatMul", "Add", "Add", "Relu"]
+        ],
+        "{ops:?}"
     );
+    let host: Vec<&str> = c
+        .fused
+        .plan
+        .kernels
+        .iter()
+        .filter(|k| k.kind == KernelKind::Host)
+        .flat_map(|k| k.ops.iter().map(|o| o.as_str()))
+        .collect();
+    assert_eq!(host, ["Transpose", "Transpose"], "{ops:?}");
 }
 
 #[test]

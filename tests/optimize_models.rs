@@ -49,7 +49,7 @@ fn same_outputs(before: &Graph, after: &Graph, tol: f32) {
 }
 
 #[test]
-fn resnet_block_batchnorms_fold_into_the_convolutions() {
+fn resnet_block_batchnorms_fold_into_the_convolutions_which_become_im2col_matmuls() {
     let g = load("resnet_block/model.onnx");
     let is_bn = |op: &Op| matches!(op, Op::BatchNorm { .. });
     let is_conv = |op: &Op| matches!(op, Op::Conv { .. });
@@ -58,16 +58,26 @@ fn resnet_block_batchnorms_fold_into_the_convolutions() {
     assert_eq!(out.report.kept_input, None);
     assert_eq!(out.report.rules_fired.get("conv-bn-fold"), Some(&2));
     assert_eq!(count(&out.graph, is_bn), 0);
-    assert_eq!(count(&out.graph, is_conv), 2);
-    // Each convolution now has a bias, and its weights and bias are folded constants.
+    // Each convolution is then an im2col matmul (optimize::conv) whose weights and bias are
+    // folded constants.
+    assert_eq!(count(&out.graph, is_conv), 0);
+    let is_im2col = |op: &Op| matches!(op, Op::Im2Col { .. });
+    assert_eq!(count(&out.graph, is_im2col), 2);
     for i in out.graph.dag.node_indices() {
-        if is_conv(&out.graph.node(i).op) {
-            let ins = out.graph.inputs_of(i);
-            assert_eq!(ins.len(), 3);
-            for &p in &ins[1..] {
-                assert!(matches!(out.graph.node(p).op, Op::Constant(_)));
-            }
+        if !is_im2col(&out.graph.node(i).op) {
+            continue;
         }
+        let users = out.graph.users_of(i);
+        assert_eq!(users.len(), 1);
+        let mm = users[0];
+        assert!(matches!(out.graph.node(mm).op, Op::MatMul));
+        let w = out.graph.inputs_of(mm)[1];
+        assert!(matches!(out.graph.node(w).op, Op::Constant(_)));
+        assert_eq!(out.graph.node(w).ty.shape, [3 * 3 * 32, 32]);
+        let bias_add = out.graph.users_of(mm);
+        assert_eq!(bias_add.len(), 1);
+        let bias = out.graph.inputs_of(bias_add[0])[1];
+        assert!(matches!(out.graph.node(bias).op, Op::Constant(_)));
     }
     assert!(out.report.cost_after < out.report.cost_before);
     same_outputs(&g, &out.graph, 1e-5);

@@ -160,6 +160,24 @@ def _conv(x, w, bias, kernel, stride, pads, dilation, groups):
     return out
 
 
+def _im2col(x, image, kernel, stride, pads, dilation, out_shape):
+    """The im2col matrix of pixel-major `x` (`[n * h * w, c]`): row `(b, oy, ox)` holds at
+    columns `(ky * kw + kx) * c ..` the pixel under window offset `(ky, kx)`, zero outside."""
+    n, h, w = image
+    c = x.shape[1]
+    kh, kw = kernel
+    ow = (w + pads[1] + pads[3] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    oh = out_shape[0] // (n * ow)
+    img = np.zeros((n, h + pads[0] + pads[2], w + pads[1] + pads[3], c))
+    img[:, pads[0] : pads[0] + h, pads[1] : pads[1] + w] = x.reshape(n, h, w, c)
+    out = np.zeros((n, oh, ow, kh * kw, c))
+    for ky in range(kh):
+        for kx in range(kw):
+            y0, x0 = ky * dilation[0], kx * dilation[1]
+            out[:, :, :, ky * kw + kx] = img[:, y0 : y0 + stride[0] * oh : stride[0], x0 : x0 + stride[1] * ow : stride[1]]
+    return out.reshape(out_shape)
+
+
 def _batch_norm(x, scale, bias, mean, var, eps):
     shape = (1, -1) + (1,) * (x.ndim - 2)
     inv = 1.0 / np.sqrt(var.astype(np.float64) + eps)
@@ -240,6 +258,8 @@ def apply(op, arrays, out_shape):
     if kind == "Conv":
         bias = a[2] if len(a) > 2 else None
         return _conv(a[0], a[1], bias, p["kernel"], p["stride"], p["pads"], p["dilation"], p["groups"])
+    if kind == "Im2Col":
+        return _im2col(a[0], p["image"], p["kernel"], p["stride"], p["pads"], p["dilation"], out_shape)
     if kind == "BatchNorm":
         return _batch_norm(a[0], a[1], a[2], a[3], a[4], p["eps"])
     if kind == "Pool":

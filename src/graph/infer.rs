@@ -412,6 +412,34 @@ pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, ShapeError> 
                 )),
             }
         }
+        Op::Im2Col {
+            image: [n, h, w],
+            kernel,
+            stride,
+            pads,
+            dilation,
+        } => {
+            arity(op, inputs, 1, 1)?;
+            let x = &inputs[0].shape;
+            if x.len() != 2 || x[0] != n * h * w {
+                return Err(invalid(
+                    op,
+                    format!("expects a [{n} * {h} * {w}, channels] pixel matrix, got {x:?}"),
+                ));
+            }
+            let oh = window_len(*h, pads[0] + pads[2], kernel[0], stride[0], dilation[0]);
+            let ow = window_len(*w, pads[1] + pads[3], kernel[1], stride[1], dilation[1]);
+            match (oh, ow) {
+                (Some(oh), Some(ow)) => Ok(TensorType::new(
+                    vec![n * oh * ow, kernel[0] * kernel[1] * x[1]],
+                    inputs[0].dtype,
+                )),
+                _ => Err(invalid(
+                    op,
+                    format!("kernel {kernel:?} does not fit a {h}x{w} image with pads {pads:?}"),
+                )),
+            }
+        }
         Op::BatchNorm { .. } => {
             arity(op, inputs, 5, 5)?;
             let x = &inputs[0].shape;

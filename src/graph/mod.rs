@@ -2,6 +2,7 @@
 //! shape and dtype. Edges run producer -> consumer and carry the consumer's input slot.
 
 pub mod fold;
+pub mod im2col;
 pub mod infer;
 pub mod op;
 pub mod tensor;

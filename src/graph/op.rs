@@ -220,6 +220,23 @@ pub enum Op {
         /// Groups.
         groups: usize,
     },
+    /// The im2col matrix of a pixel-major image batch, the form in which a convolution is a
+    /// matmul: input `[n * h * w, c]` (row `(b, y, x)` holds pixel `(y, x)` of image `b`),
+    /// output `[n * oh * ow, kh * kw * c]`, whose row `(b, oy, ox)` holds at columns
+    /// `(ky * kw + kx) * c ..` the pixel under window offset `(ky, kx)` (zeros outside the
+    /// image).
+    Im2Col {
+        /// Images, height and width of the input: `[n, h, w]`.
+        image: [usize; 3],
+        /// Kernel height and width.
+        kernel: [usize; 2],
+        /// Stride (h, w).
+        stride: [usize; 2],
+        /// Padding (top, left, bottom, right).
+        pads: [usize; 4],
+        /// Dilation (h, w).
+        dilation: [usize; 2],
+    },
     /// Inference BatchNorm: inputs x, scale, bias, mean, var.
     BatchNorm {
         /// Variance epsilon.

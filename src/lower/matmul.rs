@@ -9,12 +9,12 @@ use super::blocks::{block_loop, constants, coords, Names};
 use super::body_kernel::{kernel, load_reads, output_writes, params};
 use super::compute::{compute_thread, Naming};
 use super::emit::{
-    add, assign, for_range, index, int, make_cb, mul, name, read_into, reserve, span, store, wait,
-    with,
+    add, assign, for_range, if_less, index, int, make_cb, mul, name, read_into, reserve, span,
+    store, wait, with,
 };
 use crate::plan::body::Body;
 use crate::plan::heads::HeadView;
-use crate::plan::kernel::{HeadWrite, MatmulInfo};
+use crate::plan::kernel::{GatherInfo, HeadWrite, MatmulInfo};
 use crate::plan::schedule::Schedule;
 use crate::plan::PlannedKernel;
 
@@ -74,6 +74,9 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
     // One K chunk's product into `dst_cb` (reserved as `dst`).
     let chunk = |dst_cb: &str, dst: &str| -> Vec<Stmt> {
         let mut out = Vec::new();
+        if let Some(g) = &info.a_gather {
+            out.push(gather_stage(g, &a_cb, &info.a_stem));
+        }
         let b_item = if info.b_transposed {
             let bt_o = format!("{}_o", info.bt_stem);
             out.push(with(
@@ -212,7 +215,14 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
             ],
         )
     };
-    let reads = vec![read_into(&a_cb, a_src), read_into(&b_cb, b_src)];
+    let mut reads = match &info.a_gather {
+        Some(g) => {
+            let kc_at = if kc > 1 { name("kc") } else { int(0) };
+            gather_reads(g, &info.a_param, &c.row, kc_at, p.block.0)
+        }
+        None => vec![read_into(&a_cb, a_src)],
+    };
+    reads.push(read_into(&b_cb, b_src));
     if kc > 1 {
         let mut body_k = vec![assign("k", mul(name("kc"), name("BLOCK_K")))];
         body_k.extend(reads);
@@ -266,6 +276,82 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
     if info.b_param != info.a_param {
         operands.push(info.b_param.clone());
     }
+    if let Some(g) = &info.a_gather {
+        operands.push(g.table_param.clone());
+    }
     let all_params = params(body, &operands);
     kernel(k, all_params, setup, [compute, read, write])
+}
+
+/// The compute stage of a gathered left operand ([`crate::plan::kernel::GatherInfo`]): the
+/// window's rows of the block's pixel row tiles, selected by the gather table tiles with one
+/// matmul (exact: every output is one pixel value times one), into A's buffer.
+fn gather_stage(g: &GatherInfo, a_cb: &str, a_stem: &str) -> Stmt {
+    let (table_v, pixels_v) = (
+        format!("{}_v", g.table_param),
+        format!("{}_v", g.pixels_stem),
+    );
+    let a_o = format!("{a_stem}_o");
+    let select =
+        Expr::path("ttl.math.matmul").call(vec![name(&table_v), name(&pixels_v), name(&a_o)]);
+    with(
+        vec![
+            (wait(&format!("{}_cb", g.table_param)), table_v),
+            (wait(&format!("{}_cb", g.pixels_stem)), pixels_v),
+            (reserve(a_cb), a_o.clone()),
+        ],
+        vec![store(&a_o, select)],
+    )
+}
+
+/// The reader's part of a gathered left operand for K chunk `kc` (window offset `kc`) of the
+/// block at row tile `row`: the offset's row shift, the first of the `BLOCK_M + 1` pixel row
+/// tiles it reaches (kept inside the matrix; the table masks rows outside the image), then the
+/// table's tiles for this block and offset, and the pixel row tiles.
+fn gather_reads(g: &GatherInfo, pixels: &str, row: &Expr, kc: Expr, rows: usize) -> Vec<Stmt> {
+    let [kw, row_step, col_step, origin] = g.gather.shift_terms();
+    let offset_row = Expr::bin(BinOp::FloorDiv, kc.clone(), int(kw));
+    let offset_col = Expr::bin(BinOp::Mod, kc.clone(), int(kw));
+    let shift = Expr::bin(
+        BinOp::Sub,
+        add(
+            mul(offset_row, int(row_step)),
+            mul(offset_col, int(col_step)),
+        ),
+        int(origin),
+    );
+    let last = int(g.gather.row_tiles() - rows - 1);
+    let span_rows = || add(name("BLOCK_M"), int(1));
+    vec![
+        assign("shift", shift),
+        assign(
+            "first",
+            add(
+                row.clone(),
+                Expr::bin(BinOp::FloorDiv, name("shift"), int(32)),
+            ),
+        ),
+        if_less(name("first"), int(0), vec![assign("first", int(0))]),
+        if_less(last.clone(), name("first"), vec![assign("first", last)]),
+        read_into(
+            &format!("{}_cb", g.table_param),
+            index(
+                &g.table_param,
+                vec![
+                    span(row.clone(), name("BLOCK_M")),
+                    span(mul(kc, span_rows()), span_rows()),
+                ],
+            ),
+        ),
+        read_into(
+            &format!("{}_cb", g.pixels_stem),
+            index(
+                pixels,
+                vec![
+                    span(name("first"), span_rows()),
+                    span(int(0), name("BLOCK_K")),
+                ],
+            ),
+        ),
+    ]
 }

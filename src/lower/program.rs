@@ -10,6 +10,7 @@ use ttfuse_runtime::ttl::ast::Kernel;
 
 use super::binding::{device_values, Binding};
 use super::{body_kernel, fallback, matmul, transpose, Compiled, LowerError};
+use crate::graph::im2col::TileGather;
 use crate::graph::{Graph, Op};
 use crate::plan::body::{expanded_constant, where_mask, Body, LoadSource};
 use crate::plan::group::resolve;
@@ -24,6 +25,7 @@ struct Tensors<'g> {
     of_node: BTreeMap<NodeIndex, String>,
     of_scalar: BTreeMap<u32, String>,
     of_mask: BTreeMap<(usize, u32, u32), String>,
+    of_gather: Vec<((TileGather, usize), String)>,
     stems: Stems,
 }
 
@@ -78,6 +80,25 @@ impl<'g> Tensors<'g> {
             is_output: false,
         });
         self.of_mask.insert(key, name.clone());
+        name
+    }
+
+    /// The gather table of a convolution's windows for blocks of `rows` row tiles
+    /// ([`TileGather::table`]), one per geometry and block height.
+    fn gather_table(&mut self, gather: &TileGather, rows: usize) -> String {
+        let key = (gather.clone(), rows);
+        if let Some((_, t)) = self.of_gather.iter().find(|(k, _)| *k == key) {
+            return t.clone();
+        }
+        let name = self.stems.alloc("gather_table");
+        self.decls.push(TensorDecl {
+            name: name.clone(),
+            rows: gather.row_tiles() * TILE,
+            cols: gather.table_cols(rows),
+            init: TensorInit::Const(gather.table(rows)),
+            is_output: false,
+        });
+        self.of_gather.push((key, name.clone()));
         name
     }
 
@@ -214,6 +235,7 @@ pub fn assemble(graph: &Graph, plan: KernelPlan) -> Result<Compiled, LowerError>
         of_node: BTreeMap::new(),
         of_scalar: BTreeMap::new(),
         of_mask: BTreeMap::new(),
+        of_gather: Vec::new(),
         stems: Stems::new(),
     };
     let mut inputs = Vec::new();
@@ -244,6 +266,10 @@ pub fn assemble(graph: &Graph, plan: KernelPlan) -> Result<Compiled, LowerError>
                     (info.a_param.clone(), t.node(info.a)?),
                     (info.b_param.clone(), t.node(info.b)?),
                 ];
+                if let Some(g) = &info.a_gather {
+                    let rows = k.partition.block.0;
+                    bound.push((g.table_param.clone(), t.gather_table(&g.gather, rows)));
+                }
                 bound.extend(t.body_args(body)?);
                 (matmul::lower(k, body, schedule, info), bound)
             }

@@ -256,6 +256,15 @@ impl CostModel {
                     .unwrap_or(1);
                 per_core(t_out * k.div_ceil(32) as f64, self.matmul_tile_cycles)
             }
+            // A TTNN convolution at the matmul rate: its multiply-adds in 32x32x32 tile products.
+            Op::Conv { kernel, .. } => {
+                let per_output = inputs
+                    .get(1)
+                    .and_then(|w| w.shape.get(1))
+                    .map_or(0, |cg| cg * kernel[0] * kernel[1]);
+                let tile_products = (out.numel() * per_output) as f64 / 32f64.powi(3);
+                per_core(tile_products, self.matmul_tile_cycles)
+            }
             // Composites: the work of their decomposition, full-tensor parts per input tile and
             // per-row parts (on the reduced column) per row tile.
             // max, subtract, exp, sum, multiply | reciprocal

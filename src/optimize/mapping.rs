@@ -33,6 +33,11 @@ pub fn enode_parts(op: &Op, n: usize) -> Result<(TOp, Vec<Slot>), String> {
     let x = Slot::Input(0);
     let parts = match op {
         Op::Input | Op::Constant(_) => return Err("inputs and constants are table leaves".into()),
+        Op::Im2Col { .. } => {
+            return Err(
+                "Im2Col is made after the e-graph (optimize::conv) and has no e-node form".into(),
+            )
+        }
         Op::Unary(u) => (TOp::Unary(*u), vec![x]),
         Op::Binary(b) => (TOp::Binary(*b), inputs(0..2).collect()),
         Op::MatMul => (TOp::MatMul, inputs(0..2).collect()),

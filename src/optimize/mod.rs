@@ -22,6 +22,7 @@
 
 pub mod analysis;
 pub mod conditions;
+pub mod conv;
 pub mod convert;
 pub mod cost;
 pub mod extract;
@@ -207,6 +208,11 @@ pub fn optimize(graph: &Graph, opts: &OptimizeOptions) -> Result<Optimized, Opti
             rotate::rotate_half_as_matmul(&g)
                 .map(|(g, _)| g)
                 .map_err(|e| format!("rotate_half as a matmul: {e}"))
+        })
+        .and_then(|g| {
+            conv::convs_as_matmuls(&g, &opts.cost)
+                .map(|(g, _)| g)
+                .map_err(|e| format!("convolutions as im2col + matmul: {e}"))
         })
         .and_then(|g| {
             if !opts.merge_matmuls {

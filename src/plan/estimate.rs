@@ -22,12 +22,23 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
         KernelDetail::Body { body, .. } => body_cycles(body, p.block, c),
         KernelDetail::Matmul { body, info, .. } => {
             let (bm, bn) = p.block;
-            stage(
-                c,
-                bm * bn,
-                info.kt as f64 * c.matmul_tile,
-                info.kt as f64 * c.matmul_unpack_tiles,
-            ) + body_cycles(body, p.block, c)
+            // A gathered operand: per K chunk, each A tile selected from `bm + 1` pixel tiles.
+            let gather = match (&info.a_gather, p.k_block) {
+                (Some(_), Some(bk)) => {
+                    let k = (bm + 1) as f64;
+                    p.k_chunks as f64
+                        * stage(c, bm * bk, k * c.matmul_tile, k * c.matmul_unpack_tiles)
+                }
+                _ => 0.0,
+            };
+            gather
+                + stage(
+                    c,
+                    bm * bn,
+                    info.kt as f64 * c.matmul_tile,
+                    info.kt as f64 * c.matmul_unpack_tiles,
+                )
+                + body_cycles(body, p.block, c)
         }
         KernelDetail::Transpose(_) => stage(c, p.block.0 * p.block.1, c.add, 1.0),
         KernelDetail::Host(_) => 0.0,

@@ -22,8 +22,8 @@ use petgraph::graph::NodeIndex;
 use serde::Serialize;
 
 use super::body::BodyBuilder;
-use super::heads;
 use super::layout::{flat2d, Class};
+use super::{gather, heads};
 use super::{FusionMode, PlanError};
 use crate::graph::{Graph, Op};
 
@@ -209,6 +209,7 @@ enum Role {
     Source,
     View,
     Absorbed,
+    Gathered,
     HeadView,
     Eltwise,
     Row,
@@ -228,6 +229,9 @@ fn role(graph: &Graph, n: NodeIndex, mode: FusionMode) -> Role {
         Op::Input | Op::Constant(_) => Role::Source,
         _ if is_view(graph, n) => Role::View,
         _ if mode == FusionMode::Fused && heads::absorbed(graph, n) => Role::HeadView,
+        Op::Im2Col { .. } if mode == FusionMode::Fused && gather::gathered_in_place(graph, n) => {
+            Role::Gathered
+        }
         Op::MatMul => Role::MatMul,
         Op::Transpose { .. } if is_last_two_swap(graph, n) => {
             let (users, is_out) = real_users(graph, n);
@@ -330,6 +334,14 @@ pub fn group(
                     op: node.op.name(),
                     reason: "read transposed (ttl.transpose on tiles) by the matmuls that use it"
                         .into(),
+                });
+                continue;
+            }
+            Role::Gathered => {
+                free.push(FreeOp {
+                    node: node.name.clone(),
+                    op: node.op.name(),
+                    reason: "convolution windows gathered tile by tile by the reader of the matmul that uses them".into(),
                 });
                 continue;
             }

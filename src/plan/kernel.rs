@@ -4,6 +4,7 @@
 use petgraph::graph::NodeIndex;
 
 use super::body::{Body, BodyBuilder};
+use super::gather::{gathered_in_place, tile_gather};
 use super::group::{is_last_two_swap, real_users, resolve, Group, GroupKind};
 use super::heads::{merged_into, read_in_place, split_into, HeadView};
 use super::layout::{device_dims, flat2d, layout_of};
@@ -11,6 +12,7 @@ use super::partition::{divisors, preference, Partition};
 use super::schedule::{Cb, Schedule};
 use super::target::Target;
 use super::{KernelKind, PlanError, PlannedKernel};
+use crate::graph::im2col::TileGather;
 use crate::graph::{DType, Graph, Op};
 
 /// The matmul a matmul kernel computes, in tiles.
@@ -52,6 +54,22 @@ pub struct MatmulInfo {
     pub b_heads: Option<HeadView>,
     /// Where the product's tiles go when heads are merged or split as they are written.
     pub out_heads: Option<HeadWrite>,
+    /// A gathered from the pixel matrix `a` window by window (a convolution's im2col).
+    pub a_gather: Option<GatherInfo>,
+}
+
+/// A matmul's left operand gathered from a pixel matrix ([`super::gather`]): per K chunk (one
+/// window offset, all channels) the reader reads the block's `bm + 1` pixel row tiles and its
+/// gather table tiles, and the compute thread selects the window's rows from them with a
+/// matmul.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GatherInfo {
+    /// The gather.
+    pub gather: TileGather,
+    /// Kernel parameter of the gather table ([`TileGather::table`] for the block's rows).
+    pub table_param: String,
+    /// Stem of the buffer of the block's pixel row tiles.
+    pub pixels_stem: String,
 }
 
 /// How a matmul kernel's writer moves attention heads, so that no host step has to.
@@ -256,15 +274,43 @@ pub fn build(graph: &Graph, target: &Target, g: &Group) -> Result<PlannedKernel,
             if let Some(HeadWrite::Split { head_tiles, .. }) = info.out_heads {
                 col_choices.retain(|&bn| head_tiles.is_multiple_of(bn));
             }
-            for bm in divisors(info.mt) {
+            // A gathered operand: blocks whose rows the gather reaches, and one window offset
+            // per K chunk.
+            let (row_choices, k_choices) = match &info.a_gather {
+                Some(g) => (
+                    divisors(info.mt)
+                        .into_iter()
+                        .filter(|&bm| g.gather.fits_block(bm))
+                        .collect(),
+                    vec![g.gather.channels / 32],
+                ),
+                None => (divisors(info.mt), divisors(info.kt)),
+            };
+            for &bm in &row_choices {
                 for &bn in &col_choices {
-                    for bk in divisors(info.kt) {
+                    for &bk in &k_choices {
                         for double in [true, false] {
                             let blocks = info.batches * (info.mt / bm) * (info.nt / bn);
                             let (par, capped, tiles, single) =
                                 preference(blocks, bm * bn, double, target);
+                            // A gathered operand's reads grow with the block's rows (its table
+                            // is `bm x (bm + 1)` tiles per offset): fewest tiles read first.
+                            let gathered_reads = match &info.a_gather {
+                                Some(_) => {
+                                    blocks * (info.kt / bk) * ((bm + 1) * (bk + bm) + bk * bn)
+                                }
+                                None => 0,
+                            };
                             // Squarer blocks re-read fewer operand tiles per output tile.
-                            let key = (par, capped, tiles, bm + bn, single, usize::MAX - bk);
+                            let key = (
+                                par,
+                                gathered_reads,
+                                capped,
+                                tiles,
+                                bm + bn,
+                                single,
+                                usize::MAX - bk,
+                            );
                             cands.push((key, bn, bm, bk, double));
                         }
                     }
@@ -301,7 +347,14 @@ pub fn build(graph: &Graph, target: &Target, g: &Group) -> Result<PlannedKernel,
                         p.double_buffered = double;
                         let (mut reads, writes) =
                             body_traffic(&body, &schedule, &p, target.tile_bytes);
-                        reads += (p.blocks * (bm + bn) * info.kt) as u64 * target.tile_bytes;
+                        // Per K chunk: A and B blocks, or for a gathered A `bm + 1` pixel row
+                        // tiles and the block's `bm x (bm + 1)` table tiles.
+                        let a_tiles = match &info.a_gather {
+                            Some(_) => (bm + 1) * (bk + bm),
+                            None => bm * bk,
+                        };
+                        reads +=
+                            (p.blocks * k_chunks * (a_tiles + bk * bn)) as u64 * target.tile_bytes;
                         let detail = KernelDetail::Matmul {
                             body,
                             schedule,
@@ -350,6 +403,20 @@ fn matmul_cbs(info: &MatmulInfo, bm: usize, bn: usize, bk: usize, k_chunks: usiz
             buffer_factor: 2,
         });
     }
+    if let Some(g) = &info.a_gather {
+        cbs.push(Cb {
+            name: format!("{}_cb", g.table_param),
+            like: g.table_param.clone(),
+            shape: (bm, bm + 1),
+            buffer_factor: 2,
+        });
+        cbs.push(Cb {
+            name: format!("{}_cb", g.pixels_stem),
+            like: info.a_param.clone(),
+            shape: (bm + 1, bk),
+            buffer_factor: 2,
+        });
+    }
     if k_chunks > 1 {
         cbs.push(Cb {
             name: format!("{}_cb", info.partial_stem),
@@ -389,7 +456,14 @@ fn matmul_body(
     let in_place = |x: NodeIndex| if heads { read_in_place(graph, x) } else { None };
     let (a_heads, b_heads) = (in_place(a_raw), in_place(b_raw));
     let b_transposed = b_transposed || b_heads.is_some_and(|v| v.transposed);
-    let a = a_heads.map_or_else(|| resolve(graph, a_raw), |v| v.source);
+    let gather = (heads && gathered_in_place(graph, a_raw))
+        .then(|| tile_gather(graph, a_raw))
+        .flatten();
+    let a = match (&a_heads, &gather) {
+        (Some(v), _) => v.source,
+        (None, Some(_)) => resolve(graph, graph.inputs_of(a_raw)[0]),
+        (None, None) => resolve(graph, a_raw),
+    };
     let a_shape = graph.node(a_raw).ty.shape.clone();
     let b_shape = graph.node(b_raw).ty.shape.clone();
     if a_shape.len() < 2 || b_shape.len() < 2 {
@@ -465,6 +539,11 @@ fn matmul_body(
     let mm_name = graph.node(mm).name.clone();
     let partial_stem = builder.reserve_stem(&format!("{mm_name}_partial"));
     let acc_stem = builder.reserve_stem(&format!("{mm_name}_acc"));
+    let a_gather = gather.map(|gather| GatherInfo {
+        gather,
+        table_param: builder.reserve_stem(&format!("{}_gather", graph.node(a_raw).name)),
+        pixels_stem: builder.reserve_stem(&format!("{}_pair", graph.node(a).name)),
+    });
     builder.matmul(mm);
     for &node in &g.nodes[1..] {
         builder.node(node)?;
@@ -538,6 +617,7 @@ fn matmul_body(
         a_heads,
         b_heads,
         out_heads,
+        a_gather,
     };
     Ok((info, body))
 }
@@ -718,6 +798,7 @@ fn token(graph: &Graph, n: NodeIndex) -> String {
         Op::Softmax { .. } => "softmax".into(),
         Op::LayerNorm { .. } => "layernorm".into(),
         Op::RmsNorm { .. } => "rmsnorm".into(),
+        Op::Im2Col { .. } => "im2col".into(),
         other => {
             let mut s = String::new();
             for (i, ch) in other.name().chars().enumerate() {

@@ -8,6 +8,7 @@
 pub mod body;
 pub mod estimate;
 pub mod explain;
+pub mod gather;
 pub mod group;
 pub mod heads;
 pub mod kernel;

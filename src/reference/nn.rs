@@ -1,6 +1,8 @@
-//! NCHW image kernels: convolution, batch norm, pooling.
+//! NCHW image kernels: convolution, batch norm, pooling; and the im2col matrix of pixel-major
+//! images.
 
 use super::{op_error, RefError};
+use crate::graph::infer::window_len;
 use crate::graph::{Op, ReduceOp, TensorData, TensorType};
 
 /// 2-D grouped, dilated convolution of NCHW `x` with OIHW `w` and optional bias.
@@ -87,6 +89,43 @@ fn valid_outputs(
         .div_ceil(stride)
         .min(outs);
     (lo, hi)
+}
+
+/// The im2col matrix of pixel-major `x` (`[n * h * w, c]`, see [`Op::Im2Col`]).
+pub fn im2col(
+    x: &TensorData,
+    [n, h, w]: [usize; 3],
+    [kh, kw]: [usize; 2],
+    stride: [usize; 2],
+    pads: [usize; 4],
+    dilation: [usize; 2],
+    out: &TensorType,
+) -> TensorData {
+    let xv = x.to_f32();
+    let c = x.shape()[1];
+    let ow = window_len(w, pads[1] + pads[3], kw, stride[1], dilation[1]).unwrap_or(0);
+    let oh = out.shape[0] / (n * ow).max(1);
+    let cols = kh * kw * c;
+    let mut result = vec![0.0f32; out.numel()];
+    for b in 0..n {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let row = &mut result[((b * oh + oy) * ow + ox) * cols..][..cols];
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let iy = (oy * stride[0] + ky * dilation[0]).checked_sub(pads[0]);
+                        let ix = (ox * stride[1] + kx * dilation[1]).checked_sub(pads[1]);
+                        if let (Some(iy), Some(ix)) = (iy.filter(|&y| y < h), ix.filter(|&x| x < w))
+                        {
+                            let src = &xv[((b * h + iy) * w + ix) * c..][..c];
+                            row[(ky * kw + kx) * c..][..c].copy_from_slice(src);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    TensorData::f32(out.shape.clone(), result)
 }
 
 /// Inference batch norm: `(x - mean) / sqrt(var + eps) * scale + bias` per channel (axis 1).

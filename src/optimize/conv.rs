@@ -1,0 +1,308 @@
+//! Convolutions as im2col + matmul in the pixel-major layout (issue 6, ResNet blocks).
+//!
+//! `Conv(x, w, b)` of an NCHW `x` is `Im2Col(pixels(x)) @ W + b`, where `pixels(x)` is the
+//! `[n * h * w, c]` matrix with one row per pixel and `W` the weights as `[kh * kw * c, o]`
+//! (rows in the im2col's column order). The product is pixel-major too, so the elementwise ops
+//! that follow a convolution (the ReLU after a folded BatchNorm, a residual add) stay in that
+//! layout: per-channel operands become row vectors, a same-shape NCHW operand is converted once,
+//! and a tensor leaves the pixel-major region through one reshape and transpose back to NCHW.
+//! The matmul kernel then gathers the im2col windows in its reader ([`TileGather`]) with the
+//! folded bias, activation and residual as its epilogue.
+//!
+//! Only convolutions whose im2col a matmul kernel gathers with whole-tile reads are rewritten
+//! (any other would trade one TTNN convolution for a host im2col), and only where the cost model
+//! finds the gathering kernel cheaper than the TTNN convolution ([`gathering_is_cheaper`]): it
+//! re-reads every pixel tile per window offset, which costs more than it saves on large images.
+//! A pass over the extracted graph like [`super::rotate`]: the e-graph language builds no new
+//! layouts.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use petgraph::graph::NodeIndex;
+
+use super::cost::CostModel;
+use crate::graph::fold::rebuild;
+use crate::graph::im2col::TileGather;
+use crate::graph::{BinaryOp, Graph, Op, TensorType};
+use crate::import::builder::{BuildError, GraphBuilder};
+
+/// The `Im2Col` of convolution `n`, when its im2col is a whole-tile gather.
+fn gathered_im2col(graph: &Graph, n: NodeIndex) -> Option<Op> {
+    gather_of(graph, n).map(|(op, _)| op)
+}
+
+/// The `Im2Col` of convolution `n` and its whole-tile gather.
+fn gather_of(graph: &Graph, n: NodeIndex) -> Option<(Op, TileGather)> {
+    let Op::Conv {
+        kernel,
+        stride,
+        pads,
+        dilation,
+        groups: 1,
+    } = &graph.node(n).op
+    else {
+        return None;
+    };
+    let x = *graph.inputs_of(n).first()?;
+    let &[images, channels, h, w] = graph.node(x).ty.shape.as_slice() else {
+        return None;
+    };
+    let op = Op::Im2Col {
+        image: [images, h, w],
+        kernel: *kernel,
+        stride: *stride,
+        pads: *pads,
+        dilation: *dilation,
+    };
+    TileGather::of(&op, channels).map(|g| (op, g))
+}
+
+/// Whether convolution `n`, gathered by a matmul kernel, costs less than as a TTNN convolution
+/// (`CostModel::node_cost`, a fallback at its DRAM traffic and matmul rate). The kernel's
+/// estimate: one dispatch, then the longer of its DRAM traffic and its math over the grid.
+/// Per output row tile and window offset it reads two pixel row tiles per channel tile, two
+/// table tiles and the offset's weights; it selects each A tile from two pixel tiles and
+/// multiplies. The layout changes into and out of the pixel-major form, shared by the
+/// convolutions of a region, are not counted.
+fn gathering_is_cheaper(
+    graph: &Graph,
+    n: NodeIndex,
+    gather: &TileGather,
+    cost: &CostModel,
+) -> bool {
+    let node = graph.node(n);
+    let ins: Vec<&TensorType> = graph
+        .inputs_of(n)
+        .into_iter()
+        .map(|i| &graph.node(i).ty)
+        .collect();
+    let ttnn = cost.node_cost(&node.op, &ins, &node.ty, false);
+    let (rows, offsets) = (gather.row_tiles() as f64, gather.offsets() as f64);
+    let ct = (gather.channels / 32) as f64;
+    let nt = node.ty.shape[1].div_ceil(32) as f64;
+    let read_tiles = rows * offsets * (2.0 * ct + 2.0 + ct * nt);
+    let tile_bytes = 1024.0 * cost.bytes_per_element;
+    let traffic = (read_tiles + rows * nt) * tile_bytes / cost.dram_bytes_per_cycle;
+    let products = rows * offsets * ct * (2.0 + nt);
+    let math = products * cost.matmul_tile_cycles / cost.cores;
+    cost.dispatch_cycles + traffic.max(math) <= ttnn
+}
+
+/// Whether `op` is computed element by element.
+fn elementwise(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Clip { .. }
+            | Op::LeakyRelu { .. }
+            | Op::HardSigmoid { .. }
+    )
+}
+
+/// How an operand of a pixel-major elementwise op of NCHW shape `shape` enters the layout.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Operand {
+    /// Already pixel-major (or an NCHW tensor of the same shape, converted).
+    Pixels,
+    /// One value per channel: a row vector.
+    PerChannel,
+    /// One value.
+    Scalar,
+}
+
+fn operand(graph: &Graph, x: NodeIndex, shape: &[usize]) -> Option<Operand> {
+    let s = graph.node(x).ty.shape.as_slice();
+    let channels = shape[1];
+    if s == shape {
+        Some(Operand::Pixels)
+    } else if s.iter().product::<usize>() == 1 {
+        Some(Operand::Scalar)
+    } else if s == [channels, 1, 1] || s == [1, channels, 1, 1] {
+        Some(Operand::PerChannel)
+    } else {
+        None
+    }
+}
+
+/// The nodes computed pixel-major: convolutions with a whole-tile im2col that is cheaper
+/// gathered, and elementwise ops over a pixel-major tensor whose other operands have a
+/// pixel-major form.
+fn pixel_major_nodes(graph: &Graph, cost: &CostModel) -> BTreeSet<NodeIndex> {
+    let mut pixel_major = BTreeSet::new();
+    for n in graph.topo_order() {
+        let node = graph.node(n);
+        let joins = if matches!(node.op, Op::Conv { .. }) {
+            gather_of(graph, n).is_some_and(|(_, g)| gathering_is_cheaper(graph, n, &g, cost))
+        } else if elementwise(&node.op) && node.ty.shape.len() == 4 {
+            let ins = graph.inputs_of(n);
+            ins.iter().any(|x| pixel_major.contains(x))
+                && ins
+                    .iter()
+                    .all(|&x| operand(graph, x, &node.ty.shape).is_some())
+        } else {
+            false
+        };
+        if joins {
+            pixel_major.insert(n);
+        }
+    }
+    pixel_major
+}
+
+/// The pixel-major forms of original nodes, built on first use.
+struct Pixels<'g> {
+    graph: &'g Graph,
+    of: BTreeMap<NodeIndex, NodeIndex>,
+}
+
+impl Pixels<'_> {
+    /// Original NCHW node `x` (rebuilt as `new`) as a `[n * h * w, c]` matrix: its own
+    /// pixel-major form when it has one, else converted (once).
+    fn of_nchw(
+        &mut self,
+        b: &mut GraphBuilder,
+        x: NodeIndex,
+        new: NodeIndex,
+    ) -> Result<NodeIndex, BuildError> {
+        if let Some(&p) = self.of.get(&x) {
+            return Ok(p);
+        }
+        let name = &self.graph.node(x).name;
+        let &[n, c, h, w] = self.graph.node(x).ty.shape.as_slice() else {
+            unreachable!("pixel-major operands are NCHW");
+        };
+        let nhwc = b.add(
+            &format!("{name}/nhwc"),
+            Op::Transpose {
+                perm: vec![0, 2, 3, 1],
+            },
+            &[new],
+        )?;
+        let p = b.add(
+            &format!("{name}/pixels"),
+            Op::Reshape {
+                shape: vec![n * h * w, c],
+            },
+            &[nhwc],
+        )?;
+        self.of.insert(x, p);
+        Ok(p)
+    }
+
+    /// Operand `x` of the pixel-major elementwise op `user`.
+    fn operand(
+        &mut self,
+        b: &mut GraphBuilder,
+        user: NodeIndex,
+        x: NodeIndex,
+        new: NodeIndex,
+    ) -> Result<NodeIndex, BuildError> {
+        let shape = &self.graph.node(user).ty.shape;
+        let name = &self.graph.node(x).name;
+        let reshape = |b: &mut GraphBuilder, what: &str, shape: Vec<usize>| {
+            b.add(&format!("{name}/{what}"), Op::Reshape { shape }, &[new])
+        };
+        match operand(self.graph, x, shape) {
+            Some(Operand::Pixels) => self.of_nchw(b, x, new),
+            Some(Operand::PerChannel) => reshape(b, "channels", vec![shape[1]]),
+            Some(Operand::Scalar) => reshape(b, "scalar", vec![1]),
+            None => unreachable!("pixel_major_nodes checked every operand"),
+        }
+    }
+}
+
+/// Convolution `n` as `Im2Col(pixels(x)) @ W (+ bias)`.
+fn conv_as_matmul(
+    b: &mut GraphBuilder,
+    pixels: &mut Pixels,
+    n: NodeIndex,
+    rebuilt: &[Option<NodeIndex>],
+) -> Result<NodeIndex, BuildError> {
+    let graph = pixels.graph;
+    let node = graph.node(n);
+    let ins = graph.inputs_of(n);
+    let new = |i: usize| rebuilt[ins[i].index()].expect("inputs are rebuilt first");
+    let im2col = gathered_im2col(graph, n).expect("pixel-major convolutions gather by tiles");
+    let x = pixels.of_nchw(b, ins[0], new(0))?;
+    let col = b.add(&format!("{}/im2col", node.name), im2col, &[x])?;
+    let &[out, c, kh, kw] = graph.node(ins[1]).ty.shape.as_slice() else {
+        unreachable!("shape inference checked OIHW weights");
+    };
+    let w = b.add(
+        &format!("{}/weights_hwio", node.name),
+        Op::Transpose {
+            perm: vec![2, 3, 1, 0],
+        },
+        &[new(1)],
+    )?;
+    let w = b.add(
+        &format!("{}/weights", node.name),
+        Op::Reshape {
+            shape: vec![kh * kw * c, out],
+        },
+        &[w],
+    )?;
+    if ins.len() < 3 {
+        return b.add(&node.name, Op::MatMul, &[col, w]);
+    }
+    let product = b.add(&format!("{}/matmul", node.name), Op::MatMul, &[col, w])?;
+    b.add(&node.name, Op::Binary(BinaryOp::Add), &[product, new(2)])
+}
+
+/// Rewrites every convolution whose im2col a matmul kernel gathers by tiles, where `cost` finds
+/// that cheaper, as im2col + matmul, with the elementwise ops after it in the pixel-major
+/// layout. Returns the graph and how many convolutions were rewritten (the graph unchanged when
+/// none).
+pub fn convs_as_matmuls(graph: &Graph, cost: &CostModel) -> Result<(Graph, usize), BuildError> {
+    let pixel_major = pixel_major_nodes(graph, cost);
+    let convs = pixel_major
+        .iter()
+        .filter(|&&n| matches!(graph.node(n).op, Op::Conv { .. }))
+        .count();
+    if convs == 0 {
+        return Ok((graph.clone(), 0));
+    }
+    let mut pixels = Pixels {
+        graph,
+        of: BTreeMap::new(),
+    };
+    let out = rebuild(graph, |b, n, rebuilt| {
+        if !pixel_major.contains(&n) {
+            return Ok(None);
+        }
+        let node = graph.node(n);
+        let p = if matches!(node.op, Op::Conv { .. }) {
+            conv_as_matmul(b, &mut pixels, n, rebuilt)?
+        } else {
+            let mut ins = Vec::new();
+            for x in graph.inputs_of(n) {
+                let new = rebuilt[x.index()].expect("inputs are rebuilt first");
+                ins.push(pixels.operand(b, n, x, new)?);
+            }
+            b.add(&node.name, node.op.clone(), &ins)?
+        };
+        pixels.of.insert(n, p);
+        // Users outside the region (and graph outputs) read the NCHW tensor; the builder drops
+        // it when nobody does.
+        let &[images, c, h, w] = node.ty.shape.as_slice() else {
+            unreachable!("pixel-major nodes are NCHW");
+        };
+        let nhwc = b.add(
+            &format!("{}/nhwc", node.name),
+            Op::Reshape {
+                shape: vec![images, h, w, c],
+            },
+            &[p],
+        )?;
+        b.add(
+            &format!("{}/nchw", node.name),
+            Op::Transpose {
+                perm: vec![0, 3, 1, 2],
+            },
+            &[nhwc],
+        )
+        .map(Some)
+    })?;
+    Ok((out, convs))
+}

@@ -1,0 +1,270 @@
+//! Convolutions as im2col + matmul (`optimize::conv`, `plan::gather`): over a range of
+//! geometries the rewritten graph computes what the convolution computes (the reference's
+//! convolution against its im2col and matmul), and its fused program gathers the windows in a
+//! matmul kernel's reader, with bias, activation and residual as the kernel's epilogue, and
+//! agrees with the reference. Convolutions a reader cannot gather by whole tiles stay TTNN
+//! convolutions.
+
+mod lower_common;
+
+use lower_common::*;
+use ttfuse::graph::{BinaryOp, Graph, Op, UnaryOp};
+use ttfuse::lower::{Compiled, FusionMode};
+use ttfuse::optimize::conv::convs_as_matmuls;
+use ttfuse::optimize::cost::CostModel;
+use ttfuse::plan::KernelKind;
+
+/// One convolution's geometry.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    images: usize,
+    channels: usize,
+    h: usize,
+    w: usize,
+    out: usize,
+    kernel: usize,
+    pad: usize,
+    dilation: usize,
+    stride: usize,
+}
+
+const BASE: Geometry = Geometry {
+    images: 1,
+    channels: 32,
+    h: 16,
+    w: 16,
+    out: 32,
+    kernel: 3,
+    pad: 1,
+    dilation: 1,
+    stride: 1,
+};
+
+/// `relu(conv(x) + b)`, plus `x` when `residual` (the output then needs `out == channels`).
+fn conv_relu(geo: Geometry, residual: bool) -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[geo.images, geo.channels, geo.h, geo.w]));
+    let w = constant(
+        &mut g,
+        "w",
+        &[geo.out, geo.channels, geo.kernel, geo.kernel],
+        5,
+        0.1,
+    );
+    let b = constant(&mut g, "b", &[geo.out], 6, 0.5);
+    let span = geo.dilation * (geo.kernel - 1) + 1;
+    let size = |n: usize| (n + 2 * geo.pad - span) / geo.stride + 1;
+    let (oh, ow) = (size(geo.h), size(geo.w));
+    let y = g.add(
+        "conv",
+        Op::Conv {
+            kernel: [geo.kernel; 2],
+            stride: [geo.stride; 2],
+            pads: [geo.pad; 4],
+            dilation: [geo.dilation; 2],
+            groups: 1,
+        },
+        f32t(&[geo.images, geo.out, oh, ow]),
+        &[x, w, b],
+    );
+    let y = if residual {
+        binary(&mut g, "residual", BinaryOp::Add, y, x)
+    } else {
+        y
+    };
+    let r = unary(&mut g, "relu", UnaryOp::Relu, y);
+    output(&mut g, "y", r);
+    g
+}
+
+fn count(g: &Graph, f: impl Fn(&Op) -> bool) -> usize {
+    g.dag.node_weights().filter(|n| f(&n.op)).count()
+}
+
+/// The reference outputs of `a` and `b` on the same inputs, within float32 summation order.
+fn same_reference(a: &Graph, b: &Graph) {
+    let inputs = inputs_for(a);
+    let (ra, rb) = (
+        ttfuse::reference::run(a, &inputs).unwrap(),
+        ttfuse::reference::run(b, &inputs).unwrap(),
+    );
+    for (name, want) in &ra {
+        let (want, got) = (want.to_f32(), rb[name].to_f32());
+        assert_eq!(want.len(), got.len(), "{name}");
+        for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+            assert!(
+                (w - g).abs() <= 1e-4 * w.abs().max(1.0),
+                "{name}[{i}]: {w} vs {g}"
+            );
+        }
+    }
+}
+
+/// A cost model under which launches outweigh everything, so that every convolution with a
+/// whole-tile gather is gathered.
+fn launch_bound() -> CostModel {
+    CostModel {
+        dispatch_cycles: 1e12,
+        ..CostModel::default()
+    }
+}
+
+/// Rewrites `g`'s convolutions and checks the rewrite (reference against reference) and its
+/// fused program (against the reference); returns the compiled program.
+fn rewritten_and_run(g: &Graph) -> Compiled {
+    let (r, convs) = convs_as_matmuls(g, &launch_bound()).unwrap();
+    assert_eq!(convs, 1);
+    assert_eq!(count(&r, |op| matches!(op, Op::Conv { .. })), 0);
+    same_reference(g, &r);
+    run_checked(&r, &device(), FusionMode::Fused)
+}
+
+/// The ops of the device kernels, and those of the host steps.
+fn kernels(c: &Compiled) -> (Vec<Vec<String>>, Vec<String>) {
+    let (host, device): (Vec<_>, Vec<_>) = c
+        .plan
+        .kernels
+        .iter()
+        .partition(|k| k.kind == KernelKind::Host);
+    (
+        device.iter().map(|k| k.ops.clone()).collect(),
+        host.iter().flat_map(|k| k.ops.clone()).collect(),
+    )
+}
+
+#[test]
+fn convolutions_gather_their_windows_in_one_matmul_kernel_with_their_epilogue() {
+    let cases = [
+        BASE,
+        // Two images, two channel tiles, output channels off the tile size.
+        Geometry {
+            images: 2,
+            channels: 64,
+            h: 8,
+            w: 16,
+            out: 40,
+            ..BASE
+        },
+        // 1x1 over the smallest gather (two row tiles of pixels).
+        Geometry {
+            h: 8,
+            w: 8,
+            out: 64,
+            kernel: 1,
+            pad: 0,
+            ..BASE
+        },
+        Geometry {
+            h: 12,
+            dilation: 2,
+            pad: 2,
+            ..BASE
+        },
+        Geometry {
+            h: 8,
+            kernel: 5,
+            pad: 2,
+            ..BASE
+        },
+        // 128 row tiles: blocks of several row tiles, each reading one more pixel row tile.
+        Geometry {
+            h: 64,
+            w: 64,
+            ..BASE
+        },
+    ];
+    for geo in cases {
+        let c = rewritten_and_run(&conv_relu(geo, false));
+        let (device, host) = kernels(&c);
+        assert_eq!(device.len(), 1, "{geo:?}: {device:?}");
+        assert_eq!(device[0], ["MatMul", "Add", "Relu"], "{geo:?}");
+        // Only the layout changes into and out of the pixel-major form run on the host.
+        assert!(host.iter().all(|op| op == "Transpose"), "{geo:?}: {host:?}");
+        assert!(
+            c.plan.free.iter().any(|f| f.op == "Im2Col"),
+            "{geo:?}: the im2col is gathered in place"
+        );
+        let block_rows = c
+            .plan
+            .kernels
+            .iter()
+            .find(|k| k.kind == KernelKind::Matmul)
+            .map(|k| k.partition.block.0)
+            .unwrap();
+        let pixel_tiles = geo.images * geo.h * geo.w / 32;
+        assert_eq!(
+            block_rows > 1,
+            pixel_tiles > 64,
+            "{geo:?}: blocks of {block_rows} rows"
+        );
+    }
+}
+
+#[test]
+fn a_residual_block_s_add_and_relu_join_the_convolution_s_kernel() {
+    let c = rewritten_and_run(&conv_relu(BASE, true));
+    let (device, host) = kernels(&c);
+    assert_eq!(device, [["MatMul", "Add", "Add", "Relu"]]);
+    // x is converted once, for both the convolution and the residual.
+    assert_eq!(host, ["Transpose", "Transpose"]);
+}
+
+#[test]
+fn convolutions_without_a_whole_tile_gather_stay_ttnn_convolutions() {
+    let strided = Geometry { stride: 2, ..BASE };
+    let three_channels = Geometry {
+        channels: 3,
+        ..BASE
+    };
+    let shrinking = Geometry { pad: 0, ..BASE };
+    for geo in [strided, three_channels, shrinking] {
+        let g = conv_relu(geo, false);
+        let (r, convs) = convs_as_matmuls(&g, &launch_bound()).unwrap();
+        assert_eq!(convs, 0, "{geo:?}");
+        assert_eq!(count(&r, |op| matches!(op, Op::Conv { .. })), 1);
+    }
+}
+
+#[test]
+fn an_im2col_read_other_than_by_matmuls_is_a_host_step() {
+    // The im2col matrix itself as an output: no matmul reader gathers it.
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[256, 32]));
+    let col = g.add(
+        "col",
+        Op::Im2Col {
+            image: [1, 16, 16],
+            kernel: [3, 3],
+            stride: [1, 1],
+            pads: [1; 4],
+            dilation: [1, 1],
+        },
+        f32t(&[256, 288]),
+        &[x],
+    );
+    let e = unary(&mut g, "e", UnaryOp::Exp, col);
+    output(&mut g, "e", e);
+    let c = run_checked(&g, &device(), FusionMode::Fused);
+    let (_, host) = kernels(&c);
+    assert_eq!(host, ["Im2Col"]);
+}
+
+#[test]
+fn the_cost_model_gathers_small_convolutions_and_keeps_large_ones_on_ttnn() {
+    // A ResNet-block-sized convolution saves a launch; a 64x64 image with 64 channels would
+    // re-read its pixel tiles for every window offset, more DRAM traffic than a TTNN conv.
+    let small = conv_relu(BASE, false);
+    let large = conv_relu(
+        Geometry {
+            channels: 64,
+            out: 64,
+            h: 64,
+            w: 64,
+            ..BASE
+        },
+        false,
+    );
+    let gathered = |g: &Graph| convs_as_matmuls(g, &CostModel::default()).unwrap().1;
+    assert_eq!(gathered(&small), 1);
+    assert_eq!(gathered(&large), 0);
+}
