@@ -268,3 +268,35 @@ fn a_transpose_with_other_consumers_keeps_its_kernel_and_the_matmul_reads_its_in
     let names: Vec<&str> = c.plan.kernels.iter().map(|k| k.name.as_str()).collect();
     assert_eq!(names, ["transpose", "matmul_bt"]);
 }
+
+#[test]
+fn a_wide_classifier_s_softmax_leaves_its_matmul_where_whole_rows_would_use_one_core() {
+    // `softmax(x @ w + b)` over 1024 classes with one row tile: a row-wise epilogue would keep
+    // the product on one core; apart, the matmul spreads over 32 column blocks.
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[32, 1024]));
+    let w = constant(&mut g, "w", &[1024, 1024], 40, 0.03);
+    let b = constant(&mut g, "b", &[1024], 41, 0.1);
+    let m = matmul(&mut g, "logits", x, w);
+    let l = binary(&mut g, "biased", BinaryOp::Add, m, b);
+    let ty = g.node(l).ty.clone();
+    let p = g.add("probs", Op::Softmax { axis: 1 }, ty, &[l]);
+    output(&mut g, "probs", p);
+    let c = run_checked(&g, &device(), FusionMode::Fused);
+    let kinds: Vec<KernelKind> = c.plan.kernels.iter().map(|k| k.kind).collect();
+    assert_eq!(kinds, [KernelKind::Matmul, KernelKind::RowWise]);
+    let slower = c
+        .plan
+        .breaks
+        .iter()
+        .find(|b| b.consumer == "probs")
+        .expect("a break before the softmax");
+    match slower.reason {
+        ttfuse::plan::BreakReason::Slower {
+            fused_cycles,
+            separate_cycles,
+        } => assert!(fused_cycles > separate_cycles),
+        ref other => panic!("{other:?}"),
+    }
+    assert!(c.plan.kernels[0].partition.cores_used > 1);
+}

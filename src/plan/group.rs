@@ -500,6 +500,7 @@ pub fn group(
     }
     if mode == FusionMode::Fused {
         unchain_where_slower(graph, &mut groups, &mut group_of, &mut breaks, cost);
+        split_rowwise_where_slower(graph, &mut groups, &mut group_of, &mut breaks, cost);
     }
     let mut groups = order_groups(graph, groups, &group_of)?;
     groups.retain(|g| !g.nodes.is_empty());
@@ -713,6 +714,59 @@ fn unchain_where_slower(
     }
 }
 
+/// Splits matmul kernels before their first row-wise epilogue op where the planner's estimate
+/// finds the two kernels apart faster: a row-wise epilogue needs blocks spanning whole output
+/// rows, which leaves a product of few rows (a classifier's last layer) on few cores. The
+/// split-off part starts a row-wise kernel.
+fn split_rowwise_where_slower(
+    graph: &Graph,
+    groups: &mut Vec<Group>,
+    group_of: &mut BTreeMap<NodeIndex, usize>,
+    breaks: &mut Vec<FusionBreak>,
+    cost: &dyn Fn(&Group) -> Option<f64>,
+) {
+    for gi in 0..groups.len() {
+        let g = &groups[gi];
+        if !matches!(g.kind, GroupKind::Matmul { .. }) || has_chained_product(graph, g) {
+            continue;
+        }
+        let Some(at) = g.nodes.iter().position(|&n| is_rowwise_op(graph, n)) else {
+            continue;
+        };
+        let Some(space) = row_space(graph, g.nodes[at], Role::Row) else {
+            continue;
+        };
+        let head = Group {
+            nodes: g.nodes[..at].to_vec(),
+            ..g.clone()
+        };
+        let tail = Group {
+            kind: GroupKind::Body,
+            nodes: g.nodes[at..].to_vec(),
+            space,
+        };
+        let (Some(merged), Some(a), Some(b)) = (cost(g), cost(&head), cost(&tail)) else {
+            continue;
+        };
+        if merged <= a + b {
+            continue;
+        }
+        breaks.push(FusionBreak {
+            producer: graph.node(g.nodes[at - 1]).name.clone(),
+            consumer: graph.node(g.nodes[at]).name.clone(),
+            reason: BreakReason::Slower {
+                fused_cycles: merged,
+                separate_cycles: a + b,
+            },
+        });
+        for &n in &tail.nodes {
+            group_of.insert(n, groups.len());
+        }
+        groups[gi] = head;
+        groups.push(tail);
+    }
+}
+
 /// Whether the matmul group `g` holds a matmul besides its own (a chained product).
 fn has_chained_product(graph: &Graph, g: &Group) -> bool {
     g.nodes
@@ -912,12 +966,15 @@ fn no_kernel_cycle(
 }
 
 fn is_rowwise_group(graph: &Graph, g: &Group) -> bool {
-    g.nodes.iter().any(|&n| {
-        matches!(
-            graph.node(n).op,
-            Op::Reduce { .. } | Op::Softmax { .. } | Op::LayerNorm { .. } | Op::RmsNorm { .. }
-        )
-    })
+    g.nodes.iter().any(|&n| is_rowwise_op(graph, n))
+}
+
+/// Whether `n` works on whole rows (a reduction, softmax or norm).
+fn is_rowwise_op(graph: &Graph, n: NodeIndex) -> bool {
+    matches!(
+        graph.node(n).op,
+        Op::Reduce { .. } | Op::Softmax { .. } | Op::LayerNorm { .. } | Op::RmsNorm { .. }
+    )
 }
 
 /// The nodes some graph output depends on.
