@@ -499,8 +499,15 @@ pub fn group(
         }
     }
     if mode == FusionMode::Fused {
-        unchain_where_slower(graph, &mut groups, &mut group_of, &mut breaks, cost);
-        split_rowwise_where_slower(graph, &mut groups, &mut group_of, &mut breaks, cost);
+        let mut splits = Splits {
+            graph,
+            groups: &mut groups,
+            group_of: &mut group_of,
+            breaks: &mut breaks,
+            cost,
+        };
+        splits.unchain_where_slower();
+        splits.split_rowwise_where_slower();
     }
     let mut groups = order_groups(graph, groups, &group_of)?;
     groups.retain(|g| !g.nodes.is_empty());
@@ -661,109 +668,100 @@ fn matmul_group(graph: &Graph, n: NodeIndex, mode: FusionMode) -> Group {
     }
 }
 
-/// Splits kernels at chained products where the planner's estimate finds the two kernels
-/// apart faster: a chained product and its epilogue run on the few whole-row blocks of the
-/// kernel they join, which can cost more than the launch and DRAM round trip they save. Works
-/// from each kernel's last chained product back; the split-off product starts a matmul kernel
-/// with its epilogue.
-fn unchain_where_slower(
-    graph: &Graph,
-    groups: &mut Vec<Group>,
-    group_of: &mut BTreeMap<NodeIndex, usize>,
-    breaks: &mut Vec<FusionBreak>,
-    cost: &dyn Fn(&Group) -> Option<f64>,
-) {
-    for gi in 0..groups.len() {
-        while let Some(at) = groups[gi]
-            .nodes
-            .iter()
-            .skip(1)
-            .rposition(|&m| matches!(graph.node(m).op, Op::MatMul))
-            .map(|i| i + 1)
-        {
-            let g = &groups[gi];
-            let mm = g.nodes[at];
-            let head = Group {
-                nodes: g.nodes[..at].to_vec(),
-                ..g.clone()
-            };
-            let tail = Group {
-                nodes: g.nodes[at..].to_vec(),
-                ..matmul_group(graph, mm, FusionMode::Fused)
-            };
-            let (Some(merged), Some(a), Some(b)) = (cost(g), cost(&head), cost(&tail)) else {
-                break;
-            };
-            if merged <= a + b {
-                break;
-            }
-            breaks.push(FusionBreak {
-                producer: graph.node(g.nodes[at - 1]).name.clone(),
-                consumer: graph.node(mm).name.clone(),
-                reason: BreakReason::Slower {
-                    fused_cycles: merged,
-                    separate_cycles: a + b,
-                },
-            });
-            for &n in &tail.nodes {
-                group_of.insert(n, groups.len());
-            }
-            groups[gi] = head;
-            groups.push(tail);
-        }
-    }
+/// The planner's groups while kernels are split where its estimate finds them faster apart.
+struct Splits<'a> {
+    graph: &'a Graph,
+    groups: &'a mut Vec<Group>,
+    group_of: &'a mut BTreeMap<NodeIndex, usize>,
+    breaks: &'a mut Vec<FusionBreak>,
+    cost: &'a dyn Fn(&Group) -> Option<f64>,
 }
 
-/// Splits matmul kernels before their first row-wise epilogue op where the planner's estimate
-/// finds the two kernels apart faster: a row-wise epilogue needs blocks spanning whole output
-/// rows, which leaves a product of few rows (a classifier's last layer) on few cores. The
-/// split-off part starts a row-wise kernel.
-fn split_rowwise_where_slower(
-    graph: &Graph,
-    groups: &mut Vec<Group>,
-    group_of: &mut BTreeMap<NodeIndex, usize>,
-    breaks: &mut Vec<FusionBreak>,
-    cost: &dyn Fn(&Group) -> Option<f64>,
-) {
-    for gi in 0..groups.len() {
-        let g = &groups[gi];
-        if !matches!(g.kind, GroupKind::Matmul { .. }) || has_chained_product(graph, g) {
-            continue;
+impl Splits<'_> {
+    /// Splits kernels at chained products where the two kernels apart are faster: a chained
+    /// product and its epilogue run on the few whole-row blocks of the kernel they join, which
+    /// can cost more than the launch and DRAM round trip they save. Works from each kernel's
+    /// last chained product back; the split-off product starts a matmul kernel with its
+    /// epilogue.
+    fn unchain_where_slower(&mut self) {
+        let graph = self.graph;
+        for gi in 0..self.groups.len() {
+            while let Some(at) = self.groups[gi]
+                .nodes
+                .iter()
+                .skip(1)
+                .rposition(|&m| matches!(graph.node(m).op, Op::MatMul))
+                .map(|i| i + 1)
+            {
+                let tail = matmul_group(graph, self.groups[gi].nodes[at], FusionMode::Fused);
+                if !self.where_slower(gi, at, tail.kind, tail.space) {
+                    break;
+                }
+            }
         }
-        let Some(at) = g.nodes.iter().position(|&n| is_rowwise_op(graph, n)) else {
-            continue;
-        };
-        let Some(space) = row_space(graph, g.nodes[at], Role::Row) else {
-            continue;
-        };
+    }
+
+    /// Splits matmul kernels before their first row-wise epilogue op where the two kernels
+    /// apart are faster: a row-wise epilogue needs blocks spanning whole output rows, which
+    /// leaves a product of few rows (a classifier's last layer) on few cores. The split-off
+    /// part starts a row-wise kernel.
+    fn split_rowwise_where_slower(&mut self) {
+        let graph = self.graph;
+        for gi in 0..self.groups.len() {
+            let g = &self.groups[gi];
+            if !matches!(g.kind, GroupKind::Matmul { .. }) || has_chained_product(graph, g) {
+                continue;
+            }
+            let Some(at) = g.nodes.iter().position(|&n| is_rowwise_op(graph, n)) else {
+                continue;
+            };
+            if let Some(space) = row_space(graph, g.nodes[at], Role::Row) {
+                self.where_slower(gi, at, GroupKind::Body, space);
+            }
+        }
+    }
+
+    /// Splits group `gi` before its node `at`, the tail a new group of `kind` over `space`,
+    /// when the estimate finds the two apart faster; records the break. Returns whether it
+    /// split.
+    fn where_slower(
+        &mut self,
+        gi: usize,
+        at: usize,
+        kind: GroupKind,
+        space: (usize, usize),
+    ) -> bool {
+        let g = &self.groups[gi];
         let head = Group {
             nodes: g.nodes[..at].to_vec(),
             ..g.clone()
         };
         let tail = Group {
-            kind: GroupKind::Body,
+            kind,
             nodes: g.nodes[at..].to_vec(),
             space,
         };
+        let cost = self.cost;
         let (Some(merged), Some(a), Some(b)) = (cost(g), cost(&head), cost(&tail)) else {
-            continue;
+            return false;
         };
         if merged <= a + b {
-            continue;
+            return false;
         }
-        breaks.push(FusionBreak {
-            producer: graph.node(g.nodes[at - 1]).name.clone(),
-            consumer: graph.node(g.nodes[at]).name.clone(),
+        self.breaks.push(FusionBreak {
+            producer: self.graph.node(g.nodes[at - 1]).name.clone(),
+            consumer: self.graph.node(g.nodes[at]).name.clone(),
             reason: BreakReason::Slower {
                 fused_cycles: merged,
                 separate_cycles: a + b,
             },
         });
         for &n in &tail.nodes {
-            group_of.insert(n, groups.len());
+            self.group_of.insert(n, self.groups.len());
         }
-        groups[gi] = head;
-        groups.push(tail);
+        self.groups[gi] = head;
+        self.groups.push(tail);
+        true
     }
 }
 
