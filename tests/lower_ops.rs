@@ -174,13 +174,15 @@ fn matmul_shapes() {
 
 #[test]
 fn an_op_joins_one_producer_kernel_and_reads_the_other_from_dram() {
-    // Two matmul kernels cannot merge: the sum joins one and reads the other's product.
+    // Matmul kernels of different left operands do not merge: the sum joins one and reads the
+    // other's product.
     let mut g = Graph::new();
     let x = g.add_input("x", f32t(&[64, 64]));
+    let z = g.add_input("z", f32t(&[64, 64]));
     let w1 = constant(&mut g, "w1", &[64, 64], 33, 0.1);
     let w2 = constant(&mut g, "w2", &[64, 64], 34, 0.1);
     let m1 = matmul(&mut g, "m1", x, w1);
-    let m2 = matmul(&mut g, "m2", x, w2);
+    let m2 = matmul(&mut g, "m2", z, w2);
     let y = binary(&mut g, "y", BinaryOp::Add, m1, m2);
     output(&mut g, "y", y);
     let c = run_checked(&g, &device(), FusionMode::Fused);
@@ -299,4 +301,43 @@ fn a_wide_classifier_s_softmax_leaves_its_matmul_where_whole_rows_would_use_one_
         ref other => panic!("{other:?}"),
     }
     assert!(c.plan.kernels[0].partition.cores_used > 1);
+}
+
+/// A gated MLP's `silu(x @ w1) * (x @ w3)` over `x` of `[rows, k]`.
+fn gated(rows: usize, k: usize, n: usize) -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[rows, k]));
+    let w1 = constant(&mut g, "w1", &[k, n], 50, 0.05);
+    let w3 = constant(&mut g, "w3", &[k, n], 51, 0.05);
+    let gate = matmul(&mut g, "gate", x, w1);
+    let up = matmul(&mut g, "up", x, w3);
+    let act = unary(&mut g, "act", UnaryOp::Silu, gate);
+    let y = binary(&mut g, "y", BinaryOp::Mul, act, up);
+    output(&mut g, "y", y);
+    g
+}
+
+#[test]
+fn two_products_of_one_operand_share_a_kernel_and_its_epilogue() {
+    let c = run_checked(&gated(64, 128, 256), &device(), FusionMode::Fused);
+    assert_eq!(c.plan.kernels.len(), 1);
+    let k = &c.plan.kernels[0];
+    assert_eq!(k.kind, KernelKind::Matmul);
+    assert_eq!(k.ops, ["MatMul", "MatMul", "Silu", "Mul"]);
+    // With K streamed in chunks (a core too small for whole K blocks), each product keeps its
+    // own partial and running sums.
+    let c = run_checked(
+        &gated(64, 2048, 256),
+        &small_l1_device(96 * 1024),
+        FusionMode::Fused,
+    );
+    assert_eq!(c.plan.kernels.len(), 1);
+    assert!(
+        c.plan.kernels[0].partition.k_chunks > 2,
+        "{:?}",
+        c.plan.kernels[0].partition
+    );
+    // Unfused: three kernels and the multiply.
+    let c = run_checked(&gated(64, 128, 256), &device(), FusionMode::Unfused);
+    assert_eq!(c.plan.kernels.len(), 4);
 }

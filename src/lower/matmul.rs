@@ -52,47 +52,43 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
     setup.extend(sched.cbs.iter().map(make_cb));
 
     let a_cb = format!("{}_cb", info.a_stem);
-    let b_cb = format!("{}_cb", info.b_stem);
-    let bt_cb = format!("{}_cb", info.bt_stem);
-    let (a_v, b_src_v) = (format!("{}_v", info.a_stem), format!("{}_v", info.b_stem));
-    let b_v = if info.b_transposed {
-        format!("{}_v", info.bt_stem)
-    } else {
-        b_src_v.clone()
-    };
-    let partial_cb = format!("{}_cb", info.partial_stem);
-    let acc_cb = format!("{}_cb", info.acc_stem);
-    let (partial_o, partial_v) = (
-        format!("{}_o", info.partial_stem),
-        format!("{}_v", info.partial_stem),
-    );
-    let (acc_o, acc_v) = (
-        format!("{}_o", info.acc_stem),
-        format!("{}_v", info.acc_stem),
-    );
+    let a_v = format!("{}_v", info.a_stem);
+    let first = Product::new(&info.b_stem, &info.partial_stem, &info.acc_stem);
+    let second = info.second.as_ref().map(|sp| {
+        (
+            sp.value,
+            Product::new(&sp.b_param, &sp.partial_stem, &sp.acc_stem),
+        )
+    });
 
-    // One K chunk's product into `dst_cb` (reserved as `dst`).
-    let chunk = |dst_cb: &str, dst: &str| -> Vec<Stmt> {
+    // One K chunk's product into `dst_cb` (reserved as `dst`); only the first product reads
+    // B transposed.
+    let chunk = |pr: &Product, transposed: bool, dst_cb: &str, dst: &str| -> Vec<Stmt> {
         let mut out = Vec::new();
         if let Some(g) = &info.a_gather {
             out.push(gather_stage(g, &a_cb, &info.a_stem));
         }
-        let b_item = if info.b_transposed {
-            let bt_o = format!("{}_o", info.bt_stem);
+        let b_item = if transposed {
+            let (bt_cb, bt_o, bt_v) = (
+                format!("{}_cb", info.bt_stem),
+                format!("{}_o", info.bt_stem),
+                format!("{}_v", info.bt_stem),
+            );
             out.push(with(
                 vec![
-                    (wait(&b_cb), b_src_v.clone()),
+                    (wait(&pr.b_cb), pr.b_v.clone()),
                     (reserve(&bt_cb), bt_o.clone()),
                 ],
                 vec![store(
                     &bt_o,
-                    Expr::path("ttl.transpose").call(vec![name(&b_src_v), name(&bt_o)]),
+                    Expr::path("ttl.transpose").call(vec![name(&pr.b_v), name(&bt_o)]),
                 )],
             ));
-            (wait(&bt_cb), b_v.clone())
+            (wait(&bt_cb), bt_v)
         } else {
-            (wait(&b_cb), b_v.clone())
+            (wait(&pr.b_cb), pr.b_v.clone())
         };
+        let b_v = b_item.1.clone();
         let product = Expr::path("ttl.math.matmul").call(vec![name(&a_v), name(&b_v), name(dst)]);
         out.push(with(
             vec![
@@ -105,28 +101,32 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         out
     };
     // partial + running sum into `dst_cb`.
-    let accumulate = |dst_cb: &str, dst: &str| -> Stmt {
+    let accumulate = |pr: &Product, dst_cb: &str, dst: &str| -> Stmt {
         with(
             vec![
-                (wait(&partial_cb), partial_v.clone()),
-                (wait(&acc_cb), acc_v.clone()),
+                (wait(&pr.partial_cb), pr.partial_v.clone()),
+                (wait(&pr.acc_cb), pr.acc_v.clone()),
                 (reserve(dst_cb), dst.to_string()),
             ],
             vec![store(
                 dst,
-                Expr::bin(BinOp::Add, name(&acc_v), name(&partial_v)),
+                Expr::bin(BinOp::Add, name(&pr.acc_v), name(&pr.partial_v)),
             )],
         )
     };
     let matmul_stage = |v: usize| -> Vec<Stmt> {
+        let (pr, transposed) = match &second {
+            Some((sv, pr)) if *sv == v => (pr, false),
+            _ => (&first, info.b_transposed),
+        };
         let target_cb = naming.cb(v);
         let target = naming.reserved(v);
         if kc == 1 {
-            return chunk(&target_cb, &target);
+            return chunk(pr, transposed, &target_cb, &target);
         }
-        let mut out = chunk(&acc_cb, &acc_o);
-        let mut middle = chunk(&partial_cb, &partial_o);
-        middle.push(accumulate(&acc_cb, &acc_o));
+        let mut out = chunk(pr, transposed, &pr.acc_cb, &pr.acc_o);
+        let mut middle = chunk(pr, transposed, &pr.partial_cb, &pr.partial_o);
+        middle.push(accumulate(pr, &pr.acc_cb, &pr.acc_o));
         if kc > 2 {
             out.push(for_range(
                 "_",
@@ -134,8 +134,8 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
                 middle,
             ));
         }
-        out.extend(chunk(&partial_cb, &partial_o));
-        out.push(accumulate(&target_cb, &target));
+        out.extend(chunk(pr, transposed, &pr.partial_cb, &pr.partial_o));
+        out.push(accumulate(pr, &target_cb, &target));
         out
     };
     let compute = compute_thread(body, sched, p, &matmul_stage);
@@ -220,15 +220,31 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
             let kc_at = if kc > 1 { name("kc") } else { int(0) };
             gather_reads(g, &info.a_param, &c.row, kc_at, p.block.0)
         }
-        None => vec![read_into(&a_cb, a_src)],
+        None => vec![read_into(&a_cb, a_src.clone())],
     };
-    reads.push(read_into(&b_cb, b_src));
-    if kc > 1 {
-        let mut body_k = vec![assign("k", mul(name("kc"), name("BLOCK_K")))];
-        body_k.extend(reads);
-        inner.push(for_range("kc", name("K_CHUNKS"), body_k));
-    } else {
-        inner.extend(reads);
+    reads.push(read_into(&first.b_cb, b_src));
+    // A second product streams A again, with its own B (a 2-D matrix).
+    let second_reads = info.second.as_ref().map(|sp| {
+        let b2 = index(
+            &sp.b_param,
+            vec![
+                span(k_at.clone(), name("BLOCK_K")),
+                span(c.col.clone(), name("BLOCK_N")),
+            ],
+        );
+        vec![
+            read_into(&a_cb, a_src.clone()),
+            read_into(&format!("{}_cb", sp.b_param), b2),
+        ]
+    });
+    for reads in std::iter::once(reads).chain(second_reads) {
+        if kc > 1 {
+            let mut body_k = vec![assign("k", mul(name("kc"), name("BLOCK_K")))];
+            body_k.extend(reads);
+            inner.push(for_range("kc", name("K_CHUNKS"), body_k));
+        } else {
+            inner.extend(reads);
+        }
     }
     inner.extend(per_block);
     read.extend(block_loop(p, true, inner));
@@ -278,6 +294,9 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
     }
     if let Some(g) = &info.a_gather {
         operands.push(g.table_param.clone());
+    }
+    if let Some(sp) = &info.second {
+        operands.push(sp.b_param.clone());
     }
     let all_params = params(body, &operands);
     kernel(k, all_params, setup, [compute, read, write])
@@ -354,4 +373,34 @@ fn gather_reads(g: &GatherInfo, pixels: &str, row: &Expr, kc: Expr, rows: usize)
             ),
         ),
     ]
+}
+
+/// The buffers and block names of one product of a matmul kernel: its B's, and its K chunks'
+/// partial and running sums.
+struct Product {
+    b_cb: String,
+    b_v: String,
+    partial_cb: String,
+    partial_o: String,
+    partial_v: String,
+    acc_cb: String,
+    acc_o: String,
+    acc_v: String,
+}
+
+impl Product {
+    /// The names of a product reading B into `{b}_cb` and accumulating in `{partial}_cb` and
+    /// `{acc}_cb`.
+    fn new(b: &str, partial: &str, acc: &str) -> Product {
+        Product {
+            b_cb: format!("{b}_cb"),
+            b_v: format!("{b}_v"),
+            partial_cb: format!("{partial}_cb"),
+            partial_o: format!("{partial}_o"),
+            partial_v: format!("{partial}_v"),
+            acc_cb: format!("{acc}_cb"),
+            acc_o: format!("{acc}_o"),
+            acc_v: format!("{acc}_v"),
+        }
+    }
 }

@@ -266,6 +266,9 @@ pub fn assemble(graph: &Graph, plan: KernelPlan) -> Result<Compiled, LowerError>
                     (info.a_param.clone(), t.node(info.a)?),
                     (info.b_param.clone(), t.node(info.b)?),
                 ];
+                if let Some(sp) = &info.second {
+                    bound.push((sp.b_param.clone(), t.node(sp.b)?));
+                }
                 if let Some(g) = &info.a_gather {
                     let rows = k.partition.block.0;
                     bound.push((g.table_param.clone(), t.gather_table(&g.gather, rows)));

@@ -31,13 +31,15 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
                 }
                 _ => 0.0,
             };
+            let products = if info.second.is_some() { 2.0 } else { 1.0 };
             gather
-                + stage(
-                    c,
-                    bm * bn,
-                    info.kt as f64 * c.matmul_tile,
-                    info.kt as f64 * c.matmul_unpack_tiles,
-                )
+                + products
+                    * stage(
+                        c,
+                        bm * bn,
+                        info.kt as f64 * c.matmul_tile,
+                        info.kt as f64 * c.matmul_unpack_tiles,
+                    )
                 + body_cycles(body, p.block, c)
         }
         KernelDetail::Transpose(_) => stage(c, p.block.0 * p.block.1, c.add, 1.0),

@@ -110,6 +110,9 @@ pub enum GroupKind {
         b_transposed: bool,
         /// Whether head-view operands ([`super::heads`]) are read in place.
         heads: bool,
+        /// A second product of the same left operand (its node is among the group's nodes),
+        /// computed in the same kernel: a gated MLP's `act(x @ W1) * (x @ W3)`.
+        sibling: Option<NodeIndex>,
     },
     /// A standalone transpose of the last two axes.
     Transpose,
@@ -522,7 +525,9 @@ pub fn group(
 /// consumer of both), when both compute element by element over the same space, no third kernel
 /// lies between them, and the merged group still fits. One of the two may be a plain matmul
 /// kernel (no row-wise epilogue, no chained product) whose product the other group does not
-/// feed: the elementwise group's ops become more of its epilogue. `from` is left empty.
+/// feed: the elementwise group's ops become more of its epilogue. Or both are plain matmul
+/// kernels of the same left operand ([`siblings`]): one kernel computes both products. `from`
+/// is left empty.
 fn merge_into(
     graph: &Graph,
     groups: &mut [Group],
@@ -545,12 +550,14 @@ fn merge_into(
                 .into_iter()
                 .any(|x| depends_on(graph, x, &other.nodes))
     };
-    let lead = if eltwise(a) && eltwise(b) {
-        None
+    let (kind, lead) = if eltwise(a) && eltwise(b) {
+        (GroupKind::Body, None)
     } else if eltwise(b) && plain_matmul(a, b) {
-        Some(a)
+        (a.kind.clone(), Some(a.nodes[0]))
     } else if eltwise(a) && plain_matmul(b, a) {
-        Some(b)
+        (b.kind.clone(), Some(b.nodes[0]))
+    } else if let Some(kind) = siblings(graph, a, b) {
+        (kind, Some(a.nodes[0]))
     } else {
         return false;
     };
@@ -566,10 +573,8 @@ fn merge_into(
         return false;
     }
     nodes.sort_by_key(|n| position.get(n).copied().unwrap_or(usize::MAX));
-    let kind = lead.map_or(GroupKind::Body, |m| m.kind.clone());
-    if let Some(m) = lead {
+    if let Some(mm) = lead {
         // A matmul kernel's first node is its product.
-        let mm = m.nodes[0];
         nodes.retain(|&n| n != mm);
         nodes.insert(0, mm);
     }
@@ -584,6 +589,54 @@ fn merge_into(
     groups[into] = candidate;
     groups[from].nodes.clear();
     true
+}
+
+/// The kind of one matmul kernel computing the products of plain matmul groups `a` and `b`
+/// (elementwise epilogues, no chained product or sibling), when they multiply the same left
+/// operand by 2-D right operands, read as they are, into outputs of one shape. The kernel reads
+/// A once per product and shares its blocks and epilogue.
+fn siblings(graph: &Graph, a: &Group, b: &Group) -> Option<GroupKind> {
+    let plain = |g: &Group| match g.kind {
+        GroupKind::Matmul {
+            b_transposed: false,
+            sibling: None,
+            ..
+        } => !is_rowwise_group(graph, g) && !has_chained_product(graph, g),
+        _ => false,
+    };
+    let (ma, mb) = (a.nodes[0], b.nodes[0]);
+    let (ia, ib) = (graph.inputs_of(ma), graph.inputs_of(mb));
+    let right_2d = |ins: &[NodeIndex]| {
+        ins.get(1)
+            .is_some_and(|&w| graph.node(w).ty.shape.len() == 2)
+    };
+    let same = plain(a)
+        && plain(b)
+        && !ia.is_empty()
+        && ia.first() == ib.first()
+        && ia.get(1) != ib.get(1)
+        && ib.get(1) != ia.first()
+        && right_2d(&ia)
+        && right_2d(&ib)
+        && graph.node(ma).ty.shape == graph.node(mb).ty.shape
+        && heads::split_into(graph, ma).is_none()
+        && heads::split_into(graph, mb).is_none()
+        && heads::read_in_place(graph, ia[0]).is_none()
+        && !matches!(graph.node(ia[0]).op, Op::Im2Col { .. });
+    same.then(|| match &a.kind {
+        GroupKind::Matmul {
+            mm,
+            b_transposed,
+            heads,
+            ..
+        } => GroupKind::Matmul {
+            mm: *mm,
+            b_transposed: *b_transposed,
+            heads: *heads,
+            sibling: Some(mb),
+        },
+        other => other.clone(),
+    })
 }
 
 /// The iteration space a row-wise op needs: its main input's 2-D view.
@@ -662,6 +715,7 @@ fn matmul_group(graph: &Graph, n: NodeIndex, mode: FusionMode) -> Group {
             mm: n,
             b_transposed: b_is_transposed(graph, n, mode),
             heads: mode == FusionMode::Fused,
+            sibling: None,
         },
         nodes: vec![n],
         space: flat2d(&graph.node(n).ty.shape),
@@ -686,13 +740,14 @@ impl Splits<'_> {
     fn unchain_where_slower(&mut self) {
         let graph = self.graph;
         for gi in 0..self.groups.len() {
-            while let Some(at) = self.groups[gi]
-                .nodes
-                .iter()
-                .skip(1)
-                .rposition(|&m| matches!(graph.node(m).op, Op::MatMul))
-                .map(|i| i + 1)
-            {
+            while let Some(at) = {
+                let g = &self.groups[gi];
+                g.nodes
+                    .iter()
+                    .skip(1)
+                    .rposition(|&m| is_chained_product(graph, g, m))
+                    .map(|i| i + 1)
+            } {
                 let tail = matmul_group(graph, self.groups[gi].nodes[at], FusionMode::Fused);
                 if !self.where_slower(gi, at, tail.kind, tail.space) {
                     break;
@@ -765,12 +820,22 @@ impl Splits<'_> {
     }
 }
 
+/// Whether node `m` of group `g` is a chained product: a matmul other than the group's own
+/// product and its sibling.
+fn is_chained_product(graph: &Graph, g: &Group, m: NodeIndex) -> bool {
+    let own = match g.kind {
+        GroupKind::Matmul { mm, sibling, .. } => m == mm || Some(m) == sibling,
+        _ => false,
+    };
+    matches!(graph.node(m).op, Op::MatMul) && !own
+}
+
 /// Whether the matmul group `g` holds a matmul besides its own (a chained product).
 fn has_chained_product(graph: &Graph, g: &Group) -> bool {
     g.nodes
         .iter()
         .skip(1)
-        .any(|&m| matches!(graph.node(m).op, Op::MatMul))
+        .any(|&m| is_chained_product(graph, g, m))
 }
 
 fn can_join(

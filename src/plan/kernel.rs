@@ -56,6 +56,24 @@ pub struct MatmulInfo {
     pub out_heads: Option<HeadWrite>,
     /// A gathered from the pixel matrix `a` window by window (a convolution's im2col).
     pub a_gather: Option<GatherInfo>,
+    /// A second product of the same A, computed after the first with its own B.
+    pub second: Option<SecondProduct>,
+}
+
+/// The second product of a matmul kernel computing two products of one left operand (a gated
+/// MLP's `x @ W1` and `x @ W3`): the reader streams A again with this B, K chunk by K chunk.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SecondProduct {
+    /// Its body value (a `MatMul` value like the first product's).
+    pub value: usize,
+    /// The tensor B is read from.
+    pub b: NodeIndex,
+    /// Kernel parameter B is read from.
+    pub b_param: String,
+    /// Stem of the buffer of one K chunk's product.
+    pub partial_stem: String,
+    /// Stem of the running-sum buffer.
+    pub acc_stem: String,
 }
 
 /// A matmul's left operand gathered from a pixel matrix ([`super::gather`]): per K chunk (one
@@ -261,8 +279,10 @@ pub fn build(graph: &Graph, target: &Target, g: &Group) -> Result<PlannedKernel,
             mm,
             b_transposed,
             heads,
+            sibling,
         } => {
-            let (info, body) = matmul_body(graph, g, *mm, (*b_transposed, *heads), &outputs)?;
+            let (info, body) =
+                matmul_body(graph, g, *mm, (*b_transposed, *heads, *sibling), &outputs)?;
             let mut cands = Vec::new();
             // A row-wise epilogue needs blocks spanning whole rows; a head split, blocks
             // within one head.
@@ -329,7 +349,9 @@ pub fn build(graph: &Graph, target: &Target, g: &Group) -> Result<PlannedKernel,
                     extra,
                 );
                 if !double {
-                    single_buffer(&mut schedule.cbs, &[format!("{}_cb", info.acc_stem)]);
+                    let mut keep = vec![format!("{}_cb", info.acc_stem)];
+                    keep.extend(info.second.iter().map(|sp| format!("{}_cb", sp.acc_stem)));
+                    single_buffer(&mut schedule.cbs, &keep);
                 }
                 match fits(&schedule.cbs, target) {
                     Err(e) => {
@@ -353,8 +375,10 @@ pub fn build(graph: &Graph, target: &Target, g: &Group) -> Result<PlannedKernel,
                             Some(_) => (bm + 1) * (bk + bm),
                             None => bm * bk,
                         };
-                        reads +=
-                            (p.blocks * k_chunks * (a_tiles + bk * bn)) as u64 * target.tile_bytes;
+                        // A second product reads A and its own B again.
+                        let products = if info.second.is_some() { 2 } else { 1 };
+                        reads += (p.blocks * k_chunks * (a_tiles + bk * bn) * products) as u64
+                            * target.tile_bytes;
                         let detail = KernelDetail::Matmul {
                             body,
                             schedule,
@@ -417,6 +441,28 @@ fn matmul_cbs(info: &MatmulInfo, bm: usize, bn: usize, bk: usize, k_chunks: usiz
             buffer_factor: 2,
         });
     }
+    if let Some(sp) = &info.second {
+        cbs.push(Cb {
+            name: format!("{}_cb", sp.b_param),
+            like: sp.b_param.clone(),
+            shape: (bk, bn),
+            buffer_factor: 2,
+        });
+        if k_chunks > 1 {
+            cbs.push(Cb {
+                name: format!("{}_cb", sp.partial_stem),
+                like: info.a_param.clone(),
+                shape: (bm, bn),
+                buffer_factor: 1,
+            });
+            cbs.push(Cb {
+                name: format!("{}_cb", sp.acc_stem),
+                like: info.a_param.clone(),
+                shape: (bm, bn),
+                buffer_factor: 2,
+            });
+        }
+    }
     if k_chunks > 1 {
         cbs.push(Cb {
             name: format!("{}_cb", info.partial_stem),
@@ -446,7 +492,7 @@ fn matmul_body(
     graph: &Graph,
     g: &Group,
     mm: NodeIndex,
-    (b_transposed, heads): (bool, bool),
+    (b_transposed, heads, sibling): (bool, bool, Option<NodeIndex>),
     outputs: &[NodeIndex],
 ) -> Result<(MatmulInfo, Body), PlanError> {
     let ins = graph.inputs_of(mm);
@@ -544,9 +590,35 @@ fn matmul_body(
         table_param: builder.reserve_stem(&format!("{}_gather", graph.node(a_raw).name)),
         pixels_stem: builder.reserve_stem(&format!("{}_pair", graph.node(a).name)),
     });
+    // A sibling product reads its own B (a 2-D matrix, as `group::siblings` requires).
+    let mut second = match sibling {
+        Some(s) => {
+            let b2 = graph
+                .inputs_of(s)
+                .get(1)
+                .map(|&b| resolve(graph, b))
+                .ok_or_else(|| unsupported(graph, s, "a matmul needs two inputs".into()))?;
+            let b_param = builder.reserve_stem(&graph.node(b2).name);
+            builder.share_param(b2, b_param.clone());
+            let s_name = graph.node(s).name.clone();
+            Some(SecondProduct {
+                value: 0,
+                b: b2,
+                b_param,
+                partial_stem: builder.reserve_stem(&format!("{s_name}_partial")),
+                acc_stem: builder.reserve_stem(&format!("{s_name}_acc")),
+            })
+        }
+        None => None,
+    };
     builder.matmul(mm);
     for &node in &g.nodes[1..] {
-        builder.node(node)?;
+        match second.as_mut().filter(|_| Some(node) == sibling) {
+            Some(sp) => sp.value = builder.matmul(node),
+            None => {
+                builder.node(node)?;
+            }
+        }
     }
     let mut out_heads = None;
     for &o in outputs {
@@ -618,6 +690,7 @@ fn matmul_body(
         b_heads,
         out_heads,
         a_gather,
+        second,
     };
     Ok((info, body))
 }
