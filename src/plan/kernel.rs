@@ -449,35 +449,34 @@ fn matmul_cbs(info: &MatmulInfo, bm: usize, bn: usize, bk: usize, k_chunks: usiz
             buffer_factor: 2,
         });
         if k_chunks > 1 {
-            cbs.push(Cb {
-                name: format!("{}_cb", sp.partial_stem),
-                like: info.a_param.clone(),
-                shape: (bm, bn),
-                buffer_factor: 1,
-            });
-            cbs.push(Cb {
-                name: format!("{}_cb", sp.acc_stem),
-                like: info.a_param.clone(),
-                shape: (bm, bn),
-                buffer_factor: 2,
-            });
+            cbs.extend(accumulators(
+                &sp.partial_stem,
+                &sp.acc_stem,
+                &info.a_param,
+                (bm, bn),
+            ));
         }
     }
     if k_chunks > 1 {
-        cbs.push(Cb {
-            name: format!("{}_cb", info.partial_stem),
-            like: info.a_param.clone(),
-            shape: (bm, bn),
-            buffer_factor: 1,
-        });
-        cbs.push(Cb {
-            name: format!("{}_cb", info.acc_stem),
-            like: info.a_param.clone(),
-            shape: (bm, bn),
-            buffer_factor: 2,
-        });
+        cbs.extend(accumulators(
+            &info.partial_stem,
+            &info.acc_stem,
+            &info.a_param,
+            (bm, bn),
+        ));
     }
     cbs
+}
+
+/// The buffers of a product streamed over K chunks: one chunk's product (`partial`) and the
+/// running sum (`acc`), blocks of `block` tiles like parameter `like`.
+fn accumulators(partial: &str, acc: &str, like: &str, block: (usize, usize)) -> [Cb; 2] {
+    [(partial, 1), (acc, 2)].map(|(stem, buffer_factor)| Cb {
+        name: format!("{stem}_cb"),
+        like: like.to_string(),
+        shape: block,
+        buffer_factor,
+    })
 }
 
 fn unsupported(graph: &Graph, n: NodeIndex, reason: String) -> PlanError {
