@@ -109,7 +109,8 @@ pub struct OptimizeReport {
     pub cost_before: f64,
     /// Cost-model estimate of the output graph, in cycles.
     pub cost_after: f64,
-    /// Why the input was returned unchanged, if it was.
+    /// Why the e-graph's result was not used, if it was not: the input graph then went through
+    /// the graph passes alone.
     pub kept_input: Option<String>,
     /// Groups of shared-input matmuls merged into one ([`OptimizeOptions::merge_matmuls`]).
     pub matmuls_merged: usize,
@@ -133,6 +134,20 @@ pub enum OptimizeError {
     /// The input graph is malformed.
     #[error("cannot optimize the graph: {0}")]
     Graph(#[from] convert::LoadError),
+}
+
+/// The passes over the extracted graph that build new constants or layouts, which the e-graph
+/// language does not: rotate_half as a matmul, convolutions as im2col + matmul, and (when
+/// enabled) shared-input matmuls merged.
+fn graph_passes(g: Graph, opts: &OptimizeOptions) -> Result<(Graph, merge::Merged), String> {
+    let (g, _) =
+        rotate::rotate_half_as_matmul(&g).map_err(|e| format!("rotate_half as a matmul: {e}"))?;
+    let (g, _) = conv::convs_as_matmuls(&g, &opts.cost)
+        .map_err(|e| format!("convolutions as im2col + matmul: {e}"))?;
+    if !opts.merge_matmuls {
+        return Ok((g, merge::Merged::default()));
+    }
+    merge::merge_matmuls(&g, &opts.cost).map_err(|e| format!("merging matmuls: {e}"))
 }
 
 /// Optimizes `graph`: same inputs and outputs, fewer and cheaper kernels.
@@ -163,12 +178,19 @@ pub fn optimize(graph: &Graph, opts: &OptimizeOptions) -> Result<Optimized, Opti
         kept_input: None,
         matmuls_merged: 0,
     };
+    // The input graph, when the e-graph's result is not used, still goes through the graph
+    // passes (they need no e-graph); if those fail too, it is returned as it is.
     let keep = |mut report: OptimizeReport, why: String| {
         report.kept_input = Some(why);
-        Ok(Optimized {
-            graph: graph.clone(),
-            report,
-        })
+        let graph = match graph_passes(graph.clone(), opts) {
+            Ok((g, merged)) => {
+                report.cost_after -= merged.saved_cycles;
+                report.matmuls_merged = merged.groups;
+                g
+            }
+            Err(_) => graph.clone(),
+        };
+        Ok(Optimized { graph, report })
     };
     let egraph = ran.egraph;
     if let Some(c) = egraph.analysis.conflicts.first() {
@@ -204,22 +226,8 @@ pub fn optimize(graph: &Graph, opts: &OptimizeOptions) -> Result<Optimized, Opti
         .and_then(|g| {
             crate::graph::fold::fold_constants(&g).map_err(|e| format!("constant folding: {e}"))
         })
-        .and_then(|g| {
-            rotate::rotate_half_as_matmul(&g)
-                .map(|(g, _)| g)
-                .map_err(|e| format!("rotate_half as a matmul: {e}"))
-        })
-        .and_then(|g| {
-            conv::convs_as_matmuls(&g, &opts.cost)
-                .map(|(g, _)| g)
-                .map_err(|e| format!("convolutions as im2col + matmul: {e}"))
-        })
-        .and_then(|g| {
-            if !opts.merge_matmuls {
-                return Ok((g, merge::Merged::default()));
-            }
-            merge::merge_matmuls(&g, &opts.cost).map_err(|e| format!("merging matmuls: {e}"))
-        }) {
+        .and_then(|g| graph_passes(g, opts))
+    {
         Ok((out, merged)) => {
             report.cost_after = ext.cost - merged.saved_cycles;
             report.matmuls_merged = merged.groups;

@@ -254,7 +254,10 @@ impl Explanation {
             s += "  a search limit was hit: the program was extracted from the partial e-graph (still correct, maybe less fused)\n";
         }
         if let Some(why) = &r.kept_input {
-            let _ = writeln!(s, "  the input graph was kept unchanged: {why}");
+            let _ = writeln!(
+                s,
+                "  the e-graph's result was not used (the input graph went through the graph passes alone): {why}"
+            );
         }
         if r.rules_fired.is_empty() {
             s += "  no rule changed the graph\n";
