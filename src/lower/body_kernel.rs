@@ -5,8 +5,9 @@ use ttfuse_runtime::ttl::ast::{BinOp, Expr, IndexItem, Kernel, Stmt, Thread, Thr
 
 use super::blocks::{block_loop, constants, coords, Coords, Names};
 use super::compute::{compute_thread, Naming};
-use super::emit::{add, index, int, make_cb, mul, name, read_into, span, write_from};
+use super::emit::{add, assign, index, int, make_cb, mul, name, read_into, span, write_from};
 use crate::plan::body::{Body, LoadSource, MatrixRead};
+use crate::plan::heads::HeadWrite;
 use crate::plan::layout::Class;
 use crate::plan::schedule::Schedule;
 use crate::plan::PlannedKernel;
@@ -188,8 +189,53 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule) -> Kernel {
         inner.extend(per_block);
         read.extend(block_loop(p, true, inner));
     }
-    let mut inner = c.stmts;
-    inner.extend(output_writes(body, &naming, &c.row, &c.col, &NAMES));
+    let mut inner = c.stmts.clone();
+    let (out_row, out_col) = output_coords(body.head_write, &c, &mut inner);
+    inner.extend(output_writes(body, &naming, &out_row, &out_col, &NAMES));
     let write = block_loop(p, true, inner);
     kernel(k, params(body, &[]), setup, [compute, read, write])
+}
+
+/// Where the block at `c` is written: its own tile, or with heads merged or split on the way
+/// ([`HeadWrite`]) the tile computed by the statements pushed onto `stmts`.
+pub fn output_coords(
+    head_write: Option<HeadWrite>,
+    c: &Coords,
+    stmts: &mut Vec<Stmt>,
+) -> (Expr, Expr) {
+    match head_write {
+        // A head merge: batch `h` goes to the rows of one batch, columns `h * head` on.
+        Some(HeadWrite::Merge { head_tiles }) => {
+            stmts.push(assign(
+                "o_row",
+                Expr::bin(
+                    BinOp::Sub,
+                    c.row.clone(),
+                    mul(c.batch.clone(), name("M_TILES")),
+                ),
+            ));
+            stmts.push(assign(
+                "o_col",
+                add(mul(c.batch.clone(), int(head_tiles)), c.col.clone()),
+            ));
+            (name("o_row"), name("o_col"))
+        }
+        // A head split: columns `h * head` on go to the rows of batch `h`.
+        Some(HeadWrite::Split {
+            head_tiles,
+            seq_tiles,
+        }) => {
+            let head = Expr::bin(BinOp::FloorDiv, c.col.clone(), int(head_tiles));
+            stmts.push(assign(
+                "o_row",
+                add(mul(head, int(seq_tiles)), c.row.clone()),
+            ));
+            stmts.push(assign(
+                "o_col",
+                Expr::bin(BinOp::Mod, c.col.clone(), int(head_tiles)),
+            ));
+            (name("o_row"), name("o_col"))
+        }
+        None => (c.row.clone(), c.col.clone()),
+    }
 }

@@ -6,7 +6,7 @@
 use ttfuse_runtime::ttl::ast::{BinOp, Expr, Kernel, Stmt};
 
 use super::blocks::{block_loop, constants, coords, Names};
-use super::body_kernel::{kernel, load_reads, output_writes, params};
+use super::body_kernel::{kernel, load_reads, output_coords, output_writes, params};
 use super::compute::{compute_thread, Naming};
 use super::emit::{
     add, assign, for_range, if_less, index, int, make_cb, mul, name, read_into, reserve, span,
@@ -14,7 +14,7 @@ use super::emit::{
 };
 use crate::plan::body::Body;
 use crate::plan::heads::HeadView;
-use crate::plan::kernel::{GatherInfo, HeadWrite, MatmulInfo};
+use crate::plan::kernel::{GatherInfo, MatmulInfo};
 use crate::plan::schedule::Schedule;
 use crate::plan::PlannedKernel;
 
@@ -249,42 +249,8 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
     inner.extend(per_block);
     read.extend(block_loop(p, true, inner));
 
-    let mut inner = c.stmts;
-    let (out_row, out_col) = match info.out_heads {
-        // A head merge: batch `h` goes to the rows of one batch, columns `h * head` on.
-        Some(HeadWrite::Merge { head_tiles }) => {
-            inner.push(assign(
-                "o_row",
-                Expr::bin(
-                    BinOp::Sub,
-                    c.row.clone(),
-                    mul(c.batch.clone(), name("M_TILES")),
-                ),
-            ));
-            inner.push(assign(
-                "o_col",
-                add(mul(c.batch.clone(), int(head_tiles)), c.col.clone()),
-            ));
-            (name("o_row"), name("o_col"))
-        }
-        // A head split: columns `h * head` on go to the rows of batch `h`.
-        Some(HeadWrite::Split {
-            head_tiles,
-            seq_tiles,
-        }) => {
-            let head = Expr::bin(BinOp::FloorDiv, c.col.clone(), int(head_tiles));
-            inner.push(assign(
-                "o_row",
-                add(mul(head, int(seq_tiles)), c.row.clone()),
-            ));
-            inner.push(assign(
-                "o_col",
-                Expr::bin(BinOp::Mod, c.col.clone(), int(head_tiles)),
-            ));
-            (name("o_row"), name("o_col"))
-        }
-        None => (c.row.clone(), c.col.clone()),
-    };
+    let mut inner = c.stmts.clone();
+    let (out_row, out_col) = output_coords(body.head_write, &c, &mut inner);
     inner.extend(output_writes(body, &naming, &out_row, &out_col, &NAMES));
     let write = block_loop(p, true, inner);
 

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use petgraph::graph::NodeIndex;
 
 use super::group::{is_last_two_swap, resolve};
-use super::heads::{read_in_place, HeadView};
+use super::heads::{read_in_place, HeadView, HeadWrite};
 use super::layout::{flat2d, is_padded, layout_of, Class};
 use super::names::Stems;
 use super::PlanError;
@@ -170,6 +170,8 @@ pub struct Body {
     pub materialized: Vec<bool>,
     /// Approximations made while expanding ops, for the plan.
     pub notes: Vec<String>,
+    /// How the one output is written when attention heads are merged or split on the way.
+    pub head_write: Option<HeadWrite>,
 }
 
 impl Body {
@@ -233,6 +235,7 @@ impl<'g> BodyBuilder<'g> {
                 outputs: Vec::new(),
                 materialized: Vec::new(),
                 notes: Vec::new(),
+                head_write: None,
             },
             of_node: BTreeMap::new(),
             tensor_loads: BTreeMap::new(),

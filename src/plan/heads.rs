@@ -11,6 +11,25 @@ use petgraph::graph::NodeIndex;
 use super::group::{real_users, resolve};
 use crate::graph::{Graph, Op};
 
+/// How a kernel's writer moves attention heads, so that no host step has to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeadWrite {
+    /// Batch `h` of the product goes to columns `h * head_tiles` on of a head merge's reshape
+    /// ([`merged_into`]).
+    Merge {
+        /// Columns per head, in tiles.
+        head_tiles: usize,
+    },
+    /// Columns `h * head_tiles` on of the 2-D output go to batch `h`, rows `h * seq_tiles` on,
+    /// of a head split's transpose ([`split_into`]).
+    Split {
+        /// Columns per head, in tiles.
+        head_tiles: usize,
+        /// Rows per head, in tiles.
+        seq_tiles: usize,
+    },
+}
+
 /// A batched matmul operand whose batch `h` is a column range of a 2-D tensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeadView {

@@ -6,12 +6,12 @@ use petgraph::graph::NodeIndex;
 use super::body::{Body, BodyBuilder};
 use super::gather::{gathered_in_place, tile_gather};
 use super::group::{is_last_two_swap, real_users, resolve, Group, GroupKind};
-use super::heads::{merged_into, read_in_place, split_into, HeadView};
+use super::heads::{merged_into, read_in_place, split_into, HeadView, HeadWrite};
 use super::layout::{device_dims, flat2d, layout_of};
 use super::partition::{divisors, preference, Partition};
 use super::schedule::{Cb, Schedule};
 use super::target::Target;
-use super::{KernelKind, PlanError, PlannedKernel};
+use super::{FusionMode, KernelKind, PlanError, PlannedKernel};
 use crate::graph::im2col::TileGather;
 use crate::graph::{DType, Graph, Op};
 
@@ -52,8 +52,6 @@ pub struct MatmulInfo {
     pub a_heads: Option<HeadView>,
     /// B read head by head from a column range of its source (`b` is the source).
     pub b_heads: Option<HeadView>,
-    /// Where the product's tiles go when heads are merged or split as they are written.
-    pub out_heads: Option<HeadWrite>,
     /// A gathered from the pixel matrix `a` window by window (a convolution's im2col).
     pub a_gather: Option<GatherInfo>,
     /// A second product of the same A, computed after the first with its own B.
@@ -88,25 +86,6 @@ pub struct GatherInfo {
     pub table_param: String,
     /// Stem of the buffer of the block's pixel row tiles.
     pub pixels_stem: String,
-}
-
-/// How a matmul kernel's writer moves attention heads, so that no host step has to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HeadWrite {
-    /// Batch `h` of the product goes to columns `h * head_tiles` on of a head merge's reshape
-    /// ([`merged_into`]).
-    Merge {
-        /// Columns per head, in tiles.
-        head_tiles: usize,
-    },
-    /// Columns `h * head_tiles` on of the 2-D product go to batch `h`, rows `h * seq_tiles` on,
-    /// of a head split's transpose ([`split_into`]).
-    Split {
-        /// Columns per head, in tiles.
-        head_tiles: usize,
-        /// Rows per head, in tiles.
-        seq_tiles: usize,
-    },
 }
 
 /// A standalone transpose, in tiles.
@@ -222,7 +201,12 @@ fn single_buffer(cbs: &mut [Cb], keep: &[String]) {
 }
 
 /// Builds the planned kernel of group `g`.
-pub fn build(graph: &Graph, target: &Target, g: &Group) -> Result<PlannedKernel, PlanError> {
+pub fn build(
+    graph: &Graph,
+    target: &Target,
+    g: &Group,
+    mode: FusionMode,
+) -> Result<PlannedKernel, PlanError> {
     let first = g.nodes[0];
     let outputs = group_outputs(graph, g);
     match &g.kind {
@@ -231,13 +215,16 @@ pub fn build(graph: &Graph, target: &Target, g: &Group) -> Result<PlannedKernel,
             for &n in &g.nodes {
                 b.node(n)?;
             }
-            for &n in &outputs {
-                b.output(n)?;
-            }
-            let body = b.finish();
+            let head_write = add_outputs(graph, &mut b, &outputs, mode == FusionMode::Fused)?;
+            let mut body = b.finish();
+            body.head_write = head_write;
             let (rt, ct) = (tiles(g.space.0), tiles(g.space.1));
             let rowwise = body.is_rowwise();
-            let col_choices = if rowwise { vec![ct] } else { divisors(ct) };
+            let mut col_choices = if rowwise { vec![ct] } else { divisors(ct) };
+            // A head split needs blocks within one head.
+            if let Some(HeadWrite::Split { head_tiles, .. }) = body.head_write {
+                col_choices.retain(|&bc| head_tiles.is_multiple_of(bc));
+            }
             let mut cands = Vec::new();
             for br in divisors(rt) {
                 for &bc in &col_choices {
@@ -291,7 +278,7 @@ pub fn build(graph: &Graph, target: &Target, g: &Group) -> Result<PlannedKernel,
             } else {
                 divisors(info.nt)
             };
-            if let Some(HeadWrite::Split { head_tiles, .. }) = info.out_heads {
+            if let Some(HeadWrite::Split { head_tiles, .. }) = body.head_write {
                 col_choices.retain(|&bn| head_tiles.is_multiple_of(bn));
             }
             // A gathered operand: blocks whose rows the gather reaches, and one window offset
@@ -479,6 +466,49 @@ fn accumulators(partial: &str, acc: &str, like: &str, block: (usize, usize)) -> 
     })
 }
 
+/// Adds a kernel's `outputs` to `builder`. With `heads` (fused mode), the one output of a head
+/// merge or split is written as its reshape's or transpose's tensor instead
+/// ([`merged_into`], [`split_into`]); returns how heads are then written.
+fn add_outputs(
+    graph: &Graph,
+    builder: &mut BodyBuilder,
+    outputs: &[NodeIndex],
+    heads: bool,
+) -> Result<Option<HeadWrite>, PlanError> {
+    let mut head_write = None;
+    for &o in outputs {
+        let merge = merged_into(graph, o).filter(|_| heads);
+        let split = split_into(graph, o).filter(|_| heads);
+        match (merge, split) {
+            // The kernel's last product (its own or a chained one) writes the merged heads.
+            (Some(r), _) if matches!(graph.node(o).op, Op::MatMul) && outputs.len() == 1 => {
+                builder.output_as(o, r)?;
+                head_write = graph.node(o).ty.shape.last().map(|&cols| HeadWrite::Merge {
+                    head_tiles: tiles(cols),
+                });
+            }
+            (None, Some(t)) if outputs.len() == 1 => {
+                builder.output_as(o, t)?;
+                if let &[_, seq, hd] = graph.node(t).ty.shape.as_slice() {
+                    head_write = Some(HeadWrite::Split {
+                        head_tiles: tiles(hd),
+                        seq_tiles: tiles(seq),
+                    });
+                }
+            }
+            (None, None) => builder.output(o)?,
+            _ => {
+                return Err(unsupported(
+                    graph,
+                    o,
+                    "heads merged or split in place must be their kernel's only output".into(),
+                ))
+            }
+        }
+    }
+    Ok(head_write)
+}
+
 fn unsupported(graph: &Graph, n: NodeIndex, reason: String) -> PlanError {
     PlanError::Unsupported {
         node: graph.node(n).name.clone(),
@@ -619,41 +649,9 @@ fn matmul_body(
             }
         }
     }
-    let mut out_heads = None;
-    for &o in outputs {
-        let merge = merged_into(graph, o).filter(|_| heads);
-        let split = split_into(graph, o).filter(|_| heads);
-        match (merge, split) {
-            // The kernel's last product (its own or a chained one) writes the merged heads.
-            (Some(r), _) if matches!(graph.node(o).op, Op::MatMul) && outputs.len() == 1 => {
-                builder.output_as(o, r)?;
-                out_heads = graph.node(o).ty.shape.last().map(|&cols| HeadWrite::Merge {
-                    head_tiles: tiles(cols),
-                });
-            }
-            // Only the kernel's own product splits heads (the planner does not chain it).
-            (None, Some(t)) if o == mm && outputs.len() == 1 => {
-                builder.output_as(o, t)?;
-                if let &[heads, seq, hd] = graph.node(t).ty.shape.as_slice() {
-                    debug_assert!(heads * tiles(hd) == tiles(n));
-                    out_heads = Some(HeadWrite::Split {
-                        head_tiles: tiles(hd),
-                        seq_tiles: tiles(seq),
-                    });
-                }
-            }
-            (None, None) => builder.output(o)?,
-            _ => {
-                return Err(unsupported(
-                    graph,
-                    o,
-                    "heads merged or split in place must be their matmul kernel's only output"
-                        .into(),
-                ))
-            }
-        }
-    }
+    let head_write = add_outputs(graph, &mut builder, outputs, heads)?;
     let mut body = builder.finish();
+    body.head_write = head_write;
     if batches > 1 {
         // A causal mask or table shared by every head is read at the block's row within its
         // batch.
@@ -687,7 +685,6 @@ fn matmul_body(
         acc_stem,
         a_heads,
         b_heads,
-        out_heads,
         a_gather,
         second,
     };

@@ -178,7 +178,7 @@ impl KernelPlan {
 
 /// Plans `graph` for `target`.
 pub fn plan(graph: &Graph, target: &Target, mode: FusionMode) -> Result<KernelPlan, PlanError> {
-    let fits = |g: &group::Group| match kernel::build(graph, target, g) {
+    let fits = |g: &group::Group| match kernel::build(graph, target, g, mode) {
         Ok(_) => Ok(()),
         Err(PlanError::DoesNotFit { reason, .. }) => Err(BreakReason::Budget { detail: reason }),
         Err(other) => Err(BreakReason::OpKind {
@@ -186,7 +186,7 @@ pub fn plan(graph: &Graph, target: &Target, mode: FusionMode) -> Result<KernelPl
         }),
     };
     let cost = |g: &group::Group| {
-        kernel::build(graph, target, g)
+        kernel::build(graph, target, g, mode)
             .ok()
             .map(|k| estimate::cycles(&k, target))
     };
@@ -194,7 +194,7 @@ pub fn plan(graph: &Graph, target: &Target, mode: FusionMode) -> Result<KernelPl
     let mut kernels = Vec::with_capacity(grouping.groups.len());
     let mut taken: BTreeMap<String, usize> = BTreeMap::new();
     for g in &grouping.groups {
-        let mut k = kernel::build(graph, target, g)?;
+        let mut k = kernel::build(graph, target, g, mode)?;
         let count = taken.entry(k.name.clone()).or_insert(0);
         *count += 1;
         if *count > 1 {
