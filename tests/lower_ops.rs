@@ -341,3 +341,67 @@ fn two_products_of_one_operand_share_a_kernel_and_its_epilogue() {
     let c = run_checked(&gated(64, 128, 256), &device(), FusionMode::Unfused);
     assert_eq!(c.plan.kernels.len(), 4);
 }
+
+/// `s` (`[64, 128]`) split into 2 heads of 64 columns, then scaled per (row, column) of a head:
+/// the graph's output.
+fn split_and_scaled(g: &mut Graph, s: NodeIndex) {
+    let r = g.add(
+        "r",
+        Op::Reshape {
+            shape: vec![64, 2, 64],
+        },
+        f32t(&[64, 2, 64]),
+        &[s],
+    );
+    let t = g.add(
+        "t",
+        Op::Transpose {
+            perm: vec![1, 0, 2],
+        },
+        f32t(&[2, 64, 64]),
+        &[r],
+    );
+    let c = constant(g, "c", &[64, 64], 52, 1.0);
+    let y = binary(g, "y", BinaryOp::Mul, t, c);
+    output(g, "y", y);
+}
+
+#[test]
+fn an_elementwise_kernel_writes_its_output_with_the_heads_split() {
+    // The add's kernel writes each head's columns as that head's rows, so the split needs no
+    // step.
+    let mut g = Graph::new();
+    let a = g.add_input("a", f32t(&[64, 128]));
+    let b = g.add_input("b", f32t(&[64, 128]));
+    let s = binary(&mut g, "s", BinaryOp::Add, a, b);
+    split_and_scaled(&mut g, s);
+    let fused = run_checked(&g, &device(), FusionMode::Fused);
+    let kinds: Vec<KernelKind> = fused.plan.kernels.iter().map(|k| k.kind).collect();
+    assert_eq!(kinds, [KernelKind::Eltwise, KernelKind::Eltwise]);
+    assert!(fused.plan.free.iter().any(|f| f.node == "t"));
+    let unfused = run_checked(&g, &device(), FusionMode::Unfused);
+    assert!(unfused
+        .plan
+        .kernels
+        .iter()
+        .any(|k| k.kind == KernelKind::Host));
+    // After a softmax the add does not join the row-wise kernel (whose blocks span both
+    // heads): it starts the kernel that splits the heads.
+    let mut g = Graph::new();
+    let a = g.add_input("a", f32t(&[64, 128]));
+    let b = g.add_input("b", f32t(&[64, 128]));
+    let ty = g.node(a).ty.clone();
+    let p = g.add("p", Op::Softmax { axis: 1 }, ty, &[a]);
+    let s = binary(&mut g, "s", BinaryOp::Add, p, b);
+    split_and_scaled(&mut g, s);
+    let fused = run_checked(&g, &device(), FusionMode::Fused);
+    let kinds: Vec<KernelKind> = fused.plan.kernels.iter().map(|k| k.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            KernelKind::RowWise,
+            KernelKind::Eltwise,
+            KernelKind::Eltwise
+        ]
+    );
+}

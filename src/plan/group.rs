@@ -846,6 +846,16 @@ fn can_join(
     r: Role,
 ) -> Result<(), BreakReason> {
     let node = graph.node(n);
+    // A kernel that splits heads as it writes needs blocks within one head; a row-wise one
+    // spans whole rows.
+    let splits = |n: NodeIndex| heads::split_into(graph, n).is_some();
+    if (r == Role::Row && g.nodes.iter().any(|&m| splits(m)))
+        || (splits(n) && is_rowwise_group(graph, g))
+    {
+        return Err(BreakReason::OpKind {
+            detail: "a kernel that splits attention heads as it writes them has blocks within one head, and a row-wise kernel spans whole rows".into(),
+        });
+    }
     let shape_err = |what: &str| BreakReason::Shape {
         detail: format!(
             "{what} {:?} does not fit the kernel's {}x{} space",

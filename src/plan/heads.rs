@@ -9,7 +9,7 @@
 use petgraph::graph::NodeIndex;
 
 use super::group::{real_users, resolve};
-use crate::graph::{Graph, Op};
+use crate::graph::{BinaryOp, Graph, Op};
 
 /// How a kernel's writer moves attention heads, so that no host step has to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -190,12 +190,18 @@ fn only_user(graph: &Graph, n: NodeIndex) -> Option<NodeIndex> {
 }
 
 /// The transpose `t` of a head split `Transpose(Reshape(x, [seq, heads, hd]), [1, 0, 2])`, when
-/// `x` is a product of 2-D matrices used by nothing else and `t`'s users do not read it in place
-/// (they are not all batched matmuls): the matmul writes `x`'s columns `h * hd` on as batch `h`
-/// of `t` instead of writing `x`.
+/// `x` is used by nothing else, is computed by a device kernel over its 2-D view (a product of
+/// 2-D matrices, or an add, subtract or multiply: a matmul's bias or a rotary embedding), and
+/// `t`'s users do not read it in place (they are not all batched matmuls): `x`'s kernel writes
+/// `x`'s columns `h * hd` on as batch `h` of `t` instead of writing `x`.
 pub fn split_into(graph: &Graph, x: NodeIndex) -> Option<NodeIndex> {
     let rank2 = |n: NodeIndex| graph.node(n).ty.shape.len() == 2;
-    if !matches!(graph.node(x).op, Op::MatMul) || !graph.inputs_of(x).into_iter().all(rank2) {
+    let on_device = match &graph.node(x).op {
+        Op::MatMul => graph.inputs_of(x).into_iter().all(rank2),
+        Op::Binary(BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul) => rank2(x),
+        _ => false,
+    };
+    if !on_device {
         return None;
     }
     let t = only_user(graph, only_user(graph, x)?)?;
