@@ -29,6 +29,7 @@ pub mod extract;
 pub mod language;
 pub mod mapping;
 pub mod merge;
+pub mod rotary;
 pub mod rotate;
 pub mod rules;
 pub mod run;
@@ -137,11 +138,13 @@ pub enum OptimizeError {
 }
 
 /// The passes over the extracted graph that build new constants or layouts, which the e-graph
-/// language does not: rotate_half as a matmul, convolutions as im2col + matmul, and (when
-/// enabled) shared-input matmuls merged.
+/// language does not: rotate_half as a matmul, rotary embeddings before the head split,
+/// convolutions as im2col + matmul, and (when enabled) shared-input matmuls merged.
 fn graph_passes(g: Graph, opts: &OptimizeOptions) -> Result<(Graph, merge::Merged), String> {
     let (g, _) =
         rotate::rotate_half_as_matmul(&g).map_err(|e| format!("rotate_half as a matmul: {e}"))?;
+    let (g, _) = rotary::rotary_before_head_split(&g)
+        .map_err(|e| format!("rotary embeddings before the head split: {e}"))?;
     let (g, _) = conv::convs_as_matmuls(&g, &opts.cost)
         .map_err(|e| format!("convolutions as im2col + matmul: {e}"))?;
     if !opts.merge_matmuls {
