@@ -88,6 +88,18 @@ pub struct Coords {
     pub col: Expr,
 }
 
+impl Coords {
+    /// The block's first tile row within its batch (`row - batch * M_TILES`): where a batched
+    /// kernel's block sits in a tensor holding one batch's rows.
+    pub fn row_in_batch(&self) -> Expr {
+        Expr::bin(
+            BinOp::Sub,
+            self.row.clone(),
+            mul(self.batch.clone(), name("M_TILES")),
+        )
+    }
+}
+
 /// The coordinates of block `block`.
 pub fn coords(p: &Partition, names: &Names) -> Coords {
     let mut stmts = Vec::new();

@@ -206,14 +206,7 @@ pub fn output_coords(
     match head_write {
         // A head merge: batch `h` goes to the rows of one batch, columns `h * head` on.
         Some(HeadWrite::Merge { head_tiles }) => {
-            stmts.push(assign(
-                "o_row",
-                Expr::bin(
-                    BinOp::Sub,
-                    c.row.clone(),
-                    mul(c.batch.clone(), name("M_TILES")),
-                ),
-            ));
+            stmts.push(assign("o_row", c.row_in_batch()));
             stmts.push(assign(
                 "o_col",
                 add(mul(c.batch.clone(), int(head_tiles)), c.col.clone()),

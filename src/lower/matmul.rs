@@ -156,14 +156,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
     let k_at = if kc > 1 { name("k") } else { int(0) };
     let a_src = match &info.a_heads {
         Some(v) => {
-            inner.push(assign(
-                "a_row",
-                Expr::bin(
-                    BinOp::Sub,
-                    c.row.clone(),
-                    mul(c.batch.clone(), name("M_TILES")),
-                ),
-            ));
+            inner.push(assign("a_row", c.row_in_batch()));
             index(
                 &info.a_param,
                 vec![
