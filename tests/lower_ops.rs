@@ -405,3 +405,45 @@ fn an_elementwise_kernel_writes_its_output_with_the_heads_split() {
         ]
     );
 }
+
+/// `x @ w_i + b_i` for three projections of one `x` of `[64, k]`, each an output.
+fn projections(k: usize) -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[64, k]));
+    for (i, name) in ["q", "k", "v"].into_iter().enumerate() {
+        let seed = 60 + 2 * i as u64;
+        let w = constant(&mut g, &format!("w{name}"), &[k, 128], seed, 0.05);
+        let b = constant(&mut g, &format!("b{name}"), &[128], seed + 1, 0.1);
+        let m = matmul(&mut g, &format!("{name}_mm"), x, w);
+        let y = binary(&mut g, name, BinaryOp::Add, m, b);
+        output(&mut g, name, y);
+    }
+    g
+}
+
+#[test]
+fn projections_of_one_operand_with_no_shared_consumer_share_a_kernel() {
+    // Attention's q, k and v: one kernel, three products, three outputs.
+    let c = run_checked(&projections(128), &device(), FusionMode::Fused);
+    assert_eq!(c.plan.kernels.len(), 1, "{:?}", c.plan.kernels);
+    let products = c.plan.kernels[0]
+        .ops
+        .iter()
+        .filter(|o| *o == "MatMul")
+        .count();
+    assert_eq!(products, 3);
+    // With K streamed in chunks, each product's bias waits while the next product's chunks
+    // stream in: the reader sends the biases first, so nothing deadlocks.
+    let c = run_checked(
+        &projections(2048),
+        &small_l1_device(160 * 1024),
+        FusionMode::Fused,
+    );
+    let k = &c.plan.kernels[0];
+    assert!(k.partition.k_chunks > 2, "{:?}", k.partition);
+    assert!(
+        k.ops.iter().filter(|o| *o == "MatMul").count() > 1,
+        "{:?}",
+        k.ops
+    );
+}

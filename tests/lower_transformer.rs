@@ -261,13 +261,12 @@ fn llama_block_rotary_and_mask_tables_broadcast_over_heads_on_the_device() {
         c.host_ops
     );
     // The rotary runs before the head split (optimize::rotary): q and k's projections and
-    // their rotations are two products of one kernel each, the rotary their epilogue, written
-    // with the heads split (plan::heads::split_into).
+    // their rotations are two products of one kernel each, the rotary their epilogue, whose
+    // heads the attention kernel reads in place (one kernel may also hold v's projection).
     assert!(c.host_ops.is_empty(), "host steps left: {:?}", c.host_ops);
     let rotary = |ops: &Vec<String>| {
-        let mut ops = ops.clone();
-        ops.sort();
-        ops == ["Add", "MatMul", "MatMul", "Mul", "Mul"]
+        let count = |op: &str| ops.iter().filter(|o| *o == op).count();
+        count("MatMul") >= 2 && count("Mul") == 2 && count("Add") == 1 && ops.len() <= 6
     };
     assert!(
         c.kernel_ops.iter().filter(|k| rotary(k)).count() == 2,
@@ -278,7 +277,8 @@ fn llama_block_rotary_and_mask_tables_broadcast_over_heads_on_the_device() {
     // steps; then V's head split and the head merge in place: 14 kernels + 10 host steps; then
     // attention's context product chained: 13 + 10; then rotate_half on the device: 13 + 4;
     // then q and k's heads split as they are written: 11 kernels; then the gated MLP's two
-    // products in one kernel: 10; now the rotary with its projection: 8.
+    // products in one kernel: 10; then the rotary with its projection: 8; now v's projection
+    // in the kernel of another product of the same input: 7.
     assert!(
         c.kernel_ops.iter().any(|k| {
             let mut k = k.clone();
@@ -288,7 +288,7 @@ fn llama_block_rotary_and_mask_tables_broadcast_over_heads_on_the_device() {
         "the SwiGLU is not one kernel: {:?}",
         c.kernel_ops
     );
-    assert!(c.launches <= 8, "{} launches", c.launches);
+    assert!(c.launches <= 7, "{} launches", c.launches);
     assert!(
         c.launches + c.host_steps < 35,
         "{} + {}",

@@ -54,12 +54,14 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
     let a_cb = format!("{}_cb", info.a_stem);
     let a_v = format!("{}_v", info.a_stem);
     let first = Product::new(&info.b_stem, &info.partial_stem, &info.acc_stem);
-    let second = info.second.as_ref().map(|sp| {
-        (
-            sp.value,
-            Product::new(&sp.b_param, &sp.partial_stem, &sp.acc_stem),
-        )
-    });
+    let others: Vec<(usize, Product)> = info
+        .others
+        .iter()
+        .map(|op| {
+            let names = Product::new(&op.b_param, &op.partial_stem, &op.acc_stem);
+            (op.value, names)
+        })
+        .collect();
 
     // One K chunk's product into `dst_cb` (reserved as `dst`); only the first product reads
     // B transposed.
@@ -115,9 +117,9 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         )
     };
     let matmul_stage = |v: usize| -> Vec<Stmt> {
-        let (pr, transposed) = match &second {
-            Some((sv, pr)) if *sv == v => (pr, false),
-            _ => (&first, info.b_transposed),
+        let (pr, transposed) = match others.iter().find(|(ov, _)| *ov == v) {
+            Some((_, pr)) => (pr, false),
+            None => (&first, info.b_transposed),
         };
         let target_cb = naming.cb(v);
         let target = naming.reserved(v);
@@ -216,10 +218,12 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         None => vec![read_into(&a_cb, a_src.clone())],
     };
     reads.push(read_into(&first.b_cb, b_src));
-    // A second product streams A again, with its own B (a 2-D matrix).
-    let second_reads = info.second.as_ref().map(|sp| {
-        let b2 = index(
-            &sp.b_param,
+    // Every further product streams A again, with its own B (a 2-D matrix), in the order the
+    // compute thread takes them. Their kernel's per-block loads come first: an epilogue op
+    // between two products waits for them while the next product's chunks stream in.
+    let other_reads = info.others.iter().map(|op| {
+        let b = index(
+            &op.b_param,
             vec![
                 span(k_at.clone(), name("BLOCK_K")),
                 span(c.col.clone(), name("BLOCK_N")),
@@ -227,10 +231,14 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         );
         vec![
             read_into(&a_cb, a_src.clone()),
-            read_into(&format!("{}_cb", sp.b_param), b2),
+            read_into(&format!("{}_cb", op.b_param), b),
         ]
     });
-    for reads in std::iter::once(reads).chain(second_reads) {
+    let all_reads: Vec<Vec<Stmt>> = std::iter::once(reads).chain(other_reads).collect();
+    if !info.others.is_empty() {
+        inner.extend(per_block.clone());
+    }
+    for reads in all_reads {
         if kc > 1 {
             let mut body_k = vec![assign("k", mul(name("kc"), name("BLOCK_K")))];
             body_k.extend(reads);
@@ -239,7 +247,9 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
             inner.extend(reads);
         }
     }
-    inner.extend(per_block);
+    if info.others.is_empty() {
+        inner.extend(per_block);
+    }
     read.extend(block_loop(p, true, inner));
 
     let mut inner = c.stmts.clone();
@@ -254,9 +264,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
     if let Some(g) = &info.a_gather {
         operands.push(g.table_param.clone());
     }
-    if let Some(sp) = &info.second {
-        operands.push(sp.b_param.clone());
-    }
+    operands.extend(info.others.iter().map(|op| op.b_param.clone()));
     let all_params = params(body, &operands);
     kernel(k, all_params, setup, [compute, read, write])
 }

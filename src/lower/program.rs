@@ -266,8 +266,8 @@ pub fn assemble(graph: &Graph, plan: KernelPlan) -> Result<Compiled, LowerError>
                     (info.a_param.clone(), t.node(info.a)?),
                     (info.b_param.clone(), t.node(info.b)?),
                 ];
-                if let Some(sp) = &info.second {
-                    bound.push((sp.b_param.clone(), t.node(sp.b)?));
+                for op in &info.others {
+                    bound.push((op.b_param.clone(), t.node(op.b)?));
                 }
                 if let Some(g) = &info.a_gather {
                     let rows = k.partition.block.0;

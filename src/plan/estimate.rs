@@ -31,7 +31,7 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
                 }
                 _ => 0.0,
             };
-            let products = if info.second.is_some() { 2.0 } else { 1.0 };
+            let products = (1 + info.others.len()) as f64;
             gather
                 + products
                     * stage(

@@ -110,9 +110,10 @@ pub enum GroupKind {
         b_transposed: bool,
         /// Whether head-view operands ([`super::heads`]) are read in place.
         heads: bool,
-        /// A second product of the same left operand (its node is among the group's nodes),
-        /// computed in the same kernel: a gated MLP's `act(x @ W1) * (x @ W3)`.
-        sibling: Option<NodeIndex>,
+        /// More products of the same left operand (their nodes are among the group's nodes),
+        /// computed in the same kernel: a gated MLP's `act(x @ W1) * (x @ W3)`, attention's
+        /// q, k and v projections.
+        siblings: Vec<NodeIndex>,
     },
     /// A standalone transpose of the last two axes.
     Transpose,
@@ -502,6 +503,7 @@ pub fn group(
         }
     }
     if mode == FusionMode::Fused {
+        merge_siblings_where_faster(graph, &mut groups, &mut group_of, &position, fits, cost);
         let mut splits = Splits {
             graph,
             groups: &mut groups,
@@ -561,7 +563,7 @@ fn merge_into(
     } else {
         return false;
     };
-    let mut nodes: Vec<NodeIndex> = a.nodes.iter().chain(&b.nodes).copied().collect();
+    let nodes: Vec<NodeIndex> = a.nodes.iter().chain(&b.nodes).copied().collect();
     // A path from one group to the other through a node outside both would become a cycle.
     let through_outside = |x: &Group, y: &Group| {
         x.nodes.iter().flat_map(|&n| graph.inputs_of(n)).any(|q| {
@@ -572,17 +574,7 @@ fn merge_into(
     if through_outside(a, b) || through_outside(b, a) {
         return false;
     }
-    nodes.sort_by_key(|n| position.get(n).copied().unwrap_or(usize::MAX));
-    if let Some(mm) = lead {
-        // A matmul kernel's first node is its product.
-        nodes.retain(|&n| n != mm);
-        nodes.insert(0, mm);
-    }
-    let candidate = Group {
-        kind,
-        nodes,
-        space: a.space,
-    };
+    let candidate = united(a, b, kind, lead, position);
     if fits(&candidate).is_err() {
         return false;
     }
@@ -591,51 +583,131 @@ fn merge_into(
     true
 }
 
+/// Groups `a` and `b` as one group of `kind` over `a`'s space: their nodes in topological
+/// order, with `lead` (a matmul kernel's own product) first.
+fn united(
+    a: &Group,
+    b: &Group,
+    kind: GroupKind,
+    lead: Option<NodeIndex>,
+    position: &BTreeMap<NodeIndex, usize>,
+) -> Group {
+    let mut nodes: Vec<NodeIndex> = a.nodes.iter().chain(&b.nodes).copied().collect();
+    nodes.sort_by_key(|n| position.get(n).copied().unwrap_or(usize::MAX));
+    if let Some(mm) = lead {
+        nodes.retain(|&n| n != mm);
+        nodes.insert(0, mm);
+    }
+    Group {
+        kind,
+        nodes,
+        space: a.space,
+    }
+}
+
+/// Merges plain matmul kernels of one left operand that share no consumer (attention's q, k and
+/// v projections) where the estimate finds one kernel computing all their products faster: it
+/// saves launches, while each product still streams A. Kernels with a path between them stay
+/// apart. The merged-away groups are left empty.
+fn merge_siblings_where_faster(
+    graph: &Graph,
+    groups: &mut [Group],
+    group_of: &mut BTreeMap<NodeIndex, usize>,
+    position: &BTreeMap<NodeIndex, usize>,
+    fits: &dyn Fn(&Group) -> Result<(), BreakReason>,
+    cost: &dyn Fn(&Group) -> Option<f64>,
+) {
+    // Whether one of `x`'s nodes reads, directly or not, one of `y`'s.
+    let reads = |x: &Group, y: &Group| {
+        x.nodes
+            .iter()
+            .flat_map(|&n| graph.inputs_of(n))
+            .any(|q| !x.nodes.contains(&q) && depends_on(graph, q, &y.nodes))
+    };
+    for i in 0..groups.len() {
+        for j in i + 1..groups.len() {
+            let (a, b) = (&groups[i], &groups[j]);
+            if a.nodes.is_empty() || b.nodes.is_empty() || a.space != b.space {
+                continue;
+            }
+            let Some(kind) = siblings(graph, a, b) else {
+                continue;
+            };
+            if reads(a, b) || reads(b, a) {
+                continue;
+            }
+            let merged = united(a, b, kind, Some(a.nodes[0]), position);
+            if fits(&merged).is_err() {
+                continue;
+            }
+            let (Some(together), Some(x), Some(y)) = (cost(&merged), cost(a), cost(b)) else {
+                continue;
+            };
+            if together >= x + y {
+                continue;
+            }
+            for &n in &groups[j].nodes {
+                group_of.insert(n, i);
+            }
+            groups[i] = merged;
+            groups[j].nodes.clear();
+        }
+    }
+}
+
 /// The kind of one matmul kernel computing the products of plain matmul groups `a` and `b`
-/// (elementwise epilogues, no chained product or sibling), when they multiply the same left
-/// operand by 2-D right operands, read as they are, into outputs of one shape. The kernel reads
-/// A once per product and shares its blocks and epilogue.
+/// (elementwise epilogues, no chained product), when they multiply the same left operand by 2-D
+/// right operands, read as they are, into outputs of one shape. The kernel reads A once per
+/// product and shares its blocks and epilogue.
 fn siblings(graph: &Graph, a: &Group, b: &Group) -> Option<GroupKind> {
-    let plain = |g: &Group| match g.kind {
+    let products = |g: &Group| match &g.kind {
         GroupKind::Matmul {
             b_transposed: false,
-            sibling: None,
-            ..
-        } => !is_rowwise_group(graph, g) && !has_chained_product(graph, g),
-        _ => false,
-    };
-    let (ma, mb) = (a.nodes[0], b.nodes[0]);
-    let (ia, ib) = (graph.inputs_of(ma), graph.inputs_of(mb));
-    let right_2d = |ins: &[NodeIndex]| {
-        ins.get(1)
-            .is_some_and(|&w| graph.node(w).ty.shape.len() == 2)
-    };
-    let same = plain(a)
-        && plain(b)
-        && !ia.is_empty()
-        && ia.first() == ib.first()
-        && ia.get(1) != ib.get(1)
-        && ib.get(1) != ia.first()
-        && right_2d(&ia)
-        && right_2d(&ib)
-        && graph.node(ma).ty.shape == graph.node(mb).ty.shape
-        && heads::split_into(graph, ma).is_none()
-        && heads::split_into(graph, mb).is_none()
-        && heads::read_in_place(graph, ia[0]).is_none()
-        && !matches!(graph.node(ia[0]).op, Op::Im2Col { .. });
-    same.then(|| match &a.kind {
-        GroupKind::Matmul {
             mm,
-            b_transposed,
-            heads,
+            siblings,
             ..
-        } => GroupKind::Matmul {
-            mm: *mm,
-            b_transposed: *b_transposed,
-            heads: *heads,
-            sibling: Some(mb),
-        },
-        other => other.clone(),
+        } if !is_rowwise_group(graph, g) && !has_chained_product(graph, g) => Some(
+            std::iter::once(*mm)
+                .chain(siblings.iter().copied())
+                .collect::<Vec<_>>(),
+        ),
+        _ => None,
+    };
+    let (pa, pb) = (products(a)?, products(b)?);
+    let a_of = |m: NodeIndex| graph.inputs_of(m).first().copied();
+    let left = a_of(pa[0])?;
+    let plain = |m: NodeIndex| {
+        let ins = graph.inputs_of(m);
+        a_of(m) == Some(left)
+            && ins
+                .get(1)
+                .is_some_and(|&w| w != left && graph.node(w).ty.shape.len() == 2)
+            && graph.node(m).ty.shape == graph.node(pa[0]).ty.shape
+            && heads::split_into(graph, m).is_none()
+    };
+    let rights: BTreeSet<Option<NodeIndex>> = pa
+        .iter()
+        .chain(&pb)
+        .map(|&m| graph.inputs_of(m).get(1).copied())
+        .collect();
+    let same = pa.iter().chain(&pb).all(|&m| plain(m))
+        && rights.len() == pa.len() + pb.len()
+        && heads::read_in_place(graph, left).is_none()
+        && !matches!(graph.node(left).op, Op::Im2Col { .. });
+    let GroupKind::Matmul {
+        mm,
+        b_transposed,
+        heads,
+        ..
+    } = &a.kind
+    else {
+        return None;
+    };
+    same.then(|| GroupKind::Matmul {
+        mm: *mm,
+        b_transposed: *b_transposed,
+        heads: *heads,
+        siblings: pa[1..].iter().chain(&pb).copied().collect(),
     })
 }
 
@@ -715,7 +787,7 @@ fn matmul_group(graph: &Graph, n: NodeIndex, mode: FusionMode) -> Group {
             mm: n,
             b_transposed: b_is_transposed(graph, n, mode),
             heads: mode == FusionMode::Fused,
-            sibling: None,
+            siblings: Vec::new(),
         },
         nodes: vec![n],
         space: flat2d(&graph.node(n).ty.shape),
@@ -821,10 +893,12 @@ impl Splits<'_> {
 }
 
 /// Whether node `m` of group `g` is a chained product: a matmul other than the group's own
-/// product and its sibling.
+/// product and its siblings.
 fn is_chained_product(graph: &Graph, g: &Group, m: NodeIndex) -> bool {
     let own = match g.kind {
-        GroupKind::Matmul { mm, sibling, .. } => m == mm || Some(m) == sibling,
+        GroupKind::Matmul {
+            mm, ref siblings, ..
+        } => m == mm || siblings.contains(&m),
         _ => false,
     };
     matches!(graph.node(m).op, Op::MatMul) && !own

@@ -54,14 +54,14 @@ pub struct MatmulInfo {
     pub b_heads: Option<HeadView>,
     /// A gathered from the pixel matrix `a` window by window (a convolution's im2col).
     pub a_gather: Option<GatherInfo>,
-    /// A second product of the same A, computed after the first with its own B.
-    pub second: Option<SecondProduct>,
+    /// More products of the same A, computed after the first, each with its own B.
+    pub others: Vec<OtherProduct>,
 }
 
-/// The second product of a matmul kernel computing two products of one left operand (a gated
+/// A further product of a matmul kernel computing several products of one left operand (a gated
 /// MLP's `x @ W1` and `x @ W3`): the reader streams A again with this B, K chunk by K chunk.
 #[derive(Clone, Debug, PartialEq)]
-pub struct SecondProduct {
+pub struct OtherProduct {
     /// Its body value (a `MatMul` value like the first product's).
     pub value: usize,
     /// The tensor B is read from.
@@ -266,10 +266,10 @@ pub fn build(
             mm,
             b_transposed,
             heads,
-            sibling,
+            siblings,
         } => {
             let (info, body) =
-                matmul_body(graph, g, *mm, (*b_transposed, *heads, *sibling), &outputs)?;
+                matmul_body(graph, g, *mm, (*b_transposed, *heads, siblings), &outputs)?;
             let mut cands = Vec::new();
             // A row-wise epilogue needs blocks spanning whole rows; a head split, blocks
             // within one head.
@@ -337,7 +337,7 @@ pub fn build(
                 );
                 if !double {
                     let mut keep = vec![format!("{}_cb", info.acc_stem)];
-                    keep.extend(info.second.iter().map(|sp| format!("{}_cb", sp.acc_stem)));
+                    keep.extend(info.others.iter().map(|op| format!("{}_cb", op.acc_stem)));
                     single_buffer(&mut schedule.cbs, &keep);
                 }
                 match fits(&schedule.cbs, target) {
@@ -362,8 +362,8 @@ pub fn build(
                             Some(_) => (bm + 1) * (bk + bm),
                             None => bm * bk,
                         };
-                        // A second product reads A and its own B again.
-                        let products = if info.second.is_some() { 2 } else { 1 };
+                        // Every further product reads A and its own B again.
+                        let products = 1 + info.others.len();
                         reads += (p.blocks * k_chunks * (a_tiles + bk * bn) * products) as u64
                             * target.tile_bytes;
                         let detail = KernelDetail::Matmul {
@@ -428,7 +428,7 @@ fn matmul_cbs(info: &MatmulInfo, bm: usize, bn: usize, bk: usize, k_chunks: usiz
             buffer_factor: 2,
         });
     }
-    if let Some(sp) = &info.second {
+    for sp in &info.others {
         cbs.push(Cb {
             name: format!("{}_cb", sp.b_param),
             like: sp.b_param.clone(),
@@ -521,7 +521,7 @@ fn matmul_body(
     graph: &Graph,
     g: &Group,
     mm: NodeIndex,
-    (b_transposed, heads, sibling): (bool, bool, Option<NodeIndex>),
+    (b_transposed, heads, siblings): (bool, bool, &[NodeIndex]),
     outputs: &[NodeIndex],
 ) -> Result<(MatmulInfo, Body), PlanError> {
     let ins = graph.inputs_of(mm);
@@ -619,36 +619,36 @@ fn matmul_body(
         table_param: builder.reserve_stem(&format!("{}_gather", graph.node(a_raw).name)),
         pixels_stem: builder.reserve_stem(&format!("{}_pair", graph.node(a).name)),
     });
-    // A sibling product reads its own B (a 2-D matrix, as `group::siblings` requires).
-    let mut second = match sibling {
-        Some(s) => {
-            let b2 = graph
-                .inputs_of(s)
-                .get(1)
-                .map(|&b| resolve(graph, b))
-                .ok_or_else(|| unsupported(graph, s, "a matmul needs two inputs".into()))?;
-            let b_param = builder.reserve_stem(&graph.node(b2).name);
-            builder.share_param(b2, b_param.clone());
-            let s_name = graph.node(s).name.clone();
-            Some(SecondProduct {
-                value: 0,
-                b: b2,
-                b_param,
-                partial_stem: builder.reserve_stem(&format!("{s_name}_partial")),
-                acc_stem: builder.reserve_stem(&format!("{s_name}_acc")),
-            })
-        }
-        None => None,
-    };
+    // Each sibling product reads its own B (a 2-D matrix, as `group::siblings` requires).
+    let mut others = Vec::with_capacity(siblings.len());
+    for &s in siblings {
+        let b2 = graph
+            .inputs_of(s)
+            .get(1)
+            .map(|&b| resolve(graph, b))
+            .ok_or_else(|| unsupported(graph, s, "a matmul needs two inputs".into()))?;
+        let b_param = builder.reserve_stem(&graph.node(b2).name);
+        builder.share_param(b2, b_param.clone());
+        let s_name = graph.node(s).name.clone();
+        others.push(OtherProduct {
+            value: 0,
+            b: b2,
+            b_param,
+            partial_stem: builder.reserve_stem(&format!("{s_name}_partial")),
+            acc_stem: builder.reserve_stem(&format!("{s_name}_acc")),
+        });
+    }
     builder.matmul(mm);
     for &node in &g.nodes[1..] {
-        match second.as_mut().filter(|_| Some(node) == sibling) {
-            Some(sp) => sp.value = builder.matmul(node),
+        match siblings.iter().position(|&s| s == node) {
+            Some(i) => others[i].value = builder.matmul(node),
             None => {
                 builder.node(node)?;
             }
         }
     }
+    // The reader streams the products in the order the compute thread takes them.
+    others.sort_by_key(|op| op.value);
     let head_write = add_outputs(graph, &mut builder, outputs, heads)?;
     let mut body = builder.finish();
     body.head_write = head_write;
@@ -686,7 +686,7 @@ fn matmul_body(
         a_heads,
         b_heads,
         a_gather,
-        second,
+        others,
     };
     Ok((info, body))
 }
