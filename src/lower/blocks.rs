@@ -33,6 +33,9 @@ pub fn constants(p: &Partition, names: &Names, batch_rows: usize) -> Vec<Stmt> {
             out.push(assign(n, int(batch_rows)));
         }
     }
+    if let Some(w) = p.wide {
+        out.push(assign("WIDE_TILES", int(w)));
+    }
     out.push(assign("TOTAL_BLOCKS", int(p.blocks)));
     if p.cores_used > 1 {
         out.push(assign("BLOCKS_PER_CORE", int(p.blocks_per_core)));
@@ -86,6 +89,9 @@ pub struct Coords {
     pub row: Expr,
     /// The first tile column of the block.
     pub col: Expr,
+    /// The first tile column of the block's part of a chained product's result: its chunk's
+    /// when the product's columns are split over cores ([`Partition::wide`]), else `col`.
+    pub wide_col: Expr,
 }
 
 impl Coords {
@@ -126,22 +132,35 @@ pub fn coords(p: &Partition, names: &Names) -> Coords {
             name(names.block_rows),
         ),
     };
-    let col = match (p.row_blocks > 1, p.col_blocks > 1) {
+    // The block's column index times its width: the block's own, or with the product's
+    // columns split, its chunk's (the rest of the block spans whole rows from column 0).
+    let width = match p.wide {
+        Some(_) => name("WIDE_TILES"),
+        None => name(names.block_cols),
+    };
+    let col_at = match (p.row_blocks > 1, p.col_blocks > 1) {
         (_, false) => int(0),
-        (false, true) => mul(rem.clone(), name(names.block_cols)),
-        (true, true) => mul(modulo(rem, name(names.col_blocks)), name(names.block_cols)),
+        (false, true) => mul(rem.clone(), width),
+        (true, true) => mul(modulo(rem, name(names.col_blocks)), width),
     };
     let row = match names.batch_rows {
         Some(n) if p.batches > 1 => add(mul(batch.clone(), name(n)), row_in_batch),
         _ => row_in_batch,
     };
     let row = bind(&mut stmts, "row", row);
-    let col = bind(&mut stmts, "col", col);
+    let (col, wide_col) = match p.wide {
+        Some(_) => (int(0), bind(&mut stmts, "wide_col", col_at)),
+        None => {
+            let col = bind(&mut stmts, "col", col_at);
+            (col.clone(), col)
+        }
+    };
     Coords {
         stmts,
         batch,
         row,
         col,
+        wide_col,
     }
 }
 

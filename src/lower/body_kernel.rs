@@ -5,7 +5,9 @@ use ttfuse_runtime::ttl::ast::{BinOp, Expr, IndexItem, Kernel, Stmt, Thread, Thr
 
 use super::blocks::{block_loop, constants, coords, Coords, Names};
 use super::compute::{compute_thread, Naming};
-use super::emit::{add, assign, index, int, make_cb, mul, name, read_into, span, write_from};
+use super::emit::{
+    add, assign, index, int, make_cb, mul, name, read_into, span, write_from, write_from_if_less,
+};
 use crate::plan::body::{Body, LoadSource, MatrixRead};
 use crate::plan::heads::HeadWrite;
 use crate::plan::layout::Class;
@@ -37,8 +39,15 @@ pub fn params(body: &Body, first: &[String]) -> Vec<String> {
     out
 }
 
-/// The subscript of a block of a value of class `class` at tile (`row`, `col`).
-pub fn block_index(class: Class, row: Expr, col: Expr, names: &Names) -> Vec<IndexItem> {
+/// The subscript of a block of a value of class `class` at tile (`row`, `col`); a chained
+/// product's result and its operands sit at column `wide_col`.
+pub fn block_index(
+    class: Class,
+    row: Expr,
+    col: Expr,
+    wide_col: Expr,
+    names: &Names,
+) -> Vec<IndexItem> {
     let rows = || span(row.clone(), name(names.block_rows));
     let cols = || span(col.clone(), name(names.block_cols));
     match class {
@@ -46,27 +55,36 @@ pub fn block_index(class: Class, row: Expr, col: Expr, names: &Names) -> Vec<Ind
         Class::Row => vec![span(int(0), int(1)), cols()],
         Class::Col => vec![rows(), span(int(0), int(1))],
         Class::Scalar => vec![IndexItem::At(int(0)), IndexItem::At(int(0))],
-        Class::Wide(n) => vec![rows(), span(col, int(n))],
-        Class::WideRow(n) => vec![span(int(0), int(1)), span(col, int(n))],
+        Class::Wide(n) => vec![rows(), span(wide_col, int(n))],
+        Class::WideRow(n) => vec![span(int(0), int(1)), span(wide_col, int(n))],
         Class::Matrix(k, n) => vec![span(int(0), int(k)), span(int(0), int(n))],
     }
 }
 
-/// The subscript of batch `batch`'s whole matrix of `(k, n)` tiles for a chained product.
-fn matrix_index(m: &MatrixRead, (k, n): (usize, usize), batch: &Expr) -> Vec<IndexItem> {
+/// The subscript of batch `batch`'s matrix of `(k, n)` tiles for a chained product, from
+/// column `col` on (0 unless the product's columns are split).
+fn matrix_index(
+    m: &MatrixRead,
+    (k, n): (usize, usize),
+    batch: &Expr,
+    col: &Expr,
+) -> Vec<IndexItem> {
     match (m.head, m.batched) {
         (Some(v), _) => vec![
             span(int(0), int(k)),
             span(
-                add(int(v.col0), mul(batch.clone(), int(v.head_tiles))),
+                add(
+                    add(int(v.col0), mul(batch.clone(), int(v.head_tiles))),
+                    col.clone(),
+                ),
                 int(n),
             ),
         ],
         (None, true) => vec![
             span(mul(batch.clone(), int(k)), int(k)),
-            span(int(0), int(n)),
+            span(col.clone(), int(n)),
         ],
-        (None, false) => vec![span(int(0), int(k)), span(int(0), int(n))],
+        (None, false) => vec![span(int(0), int(k)), span(col.clone(), int(n))],
     }
 }
 
@@ -86,7 +104,12 @@ pub fn load_reads(
         let v = load.value;
         let value = &body.values[v];
         if let (LoadSource::Matrix(m), Class::Matrix(k, n)) = (&load.source, value.class) {
-            let src = index(&load.param, matrix_index(m, (k, n), &c.batch));
+            let col = if value.chunked {
+                c.wide_col.clone()
+            } else {
+                int(0)
+            };
+            let src = index(&load.param, matrix_index(m, (k, n), &c.batch, &col));
             let reads = if sched.hoisted[v] {
                 &mut hoisted
             } else {
@@ -94,7 +117,8 @@ pub fn load_reads(
             };
             reads.push(read_into(&naming.cb(v), src));
         } else if sched.hoisted[v] {
-            let src = index(&load.param, block_index(value.class, int(0), int(0), names));
+            let at = block_index(value.class, int(0), int(0), int(0), names);
+            let src = index(&load.param, at);
             hoisted.push(read_into(&naming.cb(v), src));
         } else {
             let row = match names.batch_rows {
@@ -103,33 +127,38 @@ pub fn load_reads(
                 }
                 _ => row.clone(),
             };
-            let src = index(
-                &load.param,
-                block_index(value.class, row, col.clone(), names),
-            );
+            let wide_col = if value.chunked { &c.wide_col } else { col };
+            let at = block_index(value.class, row, col.clone(), wide_col.clone(), names);
+            let src = index(&load.param, at);
             per_block.push(read_into(&naming.cb(v), src));
         }
     }
     (hoisted, per_block)
 }
 
-/// Writes of the body's outputs at the block's coordinates.
+/// Writes of the body's outputs at the block's coordinates (`row`, `col`, and `wide_col` for
+/// values cut to a chunk of a chained product's columns). With the product's columns split
+/// (`split`), only the first chunk's blocks write the other outputs, which every chunk computes
+/// alike.
 pub fn output_writes(
     body: &Body,
     naming: &Naming,
-    row: &Expr,
-    col: &Expr,
+    (row, col, wide_col): (&Expr, &Expr, &Expr),
+    split: bool,
     names: &Names,
 ) -> Vec<Stmt> {
     body.outputs
         .iter()
         .map(|&(_, v)| {
             let value = &body.values[v];
-            let dst = index(
-                &value.stem,
-                block_index(value.class, row.clone(), col.clone(), names),
-            );
-            write_from(&naming.cb(v), dst)
+            let at_col = if value.chunked { wide_col } else { col };
+            let at = block_index(value.class, row.clone(), col.clone(), at_col.clone(), names);
+            let (cb, dst) = (naming.cb(v), index(&value.stem, at));
+            if split && !value.chunked {
+                write_from_if_less(&cb, dst, wide_col.clone(), int(1))
+            } else {
+                write_from(&cb, dst)
+            }
         })
         .collect()
 }
@@ -191,7 +220,8 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule) -> Kernel {
     }
     let mut inner = c.stmts.clone();
     let (out_row, out_col) = output_coords(body.head_write, &c, &mut inner);
-    inner.extend(output_writes(body, &naming, &out_row, &out_col, &NAMES));
+    let at = (&out_row, &out_col, &c.wide_col);
+    inner.extend(output_writes(body, &naming, at, p.wide.is_some(), &NAMES));
     let write = block_loop(p, true, inner);
     kernel(k, params(body, &[]), setup, [compute, read, write])
 }

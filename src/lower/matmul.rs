@@ -254,7 +254,8 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
 
     let mut inner = c.stmts.clone();
     let (out_row, out_col) = output_coords(body.head_write, &c, &mut inner);
-    inner.extend(output_writes(body, &naming, &out_row, &out_col, &NAMES));
+    let at = (&out_row, &out_col, &c.wide_col);
+    inner.extend(output_writes(body, &naming, at, p.wide.is_some(), &NAMES));
     let write = block_loop(p, true, inner);
 
     let mut operands = vec![info.a_param.clone()];

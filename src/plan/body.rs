@@ -81,6 +81,9 @@ pub struct Value {
     pub args: Vec<usize>,
     /// The part of the iteration space the value covers.
     pub class: Class,
+    /// Whether it is cut to its block's chunk of a chained product's columns
+    /// ([`super::wide::split`]): its blocks sit at the chunk's column.
+    pub chunked: bool,
     /// A unique identifier stem for its circular buffer and local names.
     pub stem: String,
 }
@@ -259,6 +262,7 @@ impl<'g> BodyBuilder<'g> {
             op,
             args,
             class,
+            chunked: false,
             stem,
         });
         self.body.values.len() - 1

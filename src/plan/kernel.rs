@@ -11,6 +11,7 @@ use super::layout::{device_dims, flat2d, layout_of};
 use super::partition::{divisors, preference, Partition};
 use super::schedule::{Cb, Schedule};
 use super::target::Target;
+use super::{estimate, wide};
 use super::{FusionMode, KernelKind, PlanError, PlannedKernel};
 use crate::graph::im2col::TileGather;
 use crate::graph::{DType, Graph, Op};
@@ -200,14 +201,57 @@ fn single_buffer(cbs: &mut [Cb], keep: &[String]) {
     }
 }
 
-/// Builds the planned kernel of group `g`.
+/// Builds the planned kernel of group `g`. A kernel whose chained product's columns can be
+/// split over cores ([`wide`]) takes the split, if any, the planner's estimate finds fastest.
 pub fn build(
     graph: &Graph,
     target: &Target,
     g: &Group,
     mode: FusionMode,
 ) -> Result<PlannedKernel, PlanError> {
+    let whole = build_split(graph, target, g, mode, None)?;
+    let width = match &whole.detail {
+        KernelDetail::Body { body, .. } | KernelDetail::Matmul { body, .. } => {
+            wide::splittable_width(body)
+        }
+        _ => None,
+    };
+    let Some(width) = width.filter(|_| mode == FusionMode::Fused) else {
+        return Ok(whole);
+    };
+    let mut best = (estimate::cycles(&whole, target), whole);
+    for chunk in divisors(width).into_iter().filter(|&c| c < width) {
+        if let Ok(k) = build_split(graph, target, g, mode, Some(chunk)) {
+            let cycles = estimate::cycles(&k, target);
+            if cycles < best.0 {
+                best = (cycles, k);
+            }
+        }
+    }
+    Ok(best.1)
+}
+
+/// Builds the planned kernel of group `g`, with its chained product's columns in chunks of
+/// `wide` tiles when set.
+pub(crate) fn build_split(
+    graph: &Graph,
+    target: &Target,
+    g: &Group,
+    mode: FusionMode,
+    wide: Option<usize>,
+) -> Result<PlannedKernel, PlanError> {
     let first = g.nodes[0];
+    let split = |body: Body| match wide {
+        None => Ok((body, 1)),
+        Some(chunk) => match wide::split(&body, chunk) {
+            Some(cut) => Ok((cut, wide::splittable_width(&body).unwrap_or(chunk) / chunk)),
+            None => Err(unsupported(
+                graph,
+                first,
+                format!("its chained product's columns do not split into chunks of {chunk} tiles"),
+            )),
+        },
+    };
     let outputs = group_outputs(graph, g);
     match &g.kind {
         GroupKind::Body => {
@@ -218,6 +262,7 @@ pub fn build(
             let head_write = add_outputs(graph, &mut b, &outputs, mode == FusionMode::Fused)?;
             let mut body = b.finish();
             body.head_write = head_write;
+            let (body, chunks) = split(body)?;
             let (rt, ct) = (tiles(g.space.0), tiles(g.space.1));
             let rowwise = body.is_rowwise();
             let mut col_choices = if rowwise { vec![ct] } else { divisors(ct) };
@@ -229,7 +274,7 @@ pub fn build(
             for br in divisors(rt) {
                 for &bc in &col_choices {
                     for double in [true, false] {
-                        let blocks = (rt / br) * (ct / bc);
+                        let blocks = (rt / br) * (ct / bc) * chunks;
                         cands.push((preference(blocks, br * bc, double, target), br, bc, double));
                     }
                 }
@@ -237,15 +282,18 @@ pub fn build(
             cands.sort();
             let mut last_err = String::new();
             for (_, br, bc, double) in cands {
-                let mut schedule = Schedule::new(&body, (br, bc), rt / br, ct / bc, vec![]);
+                let mut schedule =
+                    Schedule::new(&body, (br, bc), rt / br, ct / bc * chunks, vec![]);
                 if !double {
                     single_buffer(&mut schedule.cbs, &[]);
                 }
                 match fits(&schedule.cbs, target) {
                     Err(e) => last_err = format!("blocks of {br}x{bc} tiles need {e}"),
                     Ok(()) => {
-                        let mut p = Partition::spread((br, bc), (1, rt / br, ct / bc), target);
+                        let grid_blocks = (1, rt / br, ct / bc * chunks);
+                        let mut p = Partition::spread((br, bc), grid_blocks, target);
                         p.double_buffered = double;
+                        p.wide = wide;
                         let kind = if rowwise {
                             KernelKind::RowWise
                         } else {
@@ -270,6 +318,7 @@ pub fn build(
         } => {
             let (info, body) =
                 matmul_body(graph, g, *mm, (*b_transposed, *heads, siblings), &outputs)?;
+            let (body, chunks) = split(body)?;
             let mut cands = Vec::new();
             // A row-wise epilogue needs blocks spanning whole rows; a head split, blocks
             // within one head.
@@ -297,7 +346,7 @@ pub fn build(
                 for &bn in &col_choices {
                     for &bk in &k_choices {
                         for double in [true, false] {
-                            let blocks = info.batches * (info.mt / bm) * (info.nt / bn);
+                            let blocks = info.batches * (info.mt / bm) * (info.nt / bn) * chunks;
                             let (par, capped, tiles, single) =
                                 preference(blocks, bm * bn, double, target);
                             // A gathered operand's reads grow with the block's rows (its table
@@ -332,7 +381,7 @@ pub fn build(
                     &body,
                     (bm, bn),
                     info.batches * (info.mt / bm),
-                    info.nt / bn,
+                    info.nt / bn * chunks,
                     extra,
                 );
                 if !double {
@@ -348,9 +397,10 @@ pub fn build(
                     Ok(()) => {
                         let mut p = Partition::spread(
                             (bm, bn),
-                            (info.batches, info.mt / bm, info.nt / bn),
+                            (info.batches, info.mt / bm, info.nt / bn * chunks),
                             target,
                         );
+                        p.wide = wide;
                         p.k_block = Some(bk);
                         p.k_chunks = k_chunks;
                         p.double_buffered = double;
@@ -849,12 +899,18 @@ fn body_traffic(body: &Body, s: &Schedule, p: &Partition, tile: u64) -> (u64, u6
             per * p.blocks as u64
         };
     }
+    // With a chained product's columns split, one chunk's blocks write the other outputs.
     let writes: u64 = body
         .outputs
         .iter()
         .map(|&(_, v)| {
-            let (r, c) = body.values[v].class.block(p.block);
-            (r * c * p.blocks) as u64
+            let value = &body.values[v];
+            let (r, c) = value.class.block(p.block);
+            let writers = match p.wide {
+                Some(_) if !value.chunked => p.blocks / p.col_blocks.max(1),
+                _ => p.blocks,
+            };
+            (r * c * writers) as u64
         })
         .sum();
     (reads * tile, writes * tile)

@@ -17,6 +17,7 @@ pub mod names;
 pub mod partition;
 pub mod schedule;
 pub mod target;
+pub mod wide;
 
 use std::collections::BTreeMap;
 

@@ -32,6 +32,10 @@ pub struct Partition {
     pub guarded: bool,
     /// Whether streaming buffers hold two blocks (double buffering) or one.
     pub double_buffered: bool,
+    /// Tiles per chunk when the columns of the kernel's chained product are split over cores
+    /// ([`crate::plan::body::Body::split_wide`]): `col_blocks` counts the chunks, and every
+    /// block still spans whole rows of the rest of the kernel, recomputing it per chunk.
+    pub wide: Option<usize>,
 }
 
 impl Partition {
@@ -60,6 +64,7 @@ impl Partition {
             grid: (gx as u32, gy as u32),
             guarded: gx * gy * per_core > blocks,
             double_buffered: true,
+            wide: None,
         }
     }
 
@@ -78,6 +83,7 @@ impl Partition {
             grid: (0, 0),
             guarded: false,
             double_buffered: false,
+            wide: None,
         }
     }
 
@@ -92,6 +98,12 @@ impl Partition {
         }
         if let Some(k) = self.k_block {
             s += &format!(", K streamed in {} chunk(s) of {k} tiles", self.k_chunks);
+        }
+        if let Some(w) = self.wide {
+            s += &format!(
+                ", the chained product's columns in {} chunk(s) of {w} tiles",
+                self.col_blocks
+            );
         }
         s += &format!(
             ", {} per core on {} core(s) (grid {}x{}){}",

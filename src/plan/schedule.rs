@@ -66,11 +66,15 @@ impl Schedule {
                     Class::Scalar => true,
                     Class::Row | Class::WideRow(_) => col_blocks == 1,
                     Class::Col => row_blocks == 1,
-                    // One matrix for every block (a weight) is read once per core.
-                    Class::Matrix(..) => matches!(
-                        body.loads[l].source,
-                        LoadSource::Matrix(m) if m.head.is_none() && !m.batched
-                    ),
+                    // One matrix for every block (a weight) is read once per core, unless
+                    // the blocks take different chunks of its columns.
+                    Class::Matrix(..) => {
+                        col_blocks == 1
+                            && matches!(
+                                body.loads[l].source,
+                                LoadSource::Matrix(m) if m.head.is_none() && !m.batched
+                            )
+                    }
                     Class::Full | Class::Wide(_) => false,
                 },
                 ValueOp::MatMul | ValueOp::Product | ValueOp::Copy => false,

@@ -1,0 +1,207 @@
+//! Splitting a chained product's columns over cores.
+//!
+//! A kernel that chains a product after a row-wise part (a norm, a softmax) needs whole rows of
+//! its left operand in L1, so it has as many blocks as row blocks: a few rows of tokens leave
+//! most of the grid idle. Its product's columns need not stay together: cut them into chunks,
+//! and give each core one row block and one chunk; every core recomputes the row-wise part of
+//! its rows (cheap next to the product) and multiplies by its chunk's columns of the right
+//! operand. This is how a norm fuses into the projection after it without giving up the grid.
+
+use std::collections::BTreeSet;
+
+use super::body::{Body, ValueOp};
+use super::layout::Class;
+
+/// The kernel's chained product whose columns can be split, and its width in tiles: the body's
+/// last chained product, followed by elementwise work alone, with heads written plainly.
+fn splittable_product(body: &Body) -> Option<(usize, usize)> {
+    if body.head_write.is_some() {
+        return None;
+    }
+    let p = body.values.iter().rposition(|v| v.op == ValueOp::Product)?;
+    let width = match body.values[p].class {
+        Class::Wide(w) => w,
+        Class::Full if body.space.1.is_multiple_of(32) => body.space.1 / 32,
+        _ => return None,
+    };
+    let after = downstream(body, p);
+    let elementwise = after.iter().all(|&i| {
+        i == p
+            || !matches!(
+                body.values[i].op,
+                ValueOp::Reduce(_) | ValueOp::Product | ValueOp::MatMul
+            )
+    });
+    elementwise.then_some((p, width))
+}
+
+/// The width in tiles of the chained product whose columns [`split`] can cut, if any.
+pub fn splittable_width(body: &Body) -> Option<usize> {
+    splittable_product(body).map(|(_, w)| w)
+}
+
+/// `p` and every value computed from it.
+fn downstream(body: &Body, p: usize) -> BTreeSet<usize> {
+    let mut out = BTreeSet::from([p]);
+    for (i, v) in body.values.iter().enumerate().skip(p + 1) {
+        if v.args.iter().any(|a| out.contains(a)) {
+            out.insert(i);
+        }
+    }
+    out
+}
+
+/// `body` with its chained product's result, the product's right operand and everything read
+/// or computed only for the product's epilogue cut to chunks of `chunk` tiles of columns
+/// (placed by the block's `wide_col`), or `None` when the product cannot be split there: a value
+/// the epilogue shares with the rest of the kernel would need both widths.
+pub fn split(body: &Body, chunk: usize) -> Option<Body> {
+    let (p, width) = splittable_product(body)?;
+    if chunk == 0 || chunk >= width || !width.is_multiple_of(chunk) {
+        return None;
+    }
+    let was_full = body.values[p].class == Class::Full;
+    // Classes measured against the product's columns (the kernel's own when the product is
+    // as wide as the kernel).
+    let relative = |c: Class| match c {
+        Class::Full | Class::Row => was_full,
+        Class::Wide(w) | Class::WideRow(w) | Class::Matrix(_, w) => w == width,
+        Class::Col | Class::Scalar => false,
+    };
+    let users = body.users();
+    let mut cut = downstream(body, p);
+    // Operands read or broadcast for the epilogue alone, and the product's right operand.
+    let (a, b) = match body.values[p].args[..] {
+        [a, b] => (a, b),
+        _ => return None,
+    };
+    cut.insert(b);
+    for i in (0..body.values.len()).rev() {
+        let only_epilogue = !users[i].is_empty() && users[i].iter().all(|u| cut.contains(u));
+        if i != a && !cut.contains(&i) && relative(body.values[i].class) && only_epilogue {
+            cut.insert(i);
+        }
+    }
+    // The product reads its left operand whole; everything else cut reads only cut values
+    // or values of the rows' own classes.
+    let shared = cut.iter().filter(|&&i| i != p).any(|&i| {
+        body.values[i]
+            .args
+            .iter()
+            .any(|x| !cut.contains(x) && relative(body.values[*x].class))
+    });
+    if shared {
+        return None;
+    }
+    let mut out = body.clone();
+    for &i in &cut {
+        let v = &mut out.values[i];
+        v.chunked = true;
+        v.class = match v.class {
+            Class::Full | Class::Wide(_) => Class::Wide(chunk),
+            Class::Row | Class::WideRow(_) => Class::WideRow(chunk),
+            Class::Matrix(k, _) => Class::Matrix(k, chunk),
+            c => c,
+        };
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use ttfuse_runtime::device::Device;
+    use ttfuse_runtime::exec::{run_program, Dispatch};
+
+    use crate::graph::{BinaryOp, DType, Graph, Op, TensorData, TensorType};
+    use crate::inputs::{complete_inputs, values, Fill};
+    use crate::lower::fallback::GraphHostOps;
+    use crate::plan::group::{Group, GroupKind};
+    use crate::plan::{kernel, FusionMode, KernelPlan, Target};
+
+    fn constant(
+        g: &mut Graph,
+        name: &str,
+        shape: &[usize],
+        seed: u64,
+    ) -> petgraph::graph::NodeIndex {
+        let n = shape.iter().product();
+        let data = TensorData::F32 {
+            shape: shape.to_vec(),
+            values: values(n, Fill::Randn(seed))
+                .iter()
+                .map(|v| v * 0.2)
+                .collect(),
+        };
+        let ty = TensorType::new(shape.to_vec(), DType::F32);
+        g.add(name, Op::Constant(Arc::new(data)), ty, &[])
+    }
+
+    #[test]
+    fn every_block_of_a_core_takes_its_own_chunk() {
+        // layernorm(x) @ w + b, x [640, 128], w [128, 384], on 2 cores: 5 row blocks times the
+        // chunks, so each core runs several blocks of different rows and chunks.
+        let f32t = |s: &[usize]| TensorType::new(s.to_vec(), DType::F32);
+        let mut graph = Graph::new();
+        let x = graph.add_input("x", f32t(&[640, 128]));
+        let gamma = constant(&mut graph, "gamma", &[128], 1);
+        let beta = constant(&mut graph, "beta", &[128], 2);
+        let ln = graph.add(
+            "ln",
+            Op::LayerNorm { eps: 1e-5 },
+            f32t(&[640, 128]),
+            &[x, gamma, beta],
+        );
+        let w = constant(&mut graph, "w", &[128, 384], 3);
+        let b = constant(&mut graph, "b", &[384], 4);
+        let p = graph.add("p", Op::MatMul, f32t(&[640, 384]), &[ln, w]);
+        let y = graph.add("y", Op::Binary(BinaryOp::Add), f32t(&[640, 384]), &[p, b]);
+        graph.outputs.push(("y".into(), y));
+
+        let mut device = Device::load("wormhole_b0").expect("target exists");
+        device.grid.x = 2;
+        device.grid.y = 1;
+        let target = Target::of(&device);
+        let group = Group {
+            kind: GroupKind::Body,
+            nodes: vec![ln, p, y],
+            space: (640, 128),
+        };
+        let inputs = complete_inputs(&graph, BTreeMap::new(), 7);
+        let want = crate::reference::run(&graph, &inputs).expect("reference runs")["y"].to_f32();
+        for chunk in [1, 3, 4] {
+            let k = kernel::build_split(&graph, &target, &group, FusionMode::Fused, Some(chunk))
+                .expect("splits");
+            assert_eq!(k.partition.wide, Some(chunk));
+            assert!(k.partition.blocks_per_core > 1, "{}", k.partition_summary);
+            assert!(k.partition.row_blocks > 1, "{}", k.partition_summary);
+            let plan = KernelPlan {
+                mode: FusionMode::Fused,
+                target: target.clone(),
+                kernels: vec![k],
+                breaks: Vec::new(),
+                free: Vec::new(),
+            };
+            let compiled = crate::lower::program::assemble(&graph, plan).expect("lowers");
+            let dev_inputs = compiled
+                .inputs
+                .iter()
+                .map(|b| (b.tensor.clone(), b.to_device(&inputs[&b.name])))
+                .collect();
+            let run = run_program(
+                &compiled.program,
+                &device,
+                &dev_inputs,
+                &GraphHostOps,
+                Dispatch::Traced,
+            )
+            .expect("runs");
+            let out = &compiled.outputs[0];
+            let got = out.from_device(&run.tensors[&out.tensor]).to_f32();
+            let pcc = crate::agreement::pcc(&want, &got);
+            assert!(pcc >= 0.999, "chunks of {chunk}: pcc {pcc}");
+        }
+    }
+}
