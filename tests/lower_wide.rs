@@ -85,6 +85,39 @@ fn a_projection_as_wide_as_the_norm_splits_and_writes_the_residual_once() {
 }
 
 #[test]
+fn a_norm_and_the_two_products_of_a_gated_mlp_split_together() {
+    // silu(rms(x) @ w1) * (rms(x) @ w3): both products of the norm chain into its kernel, and
+    // each block takes the same chunk of both.
+    let mut g = Graph::new();
+    let x = g.add_input("x", lower_common::f32t(&[64, 128]));
+    let gamma = constant(&mut g, "gamma", &[128], 1, 0.5);
+    let rms = g.add(
+        "rms",
+        Op::RmsNorm { eps: 1e-6 },
+        lower_common::f32t(&[64, 128]),
+        &[x, gamma],
+    );
+    let w1 = constant(&mut g, "w1", &[128, 256], 2, 0.1);
+    let w3 = constant(&mut g, "w3", &[128, 256], 3, 0.1);
+    let h1 = matmul(&mut g, "h1", rms, w1);
+    let act = unary(&mut g, "act", UnaryOp::Silu, h1);
+    let h3 = matmul(&mut g, "h3", rms, w3);
+    let y = binary(&mut g, "y", BinaryOp::Mul, act, h3);
+    output(&mut g, "y", y);
+    let c = run_checked(&g, &device(), FusionMode::Fused);
+    assert_eq!(c.plan.kernels.len(), 1, "{:?}", c.plan.breaks);
+    let k = &c.plan.kernels[0];
+    assert!(k.partition.wide.is_some(), "{}", k.partition_summary);
+    let text = print_kernel(&c.program.kernels[0]);
+    for w in ["w1", "w3"] {
+        assert!(
+            text.contains(&format!("ttl.copy({w}[0:4, wide_col:wide_col + ")),
+            "{w} is not read by chunk:\n{text}"
+        );
+    }
+}
+
+#[test]
 fn an_epilogue_reading_the_norm_itself_is_not_split() {
     // y = ln(x) @ w + ln(x): the epilogue needs the norm's columns of its chunk, which the
     // kernel holds only as whole rows, so the product keeps its columns together.

@@ -36,7 +36,7 @@ pub fn rebuild(
         let node = graph.node(idx);
         let new = match &node.op {
             Op::Input => continue,
-            Op::Constant(data) => builder.constant(&node.name, (**data).clone(), node.ty.dtype),
+            Op::Constant(data) => builder.shared_constant(&node.name, data.clone(), node.ty.dtype),
             op => match replace(&mut builder, idx, &remap)? {
                 Some(n) => n,
                 None => {

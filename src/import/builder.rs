@@ -55,9 +55,19 @@ impl GraphBuilder {
 
     /// Adds a constant of element type `dtype` (the data holds floats as f32, integers as i64).
     pub fn constant(&mut self, name: &str, data: TensorData, dtype: DType) -> NodeIndex {
+        self.shared_constant(name, Arc::new(data), dtype)
+    }
+
+    /// Adds a constant whose data another graph holds too (no copy).
+    pub fn shared_constant(
+        &mut self,
+        name: &str,
+        data: Arc<TensorData>,
+        dtype: DType,
+    ) -> NodeIndex {
         let name = self.unique(name);
         let ty = TensorType::new(data.shape().to_vec(), dtype);
-        self.graph.add(name, Op::Constant(Arc::new(data)), ty, &[])
+        self.graph.add(name, Op::Constant(data), ty, &[])
     }
 
     /// Adds `op` over `inputs`, typed by inference; folds it into a constant when every input is

@@ -165,7 +165,7 @@ impl Guard {
 }
 
 /// The permutation of transposing by `p` and then by `q` (output axis i is input axis p[q[i]]).
-fn compose(p: &[usize], q: &[usize]) -> Option<Vec<usize>> {
+pub(crate) fn compose(p: &[usize], q: &[usize]) -> Option<Vec<usize>> {
     if p.len() != q.len() {
         return None;
     }

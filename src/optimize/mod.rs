@@ -34,6 +34,7 @@ pub mod rotate;
 pub mod rules;
 pub mod run;
 pub mod trace;
+pub mod transposes;
 pub mod typing;
 
 use std::collections::BTreeMap;
@@ -138,13 +139,16 @@ pub enum OptimizeError {
 }
 
 /// The passes over the extracted graph that build new constants or layouts, which the e-graph
-/// language does not: rotate_half as a matmul, rotary embeddings before the head split,
-/// convolutions as im2col + matmul, and (when enabled) shared-input matmuls merged.
+/// language does not: rotate_half as a matmul, rotary embeddings before the head split (and
+/// the transposes that leaves back to back composed), convolutions as im2col + matmul, and
+/// (when enabled) shared-input matmuls merged.
 fn graph_passes(g: Graph, opts: &OptimizeOptions) -> Result<(Graph, merge::Merged), String> {
     let (g, _) =
         rotate::rotate_half_as_matmul(&g).map_err(|e| format!("rotate_half as a matmul: {e}"))?;
     let (g, _) = rotary::rotary_before_head_split(&g)
         .map_err(|e| format!("rotary embeddings before the head split: {e}"))?;
+    let (g, _) = transposes::compose_transposes(&g)
+        .map_err(|e| format!("consecutive transposes as one: {e}"))?;
     let (g, _) = conv::convs_as_matmuls(&g, &opts.cost)
         .map_err(|e| format!("convolutions as im2col + matmul: {e}"))?;
     if !opts.merge_matmuls {

@@ -722,10 +722,10 @@ fn row_space(graph: &Graph, n: NodeIndex, r: Role) -> Option<(usize, usize)> {
         .map(|&x| flat2d(&graph.node(x).ty.shape))
 }
 
-/// Whether matmul `n` can continue the matmul kernel `g` as a chained product of `a`, the
-/// kernel's last value: `g` has a row-wise epilogue (its blocks span whole rows, which are the
-/// product's K), no chained product yet, and `a` is used by `n` alone; `n`'s right operand
-/// comes from outside the kernel.
+/// Whether matmul `n` can continue the matmul kernel `g` as a chained product of `a`, a value
+/// of the kernel with nothing row-wise after it: `g` has a row-wise epilogue (its blocks span
+/// whole rows, which are the product's K), and `a` is used by `n` alone or by products of 2-D
+/// matrices only, which chain alike; `n`'s right operand comes from outside the kernel.
 fn can_chain(graph: &Graph, g: &Group, n: NodeIndex, a: NodeIndex) -> Result<(), BreakReason> {
     let op_kind = |detail: &str| {
         Err(BreakReason::OpKind {
@@ -754,14 +754,17 @@ fn can_chain(graph: &Graph, g: &Group, n: NodeIndex, a: NodeIndex) -> Result<(),
             "MatMul starts its own kernel: a batched product does not chain into a row-wise kernel",
         );
     }
-    if g.nodes.last() != Some(&a) {
-        return op_kind("the chained product must read the kernel's last value");
+    // The product reads whole rows of `a`: nothing row-wise may follow `a` in the kernel.
+    let at = g.nodes.iter().position(|&m| m == a);
+    if at.is_none_or(|i| g.nodes[i + 1..].iter().any(|&m| is_rowwise_op(graph, m))) {
+        return op_kind("the chained product must read the kernel's row-wise result");
     }
     let (users, is_out) = real_users(graph, a);
     if is_out {
         return Err(BreakReason::GraphOutput);
     }
-    if users.len() > 1 {
+    // Several products of `a` chain alike (a gated MLP's two projections; q, k and v).
+    if users.len() > 1 && !users.iter().all(|&u| is_product_of(graph, u, a)) {
         return Err(BreakReason::SeveralConsumers {
             consumers: users.len(),
         });
@@ -778,6 +781,17 @@ fn can_chain(graph: &Graph, g: &Group, n: NodeIndex, a: NodeIndex) -> Result<(),
         });
     }
     Ok(())
+}
+
+/// Whether `u` multiplies `a` (its left operand) by one 2-D matrix, which a chained product
+/// reads whole.
+fn is_product_of(graph: &Graph, u: NodeIndex, a: NodeIndex) -> bool {
+    let ins = graph.inputs_of(u);
+    matches!(graph.node(u).op, Op::MatMul)
+        && ins.first().map(|&x| resolve(graph, x)) == Some(a)
+        && ins
+            .get(1)
+            .is_some_and(|&b| graph.node(b).ty.shape.len() == 2)
 }
 
 /// The kernel of matmul `n` on its own.
@@ -1012,8 +1026,8 @@ fn epilogue_link(
     Ok(())
 }
 
-/// Whether elementwise `n` can join kernel `g` after its chained product, from `p`, the kernel's
-/// last value: its values there are whole rows of their own width.
+/// Whether elementwise `n` can join kernel `g` after its chained products, from `p`, a value of
+/// the kernel used by `n` alone: its values there are whole rows of their own width.
 fn chained_epilogue(
     graph: &Graph,
     g: &Group,
@@ -1030,7 +1044,17 @@ fn chained_epilogue(
             ),
         });
     }
-    epilogue_link(graph, g, p, false)?;
+    // The body holds every value of the kernel: an epilogue op may read any of them, not only
+    // the last, as long as nothing else needs it.
+    let (users, is_out) = real_users(graph, p);
+    if users.len() > 1 {
+        return Err(BreakReason::SeveralConsumers {
+            consumers: users.len(),
+        });
+    }
+    if is_out {
+        return Err(BreakReason::GraphOutput);
+    }
     let out = flat2d(&node.ty.shape);
     if out.0 != g.space.0 {
         return Err(BreakReason::Shape {

@@ -219,8 +219,14 @@ pub fn build(
     let Some(width) = width.filter(|_| mode == FusionMode::Fused) else {
         return Ok(whole);
     };
+    // More chunks than it takes to fill the grid only add recomputation.
+    let rows = whole.partition.batches * whole.partition.row_blocks;
+    let fills = |chunks: usize| (chunks - 1) * rows < target.cores();
     let mut best = (estimate::cycles(&whole, target), whole);
-    for chunk in divisors(width).into_iter().filter(|&c| c < width) {
+    for chunk in divisors(width)
+        .into_iter()
+        .filter(|&c| c < width && fills(width / c))
+    {
         if let Ok(k) = build_split(graph, target, g, mode, Some(chunk)) {
             let cycles = estimate::cycles(&k, target);
             if cycles < best.0 {

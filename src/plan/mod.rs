@@ -179,7 +179,9 @@ impl KernelPlan {
 
 /// Plans `graph` for `target`.
 pub fn plan(graph: &Graph, target: &Target, mode: FusionMode) -> Result<KernelPlan, PlanError> {
-    let fits = |g: &group::Group| match kernel::build(graph, target, g, mode) {
+    // Whether a kernel fits needs no search over its splits (`kernel::build` needs the whole
+    // kernel to fit first).
+    let fits = |g: &group::Group| match kernel::build_split(graph, target, g, mode, None) {
         Ok(_) => Ok(()),
         Err(PlanError::DoesNotFit { reason, .. }) => Err(BreakReason::Budget { detail: reason }),
         Err(other) => Err(BreakReason::OpKind {

@@ -12,38 +12,48 @@ use std::collections::BTreeSet;
 use super::body::{Body, ValueOp};
 use super::layout::Class;
 
-/// The kernel's chained product whose columns can be split, and its width in tiles: the body's
-/// last chained product, followed by elementwise work alone, with heads written plainly.
-fn splittable_product(body: &Body) -> Option<(usize, usize)> {
+/// The kernel's chained products whose columns can be split, and their width in tiles: the
+/// body's last chained product and every other product of its left operand as wide (a gated
+/// MLP's two projections; q, k and v), followed by elementwise work alone, with heads written
+/// plainly.
+fn splittable_products(body: &Body) -> Option<(BTreeSet<usize>, usize)> {
     if body.head_write.is_some() {
         return None;
     }
-    let p = body.values.iter().rposition(|v| v.op == ValueOp::Product)?;
-    let width = match body.values[p].class {
-        Class::Wide(w) => w,
-        Class::Full if body.space.1.is_multiple_of(32) => body.space.1 / 32,
-        _ => return None,
+    let width_of = |i: usize| match body.values[i].class {
+        Class::Wide(w) => Some(w),
+        Class::Full if body.space.1.is_multiple_of(32) => Some(body.space.1 / 32),
+        _ => None,
     };
-    let after = downstream(body, p);
+    let is_product = |i: usize| body.values[i].op == ValueOp::Product;
+    let last = (0..body.values.len()).rfind(|&i| is_product(i))?;
+    let (a, width) = (*body.values[last].args.first()?, width_of(last)?);
+    let products: BTreeSet<usize> = (0..body.values.len())
+        .filter(|&i| {
+            is_product(i) && body.values[i].args.first() == Some(&a) && width_of(i) == Some(width)
+        })
+        .collect();
+    let after = downstream(body, &products);
     let elementwise = after.iter().all(|&i| {
-        i == p
+        products.contains(&i)
             || !matches!(
                 body.values[i].op,
                 ValueOp::Reduce(_) | ValueOp::Product | ValueOp::MatMul
             )
     });
-    elementwise.then_some((p, width))
+    elementwise.then_some((products, width))
 }
 
-/// The width in tiles of the chained product whose columns [`split`] can cut, if any.
+/// The width in tiles of the chained products whose columns [`split`] can cut, if any.
 pub fn splittable_width(body: &Body) -> Option<usize> {
-    splittable_product(body).map(|(_, w)| w)
+    splittable_products(body).map(|(_, w)| w)
 }
 
-/// `p` and every value computed from it.
-fn downstream(body: &Body, p: usize) -> BTreeSet<usize> {
-    let mut out = BTreeSet::from([p]);
-    for (i, v) in body.values.iter().enumerate().skip(p + 1) {
+/// `products` and every value computed from them.
+fn downstream(body: &Body, products: &BTreeSet<usize>) -> BTreeSet<usize> {
+    let mut out = products.clone();
+    let first = products.first().copied().unwrap_or(0);
+    for (i, v) in body.values.iter().enumerate().skip(first + 1) {
         if v.args.iter().any(|a| out.contains(a)) {
             out.insert(i);
         }
@@ -51,17 +61,18 @@ fn downstream(body: &Body, p: usize) -> BTreeSet<usize> {
     out
 }
 
-/// `body` with its chained product's result, the product's right operand and everything read
-/// or computed only for the product's epilogue cut to chunks of `chunk` tiles of columns
+/// `body` with its chained products' results, their right operands and everything read or
+/// computed only for their epilogue cut to chunks of `chunk` tiles of columns
 /// (placed by the block's `wide_col`), or `None` when the product cannot be split there: a value
 /// the epilogue shares with the rest of the kernel would need both widths.
 pub fn split(body: &Body, chunk: usize) -> Option<Body> {
-    let (p, width) = splittable_product(body)?;
+    let (products, width) = splittable_products(body)?;
     if chunk == 0 || chunk >= width || !width.is_multiple_of(chunk) {
         return None;
     }
-    let was_full = body.values[p].class == Class::Full;
-    // Classes measured against the product's columns (the kernel's own when the product is
+    let first = *products.first()?;
+    let was_full = body.values[first].class == Class::Full;
+    // Classes measured against the products' columns (the kernel's own when the products are
     // as wide as the kernel).
     let relative = |c: Class| match c {
         Class::Full | Class::Row => was_full,
@@ -69,22 +80,21 @@ pub fn split(body: &Body, chunk: usize) -> Option<Body> {
         Class::Col | Class::Scalar => false,
     };
     let users = body.users();
-    let mut cut = downstream(body, p);
-    // Operands read or broadcast for the epilogue alone, and the product's right operand.
-    let (a, b) = match body.values[p].args[..] {
-        [a, b] => (a, b),
-        _ => return None,
-    };
-    cut.insert(b);
+    let mut cut = downstream(body, &products);
+    // The products' right operands, and what is read or broadcast for the epilogue alone.
+    let a = body.values[first].args[0];
+    for &p in &products {
+        cut.insert(*body.values[p].args.get(1)?);
+    }
     for i in (0..body.values.len()).rev() {
         let only_epilogue = !users[i].is_empty() && users[i].iter().all(|u| cut.contains(u));
         if i != a && !cut.contains(&i) && relative(body.values[i].class) && only_epilogue {
             cut.insert(i);
         }
     }
-    // The product reads its left operand whole; everything else cut reads only cut values
+    // The products read their left operand whole; everything else cut reads only cut values
     // or values of the rows' own classes.
-    let shared = cut.iter().filter(|&&i| i != p).any(|&i| {
+    let shared = cut.iter().filter(|i| !products.contains(i)).any(|&i| {
         body.values[i]
             .args
             .iter()
