@@ -83,6 +83,17 @@ fn gpt2_block_norms_fuse_into_the_projections_after_them_over_the_grid() {
             k.partition_summary
         );
     }
+    // The attention kernel (2 heads of 2 row blocks) splits its context product's columns as
+    // well, each chunk written into its head's columns of the merged heads.
+    let attention = kernels
+        .iter()
+        .find(|k| k.ops.iter().any(|o| o == "Softmax"))
+        .expect("an attention kernel");
+    assert!(
+        attention.partition.wide.is_some() && attention.partition.cores_used > 4,
+        "{}",
+        attention.partition_summary
+    );
     assert!(
         !c.fused
             .plan

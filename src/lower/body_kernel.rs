@@ -219,46 +219,51 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule) -> Kernel {
         read.extend(block_loop(p, true, inner));
     }
     let mut inner = c.stmts.clone();
-    let (out_row, out_col) = output_coords(body.head_write, &c, &mut inner);
-    let at = (&out_row, &out_col, &c.wide_col);
+    let (out_row, out_col, out_wide) = output_coords(body.head_write, &c, &mut inner);
+    let at = (&out_row, &out_col, &out_wide);
     inner.extend(output_writes(body, &naming, at, p.wide.is_some(), &NAMES));
     let write = block_loop(p, true, inner);
     kernel(k, params(body, &[]), setup, [compute, read, write])
 }
 
-/// Where the block at `c` is written: its own tile, or with heads merged or split on the way
-/// ([`HeadWrite`]) the tile computed by the statements pushed onto `stmts`.
+/// Where the block at `c` is written, as (row, column, column of values cut to a chunk of a
+/// chained product's columns): its own tiles, or with heads merged or split on the way
+/// ([`HeadWrite`], the one output, a product's) the tile computed by the statements pushed onto
+/// `stmts`.
 pub fn output_coords(
     head_write: Option<HeadWrite>,
     c: &Coords,
     stmts: &mut Vec<Stmt>,
-) -> (Expr, Expr) {
+) -> (Expr, Expr, Expr) {
+    // The output's own columns: its chunk's when the product's columns are split (`wide_col`
+    // is `col` otherwise).
+    let col = &c.wide_col;
     match head_write {
         // A head merge: batch `h` goes to the rows of one batch, columns `h * head` on.
         Some(HeadWrite::Merge { head_tiles }) => {
             stmts.push(assign("o_row", c.row_in_batch()));
             stmts.push(assign(
                 "o_col",
-                add(mul(c.batch.clone(), int(head_tiles)), c.col.clone()),
+                add(mul(c.batch.clone(), int(head_tiles)), col.clone()),
             ));
-            (name("o_row"), name("o_col"))
+            (name("o_row"), name("o_col"), name("o_col"))
         }
         // A head split: columns `h * head` on go to the rows of batch `h`.
         Some(HeadWrite::Split {
             head_tiles,
             seq_tiles,
         }) => {
-            let head = Expr::bin(BinOp::FloorDiv, c.col.clone(), int(head_tiles));
+            let head = Expr::bin(BinOp::FloorDiv, col.clone(), int(head_tiles));
             stmts.push(assign(
                 "o_row",
                 add(mul(head, int(seq_tiles)), c.row.clone()),
             ));
             stmts.push(assign(
                 "o_col",
-                Expr::bin(BinOp::Mod, c.col.clone(), int(head_tiles)),
+                Expr::bin(BinOp::Mod, col.clone(), int(head_tiles)),
             ));
-            (name("o_row"), name("o_col"))
+            (name("o_row"), name("o_col"), name("o_col"))
         }
-        None => (c.row.clone(), c.col.clone()),
+        None => (c.row.clone(), c.col.clone(), c.wide_col.clone()),
     }
 }

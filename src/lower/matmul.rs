@@ -253,8 +253,8 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
     read.extend(block_loop(p, true, inner));
 
     let mut inner = c.stmts.clone();
-    let (out_row, out_col) = output_coords(body.head_write, &c, &mut inner);
-    let at = (&out_row, &out_col, &c.wide_col);
+    let (out_row, out_col, out_wide) = output_coords(body.head_write, &c, &mut inner);
+    let at = (&out_row, &out_col, &out_wide);
     inner.extend(output_writes(body, &naming, at, p.wide.is_some(), &NAMES));
     let write = block_loop(p, true, inner);
 

@@ -10,16 +10,13 @@
 use std::collections::BTreeSet;
 
 use super::body::{Body, ValueOp};
+use super::heads::HeadWrite;
 use super::layout::Class;
 
 /// The kernel's chained products whose columns can be split, and their width in tiles: the
 /// body's last chained product and every other product of its left operand as wide (a gated
-/// MLP's two projections; q, k and v), followed by elementwise work alone, with heads written
-/// plainly.
+/// MLP's two projections; q, k and v), followed by elementwise work alone.
 fn splittable_products(body: &Body) -> Option<(BTreeSet<usize>, usize)> {
-    if body.head_write.is_some() {
-        return None;
-    }
     let width_of = |i: usize| match body.values[i].class {
         Class::Wide(w) => Some(w),
         Class::Full if body.space.1.is_multiple_of(32) => Some(body.space.1 / 32),
@@ -69,6 +66,12 @@ pub fn split(body: &Body, chunk: usize) -> Option<Body> {
     let (products, width) = splittable_products(body)?;
     if chunk == 0 || chunk >= width || !width.is_multiple_of(chunk) {
         return None;
+    }
+    // A head split needs each chunk within one head.
+    if let Some(HeadWrite::Split { head_tiles, .. }) = body.head_write {
+        if !head_tiles.is_multiple_of(chunk) {
+            return None;
+        }
     }
     let first = *products.first()?;
     let was_full = body.values[first].class == Class::Full;
