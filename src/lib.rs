@@ -2,7 +2,7 @@
 //!
 //! Pipeline: [`import`] a model into a [`graph::Graph`], [`optimize`] it in an e-graph,
 //! [`plan`] fused kernels, [`lower`] them to a TT-Lang [`ttfuse_runtime::program::Program`],
-//! and execute or export that program. [`reference`] is the numerical oracle.
+//! and execute or export that program. [`reference`](mod@reference) is the numerical oracle.
 #![warn(missing_docs)]
 
 pub mod agreement;

@@ -1,7 +1,7 @@
 //! Lowering a graph to a TT-Lang program: plan it ([`crate::plan`]), emit one
 //! [`ttfuse_runtime::ttl::ast::Kernel`] per planned kernel from its template (elementwise /
 //! row-wise body, matmul, transpose), and assemble the host [`Program`] that declares the DRAM
-//! tensors and launches the kernels in order. [`host`] prints the Python host driver.
+//! tensors and launches the kernels in order. [`crate::bundle::driver`] prints the Python host driver.
 
 pub mod binding;
 pub mod blocks;

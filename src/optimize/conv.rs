@@ -11,7 +11,7 @@
 //!
 //! Only convolutions whose im2col a matmul kernel gathers with whole-tile reads are rewritten
 //! (any other would trade one TTNN convolution for a host im2col), and only where the cost model
-//! finds the gathering kernel cheaper than the TTNN convolution ([`gathering_is_cheaper`]): it
+//! finds the gathering kernel cheaper than the TTNN convolution (`gathering_is_cheaper`): it
 //! re-reads every pixel tile per window offset, which costs more than it saves on large images.
 //! A pass over the extracted graph like [`super::rotate`]: the e-graph language builds no new
 //! layouts.

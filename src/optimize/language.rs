@@ -1,4 +1,4 @@
-//! The e-graph language: one e-node kind per graph [`Op`], attributes as leaf children.
+//! The e-graph language: one e-node kind per graph [`Op`](crate::graph::Op), attributes as leaf children.
 //!
 //! An e-node is a [`TOp`] with child e-class ids. Attributes that are plain data (axes, perms,
 //! shapes, flags, dtypes) are leaf children ([`Attr`]), so patterns can bind them as variables

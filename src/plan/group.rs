@@ -6,11 +6,13 @@
 //! row-wise kernel takes further elementwise ops, row reductions over the last axis and the
 //! row-wise composites (softmax, norms) on the same iteration space, as long as the kernel's
 //! circular buffers still fit in L1 and no path leaves kernels and comes back. A matmul whose
-//! left operand is the last value of a row-wise kernel (a matmul with a softmax or norm
-//! epilogue, or a norm's own kernel) continues that kernel as a chained product, which takes
-//! elementwise epilogues and further chained products of its own; afterwards kernels are split
-//! again at chained products where the planner's estimate ([`super::estimate`]) finds them
-//! faster apart. A transpose
+//! left operand is the row-wise result of a kernel (a matmul with a softmax or norm epilogue,
+//! or a norm's own kernel) continues that kernel as a chained product, and so do the other
+//! products of that result (q, k and v; a gated MLP's two projections); chained products take
+//! elementwise epilogues and further chained products of their own, and the kernel may cut
+//! their columns over the grid ([`super::wide`]). Afterwards kernels are split again at chained
+//! products where the planner's estimate ([`super::estimate`]) finds them faster apart. A
+//! transpose
 //! that only feeds matmuls as their B operand becomes a transposed read inside those matmuls.
 //! Unfused mode gives every op its own kernel, as TTNN runs them; in both modes an op that no
 //! graph output depends on gets none. Every producer/consumer pair

@@ -1,6 +1,7 @@
 //! The fusion planner: which graph ops share a kernel ([`group`]), what each kernel computes
 //! ([`body`]), in what order and with which circular buffers ([`schedule`]), and how its work is
-//! cut into blocks over the core grid within the core's L1 ([`partition`]).
+//! cut into blocks over the core grid within the core's L1 ([`partition`], and [`wide`] for a
+//! chained product's columns).
 //!
 //! The result, a [`KernelPlan`], is what `explain` prints and what [`crate::lower`] turns into
 //! TT-Lang.

@@ -33,7 +33,7 @@ pub struct Partition {
     /// Whether streaming buffers hold two blocks (double buffering) or one.
     pub double_buffered: bool,
     /// Tiles per chunk when the columns of the kernel's chained product are split over cores
-    /// ([`crate::plan::body::Body::split_wide`]): `col_blocks` counts the chunks, and every
+    /// ([`crate::plan::wide::split`]): `col_blocks` counts the chunks, and every
     /// block still spans whole rows of the rest of the kernel, recomputing it per chunk.
     pub wide: Option<usize>,
 }
