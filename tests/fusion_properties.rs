@@ -1,5 +1,6 @@
 //! Property (issue 6): random graphs of elementwise ops, row reductions, broadcasts, matmuls
-//! (with constant weights and between computed values, B transposed), softmax and the norm and
+//! (with constant weights and between computed values, B transposed; two products of one norm,
+//! which fuse chained after it with their columns split over the grid), softmax and the norm and
 //! activation composites give the same numbers fused and unfused. Each graph goes through the
 //! whole pipeline (e-graph optimization, fused lowering, unfused lowering), both programs run
 //! on the runtime with bf16 numerics, and each output is compared with the f32 reference
@@ -86,7 +87,7 @@ impl Builder {
     /// Applies step `code` to the [ROWS, COLS] values `a` and `b`; every step returns a
     /// [ROWS, COLS] value whose size stays bounded for bounded inputs.
     fn step(&mut self, code: u8, a: NodeIndex, b: NodeIndex) -> NodeIndex {
-        match code % 16 {
+        match code % 17 {
             0 => self.bin(BinaryOp::Add, a, b),
             1 => self.bin(BinaryOp::Sub, a, b),
             2 => {
@@ -160,6 +161,22 @@ impl Builder {
                 let p = self.bin(BinaryOp::Add, e, one);
                 let m = self.bin(BinaryOp::Mul, a, p);
                 self.bin(BinaryOp::Mul, m, half)
+            }
+            15 => {
+                // two products of one norm combined, as a gated MLP or q, k and v: chained
+                // after the norm in one kernel, their columns cut over the grid together
+                let g = self.weight(&[COLS], 0.5);
+                let n = self.name("rms");
+                let r = self
+                    .g
+                    .add(n, Op::RmsNorm { eps: 0.1 }, f32t(&[ROWS, COLS]), &[a, g]);
+                let (w1, w2) = (
+                    self.weight(&[COLS, COLS], 0.125),
+                    self.weight(&[COLS, COLS], 0.125),
+                );
+                let (p1, p2) = (self.mm(r, w1), self.mm(r, w2));
+                let act = self.un(UnaryOp::Tanh, p1);
+                self.bin(BinaryOp::Mul, act, p2)
             }
             _ => self.bin(BinaryOp::Max, a, b),
         }
@@ -270,7 +287,7 @@ proptest! {
 
     #[test]
     fn fused_and_unfused_agree(
-        program in prop::collection::vec((0u8..16, any::<u8>(), any::<u8>()), 1..7),
+        program in prop::collection::vec((0u8..17, any::<u8>(), any::<u8>()), 1..7),
         seed in 0u64..1000,
     ) {
         check(build(&program, seed), seed)?;
@@ -281,7 +298,7 @@ proptest! {
 /// random cases draw.
 #[test]
 fn every_step_alone_agrees() {
-    for code in 0..16u8 {
+    for code in 0..17u8 {
         let g = build(&[(code, 0, 1)], u64::from(code));
         check(g, 7).unwrap_or_else(|e| panic!("step {code}: {e}"));
     }
