@@ -6,7 +6,7 @@ use ttfuse_runtime::ttl::ast::{BinOp, Expr, IndexItem, Kernel, Stmt, Thread, Thr
 use super::blocks::{block_loop, constants, coords, Coords, Names};
 use super::compute::{compute_thread, Naming};
 use super::emit::{
-    add, assign, index, int, make_cb, mul, name, read_into, span, write_from, write_from_if_less,
+    add, assign, if_less, index, int, make_cb, mul, name, read_into, span, write_from,
 };
 use crate::plan::body::{Body, LoadSource, MatrixRead};
 use crate::plan::heads::HeadWrite;
@@ -138,8 +138,8 @@ pub fn load_reads(
 
 /// Writes of the body's outputs at the block's coordinates (`row`, `col`, and `wide_col` for
 /// values cut to a chunk of a chained product's columns). With the product's columns split
-/// (`split`), only the first chunk's blocks write the other outputs, which every chunk computes
-/// alike.
+/// (`split`), only the first chunk's blocks compute and write the other outputs
+/// ([`super::compute::first_chunk_outputs`]).
 pub fn output_writes(
     body: &Body,
     naming: &Naming,
@@ -153,11 +153,11 @@ pub fn output_writes(
             let value = &body.values[v];
             let at_col = if value.chunked { wide_col } else { col };
             let at = block_index(value.class, row.clone(), col.clone(), at_col.clone(), names);
-            let (cb, dst) = (naming.cb(v), index(&value.stem, at));
+            let write = write_from(&naming.cb(v), index(&value.stem, at));
             if split && !value.chunked {
-                write_from_if_less(&cb, dst, wide_col.clone(), int(1))
+                if_less(wide_col.clone(), int(1), vec![write])
             } else {
-                write_from(&cb, dst)
+                write
             }
         })
         .collect()
@@ -209,8 +209,8 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule) -> Kernel {
     let naming = Naming::new(body, sched);
     let mut setup = constants(p, &NAMES, 0);
     setup.extend(sched.cbs.iter().map(make_cb));
-    let compute = compute_thread(body, sched, p, &|_| Vec::new());
     let c = coords(p, &NAMES);
+    let compute = compute_thread(body, sched, p, &|_| Vec::new(), &c);
     let (hoisted, per_block) = load_reads(body, sched, &naming, &c, &NAMES);
     let mut read = hoisted;
     if !per_block.is_empty() {

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use ttfuse_runtime::ttl::ast::{BinOp, Expr, Stmt};
 
-use super::blocks::block_loop;
-use super::emit::{assign, math, math_dims, name, reserve, store, wait, with};
+use super::blocks::{block_loop, Coords};
+use super::emit::{assign, if_less, int, math, math_dims, name, reserve, store, wait, with};
 use crate::plan::body::{Body, RowReduce, TtBinary, ValueOp};
 use crate::plan::schedule::Schedule;
 use crate::plan::Partition;
@@ -45,14 +45,19 @@ impl<'a> Naming<'a> {
     }
 }
 
-/// Builds the compute thread. `custom` emits the stage of a `MatMul` value.
+/// Builds the compute thread. `custom` emits the stage of a `MatMul` value. With a chained
+/// product's columns split ([`Partition::wide`]), `c` gives the block's coordinates: only the
+/// first chunk's blocks compute the outputs that are not cut to a chunk (every chunk would
+/// compute them alike), and their writer writes them.
 pub fn compute_thread(
     body: &Body,
     sched: &Schedule,
     p: &Partition,
     custom: &dyn Fn(usize) -> Vec<Stmt>,
+    c: &Coords,
 ) -> Vec<Stmt> {
     let naming = Naming::new(body, sched);
+    let first_chunk_only = first_chunk_outputs(body, p);
     let hs = sched.hoisted_stages;
     let mut uses: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (pos, s) in sched.stages.iter().enumerate() {
@@ -76,7 +81,12 @@ pub fn compute_thread(
         } else {
             let mut inner: Vec<usize> = ps.iter().map(|&q| q - hs).collect();
             inner.dedup();
-            if inner.len() == 1 {
+            // A stage the other chunks skip waits for nothing itself: its operands are held
+            // in scopes that every block opens and closes.
+            let skipped = ps
+                .iter()
+                .any(|&q| first_chunk_only.contains(&sched.stages[q]));
+            if inner.len() == 1 && !skipped {
                 inline.push(v);
             } else {
                 inner_scoped.push((v, inner[0], *inner.last().unwrap_or(&0)));
@@ -87,20 +97,44 @@ pub fn compute_thread(
         if matches!(body.values[v].op, ValueOp::MatMul) {
             return custom(v);
         }
-        vec![stage_with(body, &naming, sched, v, &inline)]
+        let s = stage_with(body, &naming, sched, v, &inline);
+        if first_chunk_only.contains(&v) {
+            vec![if_less(c.wide_col.clone(), int(1), vec![s])]
+        } else {
+            vec![s]
+        }
     };
     let loop_stages = &sched.stages[hs..];
-    let inner = nest(loop_stages.len(), &inner_scoped, &naming, &mut |pos| {
+    let mut inner = nest(loop_stages.len(), &inner_scoped, &naming, &mut |pos| {
         stage(loop_stages[pos])
     });
+    // The guarded stages need the block's chunk.
+    let indexed = p.guarded || !first_chunk_only.is_empty();
+    if !first_chunk_only.is_empty() {
+        inner.splice(0..0, c.stmts.iter().cloned());
+    }
     let mut emit_outer = |pos: usize| {
         if pos < hs {
             stage(sched.stages[pos])
         } else {
-            block_loop(p, p.guarded, inner.clone())
+            block_loop(p, indexed, inner.clone())
         }
     };
     nest(hs + 1, &outer_scoped, &naming, &mut emit_outer)
+}
+
+/// The output values that only the first chunk's blocks compute and write: with a chained
+/// product's columns split, those not cut to a chunk.
+pub fn first_chunk_outputs(body: &Body, p: &Partition) -> Vec<usize> {
+    match p.wide {
+        Some(_) => body
+            .outputs
+            .iter()
+            .map(|&(_, v)| v)
+            .filter(|&v| !body.values[v].chunked)
+            .collect(),
+        None => Vec::new(),
+    }
 }
 
 /// Emits positions `0..n`, wrapping them in `with v_cb.wait() as v_v:` scopes that open at a

@@ -125,15 +125,6 @@ pub fn write_from(cb: &str, dst: Expr) -> Stmt {
     with(vec![(wait(cb), "blk".into())], copy(name("blk"), dst))
 }
 
-/// `with cb.wait() as blk:` copying `blk` to `dst` only when `a < b`: the block is consumed
-/// either way.
-pub fn write_from_if_less(cb: &str, dst: Expr, a: Expr, b: Expr) -> Stmt {
-    with(
-        vec![(wait(cb), "blk".into())],
-        vec![if_less(a, b, copy(name("blk"), dst))],
-    )
-}
-
 fn copy(src: Expr, dst: Expr) -> Vec<Stmt> {
     vec![
         assign("tx", Expr::path("ttl.copy").call(vec![src, dst])),

@@ -140,9 +140,9 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         out.push(accumulate(pr, &target_cb, &target));
         out
     };
-    let compute = compute_thread(body, sched, p, &matmul_stage);
-
     let c = coords(p, &NAMES);
+    let compute = compute_thread(body, sched, p, &matmul_stage, &c);
+
     let (hoisted, per_block) = load_reads(body, sched, &naming, &c, &NAMES);
     let mut read = hoisted;
     let mut inner = c.stmts.clone();
