@@ -223,6 +223,10 @@ pub struct BodyBuilder<'g> {
     /// The width in tiles of the chained product whose epilogue the current node is in (its
     /// classes are relative to `(space rows, width)`), if any.
     wide: Option<usize>,
+    /// Softmaxes whose only use is a chained product of this kernel: normalized after it.
+    defer: BTreeSet<NodeIndex>,
+    /// Each deferred softmax's row sums, which divide its product.
+    deferred: BTreeMap<NodeIndex, usize>,
 }
 
 impl<'g> BodyBuilder<'g> {
@@ -248,7 +252,17 @@ impl<'g> BodyBuilder<'g> {
             params: BTreeMap::new(),
             stems: Stems::new(),
             wide: None,
+            defer: BTreeSet::new(),
+            deferred: BTreeMap::new(),
         }
+    }
+
+    /// Computes each softmax of `nodes` unnormalized, `exp(x - max)`, and divides the chained
+    /// product that is its only use by the row sums instead: `softmax(s) @ v` as
+    /// `(exp(s - max) @ v) / sum`, the division over the product's columns rather than the
+    /// scores', and one block of scores fewer in L1.
+    pub fn defer_normalization(&mut self, nodes: BTreeSet<NodeIndex>) {
+        self.defer = nodes;
     }
 
     /// Reserves a stem (e.g. a kernel parameter that is not a body value).
@@ -415,7 +429,15 @@ impl<'g> BodyBuilder<'g> {
         } else {
             Class::Wide(cols / 32)
         };
-        let v = self.push(ValueOp::Product, vec![a, b], class, &node.name.clone());
+        let v = match self.deferred.get(&resolve(graph, a_raw)).copied() {
+            // A deferred softmax: the product of its unnormalized rows, divided by their sums.
+            Some(sums) => {
+                let stem = format!("{}_unnormalized", node.name);
+                let p = self.push(ValueOp::Product, vec![a, b], class, &stem);
+                self.binary(TtBinary::Div, p, sums, &node.name.clone())
+            }
+            None => self.push(ValueOp::Product, vec![a, b], class, &node.name.clone()),
+        };
         self.bind(n, v);
         Ok(v)
     }
@@ -713,7 +735,12 @@ impl<'g> BodyBuilder<'g> {
                 let d = self.binary(TtBinary::Sub, x, m, &format!("{name}_shifted"));
                 let e = self.unary(UnaryFn::Exp, d, &format!("{name}_exp"));
                 let s = self.reduce(RowReduce::Sum, e, 1.0, &format!("{name}_sum"));
-                self.binary(TtBinary::Div, e, s, name)
+                if self.defer.contains(&n) {
+                    self.deferred.insert(n, s);
+                    e
+                } else {
+                    self.binary(TtBinary::Div, e, s, name)
+                }
             }
             Op::LayerNorm { eps } => {
                 let x = arg(self, 0)?;

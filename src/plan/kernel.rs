@@ -1,9 +1,11 @@
 //! Building one planned kernel from a group: its body, the block size that fits, its buffers
 //! and its DRAM traffic.
 
+use std::collections::BTreeSet;
+
 use petgraph::graph::NodeIndex;
 
-use super::body::{Body, BodyBuilder};
+use super::body::{Body, BodyBuilder, ValueOp};
 use super::gather::{gathered_in_place, tile_gather};
 use super::group::{is_last_two_swap, real_users, resolve, Group, GroupKind};
 use super::heads::{merged_into, read_in_place, split_into, HeadView, HeadWrite};
@@ -160,6 +162,27 @@ fn zero_padded(graph: &Graph, n: NodeIndex) -> bool {
     }
 }
 
+/// The softmaxes of `g` whose only use is a product of `g` with the softmax as its left
+/// operand (attention's `softmax(q k^T) @ v`): their normalization can wait for the product.
+fn deferrable_softmaxes(graph: &Graph, g: &Group) -> BTreeSet<NodeIndex> {
+    g.nodes
+        .iter()
+        .copied()
+        .filter(|&n| matches!(graph.node(n).op, Op::Softmax { .. }))
+        .filter(|&n| match real_users(graph, n) {
+            (users, false) => match users.as_slice() {
+                &[m] => {
+                    g.nodes.contains(&m)
+                        && matches!(graph.node(m).op, Op::MatMul)
+                        && graph.inputs_of(m).first().map(|&a| resolve(graph, a)) == Some(n)
+                }
+                _ => false,
+            },
+            (_, true) => false,
+        })
+        .collect()
+}
+
 /// The nodes of `g` whose value leaves the kernel.
 pub fn group_outputs(graph: &Graph, g: &Group) -> Vec<NodeIndex> {
     g.nodes
@@ -262,6 +285,7 @@ pub(crate) fn build_split(
     match &g.kind {
         GroupKind::Body => {
             let mut b = BodyBuilder::new(graph, g.space);
+            b.defer_normalization(deferrable_softmaxes(graph, g));
             for &n in &g.nodes {
                 b.node(n)?;
             }
@@ -287,6 +311,8 @@ pub(crate) fn build_split(
             }
             cands.sort();
             let mut last_err = String::new();
+            let chained = reads_whole_matrices(&body);
+            let mut fitting = Vec::new();
             for (_, br, bc, double) in cands {
                 let mut schedule =
                     Schedule::new(&body, (br, bc), rt / br, ct / bc * chunks, vec![]);
@@ -306,10 +332,28 @@ pub(crate) fn build_split(
                             KernelKind::Eltwise
                         };
                         let traffic = body_traffic(&body, &schedule, &p, target.tile_bytes);
-                        let detail = KernelDetail::Body { body, schedule };
-                        return Ok(summary(graph, target, g, kind, p, traffic, detail));
+                        let detail = KernelDetail::Body {
+                            body: body.clone(),
+                            schedule,
+                        };
+                        let k = summary(graph, target, g, kind, p, traffic, detail);
+                        if !chained {
+                            return Ok(k);
+                        }
+                        let seen = fitting
+                            .iter()
+                            .any(|f: &PlannedKernel| f.partition.block == k.partition.block);
+                        if !seen {
+                            fitting.push(k);
+                            if fitting.len() == CHAINED_CANDIDATES {
+                                break;
+                            }
+                        }
                     }
                 }
+            }
+            if let Some(k) = fastest(fitting, target) {
+                return Ok(k);
             }
             Err(PlanError::DoesNotFit {
                 node: graph.node(first).name.clone(),
@@ -380,6 +424,8 @@ pub(crate) fn build_split(
             }
             cands.sort();
             let mut last_err = String::new();
+            let chained = reads_whole_matrices(&body);
+            let mut fitting = Vec::new();
             for (_, bn, bm, bk, double) in cands {
                 let k_chunks = info.kt / bk;
                 let extra = matmul_cbs(&info, bm, bn, bk, k_chunks);
@@ -423,14 +469,29 @@ pub(crate) fn build_split(
                         reads += (p.blocks * k_chunks * (a_tiles + bk * bn) * products) as u64
                             * target.tile_bytes;
                         let detail = KernelDetail::Matmul {
-                            body,
+                            body: body.clone(),
                             schedule,
-                            info: Box::new(info),
+                            info: Box::new(info.clone()),
                         };
                         let kind = KernelKind::Matmul;
-                        return Ok(summary(graph, target, g, kind, p, (reads, writes), detail));
+                        let k = summary(graph, target, g, kind, p, (reads, writes), detail);
+                        if !chained {
+                            return Ok(k);
+                        }
+                        let seen = fitting
+                            .iter()
+                            .any(|f: &PlannedKernel| f.partition.block == k.partition.block);
+                        if !seen {
+                            fitting.push(k);
+                            if fitting.len() == CHAINED_CANDIDATES {
+                                break;
+                            }
+                        }
                     }
                 }
+            }
+            if let Some(k) = fastest(fitting, target) {
+                return Ok(k);
             }
             Err(PlanError::DoesNotFit {
                 node: graph.node(first).name.clone(),
@@ -440,6 +501,29 @@ pub(crate) fn build_split(
         GroupKind::Transpose => transpose_kernel(graph, target, g),
         GroupKind::Host => host_step(graph, target, g),
     }
+}
+
+/// How many block shapes that fit (the first, best-buffered, of each) the planner weighs, by its
+/// estimate, for a kernel whose chained products read a whole matrix per block: bigger row
+/// blocks read those matrices fewer times (attention's keys and values at long sequences),
+/// smaller ones spread over more cores.
+const CHAINED_CANDIDATES: usize = 3;
+
+/// Whether the body has a chained product (it reads a whole right operand per block).
+fn reads_whole_matrices(body: &Body) -> bool {
+    body.values.iter().any(|v| v.op == ValueOp::Product)
+}
+
+/// The kernel the estimate finds fastest (the first of equals).
+fn fastest(kernels: Vec<PlannedKernel>, target: &Target) -> Option<PlannedKernel> {
+    let mut best: Option<(f64, PlannedKernel)> = None;
+    for k in kernels {
+        let cycles = estimate::cycles(&k, target);
+        if best.as_ref().is_none_or(|(b, _)| cycles < *b) {
+            best = Some((cycles, k));
+        }
+    }
+    best.map(|(_, k)| k)
 }
 
 fn matmul_cbs(info: &MatmulInfo, bm: usize, bn: usize, bk: usize, k_chunks: usize) -> Vec<Cb> {
@@ -653,6 +737,7 @@ fn matmul_body(
     };
     let space = flat2d(&graph.node(mm).ty.shape);
     let mut builder = BodyBuilder::new(graph, space);
+    builder.defer_normalization(deferrable_softmaxes(graph, g));
     let a_param = builder.reserve_stem(&graph.node(a).name);
     let (b_param, b_stem) = if b == a {
         (
