@@ -311,8 +311,7 @@ pub(crate) fn build_split(
             }
             cands.sort();
             let mut last_err = String::new();
-            let chained = reads_whole_matrices(&body);
-            let mut fitting = Vec::new();
+            let mut fitting = Fitting::new(&body);
             for (_, br, bc, double) in cands {
                 let mut schedule =
                     Schedule::new(&body, (br, bc), rt / br, ct / bc * chunks, vec![]);
@@ -337,22 +336,13 @@ pub(crate) fn build_split(
                             schedule,
                         };
                         let k = summary(graph, target, g, kind, p, traffic, detail);
-                        if !chained {
-                            return Ok(k);
-                        }
-                        let seen = fitting
-                            .iter()
-                            .any(|f: &PlannedKernel| f.partition.block == k.partition.block);
-                        if !seen {
-                            fitting.push(k);
-                            if fitting.len() == CHAINED_CANDIDATES {
-                                break;
-                            }
+                        if fitting.take(k) {
+                            break;
                         }
                     }
                 }
             }
-            if let Some(k) = fastest(fitting, target) {
+            if let Some(k) = fitting.fastest(target) {
                 return Ok(k);
             }
             Err(PlanError::DoesNotFit {
@@ -424,8 +414,7 @@ pub(crate) fn build_split(
             }
             cands.sort();
             let mut last_err = String::new();
-            let chained = reads_whole_matrices(&body);
-            let mut fitting = Vec::new();
+            let mut fitting = Fitting::new(&body);
             for (_, bn, bm, bk, double) in cands {
                 let k_chunks = info.kt / bk;
                 let extra = matmul_cbs(&info, bm, bn, bk, k_chunks);
@@ -475,22 +464,13 @@ pub(crate) fn build_split(
                         };
                         let kind = KernelKind::Matmul;
                         let k = summary(graph, target, g, kind, p, (reads, writes), detail);
-                        if !chained {
-                            return Ok(k);
-                        }
-                        let seen = fitting
-                            .iter()
-                            .any(|f: &PlannedKernel| f.partition.block == k.partition.block);
-                        if !seen {
-                            fitting.push(k);
-                            if fitting.len() == CHAINED_CANDIDATES {
-                                break;
-                            }
+                        if fitting.take(k) {
+                            break;
                         }
                     }
                 }
             }
-            if let Some(k) = fastest(fitting, target) {
+            if let Some(k) = fitting.fastest(target) {
                 return Ok(k);
             }
             Err(PlanError::DoesNotFit {
@@ -509,21 +489,45 @@ pub(crate) fn build_split(
 /// smaller ones spread over more cores.
 const CHAINED_CANDIDATES: usize = 3;
 
-/// Whether the body has a chained product (it reads a whole right operand per block).
-fn reads_whole_matrices(body: &Body) -> bool {
-    body.values.iter().any(|v| v.op == ValueOp::Product)
+/// The kernels the block-size search found to fit: the first, or for a kernel with chained
+/// products (which read a whole right operand per block) the first of each of
+/// [`CHAINED_CANDIDATES`] block shapes, for the estimate to weigh.
+struct Fitting {
+    chained: bool,
+    kernels: Vec<PlannedKernel>,
 }
 
-/// The kernel the estimate finds fastest (the first of equals).
-fn fastest(kernels: Vec<PlannedKernel>, target: &Target) -> Option<PlannedKernel> {
-    let mut best: Option<(f64, PlannedKernel)> = None;
-    for k in kernels {
-        let cycles = estimate::cycles(&k, target);
-        if best.as_ref().is_none_or(|(b, _)| cycles < *b) {
-            best = Some((cycles, k));
+impl Fitting {
+    fn new(body: &Body) -> Fitting {
+        Fitting {
+            chained: body.values.iter().any(|v| v.op == ValueOp::Product),
+            kernels: Vec::new(),
         }
     }
-    best.map(|(_, k)| k)
+
+    /// Takes a kernel that fits; returns whether the search is over.
+    fn take(&mut self, k: PlannedKernel) -> bool {
+        if !self
+            .kernels
+            .iter()
+            .any(|f| f.partition.block == k.partition.block)
+        {
+            self.kernels.push(k);
+        }
+        !self.chained || self.kernels.len() == CHAINED_CANDIDATES
+    }
+
+    /// The kernel the estimate finds fastest (the first of equals).
+    fn fastest(self, target: &Target) -> Option<PlannedKernel> {
+        let mut best: Option<(f64, PlannedKernel)> = None;
+        for k in self.kernels {
+            let cycles = estimate::cycles(&k, target);
+            if best.as_ref().is_none_or(|(b, _)| cycles < *b) {
+                best = Some((cycles, k));
+            }
+        }
+        best.map(|(_, k)| k)
+    }
 }
 
 fn matmul_cbs(info: &MatmulInfo, bm: usize, bn: usize, bk: usize, k_chunks: usize) -> Vec<Cb> {
