@@ -8,7 +8,7 @@ use super::compute::{compute_thread, Naming};
 use super::emit::{
     add, assign, if_less, index, int, make_cb, mul, name, read_into, span, write_from,
 };
-use crate::plan::body::{Body, LoadSource, MatrixRead};
+use crate::plan::body::{Body, LoadSource, MatrixRead, Value};
 use crate::plan::heads::HeadWrite;
 use crate::plan::layout::Class;
 use crate::plan::schedule::Schedule;
@@ -39,15 +39,8 @@ pub fn params(body: &Body, first: &[String]) -> Vec<String> {
     out
 }
 
-/// The subscript of a block of a value of class `class` at tile (`row`, `col`); a chained
-/// product's result and its operands sit at column `wide_col`.
-pub fn block_index(
-    class: Class,
-    row: Expr,
-    col: Expr,
-    wide_col: Expr,
-    names: &Names,
-) -> Vec<IndexItem> {
+/// The subscript of a block of a value of class `class` at tile (`row`, `col`).
+pub fn block_index(class: Class, row: Expr, col: Expr, names: &Names) -> Vec<IndexItem> {
     let rows = || span(row.clone(), name(names.block_rows));
     let cols = || span(col.clone(), name(names.block_cols));
     match class {
@@ -55,9 +48,19 @@ pub fn block_index(
         Class::Row => vec![span(int(0), int(1)), cols()],
         Class::Col => vec![rows(), span(int(0), int(1))],
         Class::Scalar => vec![IndexItem::At(int(0)), IndexItem::At(int(0))],
-        Class::Wide(n) => vec![rows(), span(wide_col, int(n))],
-        Class::WideRow(n) => vec![span(int(0), int(1)), span(wide_col, int(n))],
+        Class::Wide(n) => vec![rows(), span(col, int(n))],
+        Class::WideRow(n) => vec![span(int(0), int(1)), span(col, int(n))],
         Class::Matrix(k, n) => vec![span(int(0), int(k)), span(int(0), int(n))],
+    }
+}
+
+/// The first tile column of a value's block: its chunk's (`wide_col`) for a value cut to a chunk
+/// of a chained product's columns, the block's own (`col`) otherwise.
+fn column_of<'e>(value: &Value, col: &'e Expr, wide_col: &'e Expr) -> &'e Expr {
+    if value.chunked {
+        wide_col
+    } else {
+        col
     }
 }
 
@@ -104,12 +107,8 @@ pub fn load_reads(
         let v = load.value;
         let value = &body.values[v];
         if let (LoadSource::Matrix(m), Class::Matrix(k, n)) = (&load.source, value.class) {
-            let col = if value.chunked {
-                c.wide_col.clone()
-            } else {
-                int(0)
-            };
-            let src = index(&load.param, matrix_index(m, (k, n), &c.batch, &col));
+            let col = column_of(value, &c.col, &c.wide_col);
+            let src = index(&load.param, matrix_index(m, (k, n), &c.batch, col));
             let reads = if sched.hoisted[v] {
                 &mut hoisted
             } else {
@@ -117,8 +116,7 @@ pub fn load_reads(
             };
             reads.push(read_into(&naming.cb(v), src));
         } else if sched.hoisted[v] {
-            let at = block_index(value.class, int(0), int(0), int(0), names);
-            let src = index(&load.param, at);
+            let src = index(&load.param, block_index(value.class, int(0), int(0), names));
             hoisted.push(read_into(&naming.cb(v), src));
         } else {
             let row = match names.batch_rows {
@@ -127,9 +125,8 @@ pub fn load_reads(
                 }
                 _ => row.clone(),
             };
-            let wide_col = if value.chunked { &c.wide_col } else { col };
-            let at = block_index(value.class, row, col.clone(), wide_col.clone(), names);
-            let src = index(&load.param, at);
+            let col = column_of(value, col, &c.wide_col).clone();
+            let src = index(&load.param, block_index(value.class, row, col, names));
             per_block.push(read_into(&naming.cb(v), src));
         }
     }
@@ -151,8 +148,8 @@ pub fn output_writes(
         .iter()
         .map(|&(_, v)| {
             let value = &body.values[v];
-            let at_col = if value.chunked { wide_col } else { col };
-            let at = block_index(value.class, row.clone(), col.clone(), at_col.clone(), names);
+            let col = column_of(value, col, wide_col).clone();
+            let at = block_index(value.class, row.clone(), col, names);
             let write = write_from(&naming.cb(v), index(&value.stem, at));
             if split && !value.chunked {
                 if_less(wide_col.clone(), int(1), vec![write])

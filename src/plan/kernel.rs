@@ -272,14 +272,13 @@ pub(crate) fn build_split(
     let first = g.nodes[0];
     let split = |body: Body| match wide {
         None => Ok((body, 1)),
-        Some(chunk) => match wide::split(&body, chunk) {
-            Some(cut) => Ok((cut, wide::splittable_width(&body).unwrap_or(chunk) / chunk)),
-            None => Err(unsupported(
+        Some(chunk) => wide::split(&body, chunk).ok_or_else(|| {
+            unsupported(
                 graph,
                 first,
                 format!("its chained product's columns do not split into chunks of {chunk} tiles"),
-            )),
-        },
+            )
+        }),
     };
     let outputs = group_outputs(graph, g);
     match &g.kind {

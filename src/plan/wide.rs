@@ -60,9 +60,10 @@ fn downstream(body: &Body, products: &BTreeSet<usize>) -> BTreeSet<usize> {
 
 /// `body` with its chained products' results, their right operands and everything read or
 /// computed only for their epilogue cut to chunks of `chunk` tiles of columns
-/// (placed by the block's `wide_col`), or `None` when the product cannot be split there: a value
-/// the epilogue shares with the rest of the kernel would need both widths.
-pub fn split(body: &Body, chunk: usize) -> Option<Body> {
+/// (placed by the block's `wide_col`), and the number of chunks; or `None` when the product
+/// cannot be split there: a value the epilogue shares with the rest of the kernel would need
+/// both widths.
+pub fn split(body: &Body, chunk: usize) -> Option<(Body, usize)> {
     let (products, width) = splittable_products(body)?;
     if chunk == 0 || chunk >= width || !width.is_multiple_of(chunk) {
         return None;
@@ -123,7 +124,7 @@ pub fn split(body: &Body, chunk: usize) -> Option<Body> {
             c => c,
         };
     }
-    Some(out)
+    Some((out, width / chunk))
 }
 
 #[cfg(test)]
