@@ -6,7 +6,7 @@ use ttfuse_runtime::ttl::ast::{BinOp, Expr, IndexItem, Kernel, Stmt, Thread, Thr
 use super::blocks::{block_loop, constants, coords, Coords, Names};
 use super::compute::{compute_thread, Naming};
 use super::emit::{
-    add, assign, if_less, index, int, make_cb, mul, name, read_into, span, write_from,
+    add, assign, for_range, if_less, index, int, make_cb, mul, name, read_into, span, write_from,
 };
 use crate::plan::body::{Body, LoadSource, MatrixRead, Value};
 use crate::plan::heads::HeadWrite;
@@ -103,10 +103,23 @@ pub fn load_reads(
     let (row, col) = (&c.row, &c.col);
     let mut hoisted = Vec::new();
     let mut per_block = Vec::new();
+    let mut per_chunk = Vec::new();
     for load in &body.loads {
         let v = load.value;
         let value = &body.values[v];
-        if let (LoadSource::Matrix(m), Class::Matrix(k, n)) = (&load.source, value.class) {
+        if let Some(st) = body.stream.as_ref().filter(|st| st.values.contains(&v)) {
+            // A streamed read: chunk `chunk` of the hidden layer's columns, or of the summed
+            // product's right operand's rows.
+            let at = name("chunk");
+            let src = match value.class {
+                Class::Matrix(k, n) if st.by_rows(body, v) => {
+                    vec![span(at, int(k)), span(int(0), int(n))]
+                }
+                Class::Matrix(k, n) => vec![span(int(0), int(k)), span(at, int(n))],
+                class => block_index(class, row.clone(), at, names),
+            };
+            per_chunk.push(read_into(&naming.cb(v), index(&load.param, src)));
+        } else if let (LoadSource::Matrix(m), Class::Matrix(k, n)) = (&load.source, value.class) {
             let col = column_of(value, &c.col, &c.wide_col);
             let src = index(&load.param, matrix_index(m, (k, n), &c.batch, col));
             let reads = if sched.hoisted[v] {
@@ -130,7 +143,23 @@ pub fn load_reads(
             per_block.push(read_into(&naming.cb(v), src));
         }
     }
+    if !per_chunk.is_empty() {
+        let mut chunk = vec![assign("chunk", mul(name("sc"), name("STREAM_TILES")))];
+        chunk.extend(per_chunk);
+        per_block.push(for_range("sc", name("STREAM_CHUNKS"), chunk));
+    }
     (hoisted, per_block)
+}
+
+/// The constants of a streamed hidden layer: tiles per chunk and chunks.
+pub fn stream_constants(body: &Body) -> Vec<Stmt> {
+    match &body.stream {
+        Some(st) => vec![
+            assign("STREAM_TILES", int(st.chunk)),
+            assign("STREAM_CHUNKS", int(st.chunks)),
+        ],
+        None => Vec::new(),
+    }
 }
 
 /// Writes of the body's outputs at the block's coordinates (`row`, `col`, and `wide_col` for
@@ -205,6 +234,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule) -> Kernel {
     let p = &k.partition;
     let naming = Naming::new(body, sched);
     let mut setup = constants(p, &NAMES, 0);
+    setup.extend(stream_constants(body));
     setup.extend(sched.cbs.iter().map(make_cb));
     let c = coords(p, &NAMES);
     let compute = compute_thread(body, sched, p, &|_| Vec::new(), &c);

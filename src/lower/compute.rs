@@ -8,9 +8,12 @@ use std::collections::BTreeMap;
 use ttfuse_runtime::ttl::ast::{BinOp, Expr, Stmt};
 
 use super::blocks::{block_loop, Coords};
-use super::emit::{assign, if_less, int, math, math_dims, name, reserve, store, wait, with};
+use super::emit::{
+    assign, for_range, if_less, int, math, math_dims, name, reserve, store, wait, with,
+};
 use crate::plan::body::{Body, RowReduce, TtBinary, ValueOp};
-use crate::plan::schedule::Schedule;
+use crate::plan::schedule::{stream_region, Schedule};
+use crate::plan::stream::Stream;
 use crate::plan::Partition;
 
 /// Names of a value's buffer and blocks.
@@ -65,12 +68,38 @@ pub fn compute_thread(
             uses.entry(leaf).or_default().push(pos);
         }
     }
+    // A streamed hidden layer: loop stages `r0..=r1` run once per chunk; the block loop's
+    // nesting sees them as one position, `r0`.
+    let loop_stages = &sched.stages[hs..];
+    let region = stream_region(body, loop_stages);
+    let collapse = |q: usize| match region {
+        Some((r0, r1)) if q > r1 => q - (r1 - r0),
+        Some((r0, _)) if q >= r0 => r0,
+        _ => q,
+    };
+    let in_region = |q: usize| region.is_some_and(|(r0, r1)| (r0..=r1).contains(&q));
+    let streamed = |v: usize| {
+        body.stream
+            .as_ref()
+            .is_some_and(|st| st.values.contains(&v))
+    };
     // Inner region: loop stages, positions relative to the loop body.
     let mut inner_scoped = Vec::new();
     let mut outer_scoped = Vec::new();
+    let mut region_scoped = Vec::new();
     let mut inline = Vec::new();
     for (&v, ps) in &uses {
-        if sched.hoisted[v] {
+        if streamed(v) && !sched.hoisted[v] {
+            // Produced and used within one chunk: positions relative to the chunk's first.
+            let r0 = region.map_or(0, |r| r.0);
+            let mut inner: Vec<usize> = ps.iter().map(|&q| q - hs - r0).collect();
+            inner.dedup();
+            if inner.len() == 1 {
+                inline.push(v);
+            } else {
+                region_scoped.push((v, inner[0], *inner.last().unwrap_or(&0)));
+            }
+        } else if sched.hoisted[v] {
             let mut outer: Vec<usize> = ps.iter().map(|&q| q.min(hs)).collect();
             outer.dedup();
             if outer.len() == 1 && outer[0] < hs {
@@ -79,14 +108,16 @@ pub fn compute_thread(
                 outer_scoped.push((v, outer[0], *outer.last().unwrap_or(&hs)));
             }
         } else {
-            let mut inner: Vec<usize> = ps.iter().map(|&q| q - hs).collect();
+            let mut inner: Vec<usize> = ps.iter().map(|&q| collapse(q - hs)).collect();
             inner.dedup();
             // A stage the other chunks skip waits for nothing itself: its operands are held
-            // in scopes that every block opens and closes.
+            // in scopes that every block opens and closes. A value the streamed layer reads
+            // is held around the whole chunk loop.
             let skipped = ps
                 .iter()
                 .any(|&q| first_chunk_only.contains(&sched.stages[q]));
-            if inner.len() == 1 && !skipped {
+            let streamed_in = ps.iter().any(|&q| in_region(q - hs));
+            if inner.len() == 1 && !skipped && !streamed_in {
                 inline.push(v);
             } else {
                 inner_scoped.push((v, inner[0], *inner.last().unwrap_or(&0)));
@@ -104,10 +135,32 @@ pub fn compute_thread(
             vec![s]
         }
     };
-    let loop_stages = &sched.stages[hs..];
-    let mut inner = nest(loop_stages.len(), &inner_scoped, &naming, &mut |pos| {
-        stage(loop_stages[pos])
-    });
+    let mut inner = match (region, &body.stream) {
+        (Some((r0, r1)), Some(st)) => {
+            let streamed_stages = &loop_stages[r0..=r1];
+            let chunk_loop = || {
+                chunk_loop(st, |part| {
+                    nest(streamed_stages.len(), &region_scoped, &naming, &mut |pos| {
+                        match streamed_stages[pos] {
+                            v if v == st.product => {
+                                summed_stage(body, &naming, sched, st, part, &inline)
+                            }
+                            v => stage(v),
+                        }
+                    })
+                })
+            };
+            let n = loop_stages.len() - (r1 - r0);
+            nest(n, &inner_scoped, &naming, &mut |pos| match pos {
+                p if p < r0 => stage(loop_stages[p]),
+                p if p == r0 => chunk_loop(),
+                p => stage(loop_stages[p + (r1 - r0)]),
+            })
+        }
+        _ => nest(loop_stages.len(), &inner_scoped, &naming, &mut |pos| {
+            stage(loop_stages[pos])
+        }),
+    };
     // The guarded stages need the block's chunk.
     let indexed = p.guarded || !first_chunk_only.is_empty();
     if !first_chunk_only.is_empty() {
@@ -121,6 +174,79 @@ pub fn compute_thread(
         }
     };
     nest(hs + 1, &outer_scoped, &naming, &mut emit_outer)
+}
+
+/// Which chunk of a streamed hidden layer a copy of the chunk loop's body computes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// The first: its product starts the running sum.
+    First,
+    /// A middle one: its product is added to the running sum.
+    Middle,
+    /// The last: its product plus the running sum is the summed product.
+    Last,
+}
+
+/// The chunk loop of a streamed hidden layer (the guide's pattern 4): the first chunk, the
+/// middle ones in a `for` loop, the last; `iteration` emits one chunk's stages.
+fn chunk_loop(st: &Stream, iteration: impl Fn(Part) -> Vec<Stmt>) -> Vec<Stmt> {
+    let mut out = iteration(Part::First);
+    if st.chunks > 2 {
+        let middle = iteration(Part::Middle);
+        out.push(for_range(
+            "_",
+            Expr::bin(BinOp::Sub, name("STREAM_CHUNKS"), int(2)),
+            middle,
+        ));
+    }
+    out.extend(iteration(Part::Last));
+    out
+}
+
+/// One chunk's stage of a streamed layer's summed product: the chunk's product into the running
+/// sum (the first chunk), or into the partial buffer and then added to the running sum, or for
+/// the last chunk into the product's own buffer.
+fn summed_stage(
+    body: &Body,
+    naming: &Naming,
+    sched: &Schedule,
+    st: &Stream,
+    part: Part,
+    inline: &[usize],
+) -> Vec<Stmt> {
+    let (acc_cb, acc_o, acc_v) = buffer_names(&st.acc_stem);
+    let (partial_cb, partial_o, partial_v) = buffer_names(&st.partial_stem);
+    let v = st.product;
+    if part == Part::First {
+        return vec![stage_into(body, naming, sched, v, inline, &acc_cb, &acc_o)];
+    }
+    let (dst_cb, dst) = match part {
+        Part::Last => (naming.cb(v), naming.reserved(v)),
+        _ => (acc_cb.clone(), acc_o),
+    };
+    vec![
+        stage_into(body, naming, sched, v, inline, &partial_cb, &partial_o),
+        with(
+            vec![
+                (wait(&partial_cb), partial_v.clone()),
+                (wait(&acc_cb), acc_v.clone()),
+                (reserve(&dst_cb), dst.clone()),
+            ],
+            vec![store(
+                &dst,
+                Expr::bin(BinOp::Add, name(&acc_v), name(&partial_v)),
+            )],
+        ),
+    ]
+}
+
+/// The buffer, reserved-block and waited-block names of a template buffer with stem `stem`.
+fn buffer_names(stem: &str) -> (String, String, String) {
+    (
+        format!("{stem}_cb"),
+        format!("{stem}_o"),
+        format!("{stem}_v"),
+    )
 }
 
 /// The output values that only the first chunk's blocks compute and write: with a chained
@@ -202,13 +328,27 @@ fn close(frames: &mut Vec<Frame>) {
 
 /// The `with` block that computes materialized value `v`.
 fn stage_with(body: &Body, naming: &Naming, sched: &Schedule, v: usize, inline: &[usize]) -> Stmt {
+    let (cb, out) = (naming.cb(v), naming.reserved(v));
+    stage_into(body, naming, sched, v, inline, &cb, &out)
+}
+
+/// The `with` block that computes value `v` into buffer `cb`, reserved as `out`.
+fn stage_into(
+    body: &Body,
+    naming: &Naming,
+    sched: &Schedule,
+    v: usize,
+    inline: &[usize],
+    cb: &str,
+    out: &str,
+) -> Stmt {
     let mut items: Vec<(Expr, String)> = sched.leaves[&v]
         .iter()
         .filter(|l| inline.contains(l))
         .map(|&l| (wait(&naming.cb(l)), naming.waited(l)))
         .collect();
-    let out = naming.reserved(v);
-    items.push((reserve(&naming.cb(v)), out.clone()));
+    let out = out.to_string();
+    items.push((reserve(cb), out.clone()));
     let mut counts = BTreeMap::new();
     count_uses(body, &body.values[v].args, &mut counts);
     let mut stage = Stage {

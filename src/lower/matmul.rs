@@ -6,7 +6,9 @@
 use ttfuse_runtime::ttl::ast::{BinOp, Expr, Kernel, Stmt};
 
 use super::blocks::{block_loop, constants, coords, Names};
-use super::body_kernel::{kernel, load_reads, output_coords, output_writes, params};
+use super::body_kernel::{
+    kernel, load_reads, output_coords, output_writes, params, stream_constants,
+};
 use super::compute::{compute_thread, Naming};
 use super::emit::{
     add, assign, for_range, if_less, index, int, make_cb, mul, name, read_into, reserve, span,
@@ -49,6 +51,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
             int(if info.b_transposed { info.nt } else { info.kt }),
         ));
     }
+    setup.extend(stream_constants(body));
     setup.extend(sched.cbs.iter().map(make_cb));
 
     let a_cb = format!("{}_cb", info.a_stem);

@@ -16,6 +16,7 @@ use super::group::{is_last_two_swap, resolve};
 use super::heads::{read_in_place, HeadView, HeadWrite};
 use super::layout::{flat2d, is_padded, layout_of, Class};
 use super::names::Stems;
+use super::stream::Stream;
 use super::PlanError;
 use crate::graph::{BinaryOp, Graph, Op, ReduceOp, UnaryOp};
 use ttfuse_runtime::ttl::ops::UnaryFn;
@@ -175,6 +176,8 @@ pub struct Body {
     pub notes: Vec<String>,
     /// How the one output is written when attention heads are merged or split on the way.
     pub head_write: Option<HeadWrite>,
+    /// The hidden layer streamed chunk by chunk, if any ([`super::stream`]).
+    pub stream: Option<Stream>,
 }
 
 impl Body {
@@ -243,6 +246,7 @@ impl<'g> BodyBuilder<'g> {
                 materialized: Vec::new(),
                 notes: Vec::new(),
                 head_write: None,
+                stream: None,
             },
             of_node: BTreeMap::new(),
             tensor_loads: BTreeMap::new(),

@@ -70,6 +70,16 @@ fn stage(c: &Costs, tiles: usize, math: f64, unpacked: f64) -> f64 {
 fn body_cycles(body: &Body, block: (usize, usize), c: &Costs) -> f64 {
     let mut total = 0.0;
     let mut math = 0.0;
+    // A streamed hidden layer's stages run once per chunk, and all but the first chunk's
+    // product are added to the running sum.
+    let times = |i: usize| match &body.stream {
+        Some(st) if st.values.contains(&i) || st.product == i => st.chunks as f64,
+        _ => 1.0,
+    };
+    if let Some(st) = &body.stream {
+        let (r, cols) = body.values[st.product].class.block(block);
+        total += (st.chunks - 1) as f64 * stage(c, r * cols, c.add, 2.0);
+    }
     for (i, v) in body.values.iter().enumerate() {
         let (r, cols) = v.class.block(block);
         let tiles = r * cols;
@@ -81,7 +91,7 @@ fn body_cycles(body: &Body, block: (usize, usize), c: &Costs) -> f64 {
                     .first()
                     .map_or(1, |&a| body.values[a].class.block(block).1)
                     as f64;
-                total += stage(c, tiles, k * c.matmul_tile, k * c.matmul_unpack_tiles);
+                total += times(i) * stage(c, tiles, k * c.matmul_tile, k * c.matmul_unpack_tiles);
                 continue;
             }
             ValueOp::Unary(f) => c.sfpu(f.name()),
@@ -96,7 +106,7 @@ fn body_cycles(body: &Body, block: (usize, usize), c: &Costs) -> f64 {
         };
         math += per_tile;
         if body.materialized[i] {
-            total += stage(c, tiles, math, v.args.len().max(1) as f64);
+            total += times(i) * stage(c, tiles, math, v.args.len().max(1) as f64);
             math = 0.0;
         }
     }

@@ -17,7 +17,10 @@ pub mod layout;
 pub mod names;
 pub mod partition;
 pub mod schedule;
+pub mod stream;
 pub mod target;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod wide;
 
 use std::collections::BTreeMap;
@@ -181,8 +184,8 @@ impl KernelPlan {
 /// Plans `graph` for `target`.
 pub fn plan(graph: &Graph, target: &Target, mode: FusionMode) -> Result<KernelPlan, PlanError> {
     // Whether a kernel fits needs no search over its splits (`kernel::build` needs the whole
-    // kernel to fit first).
-    let fits = |g: &group::Group| match kernel::build_split(graph, target, g, mode, None) {
+    // kernel, or the kernel with its hidden layer streamed, to fit first).
+    let fits = |g: &group::Group| match kernel::fits_some_cut(graph, target, g, mode) {
         Ok(_) => Ok(()),
         Err(PlanError::DoesNotFit { reason, .. }) => Err(BreakReason::Budget { detail: reason }),
         Err(other) => Err(BreakReason::OpKind {

@@ -6,11 +6,11 @@ use std::collections::BTreeSet;
 /// tensor, circular buffer or value.
 const RESERVED: &[&str] = &[
     "ttl", "range", "core", "core_x", "core_y", "i", "block", "batch", "rem", "row", "col", "k",
-    "kc", "b_row", "blk", "tx", "o", "compute", "dm_read", "dm_write", "min", "max", "and", "as",
-    "assert", "async", "await", "break", "class", "continue", "def", "del", "elif", "else",
-    "except", "false", "finally", "for", "from", "global", "if", "import", "in", "is", "lambda",
-    "none", "nonlocal", "not", "or", "pass", "raise", "return", "true", "try", "while", "with",
-    "yield", "np", "torch", "ttnn", "device", "main",
+    "kc", "b_row", "blk", "tx", "o", "chunk", "sc", "compute", "dm_read", "dm_write", "min", "max",
+    "and", "as", "assert", "async", "await", "break", "class", "continue", "def", "del", "elif",
+    "else", "except", "false", "finally", "for", "from", "global", "if", "import", "in", "is",
+    "lambda", "none", "nonlocal", "not", "or", "pass", "raise", "return", "true", "try", "while",
+    "with", "yield", "np", "torch", "ttnn", "device", "main",
 ];
 
 /// Turns any string into a lowercase Python identifier (`/layer1/MatMul_0` -> `layer1_matmul_0`).

@@ -36,6 +36,9 @@ pub struct Partition {
     /// ([`crate::plan::wide::split`]): `col_blocks` counts the chunks, and every
     /// block still spans whole rows of the rest of the kernel, recomputing it per chunk.
     pub wide: Option<usize>,
+    /// Tiles per chunk and chunks when the kernel streams its hidden layer
+    /// ([`crate::plan::stream`]).
+    pub stream: Option<(usize, usize)>,
 }
 
 impl Partition {
@@ -65,6 +68,7 @@ impl Partition {
             guarded: gx * gy * per_core > blocks,
             double_buffered: true,
             wide: None,
+            stream: None,
         }
     }
 
@@ -84,6 +88,7 @@ impl Partition {
             guarded: false,
             double_buffered: false,
             wide: None,
+            stream: None,
         }
     }
 
@@ -104,6 +109,9 @@ impl Partition {
                 ", the chained product's columns in {} chunk(s) of {w} tiles",
                 self.col_blocks
             );
+        }
+        if let Some((chunk, chunks)) = self.stream {
+            s += &format!(", the hidden layer streamed in {chunks} chunk(s) of {chunk} tiles");
         }
         s += &format!(
             ", {} per core on {} core(s) (grid {}x{}){}",

@@ -60,8 +60,11 @@ impl Schedule {
         let n = body.values.len();
         let outputs = body.output_values();
         let mut hoisted = vec![false; n];
+        let streamed = |i: usize| body.stream.as_ref().is_some_and(|s| s.values.contains(&i));
         for (i, v) in body.values.iter().enumerate() {
             hoisted[i] = match v.op {
+                // A streamed read takes the next chunk each time.
+                ValueOp::Load(_) if streamed(i) => false,
                 ValueOp::Load(l) => match v.class {
                     Class::Scalar => true,
                     Class::Row | Class::WideRow(_) => col_blocks == 1,
@@ -85,7 +88,8 @@ impl Schedule {
             |i: &usize| body.materialized[*i] && !matches!(body.values[*i].op, ValueOp::Load(_));
         let mut stages: Vec<usize> = (0..n).filter(|i| computed(i) && hoisted[*i]).collect();
         let hoisted_stages = stages.len();
-        stages.extend((0..n).filter(|i| computed(i) && !hoisted[*i]));
+        let per_block: Vec<usize> = (0..n).filter(|i| computed(i) && !hoisted[*i]).collect();
+        stages.extend(streamed_together(body, per_block));
 
         let first_output = body
             .outputs
@@ -113,6 +117,18 @@ impl Schedule {
                 buffer_factor,
             });
         }
+        if let Some(st) = &body.stream {
+            // One chunk's product, and the running sum (waited and reserved at once).
+            let shape = body.values[st.product].class.block(block);
+            for (stem, buffer_factor) in [(&st.partial_stem, 1), (&st.acc_stem, 2)] {
+                cbs.push(Cb {
+                    name: format!("{stem}_cb"),
+                    like: first_output.clone(),
+                    shape,
+                    buffer_factor,
+                });
+            }
+        }
         cbs.extend(extra);
 
         let mut leaves = BTreeMap::new();
@@ -136,6 +152,34 @@ impl Schedule {
     pub fn l1_bytes(&self, tile_bytes: u64) -> u64 {
         self.cbs.iter().map(|c| c.tiles() as u64 * tile_bytes).sum()
     }
+}
+
+/// `stages` (per-block, in production order) with a streamed hidden layer's stages moved
+/// together, ending with its summed product, for the compute thread's chunk loop: the stages
+/// before the product that the layer does not feed go first (none of them reads the layer, which
+/// only the product uses).
+fn streamed_together(body: &Body, stages: Vec<usize>) -> Vec<usize> {
+    let Some(st) = &body.stream else {
+        return stages;
+    };
+    let in_region = |v: &usize| st.values.contains(v) || *v == st.product;
+    let (before, after): (Vec<usize>, Vec<usize>) = stages.iter().partition(|&&v| v < st.product);
+    let mut out: Vec<usize> = before.iter().copied().filter(|v| !in_region(v)).collect();
+    out.extend(before.iter().copied().filter(in_region));
+    out.extend(after.iter().copied().filter(in_region));
+    out.extend(after.iter().copied().filter(|v| !in_region(v)));
+    out
+}
+
+/// The positions in `stages` of a streamed hidden layer's stages (the first, and the summed
+/// product's, which is last), if the body streams one.
+pub fn stream_region(body: &Body, stages: &[usize]) -> Option<(usize, usize)> {
+    let st = body.stream.as_ref()?;
+    let first = stages
+        .iter()
+        .position(|v| st.values.contains(v) || *v == st.product)?;
+    let last = stages.iter().position(|v| *v == st.product)?;
+    Some((first, last))
 }
 
 fn collect_leaves(body: &Body, args: &[usize], found: &mut Vec<usize>) {

@@ -17,6 +17,9 @@ use super::layout::Class;
 /// body's last chained product and every other product of its left operand as wide (a gated
 /// MLP's two projections; q, k and v), followed by elementwise work alone.
 fn splittable_products(body: &Body) -> Option<(BTreeSet<usize>, usize)> {
+    if body.stream.is_some() {
+        return None;
+    }
     let width_of = |i: usize| match body.values[i].class {
         Class::Wide(w) => Some(w),
         Class::Full if body.space.1.is_multiple_of(32) => Some(body.space.1 / 32),
@@ -129,41 +132,16 @@ pub fn split(body: &Body, chunk: usize) -> Option<(Body, usize)> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-    use std::sync::Arc;
-
-    use ttfuse_runtime::device::Device;
-    use ttfuse_runtime::exec::{run_program, Dispatch};
-
-    use crate::graph::{BinaryOp, DType, Graph, Op, TensorData, TensorType};
-    use crate::inputs::{complete_inputs, values, Fill};
-    use crate::lower::fallback::GraphHostOps;
+    use crate::graph::{BinaryOp, Graph, Op};
     use crate::plan::group::{Group, GroupKind};
-    use crate::plan::{kernel, FusionMode, KernelPlan, Target};
-
-    fn constant(
-        g: &mut Graph,
-        name: &str,
-        shape: &[usize],
-        seed: u64,
-    ) -> petgraph::graph::NodeIndex {
-        let n = shape.iter().product();
-        let data = TensorData::F32 {
-            shape: shape.to_vec(),
-            values: values(n, Fill::Randn(seed))
-                .iter()
-                .map(|v| v * 0.2)
-                .collect(),
-        };
-        let ty = TensorType::new(shape.to_vec(), DType::F32);
-        g.add(name, Op::Constant(Arc::new(data)), ty, &[])
-    }
+    use crate::plan::kernel::{self, Cut};
+    use crate::plan::testing::{constant, f32t, output_pccs, small_grid};
+    use crate::plan::FusionMode;
 
     #[test]
     fn every_block_of_a_core_takes_its_own_chunk() {
         // layernorm(x) @ w + b and the norm, x [640, 128], w [128, 384], on 2 cores: 5 row blocks times the
         // chunks, so each core runs several blocks of different rows and chunks.
-        let f32t = |s: &[usize]| TensorType::new(s.to_vec(), DType::F32);
         let mut graph = Graph::new();
         let x = graph.add_input("x", f32t(&[640, 128]));
         let gamma = constant(&mut graph, "gamma", &[128], 1);
@@ -182,52 +160,20 @@ mod tests {
         // The norm leaves the kernel too: only the first chunk's blocks compute and write it.
         graph.outputs.push(("ln".into(), ln));
 
-        let mut device = Device::load("wormhole_b0").expect("target exists");
-        device.grid.x = 2;
-        device.grid.y = 1;
-        let target = Target::of(&device);
+        let (device, target) = small_grid(2, 1);
         let group = Group {
             kind: GroupKind::Body,
             nodes: vec![ln, p, y],
             space: (640, 128),
         };
-        let inputs = complete_inputs(&graph, BTreeMap::new(), 7);
-        let want = crate::reference::run(&graph, &inputs).expect("reference runs");
         for chunk in [1, 3, 4] {
-            let k = kernel::build_split(&graph, &target, &group, FusionMode::Fused, Some(chunk))
+            let k = kernel::build_cut(&graph, &target, &group, FusionMode::Fused, Cut::Wide(chunk))
                 .expect("splits");
             assert_eq!(k.partition.wide, Some(chunk));
             assert!(k.partition.blocks_per_core > 1, "{}", k.partition_summary);
             assert!(k.partition.row_blocks > 1, "{}", k.partition_summary);
-            let plan = KernelPlan {
-                mode: FusionMode::Fused,
-                target: target.clone(),
-                kernels: vec![k],
-                breaks: Vec::new(),
-                free: Vec::new(),
-            };
-            let compiled = crate::lower::program::assemble(&graph, plan).expect("lowers");
-            let dev_inputs = compiled
-                .inputs
-                .iter()
-                .map(|b| (b.tensor.clone(), b.to_device(&inputs[&b.name])))
-                .collect();
-            let run = run_program(
-                &compiled.program,
-                &device,
-                &dev_inputs,
-                &GraphHostOps,
-                Dispatch::Traced,
-            )
-            .expect("runs");
-            for out in &compiled.outputs {
-                let got = out.from_device(&run.tensors[&out.tensor]).to_f32();
-                let pcc = crate::agreement::pcc(&want[&out.name].to_f32(), &got);
-                assert!(
-                    pcc >= 0.999,
-                    "{} with chunks of {chunk}: pcc {pcc}",
-                    out.name
-                );
+            for (name, pcc) in output_pccs(&graph, &device, k) {
+                assert!(pcc >= 0.999, "{name} with chunks of {chunk}: pcc {pcc}");
             }
         }
     }
