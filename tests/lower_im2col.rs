@@ -145,15 +145,8 @@ fn convolutions_gather_their_windows_in_one_matmul_kernel_with_their_epilogue() 
             out: 40,
             ..BASE
         },
-        // 1x1 over the smallest gather (two row tiles of pixels).
-        Geometry {
-            h: 8,
-            w: 8,
-            out: 64,
-            kernel: 1,
-            pad: 0,
-            ..BASE
-        },
+        // 7x7 pixels: the last pixel row tile is part padding, which the table never selects.
+        Geometry { h: 7, w: 7, ..BASE },
         Geometry {
             h: 12,
             dilation: 2,
@@ -191,13 +184,87 @@ fn convolutions_gather_their_windows_in_one_matmul_kernel_with_their_epilogue() 
             .find(|k| k.kind == KernelKind::Matmul)
             .map(|k| k.partition.block.0)
             .unwrap();
-        let pixel_tiles = geo.images * geo.h * geo.w / 32;
+        let pixel_tiles = (geo.images * geo.h * geo.w).div_ceil(32);
         assert_eq!(
             block_rows > 1,
             pixel_tiles > 64,
             "{geo:?}: blocks of {block_rows} rows"
         );
     }
+}
+
+#[test]
+fn pointwise_convolutions_are_matmuls_of_the_pixel_matrix() {
+    // 1x1 convolutions need no gather: whole tiles of pixels, pixels off the tile size (a
+    // 14x14 image), channels off it (48 in, 24 out), and two images.
+    let cases = [
+        Geometry {
+            h: 8,
+            w: 8,
+            out: 64,
+            kernel: 1,
+            pad: 0,
+            ..BASE
+        },
+        Geometry {
+            h: 14,
+            w: 14,
+            channels: 48,
+            out: 24,
+            kernel: 1,
+            pad: 0,
+            ..BASE
+        },
+        Geometry {
+            images: 2,
+            h: 7,
+            w: 7,
+            kernel: 1,
+            pad: 0,
+            ..BASE
+        },
+    ];
+    for geo in cases {
+        let g = conv_relu(geo, false);
+        let (r, convs) = convs_as_matmuls(&g, &CostModel::default()).unwrap();
+        assert_eq!(convs, 1, "{geo:?}");
+        assert_eq!(
+            count(&r, |op| matches!(op, Op::Im2Col { .. })),
+            0,
+            "{geo:?}"
+        );
+        let c = rewritten_and_run(&g);
+        let (device, host) = kernels(&c);
+        assert_eq!(device, [["MatMul", "Add", "Relu"]], "{geo:?}");
+        assert!(host.iter().all(|op| op == "Transpose"), "{geo:?}: {host:?}");
+    }
+}
+
+#[test]
+fn an_unaligned_gather_needs_finite_padding_rows() {
+    // The gather selects rows with a matmul, and zero times a non-finite padding value is not
+    // zero: a 7x7 image (49 pixels, padding rows in the last tile) is gathered from an input,
+    // not from a logarithm's result.
+    let geo = Geometry { h: 7, w: 7, ..BASE };
+    let mut g = conv_relu(geo, false);
+    let (r, convs) = convs_as_matmuls(&g, &launch_bound()).unwrap();
+    assert_eq!(
+        (convs, count(&r, |op| matches!(op, Op::Im2Col { .. }))),
+        (1, 1)
+    );
+    let x = g.inputs[0];
+    let log = unary(&mut g, "log", UnaryOp::Log, x);
+    let conv = g
+        .dag
+        .node_indices()
+        .find(|&n| matches!(g.node(n).op, Op::Conv { .. }))
+        .unwrap();
+    let edge = g.dag.find_edge(x, conv).unwrap();
+    let slot = g.dag[edge];
+    g.dag.remove_edge(edge);
+    g.dag.add_edge(log, conv, slot);
+    let (_, convs) = convs_as_matmuls(&g, &launch_bound()).unwrap();
+    assert_eq!(convs, 0);
 }
 
 #[test]

@@ -48,10 +48,7 @@ impl TileGather {
         let [n, h, w] = *image;
         let pixels = n * h * w;
         let same = (0..2).all(|i| pads[i] + pads[i + 2] == dilation[i] * (kernel[i] - 1));
-        let tiled = channels.is_multiple_of(TILE)
-            && channels > 0
-            && pixels.is_multiple_of(TILE)
-            && pixels >= 2 * TILE;
+        let tiled = channels.is_multiple_of(TILE) && channels > 0 && pixels > TILE;
         if *stride != [1, 1] || !same || !tiled || kernel.contains(&0) {
             return None;
         }
@@ -85,9 +82,14 @@ impl TileGather {
         ]
     }
 
-    /// Row tiles of the pixel matrix.
+    /// Pixels of all images: the pixel matrix's real rows.
+    fn pixels(&self) -> usize {
+        self.image.iter().product()
+    }
+
+    /// Row tiles of the pixel matrix (the last one padded when the pixels do not fill it).
     pub fn row_tiles(&self) -> usize {
-        self.image.iter().product::<usize>() / TILE
+        self.pixels().div_ceil(TILE)
     }
 
     /// Window offsets (`kh * kw`).
@@ -126,15 +128,16 @@ impl TileGather {
     }
 
     /// The selection table for blocks of `rows` row tiles ([`TileGather::fits_block`]),
-    /// row-major `[pixels, offsets * 32 (rows + 1)]`: row `p`, columns `32 (rows + 1) o ..`
-    /// hold a one where output pixel `p`'s offset-`o` input sits among the `rows + 1` tiles its
-    /// block reads from [`TileGather::first_tile`] on, and zeros where the window leaves the
-    /// image.
+    /// row-major `[row tiles * 32, offsets * 32 (rows + 1)]`: row `p`, columns
+    /// `32 (rows + 1) o ..` hold a one where output pixel `p`'s offset-`o` input sits among the
+    /// `rows + 1` tiles its block reads from [`TileGather::first_tile`] on, and zeros where the
+    /// window leaves the image (and in the padding rows past the last pixel, so that no padding
+    /// row of the pixel matrix is ever selected).
     pub fn table(&self, rows: usize) -> Vec<f32> {
-        let pixels = self.row_tiles() * TILE;
+        let padded = self.row_tiles() * TILE;
         let (span, width) = ((rows + 1) * TILE, self.table_cols(rows));
-        let mut table = vec![0.0f32; pixels * width];
-        for p in 0..pixels {
+        let mut table = vec![0.0f32; padded * width];
+        for p in 0..self.pixels() {
             let block = p / TILE / rows * rows;
             for o in 0..self.offsets() {
                 if let Some(src) = self.source(p, o) {
@@ -162,30 +165,35 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_table_selects_what_im2col_gathers() {
-        // 2 images of 6x16 pixels, 3x3 windows: the table times the tiles a block reads is
-        // im2col, for blocks of 1, 2 and 3 row tiles.
-        let g = TileGather::of(&im2col([2, 6, 16], [3, 3], [1; 4]), 32).unwrap();
-        let pixels = 2 * 6 * 16;
-        let x: Vec<f32> = (0..pixels).map(|p| p as f32 + 1.0).collect();
-        for rows in [1, 2, 3] {
+    /// Checks that `g`'s table times the tiles a block reads is im2col of `images` images of
+    /// `h x w` pixels under 3x3 windows with padding 1, for blocks of each of `blocks` row
+    /// tiles, with the pixel matrix's padding rows (if any) holding NaN, which no table entry
+    /// may select.
+    fn selects_im2col(g: &TileGather, [images, h, w]: [usize; 3], blocks: &[usize]) {
+        let pixels = images * h * w;
+        let padded = g.row_tiles() * 32;
+        let x: Vec<f32> = (0..padded)
+            .map(|p| if p < pixels { p as f32 + 1.0 } else { f32::NAN })
+            .collect();
+        for &rows in blocks {
             assert!(g.fits_block(rows));
             let table = g.table(rows);
             let (span, width) = ((rows + 1) * 32, g.table_cols(rows));
             for p in 0..pixels {
-                let (b, y, xx) = (p / 96, (p / 16) % 6, p % 16);
+                let (b, y, xx) = (p / (h * w), (p / w) % h, p % w);
                 for o in 0..9 {
                     let first = g.first_tile(p / 32 / rows * rows, o, rows) * 32;
                     let got: f32 = (0..span)
+                        .filter(|&j| table[p * width + o * span + j] != 0.0)
                         .map(|j| table[p * width + o * span + j] * x[first + j])
                         .sum();
                     let (iy, ix) = (
                         y as isize + (o / 3) as isize - 1,
                         xx as isize + (o % 3) as isize - 1,
                     );
-                    let want = if (0..6).contains(&iy) && (0..16).contains(&ix) {
-                        x[b * 96 + iy as usize * 16 + ix as usize]
+                    let inside = (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix);
+                    let want = if inside {
+                        x[b * h * w + iy as usize * w + ix as usize]
                     } else {
                         0.0
                     };
@@ -193,6 +201,13 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_table_selects_what_im2col_gathers() {
+        // 2 images of 6x16 pixels, 3x3 windows, for blocks of 1, 2 and 3 row tiles.
+        let g = TileGather::of(&im2col([2, 6, 16], [3, 3], [1; 4]), 32).unwrap();
+        selects_im2col(&g, [2, 6, 16], &[1, 2, 3]);
         assert!(!g.fits_block(4), "6 row tiles are not blocks of 4");
         assert!(
             !g.fits_block(6),
@@ -201,7 +216,17 @@ mod tests {
     }
 
     #[test]
-    fn strided_or_shrinking_or_unaligned_gathers_are_not_tile_gathers() {
+    fn pixels_that_do_not_fill_the_last_tile_gather_too() {
+        // 14x14 and 7x7 images (196 and 49 pixels): the last row tile is part padding.
+        let g = TileGather::of(&im2col([1, 14, 14], [3, 3], [1; 4]), 32).unwrap();
+        assert_eq!(g.row_tiles(), 7);
+        selects_im2col(&g, [1, 14, 14], &[1]);
+        let g = TileGather::of(&im2col([1, 7, 7], [3, 3], [1; 4]), 64).unwrap();
+        selects_im2col(&g, [1, 7, 7], &[1]);
+    }
+
+    #[test]
+    fn strided_or_shrinking_or_single_tile_gathers_are_not_tile_gathers() {
         let strided = Op::Im2Col {
             image: [1, 16, 16],
             kernel: [3, 3],
@@ -213,6 +238,7 @@ mod tests {
         assert!(TileGather::of(&im2col([1, 16, 16], [3, 3], [0; 4]), 32).is_none());
         assert!(TileGather::of(&im2col([1, 16, 16], [3, 3], [1; 4]), 48).is_none());
         assert!(TileGather::of(&im2col([1, 4, 8], [3, 3], [1; 4]), 32).is_none());
+        assert!(TileGather::of(&im2col([1, 4, 7], [3, 3], [1; 4]), 32).is_none());
         assert!(TileGather::of(&im2col([1, 16, 16], [1, 1], [0; 4]), 64).is_some());
     }
 

@@ -9,10 +9,12 @@
 //! The matmul kernel then gathers the im2col windows in its reader ([`TileGather`]) with the
 //! folded bias, activation and residual as its epilogue.
 //!
-//! Only convolutions whose im2col a matmul kernel gathers with whole-tile reads are rewritten
-//! (any other would trade one TTNN convolution for a host im2col), and only where the cost model
-//! finds the gathering kernel cheaper than the TTNN convolution (`gathering_is_cheaper`): it
-//! re-reads every pixel tile per window offset, which costs more than it saves on large images.
+//! A pointwise convolution (1x1, stride 1, no padding) is the pixel matrix times `W` itself, a
+//! plain matmul, and is always rewritten. Of the others, only convolutions whose im2col a matmul
+//! kernel gathers with whole-tile reads are rewritten (any other would trade one TTNN
+//! convolution for a host im2col), and only where the cost model finds the gathering kernel
+//! cheaper than the TTNN convolution (`gathering_is_cheaper`): it re-reads every pixel tile per
+//! window offset, which costs more than it saves on large images.
 //! A pass over the extracted graph like [`super::rotate`]: the e-graph language builds no new
 //! layouts.
 
@@ -23,7 +25,7 @@ use petgraph::graph::NodeIndex;
 use super::cost::CostModel;
 use crate::graph::fold::rebuild;
 use crate::graph::im2col::TileGather;
-use crate::graph::{BinaryOp, Graph, Op, TensorType};
+use crate::graph::{BinaryOp, Graph, Op, TensorType, UnaryOp};
 use crate::import::builder::{BuildError, GraphBuilder};
 
 /// The `Im2Col` of convolution `n`, when its im2col is a whole-tile gather.
@@ -54,7 +56,60 @@ fn gather_of(graph: &Graph, n: NodeIndex) -> Option<(Op, TileGather)> {
         pads: *pads,
         dilation: *dilation,
     };
-    TileGather::of(&op, channels).map(|g| (op, g))
+    let aligned = (images * h * w).is_multiple_of(32);
+    TileGather::of(&op, channels)
+        .filter(|_| aligned || finite_padding(graph, x))
+        .map(|g| (op, g))
+}
+
+/// Whether the device padding of NCHW tensor `x`'s pixel-major form certainly holds finite
+/// values: the gather selects a window's rows with a matmul, and a zero times a NaN or an
+/// infinity in a padding row past the last pixel would spoil the real rows. Inputs, constants
+/// and host ops' results are zero-padded; convolutions (matmuls with their bias), BatchNorm and
+/// the piecewise-linear ops keep finite rows finite; anything else (a logarithm, a reciprocal)
+/// may not.
+fn finite_padding(graph: &Graph, x: NodeIndex) -> bool {
+    let finite_op = |op: &Op| match op {
+        Op::Input | Op::Constant(_) | Op::Pool { .. } | Op::Concat { .. } => Some(true),
+        Op::Conv { .. } | Op::BatchNorm { .. } | Op::Clip { .. } | Op::LeakyRelu { .. } => None,
+        Op::Unary(UnaryOp::Relu | UnaryOp::Identity | UnaryOp::Abs | UnaryOp::Neg) => None,
+        Op::Binary(
+            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Max | BinaryOp::Min,
+        ) => None,
+        _ => Some(false),
+    };
+    let mut stack = vec![x];
+    let mut seen = BTreeSet::new();
+    while let Some(n) = stack.pop() {
+        if !seen.insert(n) {
+            continue;
+        }
+        match finite_op(&graph.node(n).op) {
+            Some(true) => {}
+            Some(false) => return false,
+            None => stack.extend(graph.inputs_of(n)),
+        }
+    }
+    true
+}
+
+/// Whether convolution `n` is pointwise: a 1x1 kernel with stride 1, no padding and one group,
+/// whose im2col is the pixel matrix itself (any number of pixels and channels: the matmul pads
+/// them to tiles like any other).
+fn is_pointwise(graph: &Graph, n: NodeIndex) -> bool {
+    matches!(
+        &graph.node(n).op,
+        Op::Conv {
+            kernel: [1, 1],
+            stride: [1, 1],
+            pads: [0, 0, 0, 0],
+            groups: 1,
+            ..
+        }
+    ) && graph
+        .inputs_of(n)
+        .first()
+        .is_some_and(|&x| graph.node(x).ty.shape.len() == 4)
 }
 
 /// Whether convolution `n`, gathered by a matmul kernel, costs less than as a TTNN convolution
@@ -133,7 +188,9 @@ fn pixel_major_nodes(graph: &Graph, cost: &CostModel) -> BTreeSet<NodeIndex> {
     for n in graph.topo_order() {
         let node = graph.node(n);
         let joins = if matches!(node.op, Op::Conv { .. }) {
-            gather_of(graph, n).is_some_and(|(_, g)| gathering_is_cheaper(graph, n, &g, cost))
+            is_pointwise(graph, n)
+                || gather_of(graph, n)
+                    .is_some_and(|(_, g)| gathering_is_cheaper(graph, n, &g, cost))
         } else if elementwise(&node.op) && node.ty.shape.len() == 4 {
             let ins = graph.inputs_of(n);
             ins.iter().any(|x| pixel_major.contains(x))
@@ -223,9 +280,13 @@ fn conv_as_matmul(
     let node = graph.node(n);
     let ins = graph.inputs_of(n);
     let new = |i: usize| rebuilt[ins[i].index()].expect("inputs are rebuilt first");
-    let im2col = gathered_im2col(graph, n).expect("pixel-major convolutions gather by tiles");
     let x = pixels.of_nchw(b, ins[0], new(0))?;
-    let col = b.add(&format!("{}/im2col", node.name), im2col, &[x])?;
+    let col = if is_pointwise(graph, n) {
+        x
+    } else {
+        let im2col = gathered_im2col(graph, n).expect("pixel-major convolutions gather by tiles");
+        b.add(&format!("{}/im2col", node.name), im2col, &[x])?
+    };
     let &[out, c, kh, kw] = graph.node(ins[1]).ty.shape.as_slice() else {
         unreachable!("shape inference checked OIHW weights");
     };
