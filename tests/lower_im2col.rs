@@ -10,7 +10,7 @@ mod lower_common;
 use lower_common::*;
 use ttfuse::graph::{BinaryOp, Graph, Op, UnaryOp};
 use ttfuse::lower::{Compiled, FusionMode};
-use ttfuse::optimize::conv::convs_as_matmuls;
+use ttfuse::optimize::conv::{convs_as_matmuls, ConvChoice};
 use ttfuse::optimize::cost::CostModel;
 use ttfuse::plan::KernelKind;
 
@@ -100,19 +100,10 @@ fn same_reference(a: &Graph, b: &Graph) {
     }
 }
 
-/// A cost model under which launches outweigh everything, so that every convolution with a
-/// whole-tile gather is gathered.
-fn launch_bound() -> CostModel {
-    CostModel {
-        dispatch_cycles: 1e12,
-        ..CostModel::default()
-    }
-}
-
 /// Rewrites `g`'s convolutions and checks the rewrite (reference against reference) and its
 /// fused program (against the reference); returns the compiled program.
 fn rewritten_and_run(g: &Graph) -> Compiled {
-    let (r, convs) = convs_as_matmuls(g, &launch_bound()).unwrap();
+    let (r, convs) = convs_as_matmuls(g, ConvChoice::Every).unwrap();
     assert_eq!(convs, 1);
     assert_eq!(count(&r, |op| matches!(op, Op::Conv { .. })), 0);
     same_reference(g, &r);
@@ -226,7 +217,7 @@ fn pointwise_convolutions_are_matmuls_of_the_pixel_matrix() {
     ];
     for geo in cases {
         let g = conv_relu(geo, false);
-        let (r, convs) = convs_as_matmuls(&g, &CostModel::default()).unwrap();
+        let (r, convs) = convs_as_matmuls(&g, ConvChoice::Every).unwrap();
         assert_eq!(convs, 1, "{geo:?}");
         assert_eq!(
             count(&r, |op| matches!(op, Op::Im2Col { .. })),
@@ -247,7 +238,7 @@ fn an_unaligned_gather_needs_finite_padding_rows() {
     // not from a logarithm's result.
     let geo = Geometry { h: 7, w: 7, ..BASE };
     let mut g = conv_relu(geo, false);
-    let (r, convs) = convs_as_matmuls(&g, &launch_bound()).unwrap();
+    let (r, convs) = convs_as_matmuls(&g, ConvChoice::Every).unwrap();
     assert_eq!(
         (convs, count(&r, |op| matches!(op, Op::Im2Col { .. }))),
         (1, 1)
@@ -263,7 +254,7 @@ fn an_unaligned_gather_needs_finite_padding_rows() {
     let slot = g.dag[edge];
     g.dag.remove_edge(edge);
     g.dag.add_edge(log, conv, slot);
-    let (_, convs) = convs_as_matmuls(&g, &launch_bound()).unwrap();
+    let (_, convs) = convs_as_matmuls(&g, ConvChoice::Every).unwrap();
     assert_eq!(convs, 0);
 }
 
@@ -286,7 +277,7 @@ fn convolutions_without_a_whole_tile_gather_stay_ttnn_convolutions() {
     let shrinking = Geometry { pad: 0, ..BASE };
     for geo in [strided, three_channels, shrinking] {
         let g = conv_relu(geo, false);
-        let (r, convs) = convs_as_matmuls(&g, &launch_bound()).unwrap();
+        let (r, convs) = convs_as_matmuls(&g, ConvChoice::Every).unwrap();
         assert_eq!(convs, 0, "{geo:?}");
         assert_eq!(count(&r, |op| matches!(op, Op::Conv { .. })), 1);
     }
@@ -316,22 +307,58 @@ fn an_im2col_read_other_than_by_matmuls_is_a_host_step() {
     assert_eq!(host, ["Im2Col"]);
 }
 
+/// `depth` convolutions of `geo` (with as many output channels as input), each followed by a
+/// ReLU, one after the other.
+fn conv_chain(geo: Geometry, depth: usize) -> Graph {
+    let mut g = Graph::new();
+    let mut x = g.add_input("x", f32t(&[geo.images, geo.channels, geo.h, geo.w]));
+    for i in 0..depth {
+        let w = constant(
+            &mut g,
+            &format!("w{i}"),
+            &[geo.channels, geo.channels, geo.kernel, geo.kernel],
+            5 + i as u64,
+            0.1,
+        );
+        let y = g.add(
+            format!("conv{i}"),
+            Op::Conv {
+                kernel: [geo.kernel; 2],
+                stride: [1; 2],
+                pads: [geo.pad; 4],
+                dilation: [1; 2],
+                groups: 1,
+            },
+            f32t(&[geo.images, geo.channels, geo.h, geo.w]),
+            &[x, w],
+        );
+        x = unary(&mut g, &format!("relu{i}"), UnaryOp::Relu, y);
+    }
+    output(&mut g, "y", x);
+    g
+}
+
 #[test]
-fn the_cost_model_gathers_small_convolutions_and_keeps_large_ones_on_ttnn() {
-    // A ResNet-block-sized convolution saves a launch; a 64x64 image with 64 channels would
-    // re-read its pixel tiles for every window offset, more DRAM traffic than a TTNN conv.
-    let small = conv_relu(BASE, false);
-    let large = conv_relu(
-        Geometry {
-            channels: 64,
-            out: 64,
-            h: 64,
-            w: 64,
-            ..BASE
-        },
-        false,
-    );
-    let gathered = |g: &Graph| convs_as_matmuls(g, &CostModel::default()).unwrap().1;
-    assert_eq!(gathered(&small), 1);
-    assert_eq!(gathered(&large), 0);
+fn the_cost_model_gathers_regions_whose_convolutions_outweigh_their_layout_changes() {
+    // A region pays a layout change into the pixel-major form and one out of it. One small
+    // convolution saves less than that; a chain of eight, each saving a launch, more. A 64x64
+    // image with 64 channels would re-read its pixel tiles for every window offset, more DRAM
+    // traffic than a TTNN convolution, however many there are.
+    let large = Geometry {
+        channels: 64,
+        h: 64,
+        w: 64,
+        ..BASE
+    };
+    let gathered = |g: &Graph| {
+        convs_as_matmuls(g, ConvChoice::ByCost(&CostModel::default()))
+            .unwrap()
+            .1
+    };
+    assert_eq!(gathered(&conv_chain(BASE, 1)), 0);
+    assert_eq!(gathered(&conv_chain(BASE, 8)), 8);
+    assert_eq!(gathered(&conv_chain(large, 8)), 0);
+    // Every form is available when asked for.
+    let every = |g: &Graph| convs_as_matmuls(g, ConvChoice::Every).unwrap().1;
+    assert_eq!(every(&conv_chain(large, 2)), 2);
 }

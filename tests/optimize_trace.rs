@@ -102,25 +102,15 @@ fn conv_bn_fold_is_reported_at_the_conv_that_replaced_each_batchnorm() {
         let w = ws[0];
         assert_eq!(w.stage, "fuse");
         assert_eq!(w.from, vec![bn.clone()], "the BN's class holds only the BN");
-        // The node computed for the BN's class is the convolution, as im2col + matmul + bias
-        // in the pixel-major layout (optimize::conv), over the same data input as the
-        // convolution that fed the BatchNormalization (or its pixel-major form).
-        assert!(matches!(
-            op_of(&out.graph, &w.node),
-            Op::Binary(BinaryOp::Add)
-        ));
-        let product = &inputs_of(&out.graph, &w.node)[0];
-        assert!(matches!(op_of(&out.graph, product), Op::MatMul));
-        let im2col = &inputs_of(&out.graph, product)[0];
-        assert!(matches!(op_of(&out.graph, im2col), Op::Im2Col { .. }));
+        // The node computed for the BN's class is the convolution with folded weights and
+        // bias (kept a convolution by optimize::conv's cost model), over the same data input
+        // as the convolution that fed the BatchNormalization.
+        assert!(matches!(op_of(&out.graph, &w.node), Op::Conv { .. }));
         let conv = &inputs_of(&g, bn)[0];
         assert!(matches!(op_of(&g, conv), Op::Conv { .. }));
         let data = &inputs_of(&g, conv)[0];
-        let pixels = &inputs_of(&out.graph, im2col)[0];
-        assert!(
-            pixels == data || *pixels == format!("{data}/pixels"),
-            "{bn}: im2col of {pixels}, the convolution read {data}"
-        );
+        let folded_input = &inputs_of(&out.graph, &w.node)[0];
+        assert_eq!(folded_input, data, "{bn}");
     }
 }
 

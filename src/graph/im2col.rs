@@ -14,6 +14,16 @@ use super::Op;
 /// Rows of a tile.
 const TILE: usize = 32;
 
+/// Tiles of a convolution's weights `[o, c, kh, kw]` as the `[kh * kw * c, o]` matrix its
+/// im2col multiplies (the layout TTNN prepares convolution weights in, once, before it runs
+/// the convolution).
+pub fn weight_matrix_tiles(weights: &[usize]) -> Option<usize> {
+    let &[o, c, kh, kw] = weights else {
+        return None;
+    };
+    Some((kh * kw * c).div_ceil(TILE) * o.div_ceil(TILE))
+}
+
 /// An `Im2Col` that a matmul kernel gathers with whole-tile reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TileGather {

@@ -8,6 +8,7 @@ use ttfuse_runtime::program::Step;
 use ttfuse_runtime::tensor::Tensor;
 
 use super::binding::Binding;
+use crate::graph::im2col::weight_matrix_tiles;
 use crate::graph::{DType, Graph, Op, TensorData, TensorType};
 use crate::plan::layout::layout_of;
 use crate::plan::HostInfo;
@@ -87,6 +88,9 @@ pub fn host_step(graph: &Graph, info: &HostInfo, inputs: Vec<String>, output: St
     }
 }
 
+/// Bytes of one bf16 tile.
+const TILE_BYTES: u64 = 32 * 32 * 2;
+
 /// Runs host steps made by [`host_step`] with the reference interpreter's op semantics.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GraphHostOps;
@@ -105,6 +109,25 @@ fn binding(name: &str, ty: &TensorType) -> Result<Binding, String> {
 impl HostOps for GraphHostOps {
     fn flops(&self, _op: &str, attrs: &serde_json::Value) -> f64 {
         serde_json::from_value::<HostAttrs>(attrs.clone()).map_or(0.0, |a| a.flops())
+    }
+
+    /// A convolution's weights are read as TTNN prepares them, a tiled `[kh * kw * c, o]`
+    /// matrix, not as the tile-padded `[o * c * kh, kw]` view of their OIHW tensor.
+    fn read_bytes(
+        &self,
+        _op: &str,
+        attrs: &serde_json::Value,
+        slot: usize,
+        tensor: &Tensor,
+    ) -> u64 {
+        let prepared = serde_json::from_value::<HostAttrs>(attrs.clone())
+            .ok()
+            .filter(|a| matches!(a.op, Op::Conv { .. }) && slot == 1)
+            .and_then(|a| weight_matrix_tiles(&a.input_shapes[1]));
+        match prepared {
+            Some(tiles) => tiles as u64 * TILE_BYTES,
+            None => tensor.data.len() as u64 * 2,
+        }
     }
 
     fn run(
@@ -146,5 +169,35 @@ impl HostOps for GraphHostOps {
         Ok(vec![b
             .try_to_device(&out)
             .map_err(|e| format!("host op {op}: {e}"))?])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_convolution_reads_its_weights_as_the_prepared_matrix() {
+        // [64, 32, 3, 3] weights: the OIHW view is 6144 x 3 (padded to 6144 x 32 on the
+        // device), the prepared matrix 288 x 64, 9 x 2 tiles.
+        let attrs = HostAttrs {
+            op: Op::Conv {
+                kernel: [3, 3],
+                stride: [1, 1],
+                pads: [1; 4],
+                dilation: [1, 1],
+                groups: 1,
+            },
+            input_shapes: vec![vec![1, 32, 16, 16], vec![64, 32, 3, 3]],
+            output_shape: vec![1, 64, 16, 16],
+            input_dtypes: vec![DType::F32; 2],
+            output_dtype: DType::F32,
+        };
+        let attrs = serde_json::to_value(&attrs).expect("serializes");
+        let weights = Tensor::zeros(6144, 32);
+        let x = Tensor::zeros(512, 32);
+        let host = GraphHostOps;
+        assert_eq!(host.read_bytes("ttnn.conv", &attrs, 1, &weights), 18 * 2048);
+        assert_eq!(host.read_bytes("ttnn.conv", &attrs, 0, &x), 512 * 32 * 2);
     }
 }

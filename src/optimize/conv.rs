@@ -10,10 +10,10 @@
 //! folded bias, activation and residual as its epilogue.
 //!
 //! A pointwise convolution (1x1, stride 1, no padding) is the pixel matrix times `W` itself, a
-//! plain matmul, and is always rewritten. Of the others, only convolutions whose im2col a matmul
-//! kernel gathers with whole-tile reads are rewritten (any other would trade one TTNN
-//! convolution for a host im2col), and only where the cost model finds the gathering kernel
-//! cheaper than the TTNN convolution (`gathering_is_cheaper`): it re-reads every pixel tile per
+//! plain matmul. Of the others, only convolutions whose im2col a matmul kernel gathers with
+//! whole-tile reads are rewritten (any other would trade one TTNN convolution for a host
+//! im2col). Either is rewritten only where the cost model finds the matmul kernel cheaper than
+//! the TTNN convolution (`kernel_is_cheaper`): a gathering kernel re-reads every pixel tile per
 //! window offset, which costs more than it saves on large images.
 //! A pass over the extracted graph like [`super::rotate`]: the e-graph language builds no new
 //! layouts.
@@ -112,19 +112,24 @@ fn is_pointwise(graph: &Graph, n: NodeIndex) -> bool {
         .is_some_and(|&x| graph.node(x).ty.shape.len() == 4)
 }
 
-/// Whether convolution `n`, gathered by a matmul kernel, costs less than as a TTNN convolution
-/// (`CostModel::node_cost`, a fallback at its DRAM traffic and matmul rate). The kernel's
+/// The matmul kernel a convolution becomes: its pixel row tiles, window offsets (1 for a
+/// pointwise convolution) and input channel tiles, and whether it gathers its windows.
+struct ConvKernel {
+    rows: usize,
+    offsets: usize,
+    channel_tiles: usize,
+    gathered: bool,
+}
+
+/// The cycles convolution `n` saves as the matmul kernel `k` rather than a TTNN convolution
+/// (`CostModel::node_cost`, a fallback at its DRAM traffic and matmul rate), negative when it
+/// costs more. The kernel's
 /// estimate: one dispatch, then the longer of its DRAM traffic and its math over the grid.
-/// Per output row tile and window offset it reads two pixel row tiles per channel tile, two
-/// table tiles and the offset's weights; it selects each A tile from two pixel tiles and
-/// multiplies. The layout changes into and out of the pixel-major form, shared by the
-/// convolutions of a region, are not counted.
-fn gathering_is_cheaper(
-    graph: &Graph,
-    n: NodeIndex,
-    gather: &TileGather,
-    cost: &CostModel,
-) -> bool {
+/// Per output row tile and window offset it reads the offset's weights and its A tiles: one
+/// per channel tile, or gathered, two pixel row tiles per channel tile and two table tiles,
+/// from which it selects each A tile with a matmul. The layout changes into and out of the
+/// pixel-major form, shared by the convolutions of a region, are not counted.
+fn kernel_saving(graph: &Graph, n: NodeIndex, k: &ConvKernel, cost: &CostModel) -> f64 {
     let node = graph.node(n);
     let ins: Vec<&TensorType> = graph
         .inputs_of(n)
@@ -132,15 +137,43 @@ fn gathering_is_cheaper(
         .map(|i| &graph.node(i).ty)
         .collect();
     let ttnn = cost.node_cost(&node.op, &ins, &node.ty, false);
-    let (rows, offsets) = (gather.row_tiles() as f64, gather.offsets() as f64);
-    let ct = (gather.channels / 32) as f64;
+    let (rows, offsets) = (k.rows as f64, k.offsets as f64);
+    let ct = k.channel_tiles as f64;
     let nt = node.ty.shape[1].div_ceil(32) as f64;
-    let read_tiles = rows * offsets * (2.0 * ct + 2.0 + ct * nt);
+    let (a_tiles, select_tiles) = match k.gathered {
+        true => (2.0 * ct + 2.0, 2.0),
+        false => (ct, 0.0),
+    };
+    let read_tiles = rows * offsets * (a_tiles + ct * nt);
     let tile_bytes = 1024.0 * cost.bytes_per_element;
     let traffic = (read_tiles + rows * nt) * tile_bytes / cost.dram_bytes_per_cycle;
-    let products = rows * offsets * ct * (2.0 + nt);
+    let products = rows * offsets * ct * (select_tiles + nt);
     let math = products * cost.matmul_tile_cycles / cost.cores;
-    cost.dispatch_cycles + traffic.max(math) <= ttnn
+    ttnn - (cost.dispatch_cycles + traffic.max(math))
+}
+
+/// The cycles convolution `n` saves as a matmul kernel (pointwise, or gathering its windows by
+/// whole tiles), if it can be one.
+fn saving_as_matmul(graph: &Graph, n: NodeIndex, cost: &CostModel) -> Option<f64> {
+    if is_pointwise(graph, n) {
+        let x = &graph.node(graph.inputs_of(n)[0]).ty.shape;
+        let k = ConvKernel {
+            rows: (x[0] * x[2] * x[3]).div_ceil(32),
+            offsets: 1,
+            channel_tiles: x[1].div_ceil(32),
+            gathered: false,
+        };
+        return Some(kernel_saving(graph, n, &k, cost));
+    }
+    gather_of(graph, n).map(|(_, g)| {
+        let k = ConvKernel {
+            rows: g.row_tiles(),
+            offsets: g.offsets(),
+            channel_tiles: g.channels / 32,
+            gathered: true,
+        };
+        kernel_saving(graph, n, &k, cost)
+    })
 }
 
 /// Whether `op` is computed element by element.
@@ -180,17 +213,31 @@ fn operand(graph: &Graph, x: NodeIndex, shape: &[usize]) -> Option<Operand> {
     }
 }
 
-/// The nodes computed pixel-major: convolutions with a whole-tile im2col that is cheaper
-/// gathered, and elementwise ops over a pixel-major tensor whose other operands have a
-/// pixel-major form.
-fn pixel_major_nodes(graph: &Graph, cost: &CostModel) -> BTreeSet<NodeIndex> {
+/// The nodes computed pixel-major: convolutions that are cheaper as matmul kernels, and
+/// elementwise ops over a pixel-major tensor whose other operands have a pixel-major form;
+/// then only the connected regions of them whose convolutions save more than the region's
+/// layout changes cost (one transpose per tensor entering or leaving it, [`conversions`]).
+fn pixel_major_nodes(graph: &Graph, choice: ConvChoice) -> BTreeSet<NodeIndex> {
     let mut pixel_major = BTreeSet::new();
+    let mut saving = BTreeMap::new();
+    // Under `Every`, every convolution that can be a matmul kernel counts as saving.
+    let fixed = CostModel::default();
+    let cost = match choice {
+        ConvChoice::ByCost(c) => c,
+        ConvChoice::Every => &fixed,
+    };
     for n in graph.topo_order() {
         let node = graph.node(n);
         let joins = if matches!(node.op, Op::Conv { .. }) {
-            is_pointwise(graph, n)
-                || gather_of(graph, n)
-                    .is_some_and(|(_, g)| gathering_is_cheaper(graph, n, &g, cost))
+            let s = saving_as_matmul(graph, n, cost);
+            let s = match choice {
+                ConvChoice::Every => s.map(|_| f64::INFINITY),
+                ConvChoice::ByCost(_) => s,
+            };
+            match s {
+                Some(s) if s > 0.0 => saving.insert(n, s).is_none(),
+                _ => false,
+            }
         } else if elementwise(&node.op) && node.ty.shape.len() == 4 {
             let ins = graph.inputs_of(n);
             ins.iter().any(|x| pixel_major.contains(x))
@@ -204,7 +251,74 @@ fn pixel_major_nodes(graph: &Graph, cost: &CostModel) -> BTreeSet<NodeIndex> {
             pixel_major.insert(n);
         }
     }
-    pixel_major
+    let mut kept = BTreeSet::new();
+    for region in regions(graph, &pixel_major) {
+        let saved: f64 = region.iter().filter_map(|n| saving.get(n)).sum();
+        if saved > conversions(graph, &region, cost) {
+            kept.extend(region);
+        }
+    }
+    kept
+}
+
+/// The connected parts of `nodes` (joined by edges between two of them), each in node order.
+fn regions(graph: &Graph, nodes: &BTreeSet<NodeIndex>) -> Vec<BTreeSet<NodeIndex>> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for &start in nodes {
+        if !seen.insert(start) {
+            continue;
+        }
+        let mut region = BTreeSet::from([start]);
+        let mut stack = vec![start];
+        while let Some(n) = stack.pop() {
+            for m in graph.inputs_of(n).into_iter().chain(graph.users_of(n)) {
+                if nodes.contains(&m) && seen.insert(m) {
+                    region.insert(m);
+                    stack.push(m);
+                }
+            }
+        }
+        out.push(region);
+    }
+    out
+}
+
+/// The cycles of a region's layout changes: a TTNN transpose (`CostModel::node_cost`) for each
+/// NCHW tensor converted into the pixel-major form and for each region tensor read outside
+/// the region or returned.
+fn conversions(graph: &Graph, region: &BTreeSet<NodeIndex>, cost: &CostModel) -> f64 {
+    let transpose = |n: NodeIndex| {
+        let ty = &graph.node(n).ty;
+        let op = Op::Transpose {
+            perm: vec![0, 2, 3, 1],
+        };
+        cost.node_cost(&op, &[ty], ty, false)
+    };
+    let mut entering = BTreeSet::new();
+    let mut total = 0.0;
+    for &n in region {
+        let node = graph.node(n);
+        let ins = graph.inputs_of(n);
+        let pixel_inputs: Vec<NodeIndex> = match node.op {
+            Op::Conv { .. } => ins.first().copied().into_iter().collect(),
+            _ => ins
+                .into_iter()
+                .filter(|&x| operand(graph, x, &node.ty.shape) == Some(Operand::Pixels))
+                .collect(),
+        };
+        for x in pixel_inputs {
+            if !region.contains(&x) && entering.insert(x) {
+                total += transpose(x);
+            }
+        }
+        let leaves = graph.users_of(n).iter().any(|u| !region.contains(u))
+            || graph.outputs.iter().any(|(_, o)| *o == n);
+        if leaves {
+            total += transpose(n);
+        }
+    }
+    total
 }
 
 /// The pixel-major forms of original nodes, built on first use.
@@ -311,12 +425,22 @@ fn conv_as_matmul(
     b.add(&node.name, Op::Binary(BinaryOp::Add), &[product, new(2)])
 }
 
-/// Rewrites every convolution whose im2col a matmul kernel gathers by tiles, where `cost` finds
-/// that cheaper, as im2col + matmul, with the elementwise ops after it in the pixel-major
-/// layout. Returns the graph and how many convolutions were rewritten (the graph unchanged when
-/// none).
-pub fn convs_as_matmuls(graph: &Graph, cost: &CostModel) -> Result<(Graph, usize), BuildError> {
-    let pixel_major = pixel_major_nodes(graph, cost);
+/// Which convolutions [`convs_as_matmuls`] rewrites.
+#[derive(Clone, Copy, Debug)]
+pub enum ConvChoice<'c> {
+    /// Those in regions whose convolutions save more, by this cost model, than the region's
+    /// layout changes cost.
+    ByCost(&'c CostModel),
+    /// Every convolution that can be a matmul kernel, whatever it costs (to compare the forms).
+    Every,
+}
+
+/// Rewrites the convolutions `choice` picks among those that are pointwise or whose im2col a
+/// matmul kernel gathers by tiles as (im2col +) matmul, with the elementwise ops after them in
+/// the pixel-major layout. Returns the graph and how many convolutions were rewritten (the
+/// graph unchanged when none).
+pub fn convs_as_matmuls(graph: &Graph, choice: ConvChoice) -> Result<(Graph, usize), BuildError> {
+    let pixel_major = pixel_major_nodes(graph, choice);
     let convs = pixel_major
         .iter()
         .filter(|&&n| matches!(graph.node(n).op, Op::Conv { .. }))

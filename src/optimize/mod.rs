@@ -149,7 +149,7 @@ fn graph_passes(g: Graph, opts: &OptimizeOptions) -> Result<(Graph, merge::Merge
         .map_err(|e| format!("rotary embeddings before the head split: {e}"))?;
     let (g, _) = transposes::compose_transposes(&g)
         .map_err(|e| format!("consecutive transposes as one: {e}"))?;
-    let (g, _) = conv::convs_as_matmuls(&g, &opts.cost)
+    let (g, _) = conv::convs_as_matmuls(&g, conv::ConvChoice::ByCost(&opts.cost))
         .map_err(|e| format!("convolutions as im2col + matmul: {e}"))?;
     if !opts.merge_matmuls {
         return Ok((g, merge::Merged::default()));

@@ -15,7 +15,7 @@ use super::schedule::{Cb, Schedule};
 use super::target::Target;
 use super::{estimate, stream, wide};
 use super::{FusionMode, KernelKind, PlanError, PlannedKernel};
-use crate::graph::im2col::TileGather;
+use crate::graph::im2col::{weight_matrix_tiles, TileGather};
 use crate::graph::{DType, Graph, Op};
 
 /// The matmul a matmul kernel computes, in tiles.
@@ -1087,8 +1087,16 @@ fn host_step(graph: &Graph, target: &Target, g: &Group) -> Result<PlannedKernel,
         Ok((r * c * 2) as u64)
     };
     let mut read = 0;
-    for &i in &inputs {
-        read += device_bytes(i)?;
+    for (slot, &i) in inputs.iter().enumerate() {
+        // TTNN reads a convolution's weights as the matrix it prepares them in.
+        let prepared = match (&node.op, slot) {
+            (Op::Conv { .. }, 1) => weight_matrix_tiles(&graph.node(i).ty.shape),
+            _ => None,
+        };
+        read += match prepared {
+            Some(tiles) => tiles as u64 * target.tile_bytes,
+            None => device_bytes(i)?,
+        };
     }
     let written = device_bytes(n)?;
     let op = format!("ttnn.{}", token(graph, n));

@@ -58,6 +58,19 @@ pub trait HostOps {
     fn flops(&self, _op: &str, _attrs: &serde_json::Value) -> f64 {
         0.0
     }
+
+    /// The DRAM bytes `op` reads of its input `slot`, held on the device as `tensor`: the
+    /// tensor's size (the default), or another for an input that TTNN keeps in a layout of its
+    /// own (a convolution's weights, prepared once as a tiled matrix).
+    fn read_bytes(
+        &self,
+        _op: &str,
+        _attrs: &serde_json::Value,
+        _slot: usize,
+        tensor: &Tensor,
+    ) -> u64 {
+        tensor.data.len() as u64 * 2
+    }
 }
 
 /// The result of [`run_program`].

@@ -148,7 +148,11 @@ pub fn run_program(
                         ),
                     });
                 }
-                let mut bytes: u64 = refs.iter().map(|t| t.data.len() as u64 * 2).sum();
+                let mut bytes: u64 = refs
+                    .iter()
+                    .enumerate()
+                    .map(|(slot, t)| host.read_bytes(op, attrs, slot, t))
+                    .sum();
                 for (n, t) in outputs.iter().zip(outs) {
                     let d = program.tensor(n).ok_or_else(|| {
                         perr(format!("host op `{op}` writes unknown tensor `{n}`"))
