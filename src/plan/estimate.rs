@@ -47,14 +47,55 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
     };
     let read = k.dram_read_bytes as f64 / blocks / c.core_read_bytes_per_cycle;
     let write = k.dram_write_bytes as f64 / blocks / c.core_write_bytes_per_cycle;
+    // A streamed hidden layer's chunks are read while the compute thread works on the chunk
+    // before: only the first chunk's read is not hidden within the block.
+    let streamed = streamed_read_bytes(k, target) / c.core_read_bytes_per_cycle;
+    let hidden = match stream_chunks(k) {
+        Some(chunks) => streamed * (chunks - 1) as f64 / chunks as f64,
+        None => 0.0,
+    };
+    let (exposed_read, compute) = (read - hidden, compute.max(hidden));
     // The reader, compute and writer threads overlap across blocks, not within one: the first
     // block's read and the last block's write are not hidden.
-    let per_core = read
+    let per_core = exposed_read
         + compute
         + write
         + (p.blocks_per_core as f64 - 1.0).max(0.0) * compute.max(read).max(write);
     let chip = (k.dram_read_bytes + k.dram_write_bytes) as f64 / c.dram_bytes_per_cycle;
     c.dispatch + chip.max(per_core)
+}
+
+/// The chunks of kernel `k`'s streamed hidden layer, if it streams one.
+fn stream_chunks(k: &PlannedKernel) -> Option<usize> {
+    body_of(k)?.stream.as_ref().map(|st| st.chunks)
+}
+
+/// The body of a body or matmul kernel.
+fn body_of(k: &PlannedKernel) -> Option<&Body> {
+    match &k.detail {
+        KernelDetail::Body { body, .. } | KernelDetail::Matmul { body, .. } => Some(body),
+        _ => None,
+    }
+}
+
+/// DRAM bytes one block of kernel `k` reads chunk by chunk for its streamed hidden layer.
+fn streamed_read_bytes(k: &PlannedKernel, target: &Target) -> f64 {
+    let Some(body) = body_of(k) else {
+        return 0.0;
+    };
+    let Some(st) = &body.stream else {
+        return 0.0;
+    };
+    let tiles: usize = body
+        .loads
+        .iter()
+        .filter(|l| st.values.contains(&l.value))
+        .map(|l| {
+            let (r, c) = body.values[l.value].class.block(k.partition.block);
+            r * c * st.chunks
+        })
+        .sum();
+    (tiles as u64 * target.tile_bytes) as f64
 }
 
 /// One pipeline stage producing `tiles` tiles, each `math` cycles on `unpacked` input tiles:

@@ -159,7 +159,7 @@ mod tests {
     use crate::plan::body::ValueOp;
     use crate::plan::group::{Group, GroupKind};
     use crate::plan::kernel::{self, Cut, KernelDetail};
-    use crate::plan::testing::{constant, f32t, output_pccs, small_grid};
+    use crate::plan::testing::{constant, f32t, output_pccs, run_kernel, small_grid};
     use crate::plan::FusionMode;
 
     /// Adds `x + act(norm(x) @ w1 + b1) @ w2 + b2` for x [rows, 128], hidden width 512, as the
@@ -217,6 +217,37 @@ mod tests {
                 assert!(pcc >= 0.999, "{name} in chunks of {chunk}: pcc {pcc}");
             }
         }
+    }
+
+    #[test]
+    fn the_estimate_streams_where_the_runtime_finds_it_faster() {
+        // Two row blocks on the whole grid: each block's core reads W1 and W2 whole before it
+        // computes, or streams their chunks while it computes the chunk before.
+        let mut graph = Graph::new();
+        let x = graph.add_input("x", f32t(&[64, 128]));
+        let nodes = mlp_after(&mut graph, x, 64, false);
+        let group = Group {
+            kind: GroupKind::Body,
+            nodes,
+            space: (64, 128),
+        };
+        let device = ttfuse_runtime::device::Device::load("wormhole_b0").expect("target exists");
+        let target = crate::plan::Target::of(&device);
+        let chosen = kernel::build(&graph, &target, &group, FusionMode::Fused).expect("builds");
+        assert!(
+            chosen.partition.stream.is_some(),
+            "{}",
+            chosen.partition_summary
+        );
+        let whole = kernel::build_cut(&graph, &target, &group, FusionMode::Fused, Cut::Whole)
+            .expect("fits whole");
+        let (pccs, streamed_us) = run_kernel(&graph, &device, chosen);
+        let (_, whole_us) = run_kernel(&graph, &device, whole);
+        assert!(pccs.iter().all(|(_, p)| *p >= 0.999), "{pccs:?}");
+        assert!(
+            streamed_us < whole_us,
+            "{streamed_us} us streamed, {whole_us} whole"
+        );
     }
 
     #[test]

@@ -43,6 +43,12 @@ pub fn small_grid(x: u32, y: u32) -> (Device, Target) {
 /// Runs the one-kernel program of `k` on `device` and returns each graph output's PCC against
 /// the reference interpreter.
 pub fn output_pccs(graph: &Graph, device: &Device, k: PlannedKernel) -> Vec<(String, f64)> {
+    run_kernel(graph, device, k).0
+}
+
+/// Runs the one-kernel program of `k` on `device`: each graph output's PCC against the
+/// reference interpreter, and the program's modeled time in microseconds.
+pub fn run_kernel(graph: &Graph, device: &Device, k: PlannedKernel) -> (Vec<(String, f64)>, f64) {
     let inputs = complete_inputs(graph, BTreeMap::new(), 7);
     let want = crate::reference::run(graph, &inputs).expect("reference runs");
     let plan = KernelPlan {
@@ -71,7 +77,7 @@ pub fn output_pccs(graph: &Graph, device: &Device, k: PlannedKernel) -> Vec<(Str
         Dispatch::Traced,
     )
     .expect("runs");
-    compiled
+    let pccs = compiled
         .outputs
         .iter()
         .map(|out| {
@@ -79,5 +85,6 @@ pub fn output_pccs(graph: &Graph, device: &Device, k: PlannedKernel) -> Vec<(Str
             let pcc = crate::agreement::pcc(&want[&out.name].to_f32(), &got);
             (out.name.clone(), pcc)
         })
-        .collect()
+        .collect();
+    (pccs, run.report.total_us)
 }
