@@ -192,6 +192,19 @@ mod tests {
         vec![ln, p1, h, act, p2, o, y]
     }
 
+    /// `x + gelu(layernorm(x) @ w1 + b1) @ w2 + b2` for x [64, 128] as one body kernel's group.
+    fn norm_mlp_kernel() -> (Graph, Group) {
+        let mut graph = Graph::new();
+        let x = graph.add_input("x", f32t(&[64, 128]));
+        let nodes = mlp_after(&mut graph, x, 64, false);
+        let group = Group {
+            kind: GroupKind::Body,
+            nodes,
+            space: (64, 128),
+        };
+        (graph, group)
+    }
+
     /// Runs group `g` of `graph` with its hidden layer streamed in chunks of each of `chunks`
     /// tiles (of 16) on 2 cores, and checks the outputs against the reference.
     fn streams_like_the_reference(graph: &Graph, group: &Group, chunks: &[usize]) {
@@ -223,14 +236,7 @@ mod tests {
     fn the_estimate_streams_where_the_runtime_finds_it_faster() {
         // Two row blocks on the whole grid: each block's core reads W1 and W2 whole before it
         // computes, or streams their chunks while it computes the chunk before.
-        let mut graph = Graph::new();
-        let x = graph.add_input("x", f32t(&[64, 128]));
-        let nodes = mlp_after(&mut graph, x, 64, false);
-        let group = Group {
-            kind: GroupKind::Body,
-            nodes,
-            space: (64, 128),
-        };
+        let (graph, group) = norm_mlp_kernel();
         let device = ttfuse_runtime::device::Device::load("wormhole_b0").expect("target exists");
         let target = crate::plan::Target::of(&device);
         let chosen = kernel::build(&graph, &target, &group, FusionMode::Fused).expect("builds");
@@ -253,14 +259,7 @@ mod tests {
     #[test]
     fn a_streamed_hidden_layer_matches_the_reference() {
         // Two row blocks on 2 cores, hidden layer of 16 tiles in 2 to 16 chunks.
-        let mut graph = Graph::new();
-        let x = graph.add_input("x", f32t(&[64, 128]));
-        let nodes = mlp_after(&mut graph, x, 64, false);
-        let group = Group {
-            kind: GroupKind::Body,
-            nodes,
-            space: (64, 128),
-        };
+        let (graph, group) = norm_mlp_kernel();
         streams_like_the_reference(&graph, &group, &[1, 2, 4, 8]);
     }
 
