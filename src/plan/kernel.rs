@@ -259,20 +259,39 @@ pub fn build(
     if mode != FusionMode::Fused {
         return whole;
     }
-    let (body, rows) = match &whole {
-        Ok(k) => match &k.detail {
-            KernelDetail::Body { body, .. } | KernelDetail::Matmul { body, .. } => (
-                body.clone(),
-                Some(k.partition.batches * k.partition.row_blocks),
-            ),
-            _ => return whole,
-        },
-        Err(PlanError::DoesNotFit { .. }) => match group_body(graph, g) {
-            Some(body) => (body, None),
-            None => return whole,
-        },
-        Err(_) => return whole,
-    };
+    match whole {
+        Ok(k) => {
+            let body = match &k.detail {
+                KernelDetail::Body { body, .. } | KernelDetail::Matmul { body, .. } => body.clone(),
+                _ => return Ok(k),
+            };
+            let rows = k.partition.batches * k.partition.row_blocks;
+            let cycles = estimate::cycles(&k, target);
+            Ok(match fastest_cut(graph, target, g, &body, Some(rows)) {
+                Some((c, cut)) if c < cycles => cut,
+                _ => k,
+            })
+        }
+        Err(e @ PlanError::DoesNotFit { .. }) => group_body(graph, g)
+            .and_then(|body| fastest_cut(graph, target, g, &body, None))
+            .map(|(_, k)| k)
+            .ok_or(e),
+        Err(e) => Err(e),
+    }
+}
+
+/// The fastest (by the estimate) of group `g`'s cuts that fit, with its estimated cycles: its
+/// chained product's columns split ([`wide`]), or its hidden layer streamed ([`stream`]).
+/// `rows` are the whole kernel's row blocks when it fits (more chunks than it takes to fill the
+/// grid only add recomputation); without, only the fewest column chunks that fit are tried.
+fn fastest_cut(
+    graph: &Graph,
+    target: &Target,
+    g: &Group,
+    body: &Body,
+    rows: Option<usize>,
+) -> Option<(f64, PlannedKernel)> {
+    let mode = FusionMode::Fused;
     let mut best: Option<(f64, PlannedKernel)> = None;
     let mut consider = |k: PlannedKernel| {
         let cycles = estimate::cycles(&k, target);
@@ -280,17 +299,9 @@ pub fn build(
             best = Some((cycles, k));
         }
     };
-    let whole = match whole {
-        Ok(k) => {
-            consider(k);
-            None
-        }
-        Err(e) => Some(e),
-    };
-    if let Some(width) = wide::splittable_width(&body) {
-        let chunks = divisors(width).into_iter().rev().filter(|&c| c < width);
+    if let Some(width) = wide::splittable_width(body) {
+        let mut chunks = divisors(width).into_iter().rev().filter(|&c| c < width);
         match rows {
-            // More chunks than it takes to fill the grid only add recomputation.
             Some(rows) => {
                 for chunk in chunks.filter(|&c| (width / c - 1) * rows < target.cores()) {
                     if let Ok(k) = build_cut(graph, target, g, mode, Cut::Wide(chunk)) {
@@ -298,29 +309,23 @@ pub fn build(
                     }
                 }
             }
-            // The fewest chunks that fit.
             None => {
-                if let Some(k) = chunks
-                    .map(|c| build_cut(graph, target, g, mode, Cut::Wide(c)))
-                    .find_map(Result::ok)
+                if let Some(k) =
+                    chunks.find_map(|c| build_cut(graph, target, g, mode, Cut::Wide(c)).ok())
                 {
                     consider(k);
                 }
             }
         }
     }
-    if let Some(width) = stream::streamable_width(&body) {
+    if let Some(width) = stream::streamable_width(body) {
         for chunk in divisors(width).into_iter().filter(|&c| c < width) {
             if let Ok(k) = build_cut(graph, target, g, mode, Cut::Stream(chunk)) {
                 consider(k);
             }
         }
     }
-    match (best, whole) {
-        (Some((_, k)), _) => Ok(k),
-        (None, Some(e)) => Err(e),
-        (None, None) => build_cut(graph, target, g, mode, Cut::Whole),
-    }
+    best
 }
 
 /// The body of group `g` before any cut, for body and matmul groups.
