@@ -107,7 +107,7 @@ pub fn load_reads(
     for load in &body.loads {
         let v = load.value;
         let value = &body.values[v];
-        if let Some(st) = body.stream.as_ref().filter(|st| st.values.contains(&v)) {
+        if let Some(st) = body.stream.as_ref().filter(|_| body.is_streamed(v)) {
             // A streamed read: chunk `chunk` of the hidden layer's columns, or of the summed
             // product's right operand's rows.
             let at = name("chunk");

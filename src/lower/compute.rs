@@ -78,18 +78,13 @@ pub fn compute_thread(
         _ => q,
     };
     let in_region = |q: usize| region.is_some_and(|(r0, r1)| (r0..=r1).contains(&q));
-    let streamed = |v: usize| {
-        body.stream
-            .as_ref()
-            .is_some_and(|st| st.values.contains(&v))
-    };
     // Inner region: loop stages, positions relative to the loop body.
     let mut inner_scoped = Vec::new();
     let mut outer_scoped = Vec::new();
     let mut region_scoped = Vec::new();
     let mut inline = Vec::new();
     for (&v, ps) in &uses {
-        if streamed(v) && !sched.hoisted[v] {
+        if body.is_streamed(v) && !sched.hoisted[v] {
             // Produced and used within one chunk: positions relative to the chunk's first.
             let r0 = region.map_or(0, |r| r.0);
             let mut inner: Vec<usize> = ps.iter().map(|&q| q - hs - r0).collect();

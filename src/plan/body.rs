@@ -194,6 +194,13 @@ impl Body {
         users
     }
 
+    /// Whether value `v` belongs to a streamed hidden layer ([`super::stream`]).
+    pub fn is_streamed(&self, v: usize) -> bool {
+        self.stream
+            .as_ref()
+            .is_some_and(|st| st.values.contains(&v))
+    }
+
     /// Whether the body has a row reduction (its blocks must then span whole rows).
     pub fn is_rowwise(&self) -> bool {
         self.values

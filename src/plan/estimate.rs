@@ -49,11 +49,7 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
     let write = k.dram_write_bytes as f64 / blocks / c.core_write_bytes_per_cycle;
     // A streamed hidden layer's chunks are read while the compute thread works on the chunk
     // before: only the first chunk's read is not hidden within the block.
-    let streamed = streamed_read_bytes(k, target) / c.core_read_bytes_per_cycle;
-    let hidden = match stream_chunks(k) {
-        Some(chunks) => streamed * (chunks - 1) as f64 / chunks as f64,
-        None => 0.0,
-    };
+    let hidden = hidden_chunk_read_bytes(k, target) / c.core_read_bytes_per_cycle;
     let (exposed_read, compute) = (read - hidden, compute.max(hidden));
     // The reader, compute and writer threads overlap across blocks, not within one: the first
     // block's read and the last block's write are not hidden.
@@ -65,22 +61,10 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
     c.dispatch + chip.max(per_core)
 }
 
-/// The chunks of kernel `k`'s streamed hidden layer, if it streams one.
-fn stream_chunks(k: &PlannedKernel) -> Option<usize> {
-    body_of(k)?.stream.as_ref().map(|st| st.chunks)
-}
-
-/// The body of a body or matmul kernel.
-fn body_of(k: &PlannedKernel) -> Option<&Body> {
-    match &k.detail {
-        KernelDetail::Body { body, .. } | KernelDetail::Matmul { body, .. } => Some(body),
-        _ => None,
-    }
-}
-
-/// DRAM bytes one block of kernel `k` reads chunk by chunk for its streamed hidden layer.
-fn streamed_read_bytes(k: &PlannedKernel, target: &Target) -> f64 {
-    let Some(body) = body_of(k) else {
+/// DRAM bytes one block of kernel `k` reads for its streamed hidden layer while the compute
+/// thread works on an earlier chunk: every chunk's reads but the first's.
+fn hidden_chunk_read_bytes(k: &PlannedKernel, target: &Target) -> f64 {
+    let (KernelDetail::Body { body, .. } | KernelDetail::Matmul { body, .. }) = &k.detail else {
         return 0.0;
     };
     let Some(st) = &body.stream else {
@@ -89,10 +73,10 @@ fn streamed_read_bytes(k: &PlannedKernel, target: &Target) -> f64 {
     let tiles: usize = body
         .loads
         .iter()
-        .filter(|l| st.values.contains(&l.value))
+        .filter(|l| body.is_streamed(l.value))
         .map(|l| {
             let (r, c) = body.values[l.value].class.block(k.partition.block);
-            r * c * st.chunks
+            r * c * (st.chunks - 1)
         })
         .sum();
     (tiles as u64 * target.tile_bytes) as f64
@@ -114,7 +98,7 @@ fn body_cycles(body: &Body, block: (usize, usize), c: &Costs) -> f64 {
     // A streamed hidden layer's stages run once per chunk, and all but the first chunk's
     // product are added to the running sum.
     let times = |i: usize| match &body.stream {
-        Some(st) if st.values.contains(&i) || st.product == i => st.chunks as f64,
+        Some(st) if st.per_chunk(i) => st.chunks as f64,
         _ => 1.0,
     };
     if let Some(st) = &body.stream {

@@ -1136,7 +1136,7 @@ fn body_traffic(body: &Body, s: &Schedule, p: &Partition, tile: u64) -> (u64, u6
         let (r, c) = v.class.block(p.block);
         // A streamed read is one chunk of what the block reads.
         let chunks = match &body.stream {
-            Some(st) if st.values.contains(&load.value) => st.chunks,
+            Some(st) if body.is_streamed(load.value) => st.chunks,
             _ => 1,
         };
         let per = (r * c * chunks) as u64;

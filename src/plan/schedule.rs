@@ -60,11 +60,10 @@ impl Schedule {
         let n = body.values.len();
         let outputs = body.output_values();
         let mut hoisted = vec![false; n];
-        let streamed = |i: usize| body.stream.as_ref().is_some_and(|s| s.values.contains(&i));
         for (i, v) in body.values.iter().enumerate() {
             hoisted[i] = match v.op {
                 // A streamed read takes the next chunk each time.
-                ValueOp::Load(_) if streamed(i) => false,
+                ValueOp::Load(_) if body.is_streamed(i) => false,
                 ValueOp::Load(l) => match v.class {
                     Class::Scalar => true,
                     Class::Row | Class::WideRow(_) => col_blocks == 1,
@@ -162,7 +161,7 @@ fn streamed_together(body: &Body, stages: Vec<usize>) -> Vec<usize> {
     let Some(st) = &body.stream else {
         return stages;
     };
-    let in_region = |v: &usize| st.values.contains(v) || *v == st.product;
+    let in_region = |v: &usize| st.per_chunk(*v);
     let (before, after): (Vec<usize>, Vec<usize>) = stages.iter().partition(|&&v| v < st.product);
     let mut out: Vec<usize> = before.iter().copied().filter(|v| !in_region(v)).collect();
     out.extend(before.iter().copied().filter(in_region));
@@ -175,9 +174,7 @@ fn streamed_together(body: &Body, stages: Vec<usize>) -> Vec<usize> {
 /// product's, which is last), if the body streams one.
 pub fn stream_region(body: &Body, stages: &[usize]) -> Option<(usize, usize)> {
     let st = body.stream.as_ref()?;
-    let first = stages
-        .iter()
-        .position(|v| st.values.contains(v) || *v == st.product)?;
+    let first = stages.iter().position(|&v| st.per_chunk(v))?;
     let last = stages.iter().position(|v| *v == st.product)?;
     Some((first, last))
 }

@@ -30,6 +30,12 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// Whether value `v` is computed or read once per chunk: a value of the layer, or the
+    /// summed product.
+    pub fn per_chunk(&self, v: usize) -> bool {
+        self.values.contains(&v) || v == self.product
+    }
+
     /// Whether load value `v` is read by rows of the chunk (the summed product's right operand)
     /// rather than by its columns.
     pub fn by_rows(&self, body: &Body, v: usize) -> bool {
@@ -62,17 +68,13 @@ fn streamable(body: &Body) -> Option<(usize, BTreeSet<usize>, usize)> {
         _ => false,
     };
     // The layer: `hidden` and its ancestors of the hidden width.
+    let users = body.users();
     let mut layer = BTreeSet::from([hidden]);
     for i in (0..hidden).rev() {
-        let used = body.values[i + 1..=hidden]
-            .iter()
-            .enumerate()
-            .any(|(j, v)| layer.contains(&(i + 1 + j)) && v.args.contains(&i));
-        if used && of_width(body.values[i].class) {
+        if of_width(body.values[i].class) && users[i].iter().any(|u| layer.contains(u)) {
             layer.insert(i);
         }
     }
-    let users = body.users();
     let outputs = body.output_values();
     let mut products = 0;
     for &v in &layer {
@@ -100,17 +102,21 @@ fn streamable(body: &Body) -> Option<(usize, BTreeSet<usize>, usize)> {
 
 /// The hidden width in tiles that [`stream`] can cut, if any.
 pub fn streamable_width(body: &Body) -> Option<usize> {
+    unsplit_streamable(body).map(|(_, _, w)| w)
+}
+
+/// [`streamable`], for a body whose chained product's columns are not split ([`super::wide`]).
+fn unsplit_streamable(body: &Body) -> Option<(usize, BTreeSet<usize>, usize)> {
     if body.values.iter().any(|v| v.chunked) {
         return None;
     }
-    streamable(body).map(|(_, _, w)| w)
+    streamable(body)
 }
 
 /// `body` with its hidden layer streamed in chunks of `chunk` tiles (see the module docs), or
 /// `None` when it has none to stream or `chunk` does not cut it into two or more chunks.
 pub fn stream(body: &Body, chunk: usize) -> Option<Body> {
-    let width = streamable_width(body)?;
-    let (product, mut values, _) = streamable(body)?;
+    let (product, mut values, width) = unsplit_streamable(body)?;
     if chunk == 0 || chunk >= width || !width.is_multiple_of(chunk) {
         return None;
     }
