@@ -220,23 +220,19 @@ fn operand(graph: &Graph, x: NodeIndex, shape: &[usize]) -> Option<Operand> {
 fn pixel_major_nodes(graph: &Graph, choice: ConvChoice) -> BTreeSet<NodeIndex> {
     let mut pixel_major = BTreeSet::new();
     let mut saving = BTreeMap::new();
-    // Under `Every`, every convolution that can be a matmul kernel counts as saving.
-    let fixed = CostModel::default();
     let cost = match choice {
-        ConvChoice::ByCost(c) => c,
-        ConvChoice::Every => &fixed,
+        ConvChoice::ByCost(c) => Some(c),
+        ConvChoice::Every => None,
     };
     for n in graph.topo_order() {
         let node = graph.node(n);
         let joins = if matches!(node.op, Op::Conv { .. }) {
-            let s = saving_as_matmul(graph, n, cost);
-            let s = match choice {
-                ConvChoice::Every => s.map(|_| f64::INFINITY),
-                ConvChoice::ByCost(_) => s,
-            };
-            match s {
-                Some(s) if s > 0.0 => saving.insert(n, s).is_none(),
-                _ => false,
+            match cost {
+                None => is_pointwise(graph, n) || gather_of(graph, n).is_some(),
+                Some(cost) => match saving_as_matmul(graph, n, cost) {
+                    Some(s) if s > 0.0 => saving.insert(n, s).is_none(),
+                    _ => false,
+                },
             }
         } else if elementwise(&node.op) && node.ty.shape.len() == 4 {
             let ins = graph.inputs_of(n);
@@ -251,6 +247,9 @@ fn pixel_major_nodes(graph: &Graph, choice: ConvChoice) -> BTreeSet<NodeIndex> {
             pixel_major.insert(n);
         }
     }
+    let Some(cost) = cost else {
+        return pixel_major;
+    };
     let mut kept = BTreeSet::new();
     for region in regions(graph, &pixel_major) {
         let saved: f64 = region.iter().filter_map(|n| saving.get(n)).sum();
