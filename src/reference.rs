@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 
 use thiserror::Error;
 
-use crate::graph::{Graph, Op, TensorData, TensorType};
+use crate::graph::composite;
+use crate::graph::infer::ShapeError;
+use crate::graph::{DType, Graph, Op, TensorData, TensorType};
 
 /// Why the interpreter could not evaluate a graph or an op.
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -176,6 +178,10 @@ pub fn eval_op(op: &Op, inputs: &[&TensorData], out: &TensorType) -> Result<Tens
         Op::Reduce { op: kind, axes, .. } => {
             reduce::reduce(op, *kind, arg(op, inputs, 0)?, axes, out)
         }
+        Op::Attention { .. } | Op::Mlp { .. } => {
+            let values: Vec<TensorData> = inputs.iter().map(|&t| t.clone()).collect();
+            composite::expand(&mut ChainValues, op, &values)
+        }
         Op::Softmax { axis } => reduce::softmax(op, arg(op, inputs, 0)?, *axis),
         Op::LayerNorm { eps } => reduce::layer_norm(op, inputs, *eps, true),
         Op::RmsNorm { eps } => reduce::layer_norm(op, inputs, *eps, false),
@@ -230,6 +236,43 @@ pub fn eval_op(op: &Op, inputs: &[&TensorData], out: &TensorType) -> Result<Tens
         ));
     }
     Ok(result)
+}
+
+/// Evaluates a composite's chain ([`composite::expand`]) op by op.
+struct ChainValues;
+
+impl composite::Emitter for ChainValues {
+    type Value = TensorData;
+    type Error = RefError;
+
+    fn ty(&self, v: &TensorData) -> TensorType {
+        TensorType::new(v.shape().to_vec(), v.dtype())
+    }
+
+    fn emit(&mut self, op: Op, inputs: &[TensorData], _: &str) -> Result<TensorData, RefError> {
+        let refs: Vec<&TensorData> = inputs.iter().collect();
+        let types: Vec<TensorType> = inputs.iter().map(|t| self.ty(t)).collect();
+        let type_refs: Vec<&TensorType> = types.iter().collect();
+        let out = crate::graph::infer::infer(&op, &type_refs)
+            .map_err(|e| op_error(&op, e.to_string()))?;
+        eval_op(&op, &refs, &out)
+    }
+
+    fn scalar(&mut self, value: f32, _: DType, _: &str) -> Result<TensorData, RefError> {
+        Ok(TensorData::f32(vec![], vec![value]))
+    }
+}
+
+impl From<ShapeError> for RefError {
+    fn from(e: ShapeError) -> Self {
+        let op = match &e {
+            ShapeError::Arity { op, .. } | ShapeError::Invalid { op, .. } => op.clone(),
+        };
+        RefError::Op {
+            op,
+            reason: e.to_string(),
+        }
+    }
 }
 
 fn check_inputs(op: &Op, inputs: &[&TensorData], out: &TensorType) -> Result<(), RefError> {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ttfuse::graph::validate::validate;
-use ttfuse::graph::{DType, Graph, Op, TensorData};
+use ttfuse::graph::{AttentionMask, DType, Graph, Op, TensorData};
 use ttfuse::import::{load, load_bytes, ImportOptions};
 use ttfuse::lower::fallback::GraphHostOps;
 use ttfuse::optimize::OptimizeOptions;
@@ -306,6 +306,20 @@ fn every_supported_op_imports_with_its_graph_op_and_shape() {
             vec!["Reshape", "Transpose", "Conv", "Transpose", "Reshape"],
             vec![1, 1, 120, 16],
         ),
+        (
+            // The keys are transposed for q . k^T; an explicit mask is added to the scores.
+            "scaled_dot_product_attention".into(),
+            vec![
+                "tensor<1x2x64x32xbf16>",
+                "tensor<1x2x96x32xbf16>",
+                "tensor<1x2x96x32xbf16>",
+                "tensor<1x1x64x96xbf16>",
+            ],
+            "is_causal = false, scale = 0.25 : f32",
+            "tensor<1x2x64x32xbf16>",
+            vec!["Transpose", "Attention"],
+            vec![1, 2, 64, 32],
+        ),
     ]);
     for (op, args, attrs, result, want_ops, want_shape) in &cases {
         let text = program(args, &op_stmt(op, args, attrs, result), result);
@@ -450,9 +464,63 @@ fn conv_program_matches_numpy() {
 }
 
 #[test]
+fn sdpa_program_matches_numpy() {
+    let g = check_against_numpy("sdpa");
+    let attention = g
+        .dag
+        .node_weights()
+        .find(|n| matches!(n.op, Op::Attention { .. }))
+        .expect("an Attention node");
+    // TTNN's default scale, 1/sqrt(head dim); is_causal as an additive mask.
+    assert_eq!(
+        attention.op,
+        Op::Attention {
+            scale: 1.0 / 32f32.sqrt(),
+            mask: AttentionMask::Add
+        }
+    );
+}
+
+#[test]
+fn attention_that_ttfuse_cannot_express_is_an_error() {
+    let (q, kv) = ("tensor<1x4x64x32xbf16>", "tensor<1x2x64x32xbf16>");
+    let gqa = program(
+        &[q, kv, kv],
+        &op_stmt(
+            "scaled_dot_product_attention",
+            &[q, kv, kv],
+            "is_causal = true",
+            q,
+        ),
+        q,
+    );
+    let err = import_err(&gqa);
+    assert!(
+        err.contains("grouped-query attention (4 query heads, 2 key heads)"),
+        "{err}"
+    );
+    let (q, k) = ("tensor<1x2x64x32xbf16>", "tensor<1x2x96x32xbf16>");
+    let uneven = program(
+        &[q, k, k],
+        &op_stmt(
+            "scaled_dot_product_attention",
+            &[q, k, k],
+            "is_causal = true",
+            q,
+        ),
+        q,
+    );
+    let err = import_err(&uneven);
+    assert!(
+        err.contains("is_causal needs as many queries as keys, got 64 and 96"),
+        "{err}"
+    );
+}
+
+#[test]
 fn fused_programs_of_the_examples_match_the_reference() {
     let device = Device::load("wormhole_b0").unwrap();
-    for name in ["mlp", "attention"] {
+    for name in ["mlp", "attention", "sdpa"] {
         let path = models_dir().join("ttnn_mlir").join(format!("{name}.mlir"));
         let model = pipeline::load_model(Some(&path), &ImportOptions::default()).unwrap();
         let compilation = pipeline::compile(&model, &device, &OptimizeOptions::default()).unwrap();

@@ -183,3 +183,32 @@ fn bare_guide_snippet_takes_free_names_as_inputs() {
         assert_eq!(*v, (input[k].exp() + bias[k % 64]).max(0.0));
     }
 }
+
+#[test]
+fn transformer_attention_matches_the_numpy_values_of_the_mlir_example() {
+    // The TTNN-dialect example models/ttnn_mlir/sdpa.mlir as a Python program: TTNN's
+    // defaults (is_causal=True, scale 1/sqrt(head dim)), then the output times 2.
+    let program = "\
+import ttnn, torch
+q = ttnn.from_torch(torch.randn(1, 2, 64, 32), dtype=ttnn.bfloat16)
+k = ttnn.from_torch(torch.randn(1, 2, 64, 32), dtype=ttnn.bfloat16)
+v = ttnn.from_torch(torch.randn(1, 2, 64, 32), dtype=ttnn.bfloat16)
+o = ttnn.transformer.scaled_dot_product_attention(q, k, v)
+y = ttnn.multiply(o, 2.0)
+";
+    let g = load_bytes("sdpa.py", program.as_bytes(), &ImportOptions::default()).unwrap();
+    assert!(
+        op_names(&g).contains(&"Attention".to_string()),
+        "{:?}",
+        op_names(&g)
+    );
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ttnn_mlir/sdpa");
+    let inputs = ttfuse::npy::read_dir(&dir.join("inputs")).unwrap();
+    let want = ttfuse::npy::read_dir(&dir.join("outputs")).unwrap()["out0"].to_f32();
+    let got = ttfuse::reference::run(&g, &inputs).unwrap()["y"].to_f32();
+    let err = got
+        .iter()
+        .zip(&want)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(err < 1e-4, "differs from numpy by {err}");
+}

@@ -56,9 +56,10 @@ fn gpt2_block_norms_fuse_into_the_projections_after_them_over_the_grid() {
     // the attention projection and residual before the second norm) for a chunk of columns.
     let (_, _, c) = compiled("gpt2_block");
     let kernels = &c.fused.plan.kernels;
+    // c_fc is the hidden layer of the MLP composite (`mlp-bias-gelu`) ending at c_proj.
     for proj in [
         "/attn/c_attn/Gemm_output_0/matmul",
-        "/c_fc/Gemm_output_0/matmul",
+        "/c_proj/Gemm_output_0/matmul/hidden",
     ] {
         let k = kernels
             .iter()
@@ -118,8 +119,8 @@ fn gpt2_block_causal_mask_is_one_head_s_rows_read_by_every_head() {
     assert_eq!(masks.len(), 1, "{:?}", masks.iter().map(|t| &t.name));
     // The scores are [heads, seq, seq]; the mask holds one head's [seq, seq].
     let scores = c
-        .optimized
-        .graph
+        .fused
+        .planned_graph(&c.optimized.graph)
         .dag
         .node_weights()
         .find(|n| matches!(n.op, Op::Where))

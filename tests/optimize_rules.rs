@@ -164,6 +164,28 @@ fn rmsnorm_needs_the_last_axis_and_a_scalar_eps() {
 }
 
 #[test]
+fn attention_needs_the_scores_last_axis_and_a_scalar_scale() {
+    // A softmax over the queries is not attention.
+    assert!(!reaches(
+        ATTENTION,
+        "(matmul (softmax [1] (mul (matmul %q %kt) 0.125)) %v)",
+        "(attention ?s ?q ?k ?v)"
+    ));
+    // Nor is a per-element factor.
+    assert!(!reaches(
+        &format!("{ATTENTION} e=0.5:4x4"),
+        "(matmul (softmax [2] (mul (matmul %q %kt) %e)) %v)",
+        "(attention ?s ?q ?k ?v)"
+    ));
+    // A scale on the queries moves to the scores.
+    assert!(reaches(
+        ATTENTION,
+        "(matmul (softmax [2] (matmul (mul %q 0.125) %kt)) %v)",
+        "(attention 0.125 %q %kt %v)"
+    ));
+}
+
+#[test]
 fn gelu_needs_its_constants() {
     assert!(!reaches(
         "x:4x8",
@@ -396,7 +418,120 @@ const EXAMPLES: &[(&str, &str, &str, &str)] = &[
         "(batchnorm 0.00001 (conv [3,3,2,2,0,0,0,0,1,1,1] %x %w %c) %g %b %m %v)",
         "(conv [3,3,2,2,0,0,0,0,1,1,1] %x (mul %w (reshape [3,1,1,1] (div %g (sqrt (add %v 0.00001))))) (add (mul (sub %c %m) (div %g (sqrt (add %v 0.00001)))) %b))",
     ),
+    ("scale-out-left", "a:4x8 b:8x4", "(matmul (mul %a 0.5) %b)", "(mul (matmul %a %b) 0.5)"),
+    ("scale-out-right", "a:4x8 b:8x4", "(matmul %a (mul %b 0.5))", "(mul (matmul %a %b) 0.5)"),
+    (
+        "attention",
+        ATTENTION,
+        "(matmul (softmax [2] (mul (matmul %q %kt) 0.125)) %v)",
+        "(attention 0.125 %q %kt %v)",
+    ),
+    (
+        "attention-add",
+        ATTENTION,
+        "(matmul (softmax [2] (add (mul (matmul %q %kt) 0.125) %m)) %v)",
+        "(attention_add 0.125 %q %kt %v %m)",
+    ),
+    (
+        "attention-select",
+        ATTENTION,
+        "(matmul (softmax [2] (where %c (mul (matmul %q %kt) 0.125) %f)) %v)",
+        "(attention_select 0.125 %q %kt %v %c %f)",
+    ),
+    (
+        "attention-fill",
+        ATTENTION,
+        "(matmul (softmax [2] (where %c %f (mul (matmul %q %kt) 0.125))) %v)",
+        "(attention_fill 0.125 %q %kt %v %c %f)",
+    ),
+    (
+        "attention-unscaled",
+        ATTENTION,
+        "(matmul (softmax [2] (matmul %q %kt)) %v)",
+        "(attention 1 %q %kt %v)",
+    ),
+    ("mlp-gelu", MLP, "(matmul (gelu (matmul %x %w1)) %w2)", "(mlp_gelu %x %w1 %w2)"),
+    ("mlp-gelu-tanh", MLP, "(matmul (gelu_tanh (matmul %x %w1)) %w2)", "(mlp_gelu_tanh %x %w1 %w2)"),
+    ("mlp-relu", MLP, "(matmul (relu (matmul %x %w1)) %w2)", "(mlp_relu %x %w1 %w2)"),
+    ("mlp-silu", MLP, "(matmul (silu (matmul %x %w1)) %w2)", "(mlp_silu %x %w1 %w2)"),
+    ("mlp-bias-gelu", MLP, "(matmul (gelu (add (matmul %x %w1) %b)) %w2)", "(mlp_bias_gelu %x %w1 %b %w2)"),
+    (
+        "mlp-bias-gelu-tanh",
+        MLP,
+        "(matmul (gelu_tanh (add (matmul %x %w1) %b)) %w2)",
+        "(mlp_bias_gelu_tanh %x %w1 %b %w2)",
+    ),
+    ("mlp-bias-relu", MLP, "(matmul (relu (add (matmul %x %w1) %b)) %w2)", "(mlp_bias_relu %x %w1 %b %w2)"),
+    ("mlp-bias-silu", MLP, "(matmul (silu (add (matmul %x %w1) %b)) %w2)", "(mlp_bias_silu %x %w1 %b %w2)"),
+    (
+        "gated-mlp-silu",
+        MLP,
+        "(matmul (mul (silu (matmul %x %w1)) (matmul %x %w3)) %w2)",
+        "(gated_mlp_silu %x %w1 %w3 %w2)",
+    ),
+    (
+        "gated-mlp-gelu",
+        MLP,
+        "(matmul (mul (gelu (matmul %x %w1)) (matmul %x %w3)) %w2)",
+        "(gated_mlp_gelu %x %w1 %w3 %w2)",
+    ),
+    (
+        "attention-expand",
+        ATTENTION,
+        "(attention 0.125 %q %kt %v)",
+        "(matmul (softmax [2] (mul (matmul %q %kt) 0.125)) %v)",
+    ),
+    (
+        "attention-add-expand",
+        ATTENTION,
+        "(attention_add 0.125 %q %kt %v %m)",
+        "(matmul (softmax [2] (add (mul (matmul %q %kt) 0.125) %m)) %v)",
+    ),
+    (
+        "attention-select-expand",
+        ATTENTION,
+        "(attention_select 0.125 %q %kt %v %c %f)",
+        "(matmul (softmax [2] (where %c (mul (matmul %q %kt) 0.125) %f)) %v)",
+    ),
+    (
+        "attention-fill-expand",
+        ATTENTION,
+        "(attention_fill 0.125 %q %kt %v %c %f)",
+        "(matmul (softmax [2] (where %c %f (mul (matmul %q %kt) 0.125))) %v)",
+    ),
+    ("mlp-gelu-expand", MLP, "(mlp_gelu %x %w1 %w2)", "(matmul (gelu (matmul %x %w1)) %w2)"),
+    ("mlp-gelu-tanh-expand", MLP, "(mlp_gelu_tanh %x %w1 %w2)", "(matmul (gelu_tanh (matmul %x %w1)) %w2)"),
+    ("mlp-relu-expand", MLP, "(mlp_relu %x %w1 %w2)", "(matmul (relu (matmul %x %w1)) %w2)"),
+    ("mlp-silu-expand", MLP, "(mlp_silu %x %w1 %w2)", "(matmul (silu (matmul %x %w1)) %w2)"),
+    ("mlp-bias-gelu-expand", MLP, "(mlp_bias_gelu %x %w1 %b %w2)", "(matmul (gelu (add (matmul %x %w1) %b)) %w2)"),
+    (
+        "mlp-bias-gelu-tanh-expand",
+        MLP,
+        "(mlp_bias_gelu_tanh %x %w1 %b %w2)",
+        "(matmul (gelu_tanh (add (matmul %x %w1) %b)) %w2)",
+    ),
+    ("mlp-bias-relu-expand", MLP, "(mlp_bias_relu %x %w1 %b %w2)", "(matmul (relu (add (matmul %x %w1) %b)) %w2)"),
+    ("mlp-bias-silu-expand", MLP, "(mlp_bias_silu %x %w1 %b %w2)", "(matmul (silu (add (matmul %x %w1) %b)) %w2)"),
+    (
+        "gated-mlp-silu-expand",
+        MLP,
+        "(gated_mlp_silu %x %w1 %w3 %w2)",
+        "(matmul (mul (silu (matmul %x %w1)) (matmul %x %w3)) %w2)",
+    ),
+    (
+        "gated-mlp-gelu-expand",
+        MLP,
+        "(gated_mlp_gelu %x %w1 %w3 %w2)",
+        "(matmul (mul (gelu (matmul %x %w1)) (matmul %x %w3)) %w2)",
+    ),
 ];
+
+/// The leaves of the attention examples: two heads of 4 queries and keys, head size 8, a mask
+/// and a condition over the scores, a fill value.
+const ATTENTION: &str = "q:2x4x8 kt:2x8x4 v:2x4x8 m:4x4 c:4x4 f=-3";
+
+/// The leaves of the MLP examples: hidden width 16.
+const MLP: &str = "x:4x8 w1:8x16 w3:8x16 b:16 w2:16x8";
 
 /// Rules whose example needs options the plain runner does not set (tested above).
 const ELSEWHERE: &[&str] = &["gelu-approx"];

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use ttfuse::graph::{BinaryOp, Graph, Op};
 use ttfuse::import::ImportOptions;
-use ttfuse::optimize::{optimize, OptimizeOptions, Optimized, Rewrite};
+use ttfuse::optimize::{optimize, Composite, OptimizeOptions, Optimized, Rewrite};
 use ttfuse::pipeline;
 
 fn path(rel: &str) -> String {
@@ -117,11 +117,29 @@ fn conv_bn_fold_is_reported_at_the_conv_that_replaced_each_batchnorm() {
 #[test]
 fn softmax_and_division_rewrites_are_reported_at_their_nodes() {
     let g = load("attention_mlp/model.onnx");
-    let out = optimize(&g, &OptimizeOptions::default()).expect("optimizes");
-    consistent(&g, &out);
     let softmaxes = nodes(&g, |op| matches!(op, Op::Softmax { .. }));
     assert_eq!(softmaxes.len(), 1);
     let sm = &softmaxes[0];
+    // By default the softmax is inside the attention composite, recognized at the product
+    // that consumes it.
+    let out = optimize(&g, &OptimizeOptions::default()).expect("optimizes");
+    consistent(&g, &out);
+    let context = nodes(&g, |op| matches!(op, Op::MatMul))
+        .into_iter()
+        .find(|m| inputs_of(&g, m).contains(sm))
+        .expect("the softmax feeds a matmul");
+    let attention = at(&out, "attention", &context);
+    assert_eq!(attention.len(), 1, "{:?}", out.report.rewrites);
+    assert_eq!(attention[0].stage, "recognize");
+    assert!(matches!(
+        op_of(&out.graph, &attention[0].node),
+        Op::Attention { .. }
+    ));
+    // A backend without an attention kernel gets the softmax expanded.
+    let mut opts = OptimizeOptions::default();
+    opts.cost.composite_kernels.remove(&Composite::Attention);
+    let out = optimize(&g, &opts).expect("optimizes");
+    consistent(&g, &out);
     let expand = at(&out, "softmax-expand", sm);
     assert_eq!(expand.len(), 1, "{:?}", out.report.rewrites);
     assert_eq!(expand[0].stage, "decompose");

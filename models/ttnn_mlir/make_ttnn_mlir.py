@@ -241,6 +241,38 @@ module @conv {{
     return text, compute
 
 
+def sdpa():
+    """Causal two-head attention through ttnn.scaled_dot_product_attention on q, k, v
+    [1, 2, 64, 32] (default scale 1/sqrt(32)), then the output times 2 (ttnn.multiply by a
+    ttnn.full)."""
+    qkv = ty([1, 2, 64, 32], "ttnn_layout")
+    two = ty([1, 1], "ttnn_layout1")
+    text = HEADER
+    text += layout("ttnn_layout", [1, 2, 64, 32], True)
+    text += layout("ttnn_layout1", [1, 1], True)
+    text += f"""\
+module @sdpa {{
+  func.func @forward(%arg0: {qkv} {{ttir.name = "q"}}, %arg1: {qkv} {{ttir.name = "k"}}, %arg2: {qkv} {{ttir.name = "v"}}) -> {qkv} {{
+    %0 = "ttnn.get_device"() <{{mesh_offset = #ttnn<mesh_offset 0x0>, mesh_shape = #ttnn<mesh_shape 1x1>}}> : () -> !ttnn.device
+    %1 = "ttnn.scaled_dot_product_attention"(%arg0, %arg1, %arg2) <{{is_causal = true, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>}}> : ({qkv}, {qkv}, {qkv}) -> {qkv}
+    %2 = "ttnn.full"(%0) <{{dtype = #ttcore.supportedDataTypes<bf16>, fill_value = 2.0 : f32, layout = #ttnn.layout<tile>, shape = #ttnn.shape<1x1>}}> : (!ttnn.device) -> {two}
+    %3 = "ttnn.multiply"(%1, %2) : ({qkv}, {two}) -> {qkv}
+    return %3 : {qkv}
+  }}
+}}
+"""
+
+    def compute(rng):
+        q, k, v = (rng.standard_normal((1, 2, 64, 32)).astype(np.float32) for _ in range(3))
+        s = (q @ k.transpose(0, 1, 3, 2)) * np.float32(1.0 / np.sqrt(32.0))
+        s = np.where(np.tril(np.ones((64, 64), dtype=bool)), s, np.float32(-np.inf))
+        p = np.exp(s - s.max(axis=-1, keepdims=True))
+        p /= p.sum(axis=-1, keepdims=True)
+        return {"q": q, "k": k, "v": v}, [(p @ v) * np.float32(2.0)]
+
+    return text, compute
+
+
 def main():
     rng = np.random.default_rng(SEED)
     programs = [
@@ -248,6 +280,7 @@ def main():
         ("attention", lambda: attention(1)),
         ("mha", lambda: attention(2)),
         ("conv", conv),
+        ("sdpa", sdpa),
     ]
     for name, make in programs:
         text, compute = make()

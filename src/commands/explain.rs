@@ -27,8 +27,8 @@ pub struct ExplainArgs {
     /// Print the explanation as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Write `before.dot` (the imported graph) and `after.dot` (the optimized graph, one cluster
-    /// per kernel) into DIR.
+    /// Write `before.dot` (the imported graph) and `after.dot` (the optimized graph as the
+    /// kernels compute it, one cluster per kernel) into DIR.
     #[arg(long, value_name = "DIR")]
     pub dot: Option<PathBuf>,
 }
@@ -60,7 +60,9 @@ pub fn run(args: &ExplainArgs, verbosity: Verbosity) -> Result<()> {
             &after,
             graph_dot(
                 "after",
-                &compilation.optimized.graph,
+                compilation
+                    .fused
+                    .planned_graph(&compilation.optimized.graph),
                 Some(&compilation.fused.plan),
             ),
         )

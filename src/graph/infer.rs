@@ -261,6 +261,7 @@ pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, ShapeError> 
             }
             Ok(TensorType::new(shape, inputs[0].dtype))
         }
+        Op::Attention { .. } | Op::Mlp { .. } => super::composite::infer_chain(op, inputs),
         Op::Softmax { axis } => {
             arity(op, inputs, 1, 1)?;
             check_axis(op, *axis, inputs[0].shape.len())?;

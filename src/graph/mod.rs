@@ -1,6 +1,7 @@
 //! The tensor-graph IR: a petgraph DAG of [`Op`] nodes, each producing one tensor with a static
 //! shape and dtype. Edges run producer -> consumer and carry the consumer's input slot.
 
+pub mod composite;
 pub mod fold;
 pub mod im2col;
 pub mod infer;
@@ -13,6 +14,7 @@ use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 use serde::{Deserialize, Serialize};
 
+pub use composite::{AttentionMask, MlpHidden};
 pub use op::{BinaryOp, DType, Op, ReduceOp, UnaryOp};
 pub use tensor::TensorData;
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::composite::{AttentionMask, MlpHidden};
 use super::tensor::TensorData;
 
 /// Elementwise functions of one input.
@@ -152,6 +153,23 @@ pub enum Op {
     RmsNorm {
         /// Epsilon added to the mean square.
         eps: f32,
+    },
+    /// Scaled dot-product attention, `softmax(mask(q @ kt * scale)) @ v` with the softmax over
+    /// the scores' last axis: inputs `q, kt, v` and the mask's ([`AttentionMask`]). `kt` is the
+    /// keys already transposed. Defined by its chain in [`super::composite`].
+    Attention {
+        /// The factor applied to the scores (usually `1 / sqrt(head_dim)`).
+        scale: f32,
+        /// How the scores are masked.
+        mask: AttentionMask,
+    },
+    /// The MLP `act(hidden(x)) @ w2`: inputs `x, w1`, then `b1` or `w3` ([`MlpHidden`]), then
+    /// `w2`. Defined by its chain in [`super::composite`].
+    Mlp {
+        /// The activation of the hidden layer.
+        act: UnaryOp,
+        /// What the hidden layer computes.
+        hidden: MlpHidden,
     },
     /// `clip(x, min, max)`.
     Clip {

@@ -8,6 +8,7 @@
 //! Graph inputs are [`Op::Input`](crate::graph::Op::Input) nodes named after the model's
 //! inputs; `graph.outputs` are named after the model's outputs.
 
+pub mod attention;
 pub mod builder;
 pub mod onnx;
 pub mod ttnn_mlir;

@@ -31,24 +31,34 @@ pub struct HostAttrs {
 
 impl HostAttrs {
     /// The multiply-adds (as two FLOPs each) of the ops whose math can outweigh their traffic:
-    /// convolutions and matmuls.
+    /// convolutions, matmuls and attention.
     pub fn flops(&self) -> f64 {
-        let out: usize = self.output_shape.iter().product();
+        let out = self.output_shape.iter().product::<usize>() as f64;
         let per_output = match &self.op {
-            Op::Conv { kernel, .. } => self
-                .input_shapes
-                .get(1)
-                .and_then(|w| w.get(1))
-                .map_or(0, |cg| cg * kernel[0] * kernel[1]),
+            Op::Conv { kernel, .. } => {
+                self.input_shapes
+                    .get(1)
+                    .and_then(|w| w.get(1))
+                    .map_or(0, |cg| cg * kernel[0] * kernel[1]) as f64
+            }
             Op::MatMul => self
                 .input_shapes
                 .first()
                 .and_then(|a| a.last())
                 .copied()
-                .unwrap_or(0),
-            _ => 0,
+                .unwrap_or(0) as f64,
+            // Two products per query row: the scores (sk of them, d multiply-adds each, from
+            // the transposed keys [.., d, sk]) and the output row (dv values, sk each).
+            Op::Attention { .. } => match self.input_shapes.get(1).map(Vec::as_slice) {
+                Some([.., d, sk]) => {
+                    let dv = self.output_shape.last().copied().unwrap_or(1).max(1);
+                    (*sk * *d) as f64 / dv as f64 + *sk as f64
+                }
+                _ => 0.0,
+            },
+            _ => 0.0,
         };
-        2.0 * out as f64 * per_output as f64
+        2.0 * out * per_output
     }
 
     fn input_types(&self) -> Vec<TensorType> {

@@ -17,7 +17,7 @@ use thiserror::Error;
 use ttfuse_runtime::device::Device;
 use ttfuse_runtime::program::Program;
 
-use crate::graph::Graph;
+use crate::graph::{composite, Graph};
 pub use crate::plan::FusionMode;
 use crate::plan::{KernelPlan, PlanError, Target};
 pub use binding::Binding;
@@ -25,6 +25,9 @@ pub use binding::Binding;
 /// Why a graph could not be lowered, or a tensor not bound.
 #[derive(Debug, Error)]
 pub enum LowerError {
+    /// A composite could not be expanded into the chain the planner fuses.
+    #[error("expanding attention and MLP composites: {0}")]
+    Expand(#[from] crate::import::builder::BuildError),
     /// Planning failed (unsupported op or shape, no block fits).
     #[error(transparent)]
     Plan(#[from] PlanError),
@@ -75,11 +78,31 @@ pub struct Compiled {
     pub inputs: Vec<Binding>,
     /// Graph outputs, in graph order.
     pub outputs: Vec<Binding>,
+    /// The graph the plan was built from, when it is not the graph given to [`compile`]: that
+    /// graph with its attention and MLP composites expanded.
+    pub expanded: Option<Graph>,
 }
 
-/// Plans and lowers `graph` for `device`.
+impl Compiled {
+    /// The graph the plan's kernels compute: `given` (the graph passed to [`compile`]) or its
+    /// expansion.
+    pub fn planned_graph<'a>(&'a self, given: &'a Graph) -> &'a Graph {
+        self.expanded.as_ref().unwrap_or(given)
+    }
+}
+
+/// Plans and lowers `graph` for `device`. In fused mode, attention and MLP composites are first
+/// expanded into the chains of ops the planner fuses ([`composite::expand_all`]); unfused, they
+/// run as the TTNN ops they are.
 pub fn compile(graph: &Graph, device: &Device, mode: FusionMode) -> Result<Compiled, LowerError> {
+    let expanded = match mode {
+        FusionMode::Fused => composite::expand_all(graph)?,
+        FusionMode::Unfused => None,
+    };
+    let graph = expanded.as_ref().unwrap_or(graph);
     let target = Target::of(device);
     let plan = crate::plan::plan(graph, &target, mode)?;
-    program::assemble(graph, plan)
+    let mut compiled = program::assemble(graph, plan)?;
+    compiled.expanded = expanded;
+    Ok(compiled)
 }

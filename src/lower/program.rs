@@ -325,5 +325,6 @@ pub fn assemble(graph: &Graph, plan: KernelPlan) -> Result<Compiled, LowerError>
         plan,
         inputs,
         outputs,
+        expanded: None,
     })
 }

@@ -7,6 +7,7 @@
 //! | `const(?c, v)` | every element of `?c` is known to equal `v` (relative tolerance 1e-6) |
 //! | `scalar(?c)` | `?c` is a one-element constant with a known value (an `eps`) |
 //! | `last_axis(?ax, ?x)` | `?ax` is the list `[rank(?x) - 1]` |
+//! | `product_last_axis(?ax, ?a, ?b)` | `?ax` is the last axis of the product `?a @ ?b` (both of rank 2 or more) |
 //! | `float(?x)` | `?x` is a floating-point tensor |
 //! | `constant(?x)` | `?x` is computable from constants alone (folded after extraction) |
 //! | `inverse_perms(?p, ?q)` | transposing by `?p` then by `?q` is the identity |
@@ -17,6 +18,7 @@
 //! | binding | value |
 //! |---|---|
 //! | `?ax = last_axis(?x)` | the list `[rank(?x) - 1]` |
+//! | `?ax = product_last_axis(?a, ?b)` | the last axis of the product `?a @ ?b` |
 //! | `?r = compose_perms(?p, ?q)` | the permutation of transposing by `?p` then by `?q` |
 //! | `?s = out_channels(?w)` | the shape `[O, 1, ..., 1]` (rank of `?w`) that broadcasts a per-output-channel vector over conv weights `?w` of shape `[O, ...]` |
 //! | `?s = last_dim(?x)` | the list `[d]`, `d` the size of `?x`'s last axis (the shape of a norm's gamma) |
@@ -45,6 +47,8 @@ pub enum Guard {
     Scalar,
     /// `last_axis(?ax, ?x)`.
     LastAxis,
+    /// `product_last_axis(?ax, ?a, ?b)`.
+    ProductLastAxis,
     /// `float(?x)`.
     Float,
     /// `constant(?x)`.
@@ -60,6 +64,8 @@ pub enum Guard {
 pub enum Binder {
     /// `last_axis(?x)`.
     LastAxis,
+    /// `product_last_axis(?a, ?b)`.
+    ProductLastAxis,
     /// `compose_perms(?p, ?q)`.
     ComposePerms,
     /// `out_channels(?w)`.
@@ -78,7 +84,11 @@ fn signature(name: &str, binding: bool) -> Option<&'static str> {
         | ("last_axis", true)
         | ("out_channels", true)
         | ("last_dim", true) => "v",
-        ("last_axis", false) | ("inverse_perms", false) | ("compose_perms", true) => "vv",
+        ("last_axis", false)
+        | ("inverse_perms", false)
+        | ("compose_perms", true)
+        | ("product_last_axis", true) => "vv",
+        ("product_last_axis", false) => "vvv",
         ("approx", false) => "",
         _ => return None,
     })
@@ -88,8 +98,9 @@ fn check_args(name: &str, binding: bool, args: &[Arg]) -> Result<(), String> {
     let what = if binding { "binding" } else { "condition" };
     let sig = signature(name, binding).ok_or_else(|| {
         format!(
-            "unknown {what} `{name}` (conditions: const, scalar, last_axis, float, constant, \
-             inverse_perms, approx; bindings: last_axis, compose_perms, out_channels, last_dim)"
+            "unknown {what} `{name}` (conditions: const, scalar, last_axis, product_last_axis, \
+             float, constant, inverse_perms, approx; bindings: last_axis, product_last_axis, \
+             compose_perms, out_channels, last_dim)"
         )
     })?;
     let ok = sig.len() == args.len()
@@ -115,6 +126,7 @@ impl Guard {
             "const" => Guard::Const,
             "scalar" => Guard::Scalar,
             "last_axis" => Guard::LastAxis,
+            "product_last_axis" => Guard::ProductLastAxis,
             "float" => Guard::Float,
             "constant" => Guard::Constant,
             "inverse_perms" => Guard::InversePerms,
@@ -149,6 +161,12 @@ impl Guard {
                 }
                 _ => false,
             },
+            Guard::ProductLastAxis => match (data(0), data(1), data(2)) {
+                (Some(ClassData::Attr(Attr::Ints(ax))), Some(a), Some(b)) => {
+                    product_last_axis(a, b).is_some_and(|last| ax.as_slice() == [last])
+                }
+                _ => false,
+            },
             Guard::Float => data(0)
                 .and_then(|d| d.tensor())
                 .is_some_and(|t| t.ty.dtype.is_float()),
@@ -162,6 +180,13 @@ impl Guard {
             Guard::Approx => egraph.analysis.allow_approx,
         }
     }
+}
+
+/// The last axis of the product `a @ b`, when both are tensors of rank 2 or more.
+fn product_last_axis(a: &ClassData, b: &ClassData) -> Option<usize> {
+    let ra = a.tensor()?.ty.shape.len();
+    let rb = b.tensor()?.ty.shape.len();
+    (ra >= 2 && rb >= 2).then(|| ra.max(rb) - 1)
 }
 
 /// The permutation of transposing by `p` and then by `q` (output axis i is input axis p[q[i]]).
@@ -178,6 +203,7 @@ impl Binder {
         check_args(name, true, args)?;
         Ok(match name {
             "last_axis" => Binder::LastAxis,
+            "product_last_axis" => Binder::ProductLastAxis,
             "out_channels" => Binder::OutChannels,
             "last_dim" => Binder::LastDim,
             _ => Binder::ComposePerms,
@@ -196,6 +222,9 @@ impl Binder {
             Binder::LastAxis => {
                 let rank = data(0)?.tensor()?.ty.shape.len();
                 (rank > 0).then(|| Attr::Ints(vec![rank - 1]))
+            }
+            Binder::ProductLastAxis => {
+                product_last_axis(data(0)?, data(1)?).map(|last| Attr::Ints(vec![last]))
             }
             Binder::OutChannels => {
                 let shape = &data(0)?.tensor()?.ty.shape;

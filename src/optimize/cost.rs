@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use ttfuse_runtime::device::{Device, DeviceError};
 
+use crate::graph::composite;
 use crate::graph::{BinaryOp, Op, ReduceOp, TensorType, UnaryOp};
 
 /// Composite ops that the backend can lower as one kernel.
@@ -35,6 +36,10 @@ pub enum Composite {
     LayerNorm,
     /// `Op::RmsNorm`.
     RmsNorm,
+    /// `Op::Attention`.
+    Attention,
+    /// `Op::Mlp`.
+    Mlp,
 }
 
 /// Device figures used by the cost function, read from the runtime's device description.
@@ -62,8 +67,8 @@ pub struct CostModel {
     pub reduce_cycles: f64,
     /// SFPU cycles per tile by function name (`exp`, `division`, ...).
     pub sfpu: BTreeMap<String, f64>,
-    /// Composites the backend lowers as a fused row-wise group (all three by default: the
-    /// planner expands them itself).
+    /// Composites the backend lowers as one kernel (all of them by default: the planner expands
+    /// the norms and softmax itself, and attention and the MLP into the chain it fuses).
     pub composite_kernels: BTreeSet<Composite>,
 }
 
@@ -96,8 +101,14 @@ impl CostModel {
             mul_cycles: c.mul_cycles_per_tile.at(c.fidelity),
             reduce_cycles: c.reduce_sum_cycles_per_tile_per_phase * f64::from(c.fidelity.phases()),
             sfpu,
-            composite_kernels: [Composite::Softmax, Composite::LayerNorm, Composite::RmsNorm]
-                .into(),
+            composite_kernels: [
+                Composite::Softmax,
+                Composite::LayerNorm,
+                Composite::RmsNorm,
+                Composite::Attention,
+                Composite::Mlp,
+            ]
+            .into(),
         }
     }
 
@@ -216,7 +227,9 @@ pub fn kind(op: &Op, inputs: &[&TensorType], tt_exponent: bool) -> Kind {
         // A composite with a kernel is the fused row-wise group the planner would build from its
         // decomposition, minus the intermediate circular-buffer traffic.
         Op::Softmax { .. } | Op::LayerNorm { .. } | Op::RmsNorm { .. } => Kind::Fusable,
-        Op::MatMul | Op::Transpose { .. } => Kind::Kernel,
+        // Attention and the MLP are one kernel whose intermediates (scores, hidden layer) stay
+        // in L1: one dispatch and the DRAM traffic of their inputs and result.
+        Op::MatMul | Op::Transpose { .. } | Op::Attention { .. } | Op::Mlp { .. } => Kind::Kernel,
         _ => Kind::Fallback,
     }
 }
@@ -226,6 +239,8 @@ fn composite(op: &Op) -> Option<Composite> {
         Op::Softmax { .. } => Some(Composite::Softmax),
         Op::LayerNorm { .. } => Some(Composite::LayerNorm),
         Op::RmsNorm { .. } => Some(Composite::RmsNorm),
+        Op::Attention { .. } => Some(Composite::Attention),
+        Op::Mlp { .. } => Some(Composite::Mlp),
         _ => None,
     }
 }
@@ -264,6 +279,14 @@ impl CostModel {
                     .map_or(0, |cg| cg * kernel[0] * kernel[1]);
                 let tile_products = (out.numel() * per_output) as f64 / 32f64.powi(3);
                 per_core(tile_products, self.matmul_tile_cycles)
+            }
+            // Chains: the work of their ops.
+            Op::Attention { .. } | Op::Mlp { .. } => {
+                let mut cycles = 0.0;
+                let chain = composite::visit_chain(op, inputs, |op, inputs, out| {
+                    cycles += self.compute(op, inputs, out);
+                });
+                chain.map_or(f64::INFINITY, |_| cycles)
             }
             // Composites: the work of their decomposition, full-tensor parts per input tile and
             // per-row parts (on the reduced column) per row tile.

@@ -17,6 +17,8 @@
 //! | reduce | `(rsum axes keep x)`, `rmean`, `rmax`, `rmin`; e.g. `(rmax [1] true x)` |
 //! | softmax | `(softmax [axis] x)` |
 //! | norms | `(rmsnorm x g eps)`, `(layernorm x g b eps)`, `(layernorm_nobias x g eps)` |
+//! | attention | `(attention scale q kt v)`, `(attention_add scale q kt v m)`, `(attention_select scale q kt v c fill)`, `(attention_fill scale q kt v c fill)` |
+//! | MLP | `(mlp_<act> x w1 w2)`, `(mlp_bias_<act> x w1 b1 w2)`, `(gated_mlp_<act> x w1 w3 w2)`, `<act>` a unary op's name |
 //! | shape ops | `(transpose [perm] x)`, `(reshape [shape] x)`, `(expand [shape] x)`, `(cast dtype x)` |
 //! | pointwise | `(clip min max x)`, `(leaky_relu alpha x)`, `(hard_sigmoid alpha beta x)` |
 //! | others | `(concat [axis] x...)`, `(slice [axes] [starts] [ends] [steps] x)`, `(gather [axis] d i)`, `(where c a b)`, `(equal a b)`, `(conv [kh,kw,sh,sw,pt,pl,pb,pr,dh,dw,groups] x w [b])`, `(batchnorm eps x s b m v)`, `(pool_max [kh,kw,sh,sw,pt,pl,pb,pr] count_include_pad x)` |
@@ -29,7 +31,7 @@ use std::str::FromStr;
 
 use egg::{FromOp, Id, Language};
 
-use crate::graph::{BinaryOp, DType, ReduceOp, UnaryOp};
+use crate::graph::{AttentionMask, BinaryOp, DType, MlpHidden, ReduceOp, UnaryOp};
 
 /// A 32-bit float compared and hashed by its bits, so it can be an e-node leaf.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -187,7 +189,26 @@ pub enum TOp {
     BatchNorm,
     /// `(pool_max [params] count_include_pad x)` etc.
     Pool(ReduceOp),
+    /// `(attention scale q kt v)`, `(attention_add scale q kt v m)`,
+    /// `(attention_select scale q kt v c fill)`, `(attention_fill scale q kt v c fill)`.
+    Attention(AttentionMask),
+    /// `(mlp_gelu x w1 w2)`, `(mlp_bias_gelu x w1 b1 w2)`, `(gated_mlp_silu x w1 w3 w2)`: the
+    /// form's prefix, then the activation's name.
+    Mlp(UnaryOp, MlpHidden),
 }
+
+const ATTENTION: [(&str, AttentionMask); 4] = [
+    ("attention", AttentionMask::None),
+    ("attention_add", AttentionMask::Add),
+    ("attention_select", AttentionMask::Select),
+    ("attention_fill", AttentionMask::Fill),
+];
+
+const MLP: [(&str, MlpHidden); 3] = [
+    ("mlp_", MlpHidden::Plain),
+    ("mlp_bias_", MlpHidden::Biased),
+    ("gated_mlp_", MlpHidden::Gated),
+];
 
 const UNARY: [(&str, UnaryOp); 17] = [
     ("exp", UnaryOp::Exp),
@@ -277,6 +298,16 @@ impl TOp {
                 .unwrap_or("?")
                 .into(),
             TOp::Conv => "conv".into(),
+            TOp::Attention(m) => ATTENTION
+                .iter()
+                .find(|(_, x)| x == m)
+                .map(|(n, _)| *n)
+                .unwrap_or("?")
+                .into(),
+            TOp::Mlp(act, h) => {
+                let prefix = MLP.iter().find(|(_, x)| x == h).map_or("?", |(n, _)| *n);
+                format!("{prefix}{}", TOp::Unary(*act).name())
+            }
             other => FIXED
                 .iter()
                 .find(|(_, x, _)| x == other)
@@ -295,6 +326,8 @@ impl TOp {
             TOp::Reduce(_) | TOp::Pool(_) => n == 3,
             TOp::Concat => n >= 2,
             TOp::Conv => n == 3 || n == 4,
+            TOp::Attention(m) => n == m.inputs() + 1,
+            TOp::Mlp(_, h) => n == h.inputs(),
             other => FIXED.iter().any(|(_, x, a)| x == other && *a == n),
         }
     }
@@ -315,6 +348,18 @@ impl TOp {
         }
         if s == "conv" {
             return Some(TOp::Conv);
+        }
+        if let Some((_, m)) = ATTENTION.iter().find(|(n, _)| *n == s) {
+            return Some(TOp::Attention(*m));
+        }
+        // Longest prefix first: `mlp_bias_gelu` is a biased MLP, not an MLP of `bias_gelu`.
+        for (prefix, h) in MLP.iter().rev() {
+            if let Some((_, u)) = s
+                .strip_prefix(prefix)
+                .and_then(|act| UNARY.iter().find(|(n, _)| *n == act))
+            {
+                return Some(TOp::Mlp(*u, *h));
+            }
         }
         FIXED
             .iter()
@@ -420,6 +465,9 @@ mod tests {
             "(cast bf16 (clip -inf inf %x))",
             "(conv [3,3,1,1,1,1,1,1,1,1,1] %x %w)",
             "(concat [0] %a %b %c)",
+            "(attention_select 0.125 %q %kt %v %c -inf)",
+            "(mlp_bias_gelu %x %w1 %b1 %w2)",
+            "(gated_mlp_silu %x %w1 %w3 %w2)",
         ] {
             let e: RecExpr<TNode> = s.parse().unwrap();
             let again: RecExpr<TNode> = e.to_string().parse().unwrap();

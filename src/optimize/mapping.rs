@@ -54,6 +54,11 @@ pub fn enode_parts(op: &Op, n: usize) -> Result<(TOp, Vec<Slot>), String> {
             vec![ints(axes), Slot::Attr(Attr::Bool(*keep_dims)), x],
         ),
         Op::Softmax { axis } => (TOp::Softmax, vec![ints(&[*axis]), x]),
+        Op::Attention { scale, mask } => (
+            TOp::Attention(*mask),
+            std::iter::once(num(*scale)).chain(inputs(0..n)).collect(),
+        ),
+        Op::Mlp { act, hidden } => (TOp::Mlp(*act, *hidden), inputs(0..n).collect()),
         Op::LayerNorm { eps } if n == 3 => {
             (TOp::LayerNorm, inputs(0..3).chain([num(*eps)]).collect())
         }
@@ -225,6 +230,20 @@ pub fn graph_op(op: &TOp, kids: &[&ClassData]) -> Result<GraphOp, String> {
                 axis: want_one(kids[0], "axis")?,
             },
             vec![1],
+        ),
+        TOp::Attention(mask) => (
+            Op::Attention {
+                scale: want_num(kids[0], "scale")?,
+                mask: *mask,
+            },
+            (1..=last).collect(),
+        ),
+        TOp::Mlp(act, hidden) => (
+            Op::Mlp {
+                act: *act,
+                hidden: *hidden,
+            },
+            (0..=last).collect(),
         ),
         TOp::LayerNorm => (
             Op::LayerNorm {

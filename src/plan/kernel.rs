@@ -1171,6 +1171,7 @@ fn token(graph: &Graph, n: NodeIndex) -> String {
         Op::LayerNorm { .. } => "layernorm".into(),
         Op::RmsNorm { .. } => "rmsnorm".into(),
         Op::Im2Col { .. } => "im2col".into(),
+        Op::Attention { .. } => "scaled_dot_product_attention".into(),
         other => {
             let mut s = String::new();
             for (i, ch) in other.name().chars().enumerate() {

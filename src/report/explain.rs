@@ -117,6 +117,9 @@ pub struct Explanation {
     pub ops_before: BTreeMap<String, usize>,
     /// Op histogram of the optimized graph.
     pub ops_after: BTreeMap<String, usize>,
+    /// Op histogram of the graph the kernels compute: the optimized graph with its attention
+    /// and MLP composites expanded into their chains (`graph::composite`).
+    pub ops_planned: BTreeMap<String, usize>,
     /// What the e-graph optimizer did (rules fired per rule and where, stages, limits).
     pub optimizer: OptimizeReport,
     /// The fused kernels in launch order.
@@ -210,6 +213,7 @@ impl Explanation {
             target: target.to_string(),
             ops_before: op_histogram(before),
             ops_after: op_histogram(&optimized.graph),
+            ops_planned: op_histogram(fused.planned_graph(&optimized.graph)),
             optimizer: optimized.report.clone(),
             kernels,
             free: plan.free.clone(),
@@ -236,6 +240,13 @@ impl Explanation {
         );
         let _ = writeln!(s, "  before: {}", histogram_text(&self.ops_before));
         let _ = writeln!(s, "  after:  {}", histogram_text(&self.ops_after));
+        if self.ops_planned != self.ops_after {
+            let _ = writeln!(
+                s,
+                "  planned (attention and MLP as the chains the kernels fuse): {}",
+                histogram_text(&self.ops_planned)
+            );
+        }
 
         let r = &self.optimizer;
         let _ = writeln!(

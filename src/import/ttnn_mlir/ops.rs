@@ -7,6 +7,7 @@ use petgraph::graph::NodeIndex;
 
 use super::syntax::Attr;
 use crate::graph::{BinaryOp, DType, Op, ReduceOp, TensorData, TensorType, UnaryOp};
+use crate::import::attention::{self, Sdpa};
 use crate::import::builder::GraphBuilder;
 
 /// One op statement being imported.
@@ -169,6 +170,22 @@ pub fn table() -> BTreeMap<&'static str, MlirOp> {
         let x = c.operand(0)?;
         let axis = c.axis(c.int("dimension")?, c.rank(x))?;
         c.add(Op::Softmax { axis }, &[x])
+    });
+    put("scaled_dot_product_attention", 3, 4, |c| {
+        let scale = match c.attrs.get("scale") {
+            None => None,
+            Some(a) => Some(a.as_f64().ok_or("attribute `scale` must be a number")? as f32),
+        };
+        let sdpa = Sdpa {
+            q: c.operand(0)?,
+            k: c.operand(1)?,
+            v: c.operand(2)?,
+            mask: c.operands.get(3).copied(),
+            causal: c.flag("is_causal"),
+            scale,
+        };
+        let name = c.name.clone();
+        attention::build(c.b, &name, sdpa)
     });
     put("transpose", 1, 1, |c| {
         let x = c.operand(0)?;

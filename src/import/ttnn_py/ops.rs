@@ -8,6 +8,7 @@ use petgraph::graph::NodeIndex;
 
 use super::value::{Args, Val};
 use crate::graph::{BinaryOp, DType, Op, ReduceOp, TensorData, UnaryOp};
+use crate::import::attention::{self, Sdpa};
 use crate::import::builder::GraphBuilder;
 use crate::import::ImportError;
 
@@ -185,6 +186,7 @@ pub fn table() -> BTreeMap<&'static str, TtnnOp> {
     t.insert("linear", linear);
     t.insert("softmax", softmax);
     t.insert("transpose", transpose);
+    t.insert("transformer.scaled_dot_product_attention", sdpa);
     t.insert("permute", permute);
     t.insert("reshape", reshape);
     t.insert("sum", |c, a| reduce(c, a, ReduceOp::Sum));
@@ -324,6 +326,50 @@ fn softmax(c: &mut OpCx, a: &Args) -> Result<NodeIndex, ImportError> {
     let rank = c.b.ty(x).shape.len();
     let axis = c.axis(c.int(a, 1, "dim", Some(-1))?, rank)?;
     c.add(Op::Softmax { axis }, &[x])
+}
+
+/// `transformer.scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=True,
+/// scale=None)`, TTNN's defaults.
+fn sdpa(c: &mut OpCx, a: &Args) -> Result<NodeIndex, ImportError> {
+    let (q, k, v) = (
+        c.tensor(a, 0, "input_tensor_q")?,
+        c.tensor(a, 1, "input_tensor_k")?,
+        c.tensor(a, 2, "input_tensor_v")?,
+    );
+    let mask = match a.get(3, "attn_mask") {
+        None | Some(Val::None) => None,
+        Some(_) => Some(c.tensor(a, 3, "attn_mask")?),
+    };
+    let causal = match a.get(4, "is_causal") {
+        None => true,
+        Some(Val::Bool(b)) => *b,
+        Some(v) => {
+            return Err(c.err(format!(
+                "argument `is_causal` must be True or False, got {}",
+                v.describe()
+            )))
+        }
+    };
+    let scale = match a.get(5, "scale") {
+        None | Some(Val::None) => None,
+        Some(Val::Num(n)) => Some(*n as f32),
+        Some(v) => {
+            return Err(c.err(format!(
+                "argument `scale` must be a number, got {}",
+                v.describe()
+            )))
+        }
+    };
+    let name = c.name.clone();
+    let sdpa = Sdpa {
+        q,
+        k,
+        v,
+        mask,
+        causal,
+        scale,
+    };
+    attention::build(c.b, &name, sdpa).map_err(|e| c.err(e))
 }
 
 fn transpose(c: &mut OpCx, a: &Args) -> Result<NodeIndex, ImportError> {
