@@ -483,38 +483,23 @@ fn sdpa_program_matches_numpy() {
 
 #[test]
 fn attention_that_ttfuse_cannot_express_is_an_error() {
-    let (q, kv) = ("tensor<1x4x64x32xbf16>", "tensor<1x2x64x32xbf16>");
-    let gqa = program(
-        &[q, kv, kv],
-        &op_stmt(
-            "scaled_dot_product_attention",
-            &[q, kv, kv],
-            "is_causal = true",
-            q,
+    for (q, kv, want) in [
+        (
+            "tensor<1x4x64x32xbf16>",
+            "tensor<1x2x64x32xbf16>",
+            "grouped-query attention (4 query heads, 2 key heads)",
         ),
-        q,
-    );
-    let err = import_err(&gqa);
-    assert!(
-        err.contains("grouped-query attention (4 query heads, 2 key heads)"),
-        "{err}"
-    );
-    let (q, k) = ("tensor<1x2x64x32xbf16>", "tensor<1x2x96x32xbf16>");
-    let uneven = program(
-        &[q, k, k],
-        &op_stmt(
-            "scaled_dot_product_attention",
-            &[q, k, k],
-            "is_causal = true",
-            q,
+        (
+            "tensor<1x2x64x32xbf16>",
+            "tensor<1x2x96x32xbf16>",
+            "is_causal needs as many queries as keys, got 64 and 96",
         ),
-        q,
-    );
-    let err = import_err(&uneven);
-    assert!(
-        err.contains("is_causal needs as many queries as keys, got 64 and 96"),
-        "{err}"
-    );
+    ] {
+        let args = [q, kv, kv];
+        let stmt = op_stmt("scaled_dot_product_attention", &args, "is_causal = true", q);
+        let err = import_err(&program(&args, &stmt, q));
+        assert!(err.contains(want), "{err}");
+    }
 }
 
 #[test]
