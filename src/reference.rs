@@ -11,7 +11,9 @@ mod nn;
 mod reduce;
 mod strides;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 
 use thiserror::Error;
 
@@ -179,8 +181,8 @@ pub fn eval_op(op: &Op, inputs: &[&TensorData], out: &TensorType) -> Result<Tens
             reduce::reduce(op, *kind, arg(op, inputs, 0)?, axes, out)
         }
         Op::Attention { .. } | Op::Mlp { .. } => {
-            let values: Vec<TensorData> = inputs.iter().map(|&t| t.clone()).collect();
-            composite::expand(&mut ChainValues, op, &values)
+            let values: Vec<Cow<TensorData>> = inputs.iter().map(|&t| Cow::Borrowed(t)).collect();
+            composite::expand(&mut ChainValues(PhantomData), op, &values).map(Cow::into_owned)
         }
         Op::Softmax { axis } => reduce::softmax(op, arg(op, inputs, 0)?, *axis),
         Op::LayerNorm { eps } => reduce::layer_norm(op, inputs, *eps, true),
@@ -238,28 +240,28 @@ pub fn eval_op(op: &Op, inputs: &[&TensorData], out: &TensorType) -> Result<Tens
     Ok(result)
 }
 
-/// Evaluates a composite's chain ([`composite::expand`]) op by op.
-struct ChainValues;
+/// Evaluates a composite's chain ([`composite::expand`]) op by op. The composite's inputs are
+/// borrowed, not copied (the chain uses some of them twice).
+struct ChainValues<'a>(PhantomData<&'a TensorData>);
 
-impl composite::Emitter for ChainValues {
-    type Value = TensorData;
+impl<'a> composite::Emitter for ChainValues<'a> {
+    type Value = Cow<'a, TensorData>;
     type Error = RefError;
 
-    fn ty(&self, v: &TensorData) -> TensorType {
+    fn ty(&self, v: &Self::Value) -> TensorType {
         TensorType::new(v.shape().to_vec(), v.dtype())
     }
 
-    fn emit(&mut self, op: Op, inputs: &[TensorData], _: &str) -> Result<TensorData, RefError> {
-        let refs: Vec<&TensorData> = inputs.iter().collect();
+    fn emit(&mut self, op: Op, inputs: &[Self::Value], _: &str) -> Result<Self::Value, RefError> {
+        let refs: Vec<&TensorData> = inputs.iter().map(|t| t.as_ref()).collect();
         let types: Vec<TensorType> = inputs.iter().map(|t| self.ty(t)).collect();
         let type_refs: Vec<&TensorType> = types.iter().collect();
-        let out = crate::graph::infer::infer(&op, &type_refs)
-            .map_err(|e| op_error(&op, e.to_string()))?;
-        eval_op(&op, &refs, &out)
+        let out = crate::graph::infer::infer(&op, &type_refs)?;
+        eval_op(&op, &refs, &out).map(Cow::Owned)
     }
 
-    fn scalar(&mut self, value: f32, _: DType, _: &str) -> Result<TensorData, RefError> {
-        Ok(TensorData::f32(vec![], vec![value]))
+    fn scalar(&mut self, value: f32, _: DType, _: &str) -> Result<Self::Value, RefError> {
+        Ok(Cow::Owned(TensorData::f32(vec![], vec![value])))
     }
 }
 

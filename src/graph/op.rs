@@ -295,6 +295,13 @@ impl Op {
         }
     }
 
+    /// The transpose that swaps the last two axes of a rank-`rank` tensor (`None` below rank 2).
+    pub fn transpose_last_two(rank: usize) -> Option<Op> {
+        let mut perm: Vec<usize> = (0..rank).collect();
+        perm.swap(rank.checked_sub(2)?, rank - 1);
+        Some(Op::Transpose { perm })
+    }
+
     /// Whether the op is elementwise (unary, binary or parameterized pointwise).
     pub fn is_elementwise(&self) -> bool {
         matches!(

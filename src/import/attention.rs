@@ -26,13 +26,13 @@ pub struct Sdpa {
 /// Adds the attention named `name`; errors are reasons (the caller adds file and line).
 pub fn build(b: &mut GraphBuilder, name: &str, a: Sdpa) -> Result<NodeIndex, String> {
     let (q, k) = (b.ty(a.q).clone(), b.ty(a.k).clone());
-    if q.shape.len() < 2 || k.shape.len() < 2 {
+    let (rq, rk) = (q.shape.len(), k.shape.len());
+    let Some(swap) = Op::transpose_last_two(rk).filter(|_| rq >= 2) else {
         return Err(format!(
             "queries {:?} and keys {:?} need at least 2 dims",
             q.shape, k.shape
         ));
-    }
-    let (rq, rk) = (q.shape.len(), k.shape.len());
+    };
     if rq == 4 && rk == 4 && q.shape[1] != k.shape[1] && k.shape[1] != 1 {
         return Err(format!(
             "grouped-query attention ({} query heads, {} key heads) is not supported: repeat \
@@ -65,10 +65,8 @@ pub fn build(b: &mut GraphBuilder, name: &str, a: Sdpa) -> Result<NodeIndex, Str
         }
         (false, m) => m,
     };
-    let mut perm: Vec<usize> = (0..rk).collect();
-    perm.swap(rk - 2, rk - 1);
     let kt = b
-        .add(&format!("{name}/keys_t"), Op::Transpose { perm }, &[a.k])
+        .add(&format!("{name}/keys_t"), swap, &[a.k])
         .map_err(|e| e.to_string())?;
     let scale = a.scale.unwrap_or(1.0 / (d as f32).sqrt());
     let (mask, inputs) = match mask {

@@ -127,13 +127,9 @@ impl MlirCx<'_> {
     }
 
     fn swap_last(&mut self, x: NodeIndex, suffix: &str) -> Result<NodeIndex, String> {
-        let rank = self.rank(x);
-        if rank < 2 {
-            return Err("a transposed operand needs at least 2 dims".into());
-        }
-        let mut perm: Vec<usize> = (0..rank).collect();
-        perm.swap(rank - 2, rank - 1);
-        self.add_tmp(suffix, Op::Transpose { perm }, &[x])
+        let op = Op::transpose_last_two(self.rank(x))
+            .ok_or("a transposed operand needs at least 2 dims")?;
+        self.add_tmp(suffix, op, &[x])
     }
 }
 

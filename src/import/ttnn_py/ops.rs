@@ -250,13 +250,9 @@ fn binary(c: &mut OpCx, a: &Args, op: BinaryOp) -> Result<NodeIndex, ImportError
 
 /// Swaps the last two axes of `x` (for `transpose_a`/`transpose_b`).
 fn swap_last(c: &mut OpCx, x: NodeIndex, suffix: &str) -> Result<NodeIndex, ImportError> {
-    let rank = c.b.ty(x).shape.len();
-    if rank < 2 {
-        return Err(c.err("transposed operands need at least 2 dims"));
-    }
-    let mut perm: Vec<usize> = (0..rank).collect();
-    perm.swap(rank - 2, rank - 1);
-    c.add_tmp(suffix, Op::Transpose { perm }, &[x])
+    let op = Op::transpose_last_two(c.b.ty(x).shape.len())
+        .ok_or_else(|| c.err("transposed operands need at least 2 dims"))?;
+    c.add_tmp(suffix, op, &[x])
 }
 
 fn flag(a: &Args, name: &str) -> bool {
