@@ -651,6 +651,18 @@ fn bad_inputs_are_clear_errors() {
     assert!(!Path::new("unused").exists());
 }
 
+/// `ConvRelu` as `conv_relu`: a graph op's name as TTNN op names write it.
+fn snake_case(name: &str) -> String {
+    let mut out = String::new();
+    for (i, ch) in name.chars().enumerate() {
+        if ch.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(ch.to_ascii_lowercase());
+    }
+    out
+}
+
 /// What `fuse` should print about fallbacks, from the planner's host kernels in `explain --json`.
 fn expected_fallback_line(model: &str) -> String {
     let out = ttfuse(&["explain", "--json", model]);
@@ -665,7 +677,7 @@ fn expected_fallback_line(model: &str) -> String {
         .map(|op| {
             format!(
                 "ttnn.{} ({})",
-                op[1].as_str().unwrap().to_lowercase(),
+                snake_case(op[1].as_str().unwrap()),
                 op[0].as_str().unwrap()
             )
         })

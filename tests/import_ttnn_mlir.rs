@@ -358,6 +358,12 @@ fn check_against_numpy(name: &str) -> Graph {
     let dir = models_dir().join("ttnn_mlir");
     let g = load(&dir.join(format!("{name}.mlir")), &ImportOptions::default())
         .unwrap_or_else(|e| panic!("{name}: {e}"));
+    check_graph_against_numpy(name, g)
+}
+
+/// Checks graph `g` against the stored numpy outputs of `models/ttnn_mlir/<name>`.
+fn check_graph_against_numpy(name: &str, g: Graph) -> Graph {
+    let dir = models_dir().join("ttnn_mlir");
     validate(&g).unwrap_or_else(|e| panic!("{name}: {e}"));
     let inputs = npy::read_dir(&dir.join(name).join("inputs")).unwrap();
     let want = npy::read_dir(&dir.join(name).join("outputs")).unwrap();
@@ -458,8 +464,62 @@ fn conv_program_matches_numpy() {
             stride: [1, 1],
             pads: [1, 1, 1, 1],
             dilation: [1, 1],
-            groups: 1
+            groups: 1,
+            relu: false,
         }
+    );
+}
+
+/// The conv example with its ReLU fused by `conv2d_config`'s `activation`, written as `spelling`
+/// (the separate `ttnn.relu` removed).
+fn conv_with_fused_relu(spelling: &str) -> String {
+    let text = std::fs::read_to_string(models_dir().join("ttnn_mlir/conv.mlir")).unwrap();
+    let config = format!(
+        "conv2d_config = #ttnn.conv2d_config<weights_dtype = bf16, activation = {spelling}, deallocate_activation = false>,\n          dtype"
+    );
+    let relu =
+        "    %2 = \"ttnn.relu\"(%1) : (tensor<1x1x128x32xbf16>) -> tensor<1x1x128x32xbf16>\n";
+    assert!(text.contains(relu), "conv.mlir ends in its ReLU");
+    text.replacen("dtype", &config, 1)
+        .replace(relu, "")
+        .replace("return %2", "return %1")
+}
+
+#[test]
+fn conv2d_config_activation_relu_is_a_fused_relu() {
+    for spelling in [
+        "<op_type = relu>",
+        "#ttnn.unary_with_param<op_type = relu>",
+        "\"relu\"",
+    ] {
+        let g = import(&conv_with_fused_relu(spelling)).unwrap();
+        assert!(!compute_ops(&g).contains(&"Relu".to_string()), "{spelling}");
+        let g = check_graph_against_numpy("conv", g);
+        let conv = g.dag.node_weights().find(|n| n.op.name() == "ConvRelu");
+        assert!(conv.is_some(), "{spelling}: {:?}", compute_ops(&g));
+    }
+    // Fused and unfused, the program computes numpy's output.
+    let path = std::env::temp_dir().join(format!("ttfuse-conv-relu-{}.mlir", std::process::id()));
+    std::fs::write(&path, conv_with_fused_relu("<op_type = relu>")).unwrap();
+    let model = pipeline::load_model(Some(&path), &ImportOptions::default()).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let device = Device::load("wormhole_b0").unwrap();
+    let compilation = pipeline::compile(&model, &device, &OptimizeOptions::default()).unwrap();
+    let dir = models_dir().join("ttnn_mlir/conv");
+    let inputs = npy::read_dir(&dir.join("inputs")).unwrap();
+    let want = npy::read_dir(&dir.join("outputs")).unwrap();
+    for compiled in [&compilation.fused, &compilation.unfused] {
+        let run =
+            pipeline::execute(compiled, &device, &inputs, &GraphHostOps, Dispatch::Traced).unwrap();
+        let (_, overall) = pipeline::agreement(&want, &run.outputs).unwrap();
+        assert!(overall.pcc >= 0.999, "PCC {}", overall.pcc);
+    }
+    let none = import(&conv_with_fused_relu("\"\"")).unwrap();
+    assert!(compute_ops(&none).contains(&"Conv".to_string()));
+    let msg = import_err(&conv_with_fused_relu("<op_type = silu>"));
+    assert!(
+        msg.contains("ttnn.conv2d") && msg.contains("activation `silu` is not supported"),
+        "{msg}"
     );
 }
 

@@ -1,6 +1,7 @@
 //! Convolution models run end to end through the pipeline: in the fused program the ResNet
 //! block's BatchNorms are folded into its convolutions, which stay TTNN convolutions where the
-//! cost model finds them cheaper than matmul kernels gathering their windows (optimize::conv);
+//! cost model finds them cheaper than matmul kernels gathering their windows (optimize::conv),
+//! with a ReLU after them fused as TTNN conv2d's activation;
 //! convolutions no reader gathers by tiles (3 channels, strides) and every unfused convolution
 //! are host (TTNN) steps on tile-padded device tensors (16x16 images give 2-D views of 16
 //! columns). Fused and unfused programs match the reference interpreter.
@@ -43,8 +44,7 @@ fn check(rel: &str) -> Compilation {
 }
 
 #[test]
-fn resnet_block_folds_batchnorm_and_keeps_its_convolutions_where_the_cost_model_finds_them_cheaper()
-{
+fn resnet_block_folds_batchnorm_and_fuses_the_relu_into_its_first_convolution() {
     let c = check("resnet_block/model.onnx");
     let (f, u) = (c.fused.program.steps.len(), c.unfused.program.steps.len());
     assert!(f < u, "fused {f} steps, unfused {u}");
@@ -57,9 +57,10 @@ fn resnet_block_folds_batchnorm_and_keeps_its_convolutions_where_the_cost_model_
     assert!(!fused_ops.contains(&"BatchNorm"), "{ops:?}");
     // This block is the whole model: gathering its convolutions would add a layout change into
     // and out of the pixel-major form, and a TTNN convolution reads its prepared weights at
-    // its roofline, so the cost model keeps them TTNN convolutions, with the ReLU, and the
-    // residual add and final ReLU, as one kernel each (the one-kernel form with the
-    // convolution, gathered, is tests/lower_im2col.rs's).
+    // its roofline, so the cost model keeps them TTNN convolutions. The first applies its ReLU
+    // (TTNN conv2d's fused activation), so conv + BatchNorm + ReLU is one op; the residual add
+    // and the final ReLU are one kernel (the one-kernel form with the convolution, gathered,
+    // is tests/lower_im2col.rs's).
     let device: Vec<Vec<&str>> = c
         .fused
         .plan
@@ -68,7 +69,7 @@ fn resnet_block_folds_batchnorm_and_keeps_its_convolutions_where_the_cost_model_
         .filter(|k| k.kind != KernelKind::Host)
         .map(|k| k.ops.iter().map(|o| o.as_str()).collect())
         .collect();
-    assert_eq!(device, [vec!["Relu"], vec!["Add", "Relu"]], "{ops:?}");
+    assert_eq!(device, [vec!["Add", "Relu"]], "{ops:?}");
     let host: Vec<&str> = c
         .fused
         .plan
@@ -77,7 +78,7 @@ fn resnet_block_folds_batchnorm_and_keeps_its_convolutions_where_the_cost_model_
         .filter(|k| k.kind == KernelKind::Host)
         .flat_map(|k| k.ops.iter().map(|o| o.as_str()))
         .collect();
-    assert_eq!(host, ["Conv", "Conv"], "{ops:?}");
+    assert_eq!(host, ["ConvRelu", "Conv"], "{ops:?}");
 }
 
 #[test]

@@ -42,6 +42,17 @@ const BASE: Geometry = Geometry {
 
 /// `relu(conv(x) + b)`, plus `x` when `residual` (the output then needs `out == channels`).
 fn conv_relu(geo: Geometry, residual: bool) -> Graph {
+    conv_graph(geo, residual, false)
+}
+
+/// `relu(conv(x) + b)` with the ReLU fused into the convolution (TTNN conv2d's activation).
+fn fused_conv_relu(geo: Geometry) -> Graph {
+    conv_graph(geo, false, true)
+}
+
+/// `conv(x) + b`, plus `x` when `residual`, then a ReLU: a separate op, or the convolution's
+/// own when `fused` (without a residual).
+fn conv_graph(geo: Geometry, residual: bool, fused: bool) -> Graph {
     let mut g = Graph::new();
     let x = g.add_input("x", f32t(&[geo.images, geo.channels, geo.h, geo.w]));
     let w = constant(
@@ -63,16 +74,19 @@ fn conv_relu(geo: Geometry, residual: bool) -> Graph {
             pads: [geo.pad; 4],
             dilation: [geo.dilation; 2],
             groups: 1,
+            relu: fused,
         },
         f32t(&[geo.images, geo.out, oh, ow]),
         &[x, w, b],
     );
-    let y = if residual {
-        binary(&mut g, "residual", BinaryOp::Add, y, x)
-    } else {
-        y
+    let r = match (residual, fused) {
+        (_, true) => y,
+        (true, false) => {
+            let y = binary(&mut g, "residual", BinaryOp::Add, y, x);
+            unary(&mut g, "relu", UnaryOp::Relu, y)
+        }
+        (false, false) => unary(&mut g, "relu", UnaryOp::Relu, y),
     };
-    let r = unary(&mut g, "relu", UnaryOp::Relu, y);
     output(&mut g, "y", r);
     g
 }
@@ -182,6 +196,17 @@ fn convolutions_gather_their_windows_in_one_matmul_kernel_with_their_epilogue() 
             "{geo:?}: blocks of {block_rows} rows"
         );
     }
+}
+
+#[test]
+fn a_fused_relu_stays_in_the_gathered_kernel_s_epilogue() {
+    // The same convolution, its ReLU fused (as TTNN conv2d applies it), is the same kernel and
+    // the same numbers as with a separate ReLU.
+    let (fused, separate) = (fused_conv_relu(BASE), conv_relu(BASE, false));
+    same_reference(&fused, &separate);
+    let c = rewritten_and_run(&fused);
+    let (device, _) = kernels(&c);
+    assert_eq!(device, [["MatMul", "Add", "Relu"]]);
 }
 
 #[test]
@@ -328,6 +353,7 @@ fn conv_chain(geo: Geometry, depth: usize) -> Graph {
                 pads: [geo.pad; 4],
                 dilation: [1; 2],
                 groups: 1,
+                relu: false,
             },
             f32t(&[geo.images, geo.channels, geo.h, geo.w]),
             &[x, w],

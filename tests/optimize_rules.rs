@@ -418,6 +418,30 @@ const EXAMPLES: &[(&str, &str, &str, &str)] = &[
         "(batchnorm 0.00001 (conv [3,3,2,2,0,0,0,0,1,1,1] %x %w %c) %g %b %m %v)",
         "(conv [3,3,2,2,0,0,0,0,1,1,1] %x (mul %w (reshape [3,1,1,1] (div %g (sqrt (add %v 0.00001))))) (add (mul (sub %c %m) (div %g (sqrt (add %v 0.00001)))) %b))",
     ),
+    (
+        "conv-relu",
+        "x:1x2x5x5 w=0.5:3x2x3x3",
+        "(relu (conv [3,3,1,1,1,1,1,1,1,1,1] %x %w))",
+        "(conv_relu [3,3,1,1,1,1,1,1,1,1,1] %x %w)",
+    ),
+    (
+        "conv-bias-relu",
+        "x:1x2x5x5 w=-0.5:3x2x3x3 c=0.3:3",
+        "(relu (conv [3,3,2,2,0,0,0,0,1,1,1] %x %w %c))",
+        "(conv_relu [3,3,2,2,0,0,0,0,1,1,1] %x %w %c)",
+    ),
+    (
+        "conv-relu-expand",
+        "x:1x2x5x5 w=0.5:3x2x3x3",
+        "(conv_relu [3,3,1,1,1,1,1,1,1,1,1] %x %w)",
+        "(relu (conv [3,3,1,1,1,1,1,1,1,1,1] %x %w))",
+    ),
+    (
+        "conv-bias-relu-expand",
+        "x:1x2x5x5 w=-0.5:3x2x3x3 c=0.3:3",
+        "(conv_relu [3,3,2,2,0,0,0,0,1,1,1] %x %w %c)",
+        "(relu (conv [3,3,2,2,0,0,0,0,1,1,1] %x %w %c))",
+    ),
     ("scale-out-left", "a:4x8 b:8x4", "(matmul (mul %a 0.5) %b)", "(mul (matmul %a %b) 0.5)"),
     ("scale-out-right", "a:4x8 b:8x4", "(matmul %a (mul %b 0.5))", "(mul (matmul %a %b) 0.5)"),
     (

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use ttfuse::graph::{BinaryOp, Graph, Op};
+use ttfuse::graph::{BinaryOp, Graph, Op, UnaryOp};
 use ttfuse::import::ImportOptions;
 use ttfuse::optimize::{optimize, Composite, OptimizeOptions, Optimized, Rewrite};
 use ttfuse::pipeline;
@@ -90,22 +90,42 @@ fn consistent(before: &Graph, out: &Optimized) {
 }
 
 #[test]
-fn conv_bn_fold_is_reported_at_the_conv_that_replaced_each_batchnorm() {
+fn conv_bn_fold_and_conv_relu_are_reported_at_the_nodes_they_replaced() {
     let g = load("resnet_block/model.onnx");
     let out = optimize(&g, &OptimizeOptions::default()).expect("optimizes");
     consistent(&g, &out);
     let bns = nodes(&g, |op| matches!(op, Op::BatchNorm { .. }));
     assert_eq!(bns.len(), 2);
-    for bn in &bns {
-        let ws = at(&out, "conv-bn-fold", bn);
-        assert_eq!(ws.len(), 1, "{bn}: {:?}", out.report.rewrites);
+    // The first BatchNorm's only user is a ReLU: the folded convolution and the ReLU are one
+    // `conv_relu`, computed for the ReLU's class (the BatchNorm's class is not extracted). The
+    // second feeds the residual add: its folded convolution is computed for its own class.
+    let relus = nodes(&g, |op| matches!(op, Op::Unary(UnaryOp::Relu)));
+    let after_bn1 = relus
+        .iter()
+        .find(|r| inputs_of(&g, r)[0] == bns[0])
+        .expect("a ReLU reads the first BatchNorm");
+    for (bn, rule, replaced) in [
+        (&bns[0], "conv-bias-relu", after_bn1),
+        (&bns[1], "conv-bn-fold", &bns[1]),
+    ] {
+        let ws = at(&out, rule, replaced);
+        assert_eq!(ws.len(), 1, "{replaced}: {:?}", out.report.rewrites);
         let w = ws[0];
         assert_eq!(w.stage, "fuse");
-        assert_eq!(w.from, vec![bn.clone()], "the BN's class holds only the BN");
-        // The node computed for the BN's class is the convolution with folded weights and
-        // bias (kept a convolution by optimize::conv's cost model), over the same data input
-        // as the convolution that fed the BatchNormalization.
-        assert!(matches!(op_of(&out.graph, &w.node), Op::Conv { .. }));
+        assert_eq!(
+            w.from,
+            vec![replaced.clone()],
+            "the class holds only its own node"
+        );
+        // The node computed is the convolution with folded weights and bias (kept a
+        // convolution by optimize::conv's cost model), with the ReLU fused where it follows,
+        // over the same data input as the convolution that fed the BatchNormalization.
+        let relu = replaced != bn;
+        assert!(
+            matches!(op_of(&out.graph, &w.node), Op::Conv { relu: r, .. } if *r == relu),
+            "{replaced}: {:?}",
+            op_of(&out.graph, &w.node)
+        );
         let conv = &inputs_of(&g, bn)[0];
         assert!(matches!(op_of(&g, conv), Op::Conv { .. }));
         let data = &inputs_of(&g, conv)[0];
@@ -211,11 +231,16 @@ fn explain_prints_where_rules_fired_in_text_and_json() {
             assert!(text[h..].contains(&line), "{line}\n{text}");
         }
         if model.starts_with("resnet") {
-            for bn in nodes(&g, |op| matches!(op, Op::BatchNorm { .. })) {
-                let node = &at(&out, "conv-bn-fold", &bn)[0].node;
-                let line = format!("conv-bn-fold → {node} (from: {bn})\n");
-                assert!(text.contains(&line), "{line}\n{text}");
-            }
+            // The BatchNorm that feeds the residual add is folded at its own node (the other
+            // is folded into the conv_relu computed for the ReLU after it).
+            let folded: Vec<&Rewrite> = nodes(&g, |op| matches!(op, Op::BatchNorm { .. }))
+                .iter()
+                .flat_map(|bn| at(&out, "conv-bn-fold", bn))
+                .collect();
+            assert_eq!(folded.len(), 1, "{:?}", out.report.rewrites);
+            let (node, bn) = (&folded[0].node, &folded[0].from[0]);
+            let line = format!("conv-bn-fold → {node} (from: {bn})\n");
+            assert!(text.contains(&line), "{line}\n{text}");
         }
     }
 }

@@ -257,7 +257,9 @@ def apply(op, arrays, out_shape):
         return _layer_norm(a[0], a[1], a[2] if len(a) > 2 else None, p["eps"])
     if kind == "Conv":
         bias = a[2] if len(a) > 2 else None
-        return _conv(a[0], a[1], bias, p["kernel"], p["stride"], p["pads"], p["dilation"], p["groups"])
+        y = _conv(a[0], a[1], bias, p["kernel"], p["stride"], p["pads"], p["dilation"], p["groups"])
+        # TTNN conv2d's fused activation="relu".
+        return UNARY["Relu"](y) if p.get("relu", False) else y
     if kind == "Im2Col":
         return _im2col(a[0], p["image"], p["kernel"], p["stride"], p["pads"], p["dilation"], out_shape)
     if kind == "BatchNorm":

@@ -370,6 +370,7 @@ pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, ShapeError> 
             pads,
             dilation,
             groups,
+            ..
         } => {
             arity(op, inputs, 2, 3)?;
             let (x, w) = (&inputs[0].shape, &inputs[1].shape);
@@ -544,6 +545,7 @@ mod tests {
             pads: [1, 1, 1, 1],
             dilation: [1, 1],
             groups: 1,
+            relu: false,
         };
         let t = infer(&conv, &[&f(&[1, 3, 32, 32]), &f(&[8, 3, 3, 3])]).unwrap();
         assert_eq!(t.shape, vec![1, 8, 16, 16]);

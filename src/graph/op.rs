@@ -225,7 +225,9 @@ pub enum Op {
         /// The output shape.
         shape: Vec<usize>,
     },
-    /// 2-D convolution, NCHW input, OIHW weights, optional bias input.
+    /// 2-D convolution, NCHW input, OIHW weights, optional bias input, and optionally a ReLU
+    /// of the result: TTNN's `conv2d` applies it in its packer (`activation="relu"`), so a
+    /// convolution, its bias (or a folded BatchNorm) and the ReLU after it are one TTNN op.
     Conv {
         /// Kernel height and width.
         kernel: [usize; 2],
@@ -237,6 +239,9 @@ pub enum Op {
         dilation: [usize; 2],
         /// Groups.
         groups: usize,
+        /// Whether the result passes through a ReLU.
+        #[serde(default)]
+        relu: bool,
     },
     /// The im2col matrix of a pixel-major image batch, the form in which a convolution is a
     /// matmul: input `[n * h * w, c]` (row `(b, y, x)` holds pixel `(y, x)` of image `b`),
@@ -285,6 +290,7 @@ impl Op {
             Op::Binary(b) => format!("{b:?}"),
             Op::Reduce { op, .. } => format!("Reduce{op:?}"),
             Op::Pool { op, .. } => format!("{op:?}Pool"),
+            Op::Conv { relu: true, .. } => "ConvRelu".into(),
             other => {
                 let dbg = format!("{other:?}");
                 dbg.split(|c: char| !c.is_alphanumeric())

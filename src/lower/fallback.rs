@@ -197,6 +197,7 @@ mod tests {
                 pads: [1; 4],
                 dilation: [1, 1],
                 groups: 1,
+                relu: false,
             },
             input_shapes: vec![vec![1, 32, 16, 16], vec![64, 32, 3, 3]],
             output_shape: vec![1, 64, 16, 16],

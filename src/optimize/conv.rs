@@ -41,6 +41,7 @@ fn gather_of(graph: &Graph, n: NodeIndex) -> Option<(Op, TileGather)> {
         pads,
         dilation,
         groups: 1,
+        ..
     } = &graph.node(n).op
     else {
         return None;
@@ -382,7 +383,7 @@ impl Pixels<'_> {
     }
 }
 
-/// Convolution `n` as `Im2Col(pixels(x)) @ W (+ bias)`.
+/// Convolution `n` as `Im2Col(pixels(x)) @ W (+ bias)`, then its fused ReLU if it has one.
 fn conv_as_matmul(
     b: &mut GraphBuilder,
     pixels: &mut Pixels,
@@ -417,11 +418,24 @@ fn conv_as_matmul(
         },
         &[w],
     )?;
-    if ins.len() < 3 {
-        return b.add(&node.name, Op::MatMul, &[col, w]);
+    // The last of the product, the bias and the ReLU keeps the convolution's name.
+    let (biased, relu) = (
+        ins.len() == 3,
+        matches!(node.op, Op::Conv { relu: true, .. }),
+    );
+    let name = |part: &str, last: bool| match last {
+        true => node.name.clone(),
+        false => format!("{}/{part}", node.name),
+    };
+    let mut y = b.add(&name("matmul", !biased && !relu), Op::MatMul, &[col, w])?;
+    if biased {
+        let bias = [y, new(2)];
+        y = b.add(&name("biased", !relu), Op::Binary(BinaryOp::Add), &bias)?;
     }
-    let product = b.add(&format!("{}/matmul", node.name), Op::MatMul, &[col, w])?;
-    b.add(&node.name, Op::Binary(BinaryOp::Add), &[product, new(2)])
+    if relu {
+        y = b.add(&node.name, Op::Unary(UnaryOp::Relu), &[y])?;
+    }
+    Ok(y)
 }
 
 /// Which convolutions [`convs_as_matmuls`] rewrites.

@@ -271,7 +271,8 @@ impl CostModel {
                     .unwrap_or(1);
                 per_core(t_out * k.div_ceil(32) as f64, self.matmul_tile_cycles)
             }
-            // A TTNN convolution at the matmul rate: its multiply-adds in 32x32x32 tile products.
+            // A TTNN convolution at the matmul rate: its multiply-adds in 32x32x32 tile products
+            // (a fused ReLU is the packer's, at no cost).
             Op::Conv { kernel, .. } => {
                 let per_output = inputs
                     .get(1)

@@ -21,7 +21,7 @@
 //! | MLP | `(mlp_<act> x w1 w2)`, `(mlp_bias_<act> x w1 b1 w2)`, `(gated_mlp_<act> x w1 w3 w2)`, `<act>` a unary op's name |
 //! | shape ops | `(transpose [perm] x)`, `(reshape [shape] x)`, `(expand [shape] x)`, `(cast dtype x)` |
 //! | pointwise | `(clip min max x)`, `(leaky_relu alpha x)`, `(hard_sigmoid alpha beta x)` |
-//! | others | `(concat [axis] x...)`, `(slice [axes] [starts] [ends] [steps] x)`, `(gather [axis] d i)`, `(where c a b)`, `(equal a b)`, `(conv [kh,kw,sh,sw,pt,pl,pb,pr,dh,dw,groups] x w [b])`, `(batchnorm eps x s b m v)`, `(pool_max [kh,kw,sh,sw,pt,pl,pb,pr] count_include_pad x)` |
+//! | others | `(concat [axis] x...)`, `(slice [axes] [starts] [ends] [steps] x)`, `(gather [axis] d i)`, `(where c a b)`, `(equal a b)`, `(conv [kh,kw,sh,sw,pt,pl,pb,pr,dh,dw,groups] x w [b])` (`conv_relu`: with its ReLU), `(batchnorm eps x s b m v)`, `(pool_max [kh,kw,sh,sw,pt,pl,pb,pr] count_include_pad x)` |
 //!
 //! The norms take `eps` as a scalar tensor child (not an attribute) so that recognition rules can
 //! bind the constant an exporter wrote.
@@ -183,8 +183,11 @@ pub enum TOp {
     Where,
     /// `(equal a b)`.
     Equal,
-    /// `(conv [params] x w [b])`.
-    Conv,
+    /// `(conv [params] x w [b])`, or with its ReLU fused, `(conv_relu [params] x w [b])`.
+    Conv {
+        /// Whether the ReLU is fused.
+        relu: bool,
+    },
     /// `(batchnorm eps x scale bias mean var)`.
     BatchNorm,
     /// `(pool_max [params] count_include_pad x)` etc.
@@ -297,7 +300,8 @@ impl TOp {
                 .map(|(_, n, _)| *n)
                 .unwrap_or("?")
                 .into(),
-            TOp::Conv => "conv".into(),
+            TOp::Conv { relu: false } => "conv".into(),
+            TOp::Conv { relu: true } => "conv_relu".into(),
             TOp::Attention(m) => ATTENTION
                 .iter()
                 .find(|(_, x)| x == m)
@@ -325,7 +329,7 @@ impl TOp {
             TOp::Binary(_) => n == 2,
             TOp::Reduce(_) | TOp::Pool(_) => n == 3,
             TOp::Concat => n >= 2,
-            TOp::Conv => n == 3 || n == 4,
+            TOp::Conv { .. } => n == 3 || n == 4,
             TOp::Attention(m) => n == m.inputs() + 1,
             TOp::Mlp(_, h) => n == h.inputs(),
             other => FIXED.iter().any(|(_, x, a)| x == other && *a == n),
@@ -346,8 +350,10 @@ impl TOp {
         if let Some((_, _, r)) = REDUCE.iter().find(|(_, n, _)| *n == s) {
             return Some(TOp::Pool(*r));
         }
-        if s == "conv" {
-            return Some(TOp::Conv);
+        if s == "conv" || s == "conv_relu" {
+            return Some(TOp::Conv {
+                relu: s == "conv_relu",
+            });
         }
         if let Some((_, m)) = ATTENTION.iter().find(|(n, _)| *n == s) {
             return Some(TOp::Attention(*m));
@@ -464,6 +470,7 @@ mod tests {
             "(rmax [0,2] true (mul %x -0.5))",
             "(cast bf16 (clip -inf inf %x))",
             "(conv [3,3,1,1,1,1,1,1,1,1,1] %x %w)",
+            "(conv_relu [3,3,1,1,1,1,1,1,1,1,1] %x %w %b)",
             "(concat [0] %a %b %c)",
             "(attention_select 0.125 %q %kt %v %c -inf)",
             "(mlp_bias_gelu %x %w1 %b1 %w2)",

@@ -99,12 +99,13 @@ pub fn enode_parts(op: &Op, n: usize) -> Result<(TOp, Vec<Slot>), String> {
             pads,
             dilation,
             groups,
+            relu,
         } => {
             let mut p = vec![kernel[0], kernel[1], stride[0], stride[1]];
             p.extend_from_slice(pads);
             p.extend_from_slice(&[dilation[0], dilation[1], *groups]);
             (
-                TOp::Conv,
+                TOp::Conv { relu: *relu },
                 std::iter::once(ints(&p)).chain(inputs(0..n)).collect(),
             )
         }
@@ -304,7 +305,7 @@ pub fn graph_op(op: &TOp, kids: &[&ClassData]) -> Result<GraphOp, String> {
             },
             vec![1, 2],
         ),
-        TOp::Conv => {
+        TOp::Conv { relu } => {
             let p = want_ints(kids[0], "conv parameters")?;
             if p.len() != 11 {
                 return Err(format!("conv parameters need 11 integers, got {p:?}"));
@@ -315,6 +316,7 @@ pub fn graph_op(op: &TOp, kids: &[&ClassData]) -> Result<GraphOp, String> {
                 pads: want_array(p, 4),
                 dilation: want_array(p, 8),
                 groups: p[10],
+                relu: *relu,
             };
             (op, (1..=last).collect())
         }

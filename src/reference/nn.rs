@@ -31,6 +31,9 @@ pub fn conv(
     let [o, cg, kh, kw] = [ws[0], ws[1], ws[2], ws[3]];
     let [oh, ow] = [out.shape[2], out.shape[3]];
     let og = o / groups;
+    // A fused ReLU as the reference's elementwise ReLU computes it (`max(v, 0)`).
+    let relu = matches!(op, Op::Conv { relu: true, .. });
+    let activate = |v: f32| if relu { v.max(0.0) } else { v };
     let mut result = Vec::with_capacity(out.numel());
     // Each output plane accumulates, per (input channel, ky, kx), one weight times a shifted
     // window of the input plane: the same sum in the same order as output by output, with
@@ -68,7 +71,7 @@ pub fn conv(
                     }
                 }
             }
-            result.extend(plane.iter().map(|&v| v as f32));
+            result.extend(plane.iter().map(|&v| activate(v as f32)));
         }
     }
     Ok(TensorData::f32(out.shape.clone(), result))
@@ -239,6 +242,7 @@ mod tests {
             pads: [1; 4],
             dilation: [1, 1],
             groups: 1,
+            relu: false,
         };
         let y = conv(&op, &[&x, &w], [1, 1], [1; 4], [1, 1], 1, &out).unwrap();
         assert_eq!(

@@ -409,11 +409,40 @@ fn norm(c: &mut MlirCx, centered: bool) -> Result<NodeIndex, String> {
     )
 }
 
+/// Whether a `ttnn.conv2d`'s `conv2d_config` fuses a ReLU: its `activation` is written
+/// `"relu"`, `<op_type = relu>` or `#ttnn.unary_with_param<op_type = relu>` (none: absent or
+/// `""`). Another activation is an error: only the ReLU is fused.
+fn fused_relu(c: &MlirCx) -> Result<bool, String> {
+    let Some(Attr::Other(config)) = c.attrs.get("conv2d_config") else {
+        return Ok(false);
+    };
+    let Some(at) = config.find("activation = ") else {
+        return Ok(false);
+    };
+    let value = &config[at + "activation = ".len()..];
+    let value = value
+        .strip_prefix("#ttnn.unary_with_param")
+        .unwrap_or(value);
+    let name = match (value.strip_prefix("<op_type = "), value.strip_prefix('"')) {
+        (Some(rest), _) => rest.split(['>', ',']).next(),
+        (_, Some(rest)) => rest.split('"').next(),
+        _ => value.split(['>', ',']).next(),
+    };
+    match name.unwrap_or("").trim() {
+        "" => Ok(false),
+        "relu" => Ok(true),
+        other => Err(format!(
+            "conv2d_config activation `{other}` is not supported (only relu is fused); apply it as a separate op after the conv2d"
+        )),
+    }
+}
+
 /// `conv2d(input, weight, bias?)`. TTNN's input is flattened NHWC `[1, 1, N*H*W, C]` and its
 /// output `[1, 1, N*OH*OW, O]`; the graph's `Conv` is NCHW, so the input is reshaped to
 /// `[N, H, W, C]` and permuted to NCHW, and the result permuted back and flattened. Weights are
 /// OIHW `[O, C/groups, KH, KW]`, the bias `[1, 1, 1, O]` (or `[O]`). `padding` is `[pH, pW]`
-/// or `[top, bottom, left, right]`.
+/// or `[top, bottom, left, right]`. A ReLU fused by `conv2d_config`'s `activation`
+/// ([`fused_relu`]) stays fused.
 fn conv2d(c: &mut MlirCx) -> Result<NodeIndex, String> {
     let (x, w) = (c.operand(0)?, c.operand(1)?);
     let (n, h, wd) = (
@@ -486,6 +515,7 @@ fn conv2d(c: &mut MlirCx) -> Result<NodeIndex, String> {
         pads,
         dilation,
         groups,
+        relu: fused_relu(c)?,
     };
     let y = c.add_tmp("conv", conv, &ins)?;
     let y_nhwc = c.add_tmp(

@@ -212,6 +212,7 @@ fn conv(c: &mut NodeCtx) -> Out {
             pads,
             dilation,
             groups,
+            relu: false,
         },
         &ins,
     )?])
