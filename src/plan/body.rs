@@ -235,7 +235,7 @@ pub struct BodyBuilder<'g> {
     wide: Option<usize>,
     /// Softmaxes whose only use is a chained product of this kernel: normalized after it.
     defer: BTreeSet<NodeIndex>,
-    /// Each deferred softmax's row sums, which divide its product.
+    /// Each deferred softmax's reciprocal row sums, which scale its product.
     deferred: BTreeMap<NodeIndex, usize>,
 }
 
@@ -441,11 +441,12 @@ impl<'g> BodyBuilder<'g> {
             Class::Wide(cols / 32)
         };
         let v = match self.deferred.get(&resolve(graph, a_raw)).copied() {
-            // A deferred softmax: the product of its unnormalized rows, divided by their sums.
-            Some(sums) => {
+            // A deferred softmax: the product of its unnormalized rows, times the reciprocals
+            // of their sums.
+            Some(inverse_sums) => {
                 let stem = format!("{}_unnormalized", node.name);
                 let p = self.push(ValueOp::Product, vec![a, b], class, &stem);
-                self.binary(TtBinary::Div, p, sums, &node.name.clone())
+                self.binary(TtBinary::Mul, p, inverse_sums, &node.name.clone())
             }
             None => self.push(ValueOp::Product, vec![a, b], class, &node.name.clone()),
         };
@@ -746,11 +747,15 @@ impl<'g> BodyBuilder<'g> {
                 let d = self.binary(TtBinary::Sub, x, m, &format!("{name}_shifted"));
                 let e = self.unary(UnaryFn::Exp, d, &format!("{name}_exp"));
                 let s = self.reduce(RowReduce::Sum, e, 1.0, &format!("{name}_sum"));
+                // One reciprocal per row and a multiply per element, as TTNN's softmax
+                // normalizes (and as the cost model prices it): a division per element would
+                // cost the SFPU's divide on every tile.
+                let r = self.unary(UnaryFn::Recip, s, &format!("{name}_inverse_sum"));
                 if self.defer.contains(&n) {
-                    self.deferred.insert(n, s);
+                    self.deferred.insert(n, r);
                     e
                 } else {
-                    self.binary(TtBinary::Div, e, s, name)
+                    self.binary(TtBinary::Mul, e, r, name)
                 }
             }
             Op::LayerNorm { eps } => {
