@@ -303,6 +303,37 @@ fn a_wide_classifier_s_softmax_leaves_its_matmul_where_whole_rows_would_use_one_
     assert!(c.plan.kernels[0].partition.cores_used > 1);
 }
 
+#[test]
+fn a_softmax_normalizes_with_one_reciprocal_per_row() {
+    // The SFPU's divide costs about fifteen multiplies a tile: the row sums are inverted once
+    // and multiply the exponentials, with and without a product after the softmax.
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[64, 256]));
+    let ty = g.node(x).ty.clone();
+    let p = g.add("probs", Op::Softmax { axis: 1 }, ty, &[x]);
+    let v = constant(&mut g, "v", &[256, 64], 42, 0.1);
+    let o = matmul(&mut g, "weighted", p, v);
+    output(&mut g, "weighted", o);
+    let alone = softmax_graph();
+    for graph in [&g, &alone] {
+        let c = run_checked(graph, &device(), FusionMode::Fused);
+        assert_eq!(c.program.kernels.len(), 1);
+        let text = ttfuse_runtime::ttl::print::print_kernel(&c.program.kernels[0]);
+        assert!(text.contains("ttl.math.recip("), "{text}");
+        assert!(!text.contains(" / "), "a division per element:\n{text}");
+    }
+}
+
+/// `softmax(x)` alone, over rows of 256.
+fn softmax_graph() -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[64, 256]));
+    let ty = g.node(x).ty.clone();
+    let p = g.add("probs", Op::Softmax { axis: 1 }, ty, &[x]);
+    output(&mut g, "probs", p);
+    g
+}
+
 /// A gated MLP's `silu(x @ w1) * (x @ w3)` over `x` of `[rows, k]`.
 fn gated(rows: usize, k: usize, n: usize) -> Graph {
     let mut g = Graph::new();
