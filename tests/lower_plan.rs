@@ -332,3 +332,18 @@ fn attention_normalizes_after_the_context_product() {
     // The scores' block is never divided: the division is over the 64 columns of v.
     assert!(!cbs.contains(&"probs_cb"), "{cbs:?}");
 }
+
+#[test]
+fn a_matmul_s_blocks_keep_the_most_cores_busy_with_the_fewest_operand_reads() {
+    // [256, 128] @ [128, 576] is 8 x 18 output tiles. No block shape has 64 blocks: 1x1 tiles
+    // give 144, three per core on 48 cores, which 48 blocks of 1x3 tiles also keep busy,
+    // reading A and B over K for 1 + 3 tiles a block instead of 3 x (1 + 1).
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[256, 128]));
+    let w = constant(&mut g, "w", &[128, 576], 3, 0.1);
+    let y = matmul(&mut g, "y", x, w);
+    output(&mut g, "y", y);
+    let c = run_checked(&g, &device(), FusionMode::Fused);
+    let p = &c.plan.kernels[0].partition;
+    assert_eq!((p.block, p.blocks, p.cores_used), ((1, 3), 48, 48), "{p:?}");
+}
