@@ -1,11 +1,11 @@
 //! The exported driver's TTNN fallback ops (`ttfuse_host_ops.py`, numpy) compute what ttfuse's
 //! runtime computes for every host step, on the very device tensors of a run: the unfused LLaMA
 //! block (head-split reshapes and transposes, the rotate-half slices and concatenations), the
-//! fused ResNet block (convolutions with BatchNorm folded in) and the conv/pool op model (strided,
-//! dilated, grouped and asymmetrically padded convolutions, max and average pools) and an
-//! im2col that no matmul gathers. Needs
-//! python3; numpy comes from python3 when it has it, else from a virtual environment the test
-//! makes under the target directory.
+//! fused ResNet block (convolutions with BatchNorm folded in, the first with its ReLU fused),
+//! the conv/pool op model (strided, dilated, grouped and asymmetrically padded convolutions, max
+//! and average pools) and an im2col that no matmul gathers. Needs python3; numpy comes from
+//! python3 when it has it, else from a virtual environment the test makes under the target
+//! directory.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -191,6 +191,7 @@ fn host_ops_py_matches_the_runtime_on_every_fallback_step() {
         "ttnn.slice",
         "ttnn.concat",
         "ttnn.conv",
+        "ttnn.conv_relu",
         "ttnn.max_pool",
         "ttnn.mean_pool",
         "ttnn.im2col",
