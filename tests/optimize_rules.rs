@@ -430,6 +430,8 @@ const EXAMPLES: &[(&str, &str, &str, &str)] = &[
         "(relu (conv [3,3,2,2,0,0,0,0,1,1,1] %x %w %c))",
         "(conv_relu [3,3,2,2,0,0,0,0,1,1,1] %x %w %c)",
     ),
+    ("relu-before-transpose", "x:4x8x2", "(relu (transpose [2,0,1] %x))", "(transpose [2,0,1] (relu %x))"),
+    ("relu-before-reshape", "x:4x8", "(relu (reshape [2,16] %x))", "(reshape [2,16] (relu %x))"),
     (
         "conv-relu-expand",
         "x:1x2x5x5 w=0.5:3x2x3x3",
