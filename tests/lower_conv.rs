@@ -89,6 +89,20 @@ fn ops_conv_pool_runs() {
 #[test]
 fn ttnn_mlir_conv_runs_with_host_ops_seeing_view_shapes() {
     // The conv's [1, 1, 128, 16] result is reshaped (a view) to [2, 8, 8, 16] before a host
-    // transpose: the host step must be given the view's shape, not its source's.
-    check("ttnn_mlir/conv.mlir");
+    // transpose: the host step must be given the view's shape, not its source's. The ReLU
+    // after that transpose moves before it, into the convolution: no kernel is left.
+    let c = check("ttnn_mlir/conv.mlir");
+    let ops: Vec<(KernelKind, Vec<String>)> = c
+        .fused
+        .plan
+        .kernels
+        .iter()
+        .map(|k| (k.kind, k.ops.clone()))
+        .collect();
+    assert!(
+        ops.iter()
+            .all(|(kind, o)| *kind == KernelKind::Host && !o.contains(&"Relu".to_string())),
+        "{ops:?}"
+    );
+    assert!(ops.iter().any(|(_, o)| o == &["ConvRelu"]), "{ops:?}");
 }
