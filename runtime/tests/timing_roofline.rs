@@ -256,6 +256,17 @@ fn two_different_blocks_are_two_unicasts() {
     assert_eq!(r.noc_bytes, 2 * 2048);
 }
 
+/// A one-tile program tensor.
+fn decl(name: &str, init: TensorInit) -> TensorDecl {
+    TensorDecl {
+        name: name.into(),
+        rows: 32,
+        cols: 32,
+        init,
+        is_output: true,
+    }
+}
+
 struct NoHost;
 
 impl HostOps for NoHost {
@@ -276,13 +287,6 @@ impl HostOps for NoHost {
 fn program_totals_sum_kernel_rooflines_and_host_dram_time() {
     let d = wormhole();
     let add = parse_module(ADD, "add.py").unwrap();
-    let decl = |name: &str, init| TensorDecl {
-        name: name.into(),
-        rows: 32,
-        cols: 32,
-        init,
-        is_output: true,
-    };
     let program = Program {
         tensors: vec![
             decl("a", TensorInit::Input),
@@ -344,4 +348,46 @@ fn an_untimed_run_computes_the_same_values_and_charges_nothing() {
     assert!(t.cycles > 0.0 && timed.cycles > 0.0);
     assert_eq!(u.cycles, 0.0);
     assert_eq!((u.dram_read_bytes, u.flops), (t.dram_read_bytes, t.flops));
+}
+
+#[test]
+fn the_single_pass_bound_moves_each_tensor_once_at_the_whole_grid_s_peak() {
+    // The add reads `lhs` twice (as both operands): three tiles of DRAM traffic for two tensor
+    // tiles. Its own roofline counts the traffic it makes; the single-pass bound, the two
+    // tiles of its arguments moved once (its 1024 FLOPs at 64 cores' peak are far less).
+    let d = wormhole();
+    let twice = ADD
+        .replace(
+            "def add_kernel(lhs, rhs, out):",
+            "def add_kernel(lhs, out):",
+        )
+        .replace(
+            "make_circular_buffer_like(rhs,",
+            "make_circular_buffer_like(lhs,",
+        )
+        .replace("ttl.copy(rhs[0, 0], blk)", "ttl.copy(lhs[0, 0], blk)");
+    assert_ne!(twice, ADD);
+    let module = parse_module(&twice, "twice.py").unwrap();
+    let program = Program {
+        tensors: vec![decl("a", TensorInit::Input), decl("c", TensorInit::Zeros)],
+        kernels: vec![module.kernels[0].clone()],
+        steps: vec![Step::Launch {
+            kernel: 0,
+            args: vec!["a".into(), "c".into()],
+        }],
+    };
+    let [a, _, _] = add_args();
+    let inputs = BTreeMap::from([("a".to_string(), a)]);
+    let run = run_program(&program, &d, &inputs, &NoHost, Dispatch::Traced).unwrap();
+    let rep = &run.report;
+    let k = &rep.kernels[0];
+    assert_eq!(k.dram_read_bytes + k.dram_write_bytes, 3 * d.tile_bytes);
+    assert_eq!(k.tensor_bytes, 2 * d.tile_bytes);
+    let single = 2.0 * d.tile_bytes as f64 / d.dram_bytes_per_cycle() / 1000.0;
+    assert!(close(rep.roofline.single_pass_us, single));
+    assert!(close(rep.roofline.roofline_us, 1.5 * single));
+    assert!(close(
+        rep.roofline.single_pass_multiple.unwrap(),
+        rep.total_us / single
+    ));
 }

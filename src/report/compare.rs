@@ -28,6 +28,11 @@ pub struct ProgramSummary {
     pub roofline_us: f64,
     /// Modeled time over roofline time (`None` when the program moves and computes nothing).
     pub roofline_multiple: Option<f64>,
+    /// The stricter bound of the same steps with perfect operand reuse: every kernel moving
+    /// each tensor once, its math at the whole grid's peak, microseconds.
+    pub single_pass_us: f64,
+    /// Modeled time over `single_pass_us`.
+    pub single_pass_multiple: Option<f64>,
     /// What dominates the modeled time, summed over steps.
     pub bound: Bound,
     /// Every step (kernel launch or TTNN fallback op) in order.
@@ -50,6 +55,8 @@ impl ProgramSummary {
             flops: totals.flops,
             roofline_us: totals.roofline_us,
             roofline_multiple: totals.roofline_multiple,
+            single_pass_us: totals.single_pass_us,
+            single_pass_multiple: totals.single_pass_multiple,
             bound: totals.bound,
             steps,
             cores: figures::core_utilization(report, device),
@@ -148,6 +155,18 @@ impl Comparison {
                 p.time_us,
                 multiple_text(p.roofline_multiple),
                 bound_name(p.bound)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\n  x roofline with perfect reuse (each kernel moving every tensor once, math at the whole grid's peak):"
+        );
+        for (label, p) in [("unfused", &self.unfused), ("fused", &self.fused)] {
+            let _ = writeln!(
+                s,
+                "  {label:<8} {}x of {:.2} us",
+                multiple_text(p.single_pass_multiple),
+                p.single_pass_us
             );
         }
         let _ = writeln!(s, "\n  speedup   {:.2}x", self.speedup);

@@ -201,6 +201,11 @@ pub struct ProgramFigures {
     pub roofline_us: f64,
     /// Modeled time over roofline time.
     pub roofline_multiple: Option<f64>,
+    /// The bound with perfect operand reuse: every kernel moving each tensor once, its math at
+    /// the whole grid's peak (`ProgramRoofline::single_pass_us`), microseconds.
+    pub single_pass_us: f64,
+    /// Modeled time over `single_pass_us`.
+    pub single_pass_multiple: Option<f64>,
     /// The bound that accounts for the most modeled time over all steps.
     pub bound: Bound,
 }
@@ -223,6 +228,8 @@ pub fn program_figures(report: &ProgramReport) -> ProgramFigures {
         flops: report.flops,
         roofline_us: report.roofline.roofline_us,
         roofline_multiple: report.roofline.roofline_multiple,
+        single_pass_us: report.roofline.single_pass_us,
+        single_pass_multiple: report.roofline.single_pass_multiple,
         bound,
     }
 }

@@ -496,6 +496,11 @@ fn run_pass(
         noc_bytes: sh.noc_bytes,
         flops: sh.flops,
         l1_cb_bytes: l1_peak,
+        tensor_bytes: sh
+            .tensors
+            .iter()
+            .map(|t| (t.rows * t.cols) as u64 * device.tile_bytes / 1024)
+            .sum(),
         roofline: Roofline::of(
             device,
             k.grid,

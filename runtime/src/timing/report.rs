@@ -56,6 +56,8 @@ pub struct KernelReport {
     pub flops: f64,
     /// Peak circular-buffer bytes allocated on any core.
     pub l1_cb_bytes: u64,
+    /// Bytes of the kernel's tensor arguments: its DRAM traffic were it to move each once.
+    pub tensor_bytes: u64,
     /// The roofline bound, the modeled time as a multiple of it, and what bounds the kernel.
     #[serde(flatten)]
     pub roofline: Roofline,
@@ -215,6 +217,13 @@ pub struct ProgramRoofline {
     pub roofline_us: f64,
     /// Total time over `roofline_us` (`None` when that is zero).
     pub roofline_multiple: Option<f64>,
+    /// The stricter bound of the same steps with perfect operand reuse, in microseconds: per
+    /// kernel the longer of moving each tensor argument once at the aggregate DRAM bandwidth
+    /// and its FLOPs at the whole grid's peak (a kernel that re-reads its operands, or leaves
+    /// cores idle, is measured against it), plus every host op's roofline.
+    pub single_pass_us: f64,
+    /// Total time over `single_pass_us` (`None` when that is zero).
+    pub single_pass_multiple: Option<f64>,
     /// Microseconds of kernel time by what bounds each kernel (host ops count as dispatch, DRAM
     /// or compute, whichever is largest).
     pub time_by_bound_us: BTreeMap<Bound, f64>,
@@ -231,14 +240,19 @@ impl ProgramRoofline {
         let mut r = ProgramRoofline::default();
         for k in kernels {
             r.roofline_us += k.roofline.roofline_us;
+            let dram_cycles = k.tensor_bytes as f64 / device.dram_bytes_per_cycle();
+            let math_cycles = k.flops / device.grid_peak_flops_per_cycle();
+            r.single_pass_us += device.cycles_to_us(dram_cycles.max(math_cycles));
             *r.time_by_bound_us.entry(k.roofline.bound).or_default() += k.time_us;
         }
         for h in host_ops {
             let (roofline_us, bound) = h.roofline(device);
             r.roofline_us += roofline_us;
+            r.single_pass_us += roofline_us;
             *r.time_by_bound_us.entry(bound).or_default() += h.time_us;
         }
         r.roofline_multiple = (r.roofline_us > 0.0).then(|| total_us / r.roofline_us);
+        r.single_pass_multiple = (r.single_pass_us > 0.0).then(|| total_us / r.single_pass_us);
         r
     }
 }
