@@ -36,7 +36,7 @@ fn permute<T: Copy + Default>(v: &[T], shape: &[usize], perm: &[usize]) -> Vec<T
         && perm[r - 2] == r - 1
         && perm[r - 1] == r - 2;
     if swaps_last_two && !v.is_empty() {
-        const TILE: usize = 8;
+        const TILE: usize = 32;
         let (rows, cols) = (shape[r - 2], shape[r - 1]);
         let mut out = vec![T::default(); v.len()];
         for (src, dst) in v
