@@ -83,6 +83,23 @@ proptest! {
     }
 
     #[test]
+    fn last_two_axes_swaps_across_whole_and_partial_tiles(batch in 1usize..3, rows in 1usize..100, cols in 1usize..100) {
+        // The swap goes through 32x32 tiles: these sizes cover whole tiles and edges.
+        let s = vec![batch, rows, cols];
+        let x = data(&s, 5);
+        let out = run(&Op::Transpose { perm: vec![0, 2, 1] }, &[&x]);
+        prop_assert_eq!(out.shape(), &[batch, cols, rows][..]);
+        let (xv, ov) = (x.to_f32(), out.to_f32());
+        for b in 0..batch {
+            for r in 0..rows {
+                for c in 0..cols {
+                    prop_assert_eq!(ov[(b * cols + c) * rows + r], xv[(b * rows + r) * cols + c]);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn reduce_matches_definition(s in shape(4), pick in prop::collection::vec(any::<bool>(), 4), keep in any::<bool>(), max in any::<bool>()) {
         let axes: Vec<usize> = (0..s.len()).filter(|&i| pick[i]).collect();
         let kind = if max { ReduceOp::Max } else { ReduceOp::Sum };
