@@ -524,17 +524,14 @@ pub(crate) fn build_cut(
                     for &bk in &k_choices {
                         for double in [true, false] {
                             let blocks = info.batches * (info.mt / bm) * (info.nt / bn) * chunks;
-                            let (_, capped, tiles, single) =
+                            let (par, capped, tiles, single) =
                                 preference(blocks, bm * bn, double, target);
-                            // The cores the blocks keep busy: 144 blocks on 64 cores are 3 per
-                            // core on 48, no more parallel than 48 bigger blocks.
-                            let per_core = blocks.div_ceil(target.cores().max(1)).max(1);
-                            let par = usize::MAX - blocks.div_ceil(per_core);
-                            // Then the fewest operand tiles read: every block reads its rows
-                            // of A and its columns of B over all of K, so of blocks that keep
-                            // as many cores busy, the bigger and squarer re-read the operands
-                            // fewer times. A gathered operand's reads also grow with the
-                            // block's rows (its table is `bm x (bm + 1)` tiles per offset).
+                            // After the cores kept busy, the fewest operand tiles read: every
+                            // block reads its rows of A and its columns of B over all of K, so
+                            // of blocks that keep as many cores busy, the bigger and squarer
+                            // re-read the operands fewer times. A gathered operand's reads also
+                            // grow with the block's rows (its table is `bm x (bm + 1)` tiles per
+                            // offset).
                             let reads = match &info.a_gather {
                                 Some(_) => {
                                     blocks * (info.kt / bk) * ((bm + 1) * (bk + bm) + bk * bn)

@@ -137,7 +137,8 @@ pub fn divisors(n: usize) -> Vec<usize> {
 /// Blocks bigger than this many tiles are only chosen when the work needs them (whole rows).
 pub const PREFERRED_BLOCK_TILES: usize = 16;
 
-/// Sort key for candidate blocks: use as many cores as there is work for, then blocks up to
+/// Sort key for candidate blocks: keep as many cores busy as there is work for (144 blocks on
+/// 64 cores are 3 per core on 48, no more parallel than 48 blocks), then blocks up to
 /// [`PREFERRED_BLOCK_TILES`] tiles (bigger transfers), then the smallest blocks beyond that,
 /// then double buffering.
 pub fn preference(
@@ -146,7 +147,8 @@ pub fn preference(
     double: bool,
     target: &Target,
 ) -> (usize, usize, usize, bool) {
-    let parallel = blocks.min(target.cores());
+    let per_core = blocks.div_ceil(target.cores().max(1)).max(1);
+    let parallel = blocks.div_ceil(per_core);
     (
         usize::MAX - parallel,
         usize::MAX - tiles.min(PREFERRED_BLOCK_TILES),
