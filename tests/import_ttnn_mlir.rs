@@ -503,17 +503,10 @@ fn conv2d_config_activation_relu_is_a_fused_relu() {
     std::fs::write(&path, conv_with_fused_relu("<op_type = relu>")).unwrap();
     let model = pipeline::load_model(Some(&path), &ImportOptions::default()).unwrap();
     std::fs::remove_file(&path).unwrap();
-    let device = Device::load("wormhole_b0").unwrap();
-    let compilation = pipeline::compile(&model, &device, &OptimizeOptions::default()).unwrap();
     let dir = models_dir().join("ttnn_mlir/conv");
     let inputs = npy::read_dir(&dir.join("inputs")).unwrap();
     let want = npy::read_dir(&dir.join("outputs")).unwrap();
-    for compiled in [&compilation.fused, &compilation.unfused] {
-        let run =
-            pipeline::execute(compiled, &device, &inputs, &GraphHostOps, Dispatch::Traced).unwrap();
-        let (_, overall) = pipeline::agreement(&want, &run.outputs).unwrap();
-        assert!(overall.pcc >= 0.999, "PCC {}", overall.pcc);
-    }
+    both_programs_agree("conv with its ReLU fused", &model, &inputs, &want);
     let none = import(&conv_with_fused_relu("\"\"")).unwrap();
     assert!(compute_ops(&none).contains(&"Conv".to_string()));
     let msg = import_err(&conv_with_fused_relu("<op_type = silu>"));
@@ -562,29 +555,40 @@ fn attention_that_ttfuse_cannot_express_is_an_error() {
     }
 }
 
+/// Compiles `model` and checks that its fused and unfused programs, run on `inputs`, agree with
+/// `expected` (PCC >= 0.999); returns the compilation.
+fn both_programs_agree(
+    name: &str,
+    model: &pipeline::Model,
+    inputs: &BTreeMap<String, TensorData>,
+    expected: &BTreeMap<String, TensorData>,
+) -> pipeline::Compilation {
+    let device = Device::load("wormhole_b0").unwrap();
+    let compilation = pipeline::compile(model, &device, &OptimizeOptions::default()).unwrap();
+    for (label, compiled) in [
+        ("fused", &compilation.fused),
+        ("unfused", &compilation.unfused),
+    ] {
+        let run =
+            pipeline::execute(compiled, &device, inputs, &GraphHostOps, Dispatch::Traced).unwrap();
+        let (_, overall) = pipeline::agreement(expected, &run.outputs).unwrap();
+        assert!(
+            overall.pcc >= 0.999,
+            "{name}: {label} PCC {} < 0.999",
+            overall.pcc
+        );
+    }
+    compilation
+}
+
 #[test]
 fn fused_programs_of_the_examples_match_the_reference() {
-    let device = Device::load("wormhole_b0").unwrap();
     for name in ["mlp", "attention", "sdpa"] {
         let path = models_dir().join("ttnn_mlir").join(format!("{name}.mlir"));
         let model = pipeline::load_model(Some(&path), &ImportOptions::default()).unwrap();
-        let compilation = pipeline::compile(&model, &device, &OptimizeOptions::default()).unwrap();
         let inputs = npy::read_dir(&path.with_extension("").join("inputs")).unwrap();
         let expected = pipeline::reference_outputs(&model.graph, &inputs).unwrap();
-        for (label, compiled) in [
-            ("fused", &compilation.fused),
-            ("unfused", &compilation.unfused),
-        ] {
-            let run =
-                pipeline::execute(compiled, &device, &inputs, &GraphHostOps, Dispatch::Traced)
-                    .unwrap();
-            let (_, overall) = pipeline::agreement(&expected, &run.outputs).unwrap();
-            assert!(
-                overall.pcc >= 0.999,
-                "{name}: {label} PCC {} < 0.999",
-                overall.pcc
-            );
-        }
+        let compilation = both_programs_agree(name, &model, &inputs, &expected);
         assert!(
             compilation.fused.program.kernels.len() < compilation.unfused.program.kernels.len(),
             "{name}: fusion should need fewer kernels"
