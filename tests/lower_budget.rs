@@ -50,7 +50,7 @@ fn long_k_matmul() -> Graph {
 
 #[test]
 fn k_is_streamed_in_chunks_when_operands_do_not_fit() {
-    let dev = small_l1_device(64 * 1024);
+    let dev = small_l1_device(32 * 1024);
     let c = run_checked(&long_k_matmul(), &dev, FusionMode::Fused);
     assert_within_limits(&c.plan);
     let k = &c.plan.kernels[0];
@@ -64,9 +64,15 @@ fn k_is_streamed_in_chunks_when_operands_do_not_fit() {
         k.partition.k_chunks * k.partition.k_block.unwrap_or(0),
         1024 / 32
     );
-    // With the full L1 the whole K fits in one chunk.
+    // With the full L1 the chunks are the planner's choice (it streams K under the compute
+    // when the operands are multicast), and bigger.
     let roomy = compile(&long_k_matmul(), &device(), FusionMode::Fused).expect("compiles");
-    assert_eq!(roomy.plan.kernels[0].partition.k_chunks, 1);
+    let roomy = &roomy.plan.kernels[0].partition;
+    assert!(
+        roomy.k_chunks < k.partition.k_chunks,
+        "{roomy:?} vs {}",
+        k.partition_summary
+    );
 }
 
 #[test]

@@ -336,8 +336,9 @@ fn attention_normalizes_after_the_context_product() {
 #[test]
 fn a_matmul_s_blocks_keep_the_most_cores_busy_with_the_fewest_operand_reads() {
     // [256, 128] @ [128, 576] is 8 x 18 output tiles. No block shape has 64 blocks: 1x1 tiles
-    // give 144, three per core on 48 cores, which 48 blocks of 1x3 tiles also keep busy,
-    // reading A and B over K for 1 + 3 tiles a block instead of 3 x (1 + 1).
+    // give 144, three per core on 48 cores, which 48 blocks of 1x3 tiles also keep busy, and
+    // as an 8 x 6 block grid they share A along grid rows and B down grid columns, reading
+    // each once.
     let mut g = Graph::new();
     let x = g.add_input("x", f32t(&[256, 128]));
     let w = constant(&mut g, "w", &[128, 576], 3, 0.1);
@@ -346,4 +347,5 @@ fn a_matmul_s_blocks_keep_the_most_cores_busy_with_the_fewest_operand_reads() {
     let c = run_checked(&g, &device(), FusionMode::Fused);
     let p = &c.plan.kernels[0].partition;
     assert_eq!((p.block, p.blocks, p.cores_used), ((1, 3), 48, 48), "{p:?}");
+    assert!(p.multicast && p.grid == (6, 8), "{p:?}");
 }

@@ -39,8 +39,14 @@ pub fn constants(p: &Partition, names: &Names, batch_rows: usize) -> Vec<Stmt> {
     out.push(assign("TOTAL_BLOCKS", int(p.blocks)));
     if p.cores_used > 1 {
         out.push(assign("BLOCKS_PER_CORE", int(p.blocks_per_core)));
-        if p.grid.1 > 1 {
+        if p.grid.1 > 1 || p.multicast {
             out.push(assign("GRID_X", int(p.grid.0 as usize)));
+        }
+        if p.multicast {
+            out.push(assign("GRID_Y", int(p.grid.1 as usize)));
+            if p.batches > 1 {
+                out.push(assign("GROUP_ROWS", int(p.group_rows())));
+            }
         }
     }
     out
@@ -65,6 +71,25 @@ pub fn block_loop(p: &Partition, uses_index: bool, inner: Vec<Stmt>) -> Vec<Stmt
     } else {
         name("core_x")
     };
+    if p.multicast && p.batches > 1 {
+        // Shared batches: the cores of a grid row take the same batch at step `i`, its row
+        // blocks across the group's `GROUP_ROWS` grid rows.
+        let floordiv = |a: Expr, b: Expr| Expr::bin(BinOp::FloorDiv, a, b);
+        let modulo = |a: Expr, b: Expr| Expr::bin(BinOp::Mod, a, b);
+        let group = floordiv(name("core_y"), name("GROUP_ROWS"));
+        let batch = add(mul(group, name("BLOCKS_PER_CORE")), name("i"));
+        let row_block = add(
+            mul(modulo(name("core_y"), name("GROUP_ROWS")), name("GRID_X")),
+            name("core_x"),
+        );
+        let block = add(mul(batch, name("BLOCKS_PER_BATCH")), row_block);
+        out.push(for_range("i", name("BLOCKS_PER_CORE"), {
+            let mut body = vec![assign("block", block)];
+            body.extend(inner);
+            body
+        }));
+        return out;
+    }
     out.push(assign("core", core));
     let mut body = vec![assign(
         "block",

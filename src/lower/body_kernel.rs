@@ -92,13 +92,16 @@ fn matrix_index(
 }
 
 /// Reads of the body's loads: the loop-invariant ones (to run before the loop) and the
-/// per-block ones (inside it, at the block's coordinates `c`).
+/// per-block ones (inside it, at the block's coordinates `c`). `matrix_read` reads a block's
+/// whole right operand of a chained product into its buffer (a plain [`read_into`], or a
+/// read shared with other cores).
 pub fn load_reads(
     body: &Body,
     sched: &Schedule,
     naming: &Naming,
     c: &Coords,
     names: &Names,
+    matrix_read: &dyn Fn(&str, Expr) -> Stmt,
 ) -> (Vec<Stmt>, Vec<Stmt>) {
     let (row, col) = (&c.row, &c.col);
     let mut hoisted = Vec::new();
@@ -122,12 +125,11 @@ pub fn load_reads(
         } else if let (LoadSource::Matrix(m), Class::Matrix(k, n)) = (&load.source, value.class) {
             let col = column_of(value, &c.col, &c.wide_col);
             let src = index(&load.param, matrix_index(m, (k, n), &c.batch, col));
-            let reads = if sched.hoisted[v] {
-                &mut hoisted
+            if sched.hoisted[v] {
+                hoisted.push(read_into(&naming.cb(v), src));
             } else {
-                &mut per_block
-            };
-            reads.push(read_into(&naming.cb(v), src));
+                per_block.push(matrix_read(&naming.cb(v), src));
+            }
         } else if sched.hoisted[v] {
             let src = index(&load.param, block_index(value.class, int(0), int(0), names));
             hoisted.push(read_into(&naming.cb(v), src));
@@ -238,7 +240,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule) -> Kernel {
     setup.extend(sched.cbs.iter().map(make_cb));
     let c = coords(p, &NAMES);
     let compute = compute_thread(body, sched, p, &|_| Vec::new(), &c);
-    let (hoisted, per_block) = load_reads(body, sched, &naming, &c, &NAMES);
+    let (hoisted, per_block) = load_reads(body, sched, &naming, &c, &NAMES, &read_into);
     let mut read = hoisted;
     if !per_block.is_empty() {
         let mut inner = c.stmts.clone();

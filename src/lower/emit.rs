@@ -78,6 +78,27 @@ pub fn if_less(a: Expr, b: Expr, body: Vec<Stmt>) -> Stmt {
     })
 }
 
+/// `if cond: then else: orelse`.
+pub fn if_else(cond: Expr, then: Vec<Stmt>, orelse: Vec<Stmt>) -> Stmt {
+    Stmt::new(StmtKind::If { cond, then, orelse })
+}
+
+/// `a <op> b`.
+pub fn compare(op: CmpOp, a: Expr, b: Expr) -> Expr {
+    Expr::Cmp(op, Box::new(a), Box::new(b))
+}
+
+/// `ttl.Pipe(src=(x, y), dst=(x, y))`.
+pub fn pipe(src: (Expr, Expr), dst: (Expr, Expr)) -> Expr {
+    Expr::path("ttl.Pipe").call_kw(
+        vec![],
+        vec![
+            ("src", Expr::Tuple(vec![src.0, src.1])),
+            ("dst", Expr::Tuple(vec![dst.0, dst.1])),
+        ],
+    )
+}
+
 /// `cb.wait()`.
 pub fn wait(cb: &str) -> Expr {
     name(cb).method("wait", vec![])
@@ -125,7 +146,8 @@ pub fn write_from(cb: &str, dst: Expr) -> Stmt {
     with(vec![(wait(cb), "blk".into())], copy(name("blk"), dst))
 }
 
-fn copy(src: Expr, dst: Expr) -> Vec<Stmt> {
+/// `tx = ttl.copy(src, dst); tx.wait()`.
+pub fn copy(src: Expr, dst: Expr) -> Vec<Stmt> {
     vec![
         assign("tx", Expr::path("ttl.copy").call(vec![src, dst])),
         expr(name("tx").method("wait", vec![])),

@@ -5,7 +5,7 @@
 
 use ttfuse_runtime::ttl::ast::{BinOp, Expr, Kernel, Stmt};
 
-use super::blocks::{block_loop, constants, coords, Names};
+use super::blocks::{block_loop, constants, coords, Coords, Names};
 use super::body_kernel::{
     kernel, load_reads, output_coords, output_writes, params, stream_constants,
 };
@@ -14,11 +14,12 @@ use super::emit::{
     add, assign, for_range, if_less, index, int, make_cb, mul, name, read_into, reserve, span,
     store, wait, with,
 };
+use super::multicast::{shared_read, Along};
 use crate::plan::body::Body;
 use crate::plan::heads::HeadView;
-use crate::plan::kernel::{GatherInfo, MatmulInfo};
+use crate::plan::kernel::{GatherInfo, MatmulInfo, OtherProduct};
 use crate::plan::schedule::Schedule;
-use crate::plan::PlannedKernel;
+use crate::plan::{Partition, PlannedKernel};
 
 /// Block geometry names of matmul kernels.
 pub const NAMES: Names = Names {
@@ -146,7 +147,16 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
     let c = coords(p, &NAMES);
     let compute = compute_thread(body, sched, p, &matmul_stage, &c);
 
-    let (hoisted, per_block) = load_reads(body, sched, &naming, &c, &NAMES);
+    // Shared batches: the cores of a grid row work on one batch per step `i`, and take turns
+    // to read its right operands.
+    let shared_batches = p.multicast && p.batches > 1;
+    let shared_matrix = |cb: &str, src: Expr| shared_read(cb, src, Along::Row, Some(name("i")));
+    let matrix_read: &dyn Fn(&str, Expr) -> Stmt = if shared_batches {
+        &shared_matrix
+    } else {
+        &read_into
+    };
+    let (hoisted, per_block) = load_reads(body, sched, &naming, &c, &NAMES, matrix_read);
     let mut read = hoisted;
     let mut inner = c.stmts.clone();
     let b_row = if info.b_batched && info.b_heads.is_none() {
@@ -213,6 +223,65 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
             ],
         )
     };
+    let mut operands = vec![info.a_param.clone()];
+    if info.b_param != info.a_param {
+        operands.push(info.b_param.clone());
+    }
+    if let Some(g) = &info.a_gather {
+        operands.push(g.table_param.clone());
+    }
+    operands.extend(info.others.iter().map(|op| op.b_param.clone()));
+    let all_params = params(body, &operands);
+
+    // A further product's B chunk: a 2-D matrix read as it is.
+    let other_b_src = |op: &OtherProduct| {
+        index(
+            &op.b_param,
+            vec![
+                span(k_at.clone(), name("BLOCK_K")),
+                span(c.col.clone(), name("BLOCK_N")),
+            ],
+        )
+    };
+    if p.multicast && !shared_batches {
+        // A's chunks along the grid row in the reader, B's down the column in the writer
+        // (before it writes the block), each thread waiting only on its own transfers. Every
+        // further product streams A again with its own B, after the per-block loads its
+        // epilogue needs (as below).
+        let k_loop = |stmt: Stmt| -> Stmt {
+            if kc > 1 {
+                let k = assign("k", mul(name("kc"), name("BLOCK_K")));
+                for_range("kc", name("K_CHUNKS"), vec![k, stmt])
+            } else {
+                stmt
+            }
+        };
+        let kc_at = (kc > 1).then(|| name("kc"));
+        let products = 1 + info.others.len();
+        let a_reads = (0..products)
+            .map(|_| k_loop(shared_read(&a_cb, a_src.clone(), Along::Row, kc_at.clone())));
+        let mut inner = c.stmts.clone();
+        if info.others.is_empty() {
+            inner.extend(a_reads);
+            inner.extend(per_block);
+        } else {
+            inner.extend(per_block);
+            inner.extend(a_reads);
+        }
+        read.extend(block_loop(p, true, inner));
+        let other_bs = info
+            .others
+            .iter()
+            .map(|op| (format!("{}_cb", op.b_param), other_b_src(op)));
+        let mut inner = c.stmts.clone();
+        for (cb, src) in std::iter::once((first.b_cb.clone(), b_src)).chain(other_bs) {
+            inner.push(k_loop(shared_read(&cb, src, Along::Column, kc_at.clone())));
+        }
+        inner.extend(block_writes(body, &naming, &c, p));
+        let write = block_loop(p, true, inner);
+        return kernel(k, all_params, setup, [compute, read, write]);
+    }
+
     let mut reads = match &info.a_gather {
         Some(g) => {
             let kc_at = if kc > 1 { name("kc") } else { int(0) };
@@ -220,21 +289,18 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         }
         None => vec![read_into(&a_cb, a_src.clone())],
     };
-    reads.push(read_into(&first.b_cb, b_src));
+    reads.push(if shared_batches {
+        shared_matrix(&first.b_cb, b_src)
+    } else {
+        read_into(&first.b_cb, b_src)
+    });
     // Every further product streams A again, with its own B (a 2-D matrix), in the order the
     // compute thread takes them. Their kernel's per-block loads come first: an epilogue op
     // between two products waits for them while the next product's chunks stream in.
     let other_reads = info.others.iter().map(|op| {
-        let b = index(
-            &op.b_param,
-            vec![
-                span(k_at.clone(), name("BLOCK_K")),
-                span(c.col.clone(), name("BLOCK_N")),
-            ],
-        );
         vec![
             read_into(&a_cb, a_src.clone()),
-            read_into(&format!("{}_cb", op.b_param), b),
+            read_into(&format!("{}_cb", op.b_param), other_b_src(op)),
         ]
     });
     let all_reads: Vec<Vec<Stmt>> = std::iter::once(reads).chain(other_reads).collect();
@@ -256,21 +322,18 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
     read.extend(block_loop(p, true, inner));
 
     let mut inner = c.stmts.clone();
-    let (out_row, out_col, out_wide) = output_coords(body.head_write, &c, &mut inner);
-    let at = (&out_row, &out_col, &out_wide);
-    inner.extend(output_writes(body, &naming, at, p.wide.is_some(), &NAMES));
+    inner.extend(block_writes(body, &naming, &c, p));
     let write = block_loop(p, true, inner);
-
-    let mut operands = vec![info.a_param.clone()];
-    if info.b_param != info.a_param {
-        operands.push(info.b_param.clone());
-    }
-    if let Some(g) = &info.a_gather {
-        operands.push(g.table_param.clone());
-    }
-    operands.extend(info.others.iter().map(|op| op.b_param.clone()));
-    let all_params = params(body, &operands);
     kernel(k, all_params, setup, [compute, read, write])
+}
+
+/// The writer's statements for one block: its output coordinates and the output writes.
+fn block_writes(body: &Body, naming: &Naming, c: &Coords, p: &Partition) -> Vec<Stmt> {
+    let mut out = Vec::new();
+    let (out_row, out_col, out_wide) = output_coords(body.head_write, c, &mut out);
+    let at = (&out_row, &out_col, &out_wide);
+    out.extend(output_writes(body, naming, at, p.wide.is_some(), &NAMES));
+    out
 }
 
 /// The compute stage of a gathered left operand ([`crate::plan::kernel::GatherInfo`]): the

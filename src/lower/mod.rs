@@ -10,6 +10,7 @@ pub mod compute;
 pub mod emit;
 pub mod fallback;
 pub mod matmul;
+pub mod multicast;
 pub mod program;
 pub mod transpose;
 

@@ -34,18 +34,28 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
             let products = (1 + info.others.len()) as f64;
             gather
                 + products
-                    * stage(
+                    * (stage(
                         c,
                         bm * bn,
                         info.kt as f64 * c.matmul_tile,
                         info.kt as f64 * c.matmul_unpack_tiles,
-                    )
+                    ) + accumulation_cycles(c, p.block, p.k_chunks))
                 + body_cycles(body, p.block, c)
         }
         KernelDetail::Transpose(_) => stage(c, p.block.0 * p.block.1, c.add, 1.0),
         KernelDetail::Host(_) => 0.0,
     };
-    let read = k.dram_read_bytes as f64 / blocks / c.core_read_bytes_per_cycle;
+    let mut read = k.dram_read_bytes as f64 / blocks / c.core_read_bytes_per_cycle;
+    if let (true, KernelDetail::Matmul { info, .. }) = (p.multicast && p.batches == 1, &k.detail) {
+        // Shared operands: the blocks' own reads (bias, residual) at the core's rate, and the
+        // first K chunk's transfer; the rest stream under the compute.
+        let products = 1 + info.others.len();
+        let operands = (products * info.kt * (info.mt + info.nt)) as u64 * target.tile_bytes;
+        let own = k.dram_read_bytes.saturating_sub(operands) as f64 / blocks;
+        let bk = p.k_block.unwrap_or(info.kt);
+        read = own / c.core_read_bytes_per_cycle
+            + first_shared_chunk_cycles(c, p.block, bk, target.tile_bytes);
+    }
     let write = k.dram_write_bytes as f64 / blocks / c.core_write_bytes_per_cycle;
     // A streamed hidden layer's chunks are read while the compute thread works on the chunk
     // before: only the first chunk's read is not hidden within the block.
@@ -59,6 +69,26 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
         + (p.blocks_per_core as f64 - 1.0).max(0.0) * compute.max(read).max(write);
     let chip = (k.dram_read_bytes + k.dram_write_bytes) as f64 / c.dram_bytes_per_cycle;
     c.dispatch + chip.max(per_core)
+}
+
+/// The cycles a streamed K adds to a block's compute: every chunk after the first is summed
+/// into the running sum, one add stage over the block's tiles (the guide's pattern 4).
+fn accumulation_cycles(c: &Costs, block: (usize, usize), k_chunks: usize) -> f64 {
+    k_chunks.saturating_sub(1) as f64 * stage(c, block.0 * block.1, c.add, 2.0)
+}
+
+/// Cycles before a multicast matmul block can start: its first K chunk (of `bk` tiles) of the
+/// longer operand read from DRAM by its sender and multicast to the others.
+fn first_shared_chunk_cycles(c: &Costs, block: (usize, usize), bk: usize, tile: u64) -> f64 {
+    let bytes = (block.0.max(block.1) * bk) as u64 * tile;
+    bytes as f64 * (1.0 / c.core_read_bytes_per_cycle + 1.0 / c.multicast_bytes_per_cycle)
+}
+
+/// What streaming K in chunks of `bk` of `kt` tiles costs a multicast matmul block beyond its
+/// products: the running sum's adds, which grow with the chunks, and the first chunk's
+/// transfer, which shrinks with them.
+pub fn k_chunking_cycles(c: &Costs, block: (usize, usize), bk: usize, kt: usize, tile: u64) -> f64 {
+    accumulation_cycles(c, block, kt / bk) + first_shared_chunk_cycles(c, block, bk, tile)
 }
 
 /// DRAM bytes one block of kernel `k` reads for its streamed hidden layer while the compute

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use petgraph::graph::NodeIndex;
 
-use super::body::{Body, BodyBuilder, ValueOp};
+use super::body::{Body, BodyBuilder, LoadSource, ValueOp};
 use super::gather::{gathered_in_place, tile_gather};
 use super::group::{is_last_two_swap, real_users, resolve, Group, GroupKind};
 use super::heads::{merged_into, read_in_place, split_into, HeadView, HeadWrite};
@@ -519,27 +519,23 @@ pub(crate) fn build_cut(
                 ),
                 None => (divisors(info.mt), divisors(info.kt)),
             };
+            let sharings = sharings(&info, chunks, wide.is_some() || body.stream.is_some());
             for &bm in &row_choices {
                 for &bn in &col_choices {
-                    for &bk in &k_choices {
-                        for double in [true, false] {
-                            let blocks = info.batches * (info.mt / bm) * (info.nt / bn) * chunks;
-                            let (par, capped, tiles, single) =
-                                preference(blocks, bm * bn, double, target);
-                            // After the cores kept busy, the fewest operand tiles read: every
-                            // block reads its rows of A and its columns of B over all of K, so
-                            // of blocks that keep as many cores busy, the bigger and squarer
-                            // re-read the operands fewer times. A gathered operand's reads also
-                            // grow with the block's rows (its table is `bm x (bm + 1)` tiles per
-                            // offset).
-                            let reads = match &info.a_gather {
-                                Some(_) => {
-                                    blocks * (info.kt / bk) * ((bm + 1) * (bk + bm) + bk * bn)
-                                }
-                                None => blocks * info.kt * (bm + bn),
-                            };
-                            let key = (par, reads, capped, tiles, bm + bn, single, usize::MAX - bk);
-                            cands.push((key, bn, bm, bk, double));
+                    let spread = Partition::spread(
+                        (bm, bn),
+                        (info.batches, info.mt / bm, info.nt / bn * chunks),
+                        target,
+                    );
+                    for &sharing in &sharings {
+                        let Some(laid) = sharing.apply(spread.clone(), target) else {
+                            continue;
+                        };
+                        for &bk in &k_choices {
+                            for double in [true, false] {
+                                let key = candidate_key(&info, &laid, sharing, bk, double, target);
+                                cands.push((key, bn, bm, bk, double, sharing));
+                            }
                         }
                     }
                 }
@@ -547,7 +543,7 @@ pub(crate) fn build_cut(
             cands.sort();
             let mut last_err = String::new();
             let mut fitting = Fitting::new(&body);
-            for (_, bn, bm, bk, double) in cands {
+            for (_, bn, bm, bk, double, sharing) in cands {
                 let k_chunks = info.kt / bk;
                 let extra = matmul_cbs(&info, bm, bn, bk, k_chunks);
                 let mut schedule = Schedule::new(
@@ -574,6 +570,9 @@ pub(crate) fn build_cut(
                             (info.batches, info.mt / bm, info.nt / bn * chunks),
                             target,
                         );
+                        p = sharing
+                            .apply(p, target)
+                            .expect("the candidate's layout was checked when it was listed");
                         p.wide = wide;
                         p.stream = body.stream.as_ref().map(|st| (st.chunk, st.chunks));
                         p.k_block = Some(bk);
@@ -587,10 +586,18 @@ pub(crate) fn build_cut(
                             Some(_) => (bm + 1) * (bk + bm),
                             None => bm * bk,
                         };
-                        // Every further product reads A and its own B again.
+                        // Every further product reads A and its own B again; shared
+                        // operands are read once per grid row or column.
                         let products = 1 + info.others.len();
-                        reads += (p.blocks * k_chunks * (a_tiles + bk * bn) * products) as u64
-                            * target.tile_bytes;
+                        let operand_tiles = match sharing {
+                            Sharing::Grid => products * info.kt * (info.mt + info.nt),
+                            Sharing::Batches => {
+                                p.blocks * k_chunks * a_tiles
+                                    + p.blocks / p.grid.0 as usize * k_chunks * bk * bn
+                            }
+                            Sharing::None => p.blocks * k_chunks * (a_tiles + bk * bn) * products,
+                        };
+                        reads += operand_tiles as u64 * target.tile_bytes;
                         let detail = KernelDetail::Matmul {
                             body: body.clone(),
                             schedule,
@@ -615,6 +622,98 @@ pub(crate) fn build_cut(
         GroupKind::Transpose => transpose_kernel(graph, target, g),
         GroupKind::Host => host_step(graph, target, g),
     }
+}
+
+/// How a matmul kernel's cores share its operands ([`Partition::multicast`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Sharing {
+    /// Every block reads its own operands.
+    None,
+    /// A 2-D product's blocks laid out as the grid: A along grid rows, B down grid columns.
+    Grid,
+    /// Batches on grid rows: each batch's right operands along its row.
+    Batches,
+}
+
+impl Sharing {
+    /// Partition `p` laid out for this sharing, if its blocks allow it.
+    fn apply(self, p: Partition, target: &Target) -> Option<Partition> {
+        match self {
+            Sharing::None => Some(p),
+            Sharing::Grid => p.multicast(target),
+            Sharing::Batches => p.share_batches(target),
+        }
+    }
+}
+
+/// The ways the blocks of matmul `info` can share operands, for `chunks` column chunks of a
+/// chained product (1 when they are not split), `cut` when its columns are split or its hidden
+/// layer streamed: plain 2-D products (one or several of one A) lay out as the grid, batched
+/// row-wise ones (attention) share each batch's right operands; gathered operands and cut
+/// bodies read their own.
+fn sharings(info: &MatmulInfo, chunks: usize, cut: bool) -> Vec<Sharing> {
+    let mut out = vec![Sharing::None];
+    if info.a_gather.is_some() || chunks != 1 || cut {
+        return out;
+    }
+    let plain = info.a_heads.is_none() && info.b_heads.is_none() && !info.b_batched;
+    if plain && info.batches == 1 {
+        out.push(Sharing::Grid);
+    } else if info.others.is_empty()
+        && info.batches > 1
+        && (info.b_heads.is_some() || info.b_batched)
+    {
+        out.push(Sharing::Batches);
+    }
+    out
+}
+
+/// Sort key of a matmul candidate: blocks `laid` out for `sharing`, K in chunks of `bk`.
+///
+/// First keep as many cores busy as there is work for, then read the fewest operand tiles:
+/// every block reads its rows of A and its columns of B over all of K, so of blocks that keep
+/// as many cores busy, the bigger and squarer re-read the operands fewer times. A gathered
+/// operand's reads also grow with the block's rows (its table is `bm x (bm + 1)` tiles per
+/// offset). Operands shared over the grid are read once each (per grid row for batches);
+/// their chunks trade the running sum's adds against the first chunk's wait
+/// ([`estimate::k_chunking_cycles`]). Unshared, the biggest chunks that fit.
+fn candidate_key(
+    info: &MatmulInfo,
+    laid: &Partition,
+    sharing: Sharing,
+    bk: usize,
+    double: bool,
+    target: &Target,
+) -> (usize, usize, usize, usize, usize, bool, usize, usize) {
+    let (bm, bn) = laid.block;
+    let blocks = laid.blocks;
+    let (_, capped, tiles, single) = preference(blocks, bm * bn, double, target);
+    let kt = info.kt;
+    let (reads, turns) = match (&info.a_gather, sharing) {
+        (Some(_), _) => (blocks * (kt / bk) * ((bm + 1) * (bk + bm) + bk * bn), 0),
+        (None, Sharing::Grid) => {
+            let c = &target.costs;
+            let turns = estimate::k_chunking_cycles(c, (bm, bn), bk, kt, target.tile_bytes);
+            let products = 1 + info.others.len();
+            (products * kt * (info.mt + info.nt), turns as usize)
+        }
+        (None, Sharing::Batches) => (
+            blocks * kt * bm + blocks / laid.grid.0 as usize * kt * bn,
+            0,
+        ),
+        (None, Sharing::None) => (blocks * kt * (bm + bn), 0),
+    };
+    let par = usize::MAX - laid.cores_used;
+    (
+        par,
+        reads,
+        capped,
+        tiles,
+        bm + bn,
+        single,
+        turns,
+        usize::MAX - bk,
+    )
 }
 
 /// How many block shapes that fit (the first, best-buffered, of each) the planner weighs, by its
@@ -1135,8 +1234,12 @@ fn body_traffic(body: &Body, s: &Schedule, p: &Partition, tile: u64) -> (u64, u6
             _ => 1,
         };
         let per = (r * c * chunks) as u64;
+        // With shared batches a grid row reads each batch's whole matrices once.
+        let shared = p.multicast && p.batches > 1 && matches!(load.source, LoadSource::Matrix(_));
         reads += if s.hoisted[load.value] {
             per * p.cores_used as u64
+        } else if shared {
+            per * (p.blocks / p.grid.0 as usize) as u64
         } else {
             per * p.blocks as u64
         };

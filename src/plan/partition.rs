@@ -39,6 +39,11 @@ pub struct Partition {
     /// Tiles per chunk and chunks when the kernel streams its hidden layer
     /// ([`crate::plan::stream`]).
     pub stream: Option<(usize, usize)>,
+    /// Whether a matmul's operands travel core to core: for a 2-D product
+    /// ([`Partition::multicast`]) each of A's K chunks is read from DRAM once per grid row and
+    /// sent to the row's other cores, each of B's once per grid column and sent down it; for
+    /// batches ([`Partition::share_batches`]) each batch's right operands once per grid row.
+    pub multicast: bool,
 }
 
 impl Partition {
@@ -69,7 +74,61 @@ impl Partition {
             double_buffered: true,
             wide: None,
             stream: None,
+            multicast: false,
         }
+    }
+
+    /// Lays one block per core out as the block grid itself, `(col_blocks, row_blocks)`, with
+    /// the operands multicast: the cores of a grid row share the block row's A, the cores of
+    /// a grid column the block column's B. `None` when the blocks do not form such a grid on
+    /// the target (batched, more block rows or columns than the grid has, a single block).
+    pub fn multicast(mut self, target: &Target) -> Option<Partition> {
+        let fits = self.batches == 1
+            && self.blocks > 1
+            && self.col_blocks <= target.grid_x as usize
+            && self.row_blocks <= target.grid_y as usize;
+        if !fits {
+            return None;
+        }
+        self.blocks_per_core = 1;
+        self.cores_used = self.blocks;
+        self.grid = (self.col_blocks as u32, self.row_blocks as u32);
+        self.guarded = false;
+        self.multicast = true;
+        Some(self)
+    }
+
+    /// Lays out a batched kernel whose blocks span whole rows (attention's heads) so that the
+    /// cores of a grid row work on the same batch at each step, and the batch's whole right
+    /// operands (keys, values) are multicast along the row: a batch's row blocks fill
+    /// `row_blocks / grid_x` grid rows, and each such group of grid rows takes its share of
+    /// the batches, one per step. `None` when the row blocks do not fill at least two cores
+    /// of a grid row, or the batches do not divide among the groups.
+    pub fn share_batches(mut self, target: &Target) -> Option<Partition> {
+        if self.col_blocks != 1 || self.batches < 2 {
+            return None;
+        }
+        let (gx, gy) = (target.grid_x as usize, target.grid_y as usize);
+        let across = divisors(self.row_blocks)
+            .into_iter()
+            .rfind(|&d| d <= gx)
+            .filter(|&d| d > 1)?;
+        let group_rows = self.row_blocks / across;
+        let groups = divisors(self.batches)
+            .into_iter()
+            .rfind(|&d| d * group_rows <= gy)?;
+        self.blocks_per_core = self.batches / groups;
+        self.cores_used = across * group_rows * groups;
+        self.grid = (across as u32, (group_rows * groups) as u32);
+        self.guarded = false;
+        self.multicast = true;
+        Some(self)
+    }
+
+    /// Grid rows one batch's row blocks fill when the batches are shared
+    /// ([`Partition::share_batches`]).
+    pub fn group_rows(&self) -> usize {
+        self.row_blocks / (self.grid.0 as usize).max(1)
     }
 
     /// The empty partition of a host step (no blocks, no cores).
@@ -89,6 +148,7 @@ impl Partition {
             double_buffered: false,
             wide: None,
             stream: None,
+            multicast: false,
         }
     }
 
@@ -112,6 +172,9 @@ impl Partition {
         }
         if let Some((chunk, chunks)) = self.stream {
             s += &format!(", the hidden layer streamed in {chunks} chunk(s) of {chunk} tiles");
+        }
+        if self.multicast {
+            s += ", A multicast along grid rows and B down grid columns";
         }
         s += &format!(
             ", {} per core on {} core(s) (grid {}x{}){}",

@@ -58,6 +58,8 @@ pub struct Costs {
     pub core_read_bytes_per_cycle: f64,
     /// One core's DRAM write rate, bytes per cycle.
     pub core_write_bytes_per_cycle: f64,
+    /// One core's multicast rate over the NoC, bytes per cycle.
+    pub multicast_bytes_per_cycle: f64,
     /// Unpacking one tile.
     pub unpack: f64,
     /// Packing one tile.
@@ -87,6 +89,7 @@ impl Costs {
             dram_bytes_per_cycle: device.dram_bytes_per_cycle(),
             core_read_bytes_per_cycle: device.core_dm.dram_read_bytes_per_cycle,
             core_write_bytes_per_cycle: device.core_dm.dram_write_bytes_per_cycle,
+            multicast_bytes_per_cycle: device.core_dm.multicast_bytes_per_cycle,
             unpack: c.unpack_cycles_per_tile,
             pack: c.pack_cycles_per_tile,
             block_overhead: c.block_overhead_cycles,

@@ -157,15 +157,23 @@ pub fn scaled_attention_scores() -> Graph {
 /// softmax(q @ k^T * 0.125) @ v for q, k, v of [2, 64, 64] (two heads): the context product
 /// chained after the scores' softmax.
 pub fn attention() -> Graph {
+    attention_heads(2, 64)
+}
+
+/// Softmax attention over `heads` batches of `seq` rows and head size 64:
+/// softmax(q @ k^T * 0.125) @ v.
+pub fn attention_heads(heads: usize, seq: usize) -> Graph {
     let mut g = Graph::new();
-    let q = g.add_input("q", f32t(&[2, 64, 64]));
-    let k = g.add_input("k", f32t(&[2, 64, 64]));
-    let v = g.add_input("v", f32t(&[2, 64, 64]));
+    let shape = [heads, seq, 64];
+    let q = g.add_input("q", f32t(&shape));
+    let k = g.add_input("k", f32t(&shape));
+    let v = g.add_input("v", f32t(&shape));
     let kt = transpose_last(&mut g, "k_t", k);
     let s = matmul(&mut g, "scores", q, kt);
     let c = scalar(&mut g, "inv_sqrt_d", 0.125);
     let sc = binary(&mut g, "scaled", BinaryOp::Mul, s, c);
-    let p = g.add("probs", Op::Softmax { axis: 2 }, f32t(&[2, 64, 64]), &[sc]);
+    let probs = f32t(&[heads, seq, seq]);
+    let p = g.add("probs", Op::Softmax { axis: 2 }, probs, &[sc]);
     let o = matmul(&mut g, "context", p, v);
     output(&mut g, "context", o);
     g

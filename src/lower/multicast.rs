@@ -1,0 +1,68 @@
+//! Operands shared core to core ([`crate::plan::Partition::multicast`]): a K chunk of an
+//! operand that a whole grid row (or column) needs is read from DRAM by one core of it, its
+//! sender, and sent through a pipe to each of the others, which the timing model sees as one
+//! NoC multicast. The senders take turns by chunk, so reading and sending are spread over the
+//! row.
+
+use ttfuse_runtime::ttl::ast::{BinOp, CmpOp, Expr, Stmt};
+
+use super::emit::{assign, compare, copy, for_range, if_else, int, name, pipe, reserve, with};
+
+/// The grid axis along which the cores share a chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Along {
+    /// The cores of one grid row (`core_y` fixed) share it: A's block rows.
+    Row,
+    /// The cores of one grid column (`core_x` fixed) share it: B's block columns.
+    Column,
+}
+
+impl Along {
+    /// The coordinate that varies along the axis, and the grid's extent in it.
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Along::Row => ("core_x", "GRID_X"),
+            Along::Column => ("core_y", "GRID_Y"),
+        }
+    }
+
+    /// The core at position `at` along the axis, on this core's row or column.
+    fn core(self, at: Expr) -> (Expr, Expr) {
+        match self {
+            Along::Row => (at, name("core_y")),
+            Along::Column => (name("core_x"), at),
+        }
+    }
+}
+
+/// Reads `src` into a reserved block of `cb` at step `turn` (the K chunk, or the block;
+/// `None` when there is one): the step's sender reads it from DRAM and sends it to every
+/// other core along `along`; the others receive it from the sender's pipe.
+pub fn shared_read(cb: &str, src: Expr, along: Along, turn: Option<Expr>) -> Stmt {
+    let (me, extent) = along.names();
+    let sender = match turn {
+        Some(turn) => Expr::bin(BinOp::Mod, turn, name(extent)),
+        None => int(0),
+    };
+    let send = if_else(
+        compare(CmpOp::Ne, name("peer"), name(me)),
+        copy(
+            name("blk"),
+            pipe(along.core(name(me)), along.core(name("peer"))),
+        ),
+        vec![],
+    );
+    let mut read = copy(src, name("blk"));
+    read.push(for_range("peer", name(extent), vec![send]));
+    let receive = copy(
+        pipe(along.core(name("sender")), along.core(name(me))),
+        name("blk"),
+    );
+    with(
+        vec![(reserve(cb), "blk".into())],
+        vec![
+            assign("sender", sender),
+            if_else(compare(CmpOp::Eq, name(me), name("sender")), read, receive),
+        ],
+    )
+}
