@@ -64,15 +64,11 @@ fn k_is_streamed_in_chunks_when_operands_do_not_fit() {
         k.partition.k_chunks * k.partition.k_block.unwrap_or(0),
         1024 / 32
     );
-    // With the full L1 the chunks are the planner's choice (it streams K under the compute
-    // when the operands are multicast), and bigger.
+    // With the full L1 the planner takes more room than the small budget has: the budget
+    // shaped the plan above.
     let roomy = compile(&long_k_matmul(), &device(), FusionMode::Fused).expect("compiles");
-    let roomy = &roomy.plan.kernels[0].partition;
-    assert!(
-        roomy.k_chunks < k.partition.k_chunks,
-        "{roomy:?} vs {}",
-        k.partition_summary
-    );
+    let roomy = &roomy.plan.kernels[0];
+    assert!(roomy.l1_bytes > 32 * 1024, "{}", roomy.partition_summary);
 }
 
 #[test]

@@ -7,7 +7,9 @@ use lower_common::*;
 use ttfuse::agreement::pcc;
 use ttfuse::lower::FusionMode;
 
-fn check_against_reference(name: &str, mode: FusionMode) -> (usize, u64, f64) {
+/// Runs graph `name` in `mode` against the reference: its launches, DRAM bytes, time, and
+/// whether a kernel recomputes part of its work per column chunk (`Partition::wide`).
+fn check_against_reference(name: &str, mode: FusionMode) -> (usize, u64, f64, bool) {
     let g = all_graphs()
         .into_iter()
         .find(|(n, _)| *n == name)
@@ -27,18 +29,30 @@ fn check_against_reference(name: &str, mode: FusionMode) -> (usize, u64, f64) {
         );
         assert!(p >= 0.999, "{name} {mode:?} output {out}: pcc {p}");
     }
+    let recomputes = compiled
+        .plan
+        .kernels
+        .iter()
+        .any(|k| k.partition.wide.is_some());
     (
         compiled.program.launches(),
         run.report.dram_bytes,
         run.report.total_us,
+        recomputes,
     )
 }
 
 fn fused_beats_unfused(name: &str) {
-    let (fk, fb, ft) = check_against_reference(name, FusionMode::Fused);
-    let (uk, ub, ut) = check_against_reference(name, FusionMode::Unfused);
+    let (fk, fb, ft, recomputes) = check_against_reference(name, FusionMode::Fused);
+    let (uk, ub, ut, _) = check_against_reference(name, FusionMode::Unfused);
     assert!(fk < uk, "{name}: fused launches {fk} kernels, unfused {uk}");
-    assert!(fb < ub, "{name}: fused moves {fb} DRAM bytes, unfused {ub}");
+    // A kernel that recomputes its rows per column chunk to spread over more cores (the MLP
+    // block's LayerNorm) trades DRAM traffic for time against an unfused baseline whose
+    // matmuls share their operands.
+    assert!(
+        recomputes || fb < ub,
+        "{name}: fused moves {fb} DRAM bytes, unfused {ub}"
+    );
     assert!(ft < ut, "{name}: fused takes {ft} us, unfused {ut} us");
 }
 
@@ -55,8 +69,8 @@ fn matmul_bias_relu_matches_reference() {
 #[test]
 fn softmax_composite_matches_reference() {
     // One op either way: the composite is one kernel in both modes.
-    let (fk, _, _) = check_against_reference("softmax_composite", FusionMode::Fused);
-    let (uk, _, _) = check_against_reference("softmax_composite", FusionMode::Unfused);
+    let (fk, _, _, _) = check_against_reference("softmax_composite", FusionMode::Fused);
+    let (uk, _, _, _) = check_against_reference("softmax_composite", FusionMode::Unfused);
     assert_eq!((fk, uk), (1, 1));
 }
 

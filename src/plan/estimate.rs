@@ -11,7 +11,7 @@
 use super::body::{Body, TtBinary, ValueOp};
 use super::kernel::KernelDetail;
 use super::target::{Costs, Target};
-use super::PlannedKernel;
+use super::{Partition, PlannedKernel};
 
 /// Estimated cycles of kernel `k` on `target`.
 pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
@@ -84,11 +84,50 @@ fn first_shared_chunk_cycles(c: &Costs, block: (usize, usize), bk: usize, tile: 
     bytes as f64 * (1.0 / c.core_read_bytes_per_cycle + 1.0 / c.multicast_bytes_per_cycle)
 }
 
-/// What streaming K in chunks of `bk` of `kt` tiles costs a multicast matmul block beyond its
-/// products: the running sum's adds, which grow with the chunks, and the first chunk's
-/// transfer, which shrinks with them.
-pub fn k_chunking_cycles(c: &Costs, block: (usize, usize), bk: usize, kt: usize, tile: u64) -> f64 {
-    accumulation_cycles(c, block, kt / bk) + first_shared_chunk_cycles(c, block, bk, tile)
+/// What streaming K in chunks of `bk` of `kt` tiles costs a matmul block beyond its products:
+/// the running sum's adds, which grow with the chunks, and the wait for the first chunk (read
+/// by the block's core, or when `shared` read by its sender and multicast), which shrinks with
+/// them.
+pub fn k_chunking_cycles(
+    c: &Costs,
+    block: (usize, usize),
+    (bk, kt): (usize, usize),
+    shared: bool,
+    tile: u64,
+) -> f64 {
+    let first = if shared {
+        first_shared_chunk_cycles(c, block, bk, tile)
+    } else {
+        ((block.0 + block.1) * bk) as f64 * tile as f64 / c.core_read_bytes_per_cycle
+    };
+    accumulation_cycles(c, block, kt / bk) + first
+}
+
+/// A first estimate of a matmul layout's cycles, to rank block shapes before any is built:
+/// the longest of the chip's DRAM traffic (`read_tiles` operand tiles and `out_tiles` output
+/// tiles at the aggregate bandwidth), one core's `products` (its blocks' tiles over K, `kt`
+/// tiles), and one core's share of the reads at its own rate (twice over when `shared`: each
+/// shared tile is read and then sent on); then the last blocks' writes, which nothing hides.
+pub fn matmul_layout_cycles(
+    c: &Costs,
+    laid: &Partition,
+    (kt, products): (usize, usize),
+    (read_tiles, out_tiles): (usize, usize),
+    shared: bool,
+    tile: u64,
+) -> f64 {
+    let tile = tile as f64;
+    let dram = (read_tiles + out_tiles) as f64 * tile / c.dram_bytes_per_cycle;
+    let per_tile = c.matmul_tile.max(c.matmul_unpack_tiles * c.unpack);
+    let block_tiles = (laid.block.0 * laid.block.1) as f64;
+    let compute = (laid.blocks_per_core * products) as f64 * block_tiles * kt as f64 * per_tile;
+    let passes = if shared { 2.0 } else { 1.0 };
+    let cores = laid.cores_used.max(1) as f64;
+    let core_read = read_tiles as f64 / cores * tile * passes / c.core_read_bytes_per_cycle;
+    // Every core's last block is written after the compute is done, all at once.
+    let last_writes = out_tiles as f64 / (laid.blocks_per_core.max(1) as f64);
+    let tail = last_writes * tile / c.dram_bytes_per_cycle;
+    dram.max(compute).max(core_read) + tail
 }
 
 /// DRAM bytes one block of kernel `k` reads for its streamed hidden layer while the compute

@@ -670,13 +670,16 @@ fn sharings(info: &MatmulInfo, chunks: usize, cut: bool) -> Vec<Sharing> {
 
 /// Sort key of a matmul candidate: blocks `laid` out for `sharing`, K in chunks of `bk`.
 ///
-/// First keep as many cores busy as there is work for, then read the fewest operand tiles:
-/// every block reads its rows of A and its columns of B over all of K, so of blocks that keep
-/// as many cores busy, the bigger and squarer re-read the operands fewer times. A gathered
+/// First the layout's first estimate ([`estimate::matmul_layout_cycles`]: the chip's DRAM
+/// traffic, one core's products, one core's reads; for a gathered operand, the cores kept
+/// busy), then the fewest operand tiles read: every
+/// block reads its rows of A and its columns of B over all of K, so the bigger and squarer
+/// blocks re-read the operands fewer times, while more and smaller blocks keep more cores
+/// busy. A gathered
 /// operand's reads also grow with the block's rows (its table is `bm x (bm + 1)` tiles per
-/// offset). Operands shared over the grid are read once each (per grid row for batches);
-/// their chunks trade the running sum's adds against the first chunk's wait
-/// ([`estimate::k_chunking_cycles`]). Unshared, the biggest chunks that fit.
+/// offset). Operands shared over the grid are read once each (per grid row for batches).
+/// K's chunks trade the running sum's adds against the first chunk's wait
+/// ([`estimate::k_chunking_cycles`]), which the first estimate includes.
 fn candidate_key(
     info: &MatmulInfo,
     laid: &Partition,
@@ -688,30 +691,34 @@ fn candidate_key(
     let (bm, bn) = laid.block;
     let blocks = laid.blocks;
     let (_, capped, tiles, single) = preference(blocks, bm * bn, double, target);
-    let kt = info.kt;
-    let (reads, turns) = match (&info.a_gather, sharing) {
-        (Some(_), _) => (blocks * (kt / bk) * ((bm + 1) * (bk + bm) + bk * bn), 0),
-        (None, Sharing::Grid) => {
-            let c = &target.costs;
-            let turns = estimate::k_chunking_cycles(c, (bm, bn), bk, kt, target.tile_bytes);
-            let products = 1 + info.others.len();
-            (products * kt * (info.mt + info.nt), turns as usize)
-        }
-        (None, Sharing::Batches) => (
-            blocks * kt * bm + blocks / laid.grid.0 as usize * kt * bn,
-            0,
-        ),
-        (None, Sharing::None) => (blocks * kt * (bm + bn), 0),
+    let (c, tile) = (&target.costs, target.tile_bytes);
+    let (kt, products) = (info.kt, 1 + info.others.len());
+    let reads = match (&info.a_gather, sharing) {
+        (Some(_), _) => blocks * (kt / bk) * ((bm + 1) * (bk + bm) + bk * bn),
+        (None, Sharing::Grid) => products * kt * (info.mt + info.nt),
+        (None, Sharing::Batches) => blocks * kt * bm + blocks / laid.grid.0 as usize * kt * bn,
+        (None, Sharing::None) => products * blocks * kt * (bm + bn),
     };
-    let par = usize::MAX - laid.cores_used;
+    let shared = sharing != Sharing::None;
+    let turns = estimate::k_chunking_cycles(c, (bm, bn), (bk, kt), shared, tile);
+    let out_tiles = info.batches * info.mt * info.nt * products;
+    let cycles =
+        estimate::matmul_layout_cycles(c, laid, (kt, products), (reads, out_tiles), shared, tile)
+            + turns;
+    // The first estimate leaves out a gathered operand's select matmuls, which grow with the
+    // block's rows: those keep the cores kept busy first.
+    let rank = match &info.a_gather {
+        Some(_) => usize::MAX - laid.cores_used,
+        None => cycles as usize,
+    };
     (
-        par,
+        rank,
         reads,
         capped,
         tiles,
         bm + bn,
         single,
-        turns,
+        turns as usize,
         usize::MAX - bk,
     )
 }
