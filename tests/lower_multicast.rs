@@ -81,6 +81,12 @@ fn attention_heads_share_their_keys_and_values_along_grid_rows() {
     assert!(p.multicast, "{}", k.partition_summary);
     assert_eq!((p.batches, p.block, p.grid), (4, (1, 16), (8, 8)));
     assert_eq!(p.group_rows(), 2);
+    assert!(
+        k.partition_summary
+            .contains("each batch's right operands multicast along its grid row"),
+        "{}",
+        k.partition_summary
+    );
 
     let (_, run, _) = run(&g, FusionMode::Fused);
     let report = &run.report.kernels[0];

@@ -173,7 +173,9 @@ impl Partition {
         if let Some((chunk, chunks)) = self.stream {
             s += &format!(", the hidden layer streamed in {chunks} chunk(s) of {chunk} tiles");
         }
-        if self.multicast {
+        if self.multicast && self.batches > 1 {
+            s += ", each batch's right operands multicast along its grid row";
+        } else if self.multicast {
             s += ", A multicast along grid rows and B down grid columns";
         }
         s += &format!(
