@@ -66,11 +66,6 @@ pub fn block_loop(p: &Partition, uses_index: bool, inner: Vec<Stmt>) -> Vec<Stmt
         targets: vec!["core_x".into(), "core_y".into()],
         value: Expr::path("ttl.core").call_kw(vec![], vec![("dims", int(2))]),
     })];
-    let core = if p.grid.1 > 1 {
-        add(mul(name("core_y"), name("GRID_X")), name("core_x"))
-    } else {
-        name("core_x")
-    };
     if p.multicast && p.batches > 1 {
         // Shared batches: the cores of a grid row take the same batch at step `i`, its row
         // blocks across the group's `GROUP_ROWS` grid rows.
@@ -90,6 +85,11 @@ pub fn block_loop(p: &Partition, uses_index: bool, inner: Vec<Stmt>) -> Vec<Stmt
         }));
         return out;
     }
+    let core = if p.grid.1 > 1 {
+        add(mul(name("core_y"), name("GRID_X")), name("core_x"))
+    } else {
+        name("core_x")
+    };
     out.push(assign("core", core));
     let mut body = vec![assign(
         "block",

@@ -71,11 +71,7 @@ pub fn for_range(var: &str, stop: Expr, body: Vec<Stmt>) -> Stmt {
 
 /// `if a < b: body`.
 pub fn if_less(a: Expr, b: Expr, body: Vec<Stmt>) -> Stmt {
-    Stmt::new(StmtKind::If {
-        cond: Expr::Cmp(CmpOp::Lt, Box::new(a), Box::new(b)),
-        then: body,
-        orelse: vec![],
-    })
+    if_else(compare(CmpOp::Lt, a, b), body, vec![])
 }
 
 /// `if cond: then else: orelse`.

@@ -248,18 +248,11 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         // (before it writes the block), each thread waiting only on its own transfers. Every
         // further product streams A again with its own B, after the per-block loads its
         // epilogue needs (as below).
-        let k_loop = |stmt: Stmt| -> Stmt {
-            if kc > 1 {
-                let k = assign("k", mul(name("kc"), name("BLOCK_K")));
-                for_range("kc", name("K_CHUNKS"), vec![k, stmt])
-            } else {
-                stmt
-            }
-        };
+        let k_loop = |stmt: Stmt| k_chunk_loop(kc, vec![stmt]);
         let kc_at = (kc > 1).then(|| name("kc"));
         let products = 1 + info.others.len();
         let a_reads = (0..products)
-            .map(|_| k_loop(shared_read(&a_cb, a_src.clone(), Along::Row, kc_at.clone())));
+            .flat_map(|_| k_loop(shared_read(&a_cb, a_src.clone(), Along::Row, kc_at.clone())));
         let mut inner = c.stmts.clone();
         if info.others.is_empty() {
             inner.extend(a_reads);
@@ -275,7 +268,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
             .map(|op| (format!("{}_cb", op.b_param), other_b_src(op)));
         let mut inner = c.stmts.clone();
         for (cb, src) in std::iter::once((first.b_cb.clone(), b_src)).chain(other_bs) {
-            inner.push(k_loop(shared_read(&cb, src, Along::Column, kc_at.clone())));
+            inner.extend(k_loop(shared_read(&cb, src, Along::Column, kc_at.clone())));
         }
         inner.extend(block_writes(body, &naming, &c, p));
         let write = block_loop(p, true, inner);
@@ -308,13 +301,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         inner.extend(per_block.clone());
     }
     for reads in all_reads {
-        if kc > 1 {
-            let mut body_k = vec![assign("k", mul(name("kc"), name("BLOCK_K")))];
-            body_k.extend(reads);
-            inner.push(for_range("kc", name("K_CHUNKS"), body_k));
-        } else {
-            inner.extend(reads);
-        }
+        inner.extend(k_chunk_loop(kc, reads));
     }
     if info.others.is_empty() {
         inner.extend(per_block);
@@ -325,6 +312,17 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
     inner.extend(block_writes(body, &naming, &c, p));
     let write = block_loop(p, true, inner);
     kernel(k, all_params, setup, [compute, read, write])
+}
+
+/// `reads` once per K chunk (`for kc in range(K_CHUNKS)`, with `k` its first tile) when K is
+/// streamed in `kc > 1` chunks, else once.
+fn k_chunk_loop(kc: usize, reads: Vec<Stmt>) -> Vec<Stmt> {
+    if kc <= 1 {
+        return reads;
+    }
+    let mut body = vec![assign("k", mul(name("kc"), name("BLOCK_K")))];
+    body.extend(reads);
+    vec![for_range("kc", name("K_CHUNKS"), body)]
 }
 
 /// The writer's statements for one block: its output coordinates and the output writes.

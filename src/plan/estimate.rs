@@ -9,7 +9,7 @@
 //! the same ops; the runtime times the program.
 
 use super::body::{Body, TtBinary, ValueOp};
-use super::kernel::KernelDetail;
+use super::kernel::{operand_tiles, KernelDetail};
 use super::target::{Costs, Target};
 use super::{Partition, PlannedKernel};
 
@@ -49,10 +49,9 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
     if let (true, KernelDetail::Matmul { info, .. }) = (p.multicast && p.batches == 1, &k.detail) {
         // Shared operands: the blocks' own reads (bias, residual) at the core's rate, and the
         // first K chunk's transfer; the rest stream under the compute.
-        let products = 1 + info.others.len();
-        let operands = (products * info.kt * (info.mt + info.nt)) as u64 * target.tile_bytes;
-        let own = k.dram_read_bytes.saturating_sub(operands) as f64 / blocks;
         let bk = p.k_block.unwrap_or(info.kt);
+        let operands = operand_tiles(info, p, bk) as u64 * target.tile_bytes;
+        let own = k.dram_read_bytes.saturating_sub(operands) as f64 / blocks;
         read = own / c.core_read_bytes_per_cycle
             + first_shared_chunk_cycles(c, p.block, bk, target.tile_bytes);
     }

@@ -533,17 +533,18 @@ pub(crate) fn build_cut(
                         };
                         for &bk in &k_choices {
                             for double in [true, false] {
-                                let key = candidate_key(&info, &laid, sharing, bk, double, target);
-                                cands.push((key, bn, bm, bk, double, sharing));
+                                let key = candidate_key(&info, &laid, bk, double, target);
+                                let order = (key, bn, bm, bk, double, sharing);
+                                cands.push((order, laid.clone()));
                             }
                         }
                     }
                 }
             }
-            cands.sort();
+            cands.sort_by_key(|(order, _)| *order);
             let mut last_err = String::new();
             let mut fitting = Fitting::new(&body);
-            for (_, bn, bm, bk, double, sharing) in cands {
+            for ((_, bn, bm, bk, double, _), laid) in cands {
                 let k_chunks = info.kt / bk;
                 let extra = matmul_cbs(&info, bm, bn, bk, k_chunks);
                 let mut schedule = Schedule::new(
@@ -565,14 +566,7 @@ pub(crate) fn build_cut(
                             format!("blocks of {bm}x{bn} tiles with K chunks of {bk} need {e}")
                     }
                     Ok(()) => {
-                        let mut p = Partition::spread(
-                            (bm, bn),
-                            (info.batches, info.mt / bm, info.nt / bn * chunks),
-                            target,
-                        );
-                        p = sharing
-                            .apply(p, target)
-                            .expect("the candidate's layout was checked when it was listed");
+                        let mut p = laid;
                         p.wide = wide;
                         p.stream = body.stream.as_ref().map(|st| (st.chunk, st.chunks));
                         p.k_block = Some(bk);
@@ -580,24 +574,7 @@ pub(crate) fn build_cut(
                         p.double_buffered = double;
                         let (mut reads, writes) =
                             body_traffic(&body, &schedule, &p, target.tile_bytes);
-                        // Per K chunk: A and B blocks, or for a gathered A `bm + 1` pixel row
-                        // tiles and the block's `bm x (bm + 1)` table tiles.
-                        let a_tiles = match &info.a_gather {
-                            Some(_) => (bm + 1) * (bk + bm),
-                            None => bm * bk,
-                        };
-                        // Every further product reads A and its own B again; shared
-                        // operands are read once per grid row or column.
-                        let products = 1 + info.others.len();
-                        let operand_tiles = match sharing {
-                            Sharing::Grid => products * info.kt * (info.mt + info.nt),
-                            Sharing::Batches => {
-                                p.blocks * k_chunks * a_tiles
-                                    + p.blocks / p.grid.0 as usize * k_chunks * bk * bn
-                            }
-                            Sharing::None => p.blocks * k_chunks * (a_tiles + bk * bn) * products,
-                        };
-                        reads += operand_tiles as u64 * target.tile_bytes;
+                        reads += operand_tiles(&info, &p, bk) as u64 * target.tile_bytes;
                         let detail = KernelDetail::Matmul {
                             body: body.clone(),
                             schedule,
@@ -668,38 +645,51 @@ fn sharings(info: &MatmulInfo, chunks: usize, cut: bool) -> Vec<Sharing> {
     out
 }
 
-/// Sort key of a matmul candidate: blocks `laid` out for `sharing`, K in chunks of `bk`.
+/// Operand tiles a matmul kernel partitioned as `p`, K in chunks of `bk`, reads: per K chunk
+/// every block its A block (for a gathered A, `bm + 1` pixel row tiles and the block's
+/// `bm x (bm + 1)` table tiles) and its B block, again for every further product; with the
+/// operands multicast over the grid, A and B once each; with batches shared over grid rows,
+/// each block its A and each grid row its batch's B.
+pub(crate) fn operand_tiles(info: &MatmulInfo, p: &Partition, bk: usize) -> usize {
+    let (bm, bn) = p.block;
+    let k_chunks = info.kt / bk;
+    let products = 1 + info.others.len();
+    let a_tiles = match &info.a_gather {
+        Some(_) => (bm + 1) * (bk + bm),
+        None => bm * bk,
+    };
+    match (p.multicast, p.batches > 1) {
+        (true, false) => products * info.kt * (info.mt + info.nt),
+        (true, true) => {
+            p.blocks * k_chunks * a_tiles + p.blocks / p.grid.0 as usize * k_chunks * bk * bn
+        }
+        (false, _) => p.blocks * k_chunks * (a_tiles + bk * bn) * products,
+    }
+}
+
+/// Sort key of a matmul candidate: blocks `laid` out (operands shared or not), K in chunks of
+/// `bk`.
 ///
 /// First the layout's first estimate ([`estimate::matmul_layout_cycles`]: the chip's DRAM
 /// traffic, one core's products, one core's reads; for a gathered operand, the cores kept
-/// busy), then the fewest operand tiles read: every
-/// block reads its rows of A and its columns of B over all of K, so the bigger and squarer
-/// blocks re-read the operands fewer times, while more and smaller blocks keep more cores
-/// busy. A gathered
-/// operand's reads also grow with the block's rows (its table is `bm x (bm + 1)` tiles per
-/// offset). Operands shared over the grid are read once each (per grid row for batches).
-/// K's chunks trade the running sum's adds against the first chunk's wait
-/// ([`estimate::k_chunking_cycles`]), which the first estimate includes.
+/// busy), then the fewest operand tiles read ([`operand_tiles`]): every block reads its rows of
+/// A and its columns of B over all of K, so the bigger and squarer blocks re-read the operands
+/// fewer times, while more and smaller blocks keep more cores busy. K's chunks trade the
+/// running sum's adds against the first chunk's wait ([`estimate::k_chunking_cycles`]), which
+/// the first estimate includes.
 fn candidate_key(
     info: &MatmulInfo,
     laid: &Partition,
-    sharing: Sharing,
     bk: usize,
     double: bool,
     target: &Target,
 ) -> (usize, usize, usize, usize, usize, bool, usize, usize) {
     let (bm, bn) = laid.block;
-    let blocks = laid.blocks;
-    let (_, capped, tiles, single) = preference(blocks, bm * bn, double, target);
+    let (_, capped, tiles, single) = preference(laid.blocks, bm * bn, double, target);
     let (c, tile) = (&target.costs, target.tile_bytes);
     let (kt, products) = (info.kt, 1 + info.others.len());
-    let reads = match (&info.a_gather, sharing) {
-        (Some(_), _) => blocks * (kt / bk) * ((bm + 1) * (bk + bm) + bk * bn),
-        (None, Sharing::Grid) => products * kt * (info.mt + info.nt),
-        (None, Sharing::Batches) => blocks * kt * bm + blocks / laid.grid.0 as usize * kt * bn,
-        (None, Sharing::None) => products * blocks * kt * (bm + bn),
-    };
-    let shared = sharing != Sharing::None;
+    let reads = operand_tiles(info, laid, bk);
+    let shared = laid.multicast;
     let turns = estimate::k_chunking_cycles(c, (bm, bn), (bk, kt), shared, tile);
     let out_tiles = info.batches * info.mt * info.nt * products;
     let cycles =
