@@ -82,7 +82,7 @@ impl Partition {
     /// the operands multicast: the cores of a grid row share the block row's A, the cores of
     /// a grid column the block column's B. `None` when the blocks do not form such a grid on
     /// the target (batched, more block rows or columns than the grid has, a single block).
-    pub fn multicast(mut self, target: &Target) -> Option<Partition> {
+    pub fn multicast(self, target: &Target) -> Option<Partition> {
         let fits = self.batches == 1
             && self.blocks > 1
             && self.col_blocks <= target.grid_x as usize
@@ -90,12 +90,8 @@ impl Partition {
         if !fits {
             return None;
         }
-        self.blocks_per_core = 1;
-        self.cores_used = self.blocks;
-        self.grid = (self.col_blocks as u32, self.row_blocks as u32);
-        self.guarded = false;
-        self.multicast = true;
-        Some(self)
+        let grid = (self.col_blocks, self.row_blocks);
+        Some(self.shared_over(grid, 1))
     }
 
     /// Lays out a batched kernel whose blocks span whole rows (attention's heads) so that the
@@ -104,7 +100,7 @@ impl Partition {
     /// `row_blocks / grid_x` grid rows, and each such group of grid rows takes its share of
     /// the batches, one per step. `None` when the row blocks do not fill at least two cores
     /// of a grid row, or the batches do not divide among the groups.
-    pub fn share_batches(mut self, target: &Target) -> Option<Partition> {
+    pub fn share_batches(self, target: &Target) -> Option<Partition> {
         if self.col_blocks != 1 || self.batches < 2 {
             return None;
         }
@@ -117,12 +113,19 @@ impl Partition {
         let groups = divisors(self.batches)
             .into_iter()
             .rfind(|&d| d * group_rows <= gy)?;
-        self.blocks_per_core = self.batches / groups;
-        self.cores_used = across * group_rows * groups;
-        self.grid = (across as u32, (group_rows * groups) as u32);
+        let per_core = self.batches / groups;
+        Some(self.shared_over((across, group_rows * groups), per_core))
+    }
+
+    /// The partition on a `grid` whose every core takes `per_core` blocks, its operands
+    /// multicast.
+    fn shared_over(mut self, grid: (usize, usize), per_core: usize) -> Partition {
+        self.blocks_per_core = per_core;
+        self.cores_used = grid.0 * grid.1;
+        self.grid = (grid.0 as u32, grid.1 as u32);
         self.guarded = false;
         self.multicast = true;
-        Some(self)
+        self
     }
 
     /// Grid rows one batch's row blocks fill when the batches are shared
