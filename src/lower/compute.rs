@@ -198,9 +198,10 @@ fn chunk_loop(st: &Stream, iteration: impl Fn(Part) -> Vec<Stmt>) -> Vec<Stmt> {
     out
 }
 
-/// One chunk's stage of a streamed layer's summed product: the chunk's product into the running
-/// sum (the first chunk), or into the partial buffer and then added to the running sum, or for
-/// the last chunk into the product's own buffer.
+/// One chunk's stage of a streamed layer's summed product: the first chunk's product into the
+/// running sum; each later chunk's product added to the running sum in the same stage (the
+/// matmul first, then the add, one fusion chain), into the running sum again or, for the last
+/// chunk, into the product's own buffer.
 fn summed_stage(
     body: &Body,
     naming: &Naming,
@@ -210,29 +211,21 @@ fn summed_stage(
     inline: &[usize],
 ) -> Vec<Stmt> {
     let (acc_cb, acc_o, acc_v) = buffer_names(&st.acc_stem);
-    let (partial_cb, partial_o, partial_v) = buffer_names(&st.partial_stem);
     let v = st.product;
-    if part == Part::First {
-        return vec![stage_into(body, naming, sched, v, inline, &acc_cb, &acc_o)];
-    }
-    let (dst_cb, dst) = match part {
-        Part::Last => (naming.cb(v), naming.reserved(v)),
-        _ => (acc_cb.clone(), acc_o),
+    let (dst_cb, dst, addend) = match part {
+        Part::First => (acc_cb, acc_o, None),
+        Part::Last => (naming.cb(v), naming.reserved(v), Some((acc_cb, acc_v))),
+        _ => (acc_cb.clone(), acc_o, Some((acc_cb, acc_v))),
     };
-    vec![
-        stage_into(body, naming, sched, v, inline, &partial_cb, &partial_o),
-        with(
-            vec![
-                (wait(&partial_cb), partial_v.clone()),
-                (wait(&acc_cb), acc_v.clone()),
-                (reserve(&dst_cb), dst.clone()),
-            ],
-            vec![store(
-                &dst,
-                Expr::bin(BinOp::Add, name(&acc_v), name(&partial_v)),
-            )],
-        ),
-    ]
+    vec![stage_plus(
+        body,
+        naming,
+        sched,
+        v,
+        inline,
+        (&dst_cb, &dst),
+        addend,
+    )]
 }
 
 /// The buffer, reserved-block and waited-block names of a template buffer with stem `stem`.
@@ -337,12 +330,28 @@ fn stage_into(
     cb: &str,
     out: &str,
 ) -> Stmt {
+    stage_plus(body, naming, sched, v, inline, (cb, out), None)
+}
+
+/// [`stage_into`], with the waited block `addend` (its buffer and name) added to the value.
+fn stage_plus(
+    body: &Body,
+    naming: &Naming,
+    sched: &Schedule,
+    v: usize,
+    inline: &[usize],
+    (cb, out): (&str, &str),
+    addend: Option<(String, String)>,
+) -> Stmt {
     let mut items: Vec<(Expr, String)> = sched.leaves[&v]
         .iter()
         .filter(|l| inline.contains(l))
         .map(|&l| (wait(&naming.cb(l)), naming.waited(l)))
         .collect();
     let out = out.to_string();
+    if let Some((addend_cb, addend_v)) = &addend {
+        items.push((wait(addend_cb), addend_v.clone()));
+    }
     items.push((reserve(cb), out.clone()));
     let mut counts = BTreeMap::new();
     count_uses(body, &body.values[v].args, &mut counts);
@@ -355,7 +364,10 @@ fn stage_into(
         locals: Vec::new(),
         memo: BTreeMap::new(),
     };
-    let e = stage.expr(v);
+    let mut e = stage.expr(v);
+    if let Some((_, addend_v)) = addend {
+        e = Expr::bin(BinOp::Add, e, name(&addend_v));
+    }
     let mut stmts = stage.locals;
     stmts.push(store(&stage.out, e));
     with(items, stmts)

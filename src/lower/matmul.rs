@@ -1,7 +1,7 @@
 //! The matmul kernel template: output blocks over the grid, K streamed through the operand
-//! buffers in chunks (one chunk's product in a partial buffer, added to a running sum, as in the
-//! guide's pattern 4), B optionally read as `(N, K)` tiles and transposed in L1, and the
-//! elementwise epilogue applied to each finished block before it is written.
+//! buffers in chunks (each chunk's product added to a running sum, the guide's pattern 4 with
+//! the add fused after the matmul), B optionally read as `(N, K)` tiles and transposed in L1, and
+//! the elementwise epilogue applied to each finished block before it is written.
 
 use ttfuse_runtime::ttl::ast::{BinOp, Expr, Kernel, Stmt};
 
@@ -57,19 +57,19 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
 
     let a_cb = format!("{}_cb", info.a_stem);
     let a_v = format!("{}_v", info.a_stem);
-    let first = Product::new(&info.b_stem, &info.partial_stem, &info.acc_stem);
+    let first = Product::new(&info.b_stem, &info.acc_stem);
     let others: Vec<(usize, Product)> = info
         .others
         .iter()
         .map(|op| {
-            let names = Product::new(&op.b_param, &op.partial_stem, &op.acc_stem);
+            let names = Product::new(&op.b_param, &op.acc_stem);
             (op.value, names)
         })
         .collect();
 
-    // One K chunk's product into `dst_cb` (reserved as `dst`); only the first product reads
-    // B transposed.
-    let chunk = |pr: &Product, transposed: bool, dst_cb: &str, dst: &str| -> Vec<Stmt> {
+    // One K chunk's product into `dst_cb` (reserved as `dst`), after the first chunk added to
+    // the running sum in the same stage; only the first product reads B transposed.
+    let chunk = |pr: &Product, transposed: bool, summed: bool, dst_cb: &str, dst: &str| {
         let mut out = Vec::new();
         if let Some(g) = &info.a_gather {
             out.push(gather_stage(g, &a_cb, &info.a_stem));
@@ -95,30 +95,16 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
             (wait(&pr.b_cb), pr.b_v.clone())
         };
         let b_v = b_item.1.clone();
-        let product = Expr::path("ttl.math.matmul").call(vec![name(&a_v), name(&b_v), name(dst)]);
-        out.push(with(
-            vec![
-                (wait(&a_cb), a_v.clone()),
-                b_item,
-                (reserve(dst_cb), dst.to_string()),
-            ],
-            vec![store(dst, product)],
-        ));
+        let mut product =
+            Expr::path("ttl.math.matmul").call(vec![name(&a_v), name(&b_v), name(dst)]);
+        let mut items = vec![(wait(&a_cb), a_v.clone()), b_item];
+        if summed {
+            product = Expr::bin(BinOp::Add, product, name(&pr.acc_v));
+            items.push((wait(&pr.acc_cb), pr.acc_v.clone()));
+        }
+        items.push((reserve(dst_cb), dst.to_string()));
+        out.push(with(items, vec![store(dst, product)]));
         out
-    };
-    // partial + running sum into `dst_cb`.
-    let accumulate = |pr: &Product, dst_cb: &str, dst: &str| -> Stmt {
-        with(
-            vec![
-                (wait(&pr.partial_cb), pr.partial_v.clone()),
-                (wait(&pr.acc_cb), pr.acc_v.clone()),
-                (reserve(dst_cb), dst.to_string()),
-            ],
-            vec![store(
-                dst,
-                Expr::bin(BinOp::Add, name(&pr.acc_v), name(&pr.partial_v)),
-            )],
-        )
     };
     let matmul_stage = |v: usize| -> Vec<Stmt> {
         let (pr, transposed) = match others.iter().find(|(ov, _)| *ov == v) {
@@ -128,11 +114,10 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         let target_cb = naming.cb(v);
         let target = naming.reserved(v);
         if kc == 1 {
-            return chunk(pr, transposed, &target_cb, &target);
+            return chunk(pr, transposed, false, &target_cb, &target);
         }
-        let mut out = chunk(pr, transposed, &pr.acc_cb, &pr.acc_o);
-        let mut middle = chunk(pr, transposed, &pr.partial_cb, &pr.partial_o);
-        middle.push(accumulate(pr, &pr.acc_cb, &pr.acc_o));
+        let mut out = chunk(pr, transposed, false, &pr.acc_cb, &pr.acc_o);
+        let middle = chunk(pr, transposed, true, &pr.acc_cb, &pr.acc_o);
         if kc > 2 {
             out.push(for_range(
                 "_",
@@ -140,8 +125,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
                 middle,
             ));
         }
-        out.extend(chunk(pr, transposed, &pr.partial_cb, &pr.partial_o));
-        out.push(accumulate(pr, &target_cb, &target));
+        out.extend(chunk(pr, transposed, true, &target_cb, &target));
         out
     };
     let c = coords(p, &NAMES);
@@ -407,29 +391,22 @@ fn gather_reads(g: &GatherInfo, pixels: &str, row: &Expr, kc: Expr, rows: usize)
     ]
 }
 
-/// The buffers and block names of one product of a matmul kernel: its B's, and its K chunks'
-/// partial and running sums.
+/// The buffers and block names of one product of a matmul kernel: its B's and its K chunks'
+/// running sum.
 struct Product {
     b_cb: String,
     b_v: String,
-    partial_cb: String,
-    partial_o: String,
-    partial_v: String,
     acc_cb: String,
     acc_o: String,
     acc_v: String,
 }
 
 impl Product {
-    /// The names of a product reading B into `{b}_cb` and accumulating in `{partial}_cb` and
-    /// `{acc}_cb`.
-    fn new(b: &str, partial: &str, acc: &str) -> Product {
+    /// The names of a product reading B into `{b}_cb` and accumulating in `{acc}_cb`.
+    fn new(b: &str, acc: &str) -> Product {
         Product {
             b_cb: format!("{b}_cb"),
             b_v: format!("{b}_v"),
-            partial_cb: format!("{partial}_cb"),
-            partial_o: format!("{partial}_o"),
-            partial_v: format!("{partial}_v"),
             acc_cb: format!("{acc}_cb"),
             acc_o: format!("{acc}_o"),
             acc_v: format!("{acc}_v"),

@@ -70,10 +70,12 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
     c.dispatch + chip.max(per_core)
 }
 
-/// The cycles a streamed K adds to a block's compute: every chunk after the first is summed
-/// into the running sum, one add stage over the block's tiles (the guide's pattern 4).
+/// The cycles a streamed K adds to a block's compute: every chunk after the first adds its
+/// product to the running sum in the product's own stage (the guide's pattern 4, the add
+/// fused after the matmul), one more tile unpacked and added per output tile.
 fn accumulation_cycles(c: &Costs, block: (usize, usize), k_chunks: usize) -> f64 {
-    k_chunks.saturating_sub(1) as f64 * stage(c, block.0 * block.1, c.add, 2.0)
+    let per_chunk = (block.0 * block.1) as f64 * (c.unpack + c.add);
+    k_chunks.saturating_sub(1) as f64 * per_chunk
 }
 
 /// Cycles before a multicast matmul block can start: its first K chunk (of `bk` tiles) of the
@@ -86,10 +88,12 @@ fn first_shared_chunk_cycles(c: &Costs, block: (usize, usize), bk: usize, tile: 
 /// What streaming K in chunks of `bk` of `kt` tiles costs a matmul block beyond its products:
 /// the running sum's adds, which grow with the chunks, and the wait for the first chunk (read
 /// by the block's core, or when `shared` read by its sender and multicast), which shrinks with
-/// them.
+/// them. Only a core's first block waits for its first chunk (the reader fetches the next
+/// block's while the compute works on the one before), so with `blocks_per_core` blocks the
+/// wait is spread over them.
 pub fn k_chunking_cycles(
     c: &Costs,
-    block: (usize, usize),
+    (block, blocks_per_core): ((usize, usize), usize),
     (bk, kt): (usize, usize),
     shared: bool,
     tile: u64,
@@ -99,7 +103,7 @@ pub fn k_chunking_cycles(
     } else {
         ((block.0 + block.1) * bk) as f64 * tile as f64 / c.core_read_bytes_per_cycle
     };
-    accumulation_cycles(c, block, kt / bk) + first
+    accumulation_cycles(c, block, kt / bk) + first / blocks_per_core.max(1) as f64
 }
 
 /// A first estimate of a matmul layout's cycles, to rank block shapes before any is built:
@@ -170,8 +174,7 @@ fn body_cycles(body: &Body, block: (usize, usize), c: &Costs) -> f64 {
         _ => 1.0,
     };
     if let Some(st) = &body.stream {
-        let (r, cols) = body.values[st.product].class.block(block);
-        total += (st.chunks - 1) as f64 * stage(c, r * cols, c.add, 2.0);
+        total += accumulation_cycles(c, body.values[st.product].class.block(block), st.chunks);
     }
     for (i, v) in body.values.iter().enumerate() {
         let (r, cols) = v.class.block(block);

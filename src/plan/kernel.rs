@@ -47,8 +47,6 @@ pub struct MatmulInfo {
     pub b_stem: String,
     /// Stem of the buffer holding B's transposed block (transposed reads only).
     pub bt_stem: String,
-    /// Stem of the buffer of one K chunk's product.
-    pub partial_stem: String,
     /// Stem of the running-sum buffer.
     pub acc_stem: String,
     /// A read head by head from a column range of its source (`a` is the source).
@@ -71,8 +69,6 @@ pub struct OtherProduct {
     pub b: NodeIndex,
     /// Kernel parameter B is read from.
     pub b_param: String,
-    /// Stem of the buffer of one K chunk's product.
-    pub partial_stem: String,
     /// Stem of the running-sum buffer.
     pub acc_stem: String,
 }
@@ -690,7 +686,8 @@ fn candidate_key(
     let (kt, products) = (info.kt, 1 + info.others.len());
     let reads = operand_tiles(info, laid, bk);
     let shared = laid.multicast;
-    let turns = estimate::k_chunking_cycles(c, (bm, bn), (bk, kt), shared, tile);
+    let turns =
+        estimate::k_chunking_cycles(c, ((bm, bn), laid.blocks_per_core), (bk, kt), shared, tile);
     let out_tiles = info.batches * info.mt * info.nt * products;
     let cycles =
         estimate::matmul_layout_cycles(c, laid, (kt, products), (reads, out_tiles), shared, tile)
@@ -810,34 +807,25 @@ fn matmul_cbs(info: &MatmulInfo, bm: usize, bn: usize, bk: usize, k_chunks: usiz
             buffer_factor: 2,
         });
         if k_chunks > 1 {
-            cbs.extend(accumulators(
-                &sp.partial_stem,
-                &sp.acc_stem,
-                &info.a_param,
-                (bm, bn),
-            ));
+            cbs.push(running_sum(&sp.acc_stem, &info.a_param, (bm, bn)));
         }
     }
     if k_chunks > 1 {
-        cbs.extend(accumulators(
-            &info.partial_stem,
-            &info.acc_stem,
-            &info.a_param,
-            (bm, bn),
-        ));
+        cbs.push(running_sum(&info.acc_stem, &info.a_param, (bm, bn)));
     }
     cbs
 }
 
-/// The buffers of a product streamed over K chunks: one chunk's product (`partial`) and the
-/// running sum (`acc`), blocks of `block` tiles like parameter `like`.
-fn accumulators(partial: &str, acc: &str, like: &str, block: (usize, usize)) -> [Cb; 2] {
-    [(partial, 1), (acc, 2)].map(|(stem, buffer_factor)| Cb {
-        name: format!("{stem}_cb"),
+/// The running-sum buffer of a product streamed over K chunks, `acc`, of blocks of `block`
+/// tiles like parameter `like`: double-buffered, since each chunk waits for the sum and
+/// reserves the next at once.
+fn running_sum(acc: &str, like: &str, block: (usize, usize)) -> Cb {
+    Cb {
+        name: format!("{acc}_cb"),
         like: like.to_string(),
         shape: block,
-        buffer_factor,
-    })
+        buffer_factor: 2,
+    }
 }
 
 /// Adds a kernel's `outputs` to `builder`. With `heads` (fused mode), the one output of a head
@@ -987,7 +975,6 @@ fn matmul_body(
     builder.share_param(b, b_param.clone());
     let bt_stem = builder.reserve_stem(&format!("{}_t", graph.node(b).name));
     let mm_name = graph.node(mm).name.clone();
-    let partial_stem = builder.reserve_stem(&format!("{mm_name}_partial"));
     let acc_stem = builder.reserve_stem(&format!("{mm_name}_acc"));
     let a_gather = gather.map(|gather| GatherInfo {
         gather,
@@ -1009,7 +996,6 @@ fn matmul_body(
             value: 0,
             b: b2,
             b_param,
-            partial_stem: builder.reserve_stem(&format!("{s_name}_partial")),
             acc_stem: builder.reserve_stem(&format!("{s_name}_acc")),
         });
     }
@@ -1056,7 +1042,6 @@ fn matmul_body(
         a_stem,
         b_stem,
         bt_stem,
-        partial_stem,
         acc_stem,
         a_heads,
         b_heads,

@@ -117,16 +117,13 @@ impl Schedule {
             });
         }
         if let Some(st) = &body.stream {
-            // One chunk's product, and the running sum (waited and reserved at once).
-            let shape = body.values[st.product].class.block(block);
-            for (stem, buffer_factor) in [(&st.partial_stem, 1), (&st.acc_stem, 2)] {
-                cbs.push(Cb {
-                    name: format!("{stem}_cb"),
-                    like: first_output.clone(),
-                    shape,
-                    buffer_factor,
-                });
-            }
+            // The running sum, waited and reserved at once.
+            cbs.push(Cb {
+                name: format!("{}_cb", st.acc_stem),
+                like: first_output.clone(),
+                shape: body.values[st.product].class.block(block),
+                buffer_factor: 2,
+            });
         }
         cbs.extend(extra);
 

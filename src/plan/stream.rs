@@ -23,8 +23,6 @@ pub struct Stream {
     pub chunk: usize,
     /// Chunks.
     pub chunks: usize,
-    /// Stem of the buffer of one chunk's product.
-    pub partial_stem: String,
     /// Stem of the running-sum buffer.
     pub acc_stem: String,
 }
@@ -151,7 +149,6 @@ pub fn stream(body: &Body, chunk: usize) -> Option<Body> {
         values,
         chunk,
         chunks: width / chunk,
-        partial_stem: stem("partial"),
         acc_stem: stem("acc"),
     });
     Some(out)
