@@ -807,25 +807,13 @@ fn matmul_cbs(info: &MatmulInfo, bm: usize, bn: usize, bk: usize, k_chunks: usiz
             buffer_factor: 2,
         });
         if k_chunks > 1 {
-            cbs.push(running_sum(&sp.acc_stem, &info.a_param, (bm, bn)));
+            cbs.push(Cb::running_sum(&sp.acc_stem, &info.a_param, (bm, bn)));
         }
     }
     if k_chunks > 1 {
-        cbs.push(running_sum(&info.acc_stem, &info.a_param, (bm, bn)));
+        cbs.push(Cb::running_sum(&info.acc_stem, &info.a_param, (bm, bn)));
     }
     cbs
-}
-
-/// The running-sum buffer of a product streamed over K chunks, `acc`, of blocks of `block`
-/// tiles like parameter `like`: double-buffered, since each chunk waits for the sum and
-/// reserves the next at once.
-fn running_sum(acc: &str, like: &str, block: (usize, usize)) -> Cb {
-    Cb {
-        name: format!("{acc}_cb"),
-        like: like.to_string(),
-        shape: block,
-        buffer_factor: 2,
-    }
 }
 
 /// Adds a kernel's `outputs` to `builder`. With `heads` (fused mode), the one output of a head

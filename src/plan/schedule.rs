@@ -22,6 +22,18 @@ pub struct Cb {
 }
 
 impl Cb {
+    /// The running-sum buffer `{acc}_cb` of a product summed over K chunks, of blocks of
+    /// `block` tiles like parameter `like`: double-buffered, since each chunk waits for the sum
+    /// and reserves the next at once.
+    pub fn running_sum(acc: &str, like: &str, block: (usize, usize)) -> Cb {
+        Cb {
+            name: format!("{acc}_cb"),
+            like: like.to_string(),
+            shape: block,
+            buffer_factor: 2,
+        }
+    }
+
     /// Tiles of L1 the buffer occupies.
     pub fn tiles(&self) -> usize {
         self.shape.0 * self.shape.1 * self.buffer_factor
@@ -117,13 +129,8 @@ impl Schedule {
             });
         }
         if let Some(st) = &body.stream {
-            // The running sum, waited and reserved at once.
-            cbs.push(Cb {
-                name: format!("{}_cb", st.acc_stem),
-                like: first_output.clone(),
-                shape: body.values[st.product].class.block(block),
-                buffer_factor: 2,
-            });
+            let shape = body.values[st.product].class.block(block);
+            cbs.push(Cb::running_sum(&st.acc_stem, &first_output, shape));
         }
         cbs.extend(extra);
 
