@@ -1,5 +1,7 @@
 //! Constant tensor data held in the graph (initializers and folded values).
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use super::op::DType;
@@ -76,6 +78,16 @@ impl TensorData {
         match self {
             TensorData::F32 { .. } => DType::F32,
             TensorData::I64 { .. } => DType::I64,
+        }
+    }
+
+    /// The values as f32, borrowed when they are stored as f32 (integers converted).
+    pub fn as_f32(&self) -> Cow<'_, [f32]> {
+        match self {
+            TensorData::F32 { values, .. } => Cow::Borrowed(values),
+            TensorData::I64 { values, .. } => {
+                Cow::Owned(values.iter().map(|&v| v as f32).collect())
+            }
         }
     }
 

@@ -82,8 +82,7 @@ pub fn extract_dag(
     model: &CostModel,
     max_passes: usize,
 ) -> Extraction {
-    let mut ids: Vec<Id> = egraph.classes().map(|c| c.id).collect();
-    ids.sort();
+    let ids = children_first(egraph);
     let own: BTreeMap<(Id, usize), f64> = ids
         .iter()
         .flat_map(|&id| {
@@ -141,6 +140,40 @@ pub fn extract_dag(
         }
     }
     finish(egraph, roots, |id| best.get(&id).map(|b| b.node), &own)
+}
+
+/// Every e-class, each after the classes its e-nodes read where the e-graph has no cycle (a
+/// depth-first post-order from the classes in id order): a pass of the greedy extractor then
+/// sees a class's children's new choices in the same pass, so that rewrites that add classes
+/// above older ones (with higher ids) do not cost a pass per layer of the model.
+fn children_first(egraph: &TGraph) -> Vec<Id> {
+    let mut ids: Vec<Id> = egraph.classes().map(|c| c.id).collect();
+    ids.sort();
+    let mut order = Vec::with_capacity(ids.len());
+    let mut seen = std::collections::BTreeSet::new();
+    for &root in &ids {
+        if !seen.insert(root) {
+            continue;
+        }
+        // (class, whether its children were pushed)
+        let mut stack = vec![(root, false)];
+        while let Some((id, expanded)) = stack.pop() {
+            if expanded {
+                order.push(id);
+                continue;
+            }
+            stack.push((id, true));
+            for node in egraph[id].nodes.iter().rev() {
+                for &c in node.children.iter().rev() {
+                    let c = egraph.find(c);
+                    if seen.insert(c) {
+                        stack.push((c, false));
+                    }
+                }
+            }
+        }
+    }
+    order
 }
 
 /// Extracts the roots by tree cost (own cost + 1 + children's), which never picks a cycle.

@@ -2,7 +2,7 @@
 
 use half::{bf16, f16};
 
-use super::strides::broadcast_map;
+use super::strides::{broadcast_map, broadcast_pairs};
 use super::{op_error, RefError};
 use crate::graph::{BinaryOp, DType, Op, TensorData, TensorType, UnaryOp};
 
@@ -129,22 +129,17 @@ pub fn binary(
     out: &TensorType,
 ) -> Result<TensorData, RefError> {
     let [x, y] = two(op, inputs)?;
-    let mx = broadcast_map(x.shape(), &out.shape);
-    let my = broadcast_map(y.shape(), &out.shape);
+    let pairs = broadcast_pairs(x.shape(), y.shape(), &out.shape);
     if out.dtype.is_float() {
-        let (xv, yv) = (x.to_f32(), y.to_f32());
-        let values = mx
-            .iter()
-            .zip(&my)
-            .map(|(&i, &j)| binary_f32(b, xv[i], yv[j]))
-            .collect();
+        let (xv, yv) = (x.as_f32(), y.as_f32());
+        // Sized up front: a flattened walk gives no size hint, and a folded weight is large.
+        let mut values = Vec::with_capacity(out.numel());
+        values.extend(pairs.map(|(i, j)| binary_f32(b, xv[i], yv[j])));
         Ok(TensorData::f32(out.shape.clone(), values))
     } else {
         let (xv, yv) = (x.to_i64(), y.to_i64());
-        let values = mx
-            .iter()
-            .zip(&my)
-            .map(|(&i, &j)| {
+        let values = pairs
+            .map(|(i, j)| {
                 binary_i64(b, xv[i], yv[j]).ok_or_else(|| {
                     op_error(
                         op,

@@ -46,21 +46,14 @@ pub fn matmul(op: &Op, inputs: &[&TensorData], out: &TensorType) -> Result<Tenso
             TensorData::I64 { values, .. } => values.iter().map(|&v| v as f64).collect(),
         }
     };
-    let (av, bv) = (to_f64(a), to_f64(b));
     let mut result = vec![0f64; map_a.len() * m * n];
-    for (bi, (&ia, &ib)) in map_a.iter().zip(&map_b).enumerate() {
-        let am = &av[ia * m * k..(ia + 1) * m * k];
-        let bm = &bv[ib * k * n..(ib + 1) * k * n];
-        let cm = &mut result[bi * m * n..(bi + 1) * m * n];
-        for i in 0..m {
-            let row = &mut cm[i * n..(i + 1) * n];
-            for p in 0..k {
-                let aval = am[i * k + p];
-                for (c, &bval) in row.iter_mut().zip(&bm[p * n..(p + 1) * n]) {
-                    *c += aval * bval;
-                }
-            }
+    let batches = (&map_a[..], &map_b[..]);
+    match (a, b) {
+        // Float operands are read in place (a folded weight may be tens of megabytes).
+        (TensorData::F32 { values: av, .. }, TensorData::F32 { values: bv, .. }) => {
+            multiply(av, bv, batches, (m, k, n), &mut result)
         }
+        _ => multiply(&to_f64(a), &to_f64(b), batches, (m, k, n), &mut result),
     }
     let shape = out.shape.clone();
     Ok(if out.dtype.is_float() {
@@ -68,6 +61,32 @@ pub fn matmul(op: &Op, inputs: &[&TensorData], out: &TensorType) -> Result<Tenso
     } else {
         TensorData::i64(shape, result.into_iter().map(|v| v as i64).collect())
     })
+}
+
+/// Accumulates in f64 the products of the `m x k` matrices of `av` and the `k x n` matrices of
+/// `bv` into `result`, output batch `i` reading matrix `batches.0[i]` of `av` and
+/// `batches.1[i]` of `bv`.
+fn multiply<T: Copy + Into<f64>>(
+    av: &[T],
+    bv: &[T],
+    batches: (&[usize], &[usize]),
+    (m, k, n): (usize, usize, usize),
+    result: &mut [f64],
+) {
+    for (bi, (&ia, &ib)) in batches.0.iter().zip(batches.1).enumerate() {
+        let am = &av[ia * m * k..(ia + 1) * m * k];
+        let bm = &bv[ib * k * n..(ib + 1) * k * n];
+        let cm = &mut result[bi * m * n..(bi + 1) * m * n];
+        for i in 0..m {
+            let row = &mut cm[i * n..(i + 1) * n];
+            for p in 0..k {
+                let aval: f64 = am[i * k + p].into();
+                for (c, &bval) in row.iter_mut().zip(&bm[p * n..(p + 1) * n]) {
+                    *c += aval * bval.into();
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

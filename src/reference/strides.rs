@@ -52,6 +52,32 @@ pub fn broadcast_map(in_shape: &[usize], out_shape: &[usize]) -> Vec<usize> {
     strided_map(out_shape, &broadcast_strides(in_shape, out_shape), 0)
 }
 
+/// The flat positions of `x` and `y` read for each element of `out_shape` in row-major order,
+/// both broadcast to it. Walks row by row (rows along the last axis), so only one start per row
+/// is precomputed, not one position per element.
+pub fn broadcast_pairs(
+    x: &[usize],
+    y: &[usize],
+    out_shape: &[usize],
+) -> impl Iterator<Item = (usize, usize)> {
+    let len = out_shape.last().copied().unwrap_or(1);
+    let (xs, x_step) = row_starts(x, out_shape);
+    let (ys, y_step) = row_starts(y, out_shape);
+    xs.into_iter()
+        .zip(ys)
+        .flat_map(move |(a, b)| (0..len).map(move |k| (a + k * x_step, b + k * y_step)))
+}
+
+/// The flat start of each output row's source when `in_shape` is broadcast to `out_shape`, and
+/// the step along a row (0 when the last axis is broadcast).
+fn row_starts(in_shape: &[usize], out_shape: &[usize]) -> (Vec<usize>, usize) {
+    let st = broadcast_strides(in_shape, out_shape);
+    match out_shape.len() {
+        0 => (vec![0], 0),
+        r => (strided_map(&out_shape[..r - 1], &st[..r - 1], 0), st[r - 1]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +90,26 @@ mod tests {
         // A row vector of 3 broadcast to 2x3, and a column of 2.
         assert_eq!(broadcast_map(&[3], &[2, 3]), vec![0, 1, 2, 0, 1, 2]);
         assert_eq!(broadcast_map(&[2, 1], &[2, 3]), vec![0, 0, 0, 1, 1, 1]);
+    }
+
+    #[test]
+    fn pairs_walk_like_two_broadcast_maps() {
+        let cases: [(&[usize], &[usize], &[usize]); 7] = [
+            (&[2, 3], &[2, 3], &[2, 3]),
+            (&[2, 3], &[3], &[2, 3]),
+            (&[4, 3], &[4, 1], &[4, 3]),
+            (&[2, 1, 3], &[4, 1], &[2, 4, 3]),
+            (&[], &[5], &[5]),
+            (&[], &[], &[]),
+            (&[0, 3], &[3], &[0, 3]),
+        ];
+        for (x, y, out) in cases {
+            let want: Vec<(usize, usize)> = broadcast_map(x, out)
+                .into_iter()
+                .zip(broadcast_map(y, out))
+                .collect();
+            let got: Vec<(usize, usize)> = broadcast_pairs(x, y, out).collect();
+            assert_eq!(got, want, "{x:?} and {y:?} to {out:?}");
+        }
     }
 }
