@@ -5,7 +5,8 @@ Run from the repository root:  /work/pyenv/bin/python models/make_gpt2_blocks.py
 Writes two files (not committed; the benchmark tells how to make them when absent):
 
 - target/bench-models/gpt2_small_blocks.onnx: 12 GPT-2 blocks (d = 768, 12 heads, MLP width
-  3072, causal mask) and a final LayerNorm over a float input x [1024, 768]. This is the
+  3072, causal mask, LayerNorm parameters drawn away from ones and zeros) and a final LayerNorm
+  over a float input x [1024, 768]. This is the
   GPT-2-small-sized graph without the token embedding (whose I64 ids cannot live on a bf16
   device), for `cargo bench --bench compile` (group gpt2_small_blocks).
 - target/bench-models/gpt2_block_1024.onnx: one such block at seq 1024, d 768, for
@@ -39,6 +40,18 @@ class Gpt2Blocks(nn.Module):
         return self.ln_f(x)
 
 
+def train_like_norms(model):
+    """Gives every LayerNorm a gamma and beta away from PyTorch's initial ones and zeros, as a
+    trained model has (a gamma of ones needs no multiply, which would flatter the unfused
+    baseline)."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.LayerNorm):
+                m.weight.normal_(1.0, 0.1)
+                m.bias.normal_(0.0, 0.1)
+    return model
+
+
 def export(model, out):
     """Exports `model` on a [SEQ, D] float input to `out` and checks the file."""
     x = torch.randn(SEQ, D)
@@ -60,8 +73,8 @@ def export(model, out):
 def main():
     torch.manual_seed(SEED)
     DIR.mkdir(parents=True, exist_ok=True)
-    export(Gpt2Blocks(LAYERS, True), DIR / "gpt2_small_blocks.onnx")
-    export(Gpt2Blocks(1, False), DIR / "gpt2_block_1024.onnx")
+    export(train_like_norms(Gpt2Blocks(LAYERS, True)), DIR / "gpt2_small_blocks.onnx")
+    export(train_like_norms(Gpt2Blocks(1, False)), DIR / "gpt2_block_1024.onnx")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 //! with the real rule files; plus cases where a rule must not fire.
 //!
 //! Leaves `%name` are declared per test: `x:4x8` is an f32 input of shape [4, 8], `c=0.5` a 0-d
-//! f32 constant, `c=1:4x8` a constant of shape [4, 8] filled with 1.
+//! f32 constant, `c=1:4x8` a constant of shape [4, 8] filled with 1, `g~8` a constant of shape
+//! [8] whose elements differ (so that a rule that mixes up its axes changes the value).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,7 +37,24 @@ fn shape(s: &str) -> Vec<usize> {
 fn table(decl: &str) -> BTreeMap<String, TableEntry> {
     let mut t = BTreeMap::new();
     for item in decl.split_whitespace() {
-        let (name, entry) = if let Some((name, rest)) = item.split_once('=') {
+        let (name, entry) = if let Some((name, sh)) = item.split_once('~') {
+            let sh = shape(sh);
+            let values = (0..sh.iter().product())
+                .map(|j: usize| 0.5 + (j % 7) as f32 * 0.25 - (j % 3) as f32 * 0.3)
+                .collect();
+            let data = TensorData::F32 {
+                shape: sh.clone(),
+                values,
+            };
+            (
+                name,
+                TableEntry {
+                    name: name.into(),
+                    ty: TensorType::new(sh, DType::F32),
+                    data: Some(Arc::new(data)),
+                },
+            )
+        } else if let Some((name, rest)) = item.split_once('=') {
             let (v, sh) = rest.split_once(':').unwrap_or((rest, ""));
             let sh = if sh.is_empty() { vec![] } else { shape(sh) };
             let v: f32 = v.parse().unwrap();
@@ -246,6 +264,55 @@ fn batchnorm_folds_only_into_constant_convolutions() {
     ));
 }
 
+#[test]
+fn norms_fold_only_into_constant_layers_and_only_once() {
+    let fold = "(matmul (rmsnorm %x (expand [8] 1) 0.00001) ?w)";
+    // A weight that is a graph input cannot take gamma.
+    assert!(!reaches(
+        "x:4x8 g~8 w:8x16",
+        "(matmul (rmsnorm %x %g 0.00001) %w)",
+        fold
+    ));
+    assert!(reaches(
+        "x:4x8 g~8 w~8x16",
+        "(matmul (rmsnorm %x %g 0.00001) %w)",
+        fold
+    ));
+    // Nor can a gamma that is an input fold into a constant weight.
+    assert!(!reaches(
+        "x:4x8 g:8 w~8x16",
+        "(matmul (rmsnorm %x %g 0.00001) %w)",
+        fold
+    ));
+    // A gamma of ones is already folded: the rule does not fire again, so the e-graph saturates.
+    let start: RecExpr<TNode> = "(matmul (rmsnorm %x (expand [8] 1) 0.00001) %w)"
+        .parse()
+        .unwrap();
+    let r = runner("x:4x8 w~8x16").with_expr(&start).run(&rules());
+    assert!(
+        matches!(r.stop_reason, Some(egg::StopReason::Saturated)),
+        "{:?}",
+        r.stop_reason
+    );
+    assert!(r.iterations.iter().all(|it| !it
+        .applied
+        .contains_key(&egg::Symbol::from("rmsnorm-fold-matmul"))));
+}
+
+#[test]
+fn a_layernorm_bias_folds_only_with_a_constant_layer_bias() {
+    // The residual added after the layer is not its bias: only the matmul folds.
+    let start = "(add (matmul (layernorm %x %g %b 0.00001) %w) %r)";
+    let whole =
+        "(add (matmul (layernorm_nobias %x (expand [8] 1) 0.00001) ?w) (add (matmul %b %w) %r))";
+    assert!(!reaches("x:4x8 g~8 b~8 w~8x16 r:4x16", start, whole));
+    assert!(reaches(
+        "x:4x8 g~8 b~8 w~8x16 r:4x16",
+        start,
+        "(add (add (matmul (layernorm_nobias %x (expand [8] 1) 0.00001) ?w) (matmul %b %w)) %r)"
+    ));
+}
+
 // ---- decompose ----
 
 egg::test_fn! { softmax_decomposes_stably, rules(), runner = runner("x:4x8"),
@@ -374,6 +441,30 @@ const EXAMPLES: &[(&str, &str, &str, &str)] = &[
         "(layernorm_nobias %x (expand [8] 1) 0.00001)",
     ),
     ("layernorm-add-bias", "x:4x8 g:8 b:8", "(add (layernorm_nobias %x %g 0.00001) %b)", "(layernorm %x %g %b 0.00001)"),
+    (
+        "layernorm-fold-linear",
+        NORM_LINEAR,
+        "(add (matmul (layernorm %x %g %b 0.00001) %w) %c)",
+        "(add (matmul (layernorm_nobias %x (expand [8] 1) 0.00001) (mul %w (reshape [8,1] %g))) (add (matmul %b %w) %c))",
+    ),
+    (
+        "layernorm-fold-matmul",
+        NORM_LINEAR,
+        "(matmul (layernorm %x %g %b 0.00001) %w)",
+        "(add (matmul (layernorm_nobias %x (expand [8] 1) 0.00001) (mul %w (reshape [8,1] %g))) (matmul %b %w))",
+    ),
+    (
+        "layernorm-nobias-fold-matmul",
+        NORM_LINEAR,
+        "(matmul (layernorm_nobias %x %g 0.00001) %w)",
+        "(matmul (layernorm_nobias %x (expand [8] 1) 0.00001) (mul %w (reshape [8,1] %g)))",
+    ),
+    (
+        "rmsnorm-fold-matmul",
+        "x:2x4x8 g~8 w~8x16",
+        "(matmul (rmsnorm %x %g 0.00001) %w)",
+        "(matmul (rmsnorm %x (expand [8] 1) 0.00001) (mul %w (reshape [8,1] %g)))",
+    ),
     ("silu", "x:4x8", "(mul %x (sigmoid %x))", "(silu %x)"),
     ("silu-exp", "x:4x8", "(div %x (add (exp (neg %x)) 1))", "(silu %x)"),
     (
@@ -555,6 +646,10 @@ const EXAMPLES: &[(&str, &str, &str, &str)] = &[
 /// The leaves of the attention examples: two heads of 4 queries and keys, head size 8, a mask
 /// and a condition over the scores, a fill value.
 const ATTENTION: &str = "q:2x4x8 kt:2x8x4 v:2x4x8 m:4x4 c:4x4 f=-3";
+
+/// The leaves of the norm-folding examples: a norm over 8 features feeding a constant linear
+/// layer to 16, every parameter's elements different.
+const NORM_LINEAR: &str = "x:4x8 g~8 b~8 w~8x16 c~16";
 
 /// The leaves of the MLP examples: hidden width 16.
 const MLP: &str = "x:4x8 w1:8x16 w3:8x16 b:16 w2:16x8";

@@ -81,6 +81,16 @@ impl TensorData {
         }
     }
 
+    /// The value every element equals, if there is one (bit for bit).
+    pub fn splat(&self) -> Option<f32> {
+        let values = self.to_f32();
+        let first = *values.first()?;
+        values
+            .iter()
+            .all(|v| v.to_bits() == first.to_bits())
+            .then_some(first)
+    }
+
     /// The values as f32, borrowed when they are stored as f32 (integers converted).
     pub fn as_f32(&self) -> Cow<'_, [f32]> {
         match self {

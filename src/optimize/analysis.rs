@@ -14,7 +14,7 @@ use egg::{Analysis, DidMerge, EGraph, Id};
 use crate::graph::{TensorData, TensorType};
 
 use super::language::{Attr, TNode, TOp};
-use super::typing::{infer_enode, splat_of, ClassData, TensorFacts};
+use super::typing::{infer_enode, ClassData, TensorFacts};
 
 /// The e-graph type used throughout the optimizer.
 pub type TGraph = EGraph<TNode, TensorAnalysis>;
@@ -92,7 +92,7 @@ impl TensorAnalysis {
             Some(e) => ClassData::Tensor(TensorFacts {
                 ty: e.ty.clone(),
                 weak: false,
-                splat: e.data.as_deref().and_then(splat_of),
+                splat: e.data.as_deref().and_then(TensorData::splat),
                 constant: e.data.is_some(),
             }),
             None => ClassData::Invalid(format!("`{r}` is not in the table")),

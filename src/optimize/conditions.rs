@@ -5,6 +5,7 @@
 //! | guard | holds when |
 //! |---|---|
 //! | `const(?c, v)` | every element of `?c` is known to equal `v` (relative tolerance 1e-6) |
+//! | `not_const(?c, v)` | `const(?c, v)` does not hold (some element may differ from `v`) |
 //! | `scalar(?c)` | `?c` is a one-element constant with a known value (an `eps`) |
 //! | `last_axis(?ax, ?x)` | `?ax` is the list `[rank(?x) - 1]` |
 //! | `product_last_axis(?ax, ?a, ?b)` | `?ax` is the last axis of the product `?a @ ?b` (both of rank 2 or more) |
@@ -22,6 +23,7 @@
 //! | `?r = compose_perms(?p, ?q)` | the permutation of transposing by `?p` then by `?q` |
 //! | `?s = out_channels(?w)` | the shape `[O, 1, ..., 1]` (rank of `?w`) that broadcasts a per-output-channel vector over conv weights `?w` of shape `[O, ...]` |
 //! | `?s = last_dim(?x)` | the list `[d]`, `d` the size of `?x`'s last axis (the shape of a norm's gamma) |
+//! | `?s = column(?g)` | the shape `[n, 1]`, `n` the element count of `?g` (a vector as a column, which scales the rows of a matrix it multiplies) |
 
 use egg::{Id, Subst, Var};
 
@@ -43,6 +45,8 @@ pub enum Arg {
 pub enum Guard {
     /// `const(?c, v)`.
     Const,
+    /// `not_const(?c, v)`.
+    NotConst,
     /// `scalar(?c)`.
     Scalar,
     /// `last_axis(?ax, ?x)`.
@@ -72,18 +76,21 @@ pub enum Binder {
     OutChannels,
     /// `last_dim(?x)`.
     LastDim,
+    /// `column(?g)`.
+    Column,
 }
 
 /// The kinds of arguments a guard or binder takes: `v` a variable, `n` a number.
 fn signature(name: &str, binding: bool) -> Option<&'static str> {
     Some(match (name, binding) {
-        ("const", false) => "vn",
+        ("const", false) | ("not_const", false) => "vn",
         ("scalar", false)
         | ("float", false)
         | ("constant", false)
         | ("last_axis", true)
         | ("out_channels", true)
-        | ("last_dim", true) => "v",
+        | ("last_dim", true)
+        | ("column", true) => "v",
         ("last_axis", false)
         | ("inverse_perms", false)
         | ("compose_perms", true)
@@ -98,9 +105,9 @@ fn check_args(name: &str, binding: bool, args: &[Arg]) -> Result<(), String> {
     let what = if binding { "binding" } else { "condition" };
     let sig = signature(name, binding).ok_or_else(|| {
         format!(
-            "unknown {what} `{name}` (conditions: const, scalar, last_axis, product_last_axis, \
-             float, constant, inverse_perms, approx; bindings: last_axis, product_last_axis, \
-             compose_perms, out_channels, last_dim)"
+            "unknown {what} `{name}` (conditions: const, not_const, scalar, last_axis, \
+             product_last_axis, float, constant, inverse_perms, approx; bindings: last_axis, \
+             product_last_axis, compose_perms, out_channels, last_dim, column)"
         )
     })?;
     let ok = sig.len() == args.len()
@@ -124,6 +131,7 @@ impl Guard {
         check_args(name, false, args)?;
         Ok(match name {
             "const" => Guard::Const,
+            "not_const" => Guard::NotConst,
             "scalar" => Guard::Scalar,
             "last_axis" => Guard::LastAxis,
             "product_last_axis" => Guard::ProductLastAxis,
@@ -146,14 +154,15 @@ impl Guard {
             Some(Arg::Num(n)) => Some(*n),
             _ => None,
         };
+        let splat_is = |v: f32| {
+            data(0)
+                .and_then(|d| d.tensor())
+                .and_then(|t| t.splat)
+                .is_some_and(|a| (a - v).abs() <= 1e-6 * v.abs() || a == v)
+        };
         match self {
-            Guard::Const => match (
-                data(0).and_then(|d| d.tensor()).and_then(|t| t.splat),
-                number(1),
-            ) {
-                (Some(a), Some(b)) => (a - b).abs() <= 1e-6 * b.abs() || a == b,
-                _ => false,
-            },
+            Guard::Const => number(1).is_some_and(splat_is),
+            Guard::NotConst => number(1).is_some_and(|v| !splat_is(v)),
             Guard::Scalar => data(0).and_then(ClassData::scalar).is_some(),
             Guard::LastAxis => match (data(0), data(1).and_then(|d| d.tensor())) {
                 (Some(ClassData::Attr(Attr::Ints(ax))), Some(t)) => {
@@ -206,6 +215,7 @@ impl Binder {
             "product_last_axis" => Binder::ProductLastAxis,
             "out_channels" => Binder::OutChannels,
             "last_dim" => Binder::LastDim,
+            "column" => Binder::Column,
             _ => Binder::ComposePerms,
         })
     }
@@ -237,6 +247,7 @@ impl Binder {
                 let d = *data(0)?.tensor()?.ty.shape.last()?;
                 Some(Attr::Ints(vec![d]))
             }
+            Binder::Column => Some(Attr::Ints(vec![data(0)?.tensor()?.ty.numel(), 1])),
             Binder::ComposePerms => match (data(0)?, data(1)?) {
                 (ClassData::Attr(Attr::Ints(p)), ClassData::Attr(Attr::Ints(q))) => {
                     compose(p, q).map(Attr::Ints)

@@ -295,9 +295,11 @@ impl CostModel {
             Op::Softmax { .. } => {
                 per_core(t_in, red + add + exp + red + mul) + per_core(t_rows, recip)
             }
-            // mean, subtract, square, mean, normalize, scale, shift | add eps, rsqrt
+            // mean, subtract, square, mean, normalize, scale, shift (with a beta) | add eps,
+            // rsqrt
             Op::LayerNorm { .. } => {
-                per_core(t_in, red + add + mul + red + mul + mul + add)
+                let shift = if inputs.len() > 2 { add } else { 0.0 };
+                per_core(t_in, red + add + mul + red + mul + mul + shift)
                     + per_core(t_rows, add + rsqrt)
             }
             // square, mean, normalize, scale | add eps, rsqrt

@@ -81,16 +81,6 @@ pub fn number(v: f32) -> ClassData {
     })
 }
 
-/// The value every element of `data` equals, if there is one.
-pub fn splat_of(data: &crate::graph::TensorData) -> Option<f32> {
-    let values = data.to_f32();
-    let first = *values.first()?;
-    values
-        .iter()
-        .all(|v| v.to_bits() == first.to_bits())
-        .then_some(first)
-}
-
 fn fold_unary(u: UnaryOp, v: f32) -> Option<f32> {
     match u {
         UnaryOp::Neg => Some(-v),
@@ -181,6 +171,8 @@ fn infer_inner(op: &TOp, kids: &[&ClassData]) -> Result<ClassData, String> {
             .splat
             .zip(y.splat)
             .and_then(|(a, c)| fold_binary(*b, a, c)),
+        // Layout changes keep every value: a splat stays one.
+        (Op::Expand { .. } | Op::Reshape { .. }, [x]) => x.splat,
         _ => None,
     };
     let constant = facts.iter().all(|f| f.constant);

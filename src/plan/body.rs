@@ -760,7 +760,10 @@ impl<'g> BodyBuilder<'g> {
             }
             Op::LayerNorm { eps } => {
                 let x = arg(self, 0)?;
-                let gamma = arg(self, 1)?;
+                let gamma = match ins.get(1) {
+                    Some(&g) if is_ones(self.graph, g) => None,
+                    _ => Some(arg(self, 1)?),
+                };
                 let beta = if ins.len() > 2 {
                     Some(arg(self, 2)?)
                 } else {
@@ -774,26 +777,42 @@ impl<'g> BodyBuilder<'g> {
                 let e = self.scalar(*eps);
                 let ve = self.binary(TtBinary::Add, var, e, &format!("{name}_var_eps"));
                 let r = self.unary(UnaryFn::Rsqrt, ve, &format!("{name}_rstd"));
-                let xn = self.binary(TtBinary::Mul, xc, r, &format!("{name}_normed"));
-                match beta {
-                    Some(b) => {
-                        let g = self.binary(TtBinary::Mul, xn, gamma, &format!("{name}_scaled"));
-                        self.binary(TtBinary::Add, g, b, name)
+                match (gamma, beta) {
+                    (Some(g), Some(b)) => {
+                        let xn = self.binary(TtBinary::Mul, xc, r, &format!("{name}_normed"));
+                        let scaled = self.binary(TtBinary::Mul, xn, g, &format!("{name}_scaled"));
+                        self.binary(TtBinary::Add, scaled, b, name)
                     }
-                    None => self.binary(TtBinary::Mul, xn, gamma, name),
+                    (None, Some(b)) => {
+                        let xn = self.binary(TtBinary::Mul, xc, r, &format!("{name}_normed"));
+                        self.binary(TtBinary::Add, xn, b, name)
+                    }
+                    (Some(g), None) => {
+                        let xn = self.binary(TtBinary::Mul, xc, r, &format!("{name}_normed"));
+                        self.binary(TtBinary::Mul, xn, g, name)
+                    }
+                    (None, None) => self.binary(TtBinary::Mul, xc, r, name),
                 }
             }
             Op::RmsNorm { eps } => {
                 let x = arg(self, 0)?;
-                let gamma = arg(self, 1)?;
+                let gamma = match ins.get(1) {
+                    Some(&g) if is_ones(self.graph, g) => None,
+                    _ => Some(arg(self, 1)?),
+                };
                 let inv_n = 1.0 / self.space.1 as f32;
                 let sq = self.binary(TtBinary::Mul, x, x, &format!("{name}_sq"));
                 let ms = self.reduce(RowReduce::Sum, sq, inv_n, &format!("{name}_ms"));
                 let e = self.scalar(*eps);
                 let me = self.binary(TtBinary::Add, ms, e, &format!("{name}_ms_eps"));
                 let r = self.unary(UnaryFn::Rsqrt, me, &format!("{name}_rrms"));
-                let xn = self.binary(TtBinary::Mul, x, r, &format!("{name}_normed"));
-                self.binary(TtBinary::Mul, xn, gamma, name)
+                match gamma {
+                    Some(g) => {
+                        let xn = self.binary(TtBinary::Mul, x, r, &format!("{name}_normed"));
+                        self.binary(TtBinary::Mul, xn, g, name)
+                    }
+                    None => self.binary(TtBinary::Mul, x, r, name),
+                }
             }
             Op::Where => {
                 let x = where_mask_operand(self.graph, n).ok_or_else(|| {
@@ -910,6 +929,15 @@ fn materialize(body: &Body, outputs: &BTreeSet<usize>) -> Vec<bool> {
         }
     }
     mat
+}
+
+/// Whether node `n` is a constant whose every element is one, looking through views: a norm's
+/// gamma folded into the next layer's weights, which its kernel neither reads nor multiplies.
+fn is_ones(graph: &Graph, n: NodeIndex) -> bool {
+    match &graph.node(resolve(graph, n)).op {
+        Op::Constant(d) => d.splat() == Some(1.0),
+        _ => false,
+    }
 }
 
 /// The value of a scalar constant node, looking through views.

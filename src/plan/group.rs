@@ -511,6 +511,7 @@ pub fn group(
             groups: &mut groups,
             group_of: &mut group_of,
             breaks: &mut breaks,
+            fits,
             cost,
         };
         splits.unchain_where_slower();
@@ -816,6 +817,7 @@ struct Splits<'a> {
     groups: &'a mut Vec<Group>,
     group_of: &'a mut BTreeMap<NodeIndex, usize>,
     breaks: &'a mut Vec<FusionBreak>,
+    fits: &'a dyn Fn(&Group) -> Result<(), BreakReason>,
     cost: &'a dyn Fn(&Group) -> Option<f64>,
 }
 
@@ -824,7 +826,7 @@ impl Splits<'_> {
     /// product and its epilogue run on the few whole-row blocks of the kernel they join, which
     /// can cost more than the launch and DRAM round trip they save. Works from each kernel's
     /// last chained product back; the split-off product starts a matmul kernel with its
-    /// epilogue.
+    /// epilogue, and takes back the elementwise kernel after it ([`Self::absorb_epilogue`]).
     fn unchain_where_slower(&mut self) {
         let graph = self.graph;
         for gi in 0..self.groups.len() {
@@ -837,11 +839,72 @@ impl Splits<'_> {
                     .map(|i| i + 1)
             } {
                 let tail = matmul_group(graph, self.groups[gi].nodes[at], FusionMode::Fused);
+                let ti = self.groups.len();
                 if !self.where_slower(gi, at, tail.kind, tail.space) {
                     break;
                 }
+                self.absorb_epilogue(ti);
             }
         }
+    }
+
+    /// Gives matmul kernel `ti`, a product just split off a kernel it was chained into, the
+    /// elementwise kernel that starts at its product's only consumer. The first pass may have
+    /// cut that epilogue off for the budget of the kernel the product then belonged to (its
+    /// bias and residual, say); apart from that kernel it may fit. Merges when every op joins,
+    /// the merged kernel fits, and the estimate finds it no slower than the two apart.
+    fn absorb_epilogue(&mut self, ti: usize) {
+        let graph = self.graph;
+        let t = &self.groups[ti];
+        let Some(&last) = t.nodes.last() else {
+            return;
+        };
+        let (users, is_out) = real_users(graph, last);
+        let ([u], false) = (users.as_slice(), is_out) else {
+            return;
+        };
+        let Some(&ei) = self.group_of.get(u) else {
+            return;
+        };
+        let e = &self.groups[ei];
+        if ei == ti
+            || e.kind != GroupKind::Body
+            || e.nodes.first() != Some(u)
+            || is_rowwise_group(graph, e)
+            || can_join(graph, t, *u, last, role(graph, *u, FusionMode::Fused)).is_err()
+        {
+            return;
+        }
+        // The grouping as it would be, so that only the merged kernel's outside inputs are
+        // checked for a cycle.
+        let mut groups = self.groups.clone();
+        let mut group_of = self.group_of.clone();
+        groups[ti].nodes.extend(&e.nodes);
+        groups[ei].nodes.clear();
+        for &n in &e.nodes {
+            group_of.insert(n, ti);
+        }
+        let merged = &groups[ti];
+        if merged
+            .nodes
+            .iter()
+            .any(|&n| no_kernel_cycle(graph, &groups, &group_of, ti, n).is_err())
+            || (self.fits)(merged).is_err()
+        {
+            return;
+        }
+        let cost = self.cost;
+        let (Some(one), Some(a), Some(b)) = (cost(merged), cost(t), cost(e)) else {
+            return;
+        };
+        if one > a + b {
+            return;
+        }
+        let (producer, consumer) = (&graph.node(last).name, &graph.node(*u).name);
+        self.breaks
+            .retain(|b| !(&b.producer == producer && &b.consumer == consumer));
+        *self.groups = groups;
+        *self.group_of = group_of;
     }
 
     /// Splits matmul kernels before their first row-wise epilogue op where the two kernels
