@@ -109,3 +109,56 @@ fn kernels_have_one_compute_and_two_data_movement_threads_and_unique_names() {
         }
     }
 }
+
+/// Block-argument ops (reduce, matmul, broadcast, transpose) as they are printed.
+const BLOCK_OPS: [&str; 5] = [
+    "ttl.math.reduce_",
+    "ttl.math.matmul(",
+    "ttl.math.broadcast(",
+    "ttl.transpose(",
+    "ttl.math.transpose(",
+];
+
+#[test]
+fn an_inline_broadcast_is_the_first_op_of_its_stage() {
+    // The guide fuses an op taking a block argument only as the first op of a chain: a
+    // broadcast computed inside the stage that uses it is bound first, and nothing else in that
+    // stage takes a block.
+    let (mut inline, mut stored) = (0, 0);
+    for (tag, c) in all_programs() {
+        for k in &c.program.kernels {
+            let text = print_kernel(k);
+            let lines: Vec<&str> = text.lines().map(str::trim).collect();
+            for (i, line) in lines.iter().enumerate() {
+                if line.contains(".store(ttl.math.broadcast(") {
+                    stored += 1;
+                }
+                let bound = line.contains(" = ttl.math.broadcast(") && !line.contains(".store(");
+                if !bound {
+                    continue;
+                }
+                inline += 1;
+                let before = lines[i - 1];
+                assert!(
+                    before.starts_with("with ") && before.ends_with(':'),
+                    "{tag} {}: the broadcast is not its stage's first op:\n{before}\n{line}",
+                    k.name
+                );
+                // The stage's other statements: locals, then its store.
+                let end = (i + 1..lines.len())
+                    .find(|&j| lines[j].contains(".store("))
+                    .expect("a stage ends with its store");
+                for rest in &lines[i + 1..=end] {
+                    assert!(
+                        !BLOCK_OPS.iter().any(|op| rest.contains(op)),
+                        "{tag} {}: another block op shares the broadcast's stage:\n{line}\n{rest}",
+                        k.name
+                    );
+                }
+            }
+        }
+    }
+    // The norms' last stage scales by the inverse deviation and gamma and shifts by beta: one
+    // of its three broadcasts is inline, the others have stages of their own.
+    assert!(inline > 0 && stored > 0, "{inline} inline, {stored} stored");
+}

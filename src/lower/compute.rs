@@ -435,11 +435,20 @@ impl Stage<'_> {
             ValueOp::Broadcast => {
                 let from = body.values[value.args[0]].class;
                 let x = self.expr(value.args[0]);
-                math_dims(
+                let e = math_dims(
                     "broadcast",
                     vec![x, name(&self.out)],
                     &from.broadcast_dims(value.class),
-                )
+                );
+                if u == self.root {
+                    e
+                } else {
+                    // Inline, it is the stage's first op (its operand is a waited block).
+                    let local = value.stem.clone();
+                    self.locals.insert(0, assign(&local, e));
+                    self.memo.insert(u, local.clone());
+                    return name(&local);
+                }
             }
             ValueOp::Product => {
                 let (a, b) = (self.expr(value.args[0]), self.expr(value.args[1]));

@@ -4,9 +4,11 @@
 //! TT-Lang (`ttl.math.exp`, `+`, `ttl.math.reduce_max(..., dims=[0])`, `ttl.math.broadcast`),
 //! each with a [`Class`] saying which part of the kernel's iteration space it covers. Composite
 //! ops (softmax, norms, GELU) expand here. Values that must live in a circular buffer (reads
-//! from DRAM, reductions, broadcasts and their operands, outputs, values needed by several
-//! stages) are marked *materialized*; every other value is computed inline in the expression of
-//! the materialized value that uses it.
+//! from DRAM, reductions and their operands, a broadcast's operand, outputs, values needed by
+//! several stages) are marked *materialized*; every other value is computed inline in the
+//! expression of the materialized value that uses it. A broadcast is computed inline too, as the
+//! first op of the one stage that uses it (the guide's fusion with broadcast), when that stage
+//! writes a block of its shape and takes no other block-argument op.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -897,10 +899,11 @@ fn materialize(body: &Body, outputs: &BTreeSet<usize>) -> Vec<bool> {
     for (i, v) in body.values.iter().enumerate() {
         match v.op {
             ValueOp::Load(_) | ValueOp::MatMul | ValueOp::Copy => mat[i] = true,
-            ValueOp::Reduce(_) | ValueOp::Broadcast | ValueOp::Product => {
+            ValueOp::Reduce(_) | ValueOp::Product => {
                 mat[i] = true;
                 mat[v.args[0]] = true;
             }
+            ValueOp::Broadcast => mat[v.args[0]] = true,
             _ => {}
         }
         if outputs.contains(&i) {
@@ -928,7 +931,37 @@ fn materialize(body: &Body, outputs: &BTreeSet<usize>) -> Vec<bool> {
             roots[i] = r;
         }
     }
+    fuse_broadcasts(body, &mut mat, &roots);
     mat
+}
+
+/// Materializes the inline broadcasts that cannot be the first op of their stage (TT-Lang fuses
+/// an op taking a block argument only as a chain's first op): one whose stage writes a block of
+/// another shape (its `out` argument gives the broadcast's shape), whose stage is itself a
+/// reduction, product or broadcast, or that is not the first inline broadcast of its stage.
+fn fuse_broadcasts(body: &Body, mat: &mut [bool], roots: &[BTreeSet<usize>]) {
+    let mut fused: BTreeSet<usize> = BTreeSet::new();
+    for (i, v) in body.values.iter().enumerate() {
+        if mat[i] || !matches!(v.op, ValueOp::Broadcast) {
+            continue;
+        }
+        let stage = roots[i].first().copied();
+        let fits = stage.is_some_and(|r| {
+            let root = &body.values[r];
+            root.class == v.class
+                && !matches!(
+                    root.op,
+                    ValueOp::Reduce(_) | ValueOp::Product | ValueOp::Broadcast
+                )
+                && !fused.contains(&r)
+        });
+        match stage.filter(|_| fits) {
+            Some(r) => {
+                fused.insert(r);
+            }
+            None => mat[i] = true,
+        }
+    }
 }
 
 /// Whether node `n` is a constant whose every element is one, looking through views: a norm's
