@@ -56,10 +56,10 @@ fn gpt2_block_norms_fuse_into_the_projections_after_them_over_the_grid() {
     // the attention projection and residual before the second norm) for a chunk of columns.
     let (_, _, c) = compiled("gpt2_block");
     let kernels = &c.fused.plan.kernels;
-    // c_attn is found by its bias add (its product, which takes ln_1's gamma, is a new node);
-    // c_fc is the hidden layer of the MLP composite (`mlp-bias-gelu`) ending at c_proj.
+    // c_attn's product takes ln_1's gamma, so the e-graph built it anew; it is named after its
+    // bias add. c_fc is the hidden layer of the MLP composite (`mlp-bias-gelu`) ending at c_proj.
     for proj in [
-        "/attn/c_attn/Gemm_output_0",
+        "/attn/c_attn/Gemm_output_0/matmul",
         "/c_proj/Gemm_output_0/matmul/hidden",
     ] {
         let k = kernels

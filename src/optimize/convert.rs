@@ -155,6 +155,7 @@ pub fn build_named(
         consts: BTreeMap::new(),
         used: BTreeSet::new(),
         visiting: BTreeSet::new(),
+        generated: BTreeSet::new(),
     };
     for k in &loaded.input_keys {
         let entry = &egraph.analysis.table[k];
@@ -168,6 +169,7 @@ pub fn build_named(
         let idx = b.node(egraph.find(*id))?;
         b.graph.outputs.push((name.clone(), idx));
     }
+    name_after_consumers(&mut b.graph, &b.generated, &mut b.used);
     let class_nodes = b
         .done
         .iter()
@@ -185,6 +187,42 @@ struct Builder<'a> {
     consts: BTreeMap<(u32, DType), NodeIndex>,
     used: BTreeSet<String>,
     visiting: BTreeSet<Id>,
+    /// Op nodes whose e-class had no node of the input graph to take a name from.
+    generated: BTreeSet<NodeIndex>,
+}
+
+/// Renames each op node in `generated` (named `matmul_7` for want of an input node behind it)
+/// after the first of its consumers that has a name of its own, as a path below it: a folded
+/// product feeding `/attn/c_attn/Gemm_output_0` becomes `/attn/c_attn/Gemm_output_0/matmul`.
+/// Consumers go first (reverse topological order), so a chain of new nodes nests; a name
+/// already taken leaves the node as it is.
+fn name_after_consumers(
+    graph: &mut Graph,
+    generated: &BTreeSet<NodeIndex>,
+    used: &mut BTreeSet<String>,
+) {
+    let mut renamed = BTreeSet::new();
+    for n in graph.topo_order().into_iter().rev() {
+        if !generated.contains(&n) {
+            continue;
+        }
+        let Some(user) = graph
+            .users_of(n)
+            .into_iter()
+            .find(|u| !generated.contains(u) || renamed.contains(u))
+        else {
+            continue;
+        };
+        let name = format!(
+            "{}/{}",
+            graph.node(user).name,
+            graph.node(n).op.name().to_lowercase()
+        );
+        if used.insert(name.clone()) {
+            graph.dag[n].name = name;
+            renamed.insert(n);
+        }
+    }
 }
 
 impl Builder<'_> {
@@ -291,7 +329,12 @@ impl Builder<'_> {
                     inputs.push(input);
                 }
                 let name = self.fresh_name(Some(id), &g.op.name().to_lowercase());
-                self.graph.add(name, g.op, ty, &inputs)
+                let generated = self.names.get(&id) != Some(&name);
+                let idx = self.graph.add(name, g.op, ty, &inputs);
+                if generated {
+                    self.generated.insert(idx);
+                }
+                idx
             }
         };
         self.visiting.remove(&id);
