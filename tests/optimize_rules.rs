@@ -300,6 +300,20 @@ fn norms_fold_only_into_constant_layers_and_only_once() {
 }
 
 #[test]
+fn a_layernorm_bias_folds_only_into_a_matrix() {
+    // Batched weights, as many batches as rows: b @ w has a row per batch, which added to the
+    // [4, 4, 16] product would land on its rows, not its batches. Only gamma may fold.
+    let decl = "x:4x8 g~8 b~8 w~4x8x16";
+    let start = "(matmul (layernorm %x %g %b 0.00001) %w)";
+    assert!(!reaches(decl, start, "(add ?p (matmul %b %w))"));
+    assert!(reaches(
+        "x:4x8 g~8 b~8 w~8x16",
+        start,
+        "(add ?p (matmul %b %w))"
+    ));
+}
+
+#[test]
 fn a_layernorm_bias_folds_only_with_a_constant_layer_bias() {
     // The residual added after the layer is not its bias: only the matmul folds.
     let start = "(add (matmul (layernorm %x %g %b 0.00001) %w) %r)";

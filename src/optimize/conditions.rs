@@ -10,6 +10,7 @@
 //! | `last_axis(?ax, ?x)` | `?ax` is the list `[rank(?x) - 1]` |
 //! | `product_last_axis(?ax, ?a, ?b)` | `?ax` is the last axis of the product `?a @ ?b` (both of rank 2 or more) |
 //! | `float(?x)` | `?x` is a floating-point tensor |
+//! | `matrix(?x)` | `?x` is a tensor of rank 2 |
 //! | `constant(?x)` | `?x` is computable from constants alone (folded after extraction) |
 //! | `inverse_perms(?p, ?q)` | transposing by `?p` then by `?q` is the identity |
 //! | `approx()` | the options allow approximate rewrites (`OptimizeOptions::approximate`) |
@@ -55,6 +56,8 @@ pub enum Guard {
     ProductLastAxis,
     /// `float(?x)`.
     Float,
+    /// `matrix(?x)`.
+    Matrix,
     /// `constant(?x)`.
     Constant,
     /// `inverse_perms(?p, ?q)`.
@@ -86,6 +89,7 @@ fn signature(name: &str, binding: bool) -> Option<&'static str> {
         ("const", false) | ("not_const", false) => "vn",
         ("scalar", false)
         | ("float", false)
+        | ("matrix", false)
         | ("constant", false)
         | ("last_axis", true)
         | ("out_channels", true)
@@ -106,7 +110,7 @@ fn check_args(name: &str, binding: bool, args: &[Arg]) -> Result<(), String> {
     let sig = signature(name, binding).ok_or_else(|| {
         format!(
             "unknown {what} `{name}` (conditions: const, not_const, scalar, last_axis, \
-             product_last_axis, float, constant, inverse_perms, approx; bindings: last_axis, \
+             product_last_axis, float, matrix, constant, inverse_perms, approx; bindings: last_axis, \
              product_last_axis, compose_perms, out_channels, last_dim, column)"
         )
     })?;
@@ -136,6 +140,7 @@ impl Guard {
             "last_axis" => Guard::LastAxis,
             "product_last_axis" => Guard::ProductLastAxis,
             "float" => Guard::Float,
+            "matrix" => Guard::Matrix,
             "constant" => Guard::Constant,
             "inverse_perms" => Guard::InversePerms,
             _ => Guard::Approx,
@@ -179,6 +184,9 @@ impl Guard {
             Guard::Float => data(0)
                 .and_then(|d| d.tensor())
                 .is_some_and(|t| t.ty.dtype.is_float()),
+            Guard::Matrix => data(0)
+                .and_then(|d| d.tensor())
+                .is_some_and(|t| t.ty.shape.len() == 2),
             Guard::Constant => data(0).and_then(|d| d.tensor()).is_some_and(|t| t.constant),
             Guard::InversePerms => match (data(0), data(1)) {
                 (Some(ClassData::Attr(Attr::Ints(p))), Some(ClassData::Attr(Attr::Ints(q)))) => {
