@@ -83,7 +83,7 @@ impl TensorData {
 
     /// The value every element equals, if there is one (bit for bit).
     pub fn splat(&self) -> Option<f32> {
-        let values = self.to_f32();
+        let values = self.as_f32();
         let first = *values.first()?;
         values
             .iter()

@@ -513,6 +513,17 @@ impl<'g> BodyBuilder<'g> {
         self.push(ValueOp::Unary(f), vec![a], class, stem)
     }
 
+    /// `x` through `ops` in order, each `(op, right operand, stem)`: every intermediate value
+    /// is named by its stem, the last by `name` (a norm's optional scale and shift).
+    fn chain(&mut self, x: usize, ops: &[(TtBinary, usize, String)], name: &str) -> usize {
+        let mut v = x;
+        for (i, (f, operand, stem)) in ops.iter().enumerate() {
+            let stem = if i + 1 == ops.len() { name } else { stem };
+            v = self.binary(*f, v, *operand, stem);
+        }
+        v
+    }
+
     fn binary(&mut self, f: TtBinary, a: usize, b: usize, stem: &str) -> usize {
         let class = Class::join(self.body.values[a].class, self.body.values[b].class);
         let a = self.widen(a, class);
@@ -779,22 +790,10 @@ impl<'g> BodyBuilder<'g> {
                 let e = self.scalar(*eps);
                 let ve = self.binary(TtBinary::Add, var, e, &format!("{name}_var_eps"));
                 let r = self.unary(UnaryFn::Rsqrt, ve, &format!("{name}_rstd"));
-                match (gamma, beta) {
-                    (Some(g), Some(b)) => {
-                        let xn = self.binary(TtBinary::Mul, xc, r, &format!("{name}_normed"));
-                        let scaled = self.binary(TtBinary::Mul, xn, g, &format!("{name}_scaled"));
-                        self.binary(TtBinary::Add, scaled, b, name)
-                    }
-                    (None, Some(b)) => {
-                        let xn = self.binary(TtBinary::Mul, xc, r, &format!("{name}_normed"));
-                        self.binary(TtBinary::Add, xn, b, name)
-                    }
-                    (Some(g), None) => {
-                        let xn = self.binary(TtBinary::Mul, xc, r, &format!("{name}_normed"));
-                        self.binary(TtBinary::Mul, xn, g, name)
-                    }
-                    (None, None) => self.binary(TtBinary::Mul, xc, r, name),
-                }
+                let mut tail = vec![(TtBinary::Mul, r, format!("{name}_normed"))];
+                tail.extend(gamma.map(|g| (TtBinary::Mul, g, format!("{name}_scaled"))));
+                tail.extend(beta.map(|b| (TtBinary::Add, b, String::new())));
+                self.chain(xc, &tail, name)
             }
             Op::RmsNorm { eps } => {
                 let x = arg(self, 0)?;
@@ -808,13 +807,9 @@ impl<'g> BodyBuilder<'g> {
                 let e = self.scalar(*eps);
                 let me = self.binary(TtBinary::Add, ms, e, &format!("{name}_ms_eps"));
                 let r = self.unary(UnaryFn::Rsqrt, me, &format!("{name}_rrms"));
-                match gamma {
-                    Some(g) => {
-                        let xn = self.binary(TtBinary::Mul, x, r, &format!("{name}_normed"));
-                        self.binary(TtBinary::Mul, xn, g, name)
-                    }
-                    None => self.binary(TtBinary::Mul, x, r, name),
-                }
+                let mut tail = vec![(TtBinary::Mul, r, format!("{name}_normed"))];
+                tail.extend(gamma.map(|g| (TtBinary::Mul, g, String::new())));
+                self.chain(x, &tail, name)
             }
             Op::Where => {
                 let x = where_mask_operand(self.graph, n).ok_or_else(|| {

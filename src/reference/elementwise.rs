@@ -207,20 +207,14 @@ pub fn cast(x: &TensorData, to: DType) -> TensorData {
 /// Broadcast `a == b`, as 0/1 integers.
 pub fn equal(op: &Op, inputs: &[&TensorData], out: &TensorType) -> Result<TensorData, RefError> {
     let [x, y] = two(op, inputs)?;
-    let mx = broadcast_map(x.shape(), &out.shape);
-    let my = broadcast_map(y.shape(), &out.shape);
+    let pairs = broadcast_pairs(x.shape(), y.shape(), &out.shape);
     let values = match (x, y) {
-        (TensorData::I64 { values: a, .. }, TensorData::I64 { values: b, .. }) => mx
-            .iter()
-            .zip(&my)
-            .map(|(&i, &j)| i64::from(a[i] == b[j]))
-            .collect(),
+        (TensorData::I64 { values: a, .. }, TensorData::I64 { values: b, .. }) => {
+            pairs.map(|(i, j)| i64::from(a[i] == b[j])).collect()
+        }
         _ => {
-            let (a, b) = (x.to_f32(), y.to_f32());
-            mx.iter()
-                .zip(&my)
-                .map(|(&i, &j)| i64::from(a[i] == b[j]))
-                .collect()
+            let (a, b) = (x.as_f32(), y.as_f32());
+            pairs.map(|(i, j)| i64::from(a[i] == b[j])).collect()
         }
     };
     Ok(TensorData::i64(out.shape.clone(), values))
