@@ -132,9 +132,7 @@ pub fn binary(
     let pairs = broadcast_pairs(x.shape(), y.shape(), &out.shape);
     if out.dtype.is_float() {
         let (xv, yv) = (x.as_f32(), y.as_f32());
-        // Sized up front: a flattened walk gives no size hint, and a folded weight is large.
-        let mut values = Vec::with_capacity(out.numel());
-        values.extend(pairs.map(|(i, j)| binary_f32(b, xv[i], yv[j])));
+        let values = pairs.map(|(i, j)| binary_f32(b, xv[i], yv[j])).collect();
         Ok(TensorData::f32(out.shape.clone(), values))
     } else {
         let (xv, yv) = (x.to_i64(), y.to_i64());

@@ -54,19 +54,60 @@ pub fn broadcast_map(in_shape: &[usize], out_shape: &[usize]) -> Vec<usize> {
 
 /// The flat positions of `x` and `y` read for each element of `out_shape` in row-major order,
 /// both broadcast to it. Walks row by row (rows along the last axis), so only one start per row
-/// is precomputed, not one position per element.
-pub fn broadcast_pairs(
-    x: &[usize],
-    y: &[usize],
-    out_shape: &[usize],
-) -> impl Iterator<Item = (usize, usize)> {
-    let len = out_shape.last().copied().unwrap_or(1);
-    let (xs, x_step) = row_starts(x, out_shape);
-    let (ys, y_step) = row_starts(y, out_shape);
-    xs.into_iter()
-        .zip(ys)
-        .flat_map(move |(a, b)| (0..len).map(move |k| (a + k * x_step, b + k * y_step)))
+/// is precomputed, not one position per element; its exact length lets `collect` allocate once.
+pub fn broadcast_pairs(x: &[usize], y: &[usize], out_shape: &[usize]) -> BroadcastPairs {
+    let (x_rows, x_step) = row_starts(x, out_shape);
+    let (y_rows, y_step) = row_starts(y, out_shape);
+    BroadcastPairs {
+        x_rows,
+        y_rows,
+        steps: (x_step, y_step),
+        len: out_shape.last().copied().unwrap_or(1),
+        row: 0,
+        k: 0,
+        left: out_shape.iter().product(),
+    }
 }
+
+/// The iterator of [`broadcast_pairs`].
+pub struct BroadcastPairs {
+    x_rows: Vec<usize>,
+    y_rows: Vec<usize>,
+    steps: (usize, usize),
+    len: usize,
+    /// The next element's output row and position along it.
+    row: usize,
+    k: usize,
+    /// Elements still to come.
+    left: usize,
+}
+
+impl Iterator for BroadcastPairs {
+    type Item = (usize, usize);
+
+    fn next(&mut self) -> Option<(usize, usize)> {
+        if self.left == 0 {
+            return None;
+        }
+        let (row, k) = (self.row, self.k);
+        self.k += 1;
+        if self.k == self.len {
+            self.row += 1;
+            self.k = 0;
+        }
+        self.left -= 1;
+        Some((
+            self.x_rows[row] + k * self.steps.0,
+            self.y_rows[row] + k * self.steps.1,
+        ))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for BroadcastPairs {}
 
 /// The flat start of each output row's source when `in_shape` is broadcast to `out_shape`, and
 /// the step along a row (0 when the last axis is broadcast).
@@ -108,7 +149,9 @@ mod tests {
                 .into_iter()
                 .zip(broadcast_map(y, out))
                 .collect();
-            let got: Vec<(usize, usize)> = broadcast_pairs(x, y, out).collect();
+            let pairs = broadcast_pairs(x, y, out);
+            assert_eq!(pairs.len(), want.len(), "{x:?} and {y:?} to {out:?}");
+            let got: Vec<(usize, usize)> = pairs.collect();
             assert_eq!(got, want, "{x:?} and {y:?} to {out:?}");
         }
     }
