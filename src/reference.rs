@@ -192,8 +192,13 @@ pub fn eval_op(op: &Op, inputs: &[&TensorData], out: &TensorType) -> Result<Tens
             pads,
             dilation,
             groups,
+            pixels: None,
             ..
         } => nn::conv(op, inputs, *stride, *pads, *dilation, *groups, out),
+        Op::Conv {
+            pixels: Some(image),
+            ..
+        } => nn::conv_pixels(op, inputs, *image, out),
         Op::BatchNorm { eps } => nn::batch_norm(op, inputs, *eps),
         Op::Im2Col {
             image,

@@ -3,7 +3,7 @@
 //! block (head-split reshapes and transposes, the rotate-half slices and concatenations), the
 //! fused ResNet block (convolutions with BatchNorm folded in, the first with its ReLU fused),
 //! the conv/pool op model (strided, dilated, grouped and asymmetrically padded convolutions, max
-//! and average pools) and an im2col that no matmul gathers. Needs python3; numpy comes from
+//! and average pools), an im2col that no matmul gathers and a convolution of pixel matrices. Needs python3; numpy comes from
 //! python3 when it has it, else from a virtual environment the test makes under the target
 //! directory.
 
@@ -185,6 +185,7 @@ fn host_ops_py_matches_the_runtime_on_every_fallback_step() {
     ops.extend(check_host_steps("models/resnet_block/model.onnx", true));
     ops.extend(check_host_steps("models/ops/conv_pool/model.onnx", true));
     ops.extend(im2col_host_step());
+    ops.extend(pixel_conv_host_step());
     for want in [
         "ttnn.reshape",
         "ttnn.transpose",
@@ -201,6 +202,38 @@ fn host_ops_py_matches_the_runtime_on_every_fallback_step() {
             "no {want} step was checked: {ops:?}"
         );
     }
+}
+
+/// A TTNN convolution of pixel matrices (as the convolutions between matmul kernels in a
+/// pixel-major region run): two 10x12 images of 32 channels, stride 2, a bias and a fused ReLU.
+fn pixel_conv_host_step() -> Vec<String> {
+    let mut b = GraphBuilder::new();
+    let x = b.input("x", TensorType::new(vec![2 * 10 * 12, 32], DType::F32));
+    let weights = |shape: Vec<usize>, seed: usize| {
+        let n: usize = shape.iter().product();
+        let values = (0..n)
+            .map(|i| ((i * 7 + seed) % 13) as f32 * 0.02 - 0.1)
+            .collect();
+        Op::Constant(std::sync::Arc::new(TensorData::F32 { shape, values }))
+    };
+    let w = b.add("w", weights(vec![64, 32, 3, 3], 1), &[]).unwrap();
+    let bias = b.add("bias", weights(vec![64], 5), &[]).unwrap();
+    let op = Op::Conv {
+        kernel: [3, 3],
+        stride: [2, 2],
+        pads: [1; 4],
+        dilation: [1, 1],
+        groups: 1,
+        relu: true,
+        pixels: Some([2, 10, 12]),
+    };
+    let y = b.add("y", op, &[x, w, bias]).unwrap();
+    let graph = b.finish(vec![("y".into(), y)]);
+    let device = Device::load("wormhole_b0").unwrap();
+    let lowered = compile(&graph, &device, FusionMode::Fused).unwrap();
+    let ops = check_program_host_steps(&graph, &lowered, "pixel-conv");
+    assert_eq!(ops, ["ttnn.conv_relu"]);
+    ops
 }
 
 /// An im2col that no matmul reads (its matrix is an output) runs on the host: with two images,

@@ -466,6 +466,7 @@ fn conv_program_matches_numpy() {
             dilation: [1, 1],
             groups: 1,
             relu: false,
+            pixels: None,
         }
     );
 }

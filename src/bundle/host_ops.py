@@ -257,9 +257,17 @@ def apply(op, arrays, out_shape):
         return _layer_norm(a[0], a[1], a[2] if len(a) > 2 else None, p["eps"])
     if kind == "Conv":
         bias = a[2] if len(a) > 2 else None
-        y = _conv(a[0], a[1], bias, p["kernel"], p["stride"], p["pads"], p["dilation"], p["groups"])
+        x = a[0]
+        if p.get("pixels"):
+            # Pixel-major in and out ([n * h * w, c]), as TTNN conv2d reads and writes.
+            n, h, w = p["pixels"]
+            x = x.reshape(n, h, w, -1).transpose(0, 3, 1, 2)
+        y = _conv(x, a[1], bias, p["kernel"], p["stride"], p["pads"], p["dilation"], p["groups"])
         # TTNN conv2d's fused activation="relu".
-        return UNARY["Relu"](y) if p.get("relu", False) else y
+        y = UNARY["Relu"](y) if p.get("relu", False) else y
+        if p.get("pixels"):
+            y = y.transpose(0, 2, 3, 1).reshape(out_shape)
+        return y
     if kind == "Im2Col":
         return _im2col(a[0], p["image"], p["kernel"], p["stride"], p["pads"], p["dilation"], out_shape)
     if kind == "BatchNorm":

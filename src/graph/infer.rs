@@ -370,15 +370,32 @@ pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, ShapeError> 
             pads,
             dilation,
             groups,
+            pixels,
             ..
         } => {
             arity(op, inputs, 2, 3)?;
-            let (x, w) = (&inputs[0].shape, &inputs[1].shape);
-            if x.len() != 4 || w.len() != 4 {
-                return Err(invalid(
-                    op,
-                    format!("expects NCHW input and OIHW weights, got {x:?} and {w:?}"),
-                ));
+            let (given, w) = (&inputs[0].shape, &inputs[1].shape);
+            // The NCHW shape of the input images.
+            let x = match (pixels, given.as_slice()) {
+                (None, [_, _, _, _]) => given.clone(),
+                (Some([n, h, wd]), &[p, c]) if p == n * h * wd => vec![*n, c, *h, *wd],
+                (Some([n, h, wd]), _) => {
+                    return Err(invalid(
+                        op,
+                        format!(
+                            "expects a [{n} * {h} * {wd}, channels] pixel matrix, got {given:?}"
+                        ),
+                    ))
+                }
+                (None, _) => {
+                    return Err(invalid(
+                        op,
+                        format!("expects NCHW input and OIHW weights, got {given:?} and {w:?}"),
+                    ))
+                }
+            };
+            if w.len() != 4 {
+                return Err(invalid(op, format!("expects OIHW weights, got {w:?}")));
             }
             let g = *groups;
             if g == 0
@@ -406,7 +423,11 @@ pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, ShapeError> 
             let wd = window_len(x[3], pads[1] + pads[3], kernel[1], stride[1], dilation[1]);
             match (h, wd) {
                 (Some(h), Some(wd)) => {
-                    Ok(TensorType::new(vec![x[0], w[0], h, wd], inputs[0].dtype))
+                    let shape = match pixels {
+                        Some(_) => vec![x[0] * h * wd, w[0]],
+                        None => vec![x[0], w[0], h, wd],
+                    };
+                    Ok(TensorType::new(shape, inputs[0].dtype))
                 }
                 _ => Err(invalid(
                     op,
@@ -537,16 +558,43 @@ mod tests {
         );
     }
 
-    #[test]
-    fn conv_and_pool_windows() {
-        let conv = Op::Conv {
+    /// A 3x3 convolution with stride 2 and padding 1, of NCHW or pixel-major images.
+    fn conv3x3_stride2(pixels: Option<[usize; 3]>) -> Op {
+        Op::Conv {
             kernel: [3, 3],
             stride: [2, 2],
             pads: [1, 1, 1, 1],
             dilation: [1, 1],
             groups: 1,
             relu: false,
-        };
+            pixels,
+        }
+    }
+
+    #[test]
+    fn a_pixel_major_convolution_maps_pixel_matrices() {
+        let conv = conv3x3_stride2;
+        // Two 32x32 images of 64 channels: 2048 pixel rows in, 2 * 16 * 16 out.
+        let t = infer(
+            &conv(Some([2, 32, 32])),
+            &[&f(&[2048, 64]), &f(&[8, 64, 3, 3])],
+        );
+        assert_eq!(t.unwrap().shape, vec![512, 8]);
+        let wrong_rows = infer(
+            &conv(Some([2, 32, 32])),
+            &[&f(&[1024, 64]), &f(&[8, 64, 3, 3])],
+        );
+        assert!(wrong_rows.unwrap_err().to_string().contains("pixel matrix"));
+        let wrong_channels = infer(
+            &conv(Some([2, 32, 32])),
+            &[&f(&[2048, 32]), &f(&[8, 64, 3, 3])],
+        );
+        assert!(wrong_channels.is_err());
+    }
+
+    #[test]
+    fn conv_and_pool_windows() {
+        let conv = conv3x3_stride2(None);
         let t = infer(&conv, &[&f(&[1, 3, 32, 32]), &f(&[8, 3, 3, 3])]).unwrap();
         assert_eq!(t.shape, vec![1, 8, 16, 16]);
         let pool = Op::Pool {

@@ -228,6 +228,7 @@ pub enum Op {
     /// 2-D convolution, NCHW input, OIHW weights, optional bias input, and optionally a ReLU
     /// of the result: TTNN's `conv2d` applies it in its packer (`activation="relu"`), so a
     /// convolution, its bias (or a folded BatchNorm) and the ReLU after it are one TTNN op.
+    /// With `pixels`, the input and output are pixel-major matrices instead.
     Conv {
         /// Kernel height and width.
         kernel: [usize; 2],
@@ -242,6 +243,11 @@ pub enum Op {
         /// Whether the result passes through a ReLU.
         #[serde(default)]
         relu: bool,
+        /// `Some([n, h, w])`: the input is the pixel-major matrix `[n * h * w, c]` of those
+        /// images and the output the pixel-major `[n * oh * ow, o]`, the layout TTNN's
+        /// `conv2d` itself reads and writes (see [`Op::Im2Col`]); `None`: NCHW in and out.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pixels: Option<[usize; 3]>,
     },
     /// The im2col matrix of a pixel-major image batch, the form in which a convolution is a
     /// matmul: input `[n * h * w, c]` (row `(b, y, x)` holds pixel `(y, x)` of image `b`),

@@ -198,6 +198,7 @@ mod tests {
                 dilation: [1, 1],
                 groups: 1,
                 relu: false,
+                pixels: None,
             },
             input_shapes: vec![vec![1, 32, 16, 16], vec![64, 32, 3, 3]],
             output_shape: vec![1, 64, 16, 16],

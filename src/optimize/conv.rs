@@ -13,8 +13,13 @@
 //! plain matmul. Of the others, only convolutions whose im2col a matmul kernel gathers with
 //! whole-tile reads are rewritten (any other would trade one TTNN convolution for a host
 //! im2col). Either is rewritten only where the cost model finds the matmul kernel cheaper than
-//! the TTNN convolution (`kernel_is_cheaper`): a gathering kernel re-reads every pixel tile per
-//! window offset, which costs more than it saves on large images.
+//! the TTNN convolution (`kernel_saving`), counting the elementwise kernel it absorbs (a
+//! bottleneck's residual add and ReLU): a gathering kernel re-reads every pixel tile per
+//! window offset, which costs more than it saves.
+//!
+//! The other convolutions of a region stay TTNN convolutions, reading and writing pixel
+//! matrices as TTNN's `conv2d` does ([`Op::Conv`] with `pixels`), so that a CNN converts its
+//! layout once on the way in and once on the way out, not around every matmul kernel.
 //! A pass over the extracted graph like [`super::rotate`]: the e-graph language builds no new
 //! layouts.
 
@@ -123,12 +128,14 @@ struct ConvKernel {
 }
 
 /// The cycles convolution `n` saves as the matmul kernel `k` rather than a TTNN convolution
-/// (`CostModel::node_cost`, a fallback at its DRAM traffic and matmul rate), negative when it
-/// costs more. The kernel's
-/// estimate: one dispatch, then the longer of its DRAM traffic and its math over the grid.
-/// Per output row tile and window offset it reads the offset's weights and its A tiles: one
-/// per channel tile, or gathered, two pixel row tiles per channel tile and two table tiles,
-/// from which it selects each A tile with a matmul. The layout changes into and out of the
+/// (`CostModel::ttnn_op_cycles`, as the runtime times it), negative when it costs more.
+///
+/// The kernel's estimate: one dispatch, then the longer of its DRAM traffic and its math over
+/// the cores its output tiles occupy, which read at most at the per-core rate each. A
+/// pointwise kernel reads its pixel matrix and weights once. A gathering kernel, per output row
+/// tile and window offset, reads the offset's weights and two pixel row tiles per channel tile
+/// and two table tiles, from which it selects each A tile with a matmul. It is credited with the elementwise kernel it
+/// absorbs as its epilogue ([`epilogue_credit`]). The layout changes into and out of the
 /// pixel-major form, shared by the convolutions of a region, are not counted.
 fn kernel_saving(graph: &Graph, n: NodeIndex, k: &ConvKernel, cost: &CostModel) -> f64 {
     let node = graph.node(n);
@@ -137,7 +144,7 @@ fn kernel_saving(graph: &Graph, n: NodeIndex, k: &ConvKernel, cost: &CostModel) 
         .into_iter()
         .map(|i| &graph.node(i).ty)
         .collect();
-    let ttnn = cost.node_cost(&node.op, &ins, &node.ty, false);
+    let ttnn = cost.ttnn_op_cycles(&node.op, &ins, &node.ty);
     let (rows, offsets) = (k.rows as f64, k.offsets as f64);
     let ct = k.channel_tiles as f64;
     let nt = node.ty.shape[1].div_ceil(32) as f64;
@@ -145,12 +152,63 @@ fn kernel_saving(graph: &Graph, n: NodeIndex, k: &ConvKernel, cost: &CostModel) 
         true => (2.0 * ct + 2.0, 2.0),
         false => (ct, 0.0),
     };
-    let read_tiles = rows * offsets * (a_tiles + ct * nt);
+    let cores = (rows * nt).min(cost.cores);
+    let bandwidth = cost
+        .dram_bytes_per_cycle
+        .min(cores * cost.core_dram_bytes_per_cycle);
+    // A pointwise convolution is a plain matmul, whose kernel multicasts A along grid rows
+    // and B down grid columns: each is read once. A gathering kernel reads both per block.
+    let read_tiles = match k.gathered {
+        true => rows * offsets * (a_tiles + ct * nt),
+        false => rows * ct + ct * nt,
+    };
     let tile_bytes = 1024.0 * cost.bytes_per_element;
-    let traffic = (read_tiles + rows * nt) * tile_bytes / cost.dram_bytes_per_cycle;
+    let traffic = (read_tiles + rows * nt) * tile_bytes / bandwidth;
     let products = rows * offsets * ct * (select_tiles + nt);
-    let math = products * cost.matmul_tile_cycles / cost.cores;
-    ttnn - (cost.dispatch_cycles + traffic.max(math))
+    let math = products * cost.matmul_tile_cycles / cores;
+    let kernel = cost.dispatch_cycles + KERNEL_OVERRUN * traffic.max(math);
+    ttnn + epilogue_credit(graph, n, cost) - kernel
+}
+
+/// How much longer than its DRAM or math bound a convolution's matmul kernel runs (per-block
+/// pipeline overheads, write tails, fewer cores than output tiles). Measured on ResNet-50's
+/// pointwise convolutions as matmul kernels on the runtime: 1.3x to 1.8x of the estimate
+/// below (`ttfuse compare` with every convolution rewritten); 1.5x keeps a kernel that only
+/// ties with TTNN's convolution out.
+const KERNEL_OVERRUN: f64 = 1.5;
+
+/// The cycles convolution `n` as a matmul kernel saves by taking the elementwise op after it
+/// (a ReLU, a residual add) as its epilogue: that op's own kernel launch, and its reading and
+/// writing a tensor of the convolution's size. Nothing when the convolution's result has
+/// another use; of two convolutions meeting in one op (the two branches of a residual add)
+/// that could both be matmul kernels, only the later is credited.
+fn epilogue_credit(graph: &Graph, n: NodeIndex, cost: &CostModel) -> f64 {
+    let &[user] = graph.users_of(n).as_slice() else {
+        return 0.0;
+    };
+    let returned = graph.outputs.iter().any(|(_, o)| *o == n);
+    let later_conv = graph.inputs_of(user).into_iter().any(|x| {
+        x > n
+            && matches!(graph.node(x).op, Op::Conv { .. })
+            && (is_pointwise(graph, x) || gather_of(graph, x).is_some())
+    });
+    if returned || later_conv || !elementwise(&graph.node(user).op) {
+        return 0.0;
+    }
+    let bytes = 2.0 * graph.node(n).ty.numel() as f64 * cost.bytes_per_element;
+    cost.dispatch_cycles + bytes / cost.dram_bytes_per_cycle
+}
+
+/// Whether convolution `n` can stay a TTNN convolution inside a pixel-major region, reading
+/// and writing pixel matrices as TTNN's `conv2d` does: an NCHW input, and input and output
+/// channels that fill whole tiles (a pixel matrix of fewer channels is mostly tile padding).
+fn ttnn_pixel_major(graph: &Graph, n: NodeIndex) -> bool {
+    let Some(&x) = graph.inputs_of(n).first() else {
+        return false;
+    };
+    let x = &graph.node(x).ty.shape;
+    let out = &graph.node(n).ty.shape;
+    x.len() == 4 && out.len() == 4 && x[1].is_multiple_of(32) && out[1].is_multiple_of(32)
 }
 
 /// The cycles convolution `n` saves as a matmul kernel (pointwise, or gathering its windows by
@@ -214,30 +272,40 @@ fn operand(graph: &Graph, x: NodeIndex, shape: &[usize]) -> Option<Operand> {
     }
 }
 
-/// The nodes computed pixel-major: convolutions that are cheaper as matmul kernels, and
+/// The nodes computed pixel-major, and which of their convolutions become matmul kernels.
+#[derive(Default)]
+struct PixelMajor {
+    nodes: BTreeSet<NodeIndex>,
+    as_matmuls: BTreeSet<NodeIndex>,
+}
+
+/// The nodes computed pixel-major: convolutions that are cheaper as matmul kernels, the other
+/// convolutions that can stay TTNN convolutions of pixel matrices ([`ttnn_pixel_major`]), and
 /// elementwise ops over a pixel-major tensor whose other operands have a pixel-major form;
-/// then only the connected regions of them whose convolutions save more than the region's
-/// layout changes cost (one transpose per tensor entering or leaving it, [`conversions`]).
-fn pixel_major_nodes(graph: &Graph, choice: ConvChoice) -> BTreeSet<NodeIndex> {
-    let mut pixel_major = BTreeSet::new();
+/// then only the connected regions of them that hold a matmul kernel and, by cost, whose
+/// matmul kernels save more than the region's layout changes cost (one transpose per tensor
+/// entering or leaving it, [`conversions`]). TTNN convolutions inside a region cost what they
+/// cost outside it, and join the regions around them into one, as in TTNN's own CNNs.
+fn pixel_major_nodes(graph: &Graph, choice: ConvChoice) -> PixelMajor {
+    let mut all = PixelMajor::default();
     let mut saving = BTreeMap::new();
-    let cost = match choice {
-        ConvChoice::ByCost(c) => Some(c),
-        ConvChoice::Every => None,
-    };
     for n in graph.topo_order() {
         let node = graph.node(n);
         let joins = if matches!(node.op, Op::Conv { .. }) {
-            match cost {
-                None => is_pointwise(graph, n) || gather_of(graph, n).is_some(),
-                Some(cost) => match saving_as_matmul(graph, n, cost) {
+            let as_matmul = match choice {
+                ConvChoice::Every => is_pointwise(graph, n) || gather_of(graph, n).is_some(),
+                ConvChoice::ByCost(cost) => match saving_as_matmul(graph, n, cost) {
                     Some(s) if s > 0.0 => saving.insert(n, s).is_none(),
                     _ => false,
                 },
+            };
+            if as_matmul {
+                all.as_matmuls.insert(n);
             }
+            as_matmul || ttnn_pixel_major(graph, n)
         } else if elementwise(&node.op) && node.ty.shape.len() == 4 {
             let ins = graph.inputs_of(n);
-            ins.iter().any(|x| pixel_major.contains(x))
+            ins.iter().any(|x| all.nodes.contains(x))
                 && ins
                     .iter()
                     .all(|&x| operand(graph, x, &node.ty.shape).is_some())
@@ -245,17 +313,22 @@ fn pixel_major_nodes(graph: &Graph, choice: ConvChoice) -> BTreeSet<NodeIndex> {
             false
         };
         if joins {
-            pixel_major.insert(n);
+            all.nodes.insert(n);
         }
     }
-    let Some(cost) = cost else {
-        return pixel_major;
-    };
-    let mut kept = BTreeSet::new();
-    for region in regions(graph, &pixel_major) {
-        let saved: f64 = region.iter().filter_map(|n| saving.get(n)).sum();
-        if saved > conversions(graph, &region, cost) {
-            kept.extend(region);
+    let mut kept = PixelMajor::default();
+    for region in regions(graph, &all.nodes) {
+        let matmuls: BTreeSet<NodeIndex> = region.intersection(&all.as_matmuls).copied().collect();
+        let pays = match choice {
+            ConvChoice::Every => !matmuls.is_empty(),
+            ConvChoice::ByCost(cost) => {
+                let saved: f64 = matmuls.iter().filter_map(|n| saving.get(n)).sum();
+                !matmuls.is_empty() && saved > conversions(graph, &region, cost)
+            }
+        };
+        if pays {
+            kept.nodes.extend(region);
+            kept.as_matmuls.extend(matmuls);
         }
     }
     kept
@@ -293,7 +366,7 @@ fn conversions(graph: &Graph, region: &BTreeSet<NodeIndex>, cost: &CostModel) ->
         let op = Op::Transpose {
             perm: vec![0, 2, 3, 1],
         };
-        cost.node_cost(&op, &[ty], ty, false)
+        cost.ttnn_op_cycles(&op, &[ty], ty)
     };
     let mut entering = BTreeSet::new();
     let mut total = 0.0;
@@ -383,6 +456,20 @@ impl Pixels<'_> {
     }
 }
 
+/// Convolution `n`'s rebuilt inputs, the first (its images) as their pixel matrix.
+fn conv_inputs(
+    b: &mut GraphBuilder,
+    pixels: &mut Pixels,
+    n: NodeIndex,
+    rebuilt: &[Option<NodeIndex>],
+) -> Result<Vec<NodeIndex>, BuildError> {
+    let ins = pixels.graph.inputs_of(n);
+    let new = |i: NodeIndex| rebuilt[i.index()].expect("inputs are rebuilt first");
+    let mut args = vec![pixels.of_nchw(b, ins[0], new(ins[0]))?];
+    args.extend(ins[1..].iter().map(|&i| new(i)));
+    Ok(args)
+}
+
 /// Convolution `n` as `Im2Col(pixels(x)) @ W (+ bias)`, then its fused ReLU if it has one.
 fn conv_as_matmul(
     b: &mut GraphBuilder,
@@ -390,11 +477,10 @@ fn conv_as_matmul(
     n: NodeIndex,
     rebuilt: &[Option<NodeIndex>],
 ) -> Result<NodeIndex, BuildError> {
+    let args = conv_inputs(b, pixels, n, rebuilt)?;
     let graph = pixels.graph;
-    let node = graph.node(n);
-    let ins = graph.inputs_of(n);
-    let new = |i: usize| rebuilt[ins[i].index()].expect("inputs are rebuilt first");
-    let x = pixels.of_nchw(b, ins[0], new(0))?;
+    let (node, ins) = (graph.node(n), graph.inputs_of(n));
+    let x = args[0];
     let col = if is_pointwise(graph, n) {
         x
     } else {
@@ -409,7 +495,7 @@ fn conv_as_matmul(
         Op::Transpose {
             perm: vec![2, 3, 1, 0],
         },
-        &[new(1)],
+        &[args[1]],
     )?;
     let w = b.add(
         &format!("{}/weights", node.name),
@@ -429,13 +515,35 @@ fn conv_as_matmul(
     };
     let mut y = b.add(&name("matmul", !biased && !relu), Op::MatMul, &[col, w])?;
     if biased {
-        let bias = [y, new(2)];
+        let bias = [y, args[2]];
         y = b.add(&name("biased", !relu), Op::Binary(BinaryOp::Add), &bias)?;
     }
     if relu {
         y = b.add(&node.name, Op::Unary(UnaryOp::Relu), &[y])?;
     }
     Ok(y)
+}
+
+/// Convolution `n` as the TTNN convolution of its input's pixel matrix, with the same weights,
+/// bias and fused ReLU.
+fn ttnn_conv_of_pixels(
+    b: &mut GraphBuilder,
+    pixels: &mut Pixels,
+    n: NodeIndex,
+    rebuilt: &[Option<NodeIndex>],
+) -> Result<NodeIndex, BuildError> {
+    let args = conv_inputs(b, pixels, n, rebuilt)?;
+    let graph = pixels.graph;
+    let node = graph.node(n);
+    let &[images, _, h, w] = graph.node(graph.inputs_of(n)[0]).ty.shape.as_slice() else {
+        unreachable!("pixel-major convolutions read NCHW images");
+    };
+    let mut op = node.op.clone();
+    let Op::Conv { pixels: layout, .. } = &mut op else {
+        unreachable!("only convolutions are rewritten here");
+    };
+    *layout = Some([images, h, w]);
+    b.add(&node.name, op, &args)
 }
 
 /// Which convolutions [`convs_as_matmuls`] rewrites.
@@ -449,16 +557,15 @@ pub enum ConvChoice<'c> {
 }
 
 /// Rewrites the convolutions `choice` picks among those that are pointwise or whose im2col a
-/// matmul kernel gathers by tiles as (im2col +) matmul, with the elementwise ops after them in
-/// the pixel-major layout. Returns the graph and how many convolutions were rewritten (the
-/// graph unchanged when none).
+/// matmul kernel gathers by tiles as (im2col +) matmul, with the elementwise ops after them and
+/// the TTNN convolutions between them in the pixel-major layout. Returns the graph and how many
+/// convolutions became matmuls (the graph unchanged when none).
 pub fn convs_as_matmuls(graph: &Graph, choice: ConvChoice) -> Result<(Graph, usize), BuildError> {
-    let pixel_major = pixel_major_nodes(graph, choice);
-    let convs = pixel_major
-        .iter()
-        .filter(|&&n| matches!(graph.node(n).op, Op::Conv { .. }))
-        .count();
-    if convs == 0 {
+    let PixelMajor {
+        nodes: pixel_major,
+        as_matmuls,
+    } = pixel_major_nodes(graph, choice);
+    if as_matmuls.is_empty() {
         return Ok((graph.clone(), 0));
     }
     let mut pixels = Pixels {
@@ -470,8 +577,10 @@ pub fn convs_as_matmuls(graph: &Graph, choice: ConvChoice) -> Result<(Graph, usi
             return Ok(None);
         }
         let node = graph.node(n);
-        let p = if matches!(node.op, Op::Conv { .. }) {
+        let p = if as_matmuls.contains(&n) {
             conv_as_matmul(b, &mut pixels, n, rebuilt)?
+        } else if matches!(node.op, Op::Conv { .. }) {
+            ttnn_conv_of_pixels(b, &mut pixels, n, rebuilt)?
         } else {
             let mut ins = Vec::new();
             for x in graph.inputs_of(n) {
@@ -502,5 +611,5 @@ pub fn convs_as_matmuls(graph: &Graph, choice: ConvChoice) -> Result<(Graph, usi
         )
         .map(Some)
     })?;
-    Ok((out, convs))
+    Ok((out, as_matmuls.len()))
 }

@@ -49,6 +49,9 @@ pub struct CostModel {
     pub cores: f64,
     /// Chip DRAM bandwidth in bytes per cycle.
     pub dram_bytes_per_cycle: f64,
+    /// DRAM read bytes per cycle one core achieves: a kernel on few cores reads at that many
+    /// times this, when it is less than the chip's bandwidth.
+    pub core_dram_bytes_per_cycle: f64,
     /// Bytes per element on the device (a bf16 tile's bytes / 1024).
     pub bytes_per_element: f64,
     /// Cycles to dispatch one kernel (traced op-to-op gap).
@@ -92,6 +95,7 @@ impl CostModel {
         CostModel {
             cores: f64::from(d.grid.x * d.grid.y),
             dram_bytes_per_cycle: d.dram_bytes_per_cycle(),
+            core_dram_bytes_per_cycle: d.core_dm.dram_read_bytes_per_cycle,
             bytes_per_element: d.tile_bytes as f64 / 1024.0,
             dispatch_cycles: d.dispatch.traced_us * d.clock_ghz * 1000.0,
             unpack_cycles: c.unpack_cycles_per_tile,
@@ -308,6 +312,14 @@ impl CostModel {
             }
             _ => per_core(t_out.max(t_in), self.unpack_cycles + self.pack_cycles),
         }
+    }
+
+    /// Cycles of `op` run as a TTNN op, as the runtime times a host step: one dispatch, then the
+    /// longer of its DRAM traffic (every input and the result, once) and its math over the grid.
+    pub fn ttnn_op_cycles(&self, op: &Op, inputs: &[&TensorType], out: &TensorType) -> f64 {
+        let elems: usize = inputs.iter().map(|t| t.numel()).sum::<usize>() + out.numel();
+        let traffic = elems as f64 * self.bytes_per_element / self.dram_bytes_per_cycle;
+        self.dispatch_cycles + traffic.max(self.compute(op, inputs, out))
     }
 
     /// The cost of one e-node that computes `op` from `inputs` (tensor inputs only; scalar

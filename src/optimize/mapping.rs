@@ -33,10 +33,14 @@ pub fn enode_parts(op: &Op, n: usize) -> Result<(TOp, Vec<Slot>), String> {
     let x = Slot::Input(0);
     let parts = match op {
         Op::Input | Op::Constant(_) => return Err("inputs and constants are table leaves".into()),
-        Op::Im2Col { .. } => {
-            return Err(
-                "Im2Col is made after the e-graph (optimize::conv) and has no e-node form".into(),
-            )
+        Op::Im2Col { .. }
+        | Op::Conv {
+            pixels: Some(_), ..
+        } => {
+            return Err(format!(
+                "{} is made after the e-graph (optimize::conv) and has no e-node form",
+                op.name()
+            ))
         }
         Op::Unary(u) => (TOp::Unary(*u), vec![x]),
         Op::Binary(b) => (TOp::Binary(*b), inputs(0..2).collect()),
@@ -100,6 +104,7 @@ pub fn enode_parts(op: &Op, n: usize) -> Result<(TOp, Vec<Slot>), String> {
             dilation,
             groups,
             relu,
+            pixels: None,
         } => {
             let mut p = vec![kernel[0], kernel[1], stride[0], stride[1]];
             p.extend_from_slice(pads);
@@ -317,6 +322,7 @@ pub fn graph_op(op: &TOp, kids: &[&ClassData]) -> Result<GraphOp, String> {
                 dilation: want_array(p, 8),
                 groups: p[10],
                 relu: *relu,
+                pixels: None,
             };
             (op, (1..=last).collect())
         }

@@ -94,6 +94,66 @@ fn valid_outputs(
     (lo, hi)
 }
 
+/// A convolution of pixel-major images ([`Op::Conv`] with `pixels`): the NCHW convolution of
+/// the images `[n, h, w]` the input matrix holds, its result again pixel-major.
+pub fn conv_pixels(
+    op: &Op,
+    inputs: &[&TensorData],
+    [n, h, w]: [usize; 3],
+    out: &TensorType,
+) -> Result<TensorData, RefError> {
+    let Op::Conv {
+        kernel,
+        stride,
+        pads,
+        dilation,
+        groups,
+        ..
+    } = op
+    else {
+        return Err(op_error(op, "is not a convolution"));
+    };
+    let [x, rest @ ..] = inputs else {
+        return Err(op_error(op, "takes 2 or 3 inputs, got none"));
+    };
+    let c = x.shape()[1];
+    let o = out.shape[1];
+    let images = TensorData::f32(vec![n, c, h, w], transpose_2d(&x.to_f32(), n, h * w, c));
+    let mut args = vec![&images];
+    args.extend(rest.iter().copied());
+    let window = |i: usize, size: usize| {
+        window_len(
+            size,
+            pads[i] + pads[i + 2],
+            kernel[i],
+            stride[i],
+            dilation[i],
+        )
+        .unwrap_or(0)
+    };
+    let (oh, ow) = (window(0, h), window(1, w));
+    let nchw = TensorType::new(vec![n, o, oh, ow], out.dtype);
+    let y = conv(op, &args, *stride, *pads, *dilation, *groups, &nchw)?;
+    Ok(TensorData::f32(
+        out.shape.clone(),
+        transpose_2d(&y.to_f32(), n, o, oh * ow),
+    ))
+}
+
+/// Each of `n` row-major `[rows, cols]` matrices stored one after another, transposed.
+fn transpose_2d(values: &[f32], n: usize, rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; values.len()];
+    for b in 0..n {
+        let (src, dst) = (&values[b * rows * cols..], &mut out[b * rows * cols..]);
+        for r in 0..rows {
+            for c in 0..cols {
+                dst[c * rows + r] = src[r * cols + c];
+            }
+        }
+    }
+    out
+}
+
 /// The im2col matrix of pixel-major `x` (`[n * h * w, c]`, see [`Op::Im2Col`]).
 pub fn im2col(
     x: &TensorData,
@@ -231,6 +291,74 @@ mod tests {
     use crate::graph::DType;
 
     #[test]
+    fn a_pixel_major_convolution_is_the_nchw_one_in_pixel_rows() {
+        // Two 5x4 images of 3 channels, 4 output channels, stride 2 and a bias: every output
+        // of the pixel-major form is the NCHW form's value at the same image, channel and
+        // pixel, and the input is read the same way.
+        let (n, c, h, w, o) = (2, 3, 5, 4, 4);
+        let xv: Vec<f32> = (0..n * c * h * w)
+            .map(|i| ((i * 7) % 11) as f32 - 5.0)
+            .collect();
+        let wv: Vec<f32> = (0..o * c * 9)
+            .map(|i| ((i * 5) % 7) as f32 * 0.25 - 0.5)
+            .collect();
+        let x = TensorData::f32(vec![n, c, h, w], xv.clone());
+        let wt = TensorData::f32(vec![o, c, 3, 3], wv);
+        let bias = TensorData::f32(vec![o], vec![0.5, -1.0, 2.0, 0.0]);
+        let conv_op = |pixels| Op::Conv {
+            kernel: [3, 3],
+            stride: [2, 2],
+            pads: [1; 4],
+            dilation: [1, 1],
+            groups: 1,
+            relu: false,
+            pixels,
+        };
+        let (oh, ow) = (3, 2);
+        let nchw_out = TensorType::new(vec![n, o, oh, ow], DType::F32);
+        let want = conv(
+            &conv_op(None),
+            &[&x, &wt, &bias],
+            [2, 2],
+            [1; 4],
+            [1, 1],
+            1,
+            &nchw_out,
+        )
+        .unwrap()
+        .to_f32();
+        let mut pv = vec![0.0; xv.len()];
+        for (b, ch, y, xx) in nchw_indices(n, c, h, w) {
+            pv[((b * h + y) * w + xx) * c + ch] = xv[((b * c + ch) * h + y) * w + xx];
+        }
+        let pixels = TensorData::f32(vec![n * h * w, c], pv);
+        let out = TensorType::new(vec![n * oh * ow, o], DType::F32);
+        let op = conv_op(Some([n, h, w]));
+        let got = conv_pixels(&op, &[&pixels, &wt, &bias], [n, h, w], &out)
+            .unwrap()
+            .to_f32();
+        for (b, ch, y, xx) in nchw_indices(n, o, oh, ow) {
+            assert_eq!(
+                got[((b * oh + y) * ow + xx) * o + ch],
+                want[((b * o + ch) * oh + y) * ow + xx],
+                "image {b}, channel {ch}, pixel ({y}, {xx})"
+            );
+        }
+    }
+
+    /// Every `(image, channel, y, x)` of an `[n, c, h, w]` tensor.
+    fn nchw_indices(
+        n: usize,
+        c: usize,
+        h: usize,
+        w: usize,
+    ) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+        (0..n).flat_map(move |b| {
+            (0..c).flat_map(move |ch| (0..h).flat_map(move |y| (0..w).map(move |x| (b, ch, y, x))))
+        })
+    }
+
+    #[test]
     fn conv_with_padding_sums_neighbourhoods() {
         // 3x3 ones kernel over a 3x3 image of ones with pad 1: counts of in-bounds neighbours.
         let x = TensorData::f32(vec![1, 1, 3, 3], vec![1.0; 9]);
@@ -243,6 +371,7 @@ mod tests {
             dilation: [1, 1],
             groups: 1,
             relu: false,
+            pixels: None,
         };
         let y = conv(&op, &[&x, &w], [1, 1], [1; 4], [1, 1], 1, &out).unwrap();
         assert_eq!(

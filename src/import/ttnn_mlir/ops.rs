@@ -516,6 +516,7 @@ fn conv2d(c: &mut MlirCx) -> Result<NodeIndex, String> {
         dilation,
         groups,
         relu: fused_relu(c)?,
+        pixels: None,
     };
     let y = c.add_tmp("conv", conv, &ins)?;
     let y_nhwc = c.add_tmp(

@@ -213,6 +213,7 @@ fn conv(c: &mut NodeCtx) -> Out {
             dilation,
             groups,
             relu: false,
+            pixels: None,
         },
         &ins,
     )?])
