@@ -495,6 +495,45 @@ def lrn_model():
     print("ops: lrn")
 
 
+def bn_scale_shift_model():
+    """A DenseNet layer as Caffe2 exports it (the onnx package's DenseNet-121 and Inception
+    v2): every BatchNorm followed by a Mul and an Add by [C, 1, 1] constants, the first pair
+    before the 1x1 convolution (pre-activation), the second after it."""
+    rng = np.random.default_rng(SEED + 3)
+
+    def rand(*shape):
+        return rng.standard_normal(shape).astype(np.float32)
+
+    def bn(prefix, c):
+        return [
+            const(f"{prefix}_scale", rand(c)), const(f"{prefix}_bias", rand(c)),
+            const(f"{prefix}_mean", rand(c)), const(f"{prefix}_var", np.abs(rand(c)) + 0.5),
+            const(f"{prefix}_s", rand(c, 1, 1)), const(f"{prefix}_t", rand(c, 1, 1)),
+        ]
+
+    n = helper.make_node
+    nodes = []
+    for prefix, x, y in (("bn1", "x", "a"), ("bn2", "conv1", "b")):
+        nodes += [
+            n("BatchNormalization", [x, f"{prefix}_scale", f"{prefix}_bias", f"{prefix}_mean", f"{prefix}_var"],
+              [f"{prefix}_out"], epsilon=1e-5),
+            n("Mul", [f"{prefix}_out", f"{prefix}_s"], [f"{prefix}_scaled"]),
+            n("Add", [f"{prefix}_scaled", f"{prefix}_t"], [f"{prefix}_shifted"]),
+            n("Relu", [f"{prefix}_shifted"], [y]),
+        ]
+        if prefix == "bn1":
+            nodes.append(n("Conv", ["a", "w1"], ["conv1"]))
+    nodes.append(n("Conv", ["b", "w2"], ["y"], pads=[1, 1, 1, 1]))
+    save_case(
+        "bn_scale_shift",
+        nodes,
+        {"x": rand(1, 64, 8, 8)},
+        ["y"],
+        bn("bn1", 64) + bn("bn2", 32) + [const("w1", rand(32, 64, 1, 1) * 0.2), const("w2", rand(32, 32, 3, 3) * 0.1)],
+    )
+    print("ops: bn_scale_shift")
+
+
 def main():
     torch.manual_seed(SEED)
     rng = np.random.default_rng(SEED)
@@ -510,6 +549,7 @@ def main():
     external_models()
     op_models(rng)
     lrn_model()
+    bn_scale_shift_model()
     attention_ttnn(rng)
     # A PyTorch transformer block with a symbolic sequence length, whose Shape/Gather/Concat
     # subgraphs the importer folds once `seq` is bound (tests/import_dynamic.rs).

@@ -242,6 +242,43 @@ fn layernorm_takes_a_bias_only_of_row_size() {
 }
 
 #[test]
+fn a_scale_or_shift_folds_into_a_convolution_only_per_output_channel() {
+    let conv = "(conv [3,3,1,1,1,1,1,1,1,1,1] %x %w)";
+    // The scaled convolution (no bias) and the shifted one (with one).
+    let cases = [
+        (
+            format!("(mul {conv} %s)"),
+            "(conv [3,3,1,1,1,1,1,1,1,1,1] %x ?w)",
+        ),
+        (
+            format!("(add {conv} %s)"),
+            "(conv [3,3,1,1,1,1,1,1,1,1,1] %x ?w ?b)",
+        ),
+    ];
+    for (start, folded) in &cases {
+        let fold = |decl: &str| reaches(decl, start, folded);
+        assert!(fold("x:1x2x5x5 w~3x2x3x3 s~3x1x1"), "{start}");
+        // A vector of image-width size broadcasts along the rows, not the channels.
+        assert!(!fold("x:1x2x5x5 w~3x2x3x3 s~5"), "{start}");
+        // As many values as input channels, not output channels.
+        assert!(!fold("x:1x2x5x5 w~3x2x3x3 s~2x1x1"), "{start}");
+        // Not a constant: nothing to fold into the weights.
+        assert!(!fold("x:1x2x5x5 w~3x2x3x3 s:3x1x1"), "{start}");
+    }
+}
+
+#[test]
+fn batchnorm_expands_only_with_constant_statistics() {
+    let bn = "(batchnorm 0.00001 %x %g %b %m %v)";
+    let expanded = "(add (mul %x ?s) ?t)";
+    assert!(reaches("x:2x3x4x5 g~3 b~3 m~3 v=0.8:3", bn, expanded));
+    assert!(!reaches("x:2x3x4x5 g~3 b~3 m:3 v=0.8:3", bn, expanded));
+    // [N, C]: one value per column.
+    let flat = "(add (mul %x (reshape [3] ?s)) (reshape [3] ?t))";
+    assert!(reaches("x:4x3 g~3 b~3 m~3 v=0.8:3", bn, flat));
+}
+
+#[test]
 fn batchnorm_folds_only_into_constant_convolutions() {
     let bn = "(batchnorm 0.00001 (conv [3,3,1,1,1,1,1,1,1,1,1] %x %w) %g %b %m %v)";
     let folded = "(conv [3,3,1,1,1,1,1,1,1,1,1] %x ?w ?b)";
@@ -534,6 +571,36 @@ const EXAMPLES: &[(&str, &str, &str, &str)] = &[
         "x:1x2x5x5 w=-0.5:3x2x3x3 c=0.3:3",
         "(relu (conv [3,3,2,2,0,0,0,0,1,1,1] %x %w %c))",
         "(conv_relu [3,3,2,2,0,0,0,0,1,1,1] %x %w %c)",
+    ),
+    (
+        "conv-scale-fold",
+        "x:1x2x5x5 w~3x2x3x3 s~3x1x1",
+        "(mul (conv [3,3,1,1,1,1,1,1,1,1,1] %x %w) %s)",
+        "(conv [3,3,1,1,1,1,1,1,1,1,1] %x (mul %w (reshape [3,1,1,1] %s)))",
+    ),
+    (
+        "conv-bias-scale-fold",
+        "x:1x2x5x5 w~3x2x3x3 c=0.3:3 s~1x3x1x1",
+        "(mul (conv [3,3,2,2,0,0,0,0,1,1,1] %x %w %c) %s)",
+        "(conv [3,3,2,2,0,0,0,0,1,1,1] %x (mul %w (reshape [3,1,1,1] %s)) (mul %c (reshape [3] %s)))",
+    ),
+    (
+        "conv-shift-fold",
+        "x:1x2x5x5 w~3x2x3x3 t~3x1x1",
+        "(add (conv [3,3,1,1,1,1,1,1,1,1,1] %x %w) %t)",
+        "(conv [3,3,1,1,1,1,1,1,1,1,1] %x %w (reshape [3] %t))",
+    ),
+    (
+        "conv-bias-shift-fold",
+        "x:1x2x5x5 w~3x2x3x3 c=0.3:3 t~3x1x1",
+        "(add (conv [3,3,1,1,1,1,1,1,1,1,1] %x %w %c) %t)",
+        "(conv [3,3,1,1,1,1,1,1,1,1,1] %x %w (add %c (reshape [3] %t)))",
+    ),
+    (
+        "batchnorm-expand",
+        "x:2x3x4x5 g~3 b=0.2:3 m=-0.1:3 v=0.8:3",
+        "(batchnorm 0.00001 %x %g %b %m %v)",
+        "(add (mul %x (reshape [3,1,1] (div %g (sqrt (add %v 0.00001))))) (reshape [3,1,1] (sub %b (mul %m (div %g (sqrt (add %v 0.00001)))))))",
     ),
     ("relu-before-transpose", "x:4x8x2", "(relu (transpose [2,0,1] %x))", "(transpose [2,0,1] (relu %x))"),
     ("relu-before-reshape", "x:4x8", "(relu (reshape [2,16] %x))", "(reshape [2,16] (relu %x))"),

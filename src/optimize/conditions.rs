@@ -13,6 +13,7 @@
 //! | `matrix(?x)` | `?x` is a tensor of rank 2 |
 //! | `constant(?x)` | `?x` is computable from constants alone (folded after extraction) |
 //! | `inverse_perms(?p, ?q)` | transposing by `?p` then by `?q` is the identity |
+//! | `channel_vector(?s, ?w)` | `?s` holds one value per output channel of convolution weights `?w` (`[O, ...]`), shaped `[O, 1, 1]` or `[1, O, 1, 1]` to broadcast over an NCHW result's channel axis |
 //! | `approx()` | the options allow approximate rewrites (`OptimizeOptions::approximate`) |
 //!
 //! Bindings (`if ?v = name(args)`), which add a leaf to the e-graph:
@@ -25,6 +26,8 @@
 //! | `?s = out_channels(?w)` | the shape `[O, 1, ..., 1]` (rank of `?w`) that broadcasts a per-output-channel vector over conv weights `?w` of shape `[O, ...]` |
 //! | `?s = last_dim(?x)` | the list `[d]`, `d` the size of `?x`'s last axis (the shape of a norm's gamma) |
 //! | `?s = column(?g)` | the shape `[n, 1]`, `n` the element count of `?g` (a vector as a column, which scales the rows of a matrix it multiplies) |
+//! | `?s = flat(?g)` | the shape `[n]`, `n` the element count of `?g` (a convolution's bias) |
+//! | `?s = channel_shape(?g, ?x)` | the shape `[n, 1, ..., 1]` of rank `rank(?x) - 1`, `n` the element count of `?g`: one value per channel of `?x` (`[N, C, ...]`), broadcast over its other axes |
 
 use egg::{Id, Subst, Var};
 
@@ -62,6 +65,8 @@ pub enum Guard {
     Constant,
     /// `inverse_perms(?p, ?q)`.
     InversePerms,
+    /// `channel_vector(?s, ?w)`.
+    ChannelVector,
     /// `approx()`.
     Approx,
 }
@@ -81,6 +86,10 @@ pub enum Binder {
     LastDim,
     /// `column(?g)`.
     Column,
+    /// `flat(?g)`.
+    Flat,
+    /// `channel_shape(?g, ?x)`.
+    ChannelShape,
 }
 
 /// The kinds of arguments a guard or binder takes: `v` a variable, `n` a number.
@@ -94,9 +103,12 @@ fn signature(name: &str, binding: bool) -> Option<&'static str> {
         | ("last_axis", true)
         | ("out_channels", true)
         | ("last_dim", true)
-        | ("column", true) => "v",
+        | ("column", true)
+        | ("flat", true) => "v",
         ("last_axis", false)
         | ("inverse_perms", false)
+        | ("channel_vector", false)
+        | ("channel_shape", true)
         | ("compose_perms", true)
         | ("product_last_axis", true) => "vv",
         ("product_last_axis", false) => "vvv",
@@ -110,8 +122,9 @@ fn check_args(name: &str, binding: bool, args: &[Arg]) -> Result<(), String> {
     let sig = signature(name, binding).ok_or_else(|| {
         format!(
             "unknown {what} `{name}` (conditions: const, not_const, scalar, last_axis, \
-             product_last_axis, float, matrix, constant, inverse_perms, approx; bindings: last_axis, \
-             product_last_axis, compose_perms, out_channels, last_dim, column)"
+             product_last_axis, float, matrix, constant, inverse_perms, channel_vector, approx; \
+             bindings: last_axis, product_last_axis, compose_perms, out_channels, last_dim, column, \
+             flat, channel_shape)"
         )
     })?;
     let ok = sig.len() == args.len()
@@ -143,6 +156,7 @@ impl Guard {
             "matrix" => Guard::Matrix,
             "constant" => Guard::Constant,
             "inverse_perms" => Guard::InversePerms,
+            "channel_vector" => Guard::ChannelVector,
             _ => Guard::Approx,
         })
     }
@@ -194,6 +208,19 @@ impl Guard {
                 }
                 _ => false,
             },
+            Guard::ChannelVector => match (
+                data(0).and_then(|d| d.tensor()),
+                data(1).and_then(|d| d.tensor()),
+            ) {
+                (Some(s), Some(w)) => {
+                    let out = w.ty.shape.first().copied();
+                    match s.ty.shape.as_slice() {
+                        [o, 1, 1] | [1, o, 1, 1] => Some(*o) == out,
+                        _ => false,
+                    }
+                }
+                _ => false,
+            },
             Guard::Approx => egraph.analysis.allow_approx,
         }
     }
@@ -224,6 +251,8 @@ impl Binder {
             "out_channels" => Binder::OutChannels,
             "last_dim" => Binder::LastDim,
             "column" => Binder::Column,
+            "flat" => Binder::Flat,
+            "channel_shape" => Binder::ChannelShape,
             _ => Binder::ComposePerms,
         })
     }
@@ -256,6 +285,17 @@ impl Binder {
                 Some(Attr::Ints(vec![d]))
             }
             Binder::Column => Some(Attr::Ints(vec![data(0)?.tensor()?.ty.numel(), 1])),
+            Binder::Flat => Some(Attr::Ints(vec![data(0)?.tensor()?.ty.numel()])),
+            Binder::ChannelShape => {
+                let n = data(0)?.tensor()?.ty.numel();
+                let x = &data(1)?.tensor()?.ty.shape;
+                if x.get(1) != Some(&n) {
+                    return None;
+                }
+                let mut s = vec![n];
+                s.extend(std::iter::repeat_n(1, x.len() - 2));
+                Some(Attr::Ints(s))
+            }
             Binder::ComposePerms => match (data(0)?, data(1)?) {
                 (ClassData::Attr(Attr::Ints(p)), ClassData::Attr(Attr::Ints(q))) => {
                     compose(p, q).map(Attr::Ints)
