@@ -1,4 +1,5 @@
-//! Convolution models run end to end through the pipeline: in the fused program the ResNet
+//! Convolution models (and LRN, which the older CNNs put between their convolutions) run end
+//! to end through the pipeline: in the fused program the ResNet
 //! block's BatchNorms are folded into its convolutions, which stay TTNN convolutions where the
 //! cost model finds them cheaper than matmul kernels gathering their windows (optimize::conv),
 //! with a ReLU after them fused as TTNN conv2d's activation;
@@ -112,6 +113,28 @@ fn caffe2_batchnorm_scale_and_shift_fold_into_a_convolution_or_one_kernel() {
         ]
     );
     assert_eq!(c.unfused.program.steps.len(), 10);
+}
+
+#[test]
+fn lrn_raises_to_its_fractional_power_in_a_tt_lang_kernel() {
+    // LRN's (bias + alpha * mean(x^2))^-beta: TT-Lang raises only to integers and +-0.5, so
+    // the power is exp(-beta * log(base)), in the kernel that computes the base, not a TTNN
+    // pow between two kernels. Numbers checked against the reference (PCC >= 0.999).
+    let c = check("ops/lrn/model.onnx");
+    let kernels = fused_kernels(&c);
+    let host: Vec<&str> = kernels
+        .iter()
+        .filter(|(kind, _)| *kind == KernelKind::Host)
+        .flat_map(|(_, ops)| ops.iter().copied())
+        .collect();
+    assert!(!host.contains(&"Pow"), "{kernels:?}");
+    let exps = kernels
+        .iter()
+        .filter(|(kind, ops)| {
+            *kind != KernelKind::Host && ops.contains(&"Log") && ops.contains(&"Exp")
+        })
+        .count();
+    assert_eq!(exps, 2, "{kernels:?}");
 }
 
 #[test]

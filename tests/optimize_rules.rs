@@ -268,6 +268,18 @@ fn a_scale_or_shift_folds_into_a_convolution_only_per_output_channel() {
 }
 
 #[test]
+fn only_fractional_powers_become_exp_log() {
+    // An integer power of a negative base is real, exp(c * log(x)) is not; +-0.5 have their
+    // own instructions.
+    for c in ["2", "-3", "0.5", "-0.5"] {
+        let start = format!("(pow %x {c})");
+        let goal = format!("(exp (mul (log %x) {c}))");
+        assert!(!reaches("x:4x8", &start, &goal), "{c}");
+    }
+    assert!(reaches("x:4x8", "(pow %x 1.5)", "(exp (mul (log %x) 1.5))"));
+}
+
+#[test]
 fn batchnorm_expands_only_with_constant_statistics() {
     let bn = "(batchnorm 0.00001 %x %g %b %m %v)";
     let expanded = "(add (mul %x ?s) ?t)";
@@ -596,6 +608,7 @@ const EXAMPLES: &[(&str, &str, &str, &str)] = &[
         "(add (conv [3,3,1,1,1,1,1,1,1,1,1] %x %w %c) %t)",
         "(conv [3,3,1,1,1,1,1,1,1,1,1] %x %w (add %c (reshape [3] %t)))",
     ),
+    ("pow-exp-log", "x:4x8", "(pow %x -0.75)", "(exp (mul (log %x) -0.75))"),
     (
         "batchnorm-expand",
         "x:2x3x4x5 g~3 b=0.2:3 m=-0.1:3 v=0.8:3",

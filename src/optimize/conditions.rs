@@ -13,6 +13,7 @@
 //! | `matrix(?x)` | `?x` is a tensor of rank 2 |
 //! | `constant(?x)` | `?x` is computable from constants alone (folded after extraction) |
 //! | `inverse_perms(?p, ?q)` | transposing by `?p` then by `?q` is the identity |
+//! | `fractional(?c)` | `?c` is a one-element constant that is neither an integer nor +-0.5 (an exponent TT-Lang cannot raise to) |
 //! | `channel_vector(?s, ?w)` | `?s` holds one value per output channel of convolution weights `?w` (`[O, ...]`), shaped `[O, 1, 1]` or `[1, O, 1, 1]` to broadcast over an NCHW result's channel axis |
 //! | `approx()` | the options allow approximate rewrites (`OptimizeOptions::approximate`) |
 //!
@@ -67,6 +68,8 @@ pub enum Guard {
     InversePerms,
     /// `channel_vector(?s, ?w)`.
     ChannelVector,
+    /// `fractional(?c)`.
+    Fractional,
     /// `approx()`.
     Approx,
 }
@@ -100,6 +103,7 @@ fn signature(name: &str, binding: bool) -> Option<&'static str> {
         | ("float", false)
         | ("matrix", false)
         | ("constant", false)
+        | ("fractional", false)
         | ("last_axis", true)
         | ("out_channels", true)
         | ("last_dim", true)
@@ -122,7 +126,8 @@ fn check_args(name: &str, binding: bool, args: &[Arg]) -> Result<(), String> {
     let sig = signature(name, binding).ok_or_else(|| {
         format!(
             "unknown {what} `{name}` (conditions: const, not_const, scalar, last_axis, \
-             product_last_axis, float, matrix, constant, inverse_perms, channel_vector, approx; \
+             product_last_axis, float, matrix, constant, inverse_perms, channel_vector, fractional, \
+             approx; \
              bindings: last_axis, product_last_axis, compose_perms, out_channels, last_dim, column, \
              flat, channel_shape)"
         )
@@ -157,6 +162,7 @@ impl Guard {
             "constant" => Guard::Constant,
             "inverse_perms" => Guard::InversePerms,
             "channel_vector" => Guard::ChannelVector,
+            "fractional" => Guard::Fractional,
             _ => Guard::Approx,
         })
     }
@@ -221,6 +227,9 @@ impl Guard {
                 }
                 _ => false,
             },
+            Guard::Fractional => data(0)
+                .and_then(ClassData::scalar)
+                .is_some_and(|c| c.is_finite() && c.fract() != 0.0 && c.abs() != 0.5),
             Guard::Approx => egraph.analysis.allow_approx,
         }
     }
