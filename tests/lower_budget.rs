@@ -7,34 +7,6 @@ mod lower_common;
 use lower_common::*;
 use ttfuse::graph::{BinaryOp, Graph, Op, UnaryOp};
 use ttfuse::lower::{compile, FusionMode};
-use ttfuse::plan::KernelPlan;
-
-fn assert_within_limits(plan: &KernelPlan) {
-    for k in &plan.kernels {
-        let bytes: u64 = k
-            .cbs
-            .iter()
-            .map(|c| (c.shape.0 * c.shape.1 * c.buffer_factor) as u64 * 2048)
-            .sum();
-        assert_eq!(
-            k.l1_bytes, bytes,
-            "{}: reported L1 is the sum of its buffers",
-            k.name
-        );
-        assert!(
-            bytes <= plan.target.l1_bytes,
-            "{}: {bytes} B of buffers on a {} B core",
-            k.name,
-            plan.target.l1_bytes
-        );
-        assert!(
-            k.cbs.len() <= plan.target.max_cbs as usize,
-            "{}: {} buffers",
-            k.name,
-            k.cbs.len()
-        );
-    }
-}
 
 fn long_k_matmul() -> Graph {
     let mut g = Graph::new();
@@ -119,17 +91,30 @@ fn leftover_blocks_are_guarded() {
     assert!(p.blocks_per_core * (p.grid.0 * p.grid.1) as usize > p.blocks);
 }
 
-#[test]
-fn long_rows_fall_back_to_single_buffering() {
+/// A softmax over the rows of an `[rows, cols]` input.
+fn softmax_of(rows: usize, cols: usize) -> Graph {
     let mut g = Graph::new();
-    // 192 tiles a row (384 KB a block): the input, exponentials and result fit a core's L1
-    // with one block each, not with the input and result double-buffered.
-    let x = g.add_input("x", f32t(&[32, 6144]));
-    let y = g.add("y", Op::Softmax { axis: 1 }, f32t(&[32, 6144]), &[x]);
+    let x = g.add_input("x", f32t(&[rows, cols]));
+    let y = g.add("y", Op::Softmax { axis: 1 }, f32t(&[rows, cols]), &[x]);
     output(&mut g, "y", y);
-    let c = run_checked(&g, &device(), FusionMode::Fused);
+    g
+}
+
+#[test]
+fn long_rows_are_cut_into_segments_or_single_buffered() {
+    // 192 tiles a row (384 KB a block): the input, exponentials and result fit a core's L1
+    // with one block each, not with the input and result double-buffered. One row tile is cut
+    // into segments over the cores instead, each double-buffered (numbers checked).
+    let c = run_checked(&softmax_of(32, 6144), &device(), FusionMode::Fused);
     assert_within_limits(&c.plan);
-    assert!(!c.plan.kernels[0].partition.double_buffered);
+    let p = &c.plan.kernels[0].partition;
+    assert!(p.segments.is_some() && p.double_buffered, "{p:?}");
+    // 33 row tiles leave no room for two segments a row on 64 cores: blocks of whole rows,
+    // single-buffered.
+    let c = compile(&softmax_of(33 * 32, 6144), &device(), FusionMode::Fused).unwrap();
+    assert_within_limits(&c.plan);
+    let p = &c.plan.kernels[0].partition;
+    assert!(p.segments.is_none() && !p.double_buffered, "{p:?}");
 }
 
 #[test]

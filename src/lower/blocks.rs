@@ -39,8 +39,11 @@ pub fn constants(p: &Partition, names: &Names, batch_rows: usize) -> Vec<Stmt> {
     out.push(assign("TOTAL_BLOCKS", int(p.blocks)));
     if p.cores_used > 1 {
         out.push(assign("BLOCKS_PER_CORE", int(p.blocks_per_core)));
-        if p.grid.1 > 1 || p.multicast {
+        if p.grid.1 > 1 || p.multicast || p.segments.is_some() {
             out.push(assign("GRID_X", int(p.grid.0 as usize)));
+        }
+        if let Some(s) = p.segments {
+            out.push(assign("SEGMENTS", int(s)));
         }
         if p.multicast {
             out.push(assign("GRID_Y", int(p.grid.1 as usize)));

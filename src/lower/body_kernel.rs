@@ -1,17 +1,19 @@
 //! The elementwise / row-wise kernel template: each core streams its blocks of the iteration
 //! space through the compute body; row vectors and constants are read once.
 
-use ttfuse_runtime::ttl::ast::{BinOp, Expr, IndexItem, Kernel, Stmt, Thread, ThreadKind};
+use ttfuse_runtime::ttl::ast::{BinOp, CmpOp, Expr, IndexItem, Kernel, Stmt, Thread, ThreadKind};
 
 use super::blocks::{block_loop, constants, coords, Coords, Names};
 use super::compute::{compute_thread, Naming};
 use super::emit::{
-    add, assign, for_range, if_less, index, int, make_cb, mul, name, read_into, span, write_from,
+    add, assign, compare, copy, for_range, if_else, if_less, index, int, make_cb, mul, name, pipe,
+    read_into, reserve, span, wait, with, write_from,
 };
 use crate::plan::body::{Body, LoadSource, MatrixRead, Value};
 use crate::plan::heads::HeadWrite;
 use crate::plan::layout::Class;
 use crate::plan::schedule::Schedule;
+use crate::plan::segments::exchanges;
 use crate::plan::PlannedKernel;
 
 /// Block geometry names of body kernels.
@@ -240,7 +242,19 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule) -> Kernel {
     setup.extend(sched.cbs.iter().map(make_cb));
     let c = coords(p, &NAMES);
     let compute = compute_thread(body, sched, p, &|_| Vec::new(), &c);
-    let (hoisted, per_block) = load_reads(body, sched, &naming, &c, &NAMES, &read_into);
+    let (hoisted, mut per_block) = load_reads(body, sched, &naming, &c, &NAMES, &read_into);
+    // Segments of a block row exchange their partial reductions: the reader receives the
+    // others', the writer sends its own, reduction by reduction.
+    let exchanged = match p.segments {
+        Some(_) => exchanges(body, sched).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    for ex in &exchanged {
+        per_block.extend(each_peer(with(
+            vec![(reserve(&ex.peers), "blk".into())],
+            copy(pipe(peer_core(), this_core()), name("blk")),
+        )));
+    }
     let mut read = hoisted;
     if !per_block.is_empty() {
         let mut inner = c.stmts.clone();
@@ -248,11 +262,54 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule) -> Kernel {
         read.extend(block_loop(p, true, inner));
     }
     let mut inner = c.stmts.clone();
+    for ex in &exchanged {
+        let sends = each_peer_stmts(copy(name("blk"), pipe(this_core(), peer_core())));
+        inner.push(with(vec![(wait(&ex.send), "blk".into())], sends));
+    }
     let (out_row, out_col, out_wide) = output_coords(body.head_write, &c, &mut inner);
     let at = (&out_row, &out_col, &out_wide);
     inner.extend(output_writes(body, &naming, at, p.wide.is_some(), &NAMES));
     let write = block_loop(p, true, inner);
     kernel(k, params(body, &[]), setup, [compute, read, write])
+}
+
+/// This core's grid coordinates.
+fn this_core() -> (Expr, Expr) {
+    (name("core_x"), name("core_y"))
+}
+
+/// The grid coordinates of core `peer` (with one block per core, the core of block `peer`).
+fn peer_core() -> (Expr, Expr) {
+    (
+        Expr::bin(BinOp::Mod, name("peer"), name("GRID_X")),
+        Expr::bin(BinOp::FloorDiv, name("peer"), name("GRID_X")),
+    )
+}
+
+/// `stmt` for every other segment of this block's row (`peer` its block), in segment order.
+fn each_peer(stmt: Stmt) -> Vec<Stmt> {
+    each_peer_stmts(vec![stmt])
+}
+
+/// [`each_peer`] for several statements.
+fn each_peer_stmts(stmts: Vec<Stmt>) -> Vec<Stmt> {
+    let first = Expr::bin(
+        BinOp::Sub,
+        name("block"),
+        Expr::bin(BinOp::Mod, name("block"), name("SEGMENTS")),
+    );
+    vec![for_range(
+        "j",
+        name("SEGMENTS"),
+        vec![
+            assign("peer", add(first, name("j"))),
+            if_else(
+                compare(CmpOp::Ne, name("peer"), name("block")),
+                stmts,
+                vec![],
+            ),
+        ],
+    )]
 }
 
 /// Where the block at `c` is written, as (row, column, column of values cut to a chunk of a

@@ -13,6 +13,7 @@ use super::emit::{
 };
 use crate::plan::body::{Body, RowReduce, TtBinary, ValueOp};
 use crate::plan::schedule::{stream_region, Schedule};
+use crate::plan::segments::{exchanges, Exchange};
 use crate::plan::stream::Stream;
 use crate::plan::Partition;
 
@@ -119,9 +120,17 @@ pub fn compute_thread(
             }
         }
     }
+    let exchanged: Vec<Exchange> = match p.segments {
+        Some(_) => exchanges(body, sched).unwrap_or_default(),
+        None => Vec::new(),
+    };
     let stage = |v: usize| -> Vec<Stmt> {
         if matches!(body.values[v].op, ValueOp::MatMul) {
             return custom(v);
+        }
+        if let (Some(segments), Some(ex)) = (p.segments, exchanged.iter().find(|ex| ex.value == v))
+        {
+            return exchanged_reduction(body, &naming, sched, &inline, ex, segments);
         }
         let s = stage_with(body, &naming, sched, v, &inline);
         if first_chunk_only.contains(&v) {
@@ -312,6 +321,83 @@ fn close(frames: &mut Vec<Frame>) {
             parent.body.push(stmt);
         }
     }
+}
+
+/// The stages of reduction `ex.value` in a kernel of `segments` column segments
+/// ([`crate::plan::segments`]): the segment's partial into its own buffer; copied into the buffer
+/// the writer sends to the other segments and the one the combination starts from; then the
+/// other segments' partials, as the reader receives them, combined one by one into the
+/// reduction's own buffer.
+fn exchanged_reduction(
+    body: &Body,
+    naming: &Naming,
+    sched: &Schedule,
+    inline: &[usize],
+    ex: &Exchange,
+    segments: usize,
+) -> Vec<Stmt> {
+    let v = ex.value;
+    let stem = &body.values[v].stem;
+    let local = |part: &str| format!("{stem}_{part}");
+    let partial = local("partial_o");
+    let mut out = vec![stage_into(
+        body,
+        naming,
+        sched,
+        v,
+        inline,
+        &ex.partial,
+        &partial,
+    )];
+    let (partial_v, send_o, kept_o) = (local("partial_v"), local("send_o"), local("kept_o"));
+    out.push(with(
+        vec![
+            (wait(&ex.partial), partial_v.clone()),
+            (reserve(&ex.send), send_o.clone()),
+            (reserve(&ex.kept), kept_o.clone()),
+        ],
+        vec![
+            store(&send_o, name(&partial_v)),
+            store(&kept_o, name(&partial_v)),
+        ],
+    ));
+    let peer_v = local("peer_v");
+    let combine = |(from_cb, from_v): (&str, String), (to_cb, to_o): (&str, String)| {
+        let (a, b) = (name(&from_v), name(&peer_v));
+        let combined = match ex.reduce {
+            RowReduce::Sum => Expr::bin(BinOp::Add, a, b),
+            RowReduce::Max => math("max", vec![a, b]),
+        };
+        with(
+            vec![
+                (wait(from_cb), from_v),
+                (wait(&ex.peers), peer_v.clone()),
+                (reserve(to_cb), to_o.clone()),
+            ],
+            vec![store(&to_o, combined)],
+        )
+    };
+    let kept = (ex.kept.as_str(), local("kept_v"));
+    let own = (naming.cb(v), naming.reserved(v));
+    let own = (own.0.as_str(), own.1);
+    if segments == 2 {
+        out.push(combine(kept, own));
+        return out;
+    }
+    let (running_v, running_o) = (local("running_v"), local("running_o"));
+    out.push(combine(kept, (&ex.running, running_o.clone())));
+    if segments > 3 {
+        out.push(for_range(
+            "_",
+            int(segments - 3),
+            vec![combine(
+                (&ex.running, running_v.clone()),
+                (&ex.running, running_o),
+            )],
+        ));
+    }
+    out.push(combine((&ex.running, running_v), own));
+    out
 }
 
 /// The `with` block that computes materialized value `v`.

@@ -19,7 +19,9 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
     let p = &k.partition;
     let blocks = p.blocks.max(1) as f64;
     let compute = match &k.detail {
-        KernelDetail::Body { body, .. } => body_cycles(body, p.block, c),
+        KernelDetail::Body { body, .. } => {
+            body_cycles(body, p.block, c) + exchange_cycles(body, p, c, target.tile_bytes)
+        }
         KernelDetail::Matmul { body, info, .. } => {
             let (bm, bn) = p.block;
             // A gathered operand: per K chunk, each A tile selected from `bm + 1` pixel tiles.
@@ -152,6 +154,25 @@ fn hidden_chunk_read_bytes(k: &PlannedKernel, target: &Target) -> f64 {
         })
         .sum();
     (tiles as u64 * target.tile_bytes) as f64
+}
+
+/// What exchanging its partial row reductions costs a block of a kernel in column segments
+/// ([`super::segments`]): per reduction, the partial copied twice (to send and to keep), the
+/// other segments' partials received through pipes, and one combining stage for each.
+fn exchange_cycles(body: &Body, p: &Partition, c: &Costs, tile: u64) -> f64 {
+    let Some(s) = p.segments else {
+        return 0.0;
+    };
+    let reductions = body
+        .values
+        .iter()
+        .filter(|v| matches!(v.op, ValueOp::Reduce(_)))
+        .count() as f64;
+    let rows = p.block.0;
+    let peers = (s - 1) as f64;
+    let receive = peers * (rows as u64 * tile) as f64 / c.multicast_bytes_per_cycle;
+    let combine = peers * stage(c, rows, c.add, 2.0);
+    reductions * (stage(c, 2 * rows, c.add, 1.0) + receive + combine)
 }
 
 /// One pipeline stage producing `tiles` tiles, each `math` cycles on `unpacked` input tiles:

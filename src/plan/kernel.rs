@@ -13,7 +13,7 @@ use super::layout::{device_dims, flat2d, layout_of};
 use super::partition::{divisors, preference, Partition};
 use super::schedule::{Cb, Schedule};
 use super::target::Target;
-use super::{estimate, stream, wide};
+use super::{estimate, segments, stream, wide};
 use super::{FusionMode, KernelKind, PlanError, PlannedKernel};
 use crate::graph::im2col::{weight_matrix_tiles, TileGather};
 use crate::graph::{DType, Graph, Op};
@@ -475,7 +475,22 @@ pub(crate) fn build_cut(
                     }
                 }
             }
-            if let Some(k) = fitting.fastest(target) {
+            let whole = fitting.fastest(target);
+            let segmentable = rowwise && cut == Cut::Whole && segments::segmentable(&body);
+            let segmented = segmentable
+                .then(|| segmented(graph, target, g, &body, (rt, ct)))
+                .flatten();
+            let faster = match (whole, segmented) {
+                (Some(w), Some(s)) => Some(
+                    if estimate::cycles(&s, target) < estimate::cycles(&w, target) {
+                        s
+                    } else {
+                        w
+                    },
+                ),
+                (w, s) => w.or(s),
+            };
+            if let Some(k) = faster {
                 return Ok(k);
             }
             Err(PlanError::DoesNotFit {
@@ -1037,6 +1052,45 @@ fn matmul_body(
         others,
     };
     Ok((info, body))
+}
+
+/// The fastest plan, by the estimate, of row-wise `body` (`rt` x `ct` tiles) with its columns
+/// cut into segments over cores ([`segments`]): every divisor of its columns above one as the
+/// segment count, every divisor of its rows as the block height, one block per core.
+fn segmented(
+    graph: &Graph,
+    target: &Target,
+    g: &Group,
+    body: &Body,
+    (rt, ct): (usize, usize),
+) -> Option<PlannedKernel> {
+    let mut best: Option<(f64, PlannedKernel)> = None;
+    for s in divisors(ct).into_iter().filter(|&s| s > 1) {
+        for br in divisors(rt) {
+            let block = (br, ct / s);
+            if (rt / br) * s > target.cores() {
+                continue;
+            }
+            let mut schedule = Schedule::new(body, block, rt / br, s, vec![]);
+            segments::add_exchange_cbs(body, &mut schedule, s)?;
+            if fits(&schedule.cbs, target).is_err() {
+                continue;
+            }
+            let mut p = Partition::spread(block, (1, rt / br, s), target);
+            p.segments = Some(s);
+            let traffic = body_traffic(body, &schedule, &p, target.tile_bytes);
+            let detail = KernelDetail::Body {
+                body: body.clone(),
+                schedule,
+            };
+            let k = summary(graph, target, g, KernelKind::RowWise, p, traffic, detail);
+            let cycles = estimate::cycles(&k, target);
+            if best.as_ref().is_none_or(|(b, _)| cycles < *b) {
+                best = Some((cycles, k));
+            }
+        }
+    }
+    best.map(|(_, k)| k)
 }
 
 fn transpose_kernel(graph: &Graph, target: &Target, g: &Group) -> Result<PlannedKernel, PlanError> {

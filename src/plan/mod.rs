@@ -17,6 +17,7 @@ pub mod layout;
 pub mod names;
 pub mod partition;
 pub mod schedule;
+pub mod segments;
 pub mod stream;
 pub mod target;
 #[cfg(test)]

@@ -44,6 +44,10 @@ pub struct Partition {
     /// sent to the row's other cores, each of B's once per grid column and sent down it; for
     /// batches ([`Partition::share_batches`]) each batch's right operands once per grid row.
     pub multicast: bool,
+    /// Cores sharing each block row of a row-wise kernel ([`crate::plan::segments`]): its
+    /// columns cut into this many segments (`col_blocks`), one block per core, the cores of a
+    /// block row exchanging their partial row reductions through pipes.
+    pub segments: Option<usize>,
 }
 
 impl Partition {
@@ -75,6 +79,7 @@ impl Partition {
             wide: None,
             stream: None,
             multicast: false,
+            segments: None,
         }
     }
 
@@ -152,6 +157,7 @@ impl Partition {
             wide: None,
             stream: None,
             multicast: false,
+            segments: None,
         }
     }
 
@@ -175,6 +181,11 @@ impl Partition {
         }
         if let Some((chunk, chunks)) = self.stream {
             s += &format!(", the hidden layer streamed in {chunks} chunk(s) of {chunk} tiles");
+        }
+        if let Some(n) = self.segments {
+            s += &format!(
+                ", each row's columns in {n} segments on {n} cores that exchange their partial row reductions"
+            );
         }
         if self.multicast && self.batches > 1 {
             s += ", each batch's right operands multicast along its grid row";

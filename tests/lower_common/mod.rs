@@ -9,6 +9,7 @@ use ttfuse::graph::{BinaryOp, DType, Graph, Op, ReduceOp, TensorData, TensorType
 use ttfuse::inputs::{values, Fill};
 use ttfuse::lower::fallback::GraphHostOps;
 use ttfuse::lower::{compile, Compiled, FusionMode};
+use ttfuse::plan::KernelPlan;
 use ttfuse_runtime::device::Device;
 use ttfuse_runtime::exec::{run_program, Dispatch, ProgramRun};
 
@@ -347,4 +348,33 @@ pub fn host_fallbacks() -> Graph {
     let y = unary(&mut g, "y", UnaryOp::Relu, e);
     output(&mut g, "y", y);
     g
+}
+
+/// Checks every kernel of `plan` against its target's limits: the L1 it reports is the sum of
+/// its buffers, which fit a core's L1, in no more buffers than a core has.
+pub fn assert_within_limits(plan: &KernelPlan) {
+    for k in &plan.kernels {
+        let bytes: u64 = k
+            .cbs
+            .iter()
+            .map(|c| (c.shape.0 * c.shape.1 * c.buffer_factor) as u64 * 2048)
+            .sum();
+        assert_eq!(
+            k.l1_bytes, bytes,
+            "{}: reported L1 is the sum of its buffers",
+            k.name
+        );
+        assert!(
+            bytes <= plan.target.l1_bytes,
+            "{}: {bytes} B of buffers on a {} B core",
+            k.name,
+            plan.target.l1_bytes
+        );
+        assert!(
+            k.cbs.len() <= plan.target.max_cbs as usize,
+            "{}: {} buffers",
+            k.name,
+            k.cbs.len()
+        );
+    }
 }

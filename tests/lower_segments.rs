@@ -1,0 +1,78 @@
+//! Row-wise kernels on few rows cut into column segments over cores (`plan::segments`): every
+//! core reduces its segment of each row, the cores of a block row exchange their partial sums
+//! and maxima through pipes, and the results match the reference interpreter (`run_checked`).
+
+mod lower_common;
+
+use std::collections::BTreeSet;
+
+use lower_common::*;
+use ttfuse::graph::{Graph, Op};
+use ttfuse::lower::FusionMode;
+
+/// A softmax over the rows of an `[rows, cols]` input.
+fn softmax_of(rows: usize, cols: usize) -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[rows, cols]));
+    let y = g.add("y", Op::Softmax { axis: 1 }, f32t(&[rows, cols]), &[x]);
+    output(&mut g, "y", y);
+    g
+}
+
+/// A LayerNorm (with gamma and beta) or, without `beta`, an RMSNorm over `[rows, cols]`.
+fn norm_of(rows: usize, cols: usize, beta: bool) -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[rows, cols]));
+    let gamma = constant(&mut g, "gamma", &[cols], 3, 0.5);
+    let (op, ins) = if beta {
+        let b = constant(&mut g, "beta", &[cols], 4, 0.5);
+        (Op::LayerNorm { eps: 1e-5 }, vec![x, gamma, b])
+    } else {
+        (Op::RmsNorm { eps: 1e-6 }, vec![x, gamma])
+    };
+    let y = g.add("y", op, f32t(&[rows, cols]), &ins);
+    output(&mut g, "y", y);
+    g
+}
+
+/// Compiles `g` fused and checks its numbers against the reference; returns its one kernel's
+/// segment count.
+fn segments_of(g: &Graph) -> Option<usize> {
+    let c = run_checked(g, &device(), FusionMode::Fused);
+    assert_within_limits(&c.plan);
+    assert_eq!(c.plan.kernels.len(), 1);
+    c.plan.kernels[0].partition.segments
+}
+
+#[test]
+fn softmaxes_on_few_rows_split_over_cores() {
+    // One row of 1000 classes (its last tile part padding, masked in its segment), one of 672,
+    // a single row tile 128 wide, 16 row tiles of 512 and 31 of 2048 (two segments a row
+    // fill 62 of 64 cores; the other two skip their block).
+    let shapes = [(1, 1000), (1, 672), (32, 128), (512, 512), (992, 2048)];
+    let mut counts = BTreeSet::new();
+    for (rows, cols) in shapes {
+        let s = segments_of(&softmax_of(rows, cols));
+        assert!(s.is_some_and(|s| s > 1), "{rows}x{cols}: {s:?}");
+        counts.extend(s);
+    }
+    // Two segments combine once, three through the running buffer once, more in a loop.
+    assert!(counts.contains(&2) && counts.contains(&3), "{counts:?}");
+    assert!(counts.iter().any(|&s| s > 3), "{counts:?}");
+}
+
+#[test]
+fn norms_on_few_rows_split_over_cores() {
+    // A LayerNorm's mean and variance and an RMSNorm's mean square, each a partial sum per
+    // segment scaled by the whole row's length.
+    for (rows, cols, beta) in [(64, 2048, true), (1, 4096, true), (32, 4096, false)] {
+        let s = segments_of(&norm_of(rows, cols, beta));
+        assert!(s.is_some_and(|s| s > 1), "{rows}x{cols}: {s:?}");
+    }
+}
+
+#[test]
+fn many_rows_keep_whole_rows_in_one_core() {
+    // 64 row tiles already fill the grid: no segments.
+    assert_eq!(segments_of(&softmax_of(2048, 256)), None);
+}
