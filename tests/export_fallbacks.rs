@@ -3,9 +3,9 @@
 //! block (head-split reshapes and transposes, the rotate-half slices and concatenations), the
 //! fused ResNet block (convolutions with BatchNorm folded in, the first with its ReLU fused),
 //! the conv/pool op model (strided, dilated, grouped and asymmetrically padded convolutions, max
-//! and average pools), an im2col that no matmul gathers and a convolution of pixel matrices. Needs python3; numpy comes from
-//! python3 when it has it, else from a virtual environment the test makes under the target
-//! directory.
+//! and average pools), an im2col that no matmul gathers and a convolution of pixel matrices.
+//! Needs python3; numpy comes from python3 when it has it, else from a virtual environment the
+//! test makes under the target directory.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -131,12 +131,13 @@ struct ConvKernel {
 /// (`CostModel::ttnn_op_cycles`, as the runtime times it), negative when it costs more.
 ///
 /// The kernel's estimate: one dispatch, then the longer of its DRAM traffic and its math over
-/// the cores its output tiles occupy, which read at most at the per-core rate each. A
-/// pointwise kernel reads its pixel matrix and weights once. A gathering kernel, per output row
-/// tile and window offset, reads the offset's weights and two pixel row tiles per channel tile
-/// and two table tiles, from which it selects each A tile with a matmul. It is credited with the elementwise kernel it
-/// absorbs as its epilogue ([`epilogue_credit`]). The layout changes into and out of the
-/// pixel-major form, shared by the convolutions of a region, are not counted.
+/// the cores its output tiles occupy, which read at most at the per-core rate each, times
+/// [`KERNEL_OVERRUN`]. A pointwise kernel reads its pixel matrix and weights once. A gathering
+/// kernel, per output row tile and window offset, reads the offset's weights and two pixel
+/// row tiles per channel tile and two table tiles, from which it selects each A tile with a
+/// matmul. The kernel is credited with the elementwise kernel it absorbs as its epilogue
+/// ([`epilogue_credit`]). The layout changes into and out of the pixel-major form, shared by
+/// the convolutions of a region, are not counted.
 fn kernel_saving(graph: &Graph, n: NodeIndex, k: &ConvKernel, cost: &CostModel) -> f64 {
     let node = graph.node(n);
     let ins: Vec<&TensorType> = graph
@@ -172,9 +173,10 @@ fn kernel_saving(graph: &Graph, n: NodeIndex, k: &ConvKernel, cost: &CostModel) 
 
 /// How much longer than its DRAM or math bound a convolution's matmul kernel runs (per-block
 /// pipeline overheads, write tails, fewer cores than output tiles). Measured on ResNet-50's
-/// pointwise convolutions as matmul kernels on the runtime: 1.3x to 1.8x of the estimate
-/// below (`ttfuse compare` with every convolution rewritten); 1.5x keeps a kernel that only
-/// ties with TTNN's convolution out.
+/// pointwise convolutions as matmul kernels on the runtime (every convolution rewritten,
+/// [`ConvChoice::Every`]): 1.25x to 2.1x of [`kernel_saving`]'s bound beyond the dispatch,
+/// the most where the kernel also reads a residual the bound leaves out. 1.5x, between them,
+/// keeps out a kernel that only ties with TTNN's convolution.
 const KERNEL_OVERRUN: f64 = 1.5;
 
 /// The cycles convolution `n` as a matmul kernel saves by taking the elementwise op after it
