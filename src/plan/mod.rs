@@ -1,7 +1,7 @@
 //! The fusion planner: which graph ops share a kernel ([`group`]), what each kernel computes
 //! ([`body`]), in what order and with which circular buffers ([`schedule`]), and how its work is
-//! cut into blocks over the core grid within the core's L1 ([`partition`], and [`wide`] for a
-//! chained product's columns).
+//! cut into blocks over the core grid within the core's L1 ([`partition`], [`wide`] for a
+//! chained product's columns, and [`segments`] for the rows of a row-wise kernel on few rows).
 //!
 //! The result, a [`KernelPlan`], is what `explain` prints and what [`crate::lower`] turns into
 //! TT-Lang.
