@@ -109,9 +109,9 @@ fn long_rows_are_cut_into_segments_or_single_buffered() {
     assert_within_limits(&c.plan);
     let p = &c.plan.kernels[0].partition;
     assert!(p.segments.is_some() && p.double_buffered, "{p:?}");
-    // 33 row tiles leave no room for two segments a row on 64 cores: blocks of whole rows,
-    // single-buffered.
-    let c = compile(&softmax_of(33 * 32, 6144), &device(), FusionMode::Fused).unwrap();
+    // 193 tiles a row (a prime count) cut into no segments that fill the cores in rounds:
+    // blocks of whole rows, single-buffered.
+    let c = compile(&softmax_of(33 * 32, 193 * 32), &device(), FusionMode::Fused).unwrap();
     assert_within_limits(&c.plan);
     let p = &c.plan.kernels[0].partition;
     assert!(p.segments.is_none() && !p.double_buffered, "{p:?}");

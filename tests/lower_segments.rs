@@ -76,3 +76,14 @@ fn many_rows_keep_whole_rows_in_one_core() {
     // 64 row tiles already fill the grid: no segments.
     assert_eq!(segments_of(&softmax_of(2048, 256)), None);
 }
+
+#[test]
+fn segments_take_their_blocks_in_rounds_over_the_cores() {
+    // 33 row tiles of 192: four segments a row, 132 blocks in three rounds over 44 cores (the
+    // rest of the 8x6 grid takes none). A core reads its next block while it computes one, and
+    // in each round the segments of a row are on different cores.
+    let g = softmax_of(33 * 32, 6144);
+    let c = run_checked(&g, &device(), FusionMode::Fused);
+    let p = &c.plan.kernels[0].partition;
+    assert!(p.segments.is_some() && p.blocks_per_core > 1, "{p:?}");
+}

@@ -44,6 +44,7 @@ pub fn constants(p: &Partition, names: &Names, batch_rows: usize) -> Vec<Stmt> {
         }
         if let Some(s) = p.segments {
             out.push(assign("SEGMENTS", int(s)));
+            out.push(assign("CORES", int(p.cores_used)));
         }
         if p.multicast {
             out.push(assign("GRID_Y", int(p.grid.1 as usize)));
@@ -94,12 +95,22 @@ pub fn block_loop(p: &Partition, uses_index: bool, inner: Vec<Stmt>) -> Vec<Stmt
         name("core_x")
     };
     out.push(assign("core", core));
-    let mut body = vec![assign(
-        "block",
-        add(mul(name("core"), name("BLOCKS_PER_CORE")), name("i")),
-    )];
+    // Segments take their blocks in rounds over the cores (round `i` on core `core` is block
+    // `i * CORES + core`), so that the segments of a block row are on different cores at the
+    // same step, and the cores past `CORES` take none; other kernels take consecutive blocks.
+    let (block, guard) = match p.segments {
+        Some(_) => (
+            add(mul(name("i"), name("CORES")), name("core")),
+            (name("core"), name("CORES")),
+        ),
+        None => (
+            add(mul(name("core"), name("BLOCKS_PER_CORE")), name("i")),
+            (name("block"), name("TOTAL_BLOCKS")),
+        ),
+    };
+    let mut body = vec![assign("block", block)];
     if p.guarded {
-        body.push(if_less(name("block"), name("TOTAL_BLOCKS"), inner));
+        body.push(if_less(guard.0, guard.1, inner));
     } else {
         body.extend(inner);
     }

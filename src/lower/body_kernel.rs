@@ -278,11 +278,13 @@ fn this_core() -> (Expr, Expr) {
     (name("core_x"), name("core_y"))
 }
 
-/// The grid coordinates of core `peer` (with one block per core, the core of block `peer`).
+/// The grid coordinates of the core of block `peer`, which takes blocks in rounds over the
+/// cores (`i * CORES + core`, [`block_loop`]).
 fn peer_core() -> (Expr, Expr) {
+    let core = Expr::bin(BinOp::Mod, name("peer"), name("CORES"));
     (
-        Expr::bin(BinOp::Mod, name("peer"), name("GRID_X")),
-        Expr::bin(BinOp::FloorDiv, name("peer"), name("GRID_X")),
+        Expr::bin(BinOp::Mod, core.clone(), name("GRID_X")),
+        Expr::bin(BinOp::FloorDiv, core, name("GRID_X")),
     )
 }
 

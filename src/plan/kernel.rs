@@ -1056,7 +1056,9 @@ fn matmul_body(
 
 /// The fastest plan, by the estimate, of row-wise `body` (`rt` x `ct` tiles) with its columns
 /// cut into segments over cores ([`segments`]): every divisor of its columns above one as the
-/// segment count, every divisor of its rows as the block height, one block per core.
+/// segment count, every divisor of its rows as the block height, and as many blocks per core
+/// as fill the cores evenly (a core reads its next block while it computes one), with a whole
+/// block row's segments in each round over the cores.
 fn segmented(
     graph: &Graph,
     target: &Target,
@@ -1068,7 +1070,9 @@ fn segmented(
     for s in divisors(ct).into_iter().filter(|&s| s > 1) {
         for br in divisors(rt) {
             let block = (br, ct / s);
-            if (rt / br) * s > target.cores() {
+            let mut p = Partition::spread(block, (1, rt / br, s), target);
+            let rounds_fill = p.blocks == p.cores_used * p.blocks_per_core;
+            if !(rounds_fill && p.cores_used.is_multiple_of(s)) {
                 continue;
             }
             let mut schedule = Schedule::new(body, block, rt / br, s, vec![]);
@@ -1076,7 +1080,6 @@ fn segmented(
             if fits(&schedule.cbs, target).is_err() {
                 continue;
             }
-            let mut p = Partition::spread(block, (1, rt / br, s), target);
             p.segments = Some(s);
             let traffic = body_traffic(body, &schedule, &p, target.tile_bytes);
             let detail = KernelDetail::Body {
