@@ -9,7 +9,7 @@ mod lower_common;
 
 use lower_common::*;
 use petgraph::graph::NodeIndex;
-use ttfuse::graph::{BinaryOp, Graph, Op, UnaryOp};
+use ttfuse::graph::{BinaryOp, Graph, Op, ReduceOp, UnaryOp};
 use ttfuse::lower::{Compiled, FusionMode};
 use ttfuse::optimize::conv::{convs_as_matmuls, ConvChoice};
 use ttfuse::optimize::cost::CostModel;
@@ -403,6 +403,30 @@ fn conv_node(
     )
 }
 
+/// [`bottlenecks`], then a classifier's global average pool flattened to `[1, 256]`.
+fn pooled_bottlenecks(depth: usize) -> Graph {
+    let mut g = bottlenecks(depth);
+    let (_, y) = g.outputs.pop().expect("the chain has its output");
+    let pool = Op::Pool {
+        op: ReduceOp::Mean,
+        kernel: [14, 14],
+        stride: [1, 1],
+        pads: [0; 4],
+        count_include_pad: false,
+    };
+    let p = g.add("pool", pool, f32t(&[1, 256, 1, 1]), &[y]);
+    let flat = g.add(
+        "flat",
+        Op::Reshape {
+            shape: vec![1, 256],
+        },
+        f32t(&[1, 256]),
+        &[p],
+    );
+    output(&mut g, "features", flat);
+    g
+}
+
 /// `depth` ResNet bottleneck blocks on a 14x14 image of 256 channels, as the optimizer leaves
 /// them (BatchNorm folded, ReLUs fused into the convolutions they follow):
 /// `x = relu(conv1x1(conv3x3(conv1x1(x))) + x)`, 256 -> 64 -> 64 -> 256 channels.
@@ -458,6 +482,30 @@ fn the_cost_model_gathers_regions_whose_convolutions_outweigh_their_layout_chang
     // Every form is available when asked for.
     let every = |g: &Graph| convs_as_matmuls(g, ConvChoice::Every).unwrap().1;
     assert_eq!(every(&conv_chain(large, 2)), 2);
+}
+
+#[test]
+fn a_global_average_pool_leaves_the_region_as_a_matmul() {
+    // A classifier's pool over the last block: in the pixel-major form the averaging matrix
+    // times the pixel matrix, already the flattened [1, 256] its user reads. No layout change
+    // on the way out, no TTNN pool or reshape; numbers checked against the reference.
+    let g = pooled_bottlenecks(3);
+    let (r, matmuls) = convs_as_matmuls(&g, ConvChoice::ByCost(&CostModel::default())).unwrap();
+    assert_eq!(matmuls, 3);
+    same_reference(&g, &r);
+    assert_eq!(count(&r, |op| matches!(op, Op::Pool { .. })), 0);
+    let c = run_checked(&r, &device(), FusionMode::Fused);
+    let (device, host) = kernels(&c);
+    assert!(device.contains(&vec!["MatMul".to_string()]), "{device:?}");
+    assert_eq!(
+        host.iter().filter(|op| *op == "Transpose").count(),
+        1,
+        "{host:?}"
+    );
+    assert!(
+        !host.iter().any(|op| op == "Reshape" || op == "MeanPool"),
+        "{host:?}"
+    );
 }
 
 #[test]

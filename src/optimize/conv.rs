@@ -6,6 +6,8 @@
 //! that follow a convolution (the ReLU after a folded BatchNorm, a residual add) stay in that
 //! layout: per-channel operands become row vectors, a same-shape NCHW operand is converted once,
 //! and a tensor leaves the pixel-major region through one reshape and transpose back to NCHW.
+//! A classifier's global average pool leaves it for free: it is a constant averaging matrix
+//! times the pixel matrix, `[n, c]`, which the reshape flattening the pool reads as it is.
 //! The matmul kernel then gathers the im2col windows in its reader ([`TileGather`]) with the
 //! folded bias, activation and residual as its epilogue.
 //!
@@ -24,13 +26,14 @@
 //! layouts.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use petgraph::graph::NodeIndex;
 
 use super::cost::CostModel;
 use crate::graph::fold::rebuild;
 use crate::graph::im2col::TileGather;
-use crate::graph::{BinaryOp, Graph, Op, TensorType, UnaryOp};
+use crate::graph::{BinaryOp, Graph, Op, ReduceOp, TensorData, TensorType, UnaryOp};
 use crate::import::builder::{BuildError, GraphBuilder};
 
 /// The `Im2Col` of convolution `n`, when its im2col is a whole-tile gather.
@@ -249,6 +252,34 @@ fn elementwise(op: &Op) -> bool {
     )
 }
 
+/// The images `[n, h, w]` that `n` averages whole, when it is a global average pool (one
+/// window over each whole image, no padding): in the pixel-major form, the product of a
+/// constant averaging matrix and the pixel matrix, `[n, c]`.
+fn global_average(graph: &Graph, n: NodeIndex) -> Option<[usize; 3]> {
+    let Op::Pool {
+        op: ReduceOp::Mean,
+        kernel,
+        pads: [0, 0, 0, 0],
+        ..
+    } = &graph.node(n).op
+    else {
+        return None;
+    };
+    let x = *graph.inputs_of(n).first()?;
+    let &[images, _, h, w] = graph.node(x).ty.shape.as_slice() else {
+        return None;
+    };
+    (*kernel == [h, w]).then_some([images, h, w])
+}
+
+/// Whether `n` flattens a global average pool's `[n, c, 1, 1]` result into `[n, c]`: its
+/// pixel-major form as it is.
+fn flattens_pool(graph: &Graph, n: NodeIndex, pool: NodeIndex) -> bool {
+    let pooled = &graph.node(pool).ty.shape;
+    matches!(graph.node(n).op, Op::Reshape { .. })
+        && graph.node(n).ty.shape.as_slice() == [pooled[0], pooled[1]]
+}
+
 /// How an operand of a pixel-major elementwise op of NCHW shape `shape` enters the layout.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Operand {
@@ -305,6 +336,8 @@ fn pixel_major_nodes(graph: &Graph, choice: ConvChoice) -> PixelMajor {
                 all.as_matmuls.insert(n);
             }
             as_matmul || ttnn_pixel_major(graph, n)
+        } else if global_average(graph, n).is_some() {
+            graph.inputs_of(n).iter().any(|x| all.nodes.contains(x))
         } else if elementwise(&node.op) && node.ty.shape.len() == 4 {
             let ins = graph.inputs_of(n);
             ins.iter().any(|x| all.nodes.contains(x))
@@ -387,7 +420,12 @@ fn conversions(graph: &Graph, region: &BTreeSet<NodeIndex>, cost: &CostModel) ->
                 total += transpose(x);
             }
         }
-        let leaves = graph.users_of(n).iter().any(|u| !region.contains(u))
+        let flattened =
+            |u: &NodeIndex| global_average(graph, n).is_some() && flattens_pool(graph, *u, n);
+        let leaves = graph
+            .users_of(n)
+            .iter()
+            .any(|u| !region.contains(u) && !flattened(u))
             || graph.outputs.iter().any(|(_, o)| *o == n);
         if leaves {
             total += transpose(n);
@@ -548,6 +586,17 @@ fn ttnn_conv_of_pixels(
     b.add(&node.name, op, &args)
 }
 
+/// The `[n, n * h * w]` matrix whose product with a pixel matrix of `n` images of `h x w` is
+/// each image's mean pixel: row `b` holds `1 / (h * w)` over image `b`'s pixels.
+fn averaging_matrix([n, h, w]: [usize; 3]) -> TensorData {
+    let pixels = h * w;
+    let mut values = vec![0.0; n * n * pixels];
+    for b in 0..n {
+        values[b * n * pixels + b * pixels..][..pixels].fill(1.0 / pixels as f32);
+    }
+    TensorData::f32(vec![n, n * pixels], values)
+}
+
 /// Which convolutions [`convs_as_matmuls`] rewrites.
 #[derive(Clone, Copy, Debug)]
 pub enum ConvChoice<'c> {
@@ -576,13 +625,26 @@ pub fn convs_as_matmuls(graph: &Graph, choice: ConvChoice) -> Result<(Graph, usi
     };
     let out = rebuild(graph, |b, n, rebuilt| {
         if !pixel_major.contains(&n) {
-            return Ok(None);
+            // A flattened global average pool is its pixel-major form.
+            let pool = graph.inputs_of(n).first().copied();
+            let flat = pool.filter(|&q| pixel_major.contains(&q) && flattens_pool(graph, n, q));
+            return Ok(flat.and_then(|q| pixels.of.get(&q).copied()));
         }
         let node = graph.node(n);
         let p = if as_matmuls.contains(&n) {
             conv_as_matmul(b, &mut pixels, n, rebuilt)?
         } else if matches!(node.op, Op::Conv { .. }) {
             ttnn_conv_of_pixels(b, &mut pixels, n, rebuilt)?
+        } else if let Some(images) = global_average(graph, n) {
+            let x = graph.inputs_of(n)[0];
+            let new = rebuilt[x.index()].expect("inputs are rebuilt first");
+            let x = pixels.of_nchw(b, x, new)?;
+            let avg = b.add(
+                &format!("{}/average", node.name),
+                Op::Constant(Arc::new(averaging_matrix(images))),
+                &[],
+            )?;
+            b.add(&node.name, Op::MatMul, &[avg, x])?
         } else {
             let mut ins = Vec::new();
             for x in graph.inputs_of(n) {
