@@ -47,7 +47,16 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
         KernelDetail::Transpose(_) => stage(c, p.block.0 * p.block.1, c.add, 1.0),
         KernelDetail::Host(_) => 0.0,
     };
-    let mut read = k.dram_read_bytes as f64 / blocks / c.core_read_bytes_per_cycle;
+    // A core reads and writes at its own rate, or at its share of the chip's when all of the
+    // kernel's cores do at once.
+    let cores = p.cores_used.max(1) as f64;
+    let read_rate = c
+        .core_read_bytes_per_cycle
+        .min(c.dram_bytes_per_cycle / cores);
+    let write_rate = c
+        .core_write_bytes_per_cycle
+        .min(c.dram_bytes_per_cycle / cores);
+    let mut read = k.dram_read_bytes as f64 / blocks / read_rate;
     if let (true, KernelDetail::Matmul { info, .. }) = (p.multicast && p.batches == 1, &k.detail) {
         // Shared operands: the blocks' own reads (bias, residual) at the core's rate, and the
         // first K chunk's transfer; the rest stream under the compute.
@@ -57,7 +66,7 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
         read = own / c.core_read_bytes_per_cycle
             + first_shared_chunk_cycles(c, p.block, bk, target.tile_bytes);
     }
-    let write = k.dram_write_bytes as f64 / blocks / c.core_write_bytes_per_cycle;
+    let write = k.dram_write_bytes as f64 / blocks / write_rate;
     // A streamed hidden layer's chunks are read while the compute thread works on the chunk
     // before: only the first chunk's read is not hidden within the block.
     let hidden = hidden_chunk_read_bytes(k, target) / c.core_read_bytes_per_cycle;

@@ -476,7 +476,10 @@ pub(crate) fn build_cut(
                 }
             }
             let whole = fitting.fastest(target);
-            let segmentable = rowwise && cut == Cut::Whole && segments::segmentable(&body);
+            // Segments are for rows too few to fill the grid whole.
+            let few_rows = rt < target.cores();
+            let segmentable =
+                rowwise && few_rows && cut == Cut::Whole && segments::segmentable(&body);
             let segmented = segmentable
                 .then(|| segmented(graph, target, g, &body, (rt, ct)))
                 .flatten();
