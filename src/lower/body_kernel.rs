@@ -13,7 +13,7 @@ use crate::plan::body::{Body, LoadSource, MatrixRead, Value};
 use crate::plan::heads::HeadWrite;
 use crate::plan::layout::Class;
 use crate::plan::schedule::Schedule;
-use crate::plan::segments::exchanges;
+use crate::plan::segments::kernel_exchanges;
 use crate::plan::PlannedKernel;
 
 /// Block geometry names of body kernels.
@@ -245,15 +245,12 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule) -> Kernel {
     let (hoisted, mut per_block) = load_reads(body, sched, &naming, &c, &NAMES, &read_into);
     // Segments of a block row exchange their partial reductions: the reader receives the
     // others', the writer sends its own, reduction by reduction.
-    let exchanged = match p.segments {
-        Some(_) => exchanges(body, sched).unwrap_or_default(),
-        None => Vec::new(),
-    };
+    let exchanged = kernel_exchanges(body, sched, p);
     for ex in &exchanged {
-        per_block.extend(each_peer(with(
+        per_block.extend(each_peer(vec![with(
             vec![(reserve(&ex.peers), "blk".into())],
             copy(pipe(peer_core(), this_core()), name("blk")),
-        )));
+        )]));
     }
     let mut read = hoisted;
     if !per_block.is_empty() {
@@ -263,7 +260,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule) -> Kernel {
     }
     let mut inner = c.stmts.clone();
     for ex in &exchanged {
-        let sends = each_peer_stmts(copy(name("blk"), pipe(this_core(), peer_core())));
+        let sends = each_peer(copy(name("blk"), pipe(this_core(), peer_core())));
         inner.push(with(vec![(wait(&ex.send), "blk".into())], sends));
     }
     let (out_row, out_col, out_wide) = output_coords(body.head_write, &c, &mut inner);
@@ -288,13 +285,8 @@ fn peer_core() -> (Expr, Expr) {
     )
 }
 
-/// `stmt` for every other segment of this block's row (`peer` its block), in segment order.
-fn each_peer(stmt: Stmt) -> Vec<Stmt> {
-    each_peer_stmts(vec![stmt])
-}
-
-/// [`each_peer`] for several statements.
-fn each_peer_stmts(stmts: Vec<Stmt>) -> Vec<Stmt> {
+/// `stmts` for every other segment of this block's row (`peer` its block), in segment order.
+fn each_peer(stmts: Vec<Stmt>) -> Vec<Stmt> {
     let first = Expr::bin(
         BinOp::Sub,
         name("block"),

@@ -13,7 +13,7 @@ use super::emit::{
 };
 use crate::plan::body::{Body, RowReduce, TtBinary, ValueOp};
 use crate::plan::schedule::{stream_region, Schedule};
-use crate::plan::segments::{exchanges, Exchange};
+use crate::plan::segments::{kernel_exchanges, Exchange};
 use crate::plan::stream::Stream;
 use crate::plan::Partition;
 
@@ -120,10 +120,7 @@ pub fn compute_thread(
             }
         }
     }
-    let exchanged: Vec<Exchange> = match p.segments {
-        Some(_) => exchanges(body, sched).unwrap_or_default(),
-        None => Vec::new(),
-    };
+    let exchanged = kernel_exchanges(body, sched, p);
     let stage = |v: usize| -> Vec<Stmt> {
         if matches!(body.values[v].op, ValueOp::MatMul) {
             return custom(v);

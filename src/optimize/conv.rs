@@ -193,9 +193,7 @@ fn epilogue_credit(graph: &Graph, n: NodeIndex, cost: &CostModel) -> f64 {
     };
     let returned = graph.outputs.iter().any(|(_, o)| *o == n);
     let later_conv = graph.inputs_of(user).into_iter().any(|x| {
-        x > n
-            && matches!(graph.node(x).op, Op::Conv { .. })
-            && (is_pointwise(graph, x) || gather_of(graph, x).is_some())
+        x > n && matches!(graph.node(x).op, Op::Conv { .. }) && matmul_kernel(graph, x).is_some()
     });
     if returned || later_conv || !elementwise(&graph.node(user).op) {
         return 0.0;
@@ -219,24 +217,26 @@ fn ttnn_pixel_major(graph: &Graph, n: NodeIndex) -> bool {
 /// The cycles convolution `n` saves as a matmul kernel (pointwise, or gathering its windows by
 /// whole tiles), if it can be one.
 fn saving_as_matmul(graph: &Graph, n: NodeIndex, cost: &CostModel) -> Option<f64> {
+    matmul_kernel(graph, n).map(|k| kernel_saving(graph, n, &k, cost))
+}
+
+/// The matmul kernel convolution `n` becomes, if it can be one: pointwise, or gathering its
+/// windows by whole tiles.
+fn matmul_kernel(graph: &Graph, n: NodeIndex) -> Option<ConvKernel> {
     if is_pointwise(graph, n) {
         let x = &graph.node(graph.inputs_of(n)[0]).ty.shape;
-        let k = ConvKernel {
+        return Some(ConvKernel {
             rows: (x[0] * x[2] * x[3]).div_ceil(32),
             offsets: 1,
             channel_tiles: x[1].div_ceil(32),
             gathered: false,
-        };
-        return Some(kernel_saving(graph, n, &k, cost));
+        });
     }
-    gather_of(graph, n).map(|(_, g)| {
-        let k = ConvKernel {
-            rows: g.row_tiles(),
-            offsets: g.offsets(),
-            channel_tiles: g.channels / 32,
-            gathered: true,
-        };
-        kernel_saving(graph, n, &k, cost)
+    gather_of(graph, n).map(|(_, g)| ConvKernel {
+        rows: g.row_tiles(),
+        offsets: g.offsets(),
+        channel_tiles: g.channels / 32,
+        gathered: true,
     })
 }
 
@@ -326,7 +326,7 @@ fn pixel_major_nodes(graph: &Graph, choice: ConvChoice) -> PixelMajor {
         let node = graph.node(n);
         let joins = if matches!(node.op, Op::Conv { .. }) {
             let as_matmul = match choice {
-                ConvChoice::Every => is_pointwise(graph, n) || gather_of(graph, n).is_some(),
+                ConvChoice::Every => matmul_kernel(graph, n).is_some(),
                 ConvChoice::ByCost(cost) => match saving_as_matmul(graph, n, cost) {
                     Some(s) if s > 0.0 => saving.insert(n, s).is_none(),
                     _ => false,
@@ -496,8 +496,8 @@ impl Pixels<'_> {
     }
 }
 
-/// Convolution `n`'s rebuilt inputs, the first (its images) as their pixel matrix.
-fn conv_inputs(
+/// Node `n`'s rebuilt inputs, the first (its images) as their pixel matrix.
+fn pixel_inputs(
     b: &mut GraphBuilder,
     pixels: &mut Pixels,
     n: NodeIndex,
@@ -517,7 +517,7 @@ fn conv_as_matmul(
     n: NodeIndex,
     rebuilt: &[Option<NodeIndex>],
 ) -> Result<NodeIndex, BuildError> {
-    let args = conv_inputs(b, pixels, n, rebuilt)?;
+    let args = pixel_inputs(b, pixels, n, rebuilt)?;
     let graph = pixels.graph;
     let (node, ins) = (graph.node(n), graph.inputs_of(n));
     let x = args[0];
@@ -572,7 +572,7 @@ fn ttnn_conv_of_pixels(
     n: NodeIndex,
     rebuilt: &[Option<NodeIndex>],
 ) -> Result<NodeIndex, BuildError> {
-    let args = conv_inputs(b, pixels, n, rebuilt)?;
+    let args = pixel_inputs(b, pixels, n, rebuilt)?;
     let graph = pixels.graph;
     let node = graph.node(n);
     let &[images, _, h, w] = graph.node(graph.inputs_of(n)[0]).ty.shape.as_slice() else {
@@ -636,9 +636,7 @@ pub fn convs_as_matmuls(graph: &Graph, choice: ConvChoice) -> Result<(Graph, usi
         } else if matches!(node.op, Op::Conv { .. }) {
             ttnn_conv_of_pixels(b, &mut pixels, n, rebuilt)?
         } else if let Some(images) = global_average(graph, n) {
-            let x = graph.inputs_of(n)[0];
-            let new = rebuilt[x.index()].expect("inputs are rebuilt first");
-            let x = pixels.of_nchw(b, x, new)?;
+            let x = pixel_inputs(b, &mut pixels, n, rebuilt)?[0];
             let avg = b.add(
                 &format!("{}/average", node.name),
                 Op::Constant(Arc::new(averaging_matrix(images))),

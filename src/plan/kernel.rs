@@ -288,20 +288,14 @@ fn fastest_cut(
     rows: Option<usize>,
 ) -> Option<(f64, PlannedKernel)> {
     let mode = FusionMode::Fused;
-    let mut best: Option<(f64, PlannedKernel)> = None;
-    let mut consider = |k: PlannedKernel| {
-        let cycles = estimate::cycles(&k, target);
-        if best.as_ref().is_none_or(|(b, _)| cycles < *b) {
-            best = Some((cycles, k));
-        }
-    };
+    let mut cuts = Vec::new();
     if let Some(width) = wide::splittable_width(body) {
         let mut chunks = divisors(width).into_iter().rev().filter(|&c| c < width);
         match rows {
             Some(rows) => {
                 for chunk in chunks.filter(|&c| (width / c - 1) * rows < target.cores()) {
                     if let Ok(k) = build_cut(graph, target, g, mode, Cut::Wide(chunk)) {
-                        consider(k);
+                        cuts.push(k);
                     }
                 }
             }
@@ -309,7 +303,7 @@ fn fastest_cut(
                 if let Some(k) =
                     chunks.find_map(|c| build_cut(graph, target, g, mode, Cut::Wide(c)).ok())
                 {
-                    consider(k);
+                    cuts.push(k);
                 }
             }
         }
@@ -317,8 +311,23 @@ fn fastest_cut(
     if let Some(width) = stream::streamable_width(body) {
         for chunk in divisors(width).into_iter().filter(|&c| c < width) {
             if let Ok(k) = build_cut(graph, target, g, mode, Cut::Stream(chunk)) {
-                consider(k);
+                cuts.push(k);
             }
+        }
+    }
+    fastest(cuts, target)
+}
+
+/// The fastest of `kernels` by the estimate (the first of equals), with its estimated cycles.
+fn fastest(
+    kernels: impl IntoIterator<Item = PlannedKernel>,
+    target: &Target,
+) -> Option<(f64, PlannedKernel)> {
+    let mut best: Option<(f64, PlannedKernel)> = None;
+    for k in kernels {
+        let cycles = estimate::cycles(&k, target);
+        if best.as_ref().is_none_or(|(b, _)| cycles < *b) {
+            best = Some((cycles, k));
         }
     }
     best
@@ -483,17 +492,7 @@ pub(crate) fn build_cut(
             let segmented = segmentable
                 .then(|| segmented(graph, target, g, &body, (rt, ct)))
                 .flatten();
-            let faster = match (whole, segmented) {
-                (Some(w), Some(s)) => Some(
-                    if estimate::cycles(&s, target) < estimate::cycles(&w, target) {
-                        s
-                    } else {
-                        w
-                    },
-                ),
-                (w, s) => w.or(s),
-            };
-            if let Some(k) = faster {
+            if let Some((_, k)) = fastest(whole.into_iter().chain(segmented), target) {
                 return Ok(k);
             }
             Err(PlanError::DoesNotFit {
@@ -764,14 +763,7 @@ impl Fitting {
 
     /// The kernel the estimate finds fastest (the first of equals).
     fn fastest(self, target: &Target) -> Option<PlannedKernel> {
-        let mut best: Option<(f64, PlannedKernel)> = None;
-        for k in self.kernels {
-            let cycles = estimate::cycles(&k, target);
-            if best.as_ref().is_none_or(|(b, _)| cycles < *b) {
-                best = Some((cycles, k));
-            }
-        }
-        best.map(|(_, k)| k)
+        fastest(self.kernels, target).map(|(_, k)| k)
     }
 }
 
@@ -1069,7 +1061,7 @@ fn segmented(
     body: &Body,
     (rt, ct): (usize, usize),
 ) -> Option<PlannedKernel> {
-    let mut best: Option<(f64, PlannedKernel)> = None;
+    let mut plans = Vec::new();
     for s in divisors(ct).into_iter().filter(|&s| s > 1) {
         for br in divisors(rt) {
             let block = (br, ct / s);
@@ -1089,14 +1081,18 @@ fn segmented(
                 body: body.clone(),
                 schedule,
             };
-            let k = summary(graph, target, g, KernelKind::RowWise, p, traffic, detail);
-            let cycles = estimate::cycles(&k, target);
-            if best.as_ref().is_none_or(|(b, _)| cycles < *b) {
-                best = Some((cycles, k));
-            }
+            plans.push(summary(
+                graph,
+                target,
+                g,
+                KernelKind::RowWise,
+                p,
+                traffic,
+                detail,
+            ));
         }
     }
-    best.map(|(_, k)| k)
+    fastest(plans, target).map(|(_, k)| k)
 }
 
 fn transpose_kernel(graph: &Graph, target: &Target, g: &Group) -> Result<PlannedKernel, PlanError> {

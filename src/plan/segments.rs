@@ -18,6 +18,7 @@
 use super::body::{Body, RowReduce, ValueOp};
 use super::layout::Class;
 use super::schedule::{Cb, Schedule};
+use super::Partition;
 
 /// Whether `body` can run in column segments: row-wise, without a chained product, a streamed
 /// layer or a head write, and writing only blocks of its whole iteration space (a reduction
@@ -108,6 +109,14 @@ pub fn exchanges(body: &Body, sched: &Schedule) -> Option<Vec<Exchange>> {
         }
     }
     Some(out)
+}
+
+/// The exchanges of a kernel planned as `p`: none unless it runs in segments.
+pub fn kernel_exchanges(body: &Body, sched: &Schedule, p: &Partition) -> Vec<Exchange> {
+    match p.segments {
+        Some(_) => exchanges(body, sched).unwrap_or_default(),
+        None => Vec::new(),
+    }
 }
 
 /// Adds the exchange buffers of `body`'s reductions to `sched` for `segments` segments;
