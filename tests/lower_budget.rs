@@ -5,7 +5,7 @@
 mod lower_common;
 
 use lower_common::*;
-use ttfuse::graph::{BinaryOp, Graph, Op, UnaryOp};
+use ttfuse::graph::{BinaryOp, Graph, UnaryOp};
 use ttfuse::lower::{compile, FusionMode};
 
 fn long_k_matmul() -> Graph {
@@ -89,15 +89,6 @@ fn leftover_blocks_are_guarded() {
     let p = &c.plan.kernels[0].partition;
     assert!(p.guarded, "{}", c.plan.kernels[0].partition_summary);
     assert!(p.blocks_per_core * (p.grid.0 * p.grid.1) as usize > p.blocks);
-}
-
-/// A softmax over the rows of an `[rows, cols]` input.
-fn softmax_of(rows: usize, cols: usize) -> Graph {
-    let mut g = Graph::new();
-    let x = g.add_input("x", f32t(&[rows, cols]));
-    let y = g.add("y", Op::Softmax { axis: 1 }, f32t(&[rows, cols]), &[x]);
-    output(&mut g, "y", y);
-    g
 }
 
 #[test]

@@ -10,15 +10,6 @@ use lower_common::*;
 use ttfuse::graph::{Graph, Op};
 use ttfuse::lower::FusionMode;
 
-/// A softmax over the rows of an `[rows, cols]` input.
-fn softmax_of(rows: usize, cols: usize) -> Graph {
-    let mut g = Graph::new();
-    let x = g.add_input("x", f32t(&[rows, cols]));
-    let y = g.add("y", Op::Softmax { axis: 1 }, f32t(&[rows, cols]), &[x]);
-    output(&mut g, "y", y);
-    g
-}
-
 /// A LayerNorm (with gamma and beta) or, without `beta`, an RMSNorm over `[rows, cols]`.
 fn norm_of(rows: usize, cols: usize, beta: bool) -> Graph {
     let mut g = Graph::new();

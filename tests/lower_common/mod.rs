@@ -121,9 +121,14 @@ pub fn matmul_bias_relu() -> Graph {
 
 /// Softmax over the last axis of [64, 256], as the composite op.
 pub fn softmax_composite() -> Graph {
+    softmax_of(64, 256)
+}
+
+/// A softmax over the rows of an `[rows, cols]` input.
+pub fn softmax_of(rows: usize, cols: usize) -> Graph {
     let mut g = Graph::new();
-    let x = g.add_input("x", f32t(&[64, 256]));
-    let y = g.add("y", Op::Softmax { axis: 1 }, f32t(&[64, 256]), &[x]);
+    let x = g.add_input("x", f32t(&[rows, cols]));
+    let y = g.add("y", Op::Softmax { axis: 1 }, f32t(&[rows, cols]), &[x]);
     output(&mut g, "y", y);
     g
 }
