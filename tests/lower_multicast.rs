@@ -7,6 +7,8 @@ mod lower_common;
 use lower_common::*;
 use ttfuse::graph::{BinaryOp, Graph};
 use ttfuse::lower::FusionMode;
+use ttfuse::plan::PlannedKernel;
+use ttfuse_runtime::timing::report::KernelReport;
 
 /// `x [256, 768] @ w [768, 512] + b`: 8 x 16 output tiles over K = 24 tiles.
 fn projection() -> Graph {
@@ -30,17 +32,11 @@ fn a_matmul_whose_blocks_form_the_grid_reads_each_operand_once() {
     assert!(p.multicast, "{}", k.partition_summary);
     assert_eq!((p.block, p.grid, p.blocks_per_core), ((1, 2), (8, 8), 1));
 
-    let (_, run, _) = run(&g, FusionMode::Fused);
-    let report = &run.report.kernels[0];
-    let tile = 32 * 32 * 2;
+    let report = run_kernel(&g, k);
     // A (8 x 24 tiles) and B (24 x 16) once each, and every block its 1 x 2 tiles of bias.
-    let operands = (8 * 24 + 24 * 16) * tile;
-    let bias = 64 * 2 * tile;
+    let operands = (8 * 24 + 24 * 16) * TILE;
+    let bias = 64 * 2 * TILE;
     assert_eq!(report.dram_read_bytes, operands + bias);
-    assert_eq!(
-        k.dram_read_bytes, report.dram_read_bytes,
-        "the plan counts what runs"
-    );
     // Each chunk reaches the other seven cores of its row (A) or column (B) as one multicast:
     // the NoC carries every operand tile once.
     assert_eq!(report.noc_bytes, operands);
@@ -88,23 +84,77 @@ fn attention_heads_share_their_keys_and_values_along_grid_rows() {
         k.partition_summary
     );
 
-    let (_, run, _) = run(&g, FusionMode::Fused);
-    let report = &run.report.kernels[0];
-    let tile = 32 * 32 * 2;
+    let report = run_kernel(&g, k);
+    // Each grid row reads its head's keys and values (16 x 2 tiles each) once and multicasts
+    // them to its other seven cores.
+    assert_eq!(report.noc_bytes, 8 * 2 * 16 * 2 * TILE);
+    // Q once (4 heads x 16 x 2 tiles), K and V once per grid row, and the kernel's constants
+    // on every core: far from every block reading all of K and V.
+    assert_constants_beyond(&report, (4 * 16 * 2 + 8 * 2 * 16 * 2) * TILE);
+}
+
+#[test]
+fn a_causal_mask_shared_by_the_heads_is_read_once_per_row_block_and_kept() {
+    // 8 heads of 512 rows: a head's 16 row blocks fill two grid rows, the four groups of two
+    // grid rows take two heads each, one per step. A core's two blocks are the same row block
+    // of two heads, which add the same rows of the [512, 512] mask.
+    let g = attention_heads_masked(8, 512, true);
+    let compiled = run_checked(&g, &device(), FusionMode::Fused);
+    let k = &compiled.plan.kernels[0];
+    let p = &k.partition;
+    assert!(p.keeps_batch_shared(), "{}", k.partition_summary);
+    assert_eq!((p.batches, p.block, p.grid), (8, (1, 16), (8, 8)));
+    assert_eq!((p.group_rows(), p.blocks_per_core), (2, 2));
+    assert!(k.ops.iter().any(|o| o == "Where"), "{:?}", k.ops);
+    let mask_cb = k
+        .cbs
+        .iter()
+        .find(|cb| cb.name.ends_with("_mask_cb"))
+        .expect("the mask's buffer");
+    assert_eq!((mask_cb.shape, mask_cb.buffer_factor), ((1, 16), 1));
+
+    let source = ttfuse_runtime::ttl::print::print_kernel(&compiled.program.kernels[0]);
+    // The reader reads it at the core's first block, from DRAM in the first group and from
+    // that group's core in the others; the compute thread waits for it at its first use and
+    // releases it after the last block.
+    assert!(source.contains("if core_y < GROUP_ROWS:"), "{source}");
+    assert!(
+        source.contains("ttl.Pipe(src=(core_x, core_y % GROUP_ROWS), dst=(core_x, core_y))"),
+        "{source}"
+    );
+    assert!(source.contains("_mask_cb.pop()"), "{source}");
+
+    let report = run_kernel(&g, k);
+    // Q once (8 heads x 16 x 2 tiles), K and V once per grid row and step, the mask once (16 x
+    // 16 tiles), and the kernel's constants on every core.
+    let kv = 8 * 2 * 2 * 16 * 2;
+    let mask = 16 * 16;
+    assert_constants_beyond(&report, (8 * 16 * 2 + kv + mask) * TILE);
+    // The keys, values and mask each cross the NoC once, as multicasts.
+    assert_eq!(report.noc_bytes, (kv + mask) * TILE);
+}
+
+/// Bytes of a bf16 tile.
+const TILE: u64 = 32 * 32 * 2;
+
+/// Runs `g` fused and returns the report of its only kernel, `k` as planned, checking that
+/// the plan counted the DRAM bytes the kernel read.
+fn run_kernel(g: &Graph, k: &PlannedKernel) -> KernelReport {
+    let (_, run, _) = run(g, FusionMode::Fused);
+    let report = run.report.kernels[0].clone();
     assert_eq!(
         k.dram_read_bytes, report.dram_read_bytes,
         "the plan counts what runs"
     );
-    // Each grid row reads its head's keys and values (16 x 2 tiles each) once and multicasts
-    // them to its other seven cores.
-    assert_eq!(report.noc_bytes, 8 * 2 * 16 * 2 * tile);
-    // Q once (4 heads x 16 x 2 tiles), K and V once per grid row, and the kernel's constants
-    // on every core: far from every block reading all of K and V.
-    let shared = (4 * 16 * 2 + 8 * 2 * 16 * 2) * tile;
+    report
+}
+
+/// Checks that what a kernel read beyond its `shared` bytes of operands is the kernel's
+/// constant tiles on each of the 64 cores: one or two per core.
+fn assert_constants_beyond(report: &KernelReport, shared: u64) {
     let per_core = report.dram_read_bytes - shared;
     assert!(
-        per_core.is_multiple_of(64 * tile) && per_core <= 64 * 2 * tile,
-        "{} bytes beyond the operands",
-        per_core
+        per_core.is_multiple_of(64 * TILE) && per_core <= 64 * 2 * TILE,
+        "{per_core} bytes beyond the operands"
     );
 }

@@ -9,6 +9,7 @@ use super::emit::{
     add, assign, compare, copy, for_range, if_else, if_less, index, int, make_cb, mul, name, pipe,
     read_into, reserve, span, wait, with, write_from,
 };
+use super::multicast::group_shared_read;
 use crate::plan::body::{Body, LoadSource, MatrixRead, Value};
 use crate::plan::heads::HeadWrite;
 use crate::plan::layout::Class;
@@ -96,7 +97,10 @@ fn matrix_index(
 /// Reads of the body's loads: the loop-invariant ones (to run before the loop) and the
 /// per-block ones (inside it, at the block's coordinates `c`). `matrix_read` reads a block's
 /// whole right operand of a chained product into its buffer (a plain [`read_into`], or a
-/// read shared with other cores).
+/// read shared with other cores). With `keep_shared`
+/// ([`crate::plan::Partition::keeps_batch_shared`]), a
+/// load every batch shares is read at the core's first block only, once per grid column
+/// group ([`group_shared_read`]).
 pub fn load_reads(
     body: &Body,
     sched: &Schedule,
@@ -104,6 +108,7 @@ pub fn load_reads(
     c: &Coords,
     names: &Names,
     matrix_read: &dyn Fn(&str, Expr) -> Stmt,
+    keep_shared: bool,
 ) -> (Vec<Stmt>, Vec<Stmt>) {
     let (row, col) = (&c.row, &c.col);
     let mut hoisted = Vec::new();
@@ -144,7 +149,16 @@ pub fn load_reads(
             };
             let col = column_of(value, col, &c.wide_col).clone();
             let src = index(&load.param, block_index(value.class, row, col, names));
-            per_block.push(read_into(&naming.cb(v), src));
+            per_block.push(if load.batch_shared && keep_shared {
+                // Read at the core's first block and kept for the others.
+                if_else(
+                    compare(CmpOp::Eq, name("i"), int(0)),
+                    vec![group_shared_read(&naming.cb(v), src)],
+                    vec![],
+                )
+            } else {
+                read_into(&naming.cb(v), src)
+            });
         }
     }
     if !per_chunk.is_empty() {
@@ -242,7 +256,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule) -> Kernel {
     setup.extend(sched.cbs.iter().map(make_cb));
     let c = coords(p, &NAMES);
     let compute = compute_thread(body, sched, p, &|_| Vec::new(), &c);
-    let (hoisted, mut per_block) = load_reads(body, sched, &naming, &c, &NAMES, &read_into);
+    let (hoisted, mut per_block) = load_reads(body, sched, &naming, &c, &NAMES, &read_into, false);
     // Segments of a block row exchange their partial reductions: the reader receives the
     // others', the writer sends its own, reduction by reduction.
     let exchanged = kernel_exchanges(body, sched, p);

@@ -5,11 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use ttfuse_runtime::ttl::ast::{BinOp, Expr, Stmt};
+use ttfuse_runtime::ttl::ast::{BinOp, CmpOp, Expr, Stmt};
 
 use super::blocks::{block_loop, Coords};
 use super::emit::{
-    assign, for_range, if_less, int, math, math_dims, name, reserve, store, wait, with,
+    assign, compare, expr, for_range, if_else, if_less, int, math, math_dims, name, reserve, store,
+    wait, with,
 };
 use crate::plan::body::{Body, RowReduce, TtBinary, ValueOp};
 use crate::plan::schedule::{stream_region, Schedule};
@@ -52,7 +53,9 @@ impl<'a> Naming<'a> {
 /// Builds the compute thread. `custom` emits the stage of a `MatMul` value. With a chained
 /// product's columns split ([`Partition::wide`]), `c` gives the block's coordinates: only the
 /// first chunk's blocks compute the outputs that are not cut to a chunk (every chunk would
-/// compute them alike), and their writer writes them.
+/// compute them alike), and their writer writes them. A load a core keeps for all its blocks
+/// ([`Partition::keeps_batch_shared`]) is waited for by the first block where it is first
+/// used, so that block's earlier stages run while it arrives, and released after the last.
 pub fn compute_thread(
     body: &Body,
     sched: &Schedule,
@@ -67,6 +70,14 @@ pub fn compute_thread(
     for (pos, s) in sched.stages.iter().enumerate() {
         for &leaf in &sched.leaves[s] {
             uses.entry(leaf).or_default().push(pos);
+        }
+    }
+    let kept = kept_loads(body, p);
+    // The stage each kept load is first used by, and the kept loads it waits for.
+    let mut first_use: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for &v in &kept {
+        if let Some(&q) = uses.get(&v).and_then(|ps| ps.first()) {
+            first_use.entry(sched.stages[q]).or_default().push(v);
         }
     }
     // A streamed hidden layer: loop stages `r0..=r1` run once per chunk; the block loop's
@@ -85,6 +96,9 @@ pub fn compute_thread(
     let mut region_scoped = Vec::new();
     let mut inline = Vec::new();
     for (&v, ps) in &uses {
+        if kept.contains(&v) {
+            continue;
+        }
         if body.is_streamed(v) && !sched.hoisted[v] {
             // Produced and used within one chunk: positions relative to the chunk's first.
             let r0 = region.map_or(0, |r| r.0);
@@ -121,7 +135,20 @@ pub fn compute_thread(
         }
     }
     let exchanged = kernel_exchanges(body, sched, p);
-    let stage = |v: usize| -> Vec<Stmt> {
+    let first_waits = |v: usize| -> Vec<Stmt> {
+        first_use.get(&v).map_or_else(Vec::new, |loads| {
+            let waits = loads
+                .iter()
+                .map(|&l| assign(&naming.waited(l), wait(&naming.cb(l))))
+                .collect();
+            vec![if_else(
+                compare(CmpOp::Eq, name("i"), int(0)),
+                waits,
+                vec![],
+            )]
+        })
+    };
+    let stage_body = |v: usize| -> Vec<Stmt> {
         if matches!(body.values[v].op, ValueOp::MatMul) {
             return custom(v);
         }
@@ -135,6 +162,11 @@ pub fn compute_thread(
         } else {
             vec![s]
         }
+    };
+    let stage = |v: usize| -> Vec<Stmt> {
+        let mut out = first_waits(v);
+        out.extend(stage_body(v));
+        out
     };
     let mut inner = match (region, &body.stream) {
         (Some((r0, r1)), Some(st)) => {
@@ -170,11 +202,32 @@ pub fn compute_thread(
     let mut emit_outer = |pos: usize| {
         if pos < hs {
             stage(sched.stages[pos])
-        } else {
+        } else if kept.is_empty() {
             block_loop(p, indexed, inner.clone())
+        } else {
+            // Shared batches: no guard, and the block's index is not needed, only the step's.
+            let mut out = vec![for_range("i", name("BLOCKS_PER_CORE"), inner.clone())];
+            out.extend(
+                kept.iter()
+                    .map(|&v| expr(name(&naming.cb(v)).method("pop", vec![]))),
+            );
+            out
         }
     };
     nest(hs + 1, &outer_scoped, &naming, &mut emit_outer)
+}
+
+/// The load values a core reads once and keeps for all its blocks
+/// ([`Partition::keeps_batch_shared`]).
+pub fn kept_loads(body: &Body, p: &Partition) -> Vec<usize> {
+    if !p.keeps_batch_shared() {
+        return Vec::new();
+    }
+    body.loads
+        .iter()
+        .filter(|l| l.batch_shared)
+        .map(|l| l.value)
+        .collect()
 }
 
 /// Which chunk of a streamed hidden layer a copy of the chunk loop's body computes.

@@ -6,7 +6,9 @@
 
 use ttfuse_runtime::ttl::ast::{BinOp, CmpOp, Expr, Stmt};
 
-use super::emit::{assign, compare, copy, for_range, if_else, int, name, pipe, reserve, with};
+use super::emit::{
+    add, assign, compare, copy, for_range, if_else, int, mul, name, pipe, reserve, with,
+};
 
 /// The grid axis along which the cores share a chunk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,5 +66,39 @@ pub fn shared_read(cb: &str, src: Expr, along: Along, turn: Option<Expr>) -> Stm
             assign("sender", sender),
             if_else(compare(CmpOp::Eq, name(me), name("sender")), read, receive),
         ],
+    )
+}
+
+/// Reads `src` into a reserved block of `cb` for the cores of a grid column that take the
+/// same row block in a shared-batches layout ([`crate::plan::Partition::share_batches`]), one
+/// in each group of `GROUP_ROWS` grid rows: the first group's core reads it from DRAM and sends
+/// it down the column to the others, which receive it from that core's pipe.
+pub fn group_shared_read(cb: &str, src: Expr) -> Stmt {
+    let groups = Expr::bin(BinOp::FloorDiv, name("GRID_Y"), name("GROUP_ROWS"));
+    let peer_y = add(
+        name("core_y"),
+        mul(add(name("g"), int(1)), name("GROUP_ROWS")),
+    );
+    let mut read = copy(src, name("blk"));
+    read.push(for_range(
+        "g",
+        Expr::bin(BinOp::Sub, groups, int(1)),
+        copy(
+            name("blk"),
+            pipe((name("core_x"), name("core_y")), (name("core_x"), peer_y)),
+        ),
+    ));
+    let sender = Expr::bin(BinOp::Mod, name("core_y"), name("GROUP_ROWS"));
+    let receive = copy(
+        pipe((name("core_x"), sender), (name("core_x"), name("core_y"))),
+        name("blk"),
+    );
+    with(
+        vec![(reserve(cb), "blk".into())],
+        vec![if_else(
+            compare(CmpOp::Lt, name("core_y"), name("GROUP_ROWS")),
+            read,
+            receive,
+        )],
     )
 }

@@ -229,6 +229,16 @@ fn single_buffer(cbs: &mut [Cb], keep: &[String]) {
     }
 }
 
+/// Single-buffers the loads that a core reads once and keeps
+/// ([`Partition::keeps_batch_shared`]).
+fn single_buffer_kept(body: &Body, schedule: &mut Schedule) {
+    for load in body.loads.iter().filter(|l| l.batch_shared) {
+        if let Some(&i) = schedule.cb_of.get(&load.value) {
+            schedule.cbs[i].buffer_factor = 1;
+        }
+    }
+}
+
 /// How a kernel with chained products cuts their work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Cut {
@@ -572,6 +582,9 @@ pub(crate) fn build_cut(
                     keep.extend(info.others.iter().map(|op| format!("{}_cb", op.acc_stem)));
                     keep.extend(stream_acc(&body));
                     single_buffer(&mut schedule.cbs, &keep);
+                }
+                if laid.keeps_batch_shared() {
+                    single_buffer_kept(&body, &mut schedule);
                 }
                 match fits(&schedule.cbs, target) {
                     Err(e) => {
@@ -1264,6 +1277,9 @@ fn body_traffic(body: &Body, s: &Schedule, p: &Partition, tile: u64) -> (u64, u6
         let shared = p.multicast && p.batches > 1 && matches!(load.source, LoadSource::Matrix(_));
         reads += if s.hoisted[load.value] {
             per * p.cores_used as u64
+        } else if load.batch_shared && p.keeps_batch_shared() {
+            // Once per row block of a batch.
+            per * (p.blocks / p.batches) as u64
         } else if shared {
             per * (p.blocks / p.grid.0 as usize) as u64
         } else {

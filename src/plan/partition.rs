@@ -122,6 +122,15 @@ impl Partition {
         Some(self.shared_over((across, group_rows * groups), per_core))
     }
 
+    /// Whether a load every batch shares ([`super::body::Load::batch_shared`], a causal mask
+    /// over heads) is read once per core rather than per block: with shared batches
+    /// ([`Partition::share_batches`]) a core's blocks are one row block of successive batches,
+    /// which read the same tiles of it. The first group's core reads them and sends them to the
+    /// cores of the other groups that take the same row block.
+    pub fn keeps_batch_shared(&self) -> bool {
+        self.multicast && self.batches > 1
+    }
+
     /// The partition on a `grid` whose every core takes `per_core` blocks, its operands
     /// multicast.
     fn shared_over(mut self, grid: (usize, usize), per_core: usize) -> Partition {

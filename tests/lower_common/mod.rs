@@ -169,6 +169,12 @@ pub fn attention() -> Graph {
 /// Softmax attention over `heads` batches of `seq` rows and head size 64:
 /// softmax(q @ k^T * 0.125) @ v.
 pub fn attention_heads(heads: usize, seq: usize) -> Graph {
+    attention_heads_masked(heads, seq, false)
+}
+
+/// [`attention_heads`], with the scores masked causally when `causal`: `Where` of a constant
+/// `[seq, seq]` lower triangle, the scores and minus infinity, shared by every head.
+pub fn attention_heads_masked(heads: usize, seq: usize, causal: bool) -> Graph {
     let mut g = Graph::new();
     let shape = [heads, seq, 64];
     let q = g.add_input("q", f32t(&shape));
@@ -177,7 +183,25 @@ pub fn attention_heads(heads: usize, seq: usize) -> Graph {
     let kt = transpose_last(&mut g, "k_t", k);
     let s = matmul(&mut g, "scores", q, kt);
     let c = scalar(&mut g, "inv_sqrt_d", 0.125);
-    let sc = binary(&mut g, "scaled", BinaryOp::Mul, s, c);
+    let mut sc = binary(&mut g, "scaled", BinaryOp::Mul, s, c);
+    if causal {
+        let below: Vec<i64> = (0..seq * seq)
+            .map(|i| ((i / seq) >= (i % seq)) as i64)
+            .collect();
+        let cond_data = TensorData::I64 {
+            shape: vec![seq, seq],
+            values: below,
+        };
+        let cond_ty = TensorType::new(vec![seq, seq], DType::Bool);
+        let cond = g.add("causal", Op::Constant(Arc::new(cond_data)), cond_ty, &[]);
+        let minus_inf = scalar(&mut g, "minus_inf", f32::NEG_INFINITY);
+        sc = g.add(
+            "masked",
+            Op::Where,
+            f32t(&[heads, seq, seq]),
+            &[cond, sc, minus_inf],
+        );
+    }
     let probs = f32t(&[heads, seq, seq]);
     let p = g.add("probs", Op::Softmax { axis: 2 }, probs, &[sc]);
     let o = matmul(&mut g, "context", p, v);
