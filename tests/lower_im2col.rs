@@ -8,7 +8,6 @@
 mod lower_common;
 
 use lower_common::*;
-use petgraph::graph::NodeIndex;
 use ttfuse::graph::{BinaryOp, Graph, Op, ReduceOp, UnaryOp};
 use ttfuse::lower::{Compiled, FusionMode};
 use ttfuse::optimize::conv::{convs_as_matmuls, ConvChoice};
@@ -365,42 +364,6 @@ fn conv_chain(geo: Geometry, depth: usize) -> Graph {
     }
     output(&mut g, "y", x);
     g
-}
-
-/// A convolution of `x` (NCHW) into `out` channels with a bias, `kernel` square with "same"
-/// padding, its ReLU fused when `relu`.
-fn conv_node(
-    g: &mut Graph,
-    name: &str,
-    x: NodeIndex,
-    out: usize,
-    kernel: usize,
-    relu: bool,
-) -> NodeIndex {
-    let s = g.node(x).ty.shape.clone();
-    let seed = g.dag.node_count() as u64;
-    let w = constant(
-        g,
-        &format!("{name}.w"),
-        &[out, s[1], kernel, kernel],
-        seed,
-        0.05,
-    );
-    let b = constant(g, &format!("{name}.b"), &[out], seed + 1, 0.1);
-    g.add(
-        name,
-        Op::Conv {
-            kernel: [kernel; 2],
-            stride: [1; 2],
-            pads: [kernel / 2; 4],
-            dilation: [1; 2],
-            groups: 1,
-            relu,
-            pixels: None,
-        },
-        f32t(&[s[0], out, s[2], s[3]]),
-        &[x, w, b],
-    )
 }
 
 /// [`bottlenecks`], then a classifier's global average pool flattened to `[1, 256]`.

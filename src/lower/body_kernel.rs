@@ -11,6 +11,7 @@ use super::emit::{
 };
 use super::multicast::group_shared_read;
 use crate::plan::body::{Body, LoadSource, MatrixRead, Value};
+use crate::plan::concat::ConcatPart;
 use crate::plan::heads::HeadWrite;
 use crate::plan::layout::Class;
 use crate::plan::schedule::Schedule;
@@ -30,8 +31,14 @@ pub const NAMES: Names = Names {
 pub fn params(body: &Body, first: &[String]) -> Vec<String> {
     let mut out: Vec<String> = first.to_vec();
     for l in &body.loads {
-        if !out.contains(&l.param) {
-            out.push(l.param.clone());
+        let read = match &l.source {
+            LoadSource::Concat(parts) => parts.iter().map(|p| p.param.clone()).collect(),
+            _ => vec![l.param.clone()],
+        };
+        for p in read {
+            if !out.contains(&p) {
+                out.push(p);
+            }
         }
     }
     out.extend(
@@ -148,6 +155,16 @@ pub fn load_reads(
                 _ => row.clone(),
             };
             let col = column_of(value, col, &c.wide_col).clone();
+            if let LoadSource::Concat(parts) = &load.source {
+                per_block.push(concat_read(
+                    &naming.cb(v),
+                    parts,
+                    (&row, &col),
+                    value,
+                    names,
+                ));
+                continue;
+            }
             let src = index(&load.param, block_index(value.class, row, col, names));
             per_block.push(if load.batch_shared && keep_shared {
                 // Read at the core's first block and kept for the others.
@@ -167,6 +184,34 @@ pub fn load_reads(
         per_block.push(for_range("sc", name("STREAM_CHUNKS"), chunk));
     }
     (hoisted, per_block)
+}
+
+/// Reads the block at (`row`, `col`) of a concatenation read in place into `cb`: from the part
+/// holding its rows (the planner's block heights keep a block within one part), at its row
+/// within the part.
+fn concat_read(
+    cb: &str,
+    parts: &[ConcatPart],
+    (row, col): (&Expr, &Expr),
+    value: &Value,
+    names: &Names,
+) -> Stmt {
+    let read = |p: &ConcatPart| {
+        let at = match p.first_row {
+            0 => row.clone(),
+            first => Expr::bin(BinOp::Sub, row.clone(), int(first)),
+        };
+        let src = index(&p.param, block_index(value.class, at, col.clone(), names));
+        vec![read_into(cb, src)]
+    };
+    let (last, rest) = parts.split_last().expect("a concatenation has parts");
+    rest.iter().rev().fold(read(last).remove(0), |orelse, p| {
+        if_else(
+            compare(CmpOp::Lt, row.clone(), int(p.first_row + p.rows)),
+            read(p),
+            vec![orelse],
+        )
+    })
 }
 
 /// The constants of a streamed hidden layer: tiles per chunk and chunks.

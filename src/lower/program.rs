@@ -190,7 +190,14 @@ impl<'g> Tensors<'g> {
     fn body_args(&mut self, body: &Body) -> Result<Vec<(String, String)>, LowerError> {
         let mut args = Vec::new();
         for load in &body.loads {
+            if let LoadSource::Concat(parts) = &load.source {
+                for part in parts {
+                    args.push((part.param.clone(), self.node(part.tensor)?));
+                }
+                continue;
+            }
             let tensor = match load.source {
+                LoadSource::Concat(_) => continue,
                 LoadSource::Tensor(n) => self.node(n)?,
                 LoadSource::Matrix(m) => self.node(m.tensor)?,
                 LoadSource::Scalar(v) => self.scalar(v),

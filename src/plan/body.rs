@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use petgraph::graph::NodeIndex;
 
+use super::concat::{self, ConcatPart};
 use super::group::{is_last_two_swap, resolve};
 use super::heads::{read_in_place, HeadView, HeadWrite};
 use super::layout::{flat2d, is_padded, layout_of, Class};
@@ -111,6 +112,9 @@ pub enum LoadSource {
     },
     /// The right operand of a chained product ([`ValueOp::Product`]): a whole matrix per block.
     Matrix(MatrixRead),
+    /// A concatenation read in place ([`super::concat`]): each block from the part holding its
+    /// rows.
+    Concat(Vec<ConcatPart>),
     /// A constant row vector over the kernel's `cols` columns (device-padded to whole tiles):
     /// `valid` in the real columns, `pad` in the padding. It masks the padding of a last axis
     /// that is not a multiple of 32 before a row reduction.
@@ -131,6 +135,14 @@ impl LoadSource {
             LoadSource::Tensor(n) => Some(*n),
             LoadSource::Matrix(m) => Some(m.tensor),
             _ => None,
+        }
+    }
+
+    /// The graph tensors read: the one of [`LoadSource::tensor`], or a concatenation's parts.
+    pub fn tensors(&self) -> Vec<NodeIndex> {
+        match self {
+            LoadSource::Concat(parts) => parts.iter().map(|p| p.tensor).collect(),
+            other => other.tensor().into_iter().collect(),
         }
     }
 }
@@ -183,6 +195,26 @@ pub struct Body {
 }
 
 impl Body {
+    /// The block heights, in tiles, that the body's reads allow among `choices`: with a
+    /// concatenation read in place, those whose blocks each lie within one of its parts.
+    pub fn row_choices(&self, choices: Vec<usize>) -> Vec<usize> {
+        let align = self
+            .loads
+            .iter()
+            .filter_map(|l| match &l.source {
+                LoadSource::Concat(parts) => concat::row_alignment(parts),
+                _ => None,
+            })
+            .reduce(concat::gcd);
+        match align {
+            Some(a) => choices
+                .into_iter()
+                .filter(|&b| a.is_multiple_of(b))
+                .collect(),
+            None => choices,
+        }
+    }
+
     /// The values that use each value.
     pub fn users(&self) -> Vec<Vec<usize>> {
         let mut users = vec![Vec::new(); self.values.len()];
@@ -239,6 +271,9 @@ pub struct BodyBuilder<'g> {
     defer: BTreeSet<NodeIndex>,
     /// Each deferred softmax's reciprocal row sums, which scale its product.
     deferred: BTreeMap<NodeIndex, usize>,
+    /// Whether concatenations are read in place from their inputs ([`super::concat`]): in
+    /// fused kernels, where they have no kernel of their own.
+    concats_in_place: bool,
 }
 
 impl<'g> BodyBuilder<'g> {
@@ -267,7 +302,14 @@ impl<'g> BodyBuilder<'g> {
             wide: None,
             defer: BTreeSet::new(),
             deferred: BTreeMap::new(),
+            concats_in_place: false,
         }
+    }
+
+    /// Reads the concatenations that [`super::concat::read_in_place`] allows from their
+    /// inputs, as fused kernels do.
+    pub fn read_concats_in_place(&mut self) {
+        self.concats_in_place = true;
     }
 
     /// Computes each softmax of `nodes` unnormalized, `exp(x - max)`, and divides the chained
@@ -333,12 +375,24 @@ impl<'g> BodyBuilder<'g> {
     /// A new value read from DRAM by the reader thread from `source`. Every read of one graph
     /// tensor uses one kernel parameter (a launch binds a tensor to one parameter): the one
     /// [`Self::share_param`] set, or the first read's stem. Other reads use their own stem.
+    /// The kernel parameter graph tensor `t` is read from (one per tensor).
+    fn param_of(&mut self, t: NodeIndex) -> String {
+        if let Some(p) = self.params.get(&t) {
+            return p.clone();
+        }
+        let p = self.stems.alloc(&self.graph.node(t).name);
+        self.params.insert(t, p.clone());
+        p
+    }
+
     fn load(&mut self, source: LoadSource, class: Class, stem: &str) -> usize {
         let v = self.push(ValueOp::Load(self.body.loads.len()), vec![], class, stem);
         let own = self.body.values[v].stem.clone();
-        let param = match source.tensor() {
-            Some(t) => self.params.entry(t).or_insert(own).clone(),
-            None => own,
+        let param = match (&source, source.tensor()) {
+            // A concatenation's buffer is made like its first part.
+            (LoadSource::Concat(parts), _) => parts.first().map_or(own, |p| p.param.clone()),
+            (_, Some(t)) => self.params.entry(t).or_insert(own).clone(),
+            (_, None) => own,
         };
         self.body.loads.push(Load {
             source,
@@ -477,7 +531,21 @@ impl<'g> BodyBuilder<'g> {
             return Err(PlanError::shape(self.graph, n));
         }
         let class = self.class_of(n)?;
-        let v = self.load(LoadSource::Tensor(n), class, &node.name.clone());
+        let source = if self.concats_in_place && concat::read_in_place(self.graph, n) {
+            let parts = concat::sources(self.graph, n)
+                .into_iter()
+                .map(|(tensor, first_row, rows)| ConcatPart {
+                    tensor,
+                    first_row,
+                    rows,
+                    param: self.param_of(tensor),
+                })
+                .collect();
+            LoadSource::Concat(parts)
+        } else {
+            LoadSource::Tensor(n)
+        };
+        let v = self.load(source, class, &node.name.clone());
         self.tensor_loads.insert(n, v);
         Ok(v)
     }

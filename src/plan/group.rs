@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use super::body::BodyBuilder;
 use super::layout::{flat2d, Class};
-use super::{gather, heads};
+use super::{concat, gather, heads};
 use super::{FusionMode, PlanError};
 use crate::graph::{Graph, Op};
 
@@ -216,6 +216,7 @@ enum Role {
     View,
     Absorbed,
     Gathered,
+    ConcatRead,
     HeadView,
     Eltwise,
     Row,
@@ -237,6 +238,9 @@ fn role(graph: &Graph, n: NodeIndex, mode: FusionMode) -> Role {
         _ if mode == FusionMode::Fused && heads::absorbed(graph, n) => Role::HeadView,
         Op::Im2Col { .. } if mode == FusionMode::Fused && gather::gathered_in_place(graph, n) => {
             Role::Gathered
+        }
+        Op::Concat { .. } if mode == FusionMode::Fused && concat::read_in_place(graph, n) => {
+            Role::ConcatRead
         }
         Op::MatMul => Role::MatMul,
         Op::Transpose { .. } if is_last_two_swap(graph, n) => {
@@ -348,6 +352,14 @@ pub fn group(
                     node: node.name.clone(),
                     op: node.op.name(),
                     reason: "convolution windows gathered tile by tile by the reader of the matmul that uses them".into(),
+                });
+                continue;
+            }
+            Role::ConcatRead => {
+                free.push(FreeOp {
+                    node: node.name.clone(),
+                    op: node.op.name(),
+                    reason: "read in place: the kernels that use it read each block from the input that holds its rows".into(),
                 });
                 continue;
             }

@@ -398,6 +398,9 @@ fn body_of(
     heads: bool,
 ) -> Result<Body, PlanError> {
     let mut b = BodyBuilder::new(graph, g.space);
+    if heads {
+        b.read_concats_in_place();
+    }
     b.defer_normalization(deferrable_softmaxes(graph, g));
     for &n in &g.nodes {
         b.node(n)?;
@@ -452,7 +455,7 @@ pub(crate) fn build_cut(
                 col_choices.retain(|&bc| head_tiles.is_multiple_of(bc));
             }
             let mut cands = Vec::new();
-            for br in divisors(rt) {
+            for br in body.row_choices(divisors(rt)) {
                 for &bc in &col_choices {
                     for double in [true, false] {
                         let blocks = (rt / br) * (ct / bc) * chunks;
@@ -534,13 +537,13 @@ pub(crate) fn build_cut(
             // per K chunk.
             let (row_choices, k_choices) = match &info.a_gather {
                 Some(g) => (
-                    divisors(info.mt)
+                    body.row_choices(divisors(info.mt))
                         .into_iter()
                         .filter(|&bm| g.gather.fits_block(bm))
                         .collect(),
                     vec![g.gather.channels / 32],
                 ),
-                None => (divisors(info.mt), divisors(info.kt)),
+                None => (body.row_choices(divisors(info.mt)), divisors(info.kt)),
             };
             let sharings = sharings(&info, chunks, wide.is_some() || body.stream.is_some());
             for &bm in &row_choices {
@@ -970,6 +973,9 @@ fn matmul_body(
     };
     let space = flat2d(&graph.node(mm).ty.shape);
     let mut builder = BodyBuilder::new(graph, space);
+    if heads {
+        builder.read_concats_in_place();
+    }
     builder.defer_normalization(deferrable_softmaxes(graph, g));
     let a_param = builder.reserve_stem(&graph.node(a).name);
     let (b_param, b_stem) = if b == a {
@@ -1076,7 +1082,7 @@ fn segmented(
 ) -> Option<PlannedKernel> {
     let mut plans = Vec::new();
     for s in divisors(ct).into_iter().filter(|&s| s > 1) {
-        for br in divisors(rt) {
+        for br in body.row_choices(divisors(rt)) {
             let block = (br, ct / s);
             let mut p = Partition::spread(block, (1, rt / br, s), target);
             let rounds_fill = p.blocks == p.cores_used * p.blocks_per_core;
@@ -1369,7 +1375,7 @@ fn summary(
         read_nodes.extend([info.a, info.b]);
     }
     for load in body.iter().flat_map(|b| &b.loads) {
-        read_nodes.extend(load.source.tensor());
+        read_nodes.extend(load.source.tensors());
     }
     let mut reads: Vec<String> = Vec::new();
     for n in read_nodes {

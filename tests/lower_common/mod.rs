@@ -407,3 +407,39 @@ pub fn assert_within_limits(plan: &KernelPlan) {
         );
     }
 }
+
+/// A convolution of `x` (NCHW) into `out` channels with a bias, `kernel` square with "same"
+/// padding, its ReLU fused when `relu`.
+pub fn conv_node(
+    g: &mut Graph,
+    name: &str,
+    x: NodeIndex,
+    out: usize,
+    kernel: usize,
+    relu: bool,
+) -> NodeIndex {
+    let s = g.node(x).ty.shape.clone();
+    let seed = g.dag.node_count() as u64;
+    let w = constant(
+        g,
+        &format!("{name}.w"),
+        &[out, s[1], kernel, kernel],
+        seed,
+        0.05,
+    );
+    let b = constant(g, &format!("{name}.b"), &[out], seed + 1, 0.1);
+    g.add(
+        name,
+        Op::Conv {
+            kernel: [kernel; 2],
+            stride: [1; 2],
+            pads: [kernel / 2; 4],
+            dilation: [1; 2],
+            groups: 1,
+            relu,
+            pixels: None,
+        },
+        f32t(&[s[0], out, s[2], s[3]]),
+        &[x, w, b],
+    )
+}
