@@ -97,17 +97,15 @@ fn caffe2_batchnorm_scale_and_shift_fold_into_a_convolution_or_one_kernel() {
     // A DenseNet layer as Caffe2 exports it, each BatchNorm followed by a per-channel Mul and
     // Add: the pair after the 1x1 convolution folds into it with its BatchNorm (a TTNN conv2d
     // with its ReLU); the pre-activation BatchNorm, with no convolution before it, becomes a
-    // scale and shift that join its Mul, Add and ReLU in one TT-Lang kernel. Ten launches
-    // become three; both programs match the reference (PCC >= 0.999, in `check`).
+    // scale and shift, which fold with its Mul and Add into one scale and shift
+    // (`affine-fold`), then its ReLU, in one TT-Lang kernel. Ten launches become three; both
+    // programs match the reference (PCC >= 0.999, in `check`).
     let c = check("ops/bn_scale_shift/model.onnx");
     let kernels = fused_kernels(&c);
     assert_eq!(
         kernels,
         [
-            (
-                KernelKind::Eltwise,
-                vec!["Mul", "Add", "Mul", "Add", "Relu"]
-            ),
+            (KernelKind::Eltwise, vec!["Mul", "Add", "Relu"]),
             (KernelKind::Host, vec!["ConvRelu"]),
             (KernelKind::Host, vec!["Conv"]),
         ]

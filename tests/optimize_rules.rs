@@ -135,6 +135,22 @@ fn mul_one_does_not_drop_a_broadcast() {
 }
 
 #[test]
+fn affine_maps_fold_only_by_constants() {
+    // A graph input as the second scale: its product with the first is not a constant.
+    let folded = "(add (mul %x (mul %a %c)) (add (mul %b %c) %d))";
+    assert!(!reaches(
+        "x:1x3x4x4 a~3x1x1 b~3x1x1 c:3x1x1 d~3x1x1",
+        "(add (mul (add (mul %x %a) %b) %c) %d)",
+        folded
+    ));
+    assert!(reaches(
+        "x:1x3x4x4 a~3x1x1 b~3x1x1 c~3x1x1 d~3x1x1",
+        "(add (mul (add (mul %x %a) %b) %c) %d)",
+        folded
+    ));
+}
+
+#[test]
 fn transposes_of_equal_dims_do_not_cancel_unless_inverse() {
     assert!(!reaches(
         "x:4x4x4",
@@ -560,6 +576,12 @@ const EXAMPLES: &[(&str, &str, &str, &str)] = &[
     ("scale-fold", "x:4x8", "(mul (mul %x 2) 3)", "(mul %x (mul 2 3))"),
     ("exp-mul", "x:4x8 y:4x8", "(mul (exp %x) (exp %y))", "(exp (add %x %y))"),
     ("neg-scale", "x:4x8", "(mul (neg %x) 3)", "(mul %x (neg 3))"),
+    (
+        "affine-fold",
+        "x:1x3x4x4 a~3x1x1 b~3x1x1 c~1x3x1x1 d~3x1x1",
+        "(add (mul (add (mul %x %a) %b) %c) %d)",
+        "(add (mul %x (mul %a %c)) (add (mul %b %c) %d))",
+    ),
     (
         "conv-bn-fold",
         "x:1x2x5x5 w=0.5:3x2x3x3 g=1.5:3 b=0.2:3 m=0.1:3 v=0.8:3",
