@@ -33,6 +33,7 @@ pub mod rotary;
 pub mod rotate;
 pub mod rules;
 pub mod run;
+pub mod shuffle;
 pub mod trace;
 pub mod transposes;
 pub mod typing;
@@ -140,8 +141,9 @@ pub enum OptimizeError {
 
 /// The passes over the extracted graph that build new constants or layouts, which the e-graph
 /// language does not: rotate_half as a matmul, rotary embeddings before the head split (and
-/// the transposes that leaves back to back composed), convolutions as im2col + matmul, and
-/// (when enabled) shared-input matmuls merged.
+/// the transposes that leaves back to back composed), channel shuffles folded into the
+/// convolutions before them, convolutions as im2col + matmul, and (when enabled) shared-input
+/// matmuls merged.
 fn graph_passes(g: Graph, opts: &OptimizeOptions) -> Result<(Graph, merge::Merged), String> {
     let (g, _) =
         rotate::rotate_half_as_matmul(&g).map_err(|e| format!("rotate_half as a matmul: {e}"))?;
@@ -149,6 +151,8 @@ fn graph_passes(g: Graph, opts: &OptimizeOptions) -> Result<(Graph, merge::Merge
         .map_err(|e| format!("rotary embeddings before the head split: {e}"))?;
     let (g, _) = transposes::compose_transposes(&g)
         .map_err(|e| format!("consecutive transposes as one: {e}"))?;
+    let (g, _) = shuffle::fold_shuffles(&g)
+        .map_err(|e| format!("channel shuffles into convolutions: {e}"))?;
     let (g, _) = conv::convs_as_matmuls(&g, conv::ConvChoice::ByCost(&opts.cost))
         .map_err(|e| format!("convolutions as im2col + matmul: {e}"))?;
     if !opts.merge_matmuls {
