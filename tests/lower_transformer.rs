@@ -370,26 +370,39 @@ fn two_elementwise_producers_of_one_consumer_share_a_kernel() {
 /// Attention over 3 heads of 64 columns: Q, K and V are column slices of a `[64, offset + 576]`
 /// QKV input starting at `offset`, split into heads by Reshape + Transpose (K as
 /// `[heads, hd, seq]`, as GPT-2 exports it), and the context merged back to `[64, 192]` before
-/// a projection.
-fn split_heads_attention(offset: usize) -> Graph {
+/// a projection. With `batch_axis`, every tensor has a leading batch axis of size one, as
+/// PyTorch exports a batch-1 model (`[1, 64, 576]`, heads `[1, 3, 64, 64]`).
+fn split_heads_attention(offset: usize, batch_axis: bool) -> Graph {
     let (seq, heads, hd) = (64, 3, 64);
     let d = heads * hd;
+    // A shape, and a permutation of it, with the batch axis when there is one.
+    let lead = usize::from(batch_axis);
+    let batched = |shape: &[usize]| -> Vec<usize> {
+        let mut s = vec![1; lead];
+        s.extend_from_slice(shape);
+        s
+    };
+    let permuted = |perm: &[usize]| -> Vec<usize> {
+        let mut p: Vec<usize> = (0..lead).collect();
+        p.extend(perm.iter().map(|&a| a + lead));
+        p
+    };
     let mut g = Graph::new();
-    let qkv = g.add_input("qkv", lower_common::f32t(&[seq, offset + 3 * d]));
+    let qkv = g.add_input("qkv", lower_common::f32t(&batched(&[seq, offset + 3 * d])));
     let split = |g: &mut Graph, name: &str, part: usize, perm: Vec<usize>| {
         let start = offset + part * d;
         let s = g.add(
             format!("{name}_slice"),
             Op::Slice {
-                axes: vec![1],
+                axes: vec![1 + lead],
                 starts: vec![start],
                 ends: vec![start + d],
                 steps: vec![1],
             },
-            lower_common::f32t(&[seq, d]),
+            lower_common::f32t(&batched(&[seq, d])),
             &[qkv],
         );
-        let shape = vec![seq, heads, hd];
+        let shape = batched(&[seq, heads, hd]);
         let r = g.add(
             format!("{name}_reshape"),
             Op::Reshape {
@@ -398,6 +411,7 @@ fn split_heads_attention(offset: usize) -> Graph {
             lower_common::f32t(&shape),
             &[s],
         );
+        let perm = permuted(&perm);
         let out: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
         g.add(
             format!("{name}_heads"),
@@ -414,25 +428,25 @@ fn split_heads_attention(offset: usize) -> Graph {
     let scaled = binary(&mut g, "scaled", BinaryOp::Mul, scores, scale);
     let probs = g.add(
         "probs",
-        Op::Softmax { axis: 2 },
-        lower_common::f32t(&[heads, seq, seq]),
+        Op::Softmax { axis: 2 + lead },
+        lower_common::f32t(&batched(&[heads, seq, seq])),
         &[scaled],
     );
     let ctx = lower_common::matmul(&mut g, "ctx", probs, v);
     let t = g.add(
         "ctx_t",
         Op::Transpose {
-            perm: vec![1, 0, 2],
+            perm: permuted(&[1, 0, 2]),
         },
-        lower_common::f32t(&[seq, heads, hd]),
+        lower_common::f32t(&batched(&[seq, heads, hd])),
         &[ctx],
     );
     let merged = g.add(
         "merged",
         Op::Reshape {
-            shape: vec![seq, d],
+            shape: batched(&[seq, d]),
         },
-        lower_common::f32t(&[seq, d]),
+        lower_common::f32t(&batched(&[seq, d])),
         &[t],
     );
     let w = constant(&mut g, "w", &[d, 64], 3, 0.1);
@@ -451,21 +465,47 @@ fn host_steps(c: &ttfuse::lower::Compiled) -> usize {
 
 #[test]
 fn tile_aligned_head_split_and_merge_are_read_and_written_in_place() {
-    let g = split_heads_attention(0);
-    // run_checked compares with the reference interpreter (PCC >= 0.999).
-    let fused = run_checked(&g, &device(), FusionMode::Fused);
-    let unfused = run_checked(&g, &device(), FusionMode::Unfused);
-    // Unfused: 3 slices, 3 reshapes, 3 transposes, the merge's transpose and reshape.
-    assert_eq!(host_steps(&unfused), 11);
-    assert_eq!(host_steps(&fused), 0, "{:?}", fused.plan.free);
-    check_kernels_valid("split_heads", &fused.program.kernels);
+    // Without a batch axis, and in PyTorch's batch-1 form (heads [1, 3, 64, 64], permutations
+    // [0, 2, 1, 3] and [0, 2, 3, 1]).
+    for batch_axis in [false, true] {
+        let g = split_heads_attention(0, batch_axis);
+        // run_checked compares with the reference interpreter (PCC >= 0.999).
+        let fused = run_checked(&g, &device(), FusionMode::Fused);
+        let unfused = run_checked(&g, &device(), FusionMode::Unfused);
+        // Unfused: 3 slices, 3 reshapes, 3 transposes, the merge's transpose and reshape.
+        assert_eq!(host_steps(&unfused), 11);
+        assert_eq!(host_steps(&fused), 0, "{:?}", fused.plan.free);
+        check_kernels_valid("split_heads", &fused.program.kernels);
+    }
+}
+
+#[test]
+fn an_exported_batch_one_transformer_runs_without_host_steps() {
+    // models/dynamic/transformer_seq, exported by PyTorch with its batch axis: its head
+    // splits and merge (15 steps before) are read and written in place.
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/dynamic/transformer_seq/model.onnx");
+    let mut opts = ImportOptions::default();
+    opts.dims.insert("seq".into(), 64);
+    let model = pipeline::load_model(Some(&path), &opts).expect("imports");
+    let device = Device::load("wormhole_b0").expect("target exists");
+    let c = pipeline::compile(&model, &device, &OptimizeOptions::default()).expect("compiles");
+    let pcc = fused_pcc(&model, &device, &c);
+    assert!(pcc >= 0.999, "fused PCC {pcc}");
+    let steps = &c.fused.program.steps;
+    assert!(
+        steps.iter().all(|s| matches!(s, Step::Launch { .. })),
+        "{:?}",
+        c.fused.plan.free
+    );
+    assert_eq!(steps.len(), 4);
 }
 
 #[test]
 fn an_unaligned_column_slice_stays_on_the_host_and_its_heads_are_read_in_place() {
     // Slices starting at column 16 are not whole tiles of the QKV input: they run on the host,
     // and the head split of each slice's result is still read in place.
-    let g = split_heads_attention(16);
+    let g = split_heads_attention(16, false);
     let fused = run_checked(&g, &device(), FusionMode::Fused);
     let hosts: Vec<&str> = fused
         .plan

@@ -1,6 +1,8 @@
 //! Attention heads as column ranges: `Transpose(Reshape(x, [seq, heads, hd]), perm)` with `x` a
 //! `[seq, heads * hd]` tensor (or a tile-aligned column slice of one) is, head by head, a
-//! column range of `x`'s 2-D view. In fused mode a matmul reads such an operand in place
+//! column range of `x`'s 2-D view; so it is with a leading batch axis of size one on every
+//! tensor, as PyTorch exports a batch-1 model (`[1, seq, heads, hd]`, permutations
+//! `[0, 2, 1, 3]` and `[0, 2, 3, 1]`). In fused mode a matmul reads such an operand in place
 //! (head `h` at columns `col0 + h * hd`), so the slice, reshape and transpose need no host step.
 //! When the split heads feed other kernels (LLaMA's rotary embedding), the matmul that makes
 //! `x` writes head `h`'s columns as batch `h` of the transpose instead ([`split_into`]); a
@@ -43,7 +45,33 @@ pub struct HeadView {
     pub transposed: bool,
 }
 
-/// `(source, first column)` when `x` slices whole tiles of columns out of a 2-D tensor.
+/// `shape` as a tensor of `rank` axes: itself, or without a leading batch axis of size one
+/// (PyTorch's exports keep the batch axis: `[1, seq, d]`, heads `[1, heads, seq, hd]`).
+fn unbatched(shape: &[usize], rank: usize) -> Option<&[usize]> {
+    match shape {
+        s if s.len() == rank => Some(s),
+        [1, rest @ ..] if rest.len() == rank => Some(rest),
+        _ => None,
+    }
+}
+
+/// The permutation `perm` of a tensor whose unbatched form has `rank` axes, as a permutation
+/// of that form (`None` when it moves the batch axis).
+fn unbatched_perm(perm: &[usize], rank: usize) -> Option<Vec<usize>> {
+    match perm {
+        p if p.len() == rank => Some(p.to_vec()),
+        [0, rest @ ..] if rest.len() == rank => rest.iter().map(|&a| a.checked_sub(1)).collect(),
+        _ => None,
+    }
+}
+
+/// Whether `n` is a 2-D matrix, or one with a batch axis of size one.
+fn matrix(graph: &Graph, n: NodeIndex) -> bool {
+    unbatched(&graph.node(n).ty.shape, 2).is_some()
+}
+
+/// `(source, first column)` when `x` slices whole tiles of columns out of a 2-D tensor (or one
+/// with a batch axis of size one).
 fn column_slice(graph: &Graph, x: NodeIndex) -> Option<(NodeIndex, usize)> {
     let Op::Slice {
         axes,
@@ -55,9 +83,9 @@ fn column_slice(graph: &Graph, x: NodeIndex) -> Option<(NodeIndex, usize)> {
         return None;
     };
     let src = *graph.inputs_of(x).first()?;
-    let rank = graph.node(src).ty.shape.len();
-    let aligned = rank == 2
-        && axes.as_slice() == [1]
+    let last = graph.node(src).ty.shape.len().checked_sub(1)?;
+    let aligned = matrix(graph, src)
+        && axes.as_slice() == [last]
         && steps.as_slice() == [1]
         && starts.first().is_some_and(|s| s.is_multiple_of(32));
     aligned.then(|| (resolve(graph, src), starts[0] / 32))
@@ -68,7 +96,7 @@ pub fn head_view(graph: &Graph, n: NodeIndex) -> Option<HeadView> {
     let Op::Transpose { perm } = &graph.node(n).op else {
         return None;
     };
-    let transposed = match perm.as_slice() {
+    let transposed = match unbatched_perm(perm, 3)?.as_slice() {
         [1, 0, 2] => false,
         [1, 2, 0] => true,
         _ => return None,
@@ -77,14 +105,17 @@ pub fn head_view(graph: &Graph, n: NodeIndex) -> Option<HeadView> {
     if !matches!(graph.node(r).op, Op::Reshape { .. }) {
         return None;
     }
-    let &[seq, heads, hd] = graph.node(r).ty.shape.as_slice() else {
+    let r_shape = &graph.node(r).ty.shape;
+    let &[seq, heads, hd] = unbatched(r_shape, 3)? else {
         return None;
     };
     if !seq.is_multiple_of(32) || !hd.is_multiple_of(32) {
         return None;
     }
     let x = *graph.inputs_of(r).first()?;
-    if graph.node(x).ty.shape.as_slice() != [seq, heads * hd] {
+    let x_shape = &graph.node(x).ty.shape;
+    let same_batch = x_shape.len() + 1 == r_shape.len();
+    if !same_batch || unbatched(x_shape, 2)? != [seq, heads * hd] {
         return None;
     }
     let (source, col0) = column_slice(graph, x).unwrap_or((resolve(graph, x), 0));
@@ -96,14 +127,13 @@ pub fn head_view(graph: &Graph, n: NodeIndex) -> Option<HeadView> {
     })
 }
 
-/// Whether `u` is a matmul of rank-3 operands with equal batch.
+/// Whether `u` is a matmul of rank-3 operands with equal batch (or rank-4 ones with a batch
+/// axis of size one first).
 fn batched_matmul(graph: &Graph, u: NodeIndex) -> bool {
     let ins = graph.inputs_of(u);
     let batch = |i: usize| {
         ins.get(i)
-            .map(|&x| graph.node(x).ty.shape.clone())
-            .filter(|s| s.len() == 3)
-            .map(|s| s[0])
+            .and_then(|&x| unbatched(&graph.node(x).ty.shape, 3).map(|s| s[0]))
     };
     matches!(graph.node(u).op, Op::MatMul) && batch(0).is_some() && batch(0) == batch(1)
 }
@@ -195,10 +225,9 @@ fn only_user(graph: &Graph, n: NodeIndex) -> Option<NodeIndex> {
 /// `t`'s users do not read it in place (they are not all batched matmuls): `x`'s kernel writes
 /// `x`'s columns `h * hd` on as batch `h` of `t` instead of writing `x`.
 pub fn split_into(graph: &Graph, x: NodeIndex) -> Option<NodeIndex> {
-    let rank2 = |n: NodeIndex| graph.node(n).ty.shape.len() == 2;
     let on_device = match &graph.node(x).op {
-        Op::MatMul => graph.inputs_of(x).into_iter().all(rank2),
-        Op::Binary(BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul) => rank2(x),
+        Op::MatMul => graph.inputs_of(x).into_iter().all(|i| matrix(graph, i)),
+        Op::Binary(BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul) => matrix(graph, x),
         _ => false,
     };
     if !on_device {
@@ -214,18 +243,24 @@ pub fn split_into(graph: &Graph, x: NodeIndex) -> Option<NodeIndex> {
 /// `x` is a batched matmul's `[heads, seq, hd]` product used by nothing else: the matmul writes
 /// head `h` into columns `h * hd` of `r` instead of writing `x`.
 pub fn merged_into(graph: &Graph, x: NodeIndex) -> Option<NodeIndex> {
-    let &[heads, seq, hd] = graph.node(x).ty.shape.as_slice() else {
+    let x_shape = &graph.node(x).ty.shape;
+    let &[heads, seq, hd] = unbatched(x_shape, 3)? else {
         return None;
     };
     if !batched_matmul(graph, x) || !seq.is_multiple_of(32) || !hd.is_multiple_of(32) {
         return None;
     }
     let t = only_user(graph, x)?;
-    if !matches!(&graph.node(t).op, Op::Transpose { perm } if perm.as_slice() == [1, 0, 2]) {
+    let Op::Transpose { perm } = &graph.node(t).op else {
+        return None;
+    };
+    if unbatched_perm(perm, 3)?.as_slice() != [1, 0, 2] {
         return None;
     }
     let r = only_user(graph, t)?;
+    let r_shape = &graph.node(r).ty.shape;
     (matches!(graph.node(r).op, Op::Reshape { .. })
-        && graph.node(r).ty.shape.as_slice() == [seq, heads * hd])
+        && r_shape.len() + 1 == x_shape.len()
+        && unbatched(r_shape, 2) == Some(&[seq, heads * hd][..]))
     .then_some(r)
 }
