@@ -534,6 +534,42 @@ def bn_scale_shift_model():
     print("ops: bn_scale_shift")
 
 
+def packed_heads_model():
+    """The packed projection of PyTorch's nn.MultiheadAttention export: Q, K and V picked out of
+    one product by Gather with a constant index (one of them computed by Mod, which the
+    export uses in its shape arithmetic) after a reshape and transpose."""
+    rng = np.random.default_rng(SEED + 4)
+    n = helper.make_node
+    i64 = np.int64
+    nodes = [
+        n("MatMul", ["x", "w"], ["qkv"]),
+        n("Reshape", ["qkv", "split_shape"], ["split"]),
+        n("Transpose", ["split"], ["parts"], perm=[2, 0, 1, 3]),
+        n("Mod", ["four", "three"], ["k_index"]),
+        n("Mod", ["five_and_a_half", "two"], ["offset"], fmod=1),
+        n("Gather", ["parts", "zero"], ["q"], axis=0),
+        n("Gather", ["parts", "k_index"], ["k"], axis=0),
+        n("Gather", ["parts", "minus_one"], ["v"], axis=0),
+        n("Mul", ["q", "k"], ["qk"]),
+        n("Add", ["qk", "v"], ["sum"]),
+        n("Add", ["sum", "offset"], ["y"]),
+    ]
+    save_case(
+        "packed_heads",
+        nodes,
+        {"x": rng.standard_normal((1, 64, 96)).astype(np.float32)},
+        ["y"],
+        [
+            const("w", rng.standard_normal((96, 96)) * 0.1),
+            const("split_shape", [1, 64, 3, 32], i64),
+            const("four", 4, i64), const("three", 3, i64), const("zero", 0, i64),
+            const("minus_one", -1, i64),
+            const("five_and_a_half", [5.5]), const("two", [2.0]),
+        ],
+    )
+    print("ops: packed_heads")
+
+
 def main():
     torch.manual_seed(SEED)
     rng = np.random.default_rng(SEED)
@@ -550,6 +586,7 @@ def main():
     op_models(rng)
     lrn_model()
     bn_scale_shift_model()
+    packed_heads_model()
     attention_ttnn(rng)
     # A PyTorch transformer block with a symbolic sequence length, whose Shape/Gather/Concat
     # subgraphs the importer folds once `seq` is bound (tests/import_dynamic.rs).

@@ -502,6 +502,25 @@ fn an_exported_batch_one_transformer_runs_without_host_steps() {
 }
 
 #[test]
+fn a_packed_projection_s_parts_are_picked_by_slices() {
+    // nn.MultiheadAttention's export picks Q, K and V out of its packed projection with
+    // Gather by a constant index (K's computed by Mod): each pick is a one-wide slice and a
+    // reshape, not a gather by an index tensor, which the device could not hold exactly.
+    let (model, device, c) = compiled("ops/packed_heads");
+    let pcc = fused_pcc(&model, &device, &c);
+    assert!(pcc >= 0.999, "fused PCC {pcc}");
+    let ops: Vec<&str> = c
+        .fused
+        .plan
+        .kernels
+        .iter()
+        .flat_map(|k| k.ops.iter().map(String::as_str))
+        .collect();
+    assert!(!ops.contains(&"Gather"), "{ops:?}");
+    assert_eq!(ops.iter().filter(|&&o| o == "Slice").count(), 3, "{ops:?}");
+}
+
+#[test]
 fn an_unaligned_column_slice_stays_on_the_host_and_its_heads_are_read_in_place() {
     // Slices starting at column 16 are not whole tiles of the QKV input: they run on the host,
     // and the head split of each slice's result is still read in place.

@@ -16,6 +16,7 @@ pub fn register(t: &mut OpTable) {
     t.insert("Constant", constant);
     t.insert("ConstantOfShape", constant_of_shape);
     t.insert("Range", range);
+    t.insert("Mod", modulo);
     t.insert("Shape", shape_of);
     t.insert("Reshape", reshape);
     t.insert("Flatten", flatten);
@@ -96,6 +97,60 @@ fn range(c: &mut NodeCtx) -> Out {
             TensorData::f32(vec![n], (0..n).map(|k| (s + k as f64 * d) as f32).collect())
         }
     };
+    Ok(vec![c.constant("", data, dtype)])
+}
+
+/// `Mod` of constants, folded here: PyTorch exports it in shape arithmetic (the head-size
+/// check of `nn.MultiheadAttention`). The divisor is one value or one per dividend element;
+/// `fmod = 0` takes the divisor's sign (integers), `fmod = 1` the dividend's (C's `fmod`).
+fn modulo(c: &mut NodeCtx) -> Out {
+    let operand = |c: &NodeCtx, i: usize, what: &str| {
+        c.const_input(i, what)?.ok_or_else(|| {
+            c.err(format!(
+                "Mod needs its {what}; ttfuse folds Mod of constants only (no kernel computes it)"
+            ))
+        })
+    };
+    let (a, b) = (operand(c, 0, "dividend")?, operand(c, 1, "divisor")?);
+    if b.len() != 1 && b.shape() != a.shape() {
+        return Err(c.err(format!(
+            "Mod of a {:?} dividend by a {:?} divisor: only one divisor or one per element is folded",
+            a.shape(),
+            b.shape()
+        )));
+    }
+    let fmod = c.attr_i("fmod", 0)? != 0;
+    let at = |i: usize| if b.len() == 1 { 0 } else { i };
+    let data = match (&a, &b) {
+        (TensorData::I64 { values, shape }, TensorData::I64 { .. }) => {
+            let d = b.to_i64();
+            if d.contains(&0) {
+                return Err(c.err("Mod by zero"));
+            }
+            let m = |(i, &x): (usize, &i64)| {
+                let y = d[at(i)];
+                if fmod {
+                    x % y
+                } else {
+                    x.rem_euclid(y) + if y < 0 && x.rem_euclid(y) != 0 { y } else { 0 }
+                }
+            };
+            TensorData::i64(shape.clone(), values.iter().enumerate().map(m).collect())
+        }
+        _ => {
+            let (x, d) = (a.to_f32(), b.to_f32());
+            let m = |i: usize| {
+                let (x, y) = (x[i], d[at(i)]);
+                if fmod {
+                    x % y
+                } else {
+                    x - y * (x / y).floor()
+                }
+            };
+            TensorData::f32(a.shape().to_vec(), (0..x.len()).map(m).collect())
+        }
+    };
+    let dtype = c.ty(c.input(0)?).dtype;
     Ok(vec![c.constant("", data, dtype)])
 }
 
@@ -272,9 +327,34 @@ fn concat(c: &mut NodeCtx) -> Out {
     Ok(vec![c.add(Op::Concat { axis }, &ins)?])
 }
 
+/// `Gather`. One constant index into a computed tensor picks one slice along the axis: a
+/// `Slice` of width one and a `Reshape` dropping the axis (PyTorch's `qkv[0]` after
+/// `nn.MultiheadAttention`'s packed projection), which kernels can read in place.
 fn gather(c: &mut NodeCtx) -> Out {
     let (data, idx) = (c.input(0)?, c.input(1)?);
-    let axis = c.axis(c.attr_i("axis", 0)?, c.ty(data).shape.len())?;
+    let shape = c.ty(data).shape.clone();
+    let axis = c.axis(c.attr_i("axis", 0)?, shape.len())?;
+    let computed = c.const_input(0, "data").is_err();
+    let index = c.const_ints(1, "indices").ok().flatten();
+    if let (true, true, Some(&[i])) = (computed, c.ty(idx).shape.is_empty(), index.as_deref()) {
+        let dim = shape[axis] as i64;
+        if !(-dim..dim).contains(&i) {
+            return Err(c.err(format!(
+                "index {i} is out of range for axis {axis} of {shape:?}"
+            )));
+        }
+        let at = i.rem_euclid(dim) as usize;
+        let one = Op::Slice {
+            axes: vec![axis],
+            starts: vec![at],
+            ends: vec![at + 1],
+            steps: vec![1],
+        };
+        let picked = c.add_tmp("slice", one, &[data])?;
+        let mut out = shape;
+        out.remove(axis);
+        return Ok(vec![c.add(Op::Reshape { shape: out }, &[picked])?]);
+    }
     Ok(vec![c.add(Op::Gather { axis }, &[data, idx])?])
 }
 
