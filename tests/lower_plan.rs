@@ -349,3 +349,46 @@ fn a_matmul_s_blocks_keep_the_most_cores_busy_with_the_fewest_operand_reads() {
     assert_eq!((p.block, p.blocks, p.cores_used), ((1, 3), 48, 48), "{p:?}");
     assert!(p.multicast && p.grid == (6, 8), "{p:?}");
 }
+
+#[test]
+fn a_transpose_of_axes_of_size_one_is_a_view() {
+    // [1, 64, 96] to [64, 1, 96] (PyTorch's batch-first attention turning sequence-first):
+    // the same elements in the same order, the same 2-D view.
+    let transposed = |shape: &[usize], perm: Vec<usize>| {
+        let mut g = Graph::new();
+        let x = g.add_input("x", f32t(shape));
+        let out: Vec<usize> = perm.iter().map(|&a| shape[a]).collect();
+        let t = g.add("t", Op::Transpose { perm }, f32t(&out), &[x]);
+        let y = unary(&mut g, "y", UnaryOp::Relu, t);
+        output(&mut g, "y", y);
+        g
+    };
+    let g = transposed(&[1, 64, 96], vec![1, 0, 2]);
+    let c = run_checked(&g, &device(), FusionMode::Fused);
+    assert_eq!(names(&c), ["relu"]);
+    assert!(
+        c.plan.free.iter().any(|f| f.node == "t"),
+        "{:?}",
+        c.plan.free
+    );
+
+    // Axes longer than one swapped: a transpose kernel.
+    let g = transposed(&[1, 64, 96], vec![0, 2, 1]);
+    let c = run_checked(&g, &device(), FusionMode::Fused);
+    assert!(
+        c.plan.free.iter().all(|f| f.node != "t"),
+        "{:?}",
+        c.plan.free
+    );
+    let view = |shape: &[usize], perm: Vec<usize>| {
+        let g = transposed(shape, perm);
+        let t = g.dag.node_indices().find(|&n| g.node(n).name == "t");
+        ttfuse::plan::group::is_view(&g, t.expect("the transpose"))
+    };
+    // [2, 32, 96] to [32, 2, 96] has the same 2-D view, but reorders its rows.
+    assert!(!view(&[2, 32, 96], vec![1, 0, 2]));
+    // [64, 96, 1] to [64, 1, 96] keeps the elements' order but not the 2-D view (96 rows of
+    // one column each become one row of 96).
+    assert!(!view(&[64, 96, 1], vec![0, 2, 1]));
+    assert!(view(&[64, 1, 1, 96], vec![2, 0, 1, 3]));
+}

@@ -145,8 +145,9 @@ pub struct Grouping {
     pub free: Vec<FreeOp>,
 }
 
-/// Whether node `n` only relabels its input's data (a reshape keeping the 2-D view, identity,
-/// a float-to-float cast).
+/// Whether node `n` only relabels its input's data (a reshape keeping the 2-D view, a
+/// transpose that moves only axes of size one and keeps the 2-D view, identity, a
+/// float-to-float cast).
 pub fn is_view(graph: &Graph, n: NodeIndex) -> bool {
     let node = graph.node(n);
     let input_shape = || {
@@ -157,6 +158,11 @@ pub fn is_view(graph: &Graph, n: NodeIndex) -> bool {
     };
     match &node.op {
         Op::Reshape { .. } => input_shape().is_some_and(|s| flat2d(&s) == flat2d(&node.ty.shape)),
+        Op::Transpose { perm } => input_shape().is_some_and(|s| {
+            // The axes longer than one stay in order: the elements do too.
+            let moved: Vec<usize> = perm.iter().copied().filter(|&a| s[a] != 1).collect();
+            moved.windows(2).all(|w| w[0] < w[1]) && flat2d(&s) == flat2d(&node.ty.shape)
+        }),
         Op::Unary(crate::graph::UnaryOp::Identity) => true,
         Op::Cast { to } => {
             to.is_float()
