@@ -105,9 +105,8 @@ fn matrix_index(
 /// per-block ones (inside it, at the block's coordinates `c`). `matrix_read` reads a block's
 /// whole right operand of a chained product into its buffer (a plain [`read_into`], or a
 /// read shared with other cores). With `keep_shared`
-/// ([`crate::plan::Partition::keeps_batch_shared`]), a
-/// load every batch shares is read at the core's first block only, once per grid column
-/// group ([`group_shared_read`]).
+/// ([`crate::plan::Partition::keeps_batch_shared`]), a load every batch shares is read at the
+/// core's first block only, once per grid column group ([`group_shared_read`]).
 pub fn load_reads(
     body: &Body,
     sched: &Schedule,
@@ -202,13 +201,13 @@ fn concat_read(
             first => Expr::bin(BinOp::Sub, row.clone(), int(first)),
         };
         let src = index(&p.param, block_index(value.class, at, col.clone(), names));
-        vec![read_into(cb, src)]
+        read_into(cb, src)
     };
     let (last, rest) = parts.split_last().expect("a concatenation has parts");
-    rest.iter().rev().fold(read(last).remove(0), |orelse, p| {
+    rest.iter().rev().fold(read(last), |orelse, p| {
         if_else(
             compare(CmpOp::Lt, row.clone(), int(p.first_row + p.rows)),
-            read(p),
+            vec![read(p)],
             vec![orelse],
         )
     })

@@ -372,9 +372,6 @@ impl<'g> BodyBuilder<'g> {
         })
     }
 
-    /// A new value read from DRAM by the reader thread from `source`. Every read of one graph
-    /// tensor uses one kernel parameter (a launch binds a tensor to one parameter): the one
-    /// [`Self::share_param`] set, or the first read's stem. Other reads use their own stem.
     /// The kernel parameter graph tensor `t` is read from (one per tensor).
     fn param_of(&mut self, t: NodeIndex) -> String {
         if let Some(p) = self.params.get(&t) {
@@ -385,6 +382,9 @@ impl<'g> BodyBuilder<'g> {
         p
     }
 
+    /// A new value read from DRAM by the reader thread from `source`. Every read of one graph
+    /// tensor uses one kernel parameter (a launch binds a tensor to one parameter): the one
+    /// [`Self::share_param`] set, or the first read's stem. Other reads use their own stem.
     fn load(&mut self, source: LoadSource, class: Class, stem: &str) -> usize {
         let v = self.push(ValueOp::Load(self.body.loads.len()), vec![], class, stem);
         let own = self.body.values[v].stem.clone();
