@@ -121,6 +121,15 @@ impl Graph {
         users
     }
 
+    /// The single node reading `idx`, when exactly one does and `idx` is not a graph output.
+    pub fn only_user(&self, idx: NodeIndex) -> Option<NodeIndex> {
+        let is_out = self.outputs.iter().any(|(_, o)| *o == idx);
+        match self.users_of(idx).as_slice() {
+            &[u] if !is_out => Some(u),
+            _ => None,
+        }
+    }
+
     /// Nodes in a deterministic topological order (ties broken by node index).
     pub fn topo_order(&self) -> Vec<NodeIndex> {
         let n = self.dag.node_count();

@@ -16,7 +16,7 @@ use crate::plan::heads::HeadWrite;
 use crate::plan::layout::Class;
 use crate::plan::schedule::Schedule;
 use crate::plan::segments::kernel_exchanges;
-use crate::plan::PlannedKernel;
+use crate::plan::{Partition, PlannedKernel};
 
 /// Block geometry names of body kernels.
 pub const NAMES: Names = Names {
@@ -104,9 +104,9 @@ fn matrix_index(
 /// Reads of the body's loads: the loop-invariant ones (to run before the loop) and the
 /// per-block ones (inside it, at the block's coordinates `c`). `matrix_read` reads a block's
 /// whole right operand of a chained product into its buffer (a plain [`read_into`], or a
-/// read shared with other cores). With `keep_shared`
-/// ([`crate::plan::Partition::keeps_batch_shared`]), a load every batch shares is read at the
-/// core's first block only, once per grid column group ([`group_shared_read`]).
+/// read shared with other cores). A load the core keeps for all its blocks of partition `p`
+/// ([`crate::plan::body::Load::kept_by_core`]) is read at its first block only, once per grid
+/// column group ([`group_shared_read`]).
 pub fn load_reads(
     body: &Body,
     sched: &Schedule,
@@ -114,7 +114,7 @@ pub fn load_reads(
     c: &Coords,
     names: &Names,
     matrix_read: &dyn Fn(&str, Expr) -> Stmt,
-    keep_shared: bool,
+    p: &Partition,
 ) -> (Vec<Stmt>, Vec<Stmt>) {
     let (row, col) = (&c.row, &c.col);
     let mut hoisted = Vec::new();
@@ -165,7 +165,7 @@ pub fn load_reads(
                 continue;
             }
             let src = index(&load.param, block_index(value.class, row, col, names));
-            per_block.push(if load.batch_shared && keep_shared {
+            per_block.push(if load.kept_by_core(p) {
                 // Read at the core's first block and kept for the others.
                 if_else(
                     compare(CmpOp::Eq, name("i"), int(0)),
@@ -300,7 +300,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule) -> Kernel {
     setup.extend(sched.cbs.iter().map(make_cb));
     let c = coords(p, &NAMES);
     let compute = compute_thread(body, sched, p, &|_| Vec::new(), &c);
-    let (hoisted, mut per_block) = load_reads(body, sched, &naming, &c, &NAMES, &read_into, false);
+    let (hoisted, mut per_block) = load_reads(body, sched, &naming, &c, &NAMES, &read_into, p);
     // Segments of a block row exchange their partial reductions: the reader receives the
     // others', the writer sends its own, reduction by reduction.
     let exchanged = kernel_exchanges(body, sched, p);

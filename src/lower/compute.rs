@@ -54,7 +54,7 @@ impl<'a> Naming<'a> {
 /// product's columns split ([`Partition::wide`]), `c` gives the block's coordinates: only the
 /// first chunk's blocks compute the outputs that are not cut to a chunk (every chunk would
 /// compute them alike), and their writer writes them. A load a core keeps for all its blocks
-/// ([`Partition::keeps_batch_shared`]) is waited for by the first block where it is first
+/// ([`crate::plan::body::Load::kept_by_core`]) is waited for by the first block where it is first
 /// used, so that block's earlier stages run while it arrives, and released after the last.
 pub fn compute_thread(
     body: &Body,
@@ -218,14 +218,11 @@ pub fn compute_thread(
 }
 
 /// The load values a core reads once and keeps for all its blocks
-/// ([`Partition::keeps_batch_shared`]).
-pub fn kept_loads(body: &Body, p: &Partition) -> Vec<usize> {
-    if !p.keeps_batch_shared() {
-        return Vec::new();
-    }
+/// ([`crate::plan::body::Load::kept_by_core`]).
+fn kept_loads(body: &Body, p: &Partition) -> Vec<usize> {
     body.loads
         .iter()
-        .filter(|l| l.batch_shared)
+        .filter(|l| l.kept_by_core(p))
         .map(|l| l.value)
         .collect()
 }

@@ -140,15 +140,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
     } else {
         &read_into
     };
-    let (hoisted, per_block) = load_reads(
-        body,
-        sched,
-        &naming,
-        &c,
-        &NAMES,
-        matrix_read,
-        p.keeps_batch_shared(),
-    );
+    let (hoisted, per_block) = load_reads(body, sched, &naming, &c, &NAMES, matrix_read, p);
     let mut read = hoisted;
     let mut inner = c.stmts.clone();
     let b_row = if info.b_batched && info.b_heads.is_none() {

@@ -190,22 +190,22 @@ impl<'g> Tensors<'g> {
     fn body_args(&mut self, body: &Body) -> Result<Vec<(String, String)>, LowerError> {
         let mut args = Vec::new();
         for load in &body.loads {
-            if let LoadSource::Concat(parts) = &load.source {
-                for part in parts {
-                    args.push((part.param.clone(), self.node(part.tensor)?));
+            let tensor = match &load.source {
+                // Each part of a concatenation read in place is a parameter of its own.
+                LoadSource::Concat(parts) => {
+                    for part in parts {
+                        args.push((part.param.clone(), self.node(part.tensor)?));
+                    }
+                    continue;
                 }
-                continue;
-            }
-            let tensor = match load.source {
-                LoadSource::Concat(_) => continue,
-                LoadSource::Tensor(n) => self.node(n)?,
+                &LoadSource::Tensor(n) => self.node(n)?,
                 LoadSource::Matrix(m) => self.node(m.tensor)?,
-                LoadSource::Scalar(v) => self.scalar(v),
-                LoadSource::WhereMask(n) => self.where_mask(n, load.batch_shared)?,
-                LoadSource::Expanded { constant, like } => {
+                &LoadSource::Scalar(v) => self.scalar(v),
+                &LoadSource::WhereMask(n) => self.where_mask(n, load.batch_shared)?,
+                &LoadSource::Expanded { constant, like } => {
                     self.expanded(constant, like, load.batch_shared)?
                 }
-                LoadSource::Mask { cols, valid, pad } => self.mask(cols, valid, pad),
+                &LoadSource::Mask { cols, valid, pad } => self.mask(cols, valid, pad),
             };
             args.push((load.param.clone(), tensor));
         }

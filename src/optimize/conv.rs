@@ -188,14 +188,13 @@ const KERNEL_OVERRUN: f64 = 1.5;
 /// another use; of two convolutions meeting in one op (the two branches of a residual add)
 /// that could both be matmul kernels, only the later is credited.
 fn epilogue_credit(graph: &Graph, n: NodeIndex, cost: &CostModel) -> f64 {
-    let &[user] = graph.users_of(n).as_slice() else {
+    let Some(user) = graph.only_user(n) else {
         return 0.0;
     };
-    let returned = graph.outputs.iter().any(|(_, o)| *o == n);
     let later_conv = graph.inputs_of(user).into_iter().any(|x| {
         x > n && matches!(graph.node(x).op, Op::Conv { .. }) && matmul_kernel(graph, x).is_some()
     });
-    if returned || later_conv || !elementwise(&graph.node(user).op) {
+    if later_conv || !elementwise(&graph.node(user).op) {
         return 0.0;
     }
     let bytes = 2.0 * graph.node(n).ty.numel() as f64 * cost.bytes_per_element;

@@ -23,16 +23,6 @@ struct Shuffle {
     end: NodeIndex,
 }
 
-/// The single user of `n`, when `n` has exactly one and is not a graph output.
-fn only_user(graph: &Graph, n: NodeIndex) -> Option<NodeIndex> {
-    let users = graph.users_of(n);
-    let is_out = graph.outputs.iter().any(|(_, o)| *o == n);
-    match users.as_slice() {
-        [u] if !is_out => Some(*u),
-        _ => None,
-    }
-}
-
 /// The shuffle that convolution `conv` starts: `Reshape` to `[n, g, c, h, w]`, `Transpose`
 /// swapping axes 1 and 2, `Reshape` back to the convolution's shape, each read only by the
 /// next.
@@ -41,9 +31,9 @@ fn shuffle_after(graph: &Graph, conv: NodeIndex) -> Option<Shuffle> {
         return None;
     };
     let shape = &graph.node(conv).ty.shape;
-    let split = only_user(graph, conv)?;
-    let swap = only_user(graph, split)?;
-    let end = only_user(graph, swap)?;
+    let split = graph.only_user(conv)?;
+    let swap = graph.only_user(split)?;
+    let end = graph.only_user(swap)?;
     let (Op::Reshape { .. }, Op::Transpose { perm }, Op::Reshape { .. }) = (
         &graph.node(split).op,
         &graph.node(swap).op,

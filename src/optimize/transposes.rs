@@ -50,8 +50,7 @@ fn composed(graph: &Graph, n: NodeIndex) -> Option<(NodeIndex, Vec<usize>)> {
     let Op::Transpose { perm: p } = &graph.node(inner).op else {
         return None;
     };
-    let only_user =
-        graph.users_of(inner).len() == 1 && !graph.outputs.iter().any(|(_, o)| *o == inner);
+    let only_user = graph.only_user(inner).is_some();
     let x = *graph.inputs_of(inner).first()?;
     compose(p, q).filter(|_| only_user).map(|r| (x, r))
 }

@@ -20,7 +20,7 @@ use super::heads::{read_in_place, HeadView, HeadWrite};
 use super::layout::{flat2d, is_padded, layout_of, Class};
 use super::names::Stems;
 use super::stream::Stream;
-use super::PlanError;
+use super::{Partition, PlanError};
 use crate::graph::{BinaryOp, Graph, Op, ReduceOp, UnaryOp};
 use ttfuse_runtime::ttl::ops::UnaryFn;
 
@@ -171,6 +171,15 @@ pub struct Load {
     /// Whether the tensor holds one batch's rows, the same for every batch of a batched matmul
     /// kernel, and is read at the block's row within its batch (a causal mask over heads).
     pub batch_shared: bool,
+}
+
+impl Load {
+    /// Whether a core of a kernel planned as `p` reads this load once and keeps it for all its
+    /// blocks: a load every batch shares, in a layout whose cores take one row block of
+    /// successive batches ([`Partition::keeps_batch_shared`]).
+    pub fn kept_by_core(&self, p: &Partition) -> bool {
+        self.batch_shared && p.keeps_batch_shared()
+    }
 }
 
 /// A kernel body.

@@ -210,15 +210,6 @@ pub fn absorbed(graph: &Graph, n: NodeIndex) -> bool {
     }
 }
 
-/// The only user of `n`, when `n` is not a graph output.
-fn only_user(graph: &Graph, n: NodeIndex) -> Option<NodeIndex> {
-    let is_out = graph.outputs.iter().any(|(_, o)| *o == n);
-    match graph.users_of(n).as_slice() {
-        &[u] if !is_out => Some(u),
-        _ => None,
-    }
-}
-
 /// The transpose `t` of a head split `Transpose(Reshape(x, [seq, heads, hd]), [1, 0, 2])`, when
 /// `x` is used by nothing else, is computed by a device kernel over its 2-D view (a product of
 /// 2-D matrices, or an add, subtract or multiply: a matmul's bias or a rotary embedding), and
@@ -233,7 +224,7 @@ pub fn split_into(graph: &Graph, x: NodeIndex) -> Option<NodeIndex> {
     if !on_device {
         return None;
     }
-    let t = only_user(graph, only_user(graph, x)?)?;
+    let t = graph.only_user(graph.only_user(x)?)?;
     let v = head_view(graph, t)?;
     let splits_x = v.source == x && v.col0 == 0 && !v.transposed;
     (splits_x && read_in_place(graph, t).is_none()).then_some(t)
@@ -250,14 +241,14 @@ pub fn merged_into(graph: &Graph, x: NodeIndex) -> Option<NodeIndex> {
     if !batched_matmul(graph, x) || !seq.is_multiple_of(32) || !hd.is_multiple_of(32) {
         return None;
     }
-    let t = only_user(graph, x)?;
+    let t = graph.only_user(x)?;
     let Op::Transpose { perm } = &graph.node(t).op else {
         return None;
     };
     if unbatched_perm(perm, 3)?.as_slice() != [1, 0, 2] {
         return None;
     }
-    let r = only_user(graph, t)?;
+    let r = graph.only_user(t)?;
     let r_shape = &graph.node(r).ty.shape;
     (matches!(graph.node(r).op, Op::Reshape { .. })
         && r_shape.len() + 1 == x_shape.len()

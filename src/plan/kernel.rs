@@ -229,10 +229,10 @@ fn single_buffer(cbs: &mut [Cb], keep: &[String]) {
     }
 }
 
-/// Single-buffers the loads that a core reads once and keeps
-/// ([`Partition::keeps_batch_shared`]).
-fn single_buffer_kept(body: &Body, schedule: &mut Schedule) {
-    for load in body.loads.iter().filter(|l| l.batch_shared) {
+/// Single-buffers the loads that a core of a kernel planned as `p` reads once and keeps
+/// ([`super::body::Load::kept_by_core`]).
+fn single_buffer_kept(body: &Body, schedule: &mut Schedule, p: &Partition) {
+    for load in body.loads.iter().filter(|l| l.kept_by_core(p)) {
         if let Some(&i) = schedule.cb_of.get(&load.value) {
             schedule.cbs[i].buffer_factor = 1;
         }
@@ -586,9 +586,7 @@ pub(crate) fn build_cut(
                     keep.extend(stream_acc(&body));
                     single_buffer(&mut schedule.cbs, &keep);
                 }
-                if laid.keeps_batch_shared() {
-                    single_buffer_kept(&body, &mut schedule);
-                }
+                single_buffer_kept(&body, &mut schedule, &laid);
                 match fits(&schedule.cbs, target) {
                     Err(e) => {
                         last_err =
@@ -1283,7 +1281,7 @@ fn body_traffic(body: &Body, s: &Schedule, p: &Partition, tile: u64) -> (u64, u6
         let shared = p.multicast && p.batches > 1 && matches!(load.source, LoadSource::Matrix(_));
         reads += if s.hoisted[load.value] {
             per * p.cores_used as u64
-        } else if load.batch_shared && p.keeps_batch_shared() {
+        } else if load.kept_by_core(p) {
             // Once per row block of a batch.
             per * (p.blocks / p.batches) as u64
         } else if shared {

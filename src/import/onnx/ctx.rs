@@ -69,6 +69,12 @@ impl NodeCtx<'_> {
         Ok(self.const_input(i, what)?.map(|d| d.to_i64()))
     }
 
+    /// Whether input `i` is present and a constant (without copying its value).
+    pub fn is_const(&self, i: usize) -> bool {
+        self.opt_input(i)
+            .is_some_and(|idx| self.b.value(idx).is_some())
+    }
+
     /// The value of optional input `i`; an error if present but not constant.
     pub fn const_input(&self, i: usize, what: &str) -> Result<Option<TensorData>, ImportError> {
         match self.opt_input(i) {

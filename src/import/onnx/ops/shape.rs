@@ -334,9 +334,13 @@ fn gather(c: &mut NodeCtx) -> Out {
     let (data, idx) = (c.input(0)?, c.input(1)?);
     let shape = c.ty(data).shape.clone();
     let axis = c.axis(c.attr_i("axis", 0)?, shape.len())?;
-    let computed = c.const_input(0, "data").is_err();
-    let index = c.const_ints(1, "indices").ok().flatten();
-    if let (true, true, Some(&[i])) = (computed, c.ty(idx).shape.is_empty(), index.as_deref()) {
+    let one_index = !c.is_const(0) && c.is_const(1) && c.ty(idx).shape.is_empty();
+    let index = if one_index {
+        c.const_ints(1, "indices")?
+    } else {
+        None
+    };
+    if let Some(&[i]) = index.as_deref() {
         let dim = shape[axis] as i64;
         if !(-dim..dim).contains(&i) {
             return Err(c.err(format!(
