@@ -81,9 +81,22 @@ pub fn block_loop(p: &Partition, uses_index: bool, inner: Vec<Stmt>) -> Vec<Stmt
             mul(modulo(name("core_y"), name("GROUP_ROWS")), name("GRID_X")),
             name("core_x"),
         );
+        let mut body = Vec::new();
+        let row_block = if p.mirrored {
+            // Odd steps take the mirrored row block: `base + (BLOCKS_PER_BATCH - 1 - 2 * base)`.
+            body.push(assign("base", row_block));
+            let flip = Expr::bin(
+                BinOp::Sub,
+                Expr::bin(BinOp::Sub, name("BLOCKS_PER_BATCH"), int(1)),
+                mul(int(2), name("base")),
+            );
+            add(name("base"), mul(modulo(name("i"), int(2)), flip))
+        } else {
+            row_block
+        };
         let block = add(mul(batch, name("BLOCKS_PER_BATCH")), row_block);
         out.push(for_range("i", name("BLOCKS_PER_CORE"), {
-            let mut body = vec![assign("block", block)];
+            body.push(assign("block", block));
             body.extend(inner);
             body
         }));

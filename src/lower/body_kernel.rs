@@ -75,16 +75,18 @@ fn column_of<'e>(value: &Value, col: &'e Expr, wide_col: &'e Expr) -> &'e Expr {
 }
 
 /// The subscript of batch `batch`'s matrix of `(k, n)` tiles for a chained product, from
-/// column `col` on (0 unless the product's columns are split).
-fn matrix_index(
+/// column `col` on (0 unless the product's columns are split), its rows `rows` (first and
+/// count; all `k` of them, or a chunk of keys).
+pub fn matrix_index(
     m: &MatrixRead,
     (k, n): (usize, usize),
     batch: &Expr,
     col: &Expr,
+    (first, count): (Expr, Expr),
 ) -> Vec<IndexItem> {
     match (m.head, m.batched) {
         (Some(v), _) => vec![
-            span(int(0), int(k)),
+            span(first, count),
             span(
                 add(
                     add(int(v.col0), mul(batch.clone(), int(v.head_tiles))),
@@ -94,10 +96,10 @@ fn matrix_index(
             ),
         ],
         (None, true) => vec![
-            span(mul(batch.clone(), int(k)), int(k)),
+            span(add(mul(batch.clone(), int(k)), first), count),
             span(col.clone(), int(n)),
         ],
-        (None, false) => vec![span(int(0), int(k)), span(col.clone(), int(n))],
+        (None, false) => vec![span(first, count), span(col.clone(), int(n))],
     }
 }
 
@@ -137,7 +139,8 @@ pub fn load_reads(
             per_chunk.push(read_into(&naming.cb(v), index(&load.param, src)));
         } else if let (LoadSource::Matrix(m), Class::Matrix(k, n)) = (&load.source, value.class) {
             let col = column_of(value, &c.col, &c.wide_col);
-            let src = index(&load.param, matrix_index(m, (k, n), &c.batch, col));
+            let rows = (int(0), int(k));
+            let src = index(&load.param, matrix_index(m, (k, n), &c.batch, col, rows));
             if sched.hoisted[v] {
                 hoisted.push(read_into(&naming.cb(v), src));
             } else {

@@ -31,6 +31,9 @@ pub const NAMES: Names = Names {
 
 /// Lowers a planned matmul kernel.
 pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo) -> Kernel {
+    if let Some(causal) = &info.causal {
+        return super::causal::lower(k, body, sched, info, causal);
+    }
     let p = &k.partition;
     let naming = Naming::new(body, sched);
     let kc = p.k_chunks;
@@ -310,7 +313,7 @@ fn k_chunk_loop(kc: usize, reads: Vec<Stmt>) -> Vec<Stmt> {
 }
 
 /// The writer's statements for one block: its output coordinates and the output writes.
-fn block_writes(body: &Body, naming: &Naming, c: &Coords, p: &Partition) -> Vec<Stmt> {
+pub(super) fn block_writes(body: &Body, naming: &Naming, c: &Coords, p: &Partition) -> Vec<Stmt> {
     let mut out = Vec::new();
     let (out_row, out_col, out_wide) = output_coords(body.head_write, c, &mut out);
     let at = (&out_row, &out_col, &out_wide);

@@ -6,6 +6,7 @@
 pub mod binding;
 pub mod blocks;
 pub mod body_kernel;
+pub mod causal;
 pub mod compute;
 pub mod emit;
 pub mod fallback;

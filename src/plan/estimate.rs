@@ -9,7 +9,7 @@
 //! the same ops; the runtime times the program.
 
 use super::body::{Body, TtBinary, ValueOp};
-use super::kernel::{operand_tiles, KernelDetail};
+use super::kernel::{operand_tiles, KernelDetail, MatmulInfo};
 use super::target::{Costs, Target};
 use super::{Partition, PlannedKernel};
 
@@ -22,28 +22,10 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
         KernelDetail::Body { body, .. } => {
             body_cycles(body, p.block, c) + exchange_cycles(body, p, c, target.tile_bytes)
         }
-        KernelDetail::Matmul { body, info, .. } => {
-            let (bm, bn) = p.block;
-            // A gathered operand: per K chunk, each A tile selected from `bm + 1` pixel tiles.
-            let gather = match (&info.a_gather, p.k_block) {
-                (Some(_), Some(bk)) => {
-                    let k = (bm + 1) as f64;
-                    p.k_chunks as f64
-                        * stage(c, bm * bk, k * c.matmul_tile, k * c.matmul_unpack_tiles)
-                }
-                _ => 0.0,
-            };
-            let products = (1 + info.others.len()) as f64;
-            gather
-                + products
-                    * (stage(
-                        c,
-                        bm * bn,
-                        info.kt as f64 * c.matmul_tile,
-                        info.kt as f64 * c.matmul_unpack_tiles,
-                    ) + accumulation_cycles(c, p.block, p.k_chunks))
-                + body_cycles(body, p.block, c)
-        }
+        KernelDetail::Matmul { body, info, .. } => match &info.causal {
+            Some(causal) => super::causal::block_cycles(c, p, body, info, causal),
+            None => matmul_block_cycles(c, p, body, info),
+        },
         KernelDetail::Transpose(_) => stage(c, p.block.0 * p.block.1, c.add, 1.0),
         KernelDetail::Host(_) => 0.0,
     };
@@ -79,6 +61,30 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
         + (p.blocks_per_core as f64 - 1.0).max(0.0) * compute.max(read).max(write);
     let chip = (k.dram_read_bytes + k.dram_write_bytes) as f64 / c.dram_bytes_per_cycle;
     c.dispatch + chip.max(per_core)
+}
+
+/// Compute cycles of one block of a matmul kernel partitioned as `p`: its products over K (for
+/// a gathered operand, with the selecting products), the running sums, and its epilogue.
+pub(crate) fn matmul_block_cycles(c: &Costs, p: &Partition, body: &Body, info: &MatmulInfo) -> f64 {
+    let (bm, bn) = p.block;
+    // A gathered operand: per K chunk, each A tile selected from `bm + 1` pixel tiles.
+    let gather = match (&info.a_gather, p.k_block) {
+        (Some(_), Some(bk)) => {
+            let k = (bm + 1) as f64;
+            p.k_chunks as f64 * stage(c, bm * bk, k * c.matmul_tile, k * c.matmul_unpack_tiles)
+        }
+        _ => 0.0,
+    };
+    let products = (1 + info.others.len()) as f64;
+    gather
+        + products
+            * (stage(
+                c,
+                bm * bn,
+                info.kt as f64 * c.matmul_tile,
+                info.kt as f64 * c.matmul_unpack_tiles,
+            ) + accumulation_cycles(c, p.block, p.k_chunks))
+        + body_cycles(body, p.block, c)
 }
 
 /// The cycles a streamed K adds to a block's compute: every chunk after the first adds its
@@ -186,7 +192,7 @@ fn exchange_cycles(body: &Body, p: &Partition, c: &Costs, tile: u64) -> f64 {
 
 /// One pipeline stage producing `tiles` tiles, each `math` cycles on `unpacked` input tiles:
 /// the runtime's unpack/math/pack pipeline.
-fn stage(c: &Costs, tiles: usize, math: f64, unpacked: f64) -> f64 {
+pub(crate) fn stage(c: &Costs, tiles: usize, math: f64, unpacked: f64) -> f64 {
     let u = unpacked * c.unpack;
     let t = tiles.max(1) as f64;
     c.block_overhead + u + math + c.pack + (t - 1.0) * u.max(math).max(c.pack)

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use petgraph::graph::NodeIndex;
 
 use super::body::{Body, BodyBuilder, LoadSource, ValueOp};
+use super::causal::{self, Causal};
 use super::gather::{gathered_in_place, tile_gather};
 use super::group::{is_last_two_swap, real_users, resolve, Group, GroupKind};
 use super::heads::{merged_into, read_in_place, split_into, HeadView, HeadWrite};
@@ -57,6 +58,8 @@ pub struct MatmulInfo {
     pub a_gather: Option<GatherInfo>,
     /// More products of the same A, computed after the first, each with its own B.
     pub others: Vec<OtherProduct>,
+    /// Causal attention taken in key chunks ([`super::causal`]), if the kernel is planned so.
+    pub causal: Option<Causal>,
 }
 
 /// A further product of a matmul kernel computing several products of one left operand (a gated
@@ -616,7 +619,12 @@ pub(crate) fn build_cut(
                 }
             }
             if let Some(k) = fitting.fastest(target) {
-                return Ok(k);
+                // Causal attention: the variant that skips the keys past each row block's
+                // diagonal, when the estimate finds it faster.
+                let causal = causal::variant(graph, target, &k);
+                let faster =
+                    causal.filter(|c| estimate::cycles(c, target) < estimate::cycles(&k, target));
+                return Ok(faster.unwrap_or(k));
             }
             Err(PlanError::DoesNotFit {
                 node: graph.node(first).name.clone(),
@@ -1062,6 +1070,7 @@ fn matmul_body(
         b_heads,
         a_gather,
         others,
+        causal: None,
     };
     Ok((info, body))
 }

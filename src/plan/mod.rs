@@ -7,6 +7,7 @@
 //! TT-Lang.
 
 pub mod body;
+pub mod causal;
 pub mod concat;
 pub mod estimate;
 pub mod explain;

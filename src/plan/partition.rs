@@ -48,6 +48,11 @@ pub struct Partition {
     /// columns cut into this many segments (`col_blocks`), one block per core, the cores of a
     /// block row exchanging their partial row reductions through pipes.
     pub segments: Option<usize>,
+    /// Whether, with shared batches ([`Partition::share_batches`]), a core's odd steps take
+    /// the row block mirrored within the batch (`row_blocks - 1 - r` for `r`): causal
+    /// attention in key chunks ([`crate::plan::causal`]), where a row block's work grows with
+    /// its row, so that a core's blocks add up to about the same work on every core.
+    pub mirrored: bool,
 }
 
 impl Partition {
@@ -80,6 +85,7 @@ impl Partition {
             stream: None,
             multicast: false,
             segments: None,
+            mirrored: false,
         }
     }
 
@@ -167,6 +173,7 @@ impl Partition {
             stream: None,
             multicast: false,
             segments: None,
+            mirrored: false,
         }
     }
 

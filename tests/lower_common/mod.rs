@@ -9,9 +9,10 @@ use ttfuse::graph::{BinaryOp, DType, Graph, Op, ReduceOp, TensorData, TensorType
 use ttfuse::inputs::{values, Fill};
 use ttfuse::lower::fallback::GraphHostOps;
 use ttfuse::lower::{compile, Compiled, FusionMode};
-use ttfuse::plan::KernelPlan;
+use ttfuse::plan::{KernelPlan, PlannedKernel};
 use ttfuse_runtime::device::Device;
 use ttfuse_runtime::exec::{run_program, Dispatch, ProgramRun};
+use ttfuse_runtime::timing::report::KernelReport;
 
 pub fn f32t(shape: &[usize]) -> TensorType {
     TensorType::new(shape.to_vec(), DType::F32)
@@ -175,6 +176,22 @@ pub fn attention_heads(heads: usize, seq: usize) -> Graph {
 /// [`attention_heads`], with the scores masked causally when `causal`: `Where` of a constant
 /// `[seq, seq]` lower triangle, the scores and minus infinity, shared by every head.
 pub fn attention_heads_masked(heads: usize, seq: usize, causal: bool) -> Graph {
+    let below = |row: usize, key: usize| key <= row;
+    attention_heads_with(heads, seq, causal.then_some(Mask::Where(&below)))
+}
+
+/// How [`attention_heads_with`] masks the scores where `visible(row, key)` is false.
+pub enum Mask<'a> {
+    /// `Where` of a constant `[seq, seq]` condition, the scores and minus infinity (GPT-2's
+    /// export).
+    Where(&'a dyn Fn(usize, usize) -> bool),
+    /// The scores plus a constant `[seq, seq]` of zeros and minus infinities (LLaMA's).
+    Added(&'a dyn Fn(usize, usize) -> bool),
+}
+
+/// [`attention_heads`], with the scores masked by `mask` when given, the mask shared by every
+/// head.
+pub fn attention_heads_with(heads: usize, seq: usize, mask: Option<Mask>) -> Graph {
     let mut g = Graph::new();
     let shape = [heads, seq, 64];
     let q = g.add_input("q", f32t(&shape));
@@ -184,23 +201,37 @@ pub fn attention_heads_masked(heads: usize, seq: usize, causal: bool) -> Graph {
     let s = matmul(&mut g, "scores", q, kt);
     let c = scalar(&mut g, "inv_sqrt_d", 0.125);
     let mut sc = binary(&mut g, "scaled", BinaryOp::Mul, s, c);
-    if causal {
-        let below: Vec<i64> = (0..seq * seq)
-            .map(|i| ((i / seq) >= (i % seq)) as i64)
-            .collect();
-        let cond_data = TensorData::I64 {
-            shape: vec![seq, seq],
-            values: below,
-        };
-        let cond_ty = TensorType::new(vec![seq, seq], DType::Bool);
-        let cond = g.add("causal", Op::Constant(Arc::new(cond_data)), cond_ty, &[]);
-        let minus_inf = scalar(&mut g, "minus_inf", f32::NEG_INFINITY);
-        sc = g.add(
-            "masked",
-            Op::Where,
-            f32t(&[heads, seq, seq]),
-            &[cond, sc, minus_inf],
-        );
+    let cells = |visible: &dyn Fn(usize, usize) -> bool| -> Vec<bool> {
+        (0..seq * seq).map(|i| visible(i / seq, i % seq)).collect()
+    };
+    match mask {
+        Some(Mask::Where(visible)) => {
+            let cond_data = TensorData::I64 {
+                shape: vec![seq, seq],
+                values: cells(visible).into_iter().map(i64::from).collect(),
+            };
+            let cond_ty = TensorType::new(vec![seq, seq], DType::Bool);
+            let cond = g.add("causal", Op::Constant(Arc::new(cond_data)), cond_ty, &[]);
+            let minus_inf = scalar(&mut g, "minus_inf", f32::NEG_INFINITY);
+            sc = g.add(
+                "masked",
+                Op::Where,
+                f32t(&[heads, seq, seq]),
+                &[cond, sc, minus_inf],
+            );
+        }
+        Some(Mask::Added(visible)) => {
+            let data = TensorData::F32 {
+                shape: vec![seq, seq],
+                values: cells(visible)
+                    .into_iter()
+                    .map(|v| if v { 0.0 } else { f32::NEG_INFINITY })
+                    .collect(),
+            };
+            let m = g.add("mask", Op::Constant(Arc::new(data)), f32t(&[seq, seq]), &[]);
+            sc = binary(&mut g, "masked", BinaryOp::Add, sc, m);
+        }
+        None => {}
     }
     let probs = f32t(&[heads, seq, seq]);
     let p = g.add("probs", Op::Softmax { axis: 2 }, probs, &[sc]);
@@ -442,4 +473,19 @@ pub fn conv_node(
         f32t(&[s[0], out, s[2], s[3]]),
         &[x, w, b],
     )
+}
+
+/// Bytes of a bf16 tile.
+pub const TILE: u64 = 32 * 32 * 2;
+
+/// Runs `g` fused and returns the report of its only kernel, `k` as planned, checking that
+/// the plan counted the DRAM bytes the kernel read.
+pub fn run_kernel(g: &Graph, k: &PlannedKernel) -> KernelReport {
+    let (_, run, _) = run(g, FusionMode::Fused);
+    let report = run.report.kernels[0].clone();
+    assert_eq!(
+        k.dram_read_bytes, report.dram_read_bytes,
+        "the plan counts what runs"
+    );
+    report
 }

@@ -1,0 +1,368 @@
+//! Causal attention in key chunks: the blocks of an attention kernel whose mask is causal
+//! (row `i` sees keys `0..=i`) take the keys in chunks and skip the chunks past their rows.
+//!
+//! The plain attention kernel computes every block's scores against all keys, then masks half
+//! of them away. Here a block of rows `[r0, r1)` takes key chunks `0..c`, the last the one
+//! holding key `r1 - 1`, with the online softmax: per chunk, the running row maximum, the
+//! running sum of exponentials and the running product with the values are rescaled by
+//! `exp(old max - new max)` and updated. Only the last chunk crosses the diagonal, so only it
+//! reads the mask. The work of a row block grows with its row, so with the batches shared over
+//! grid rows ([`super::Partition::share_batches`]) a core's odd steps take the mirrored row
+//! block ([`super::Partition::mirrored`]). The keys and values of a chunk are read by the core
+//! of the grid row that needs the most chunks at that step, and sent to those of the others
+//! that need it.
+
+use super::body::{Body, LoadSource, RowReduce, TtBinary, ValueOp};
+use super::estimate::{self, stage};
+use super::kernel::{KernelDetail, MatmulInfo};
+use super::schedule::Cb;
+use super::target::{Costs, Target};
+use super::{Partition, PlannedKernel};
+use crate::graph::{Graph, Op};
+use ttfuse_runtime::ttl::ops::UnaryFn;
+
+/// The most key tiles in a chunk: longer chunks skip less, shorter ones pay the per-chunk
+/// stages more often (measured on GPT-2's attention at 1024 tokens: chunks of 8 tiles ran in
+/// 141 us, of 4 in 167 us, of 16 in 152 us).
+const MAX_KEY_CHUNK: usize = 8;
+
+/// The loads and values of a causal attention body ([`recognize`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Causal {
+    /// Key tiles per chunk.
+    pub key_chunk: usize,
+    /// The load of the scores' scale (a scalar constant), if the scores are scaled.
+    pub scale: Option<usize>,
+    /// The load of the additive mask (0 on and below the diagonal, `-inf` above).
+    pub mask: usize,
+    /// The load of the reductions' scaler (a scalar one).
+    pub one: usize,
+    /// The load of the values (the chained product's right operand).
+    pub values: usize,
+    /// The body's one output value.
+    pub out: usize,
+}
+
+/// The parts of `body`, the epilogue of attention scores `info`, when it is exactly
+/// `softmax(scores * scale + mask) @ v` with a causal mask, every batch's keys in chunks that
+/// divide them evenly; `None` otherwise.
+pub fn recognize(graph: &Graph, body: &Body, info: &MatmulInfo) -> Option<Causal> {
+    if info.batches < 2 || info.mt != info.nt || !info.others.is_empty() {
+        return None;
+    }
+    if info.a_gather.is_some() || !info.b_transposed || body.stream.is_some() {
+        return None;
+    }
+    let mut counts = [0usize; 9];
+    for v in &body.values {
+        let slot = match v.op {
+            ValueOp::Load(_) | ValueOp::Broadcast => continue,
+            ValueOp::MatMul => 0,
+            ValueOp::Product => 1,
+            ValueOp::Reduce(RowReduce::Max) => 2,
+            ValueOp::Reduce(RowReduce::Sum) => 3,
+            ValueOp::Unary(UnaryFn::Exp) => 4,
+            ValueOp::Unary(UnaryFn::Recip) => 5,
+            ValueOp::Binary(TtBinary::Add) => 6,
+            ValueOp::Binary(TtBinary::Sub) => 7,
+            ValueOp::Binary(TtBinary::Mul) => 8,
+            _ => return None,
+        };
+        counts[slot] += 1;
+    }
+    // The scale's multiply is optional; the normalization's is not.
+    if counts[..8] != [1, 1, 1, 1, 1, 1, 1, 1] || !(1..=2).contains(&counts[8]) {
+        return None;
+    }
+    let [(_, out)] = body.outputs[..] else {
+        return None;
+    };
+    let load_of = |v: usize| body.loads.iter().position(|l| l.value == v);
+    let through_broadcast = |v: usize| match body.values[v].op {
+        ValueOp::Broadcast => body.values[v].args[0],
+        _ => v,
+    };
+    let scalar = |v: usize| -> Option<(usize, f32)> {
+        let l = load_of(through_broadcast(v))?;
+        match body.loads[l].source {
+            LoadSource::Scalar(s) => Some((l, s)),
+            _ => None,
+        }
+    };
+    let mut scale = None;
+    let mut one = None;
+    let mut mask = None;
+    let mut values = None;
+    for v in &body.values {
+        match v.op {
+            ValueOp::Reduce(_) => match scalar(v.args[1]) {
+                Some((l, s)) if s == 1.0 && one.is_none_or(|o| o == l) => one = Some(l),
+                _ => return None,
+            },
+            ValueOp::Binary(TtBinary::Mul) if scaled(body, v) => {
+                let other = v.args.iter().find(|&&a| !is_scores(body, a))?;
+                scale = Some(scalar(*other)?.0);
+            }
+            ValueOp::Binary(TtBinary::Add) => {
+                let l = v.args.iter().find_map(|&a| load_of(a))?;
+                mask = Some(l);
+            }
+            ValueOp::Product => {
+                let l = load_of(v.args[1])?;
+                matches!(body.loads[l].source, LoadSource::Matrix(_)).then_some(())?;
+                values = Some(l);
+            }
+            _ => {}
+        }
+    }
+    let mask = mask?;
+    if !causal_mask(graph, body, mask, info.mt * 32) {
+        return None;
+    }
+    let key_chunk = (1..=MAX_KEY_CHUNK.min(info.nt))
+        .rev()
+        .find(|&c| info.nt.is_multiple_of(c))?;
+    Some(Causal {
+        key_chunk,
+        scale,
+        mask,
+        one: one?,
+        values: values?,
+        out,
+    })
+}
+
+/// Whether value `v` is the kernel's scores (its `MatMul` value).
+fn is_scores(body: &Body, v: usize) -> bool {
+    body.values[v].op == ValueOp::MatMul
+}
+
+/// Whether multiply `v` scales the scores.
+fn scaled(body: &Body, v: &super::body::Value) -> bool {
+    v.args.iter().any(|&a| is_scores(body, a))
+}
+
+/// Whether load `l` of `body` is an additive causal mask over `seq` rows and keys: 0 where the
+/// key is at or before the row, `-inf` after it, in every batch it holds.
+fn causal_mask(graph: &Graph, body: &Body, l: usize, seq: usize) -> bool {
+    let load = &body.loads[l];
+    let values = match &load.source {
+        LoadSource::WhereMask(n) => match super::body::where_mask(graph, *n, load.batch_shared) {
+            Some((_, v)) => v,
+            None => return false,
+        },
+        LoadSource::Tensor(n) | LoadSource::Expanded { constant: n, .. } => {
+            match &graph.node(super::group::resolve(graph, *n)).op {
+                Op::Constant(d) => d.to_f32(),
+                _ => return false,
+            }
+        }
+        _ => return false,
+    };
+    if values.is_empty() || !values.len().is_multiple_of(seq * seq) {
+        return false;
+    }
+    values.chunks(seq * seq).all(|m| {
+        m.chunks(seq).enumerate().all(|(i, row)| {
+            row.iter().enumerate().all(|(k, &x)| {
+                if k <= i {
+                    x == 0.0
+                } else {
+                    x == f32::NEG_INFINITY
+                }
+            })
+        })
+    })
+}
+
+/// Key chunks row block `rem` (of `bm` tiles) takes: up to the one holding its last row.
+pub fn chunks_of(rem: usize, bm: usize, key_chunk: usize) -> usize {
+    ((rem + 1) * bm - 1) / key_chunk + 1
+}
+
+/// The row block a core at position `base` of its batch group takes at step `i`.
+fn row_block(base: usize, i: usize, row_blocks: usize, mirrored: bool) -> usize {
+    if mirrored && i % 2 == 1 {
+        row_blocks - 1 - base
+    } else {
+        base
+    }
+}
+
+/// The most key chunks any core takes over its steps, and the key chunks the senders read
+/// (per grid row and step, the most any of the row's cores takes).
+fn chunk_counts(p: &Partition, key_chunk: usize) -> (usize, usize) {
+    let (gx, gy) = (p.grid.0 as usize, p.grid.1 as usize);
+    let group_rows = p.group_rows();
+    let mut most = 0;
+    let mut sent = 0;
+    for y in 0..gy {
+        let mut row_most = vec![0; p.blocks_per_core];
+        for x in 0..gx {
+            let base = (y % group_rows) * gx + x;
+            let mut total = 0;
+            for (i, m) in row_most.iter_mut().enumerate() {
+                let rem = row_block(base, i, p.row_blocks, p.mirrored);
+                let c = chunks_of(rem, p.block.0, key_chunk);
+                total += c;
+                *m = (*m).max(c);
+            }
+            most = most.max(total);
+        }
+        sent += row_most.iter().sum::<usize>();
+    }
+    (most, sent)
+}
+
+/// The causal variant of attention kernel `k` (planned with its batches shared over grid rows),
+/// if its body is causal attention ([`recognize`]) and its buffers fit.
+pub fn variant(graph: &Graph, target: &Target, k: &PlannedKernel) -> Option<PlannedKernel> {
+    let KernelDetail::Matmul {
+        body,
+        schedule,
+        info,
+    } = &k.detail
+    else {
+        return None;
+    };
+    let p = &k.partition;
+    if !(p.multicast && p.batches > 1 && p.col_blocks == 1) {
+        return None;
+    }
+    let causal = recognize(graph, body, info)?;
+    let mut p = p.clone();
+    p.mirrored = p.blocks_per_core > 1;
+    // The template takes each chunk's keys whole (a head's few tiles).
+    (p.k_block, p.k_chunks) = (Some(info.kt), 1);
+    let out_like = schedule.cbs[*schedule.cb_of.get(&causal.out)?].like.clone();
+    let cbs = buffers(body, info, &causal, p.block.0, &out_like);
+    let l1_bytes: u64 = cbs
+        .iter()
+        .map(|c| c.tiles() as u64 * target.tile_bytes)
+        .sum();
+    if l1_bytes > target.l1_bytes || cbs.len() > target.max_cbs as usize {
+        return None;
+    }
+    let (bm, hd, kc) = (p.block.0, info.kt, causal.key_chunk);
+    let (_, sent) = chunk_counts(&p, kc);
+    let constants = 1 + usize::from(causal.scale.is_some());
+    let read_tiles = p.blocks * bm * (hd + kc) + sent * 2 * kc * hd + p.cores_used * constants;
+    let mut schedule = schedule.clone();
+    schedule.cbs = cbs.clone();
+    // The output's buffer is the last (`lower::causal` writes the output through it).
+    schedule.cb_of = [(causal.out, cbs.len() - 1)].into_iter().collect();
+    let mut info = info.clone();
+    info.causal = Some(causal);
+    let mut out = k.clone();
+    out.partition_summary = format!(
+        "{}, keys in chunks of {kc} tiles up to each row block's diagonal (online softmax){}",
+        p.describe(),
+        if p.mirrored {
+            ", odd steps on the mirrored row block"
+        } else {
+            ""
+        }
+    );
+    out.partition = p;
+    out.cbs = cbs;
+    out.l1_bytes = l1_bytes;
+    out.dram_read_bytes = read_tiles as u64 * target.tile_bytes;
+    out.detail = KernelDetail::Matmul {
+        body: body.clone(),
+        schedule,
+        info,
+    };
+    Some(out)
+}
+
+/// The buffer names of a causal attention kernel, after the output value's stem.
+pub struct Names {
+    stem: String,
+}
+
+impl Names {
+    /// The names of the kernel whose output value has stem `stem`.
+    pub fn new(stem: &str) -> Names {
+        Names { stem: stem.into() }
+    }
+
+    /// The buffer of part `part` (`{stem}_{part}_cb`).
+    pub fn cb(&self, part: &str) -> String {
+        format!("{}_{part}_cb", self.stem)
+    }
+
+    /// A block name of part `part` with suffix `suffix` (`_v` waited, `_o` reserved).
+    pub fn block(&self, part: &str, suffix: &str) -> String {
+        format!("{}_{part}{suffix}", self.stem)
+    }
+}
+
+/// The template's buffers for row blocks of `bm` tiles: the loads (query, key and value
+/// chunks, the mask's diagonal chunk, the constants), the scores, the running maximum, sum and
+/// product (double-buffered: each chunk waits for one and reserves the next), and the output.
+fn buffers(body: &Body, info: &MatmulInfo, c: &Causal, bm: usize, out_like: &str) -> Vec<Cb> {
+    let names = Names::new(&body.values[c.out].stem);
+    let (hd, kc) = (info.kt, c.key_chunk);
+    let param = |l: usize| body.loads[l].param.clone();
+    let cb = |part: &str, like: &str, shape: (usize, usize), buffer_factor: usize| Cb {
+        name: names.cb(part),
+        like: like.to_string(),
+        shape,
+        buffer_factor,
+    };
+    let mut out = vec![
+        cb("q", &info.a_param, (bm, hd), 2),
+        cb("k", &info.b_param, (kc, hd), 2),
+        cb("kt", &info.b_param, (hd, kc), 1),
+        cb("v", &param(c.values), (kc, hd), 2),
+        cb("mask", &param(c.mask), (bm, kc), 1),
+        cb("one", &param(c.one), (1, 1), 1),
+    ];
+    if let Some(s) = c.scale {
+        out.push(cb("scale", &param(s), (1, 1), 1));
+        out.push(cb("qs", &info.a_param, (bm, hd), 1));
+    }
+    for (part, shape, factor) in [
+        ("s", (bm, kc), 1),
+        ("x", (bm, kc), 1),
+        ("p", (bm, kc), 1),
+        ("mj", (bm, 1), 1),
+        ("m", (bm, 1), 2),
+        ("mu", (bm, 1), 1),
+        ("corr", (bm, 1), 1),
+        ("ps", (bm, 1), 1),
+        ("l", (bm, 1), 2),
+        ("pv", (bm, hd), 1),
+        ("o", (bm, hd), 2),
+        ("inv", (bm, 1), 1),
+    ] {
+        out.push(cb(part, out_like, shape, factor));
+    }
+    out.push(Cb {
+        name: format!("{}_cb", body.values[c.out].stem),
+        like: out_like.to_string(),
+        shape: (bm, hd),
+        buffer_factor: 2,
+    });
+    out
+}
+
+/// Compute cycles per block of a causal attention kernel planned as `p`, for the estimate: its
+/// busiest core's key chunks, each the plain kernel's block (the estimate's matmul block)
+/// in proportion to the keys it takes, plus the online softmax's stages (the running maximum
+/// and rescale factor; the rescaled sum and product), spread over the core's blocks.
+pub fn block_cycles(
+    c: &Costs,
+    p: &Partition,
+    body: &Body,
+    info: &MatmulInfo,
+    causal: &Causal,
+) -> f64 {
+    let (bm, hd, kc) = (p.block.0, info.kt, causal.key_chunk);
+    let (most, _) = chunk_counts(p, kc);
+    let plain = estimate::matmul_block_cycles(c, p, body, info);
+    let per_chunk = plain * kc as f64 / info.nt as f64
+        + stage(c, 3 * bm, c.sfpu("max") + c.sfpu("exp"), 2.0)
+        + stage(c, bm * (hd + 1), c.mul + c.add, 3.0);
+    most as f64 * per_chunk / p.blocks_per_core.max(1) as f64
+}

@@ -1,0 +1,120 @@
+//! Causal attention in key chunks ([`ttfuse::plan::causal`]): each row block takes the keys up
+//! to its diagonal, with the online softmax, and a core's odd steps take the mirrored row block.
+
+mod lower_common;
+
+use lower_common::*;
+use ttfuse::lower::FusionMode;
+
+/// Whether kernel summary `summary` says the kernel takes its keys in chunks.
+fn in_key_chunks(summary: &str) -> bool {
+    summary.contains("keys in chunks")
+}
+
+#[test]
+fn causal_attention_takes_each_row_block_s_keys_up_to_its_diagonal() {
+    // 4 heads of 1024 rows: 32 row blocks of 1 tile per head fill four grid rows, the two
+    // groups of four grid rows take two heads each, one per step.
+    let g = attention_heads_masked(4, 1024, true);
+    let compiled = run_checked(&g, &device(), FusionMode::Fused);
+    let k = &compiled.plan.kernels[0];
+    let p = &k.partition;
+    assert!(
+        in_key_chunks(&k.partition_summary),
+        "{}",
+        k.partition_summary
+    );
+    assert!(p.mirrored, "{}", k.partition_summary);
+    assert_eq!((p.batches, p.block, p.grid), (4, (1, 32), (8, 8)));
+    assert_eq!((p.group_rows(), p.blocks_per_core), (4, 2));
+
+    let source = ttfuse_runtime::ttl::print::print_kernel(&compiled.program.kernels[0]);
+    assert!(source.contains("KEY_CHUNK = 8"), "{source}");
+    assert!(
+        source.contains("chunks = ((rem + 1) * BLOCK_M - 1) // KEY_CHUNK + 1"),
+        "{source}"
+    );
+    assert!(source.contains("for j in range(1, chunks):"), "{source}");
+
+    let report = run_kernel(&g, k);
+    // Grid row `y` holds row blocks 8q..8q+7 of its head (q = y % 4), which take q + 1 key
+    // chunks of 8 tiles; at the mirrored step its rows are 24-8q..31-8q, which take 4 - q. Its
+    // sender reads the keys and values of the most chunks any of its cores takes: 5 per grid
+    // row over the two steps, 16 tiles of keys and 16 of values each.
+    let keys_and_values = 8 * 5 * 2 * 16;
+    // Every block reads its query (1 x 2 tiles) and the mask's tiles of its last chunk (1 x 8),
+    // and every core the scale and the reductions' one.
+    let queries = 128 * 2;
+    let masks = 128 * 8;
+    let constants = 64 * 2;
+    assert_eq!(
+        report.dram_read_bytes,
+        (keys_and_values + queries + masks + constants) * TILE
+    );
+    // Every core takes 5 chunks in all (q + 1 and 4 - q): the same compute on each.
+    let busy: Vec<f64> = report
+        .cores
+        .iter()
+        .map(|c| {
+            c.threads
+                .iter()
+                .find(|t| t.name == "compute")
+                .expect("compute")
+                .busy_cycles
+        })
+        .collect();
+    let (least, most) = busy
+        .iter()
+        .fold((f64::MAX, 0f64), |(l, m), &b| (l.min(b), m.max(b)));
+    assert_eq!(least, most, "balanced cores");
+}
+
+#[test]
+fn the_chunked_kernel_is_faster_than_the_whole_rows() {
+    // The same attention with a mask that lets row 0 see key 1: not causal, so every block
+    // takes all keys. Its run is the plain kernel's.
+    let g = attention_heads_masked(4, 1024, true);
+    let almost = |row: usize, key: usize| key <= row || (row, key) == (0, 1);
+    let plain = attention_heads_with(4, 1024, Some(Mask::Where(&almost)));
+    let (chunked, chunked_run, _) = run(&g, FusionMode::Fused);
+    let (whole, whole_run, _) = run(&plain, FusionMode::Fused);
+    assert!(in_key_chunks(&chunked.plan.kernels[0].partition_summary));
+    assert!(!in_key_chunks(&whole.plan.kernels[0].partition_summary));
+    let (fast, slow) = (
+        chunked_run.report.kernels[0].time_us,
+        whole_run.report.kernels[0].time_us,
+    );
+    assert!(fast < 0.9 * slow, "{fast} us against {slow} us");
+}
+
+#[test]
+fn an_added_causal_mask_takes_key_chunks_too() {
+    // LLaMA's export adds a constant of zeros and minus infinities to the scores.
+    let below = |row: usize, key: usize| key <= row;
+    let g = attention_heads_with(4, 1024, Some(Mask::Added(&below)));
+    let compiled = run_checked(&g, &device(), FusionMode::Fused);
+    let k = &compiled.plan.kernels[0];
+    assert!(
+        in_key_chunks(&k.partition_summary),
+        "{}",
+        k.partition_summary
+    );
+    run_kernel(&g, k);
+}
+
+#[test]
+fn short_or_unmasked_attention_keeps_whole_rows() {
+    // Without a mask every key counts; at 256 rows the planner keeps whole rows.
+    for g in [
+        attention_heads(4, 1024),
+        attention_heads_masked(2, 256, true),
+    ] {
+        let compiled = ttfuse::lower::compile(&g, &device(), FusionMode::Fused).expect("compiles");
+        let k = &compiled.plan.kernels[0];
+        assert!(
+            !in_key_chunks(&k.partition_summary),
+            "{}",
+            k.partition_summary
+        );
+    }
+}
