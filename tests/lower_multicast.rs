@@ -11,10 +11,15 @@ use ttfuse_runtime::timing::report::KernelReport;
 
 /// `x [256, 768] @ w [768, 512] + b`: 8 x 16 output tiles over K = 24 tiles.
 fn projection() -> Graph {
+    linear(256, 768, 512)
+}
+
+/// `x [m, k] @ w [k, n] + b`.
+fn linear(m: usize, k: usize, n: usize) -> Graph {
     let mut g = Graph::new();
-    let x = g.add_input("x", f32t(&[256, 768]));
-    let w = constant(&mut g, "w", &[768, 512], 7, 0.05);
-    let b = constant(&mut g, "b", &[512], 8, 0.1);
+    let x = g.add_input("x", f32t(&[m, k]));
+    let w = constant(&mut g, "w", &[k, n], 7, 0.05);
+    let b = constant(&mut g, "b", &[n], 8, 0.1);
     let h = matmul(&mut g, "h", x, w);
     let y = binary(&mut g, "y", BinaryOp::Add, h, b);
     output(&mut g, "y", y);
@@ -39,6 +44,46 @@ fn a_matmul_whose_blocks_form_the_grid_reads_each_operand_once() {
     // Each chunk reaches the other seven cores of its row (A) or column (B) as one multicast:
     // the NoC carries every operand tile once.
     assert_eq!(report.noc_bytes, operands);
+}
+
+#[test]
+fn a_core_s_narrower_blocks_are_written_while_it_computes_the_next() {
+    // x [1024, 256] @ w [256, 3072] + b (an MLP's first layer): 32 x 96 output tiles, 48 per
+    // core.
+    let g = linear(1024, 256, 3072);
+    let compiled = run_checked(&g, &device(), FusionMode::Fused);
+    let k = &compiled.plan.kernels[0];
+    let p = &k.partition;
+    assert!(p.multicast, "{}", k.partition_summary);
+    assert_eq!(p.grid, (8, 8));
+    let per_core = p.blocks_per_core;
+    assert!(per_core > 1, "{}", k.partition_summary);
+    assert_eq!(
+        p.block.1 * per_core * 8,
+        96,
+        "a core's blocks are one block row's columns"
+    );
+
+    let source = ttfuse_runtime::ttl::print::print_kernel(&compiled.program.kernels[0]);
+    let (reader, writer) = source.split_at(source.find("def dm_write").expect("writer"));
+    // The reader writes a block once it has sent the next block's first two A chunks (here K is
+    // in two chunks: before the second), and the last block after its loop; the writer only
+    // sends B.
+    assert_eq!(p.k_chunks, 2, "{}", k.partition_summary);
+    assert!(reader.contains("if i > 0 and kc == 1:"), "{source}");
+    assert!(reader.contains("w_block = block - 1"), "{source}");
+    assert!(
+        reader.contains("w_block = core * BLOCKS_PER_CORE + (BLOCKS_PER_CORE - 1)"),
+        "{source}"
+    );
+    assert!(reader.contains("with y_cb.wait() as blk:"), "{source}");
+    assert!(!writer.contains("y_cb.wait()"), "{source}");
+
+    let report = run_kernel(&g, k);
+    // A (32 x 8 tiles) once per block of a core, B (8 x 96) once, and every block its bias.
+    let a = 32 * 8 * per_core as u64;
+    let bias = (p.blocks * p.block.1) as u64;
+    assert_eq!(report.dram_read_bytes, (a + 8 * 96 + bias) * TILE);
 }
 
 #[test]

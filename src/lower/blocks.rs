@@ -160,21 +160,28 @@ impl Coords {
 
 /// The coordinates of block `block`.
 pub fn coords(p: &Partition, names: &Names) -> Coords {
+    coords_of(p, names, name("block"), "")
+}
+
+/// The coordinates of block `block` (an expression), bound to names ending in `suffix`
+/// (`row{suffix}`, `col{suffix}`, ...).
+pub fn coords_of(p: &Partition, names: &Names, block: Expr, suffix: &str) -> Coords {
+    let var = |v: &str| format!("{v}{suffix}");
     let mut stmts = Vec::new();
     let floordiv = |a: Expr, b: Expr| Expr::bin(BinOp::FloorDiv, a, b);
     let modulo = |a: Expr, b: Expr| Expr::bin(BinOp::Mod, a, b);
     let (batch, rem) = if p.batches > 1 {
         stmts.push(assign(
-            "batch",
-            floordiv(name("block"), name("BLOCKS_PER_BATCH")),
+            &var("batch"),
+            floordiv(block.clone(), name("BLOCKS_PER_BATCH")),
         ));
         stmts.push(assign(
-            "rem",
-            modulo(name("block"), name("BLOCKS_PER_BATCH")),
+            &var("rem"),
+            modulo(block.clone(), name("BLOCKS_PER_BATCH")),
         ));
-        (name("batch"), name("rem"))
+        (name(&var("batch")), name(&var("rem")))
     } else {
-        (int(0), name("block"))
+        (int(0), block)
     };
     let row_in_batch = match (p.row_blocks > 1, p.col_blocks > 1) {
         (false, _) => int(0),
@@ -199,11 +206,11 @@ pub fn coords(p: &Partition, names: &Names) -> Coords {
         Some(n) if p.batches > 1 => add(mul(batch.clone(), name(n)), row_in_batch),
         _ => row_in_batch,
     };
-    let row = bind(&mut stmts, "row", row);
+    let row = bind(&mut stmts, &var("row"), row);
     let (col, wide_col) = match p.wide {
-        Some(_) => (int(0), bind(&mut stmts, "wide_col", col_at)),
+        Some(_) => (int(0), bind(&mut stmts, &var("wide_col"), col_at)),
         None => {
-            let col = bind(&mut stmts, "col", col_at);
+            let col = bind(&mut stmts, &var("col"), col_at);
             (col.clone(), col)
         }
     };

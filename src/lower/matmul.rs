@@ -3,16 +3,16 @@
 //! the add fused after the matmul), B optionally read as `(N, K)` tiles and transposed in L1, and
 //! the elementwise epilogue applied to each finished block before it is written.
 
-use ttfuse_runtime::ttl::ast::{BinOp, Expr, Kernel, Stmt};
+use ttfuse_runtime::ttl::ast::{BinOp, BoolOp, CmpOp, Expr, Kernel, Stmt};
 
-use super::blocks::{block_loop, constants, coords, Coords, Names};
+use super::blocks::{block_loop, constants, coords, coords_of, Coords, Names};
 use super::body_kernel::{
     kernel, load_reads, output_coords, output_writes, params, stream_constants,
 };
 use super::compute::{compute_thread, Naming};
 use super::emit::{
-    add, assign, for_range, if_less, index, int, make_cb, mul, name, read_into, reserve, span,
-    store, wait, with,
+    add, assign, compare, for_range, if_else, if_less, index, int, make_cb, mul, name, read_into,
+    reserve, span, store, wait, with,
 };
 use super::multicast::{shared_read, Along};
 use crate::plan::body::Body;
@@ -234,12 +234,21 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         // A's chunks along the grid row in the reader, B's down the column in the writer
         // (before it writes the block), each thread waiting only on its own transfers. Every
         // further product streams A again with its own B, after the per-block loads its
-        // epilogue needs (as below).
-        let k_loop = |stmt: Stmt| k_chunk_loop(kc, vec![stmt]);
+        // epilogue needs (as below). With several (narrower) blocks per core, the reader
+        // writes each block's results once it has sent the next block's first A chunks, while
+        // the core computes that block, and the last block's after the loop: the writer, busy
+        // with B, would hold up the next block's B chunks.
+        let several = p.blocks_per_core > 1;
         let kc_at = (kc > 1).then(|| name("kc"));
         let products = 1 + info.others.len();
-        let a_reads = (0..products)
-            .flat_map(|_| k_loop(shared_read(&a_cb, a_src.clone(), Along::Row, kc_at.clone())));
+        let mut a_reads = Vec::new();
+        for product in 0..products {
+            let mut reads = vec![shared_read(&a_cb, a_src.clone(), Along::Row, kc_at.clone())];
+            if several && product == 0 {
+                reads.insert(0, earlier_block_writes(body, &naming, p, kc));
+            }
+            a_reads.extend(k_chunk_loop(kc, reads));
+        }
         let mut inner = c.stmts.clone();
         if info.others.is_empty() {
             inner.extend(a_reads);
@@ -249,15 +258,31 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
             inner.extend(a_reads);
         }
         read.extend(block_loop(p, true, inner));
+        if several {
+            read.extend(block_writes_at(
+                body,
+                &naming,
+                p,
+                add(
+                    mul(name("core"), name("BLOCKS_PER_CORE")),
+                    Expr::bin(BinOp::Sub, name("BLOCKS_PER_CORE"), int(1)),
+                ),
+            ));
+        }
         let other_bs = info
             .others
             .iter()
             .map(|op| (format!("{}_cb", op.b_param), other_b_src(op)));
         let mut inner = c.stmts.clone();
         for (cb, src) in std::iter::once((first.b_cb.clone(), b_src)).chain(other_bs) {
-            inner.extend(k_loop(shared_read(&cb, src, Along::Column, kc_at.clone())));
+            inner.extend(k_chunk_loop(
+                kc,
+                vec![shared_read(&cb, src, Along::Column, kc_at.clone())],
+            ));
         }
-        inner.extend(block_writes(body, &naming, &c, p));
+        if !several {
+            inner.extend(block_writes(body, &naming, &c, p));
+        }
         let write = block_loop(p, true, inner);
         return kernel(k, all_params, setup, [compute, read, write]);
     }
@@ -310,6 +335,33 @@ fn k_chunk_loop(kc: usize, reads: Vec<Stmt>) -> Vec<Stmt> {
     let mut body = vec![assign("k", mul(name("kc"), name("BLOCK_K")))];
     body.extend(reads);
     vec![for_range("kc", name("K_CHUNKS"), body)]
+}
+
+/// The K chunk of a core's next block at which its reader writes the block before
+/// ([`earlier_block_writes`]): once the A buffer's two chunks of the next block are sent.
+const WRITE_AT_CHUNK: usize = 2;
+
+/// The reader's writes of the core's block before this one (`block - 1`), at K chunk
+/// [`WRITE_AT_CHUNK`] (or the last of `kc` chunks) of every block but the first.
+fn earlier_block_writes(body: &Body, naming: &Naming, p: &Partition, kc: usize) -> Stmt {
+    let first = compare(CmpOp::Gt, name("i"), int(0));
+    let cond = if kc > 1 {
+        let at = compare(CmpOp::Eq, name("kc"), int(WRITE_AT_CHUNK.min(kc - 1)));
+        Expr::Bool2(BoolOp::And, Box::new(first), Box::new(at))
+    } else {
+        first
+    };
+    let before = Expr::bin(BinOp::Sub, name("block"), int(1));
+    if_else(cond, block_writes_at(body, naming, p, before), vec![])
+}
+
+/// The writes of block `block` (an expression), its coordinates bound to `*_w` names.
+fn block_writes_at(body: &Body, naming: &Naming, p: &Partition, block: Expr) -> Vec<Stmt> {
+    let mut out = vec![assign("w_block", block)];
+    let c = coords_of(p, &NAMES, name("w_block"), "_w");
+    out.extend(c.stmts.clone());
+    out.extend(block_writes(body, naming, &c, p));
+    out
 }
 
 /// The writer's statements for one block: its output coordinates and the output writes.

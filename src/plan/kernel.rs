@@ -557,7 +557,8 @@ pub(crate) fn build_cut(
                         target,
                     );
                     for &sharing in &sharings {
-                        let Some(laid) = sharing.apply(spread.clone(), target) else {
+                        let split = info.others.is_empty();
+                        let Some(laid) = sharing.apply(spread.clone(), target, split) else {
                             continue;
                         };
                         for &bk in &k_choices {
@@ -648,11 +649,13 @@ enum Sharing {
 }
 
 impl Sharing {
-    /// Partition `p` laid out for this sharing, if its blocks allow it.
-    fn apply(self, p: Partition, target: &Target) -> Option<Partition> {
+    /// Partition `p` laid out for this sharing, if its blocks allow it; `split` when a core may
+    /// take several narrower blocks of a block row ([`Partition::multicast`]), which a kernel
+    /// of several products does not (each block would stream A again for each product).
+    fn apply(self, p: Partition, target: &Target, split: bool) -> Option<Partition> {
         match self {
             Sharing::None => Some(p),
-            Sharing::Grid => p.multicast(target),
+            Sharing::Grid => p.multicast(target, split),
             Sharing::Batches => p.share_batches(target),
         }
     }
@@ -683,7 +686,8 @@ fn sharings(info: &MatmulInfo, chunks: usize, cut: bool) -> Vec<Sharing> {
 /// Operand tiles a matmul kernel partitioned as `p`, K in chunks of `bk`, reads: per K chunk
 /// every block its A block (for a gathered A, `bm + 1` pixel row tiles and the block's
 /// `bm x (bm + 1)` table tiles) and its B block, again for every further product; with the
-/// operands multicast over the grid, A and B once each; with batches shared over grid rows,
+/// operands multicast over the grid, B once and A once per block of a core; with batches
+/// shared over grid rows,
 /// each block its A and each grid row its batch's B.
 pub(crate) fn operand_tiles(info: &MatmulInfo, p: &Partition, bk: usize) -> usize {
     let (bm, bn) = p.block;
@@ -694,7 +698,7 @@ pub(crate) fn operand_tiles(info: &MatmulInfo, p: &Partition, bk: usize) -> usiz
         None => bm * bk,
     };
     match (p.multicast, p.batches > 1) {
-        (true, false) => products * info.kt * (info.mt + info.nt),
+        (true, false) => products * info.kt * (info.mt * p.blocks_per_core + info.nt),
         (true, true) => {
             p.blocks * k_chunks * a_tiles + p.blocks / p.grid.0 as usize * k_chunks * bk * bn
         }
