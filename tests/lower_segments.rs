@@ -78,3 +78,31 @@ fn segments_take_their_blocks_in_rounds_over_the_cores() {
     let p = &c.plan.kernels[0].partition;
     assert!(p.segments.is_some() && p.blocks_per_core > 1, "{p:?}");
 }
+
+#[test]
+fn a_classifier_s_product_and_softmax_share_one_kernel_in_segments() {
+    // x [1, 2048] @ w [2048, 1000] + b, then softmax over the 1000 classes: one row of 32
+    // column tiles (the last one part padding). Its columns in segments over a grid row,
+    // operands multicast, each core's softmax partials exchanged with the others'.
+    let g = classifier(1, 2048, 1000);
+    let c = run_checked(&g, &device(), FusionMode::Fused);
+    assert_within_limits(&c.plan);
+    assert_eq!(c.plan.kernels.len(), 1, "one kernel");
+    let k = &c.plan.kernels[0];
+    let p = &k.partition;
+    assert!(p.multicast, "{}", k.partition_summary);
+    let s = p.segments.expect("segments");
+    assert_eq!((p.grid, p.block), ((s as u32, 1), (1, 32 / s)));
+
+    let source = ttfuse_runtime::ttl::print::print_kernel(&c.program.kernels[0]);
+    // The reader receives the other cores' partials of its grid row, the writer sends its own.
+    assert!(
+        source.contains("ttl.Pipe(src=(peer, core_y), dst=(core_x, core_y))"),
+        "{source}"
+    );
+    assert!(
+        source.contains("ttl.Pipe(src=(core_x, core_y), dst=(peer, core_y))"),
+        "{source}"
+    );
+    run_kernel(&g, k);
+}

@@ -24,7 +24,10 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
         }
         KernelDetail::Matmul { body, info, .. } => match &info.causal {
             Some(causal) => super::causal::block_cycles(c, p, body, info, causal),
-            None => matmul_block_cycles(c, p, body, info),
+            None => {
+                matmul_block_cycles(c, p, body, info)
+                    + exchange_cycles(body, p, c, target.tile_bytes)
+            }
         },
         KernelDetail::Transpose(_) => stage(c, p.block.0 * p.block.1, c.add, 1.0),
         KernelDetail::Host(_) => 0.0,

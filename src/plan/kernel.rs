@@ -619,7 +619,12 @@ pub(crate) fn build_cut(
                     }
                 }
             }
-            if let Some(k) = fitting.fastest(target) {
+            // A row-wise epilogue on few block rows: its columns in segments over grid rows.
+            let segmented = (cut == Cut::Whole)
+                .then(|| segmented_matmul(graph, target, g, &body, &info))
+                .flatten();
+            let whole = fitting.fastest(target);
+            if let Some((_, k)) = fastest(whole.into_iter().chain(segmented), target) {
                 // Causal attention: the variant that skips the keys past each row block's
                 // diagonal, when the estimate finds it faster.
                 let causal = causal::variant(graph, target, &k);
@@ -1077,6 +1082,57 @@ fn matmul_body(
         causal: None,
     };
     Ok((info, body))
+}
+
+/// The fastest plan, by the estimate, of plain matmul `info` whose epilogue `body` is
+/// row-wise, with its block rows' columns in segments over the cores of a grid row
+/// ([`segments`]): the operands multicast as the grid ([`Partition::multicast`]), one block
+/// per core, each grid row's cores exchanging their partial row reductions. `None` when the
+/// epilogue cannot run in segments, or no layout fits.
+fn segmented_matmul(
+    graph: &Graph,
+    target: &Target,
+    g: &Group,
+    body: &Body,
+    info: &MatmulInfo,
+) -> Option<PlannedKernel> {
+    let plain = info.a_heads.is_none() && info.b_heads.is_none() && info.a_gather.is_none();
+    if !(plain && info.batches == 1 && body.is_rowwise() && segments::segmentable(body)) {
+        return None;
+    }
+    let mut plans = Vec::new();
+    for s in divisors(info.nt).into_iter().filter(|&s| s > 1) {
+        for bm in body.row_choices(divisors(info.mt)) {
+            let block = (bm, info.nt / s);
+            let spread = Partition::spread(block, (1, info.mt / bm, s), target);
+            let Some(mut p) = spread.multicast(target, false) else {
+                continue;
+            };
+            p.segments = Some(s);
+            for bk in divisors(info.kt) {
+                let k_chunks = info.kt / bk;
+                let extra = matmul_cbs(info, bm, block.1, bk, k_chunks);
+                let mut schedule = Schedule::new(body, block, info.mt / bm, s, extra);
+                segments::add_exchange_cbs(body, &mut schedule, s)?;
+                if fits(&schedule.cbs, target).is_err() {
+                    continue;
+                }
+                let mut p = p.clone();
+                p.k_block = Some(bk);
+                p.k_chunks = k_chunks;
+                let (mut reads, writes) = body_traffic(body, &schedule, &p, target.tile_bytes);
+                reads += operand_tiles(info, &p, bk) as u64 * target.tile_bytes;
+                let detail = KernelDetail::Matmul {
+                    body: body.clone(),
+                    schedule,
+                    info: Box::new(info.clone()),
+                };
+                let kind = KernelKind::Matmul;
+                plans.push(summary(graph, target, g, kind, p, (reads, writes), detail));
+            }
+        }
+    }
+    fastest(plans, target).map(|(_, k)| k)
 }
 
 /// The fastest plan, by the estimate, of row-wise `body` (`rt` x `ct` tiles) with its columns

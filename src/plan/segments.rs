@@ -22,12 +22,10 @@ use super::Partition;
 
 /// Whether `body` can run in column segments: row-wise, without a chained product, a streamed
 /// layer or a head write, and writing only blocks of its whole iteration space (a reduction
-/// written as an output would be written by every segment).
+/// written as an output would be written by every segment). A matmul kernel's own product
+/// (its `MatMul` value) is a block like any other: its epilogue can run in segments.
 pub fn segmentable(body: &Body) -> bool {
-    let chained = body
-        .values
-        .iter()
-        .any(|v| matches!(v.op, ValueOp::Product | ValueOp::MatMul));
+    let chained = body.values.iter().any(|v| v.op == ValueOp::Product);
     body.is_rowwise()
         && !chained
         && body.stream.is_none()

@@ -240,6 +240,25 @@ pub fn attention_heads_with(heads: usize, seq: usize, mask: Option<Mask>) -> Gra
     g
 }
 
+/// A classifier's head: `softmax(x @ w + b)`, x `[rows, features]`, over `classes` (the
+/// logits `logits`, the probabilities `probs`).
+pub fn classifier(rows: usize, features: usize, classes: usize) -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[rows, features]));
+    let w = constant(&mut g, "w", &[features, classes], 40, 0.03);
+    let b = constant(&mut g, "b", &[classes], 41, 0.1);
+    let m = matmul(&mut g, "logits", x, w);
+    let l = binary(&mut g, "biased", BinaryOp::Add, m, b);
+    let p = g.add(
+        "probs",
+        Op::Softmax { axis: 1 },
+        f32t(&[rows, classes]),
+        &[l],
+    );
+    output(&mut g, "probs", p);
+    g
+}
+
 /// Two-layer MLP: relu(x @ w1 + b1) @ w2 + b2, x [64, 128], hidden 256.
 pub fn mlp2() -> Graph {
     let mut g = Graph::new();
