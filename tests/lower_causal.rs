@@ -103,6 +103,21 @@ fn an_added_causal_mask_takes_key_chunks_too() {
 }
 
 #[test]
+fn attention_with_more_than_a_masked_softmax_keeps_whole_rows() {
+    // The probabilities halved before the values: not the online softmax's form, so every
+    // block takes all keys, and the numbers still match the reference.
+    let below = |row: usize, key: usize| key <= row;
+    let g = attention_heads_scaled(4, 1024, Some(Mask::Where(&below)), Some(0.5));
+    let compiled = run_checked(&g, &device(), FusionMode::Fused);
+    let k = &compiled.plan.kernels[0];
+    assert!(
+        !in_key_chunks(&k.partition_summary),
+        "{}",
+        k.partition_summary
+    );
+}
+
+#[test]
 fn short_or_unmasked_attention_keeps_whole_rows() {
     // Without a mask every key counts; at 256 rows the planner keeps whole rows.
     for g in [

@@ -44,8 +44,8 @@ pub struct Causal {
 }
 
 /// The parts of `body`, the epilogue of attention scores `info`, when it is exactly
-/// `softmax(scores * scale + mask) @ v` with a causal mask, every batch's keys in chunks that
-/// divide them evenly; `None` otherwise.
+/// `softmax(scores * scale + mask) @ v` (the scale optional) with a causal mask, every batch's
+/// keys in chunks that divide them evenly; `None` otherwise.
 pub fn recognize(graph: &Graph, body: &Body, info: &MatmulInfo) -> Option<Causal> {
     if info.batches < 2 || info.mt != info.nt || !info.others.is_empty() {
         return None;
@@ -53,70 +53,39 @@ pub fn recognize(graph: &Graph, body: &Body, info: &MatmulInfo) -> Option<Causal
     if info.a_gather.is_some() || !info.b_transposed || body.stream.is_some() {
         return None;
     }
-    let mut counts = [0usize; 9];
-    for v in &body.values {
-        let slot = match v.op {
-            ValueOp::Load(_) | ValueOp::Broadcast => continue,
-            ValueOp::MatMul => 0,
-            ValueOp::Product => 1,
-            ValueOp::Reduce(RowReduce::Max) => 2,
-            ValueOp::Reduce(RowReduce::Sum) => 3,
-            ValueOp::Unary(UnaryFn::Exp) => 4,
-            ValueOp::Unary(UnaryFn::Recip) => 5,
-            ValueOp::Binary(TtBinary::Add) => 6,
-            ValueOp::Binary(TtBinary::Sub) => 7,
-            ValueOp::Binary(TtBinary::Mul) => 8,
-            _ => return None,
-        };
-        counts[slot] += 1;
-    }
-    // The scale's multiply is optional; the normalization's is not.
-    if counts[..8] != [1, 1, 1, 1, 1, 1, 1, 1] || !(1..=2).contains(&counts[8]) {
-        return None;
-    }
     let [(_, out)] = body.outputs[..] else {
         return None;
     };
-    let load_of = |v: usize| body.loads.iter().position(|l| l.value == v);
-    let through_broadcast = |v: usize| match body.values[v].op {
-        ValueOp::Broadcast => body.values[v].args[0],
-        _ => v,
+    let f = Flow { body };
+    // From the output back: the product normalized by the reciprocal row sums of the
+    // exponentials it multiplies, which are of the masked scores less their row maxima.
+    let (a, b) = f.binary(out, TtBinary::Mul)?;
+    let (product, inverse) = if f.op(a) == &ValueOp::Product {
+        (a, b)
+    } else {
+        (b, a)
     };
-    let scalar = |v: usize| -> Option<(usize, f32)> {
-        let l = load_of(through_broadcast(v))?;
-        match body.loads[l].source {
-            LoadSource::Scalar(s) => Some((l, s)),
-            _ => None,
-        }
+    let [exp, values] = *f.args(product) else {
+        return None;
     };
-    let mut scale = None;
-    let mut one = None;
-    let mut mask = None;
-    let mut values = None;
-    for v in &body.values {
-        match v.op {
-            ValueOp::Reduce(_) => match scalar(v.args[1]) {
-                Some((l, s)) if s == 1.0 && one.is_none_or(|o| o == l) => one = Some(l),
-                _ => return None,
-            },
-            ValueOp::Binary(TtBinary::Mul) if scaled(body, v) => {
-                let other = v.args.iter().find(|&&a| !is_scores(body, a))?;
-                scale = Some(scalar(*other)?.0);
-            }
-            ValueOp::Binary(TtBinary::Add) => {
-                let l = v.args.iter().find_map(|&a| load_of(a))?;
-                mask = Some(l);
-            }
-            ValueOp::Product => {
-                let l = load_of(v.args[1])?;
-                matches!(body.loads[l].source, LoadSource::Matrix(_)).then_some(())?;
-                values = Some(l);
-            }
-            _ => {}
-        }
-    }
-    let mask = mask?;
-    if !causal_mask(graph, body, mask, info.mt * 32) {
+    (f.op(product) == &ValueOp::Product).then_some(())?;
+    let sum = f.unary(f.through_broadcast(inverse), UnaryFn::Recip)?;
+    let (summed, one) = f.reduce(sum, RowReduce::Sum)?;
+    let (masked, max) = f.binary(f.unary(exp, UnaryFn::Exp)?, TtBinary::Sub)?;
+    (summed == exp).then_some(())?;
+    let (maxed, one_again) = f.reduce(f.through_broadcast(max), RowReduce::Max)?;
+    (maxed == masked && one_again == one).then_some(())?;
+    let (scaled, mask) = f.binary(masked, TtBinary::Add)?;
+    let (scores, scale) = match f.binary(scaled, TtBinary::Mul) {
+        Some((a, b)) if f.op(a) == &ValueOp::MatMul => (a, Some(f.scalar(b)?.0)),
+        _ => (scaled, None),
+    };
+    (f.op(scores) == &ValueOp::MatMul).then_some(())?;
+    let (one, unit) = f.scalar(one)?;
+    let mask = f.load_of(mask)?;
+    let values = f.load_of(values)?;
+    let values_are_matrix = matches!(body.loads[values].source, LoadSource::Matrix(_));
+    if unit != 1.0 || !values_are_matrix || !causal_mask(graph, body, mask, info.mt * 32) {
         return None;
     }
     let key_chunk = (1..=MAX_KEY_CHUNK.min(info.nt))
@@ -126,20 +95,74 @@ pub fn recognize(graph: &Graph, body: &Body, info: &MatmulInfo) -> Option<Causal
         key_chunk,
         scale,
         mask,
-        one: one?,
-        values: values?,
+        one,
+        values,
         out,
     })
 }
 
-/// Whether value `v` is the kernel's scores (its `MatMul` value).
-fn is_scores(body: &Body, v: usize) -> bool {
-    body.values[v].op == ValueOp::MatMul
+/// Reading a body's dataflow back from a value.
+struct Flow<'b> {
+    body: &'b Body,
 }
 
-/// Whether multiply `v` scales the scores.
-fn scaled(body: &Body, v: &super::body::Value) -> bool {
-    v.args.iter().any(|&a| is_scores(body, a))
+impl Flow<'_> {
+    /// What value `v` computes.
+    fn op(&self, v: usize) -> &ValueOp {
+        &self.body.values[v].op
+    }
+
+    /// The operands of value `v`.
+    fn args(&self, v: usize) -> &[usize] {
+        &self.body.values[v].args
+    }
+
+    /// The operand of broadcast `v`, or `v`.
+    fn through_broadcast(&self, v: usize) -> usize {
+        match self.op(v) {
+            ValueOp::Broadcast => self.args(v)[0],
+            _ => v,
+        }
+    }
+
+    /// The operands of `v` when it is binary op `b`.
+    fn binary(&self, v: usize, b: TtBinary) -> Option<(usize, usize)> {
+        match (self.op(v), self.args(v)) {
+            (ValueOp::Binary(op), &[x, y]) if *op == b => Some((x, y)),
+            _ => None,
+        }
+    }
+
+    /// The operand of `v` when it is unary function `f`.
+    fn unary(&self, v: usize, f: UnaryFn) -> Option<usize> {
+        match (self.op(v), self.args(v)) {
+            (ValueOp::Unary(g), &[x]) if *g == f => Some(x),
+            _ => None,
+        }
+    }
+
+    /// The operand and scaler of `v` when it is row reduction `r`.
+    fn reduce(&self, v: usize, r: RowReduce) -> Option<(usize, usize)> {
+        match (self.op(v), self.args(v)) {
+            (ValueOp::Reduce(op), &[x, s]) if *op == r => Some((x, s)),
+            _ => None,
+        }
+    }
+
+    /// The load that `v` (or the value it broadcasts) reads.
+    fn load_of(&self, v: usize) -> Option<usize> {
+        let v = self.through_broadcast(v);
+        self.body.loads.iter().position(|l| l.value == v)
+    }
+
+    /// The load and value of `v` when it reads (or broadcasts) a scalar constant.
+    fn scalar(&self, v: usize) -> Option<(usize, f32)> {
+        let l = self.load_of(v)?;
+        match self.body.loads[l].source {
+            LoadSource::Scalar(s) => Some((l, s)),
+            _ => None,
+        }
+    }
 }
 
 /// Whether load `l` of `body` is an additive causal mask over `seq` rows and keys: 0 where the

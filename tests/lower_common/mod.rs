@@ -192,6 +192,17 @@ pub enum Mask<'a> {
 /// [`attention_heads`], with the scores masked by `mask` when given, the mask shared by every
 /// head.
 pub fn attention_heads_with(heads: usize, seq: usize, mask: Option<Mask>) -> Graph {
+    attention_heads_scaled(heads, seq, mask, None)
+}
+
+/// [`attention_heads_with`], with the probabilities multiplied by `probs_scale` when given,
+/// before the values.
+pub fn attention_heads_scaled(
+    heads: usize,
+    seq: usize,
+    mask: Option<Mask>,
+    probs_scale: Option<f32>,
+) -> Graph {
     let mut g = Graph::new();
     let shape = [heads, seq, 64];
     let q = g.add_input("q", f32t(&shape));
@@ -234,7 +245,11 @@ pub fn attention_heads_with(heads: usize, seq: usize, mask: Option<Mask>) -> Gra
         None => {}
     }
     let probs = f32t(&[heads, seq, seq]);
-    let p = g.add("probs", Op::Softmax { axis: 2 }, probs, &[sc]);
+    let mut p = g.add("probs", Op::Softmax { axis: 2 }, probs, &[sc]);
+    if let Some(f) = probs_scale {
+        let factor = scalar(&mut g, "probs_scale", f);
+        p = binary(&mut g, "scaled_probs", BinaryOp::Mul, p, factor);
+    }
     let o = matmul(&mut g, "context", p, v);
     output(&mut g, "context", o);
     g
