@@ -1058,7 +1058,7 @@ fn scalar_constant(graph: &Graph, n: Option<NodeIndex>) -> Option<f32> {
 /// values are only built for the program): `Where(cond, a, b)` with a constant `cond` that
 /// broadcasts to the node's shape and one of `a`, `b` an infinite scalar constant. Returns the
 /// other operand `x`, the infinity, and whether it fills where `cond` is true.
-fn where_mask_form(graph: &Graph, n: NodeIndex) -> Option<(NodeIndex, f32, bool)> {
+pub(crate) fn where_mask_form(graph: &Graph, n: NodeIndex) -> Option<(NodeIndex, f32, bool)> {
     let node = graph.node(n);
     if !matches!(node.op, Op::Where) {
         return None;

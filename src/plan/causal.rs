@@ -18,7 +18,7 @@ use super::kernel::{KernelDetail, MatmulInfo};
 use super::schedule::Cb;
 use super::target::{Costs, Target};
 use super::{Partition, PlannedKernel};
-use crate::graph::{Graph, Op};
+use crate::graph::{Graph, Op, TensorData};
 use ttfuse_runtime::ttl::ops::UnaryFn;
 
 /// The most key tiles in a chunk: longer chunks skip less, shorter ones pay the per-chunk
@@ -166,36 +166,55 @@ impl Flow<'_> {
 }
 
 /// Whether load `l` of `body` is an additive causal mask over `seq` rows and keys: 0 where the
-/// key is at or before the row, `-inf` after it, in every batch it holds.
+/// key is at or before the row, `-inf` after it, in every batch it holds. Read from the
+/// constant itself (a `Where`'s condition, or the added constant), without building the mask.
 fn causal_mask(graph: &Graph, body: &Body, l: usize, seq: usize) -> bool {
-    let load = &body.loads[l];
-    let values = match &load.source {
-        LoadSource::WhereMask(n) => match super::body::where_mask(graph, *n, load.batch_shared) {
-            Some((_, v)) => v,
-            None => return false,
-        },
-        LoadSource::Tensor(n) | LoadSource::Expanded { constant: n, .. } => {
-            match &graph.node(super::group::resolve(graph, *n)).op {
-                Op::Constant(d) => d.to_f32(),
-                _ => return false,
-            }
-        }
-        _ => return false,
+    let constant = |n| match &graph.node(super::group::resolve(graph, n)).op {
+        Op::Constant(d) => Some(d.clone()),
+        _ => None,
     };
-    if values.is_empty() || !values.len().is_multiple_of(seq * seq) {
-        return false;
+    match &body.loads[l].source {
+        LoadSource::WhereMask(n) => {
+            let Some((_, fill, when)) = super::body::where_mask_form(graph, *n) else {
+                return false;
+            };
+            let Some(cond) = graph.inputs_of(*n).first().and_then(|&c| constant(c)) else {
+                return false;
+            };
+            // The fill where the condition is `when`, the scores elsewhere.
+            let masked = |v: f64| Some((v != 0.0) == when);
+            fill == f32::NEG_INFINITY && causal_cells(seq, &cond, masked)
+        }
+        LoadSource::Tensor(n) | LoadSource::Expanded { constant: n, .. } => {
+            let masked = |v: f64| match v {
+                0.0 => Some(false),
+                v if v == f64::NEG_INFINITY => Some(true),
+                _ => None,
+            };
+            constant(*n).is_some_and(|d| causal_cells(seq, &d, masked))
+        }
+        _ => false,
     }
-    values.chunks(seq * seq).all(|m| {
-        m.chunks(seq).enumerate().all(|(i, row)| {
-            row.iter().enumerate().all(|(k, &x)| {
-                if k <= i {
-                    x == 0.0
-                } else {
-                    x == f32::NEG_INFINITY
-                }
+}
+
+/// Whether `data` holds whole `seq x seq` matrices whose cells `masked` finds masked exactly
+/// after the diagonal (and `Some` everywhere).
+fn causal_cells(seq: usize, data: &TensorData, masked: impl Fn(f64) -> Option<bool>) -> bool {
+    fn check<T: Copy>(seq: usize, values: &[T], masked: impl Fn(T) -> Option<bool>) -> bool {
+        !values.is_empty()
+            && values.len().is_multiple_of(seq * seq)
+            && values.chunks(seq * seq).all(|m| {
+                m.chunks(seq).enumerate().all(|(row, cells)| {
+                    let (visible, after) = cells.split_at(row + 1);
+                    visible.iter().all(|&v| masked(v) == Some(false))
+                        && after.iter().all(|&v| masked(v) == Some(true))
+                })
             })
-        })
-    })
+    }
+    match data {
+        TensorData::F32 { values, .. } => check(seq, values, |v| masked(f64::from(v))),
+        TensorData::I64 { values, .. } => check(seq, values, |v| masked(v as f64)),
+    }
 }
 
 /// Key chunks row block `rem` (of `bm` tiles) takes: up to the one holding its last row.

@@ -1109,7 +1109,10 @@ fn segmented_matmul(
                 continue;
             };
             p.segments = Some(s);
-            for bk in divisors(info.kt) {
+            // K's chunks in the order the other layouts rank them; the first that fits.
+            let mut bks = divisors(info.kt);
+            bks.sort_by_key(|&bk| candidate_key(info, &p, bk, true, target));
+            for bk in bks {
                 let k_chunks = info.kt / bk;
                 let extra = matmul_cbs(info, bm, block.1, bk, k_chunks);
                 let mut schedule = Schedule::new(body, block, info.mt / bm, s, extra);
@@ -1129,6 +1132,7 @@ fn segmented_matmul(
                 };
                 let kind = KernelKind::Matmul;
                 plans.push(summary(graph, target, g, kind, p, (reads, writes), detail));
+                break;
             }
         }
     }
