@@ -8,10 +8,11 @@ use super::blocks::{block_loop, constants, coords, Coords};
 use super::body_kernel::{kernel, matrix_index, params};
 use super::compute::Naming;
 use super::emit::{
-    add, assign, compare, copy, for_range, if_else, index, int, make_cb, math, math_dims, mul,
-    name, pipe, read_into, reserve, span, store, wait, with,
+    add, assign, compare, for_range, if_else, index, int, make_cb, math, math_dims, mul, name,
+    read_into, reserve, span, store, wait, with,
 };
 use super::matmul::{block_writes, NAMES};
+use super::multicast::{send_along, Along};
 use crate::plan::body::{Body, LoadSource};
 use crate::plan::causal::{Causal, Names};
 use crate::plan::kernel::MatmulInfo;
@@ -465,39 +466,6 @@ fn shared_chunk(cb: &str, src: Expr, mirrored: bool) -> Stmt {
         Box::new(compare(CmpOp::Ne, name("peer"), name("core_x"))),
         Box::new(compare(CmpOp::Ge, peer_last_chunk, name("j"))),
     );
-    let mut read = copy(src, name("blk"));
-    read.push(for_range(
-        "peer",
-        name("GRID_X"),
-        vec![
-            assign("peer_base", peer_base),
-            assign("peer_rem", peer_rem),
-            if_else(
-                takes,
-                copy(
-                    name("blk"),
-                    pipe(
-                        (name("core_x"), name("core_y")),
-                        (name("peer"), name("core_y")),
-                    ),
-                ),
-                vec![],
-            ),
-        ],
-    ));
-    let receive = copy(
-        pipe(
-            (name("sender"), name("core_y")),
-            (name("core_x"), name("core_y")),
-        ),
-        name("blk"),
-    );
-    with(
-        vec![(reserve(cb), "blk".into())],
-        vec![if_else(
-            compare(CmpOp::Eq, name("core_x"), name("sender")),
-            read,
-            receive,
-        )],
-    )
+    let per_peer = vec![assign("peer_base", peer_base), assign("peer_rem", peer_rem)];
+    send_along(cb, src, Along::Row, vec![], (per_peer, takes))
 }

@@ -46,27 +46,51 @@ pub fn shared_read(cb: &str, src: Expr, along: Along, turn: Option<Expr>) -> Stm
         Some(turn) => Expr::bin(BinOp::Mod, turn, name(extent)),
         None => int(0),
     };
+    let every_other = compare(CmpOp::Ne, name("peer"), name(me));
+    send_along(
+        cb,
+        src,
+        along,
+        vec![assign("sender", sender)],
+        (vec![], every_other),
+    )
+}
+
+/// Reads `src` into a reserved block of `cb`, after `prelude` (which, or the code before,
+/// binds `sender`): the core `sender` along `along` reads it from DRAM and sends it to each
+/// `peer` for which `takes` holds (after `per_peer`, which may bind names `takes` reads); the
+/// others receive it from the sender's pipe.
+pub fn send_along(
+    cb: &str,
+    src: Expr,
+    along: Along,
+    prelude: Vec<Stmt>,
+    (per_peer, takes): (Vec<Stmt>, Expr),
+) -> Stmt {
+    let (me, extent) = along.names();
     let send = if_else(
-        compare(CmpOp::Ne, name("peer"), name(me)),
+        takes,
         copy(
             name("blk"),
             pipe(along.core(name(me)), along.core(name("peer"))),
         ),
         vec![],
     );
+    let mut peer_body = per_peer;
+    peer_body.push(send);
     let mut read = copy(src, name("blk"));
-    read.push(for_range("peer", name(extent), vec![send]));
+    read.push(for_range("peer", name(extent), peer_body));
     let receive = copy(
         pipe(along.core(name("sender")), along.core(name(me))),
         name("blk"),
     );
-    with(
-        vec![(reserve(cb), "blk".into())],
-        vec![
-            assign("sender", sender),
-            if_else(compare(CmpOp::Eq, name(me), name("sender")), read, receive),
-        ],
-    )
+    let mut body = prelude;
+    body.push(if_else(
+        compare(CmpOp::Eq, name(me), name("sender")),
+        read,
+        receive,
+    ));
+    with(vec![(reserve(cb), "blk".into())], body)
 }
 
 /// Reads `src` into a reserved block of `cb` for the cores of a grid column that take the
