@@ -7,6 +7,7 @@ mod lower_common;
 use lower_common::*;
 use ttfuse::graph::{BinaryOp, Graph};
 use ttfuse::lower::FusionMode;
+use ttfuse_runtime::device::Device;
 use ttfuse_runtime::timing::report::KernelReport;
 
 /// `x [256, 768] @ w [768, 512] + b`: 8 x 16 output tiles over K = 24 tiles.
@@ -84,6 +85,61 @@ fn a_core_s_narrower_blocks_are_written_while_it_computes_the_next() {
     let a = 32 * 8 * per_core as u64;
     let bias = (p.blocks * p.block.1) as u64;
     assert_eq!(report.dram_read_bytes, (a + 8 * 96 + bias) * TILE);
+}
+
+#[test]
+fn blocks_that_do_not_divide_the_product_fill_more_of_the_grid() {
+    let blackhole = Device::load("blackhole").expect("blackhole data file loads");
+    // x [704, 256] @ w [256, 3072] + b on Blackhole (11 x 10 cores): 22 x 96 output tiles.
+    // Block rows that divide 22 fill at most 2 grid rows (11 would be more than the grid
+    // has); blocks of 3 rows fill 8, the last overlapping the one before by 2 tiles.
+    let g = linear(704, 256, 3072);
+    let k = overlapping_matmul(&g, &blackhole);
+    assert_eq!((k.partition.block.0, k.partition.overlap.0), (3, 2));
+    assert_eq!(k.partition.grid.1, 8);
+    // x [1024, 768] @ w [768, 3072] + b (GPT-2's MLP up-projection): 32 x 96 output tiles.
+    // Block columns that divide 96 fill at most 8 of the 11 grid columns; blocks of 9 fill
+    // them all, the last overlapping the one before by 3 tiles.
+    let g = linear(1024, 768, 3072);
+    let k = overlapping_matmul(&g, &blackhole);
+    assert_eq!((k.partition.block.1, k.partition.overlap.1), (9, 3));
+    assert_eq!(k.partition.grid, (11, 8));
+}
+
+/// The one kernel of `g` on `dev`, after checking that it lays out overlapping blocks as the
+/// grid, starts the last ones at the product's end, computes the reference's numbers, and
+/// reads and writes what its layout says.
+fn overlapping_matmul(g: &Graph, dev: &Device) -> ttfuse::plan::PlannedKernel {
+    let compiled = run_checked(g, dev, FusionMode::Fused);
+    let k = compiled.plan.kernels[0].clone();
+    let p = &k.partition;
+    assert!(p.multicast, "{}", k.partition_summary);
+    let source = ttfuse_runtime::ttl::print::print_kernel(&compiled.program.kernels[0]);
+    let tiles = |idx, axis| g.node(idx).ty.shape[axis] / 32;
+    let (m, kt, n) = (
+        tiles(g.inputs[0], 0),
+        tiles(g.inputs[0], 1),
+        tiles(g.outputs[0].1, 1),
+    );
+    let (bm, bn) = p.block;
+    for (overlap, last, start) in [
+        (p.overlap.0, "LAST_ROW", m - bm),
+        (p.overlap.1, "LAST_COL", n - bn),
+    ] {
+        if overlap > 0 {
+            assert!(source.contains(&format!("{last} = {start}\n")), "{source}");
+            assert!(source.contains(&format!("if {last} < ")), "{source}");
+        }
+    }
+    let report = run_kernel_on(g, dev, &k);
+    // Each grid row's A (its blocks' rows over K, once per block of a core) and each grid
+    // column's B, the overlapped tiles twice; every block its bias and its result.
+    let (rows, cols) = (p.row_blocks * bm, p.col_blocks * bn);
+    let a = (rows * kt * p.blocks_per_core) as u64;
+    let (b, bias) = ((kt * cols) as u64, (p.blocks * bn) as u64);
+    assert_eq!(report.dram_read_bytes, (a + b + bias) * TILE);
+    assert_eq!(report.dram_write_bytes, (p.blocks * bm * bn) as u64 * TILE);
+    k
 }
 
 #[test]

@@ -36,6 +36,20 @@ pub fn constants(p: &Partition, names: &Names, batch_rows: usize) -> Vec<Stmt> {
     if let Some(w) = p.wide {
         out.push(assign("WIDE_TILES", int(w)));
     }
+    // Overlapping last blocks start here ([`Partition::overlap`]).
+    let (over_rows, over_cols) = p.overlap;
+    if over_rows > 0 {
+        out.push(assign(
+            "LAST_ROW",
+            int((p.row_blocks - 1) * p.block.0 - over_rows),
+        ));
+    }
+    if over_cols > 0 {
+        out.push(assign(
+            "LAST_COL",
+            int((p.col_blocks - 1) * p.block.1 - over_cols),
+        ));
+    }
     out.push(assign("TOTAL_BLOCKS", int(p.blocks)));
     if p.cores_used > 1 {
         out.push(assign("BLOCKS_PER_CORE", int(p.blocks_per_core)));
@@ -207,10 +221,12 @@ pub fn coords_of(p: &Partition, names: &Names, block: Expr, suffix: &str) -> Coo
         _ => row_in_batch,
     };
     let row = bind(&mut stmts, &var("row"), row);
+    let row = clamp(&mut stmts, &var("row"), row, p.overlap.0, "LAST_ROW");
     let (col, wide_col) = match p.wide {
         Some(_) => (int(0), bind(&mut stmts, &var("wide_col"), col_at)),
         None => {
             let col = bind(&mut stmts, &var("col"), col_at);
+            let col = clamp(&mut stmts, &var("col"), col, p.overlap.1, "LAST_COL");
             (col.clone(), col)
         }
     };
@@ -221,6 +237,23 @@ pub fn coords_of(p: &Partition, names: &Names, block: Expr, suffix: &str) -> Coo
         col,
         wide_col,
     }
+}
+
+/// With an overlapping last block (`overlap` tiles, [`Partition::overlap`]), the coordinate
+/// `e` capped at `last` (the last block's start) in variable `var`; `e` as it is otherwise.
+fn clamp(stmts: &mut Vec<Stmt>, var: &str, e: Expr, overlap: usize, last: &str) -> Expr {
+    if overlap == 0 {
+        return e;
+    }
+    if e != name(var) {
+        stmts.push(assign(var, e));
+    }
+    stmts.push(if_less(
+        name(last),
+        name(var),
+        vec![assign(var, name(last))],
+    ));
+    name(var)
 }
 
 /// Assigns a non-trivial expression to `var` and returns the name; literals stay inline.

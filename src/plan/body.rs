@@ -207,21 +207,25 @@ impl Body {
     /// The block heights, in tiles, that the body's reads allow among `choices`: with a
     /// concatenation read in place, those whose blocks each lie within one of its parts.
     pub fn row_choices(&self, choices: Vec<usize>) -> Vec<usize> {
-        let align = self
-            .loads
-            .iter()
-            .filter_map(|l| match &l.source {
-                LoadSource::Concat(parts) => concat::row_alignment(parts),
-                _ => None,
-            })
-            .reduce(concat::gcd);
-        match align {
+        match self.row_alignment() {
             Some(a) => choices
                 .into_iter()
                 .filter(|&b| a.is_multiple_of(b))
                 .collect(),
             None => choices,
         }
+    }
+
+    /// With a concatenation read in place, the largest block height, in tiles, whose blocks
+    /// each lie within one of its parts (a block height must divide it); `None` without one.
+    pub fn row_alignment(&self) -> Option<usize> {
+        self.loads
+            .iter()
+            .filter_map(|l| match &l.source {
+                LoadSource::Concat(parts) => concat::row_alignment(parts),
+                _ => None,
+            })
+            .reduce(concat::gcd)
     }
 
     /// The values that use each value.

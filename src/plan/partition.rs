@@ -53,6 +53,11 @@ pub struct Partition {
     /// attention in key chunks ([`crate::plan::causal`]), where a row block's work grows with
     /// its row, so that a core's blocks add up to about the same work on every core.
     pub mirrored: bool,
+    /// Tiles by which the last block row and the last block column overlap the ones before
+    /// them, for blocks that do not divide the rows (columns): the last block ends at the last
+    /// tile, and its first tiles recompute, and write again with the same values, the end of
+    /// the block before it ([`Partition::overlapping`]). `(0, 0)` when the blocks divide.
+    pub overlap: (usize, usize),
 }
 
 /// The fewest result tiles per core, and per block, for which a multicast matmul cuts a core's
@@ -98,7 +103,22 @@ impl Partition {
             multicast: false,
             segments: None,
             mirrored: false,
+            overlap: (0, 0),
         }
+    }
+
+    /// Spreads blocks of `block` tiles over `tiles` (rows, columns), which they need not
+    /// divide: `ceil(tiles / block)` blocks each way, the last ones overlapping the ones
+    /// before them ([`Partition::overlap`]). For a matmul laid out as the grid
+    /// ([`Partition::multicast`]), a block size that does not divide the product lets it use
+    /// grid rows or columns that no divisor does: 11 blocks of 9 tile columns fill
+    /// Blackhole's 11 grid columns with a product 96 tiles wide (GPT-2's MLP), which blocks
+    /// that divide it fill only 8 of.
+    pub fn overlapping(block: (usize, usize), tiles: (usize, usize), target: &Target) -> Partition {
+        let (rows, cols) = (tiles.0.div_ceil(block.0), tiles.1.div_ceil(block.1));
+        let mut p = Partition::spread(block, (1, rows, cols), target);
+        p.overlap = (rows * block.0 - tiles.0, cols * block.1 - tiles.1);
+        p
     }
 
     /// Lays the blocks out as the block grid itself, with the operands multicast: the cores of
@@ -199,6 +219,7 @@ impl Partition {
             multicast: false,
             segments: None,
             mirrored: false,
+            overlap: (0, 0),
         }
     }
 
@@ -226,6 +247,15 @@ impl Partition {
         if let Some(n) = self.segments {
             s += &format!(
                 ", each row's columns in {n} segments on {n} cores that exchange their partial row reductions"
+            );
+        }
+        let (over_rows, over_cols) = self.overlap;
+        if over_rows > 0 {
+            s += &format!(", the last block row overlapping the one before by {over_rows} tile(s)");
+        }
+        if over_cols > 0 {
+            s += &format!(
+                ", the last block column overlapping the one before by {over_cols} tile(s)"
             );
         }
         if self.multicast && self.batches > 1 {

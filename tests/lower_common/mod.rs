@@ -340,8 +340,16 @@ pub fn inputs_for(g: &Graph) -> BTreeMap<String, TensorData> {
 
 /// Compiles and runs `g` in `mode`, returning the compiled program, the run and the outputs.
 pub fn run(g: &Graph, mode: FusionMode) -> (Compiled, ProgramRun, BTreeMap<String, TensorData>) {
-    let dev = device();
-    let compiled = compile(g, &dev, mode).unwrap_or_else(|e| panic!("compile {mode:?}: {e}"));
+    run_on(g, &device(), mode)
+}
+
+/// [`run`] on `dev`.
+pub fn run_on(
+    g: &Graph,
+    dev: &Device,
+    mode: FusionMode,
+) -> (Compiled, ProgramRun, BTreeMap<String, TensorData>) {
+    let compiled = compile(g, dev, mode).unwrap_or_else(|e| panic!("compile {mode:?}: {e}"));
     let inputs = inputs_for(g);
     let mut dev_inputs = BTreeMap::new();
     for b in &compiled.inputs {
@@ -349,7 +357,7 @@ pub fn run(g: &Graph, mode: FusionMode) -> (Compiled, ProgramRun, BTreeMap<Strin
     }
     let run = run_program(
         &compiled.program,
-        &dev,
+        dev,
         &dev_inputs,
         &GraphHostOps,
         Dispatch::Traced,
@@ -515,7 +523,12 @@ pub const TILE: u64 = 32 * 32 * 2;
 /// Runs `g` fused and returns the report of its only kernel, `k` as planned, checking that
 /// the plan counted the DRAM bytes the kernel read.
 pub fn run_kernel(g: &Graph, k: &PlannedKernel) -> KernelReport {
-    let (_, run, _) = run(g, FusionMode::Fused);
+    run_kernel_on(g, &device(), k)
+}
+
+/// [`run_kernel`] on `dev`.
+pub fn run_kernel_on(g: &Graph, dev: &Device, k: &PlannedKernel) -> KernelReport {
+    let (_, run, _) = run_on(g, dev, FusionMode::Fused);
     let report = run.report.kernels[0].clone();
     assert_eq!(
         k.dram_read_bytes, report.dram_read_bytes,
