@@ -171,7 +171,7 @@ impl Flow<'_> {
 /// constant itself (a `Where`'s condition, or the added constant), without building the mask.
 fn causal_mask(graph: &Graph, body: &Body, l: usize, seq: usize) -> bool {
     let constant = |n| match &graph.node(super::group::resolve(graph, n)).op {
-        Op::Constant(d) => Some(d.clone()),
+        Op::Constant(d) => Some(d),
         _ => None,
     };
     match &body.loads[l].source {
@@ -184,7 +184,7 @@ fn causal_mask(graph: &Graph, body: &Body, l: usize, seq: usize) -> bool {
             };
             // The fill where the condition is `when`, the scores elsewhere.
             let masked = |v: f64| Some((v != 0.0) == when);
-            fill == f32::NEG_INFINITY && causal_cells(seq, &cond, masked)
+            fill == f32::NEG_INFINITY && causal_cells(seq, cond, masked)
         }
         LoadSource::Tensor(n) | LoadSource::Expanded { constant: n, .. } => {
             let masked = |v: f64| match v {
@@ -192,7 +192,7 @@ fn causal_mask(graph: &Graph, body: &Body, l: usize, seq: usize) -> bool {
                 v if v == f64::NEG_INFINITY => Some(true),
                 _ => None,
             };
-            constant(*n).is_some_and(|d| causal_cells(seq, &d, masked))
+            constant(*n).is_some_and(|d| causal_cells(seq, d, masked))
         }
         _ => false,
     }
