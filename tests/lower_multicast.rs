@@ -122,13 +122,24 @@ fn overlapping_matmul(g: &Graph, dev: &Device) -> ttfuse::plan::PlannedKernel {
         tiles(g.outputs[0].1, 1),
     );
     let (bm, bn) = p.block;
-    for (overlap, last, start) in [
-        (p.overlap.0, "LAST_ROW", m - bm),
-        (p.overlap.1, "LAST_COL", n - bn),
+    // The last block row (column) starts `overlap` tiles before its place, at the product's
+    // last `bm` (`bn`) tiles.
+    for (overlap, blocks, size, tiles, axis) in [
+        (p.overlap.0, p.row_blocks, bm, m, "ROW"),
+        (p.overlap.1, p.col_blocks, bn, n, "COL"),
     ] {
         if overlap > 0 {
-            assert!(source.contains(&format!("{last} = {start}\n")), "{source}");
-            assert!(source.contains(&format!("if {last} < ")), "{source}");
+            let last = (blocks - 1) * size;
+            assert_eq!(last - overlap, tiles - size);
+            for line in [
+                format!("LAST_{axis} = {last}\n"),
+                format!("{axis}_OVERLAP = {overlap}\n"),
+            ] {
+                assert!(source.contains(&line), "{source}");
+            }
+            let v = axis.to_lowercase();
+            let moved = format!("{v} = {v} - {v} // LAST_{axis} * {axis}_OVERLAP\n");
+            assert!(source.contains(&moved), "{source}");
         }
     }
     let report = run_kernel_on(g, dev, &k);

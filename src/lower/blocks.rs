@@ -36,19 +36,16 @@ pub fn constants(p: &Partition, names: &Names, batch_rows: usize) -> Vec<Stmt> {
     if let Some(w) = p.wide {
         out.push(assign("WIDE_TILES", int(w)));
     }
-    // Overlapping last blocks start here ([`Partition::overlap`]).
+    // Where the last block row (column) would start, and how far back it starts instead
+    // ([`Partition::overlap`]).
     let (over_rows, over_cols) = p.overlap;
     if over_rows > 0 {
-        out.push(assign(
-            "LAST_ROW",
-            int((p.row_blocks - 1) * p.block.0 - over_rows),
-        ));
+        out.push(assign("LAST_ROW", int((p.row_blocks - 1) * p.block.0)));
+        out.push(assign("ROW_OVERLAP", int(over_rows)));
     }
     if over_cols > 0 {
-        out.push(assign(
-            "LAST_COL",
-            int((p.col_blocks - 1) * p.block.1 - over_cols),
-        ));
+        out.push(assign("LAST_COL", int((p.col_blocks - 1) * p.block.1)));
+        out.push(assign("COL_OVERLAP", int(over_cols)));
     }
     out.push(assign("TOTAL_BLOCKS", int(p.blocks)));
     if p.cores_used > 1 {
@@ -221,12 +218,12 @@ pub fn coords_of(p: &Partition, names: &Names, block: Expr, suffix: &str) -> Coo
         _ => row_in_batch,
     };
     let row = bind(&mut stmts, &var("row"), row);
-    let row = clamp(&mut stmts, &var("row"), row, p.overlap.0, "LAST_ROW");
+    let row = shift_last_block(&mut stmts, &var("row"), row, p.overlap.0, "ROW");
     let (col, wide_col) = match p.wide {
         Some(_) => (int(0), bind(&mut stmts, &var("wide_col"), col_at)),
         None => {
             let col = bind(&mut stmts, &var("col"), col_at);
-            let col = clamp(&mut stmts, &var("col"), col, p.overlap.1, "LAST_COL");
+            let col = shift_last_block(&mut stmts, &var("col"), col, p.overlap.1, "COL");
             (col.clone(), col)
         }
     };
@@ -239,20 +236,21 @@ pub fn coords_of(p: &Partition, names: &Names, block: Expr, suffix: &str) -> Coo
     }
 }
 
-/// With an overlapping last block (`overlap` tiles, [`Partition::overlap`]), the coordinate
-/// `e` capped at `last` (the last block's start) in variable `var`; `e` as it is otherwise.
-fn clamp(stmts: &mut Vec<Stmt>, var: &str, e: Expr, overlap: usize, last: &str) -> Expr {
+/// With the last block row or column (`axis`, `ROW` or `COL`) overlapping the one before by
+/// `overlap` tiles ([`Partition::overlap`]), the coordinate `e` in variable `var`, moved back
+/// by the overlap for the last block: `var - var // LAST_{axis} * {axis}_OVERLAP`, without a
+/// branch (`e` is a multiple of the block size, so the quotient is 1 for the last block and 0
+/// before it); `e` as it is without an overlap.
+fn shift_last_block(stmts: &mut Vec<Stmt>, var: &str, e: Expr, overlap: usize, axis: &str) -> Expr {
     if overlap == 0 {
         return e;
     }
     if e != name(var) {
         stmts.push(assign(var, e));
     }
-    stmts.push(if_less(
-        name(last),
-        name(var),
-        vec![assign(var, name(last))],
-    ));
+    let last = Expr::bin(BinOp::FloorDiv, name(var), name(&format!("LAST_{axis}")));
+    let back = mul(last, name(&format!("{axis}_OVERLAP")));
+    stmts.push(assign(var, Expr::bin(BinOp::Sub, name(var), back)));
     name(var)
 }
 
