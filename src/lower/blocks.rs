@@ -94,14 +94,8 @@ pub fn block_loop(p: &Partition, uses_index: bool, inner: Vec<Stmt>) -> Vec<Stmt
         );
         let mut body = Vec::new();
         let row_block = if p.mirrored {
-            // Odd steps take the mirrored row block: `base + (BLOCKS_PER_BATCH - 1 - 2 * base)`.
             body.push(assign("base", row_block));
-            let flip = Expr::bin(
-                BinOp::Sub,
-                Expr::bin(BinOp::Sub, name("BLOCKS_PER_BATCH"), int(1)),
-                mul(int(2), name("base")),
-            );
-            add(name("base"), mul(modulo(name("i"), int(2)), flip))
+            mirrored_row_block("base")
         } else {
             row_block
         };
@@ -167,6 +161,22 @@ impl Coords {
             mul(self.batch.clone(), name("M_TILES")),
         )
     }
+}
+
+/// The row block that the core at position `base` (a variable) of its batch group takes at
+/// step `i` with mirrored odd steps ([`Partition::mirrored`]): `base` on even steps, the
+/// mirrored `BLOCKS_PER_BATCH - 1 - base` on odd ones, as
+/// `base + i % 2 * (BLOCKS_PER_BATCH - 1 - 2 * base)`.
+pub fn mirrored_row_block(base: &str) -> Expr {
+    let flip = Expr::bin(
+        BinOp::Sub,
+        Expr::bin(BinOp::Sub, name("BLOCKS_PER_BATCH"), int(1)),
+        mul(int(2), name(base)),
+    );
+    add(
+        name(base),
+        mul(Expr::bin(BinOp::Mod, name("i"), int(2)), flip),
+    )
 }
 
 /// The coordinates of block `block`.

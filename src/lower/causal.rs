@@ -4,7 +4,7 @@
 
 use ttfuse_runtime::ttl::ast::{BinOp, BoolOp, CmpOp, Expr, IndexItem, Kernel, Stmt, StmtKind};
 
-use super::blocks::{block_loop, constants, coords, Coords};
+use super::blocks::{block_loop, constants, coords, mirrored_row_block, Coords};
 use super::body_kernel::{kernel, matrix_index, params};
 use super::compute::Naming;
 use super::emit::{
@@ -37,21 +37,7 @@ pub fn lower(
     }
     setup.extend(sched.cbs.iter().map(make_cb));
     let c = coords(p, &NAMES);
-    let chunks = assign(
-        "chunks",
-        add(
-            Expr::bin(
-                BinOp::FloorDiv,
-                Expr::bin(
-                    BinOp::Sub,
-                    mul(add(name("rem"), int(1)), name("BLOCK_M")),
-                    int(1),
-                ),
-                name("KEY_CHUNK"),
-            ),
-            int(1),
-        ),
-    );
+    let chunks = assign("chunks", add(last_chunk(name("rem")), int(1)));
     let parts = Parts {
         body,
         info,
@@ -276,6 +262,17 @@ impl Parts<'_> {
     }
 }
 
+/// The last key chunk row block `row_block` (an expression) takes, the one holding its last
+/// row: `((row_block + 1) * BLOCK_M - 1) // KEY_CHUNK` ([`crate::plan::causal::chunks_of`]).
+fn last_chunk(row_block: Expr) -> Expr {
+    let last_row = Expr::bin(
+        BinOp::Sub,
+        mul(add(row_block, int(1)), name("BLOCK_M")),
+        int(1),
+    );
+    Expr::bin(BinOp::FloorDiv, last_row, name("KEY_CHUNK"))
+}
+
 /// `for var in range(start, stop): body`.
 fn for_range_from(var: &str, start: Expr, stop: Expr, body: Vec<Stmt>) -> Stmt {
     Stmt::new(StmtKind::For {
@@ -440,31 +437,14 @@ fn shared_chunk(cb: &str, src: Expr, mirrored: bool) -> Stmt {
         name("peer"),
     );
     let peer_rem = if mirrored {
-        let flip = Expr::bin(
-            BinOp::Sub,
-            Expr::bin(BinOp::Sub, name("BLOCKS_PER_BATCH"), int(1)),
-            mul(int(2), name("peer_base")),
-        );
-        add(
-            name("peer_base"),
-            mul(Expr::bin(BinOp::Mod, name("i"), int(2)), flip),
-        )
+        mirrored_row_block("peer_base")
     } else {
         name("peer_base")
     };
-    let peer_last_chunk = Expr::bin(
-        BinOp::FloorDiv,
-        Expr::bin(
-            BinOp::Sub,
-            mul(add(name("peer_rem"), int(1)), name("BLOCK_M")),
-            int(1),
-        ),
-        name("KEY_CHUNK"),
-    );
     let takes = Expr::Bool2(
         BoolOp::And,
         Box::new(compare(CmpOp::Ne, name("peer"), name("core_x"))),
-        Box::new(compare(CmpOp::Ge, peer_last_chunk, name("j"))),
+        Box::new(compare(CmpOp::Ge, last_chunk(name("peer_rem")), name("j"))),
     );
     let per_peer = vec![assign("peer_base", peer_base), assign("peer_rem", peer_rem)];
     send_along(cb, src, Along::Row, vec![], (per_peer, takes))
