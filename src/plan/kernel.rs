@@ -811,12 +811,14 @@ fn candidate_key(
 /// smaller ones spread over more cores.
 const CHAINED_CANDIDATES: usize = 3;
 
-/// The kernels the block-size search found to fit: the first, or for a kernel with chained
-/// products (which read a whole right operand per block) the first of each of
-/// [`CHAINED_CANDIDATES`] block shapes, for the estimate to weigh.
+/// The kernels the block-size search found to fit: the first (and the first whose blocks
+/// overlap, [`Fitting::take`]), or for a kernel with chained products (which read a whole
+/// right operand per block) the first of each of [`CHAINED_CANDIDATES`] block shapes, for the
+/// estimate to weigh.
 struct Fitting {
     chained: bool,
-    overlaps: bool,
+    /// How many different candidates end the search.
+    wanted: usize,
     kernels: Vec<PlannedKernel>,
 }
 
@@ -824,39 +826,34 @@ impl Fitting {
     /// For a kernel of `body`; `overlaps` when some candidates' blocks overlap
     /// ([`Partition::overlap`]).
     fn new(body: &Body, overlaps: bool) -> Fitting {
+        let chained = body.values.iter().any(|v| v.op == ValueOp::Product);
         Fitting {
-            chained: body.values.iter().any(|v| v.op == ValueOp::Product),
-            overlaps,
+            chained,
+            wanted: match chained {
+                true => CHAINED_CANDIDATES,
+                false => 1 + usize::from(overlaps),
+            },
             kernels: Vec::new(),
         }
     }
 
-    /// Takes a kernel that fits; returns whether the search is over. Without chained products,
-    /// the search takes the first kernel whose blocks divide the product and, when the
-    /// candidates have any, the first whose blocks overlap: the first estimate, which ranks
-    /// the candidates, misjudges the two kinds against each other (on Blackhole, GPT-2's MLP
-    /// up-projection on 11 grid columns ranks behind 8 columns of narrower blocks, but the
-    /// estimate and the runtime find it faster: 75.12 against 85.24 us).
+    /// Takes a kernel that fits; returns whether the search is over. With chained products,
+    /// the search takes the first kernel of each block shape; without, the first kernel whose
+    /// blocks divide the product and, when the candidates have any, the first whose blocks
+    /// overlap: the first estimate, which ranks the candidates, misjudges the two kinds
+    /// against each other (on Blackhole, GPT-2's MLP up-projection on 11 grid columns ranks
+    /// behind 8 columns of narrower blocks, but the estimate and the runtime find it faster:
+    /// 75.12 against 85.24 us).
     fn take(&mut self, k: PlannedKernel) -> bool {
         let overlapping = |f: &PlannedKernel| f.partition.overlap != (0, 0);
-        let new = match self.chained {
-            true => !self
-                .kernels
-                .iter()
-                .any(|f| f.partition.block == k.partition.block),
-            false => !self
-                .kernels
-                .iter()
-                .any(|f| overlapping(f) == overlapping(&k)),
+        let alike = |f: &PlannedKernel| match self.chained {
+            true => f.partition.block == k.partition.block,
+            false => overlapping(f) == overlapping(&k),
         };
-        if new {
+        if !self.kernels.iter().any(alike) {
             self.kernels.push(k);
         }
-        if self.chained {
-            return self.kernels.len() == CHAINED_CANDIDATES;
-        }
-        let has = |over: bool| self.kernels.iter().any(|f| overlapping(f) == over);
-        has(false) && (has(true) || !self.overlaps)
+        self.kernels.len() == self.wanted
     }
 
     /// The kernel the estimate finds fastest (the first of equals).
