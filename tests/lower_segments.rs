@@ -82,8 +82,9 @@ fn segments_take_their_blocks_in_rounds_over_the_cores() {
 #[test]
 fn a_classifier_s_product_and_softmax_share_one_kernel_in_segments() {
     // x [1, 2048] @ w [2048, 1000] + b, then softmax over the 1000 classes: one row of 32
-    // column tiles (the last one part padding). Its columns in segments over a grid row,
-    // operands multicast, each core's softmax partials exchanged with the others'.
+    // column tiles (the last one part padding). Its columns in 16 segments over two grid rows
+    // of 8 cores, each grid row sharing A, each core reading its own columns of B, and each
+    // core's softmax partials exchanged with the 15 others'.
     let g = classifier(1, 2048, 1000);
     let c = run_checked(&g, &device(), FusionMode::Fused);
     assert_within_limits(&c.plan);
@@ -91,18 +92,44 @@ fn a_classifier_s_product_and_softmax_share_one_kernel_in_segments() {
     let k = &c.plan.kernels[0];
     let p = &k.partition;
     assert!(p.multicast, "{}", k.partition_summary);
-    let s = p.segments.expect("segments");
-    assert_eq!((p.grid, p.block), ((s as u32, 1), (1, 32 / s)));
+    assert_eq!(p.segments, Some(16), "{}", k.partition_summary);
+    assert_eq!((p.grid, p.block, p.segment_rows()), ((8, 2), (1, 2), 2));
 
     let source = ttfuse_runtime::ttl::print::print_kernel(&c.program.kernels[0]);
-    // The reader receives the other cores' partials of its grid row, the writer sends its own.
+    // A along each grid row; B read by each core, not sent down the grid columns.
+    assert!(source.contains("dst=(peer, core_y)"), "{source}");
+    assert!(!source.contains("dst=(core_x, peer)"), "{source}");
+    // The reader receives the other segments' partials, wherever their cores are; the writer
+    // sends its own.
+    let peer = "(peer % CORES % GRID_X, peer % CORES // GRID_X)";
     assert!(
-        source.contains("ttl.Pipe(src=(peer, core_y), dst=(core_x, core_y))"),
+        source.contains(&format!("ttl.Pipe(src={peer}, dst=(core_x, core_y))")),
         "{source}"
     );
     assert!(
-        source.contains("ttl.Pipe(src=(core_x, core_y), dst=(peer, core_y))"),
+        source.contains(&format!("ttl.Pipe(src=(core_x, core_y), dst={peer})")),
         "{source}"
     );
-    run_kernel(&g, k);
+    let spread = run_kernel(&g, k);
+
+    // On a device of one grid row the segments fit that row, and the kernel, whose every core
+    // reads twice the columns of B, is slower on the runtime.
+    let mut row = device();
+    row.grid.y = 1;
+    let one_row = run_checked(&g, &row, FusionMode::Fused);
+    let k_row = &one_row.plan.kernels[0];
+    assert_eq!(
+        k_row.partition.segments,
+        Some(8),
+        "{}",
+        k_row.partition_summary
+    );
+    assert_eq!(k_row.partition.segment_rows(), 1);
+    let in_one_row = run_kernel_on(&g, &row, k_row);
+    assert!(
+        spread.time_us < in_one_row.time_us,
+        "{} vs {} us",
+        spread.time_us,
+        in_one_row.time_us
+    );
 }

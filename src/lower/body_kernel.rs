@@ -6,9 +6,10 @@ use ttfuse_runtime::ttl::ast::{BinOp, CmpOp, Expr, IndexItem, Kernel, Stmt, Thre
 use super::blocks::{block_loop, constants, coords, Coords, Names};
 use super::compute::{compute_thread, Naming};
 use super::emit::{
-    add, assign, compare, copy, for_range, if_else, if_less, index, int, make_cb, mul, name, pipe,
-    read_into, reserve, span, wait, with, write_from,
+    add, assign, compare, for_range, if_else, if_less, index, int, make_cb, mul, name, read_into,
+    span, write_from,
 };
+use super::exchange;
 use super::multicast::group_shared_read;
 use crate::plan::body::{Body, LoadSource, MatrixRead, Value};
 use crate::plan::concat::ConcatPart;
@@ -307,12 +308,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule) -> Kernel {
     // Segments of a block row exchange their partial reductions: the reader receives the
     // others', the writer sends its own, reduction by reduction.
     let exchanged = kernel_exchanges(body, sched, p);
-    for ex in &exchanged {
-        per_block.extend(each_peer(vec![with(
-            vec![(reserve(&ex.peers), "blk".into())],
-            copy(pipe(peer_core(), this_core()), name("blk")),
-        )]));
-    }
+    per_block.extend(exchange::receives(&exchanged));
     let mut read = hoisted;
     if !per_block.is_empty() {
         let mut inner = c.stmts.clone();
@@ -320,51 +316,12 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule) -> Kernel {
         read.extend(block_loop(p, true, inner));
     }
     let mut inner = c.stmts.clone();
-    for ex in &exchanged {
-        let sends = each_peer(copy(name("blk"), pipe(this_core(), peer_core())));
-        inner.push(with(vec![(wait(&ex.send), "blk".into())], sends));
-    }
+    inner.extend(exchange::sends(&exchanged));
     let (out_row, out_col, out_wide) = output_coords(body.head_write, &c, &mut inner);
     let at = (&out_row, &out_col, &out_wide);
     inner.extend(output_writes(body, &naming, at, p.wide.is_some(), &NAMES));
     let write = block_loop(p, true, inner);
     kernel(k, params(body, &[]), setup, [compute, read, write])
-}
-
-/// This core's grid coordinates.
-fn this_core() -> (Expr, Expr) {
-    (name("core_x"), name("core_y"))
-}
-
-/// The grid coordinates of the core of block `peer`, which takes blocks in rounds over the
-/// cores (`i * CORES + core`, [`block_loop`]).
-fn peer_core() -> (Expr, Expr) {
-    let core = Expr::bin(BinOp::Mod, name("peer"), name("CORES"));
-    (
-        Expr::bin(BinOp::Mod, core.clone(), name("GRID_X")),
-        Expr::bin(BinOp::FloorDiv, core, name("GRID_X")),
-    )
-}
-
-/// `stmts` for every other segment of this block's row (`peer` its block), in segment order.
-fn each_peer(stmts: Vec<Stmt>) -> Vec<Stmt> {
-    let first = Expr::bin(
-        BinOp::Sub,
-        name("block"),
-        Expr::bin(BinOp::Mod, name("block"), name("SEGMENTS")),
-    );
-    vec![for_range(
-        "j",
-        name("SEGMENTS"),
-        vec![
-            assign("peer", add(first, name("j"))),
-            if_else(
-                compare(CmpOp::Ne, name("peer"), name("block")),
-                stmts,
-                vec![],
-            ),
-        ],
-    )]
 }
 
 /// Where the block at `c` is written, as (row, column, column of values cut to a chunk of a

@@ -11,9 +11,10 @@ use super::body_kernel::{
 };
 use super::compute::{compute_thread, Naming};
 use super::emit::{
-    add, assign, compare, copy, for_range, if_else, if_less, index, int, make_cb, mul, name, pipe,
-    read_into, reserve, span, store, wait, with,
+    add, assign, compare, for_range, if_else, if_less, index, int, make_cb, mul, name, read_into,
+    reserve, span, store, wait, with,
 };
+use super::exchange;
 use super::multicast::{shared_read, Along};
 use crate::plan::body::Body;
 use crate::plan::heads::HeadView;
@@ -258,22 +259,11 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
             inner.extend(per_block);
             inner.extend(a_reads);
         }
-        // An epilogue in segments ([`Partition::segments`]): the cores of a grid row exchange
-        // their partial row reductions, the reader receiving the others', the writer sending
-        // its own, reduction by reduction.
+        // An epilogue in segments ([`Partition::segments`]): the segments of a block row
+        // exchange their partial row reductions, the reader receiving the others', the writer
+        // sending its own.
         let exchanged = kernel_exchanges(body, sched, p);
-        for ex in &exchanged {
-            inner.extend(each_row_peer(vec![with(
-                vec![(reserve(&ex.peers), "blk".into())],
-                copy(
-                    pipe(
-                        (name("peer"), name("core_y")),
-                        (name("core_x"), name("core_y")),
-                    ),
-                    name("blk"),
-                ),
-            )]));
-        }
+        inner.extend(exchange::receives(&exchanged));
         read.extend(block_loop(p, true, inner));
         if several {
             read.extend(block_writes_at(
@@ -290,23 +280,18 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
             .others
             .iter()
             .map(|op| (format!("{}_cb", op.b_param), other_b_src(op)));
+        // A block row's segments over several grid rows share no column of B: each core
+        // reads its own ([`Partition::segments_over_rows`]).
+        let own_b = p.segment_rows() > 1;
         let mut inner = c.stmts.clone();
         for (cb, src) in std::iter::once((first.b_cb.clone(), b_src)).chain(other_bs) {
-            inner.extend(k_chunk_loop(
-                kc,
-                vec![shared_read(&cb, src, Along::Column, kc_at.clone())],
-            ));
+            let read = match own_b {
+                true => read_into(&cb, src),
+                false => shared_read(&cb, src, Along::Column, kc_at.clone()),
+            };
+            inner.extend(k_chunk_loop(kc, vec![read]));
         }
-        for ex in &exchanged {
-            let sends = each_row_peer(copy(
-                name("blk"),
-                pipe(
-                    (name("core_x"), name("core_y")),
-                    (name("peer"), name("core_y")),
-                ),
-            ));
-            inner.push(with(vec![(wait(&ex.send), "blk".into())], sends));
-        }
+        inner.extend(exchange::sends(&exchanged));
         if !several {
             inner.extend(block_writes(body, &naming, &c, p));
         }
@@ -362,19 +347,6 @@ fn k_chunk_loop(kc: usize, reads: Vec<Stmt>) -> Vec<Stmt> {
     let mut body = vec![assign("k", mul(name("kc"), name("BLOCK_K")))];
     body.extend(reads);
     vec![for_range("kc", name("K_CHUNKS"), body)]
-}
-
-/// `stmts` for every other core of this core's grid row (`peer` its column).
-fn each_row_peer(stmts: Vec<Stmt>) -> Vec<Stmt> {
-    vec![for_range(
-        "peer",
-        name("GRID_X"),
-        vec![if_else(
-            compare(CmpOp::Ne, name("peer"), name("core_x")),
-            stmts,
-            vec![],
-        )],
-    )]
 }
 
 /// The K chunk of a core's next block at which its reader writes the block before

@@ -9,6 +9,7 @@ pub mod body_kernel;
 pub mod causal;
 pub mod compute;
 pub mod emit;
+pub mod exchange;
 pub mod fallback;
 pub mod matmul;
 pub mod multicast;

@@ -748,8 +748,9 @@ pub(crate) fn operand_tiles(info: &MatmulInfo, p: &Partition, bk: usize) -> usiz
     };
     match (p.multicast, p.batches > 1) {
         (true, false) => {
+            // A once per grid row of a block row's cores (and per block of a core's), B once.
             let (rows, cols) = (p.row_blocks * bm, p.col_blocks * bn);
-            products * info.kt * (rows * p.blocks_per_core + cols)
+            products * info.kt * (rows * p.blocks_per_core * p.segment_rows() + cols)
         }
         (true, true) => {
             p.blocks * k_chunks * a_tiles + p.blocks / p.grid.0 as usize * k_chunks * bk * bn
@@ -1151,8 +1152,10 @@ fn matmul_body(
 /// The fastest plan, by the estimate, of plain matmul `info` whose epilogue `body` is
 /// row-wise, with its block rows' columns in segments over the cores of a grid row
 /// ([`segments`]): the operands multicast as the grid ([`Partition::multicast`]), one block
-/// per core, each grid row's cores exchanging their partial row reductions. `None` when the
-/// epilogue cannot run in segments, or no layout fits.
+/// per core, each grid row's cores exchanging their partial row reductions. A single block row
+/// may also take more segments than a grid row has cores, over several grid rows
+/// ([`Partition::segments_over_rows`]). `None` when the epilogue cannot run in segments, or
+/// no layout fits.
 fn segmented_matmul(
     graph: &Graph,
     target: &Target,
@@ -1169,7 +1172,8 @@ fn segmented_matmul(
         for bm in body.row_choices(divisors(info.mt)) {
             let block = (bm, info.nt / s);
             let spread = Partition::spread(block, (1, info.mt / bm, s), target);
-            let Some(mut p) = spread.multicast(target, false) else {
+            let laid = spread.clone().multicast(target, false);
+            let Some(mut p) = laid.or_else(|| spread.segments_over_rows(target, s)) else {
                 continue;
             };
             p.segments = Some(s);

@@ -150,6 +150,42 @@ impl Partition {
         Some(self.shared_over(grid, per_core))
     }
 
+    /// Lays out a matmul with a single block row whose row-wise epilogue runs in `segments`
+    /// column segments ([`crate::plan::segments`]) over more cores than a grid row has: the
+    /// segments fill `segments / across` grid rows of `across` cores (the most cores up to a
+    /// grid row that divide them), one block per core in block order. Every core needs all of
+    /// A, which each grid row's cores share (read once per grid row); no two share a column of
+    /// B, which each reads itself. A classifier's product with its softmax (one row of a
+    /// thousand classes) otherwise reads all of its weights through one grid row's cores.
+    /// `None` when the blocks are not one block row or the segments do not fit the grid.
+    pub fn segments_over_rows(self, target: &Target, segments: usize) -> Option<Partition> {
+        let (gx, gy) = (target.grid_x as usize, target.grid_y as usize);
+        let across = divisors(segments).into_iter().rfind(|&d| d <= gx)?;
+        let rows = segments / across;
+        let fits = self.batches == 1
+            && self.row_blocks == 1
+            && self.col_blocks == segments
+            && rows > 1
+            && rows <= gy;
+        if !fits {
+            return None;
+        }
+        let mut p = self.shared_over((across, rows), 1);
+        p.segments = Some(segments);
+        Some(p)
+    }
+
+    /// Grid rows one block row's segments fill: more than one only for
+    /// [`Partition::segments_over_rows`].
+    pub fn segment_rows(&self) -> usize {
+        match self.segments {
+            Some(_) if self.multicast && self.batches == 1 => {
+                self.grid.1 as usize / self.row_blocks.max(1)
+            }
+            _ => 1,
+        }
+    }
+
     /// Lays out a batched kernel whose blocks span whole rows (attention's heads) so that the
     /// cores of a grid row work on the same batch at each step, and the batch's whole right
     /// operands (keys, values) are multicast along the row: a batch's row blocks fill
