@@ -254,3 +254,65 @@ fn im2col_host_step() -> Vec<String> {
     let lowered = compile(&graph, &device, FusionMode::Fused).unwrap();
     check_program_host_steps(&graph, &lowered, "im2col")
 }
+
+/// The driver's `pcc` (`run.py`, numpy) judges outputs as ttfuse's own
+/// ([`ttfuse::agreement::pcc`]) does, constant outputs included: a device output of one value
+/// against a reference that varies by less than bf16 resolves (a saturated softmax) agrees,
+/// one off by more does not.
+#[test]
+fn the_driver_s_pcc_is_ttfuse_s() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = root.join("models/mlp/model.onnx");
+    let model = pipeline::load_model(Some(&model), &ImportOptions::default()).unwrap();
+    let device = Device::load("wormhole_b0").unwrap();
+    let compiled = pipeline::compile(&model, &device, &OptimizeOptions::default()).unwrap();
+    let driver = ttfuse::bundle::driver::driver(&compiled.fused);
+    let start = driver.find("def pcc(").expect("the driver defines pcc");
+    let end = driver[start..]
+        .find("\n\n")
+        .map_or(driver.len(), |e| start + e);
+    let pcc_py = &driver[start..end];
+
+    let ramp: Vec<f32> = (0..64).map(|i| 0.001 + i as f32 * 1e-10).collect();
+    let noisy: Vec<f32> = (0..64)
+        .map(|i| ((i * 37 % 17) as f32 - 8.0) / 3.0)
+        .collect();
+    let shifted: Vec<f32> = noisy.iter().map(|x| x * 0.9 + 0.05).collect();
+    let cases: [(&[f32], Vec<f32>); 4] = [
+        (&ramp, vec![0.001; 64]),
+        (&ramp, vec![0.0011; 64]),
+        (&[2.0; 64], vec![2.0; 64]),
+        (&noisy, shifted),
+    ];
+    let list = |v: &[f32]| format!("{v:?}");
+    let mut script = format!("import numpy as np\n{pcc_py}\n");
+    for (want, got) in &cases {
+        script += &format!(
+            "print(pcc(np.array({}), np.array({})))\n",
+            list(want),
+            list(got)
+        );
+    }
+    let out = Command::new(python_with_numpy())
+        .args(["-c", &script])
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let from_driver: Vec<f64> = printed.lines().map(|l| l.parse().unwrap()).collect();
+    let from_ttfuse: Vec<f64> = cases
+        .iter()
+        .map(|(want, got)| ttfuse::agreement::pcc(want, got))
+        .collect();
+    assert_eq!(from_ttfuse[..3], [1.0, 0.0, 1.0]);
+    for (d, t) in from_driver.iter().zip(&from_ttfuse) {
+        assert!(
+            (d - t).abs() < 1e-9,
+            "driver {from_driver:?} vs ttfuse {from_ttfuse:?}"
+        );
+    }
+}

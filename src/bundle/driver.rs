@@ -72,7 +72,10 @@ def pcc(expected, actual):
     e = expected.astype(np.float64).ravel()
     a = actual.astype(np.float64).ravel()
     if e.std() == 0.0 or a.std() == 0.0:
-        return 1.0 if np.array_equal(e, a) else 0.0
+        # A constant output has no correlation: it agrees when every value is equal at bf16
+        # precision (2^-7), as `ttfuse run` judges it.
+        close = np.abs(e - a) <= np.maximum(np.abs(e), np.abs(a)) / 128.0 + 1e-6
+        return 1.0 if bool(np.all(close)) else 0.0
     return float(np.corrcoef(e, a)[0, 1])
 
 "#;
