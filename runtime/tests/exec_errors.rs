@@ -104,6 +104,20 @@ fn blocks_pushed_and_never_consumed_are_a_warning_and_the_kernel_finishes() {
 }
 
 #[test]
+fn a_block_waited_for_and_released_unread_is_a_warning_and_the_kernel_finishes() {
+    // The reader pushes a second block; the compute thread waits for it and pops it without
+    // reading it (which tt-lang's simulator rejects).
+    let read2 = format!("{READ}\n{READ}");
+    let compute = format!("{COMPUTE}\nwith x_cb.wait() as unused:\n    pass");
+    let warnings = run_abs(&kernel((1, 1), SETUP, &compute, &read2, WRITE));
+    assert_eq!(
+        warnings,
+        ["kernel `k`, core (0, 0): CB `x_cb` (line 5): a block waited for at line 12 was popped \
+          without being read; wait only for blocks the thread reads"]
+    );
+}
+
+#[test]
 fn a_thread_ending_with_a_reserved_or_waited_block_is_an_error() {
     let read = format!("{READ}\nblk2 = x_cb.reserve()");
     expect(

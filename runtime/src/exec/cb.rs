@@ -6,6 +6,7 @@
 //! may `reserve()` the same CB when no slot is free; the reservation updates in place: its push
 //! appends the new block behind the held one and the pop of the held one frees no extra slot.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
@@ -50,6 +51,10 @@ pub(crate) struct Cb {
     reserved: Option<Reserved>,
     /// Thread index (within the core) holding the front block, and the line of its `wait()`.
     held_by: Option<(usize, Line)>,
+    /// Whether the held block's data has been read since its `wait()`.
+    held_read: Cell<bool>,
+    /// The line of the first `wait()` whose block was popped without its data read.
+    released_unread: Option<Line>,
     /// Free slots, by the time each became free.
     free_at: VecDeque<f64>,
     /// In-place reservations not yet settled by a pop.
@@ -79,6 +84,8 @@ impl Cb {
             pushed: VecDeque::new(),
             reserved: None,
             held_by: None,
+            held_read: Cell::new(false),
+            released_unread: None,
             free_at: std::iter::repeat_n(0.0, factor).collect(),
             overdraft: 0,
             producer: None,
@@ -130,6 +137,7 @@ impl Cb {
         match self.pushed.front() {
             Some(b) => {
                 self.held_by = Some((tid, line));
+                self.held_read.set(false);
                 Ok(Attempt::Ready(b.seq, b.time))
             }
             None => Ok(Attempt::Blocked),
@@ -212,6 +220,9 @@ impl Cb {
                 ),
             );
         }
+        if let Some((_, line)) = self.held_by.filter(|_| !self.held_read.get()) {
+            self.released_unread.get_or_insert(line);
+        }
         self.pushed.pop_front();
         self.held_by = None;
         if self.overdraft > 0 {
@@ -234,7 +245,10 @@ impl Cb {
             }
         } else {
             match self.pushed.front() {
-                Some(b) if b.seq == h.seq && self.held_by.is_some() => Ok(&b.data),
+                Some(b) if b.seq == h.seq && self.held_by.is_some() => {
+                    self.held_read.set(true);
+                    Ok(&b.data)
+                }
                 _ => fault(
                     FaultKind::CircularBuffer,
                     format!("a block of CB `{}` is used after it was popped", self.name),
@@ -298,6 +312,18 @@ impl Cb {
             self.line,
             self.pushed.len(),
             last.line
+        ))
+    }
+
+    /// Whether a waited block was released unread, if one was: a `wait()` whose block no
+    /// expression read before its pop. The kernel still finishes (a warning): the block was
+    /// consumed, and on the chip nothing is lost but the wait; tt-lang's simulator, though,
+    /// rejects a compute thread that pops a block no `store()` read.
+    pub fn released_unread(&self) -> Option<String> {
+        let line = self.released_unread?;
+        Some(format!(
+            "CB `{}` (line {}): a block waited for at line {} was popped without being read; wait only for blocks the thread reads",
+            self.name, self.line, line
         ))
     }
 

@@ -437,7 +437,8 @@ fn run_pass(
         warnings.extend(
             c.cbs
                 .iter()
-                .filter_map(|cb| cb.unconsumed())
+                .flat_map(|cb| [cb.unconsumed(), cb.released_unread()])
+                .flatten()
                 .map(|m| format!("{at}: {m}")),
         );
     }
