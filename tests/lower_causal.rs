@@ -51,7 +51,10 @@ fn causal_attention_takes_each_row_block_s_keys_up_to_its_diagonal() {
         report.dram_read_bytes,
         (keys_and_values + queries + masks + constants) * TILE
     );
-    // Every core takes 5 chunks in all (q + 1 and 4 - q): the same compute on each.
+    // Every core takes 5 chunks in all (q + 1 and 4 - q): the same compute on each, but for
+    // the last chunk's new maximum, which a block of one chunk stores as its first chunk's
+    // maximum rather than as the maximum of two, so the cores with such a block (q = 0, 3)
+    // differ from the others by that.
     let busy: Vec<f64> = report
         .cores
         .iter()
@@ -66,7 +69,10 @@ fn causal_attention_takes_each_row_block_s_keys_up_to_its_diagonal() {
     let (least, most) = busy
         .iter()
         .fold((f64::MAX, 0f64), |(l, m), &b| (l.min(b), m.max(b)));
-    assert_eq!(least, most, "balanced cores");
+    assert!(
+        most - least <= 0.005 * most,
+        "balanced cores: {least} to {most}"
+    );
 }
 
 #[test]

@@ -123,8 +123,6 @@ impl Parts<'_> {
             chunk_step(names, query, false),
         ));
         inner.push(stage(names, &[query], &[], steps));
-        // The running maximum is no longer needed.
-        inner.push(stage(names, &["m"], &[], vec![Stmt::new(StmtKind::Pass)]));
         inner.push(stage(
             names,
             &["l"],
@@ -310,7 +308,7 @@ fn chunk_step(names: &Names, query: &str, first: bool) -> Vec<Stmt> {
         )],
     )];
     out.push(if_else(
-        is_last,
+        is_last.clone(),
         vec![
             stage(
                 names,
@@ -339,29 +337,33 @@ fn chunk_step(names: &Names, query: &str, first: bool) -> Vec<Stmt> {
         &["mj"],
         vec![store(&o("mj"), reduce("reduce_max", "x", &o("mj")))],
     )];
-    if first {
-        softmax.push(stage(
-            names,
-            &["mj"],
-            &["m", "mu"],
-            vec![store(&o("m"), v("mj")), store(&o("mu"), v("mj"))],
-        ));
-    } else {
-        let new_max = || math("max", vec![v("m"), v("mj")]);
-        softmax.push(stage(
-            names,
-            &["m", "mj"],
-            &["m", "mu", "corr"],
-            vec![
-                store(&o("m"), new_max()),
-                store(&o("mu"), new_max()),
-                store(
-                    &o("corr"),
-                    math("exp", vec![Expr::bin(BinOp::Sub, v("m"), new_max())]),
-                ),
-            ],
-        ));
-    }
+    // The new running maximum, for the exponentials (`mu`) and, but on the last chunk, for the
+    // next chunk (`m`): no block is left in `m` unread.
+    let max_stage = |keep: bool| {
+        let new_max = match first {
+            true => v("mj"),
+            false => math("max", vec![v("m"), v("mj")]),
+        };
+        let mut waits = vec!["mj"];
+        let mut reserves = vec!["mu"];
+        let mut stores = vec![store(&o("mu"), new_max.clone())];
+        if keep {
+            reserves.insert(0, "m");
+            stores.insert(0, store(&o("m"), new_max.clone()));
+        }
+        if !first {
+            waits.insert(0, "m");
+            reserves.push("corr");
+            let old_less_new = Expr::bin(BinOp::Sub, v("m"), new_max);
+            stores.push(store(&o("corr"), math("exp", vec![old_less_new])));
+        }
+        stage(names, &waits, &reserves, stores)
+    };
+    softmax.push(if_else(
+        is_last,
+        vec![max_stage(false)],
+        vec![max_stage(true)],
+    ));
     let bcast = math_dims("broadcast", vec![v("mu"), name(&o("p"))], &[1]);
     softmax.push(stage(
         names,
