@@ -55,6 +55,8 @@ pub fn constants(p: &Partition, names: &Names, batch_rows: usize) -> Vec<Stmt> {
         }
         if let Some(s) = p.segments {
             out.push(assign("SEGMENTS", int(s)));
+        }
+        if p.segments.is_some() || has_idle_cores(p) {
             out.push(assign("CORES", int(p.cores_used)));
         }
         if p.multicast {
@@ -67,6 +69,32 @@ pub fn constants(p: &Partition, names: &Names, batch_rows: usize) -> Vec<Stmt> {
     out
 }
 
+/// Whether some cores of the kernel's grid get no block: the blocks fill the grid's last row
+/// only in part.
+pub fn has_idle_cores(p: &Partition) -> bool {
+    !p.multicast && p.cores_used > 1 && (p.grid.0 * p.grid.1) as usize > p.cores_used
+}
+
+/// `stmts` (a thread's whole body) on the cores that get a block, the first `CORES` of the
+/// grid in row order, when some get none ([`has_idle_cores`]); `stmts` as they are otherwise.
+/// A core without blocks then neither reads nor waits on the buffers a thread fills once per
+/// core (constants, row vectors), which it would otherwise fill and release unread.
+pub fn on_busy_cores(p: &Partition, stmts: Vec<Stmt>) -> Vec<Stmt> {
+    if !has_idle_cores(p) {
+        return stmts;
+    }
+    let core = add(mul(name("core_y"), name("GRID_X")), name("core_x"));
+    vec![this_core(), if_less(core, name("CORES"), stmts)]
+}
+
+/// `core_x, core_y = ttl.core(dims=2)`.
+fn this_core() -> Stmt {
+    Stmt::new(StmtKind::Assign {
+        targets: vec!["core_x".into(), "core_y".into()],
+        value: Expr::path("ttl.core").call_kw(vec![], vec![("dims", int(2))]),
+    })
+}
+
 /// `for ...` over this core's blocks with `inner` as the body. When `uses_index` the body sees
 /// `block`, the global block number.
 pub fn block_loop(p: &Partition, uses_index: bool, inner: Vec<Stmt>) -> Vec<Stmt> {
@@ -77,10 +105,7 @@ pub fn block_loop(p: &Partition, uses_index: bool, inner: Vec<Stmt>) -> Vec<Stmt
     if !uses_index && !p.guarded {
         return vec![for_range("_", name("BLOCKS_PER_CORE"), inner)];
     }
-    let mut out = vec![Stmt::new(StmtKind::Assign {
-        targets: vec!["core_x".into(), "core_y".into()],
-        value: Expr::path("ttl.core").call_kw(vec![], vec![("dims", int(2))]),
-    })];
+    let mut out = vec![this_core()];
     if p.multicast && p.batches > 1 {
         // Shared batches: the cores of a grid row take the same batch at step `i`, its row
         // blocks across the group's `GROUP_ROWS` grid rows.

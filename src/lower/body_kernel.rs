@@ -3,7 +3,7 @@
 
 use ttfuse_runtime::ttl::ast::{BinOp, CmpOp, Expr, IndexItem, Kernel, Stmt, Thread, ThreadKind};
 
-use super::blocks::{block_loop, constants, coords, Coords, Names};
+use super::blocks::{block_loop, constants, coords, on_busy_cores, Coords, Names};
 use super::compute::{compute_thread, Naming};
 use super::emit::{
     add, assign, compare, for_range, if_else, if_less, index, int, make_cb, mul, name, read_into,
@@ -264,6 +264,10 @@ pub fn kernel(
     threads: [Vec<Stmt>; 3],
 ) -> Kernel {
     let [compute, read, write] = threads;
+    let (compute, read) = (
+        on_busy_cores(&k.partition, compute),
+        on_busy_cores(&k.partition, read),
+    );
     let thread = |kind, n: &str, body| Thread {
         kind,
         name: n.to_string(),

@@ -395,6 +395,16 @@ pub fn run_checked(g: &Graph, dev: &Device, mode: FusionMode) -> Compiled {
         Dispatch::Traced,
     )
     .unwrap_or_else(|e| panic!("run {mode:?}: {e}"));
+    // Every block a kernel waits for, it reads (tt-lang's simulator rejects a compute thread
+    // that pops a block no store read).
+    for k in &run.report.kernels {
+        let unread: Vec<&String> = k
+            .warnings
+            .iter()
+            .filter(|w| w.contains("popped without being read"))
+            .collect();
+        assert!(unread.is_empty(), "{mode:?} kernel {}: {unread:?}", k.name);
+    }
     for b in &compiled.outputs {
         let got = b.from_device(&run.tensors[&b.tensor]).to_f32();
         let want = expected[&b.name].to_f32();
