@@ -27,19 +27,25 @@ impl Agreement {
             .iter()
             .zip(actual)
             .map(|(&e, &a)| (f64::from(e) - f64::from(a)).abs())
-            .fold(0.0, f64::max);
+            .fold(0.0, nan_max);
         Agreement {
             max_abs_err,
             pcc: pcc(expected, actual),
         }
     }
 
-    /// The worse of two agreements (largest error, smallest correlation).
+    /// The worse of two agreements (largest error, smallest correlation); a NaN on either
+    /// side (an output with a NaN in it) is the worst of all.
     pub fn worst(self, other: Agreement) -> Agreement {
         Agreement {
-            max_abs_err: self.max_abs_err.max(other.max_abs_err),
-            pcc: self.pcc.min(other.pcc),
+            max_abs_err: nan_max(self.max_abs_err, other.max_abs_err),
+            pcc: nan_min(self.pcc, other.pcc),
         }
+    }
+
+    /// Whether the correlation reaches `threshold` (NaN never does).
+    pub fn meets(&self, threshold: f64) -> bool {
+        self.pcc >= threshold
     }
 
     /// Perfect agreement, the identity of [`Agreement::worst`].
@@ -49,6 +55,21 @@ impl Agreement {
             pcc: 1.0,
         }
     }
+}
+
+/// The larger of `a` and `b`, or NaN when either is: unlike `f64::max`, it does not drop a
+/// NaN.
+fn nan_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+/// The smaller of `a` and `b`, or NaN when either is ([`nan_max`]'s counterpart).
+fn nan_min(a: f64, b: f64) -> f64 {
+    -nan_max(-a, -b)
 }
 
 /// Relative difference within which two values count as equal at bf16 precision (2^-7).
@@ -110,6 +131,23 @@ mod tests {
     fn anticorrelated_values_give_minus_one() {
         let g = Agreement::of(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]);
         assert!((g.pcc + 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_nan_output_is_the_worst_agreement_and_meets_no_threshold() {
+        let nan = Agreement::of(&[1.0, 2.0, 3.0], &[1.0, f32::NAN, 3.0]);
+        assert!(nan.pcc.is_nan() && nan.max_abs_err.is_nan(), "{nan:?}");
+        for worst in [
+            nan.worst(Agreement::perfect()),
+            Agreement::perfect().worst(nan),
+        ] {
+            assert!(
+                worst.pcc.is_nan() && worst.max_abs_err.is_nan(),
+                "{worst:?}"
+            );
+            assert!(!worst.meets(0.99));
+        }
+        assert!(Agreement::perfect().meets(0.99));
     }
 
     #[test]

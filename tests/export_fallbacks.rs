@@ -258,7 +258,8 @@ fn im2col_host_step() -> Vec<String> {
 /// The driver's `pcc` (`run.py`, numpy) judges outputs as ttfuse's own
 /// ([`ttfuse::agreement::pcc`]) does, constant outputs included: a device output of one value
 /// against a reference that varies by less than bf16 resolves (a saturated softmax) agrees,
-/// one off by more does not.
+/// one off by more does not. Its worst PCC over the outputs is NaN when one is NaN, as
+/// [`ttfuse::agreement::Agreement::worst`]'s is, and NaN fails the exit status check.
 #[test]
 fn the_driver_s_pcc_is_ttfuse_s() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -272,6 +273,16 @@ fn the_driver_s_pcc_is_ttfuse_s() {
         .find("\n\n")
         .map_or(driver.len(), |e| start + e);
     let pcc_py = &driver[start..end];
+    let start = driver.find("def worse(").expect("the driver defines worse");
+    let end = driver[start..]
+        .find("\n\n")
+        .map_or(driver.len(), |e| start + e);
+    let worse_py = &driver[start..end];
+    assert!(driver.contains("worst = worse(worst, p)"), "{driver}");
+    assert!(
+        driver.contains("return 0 if worst >= PCC_THRESHOLD else 1"),
+        "{driver}"
+    );
 
     let ramp: Vec<f32> = (0..64).map(|i| 0.001 + i as f32 * 1e-10).collect();
     let noisy: Vec<f32> = (0..64)
@@ -285,13 +296,17 @@ fn the_driver_s_pcc_is_ttfuse_s() {
         (&noisy, shifted),
     ];
     let list = |v: &[f32]| format!("{v:?}");
-    let mut script = format!("import numpy as np\n{pcc_py}\n");
+    let mut script = format!("import numpy as np\n{pcc_py}\n{worse_py}\n");
     for (want, got) in &cases {
         script += &format!(
             "print(pcc(np.array({}), np.array({})))\n",
             list(want),
             list(got)
         );
+    }
+    let nan = "float('nan')";
+    for (p, q) in [("1.0", nan), (nan, "0.5"), ("0.97", "0.999")] {
+        script += &format!("print(worse({p}, {q}))\n");
     }
     let out = Command::new(python_with_numpy())
         .args(["-c", &script])
@@ -303,7 +318,12 @@ fn the_driver_s_pcc_is_ttfuse_s() {
         String::from_utf8_lossy(&out.stderr)
     );
     let printed = String::from_utf8(out.stdout).unwrap();
-    let from_driver: Vec<f64> = printed.lines().map(|l| l.parse().unwrap()).collect();
+    let mut from_driver: Vec<f64> = printed.lines().map(|l| l.parse().unwrap()).collect();
+    let worse = from_driver.split_off(cases.len());
+    assert!(
+        worse[0].is_nan() && worse[1].is_nan() && worse[2] == 0.97,
+        "{worse:?}"
+    );
     let from_ttfuse: Vec<f64> = cases
         .iter()
         .map(|(want, got)| ttfuse::agreement::pcc(want, got))

@@ -116,7 +116,7 @@ pub fn run(dir: &Path, target: &TargetArgs, out: Option<&Path>, json: bool) -> R
             );
         }
     }
-    if overall.pcc < PCC_THRESHOLD {
+    if !overall.meets(PCC_THRESHOLD) {
         bail!(
             "{}: an output's PCC {:.6} is below {PCC_THRESHOLD}",
             dir.display(),
