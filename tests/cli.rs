@@ -60,6 +60,29 @@ fn compare_json_has_the_documented_schema() {
 }
 
 #[test]
+fn compare_says_when_a_reference_output_is_constant() {
+    // SqueezeNet from onnx's light models: its weights are one value per tensor, so its
+    // softmax is uniform whatever the network computes, and PCC 1 says nothing.
+    let light = "models/onnx_light/package/light_squeezenet.onnx";
+    let json = ttfuse(&["compare", light, "--json", "-q"]);
+    assert!(json.status.success(), "{}", stderr(&json));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(
+        v["constant_references"],
+        serde_json::json!(["softmaxout_1"])
+    );
+    let text = stdout(&ttfuse(&["compare", light, "-q"]));
+    assert!(
+        text.contains("note: every value of the reference's softmaxout_1 is the same"),
+        "{text}"
+    );
+    // The default model's outputs vary: no note.
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout(&ttfuse(&["compare", "--json", "-q"]))).unwrap();
+    assert_eq!(v["constant_references"], serde_json::json!([]));
+}
+
+#[test]
 fn compare_json_is_byte_identical_across_runs() {
     let a = ttfuse(&["compare", "--json"]);
     let b = ttfuse(&["compare", "--json"]);

@@ -115,7 +115,20 @@ impl Study {
             ProgramSummary::new(&self.compilation.fused, &self.fused.report, &self.device),
             unfused_agreement,
             fused_outputs,
-        ))
+        )
+        .with_constant_references(self.constant_references()))
+    }
+
+    /// The graph outputs whose reference values are all equal.
+    fn constant_references(&self) -> Vec<String> {
+        self.expected
+            .iter()
+            .filter(|(_, t)| {
+                let v = t.to_f32();
+                v.windows(2).all(|w| w[0] == w[1])
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 }
 

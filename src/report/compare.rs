@@ -87,6 +87,10 @@ pub struct Comparison {
     pub unfused_agreement: Agreement,
     /// The fused outputs against the reference, per graph output.
     pub outputs: BTreeMap<String, Agreement>,
+    /// Graph outputs whose reference holds one value throughout (a uniform softmax over logits
+    /// that constant weights make equal): agreement on them checks that value only, not what
+    /// the network computes before it.
+    pub constant_references: Vec<String>,
 }
 
 impl Comparison {
@@ -114,7 +118,15 @@ impl Comparison {
             pcc: fused_overall.pcc,
             unfused_agreement,
             outputs: fused_outputs,
+            constant_references: Vec::new(),
         }
+    }
+
+    /// The comparison, noting the graph outputs whose reference holds one value throughout
+    /// ([`Comparison::constant_references`]).
+    pub fn with_constant_references(mut self, names: Vec<String>) -> Self {
+        self.constant_references = names;
+        self
     }
 
     /// The JSON form (pretty-printed, stable key order).
@@ -180,6 +192,13 @@ impl Comparison {
             "  unfused vs reference: max |err| {:.3e}, PCC {:.6}",
             self.unfused_agreement.max_abs_err, self.unfused_agreement.pcc
         );
+        if !self.constant_references.is_empty() {
+            let _ = writeln!(
+                s,
+                "  note: every value of the reference's {} is the same, so the agreement checks that one value, not what the network computes before it",
+                self.constant_references.join(", ")
+            );
+        }
         s
     }
 }
