@@ -94,6 +94,12 @@ fn a_classifier_s_product_and_softmax_share_one_kernel_in_segments() {
     assert!(p.multicast, "{}", k.partition_summary);
     assert_eq!(p.segments, Some(16), "{}", k.partition_summary);
     assert_eq!((p.grid, p.block, p.segment_rows()), ((8, 2), (1, 2), 2));
+    assert!(
+        k.partition_summary
+            .contains("A multicast along grid rows, B read by each core"),
+        "{}",
+        k.partition_summary
+    );
 
     let source = ttfuse_runtime::ttl::print::print_kernel(&c.program.kernels[0]);
     // A along each grid row; B read by each core, not sent down the grid columns.

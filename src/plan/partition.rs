@@ -296,6 +296,8 @@ impl Partition {
         }
         if self.multicast && self.batches > 1 {
             s += ", each batch's right operands multicast along its grid row";
+        } else if self.segment_rows() > 1 {
+            s += ", A multicast along grid rows, B read by each core";
         } else if self.multicast {
             s += ", A multicast along grid rows and B down grid columns";
         }
