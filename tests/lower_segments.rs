@@ -139,3 +139,22 @@ fn a_classifier_s_product_and_softmax_share_one_kernel_in_segments() {
         in_one_row.time_us
     );
 }
+
+#[test]
+fn a_wide_classifier_keeps_its_chunk_chain_short() {
+    // x [1, 4096] @ w [4096, 1000]: every core reads its own columns of B, and each grid row
+    // passes A's 32 chunks along, each read at the core's share of the chip's bandwidth. 32
+    // segments on 8x4 cores halve the columns of 16 on 8x2, but ran slower on the runtime
+    // (56.94 against 49.01 us): the estimate counts the chain, and keeps 16.
+    let g = classifier(1, 4096, 1000);
+    let c = run_checked(&g, &device(), FusionMode::Fused);
+    let k = &c.plan.kernels[0];
+    let p = &k.partition;
+    assert_eq!(
+        (p.segments, p.grid),
+        (Some(16), (8, 2)),
+        "{}",
+        k.partition_summary
+    );
+    run_kernel(&g, k);
+}

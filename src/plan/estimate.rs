@@ -63,7 +63,31 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
         + write
         + (p.blocks_per_core as f64 - 1.0).max(0.0) * compute.max(read).max(write);
     let chip = (k.dram_read_bytes + k.dram_write_bytes) as f64 / c.dram_bytes_per_cycle;
-    c.dispatch + chip.max(per_core)
+    c.dispatch + chip.max(per_core).max(shared_chunk_chain(k, target))
+}
+
+/// The cycles a single block row's segments ([`Partition::segments`]) spend passing A's K
+/// chunks along their grid rows: chunk after chunk, the chunk's sender reads it from DRAM while
+/// every core reads its own columns of B, so at the core's share of the chip's bandwidth, then
+/// multicasts it. A classifier's product is bound by this chain rather than by its math: 32
+/// segments on 8x4 cores (56.94 us on the runtime) halve each core's columns of B against 16
+/// on 8x2 (49.01 us), but share the bandwidth among twice the readers.
+fn shared_chunk_chain(k: &PlannedKernel, target: &Target) -> f64 {
+    let p = &k.partition;
+    let KernelDetail::Matmul { info, .. } = &k.detail else {
+        return 0.0;
+    };
+    if !(p.multicast && p.segments.is_some() && p.row_blocks == 1) {
+        return 0.0;
+    }
+    let c = &target.costs;
+    let bk = p.k_block.unwrap_or(info.kt);
+    let chunk = (p.block.0 * bk) as u64 * target.tile_bytes;
+    let share = c
+        .core_read_bytes_per_cycle
+        .min(c.dram_bytes_per_cycle / p.cores_used.max(1) as f64);
+    let per_chunk = chunk as f64 * (1.0 / share + 1.0 / c.multicast_bytes_per_cycle);
+    (p.k_chunks * (1 + info.others.len())) as f64 * per_chunk
 }
 
 /// Compute cycles of one block of a matmul kernel partitioned as `p`: its products over K (for
