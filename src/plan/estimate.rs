@@ -63,7 +63,10 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
         + write
         + (p.blocks_per_core as f64 - 1.0).max(0.0) * compute.max(read).max(write);
     let chip = (k.dram_read_bytes + k.dram_write_bytes) as f64 / c.dram_bytes_per_cycle;
-    c.dispatch + chip.max(per_core).max(shared_chunk_chain(k, target))
+    c.dispatch
+        + chip
+            .max(per_core)
+            .max(shared_chunk_chain(k, target, read_rate))
 }
 
 /// The cycles a single block row's segments ([`Partition::segments`]) spend passing A's K
@@ -71,8 +74,9 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
 /// every core reads its own columns of B, so at the core's share of the chip's bandwidth, then
 /// multicasts it. A classifier's product is bound by this chain rather than by its math: 32
 /// segments on 8x4 cores (56.94 us on the runtime) halve each core's columns of B against 16
-/// on 8x2 (49.01 us), but share the bandwidth among twice the readers.
-fn shared_chunk_chain(k: &PlannedKernel, target: &Target) -> f64 {
+/// on 8x2 (49.01 us), but share the bandwidth among twice the readers. `share` is a core's
+/// read rate when all of the kernel's cores read at once.
+fn shared_chunk_chain(k: &PlannedKernel, target: &Target, share: f64) -> f64 {
     let p = &k.partition;
     let KernelDetail::Matmul { info, .. } = &k.detail else {
         return 0.0;
@@ -80,13 +84,9 @@ fn shared_chunk_chain(k: &PlannedKernel, target: &Target) -> f64 {
     if !(p.multicast && p.segments.is_some() && p.row_blocks == 1) {
         return 0.0;
     }
-    let c = &target.costs;
     let bk = p.k_block.unwrap_or(info.kt);
     let chunk = (p.block.0 * bk) as u64 * target.tile_bytes;
-    let share = c
-        .core_read_bytes_per_cycle
-        .min(c.dram_bytes_per_cycle / p.cores_used.max(1) as f64);
-    let per_chunk = chunk as f64 * (1.0 / share + 1.0 / c.multicast_bytes_per_cycle);
+    let per_chunk = shared_chunk_cycles(&target.costs, chunk, share);
     (p.k_chunks * (1 + info.others.len())) as f64 * per_chunk
 }
 
@@ -126,7 +126,13 @@ fn accumulation_cycles(c: &Costs, block: (usize, usize), k_chunks: usize) -> f64
 /// longer operand read from DRAM by its sender and multicast to the others.
 fn first_shared_chunk_cycles(c: &Costs, block: (usize, usize), bk: usize, tile: u64) -> f64 {
     let bytes = (block.0.max(block.1) * bk) as u64 * tile;
-    bytes as f64 * (1.0 / c.core_read_bytes_per_cycle + 1.0 / c.multicast_bytes_per_cycle)
+    shared_chunk_cycles(c, bytes, c.core_read_bytes_per_cycle)
+}
+
+/// Cycles to pass on a shared operand's chunk of `bytes`: its sender reads it from DRAM at
+/// `read_rate`, then multicasts it.
+fn shared_chunk_cycles(c: &Costs, bytes: u64, read_rate: f64) -> f64 {
+    bytes as f64 * (1.0 / read_rate + 1.0 / c.multicast_bytes_per_cycle)
 }
 
 /// What streaming K in chunks of `bk` of `kt` tiles costs a matmul block beyond its products:
