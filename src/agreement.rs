@@ -73,7 +73,9 @@ fn nan_min(a: f64, b: f64) -> f64 {
 }
 
 /// Relative difference within which two values count as equal at bf16 precision (2^-7).
-const BF16_RELATIVE: f64 = 1.0 / 128.0;
+pub const BF16_RELATIVE: f64 = 1.0 / 128.0;
+/// Absolute difference added to [`BF16_RELATIVE`]'s, for values near zero.
+pub const EQUAL_ABSOLUTE: f64 = 1e-6;
 
 /// Pearson correlation of two slices, computed in f64; NaN anywhere gives NaN.
 ///
@@ -101,7 +103,7 @@ pub fn pcc(a: &[f32], b: &[f32]) -> f64 {
     if va == 0.0 || vb == 0.0 {
         let agree = a.iter().zip(b).all(|(&x, &y)| {
             let (x, y) = (f64::from(x), f64::from(y));
-            (x - y).abs() <= BF16_RELATIVE * x.abs().max(y.abs()) + 1e-6
+            (x - y).abs() <= BF16_RELATIVE * x.abs().max(y.abs()) + EQUAL_ABSOLUTE
         });
         return if agree { 1.0 } else { 0.0 };
     }

@@ -296,7 +296,13 @@ fn the_driver_s_pcc_is_ttfuse_s() {
         (&noisy, shifted),
     ];
     let list = |v: &[f32]| format!("{v:?}");
-    let mut script = format!("import numpy as np\n{pcc_py}\n{worse_py}\n");
+    // The tolerance constants `pcc` reads, as the driver defines them.
+    let tolerances: String = driver
+        .lines()
+        .filter(|l| l.starts_with("BF16_RELATIVE = ") || l.starts_with("EQUAL_ABSOLUTE = "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut script = format!("import numpy as np\n{tolerances}{pcc_py}\n{worse_py}\n");
     for (want, got) in &cases {
         script += &format!(
             "print(pcc(np.array({}), np.array({})))\n",

@@ -7,6 +7,7 @@ use std::fmt::Write;
 use ttfuse_runtime::program::{Step, TensorInit};
 
 use super::export::PCC_THRESHOLD;
+use crate::agreement::{BF16_RELATIVE, EQUAL_ABSOLUTE};
 use crate::lower::Compiled;
 
 /// The numpy implementation of TTNN fallback ops that `run.py` imports when the program has host
@@ -73,8 +74,8 @@ def pcc(expected, actual):
     a = actual.astype(np.float64).ravel()
     if e.std() == 0.0 or a.std() == 0.0:
         # A constant output has no correlation: it agrees when every value is equal at bf16
-        # precision (2^-7), as `ttfuse run` judges it.
-        close = np.abs(e - a) <= np.maximum(np.abs(e), np.abs(a)) / 128.0 + 1e-6
+        # precision, as `ttfuse run` judges it.
+        close = np.abs(e - a) <= BF16_RELATIVE * np.maximum(np.abs(e), np.abs(a)) + EQUAL_ABSOLUTE
         return 1.0 if bool(np.all(close)) else 0.0
     return float(np.corrcoef(e, a)[0, 1])
 
@@ -120,6 +121,9 @@ pub fn driver(compiled: &Compiled) -> String {
         s += line;
     }
     let _ = writeln!(s, "\nPCC_THRESHOLD = {PCC_THRESHOLD}");
+    // The tolerance of `pcc` for a constant output, the same as `ttfuse run`'s.
+    let _ = writeln!(s, "BF16_RELATIVE = {BF16_RELATIVE:?}");
+    let _ = writeln!(s, "EQUAL_ABSOLUTE = {EQUAL_ABSOLUTE:?}");
     s += "# (graph output name, program tensor, graph shape, device layout)\nOUTPUTS = [\n";
     for b in &compiled.outputs {
         let _ = writeln!(
