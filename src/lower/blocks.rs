@@ -84,7 +84,31 @@ pub fn on_busy_cores(p: &Partition, stmts: Vec<Stmt>) -> Vec<Stmt> {
         return stmts;
     }
     let core = add(mul(name("core_y"), name("GRID_X")), name("core_x"));
-    vec![this_core(), if_less(core, name("CORES"), stmts)]
+    vec![
+        this_core(),
+        if_less(core, name("CORES"), without_core_binding(stmts)),
+    ]
+}
+
+/// `stmts` without the block loop's own `core_x, core_y = ttl.core(dims=2)`, at their top level
+/// or inside the `with` blocks that hold once-per-core buffers around the loop: the busy-core
+/// guard has bound both names already.
+fn without_core_binding(stmts: Vec<Stmt>) -> Vec<Stmt> {
+    let binding = this_core();
+    stmts
+        .into_iter()
+        .filter(|s| s.kind != binding.kind)
+        .map(|s| match s.kind {
+            StmtKind::With { items, body } => Stmt {
+                kind: StmtKind::With {
+                    items,
+                    body: without_core_binding(body),
+                },
+                line: s.line,
+            },
+            _ => s,
+        })
+        .collect()
 }
 
 /// `core_x, core_y = ttl.core(dims=2)`.

@@ -13,6 +13,7 @@ use ttfuse::plan::{KernelPlan, PlannedKernel};
 use ttfuse_runtime::device::Device;
 use ttfuse_runtime::exec::{run_program, Dispatch, ProgramRun};
 use ttfuse_runtime::timing::report::KernelReport;
+use ttfuse_runtime::ttl::print::print_stmts;
 
 pub fn f32t(shape: &[usize]) -> TensorType {
     TensorType::new(shape.to_vec(), DType::F32)
@@ -404,6 +405,18 @@ pub fn run_checked(g: &Graph, dev: &Device, mode: FusionMode) -> Compiled {
             .filter(|w| w.contains("popped without being read"))
             .collect();
         assert!(unread.is_empty(), "{mode:?} kernel {}: {unread:?}", k.name);
+    }
+    // Each thread asks for its core once (a busy-core guard binds it for the block loop).
+    for k in &compiled.program.kernels {
+        for t in &k.threads {
+            let calls = print_stmts(&t.body, 0).matches("ttl.core(").count();
+            assert!(
+                calls <= 1,
+                "{mode:?} kernel {} {}: {calls} ttl.core calls",
+                k.name,
+                t.name
+            );
+        }
     }
     for b in &compiled.outputs {
         let got = b.from_device(&run.tensors[&b.tensor]).to_f32();
