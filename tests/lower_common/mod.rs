@@ -423,8 +423,35 @@ pub fn run_checked(g: &Graph, dev: &Device, mode: FusionMode) -> Compiled {
         let want = expected[&b.name].to_f32();
         let p = ttfuse::agreement::pcc(&want, &got);
         assert!(p >= 0.999, "{mode:?} output {}: pcc {p}", b.name);
+        // PCC does not see a scale of the whole output.
+        let scale = median_ratio(&got, &want);
+        assert!(
+            (scale - 1.0).abs() <= 0.02,
+            "{mode:?} output {}: {scale} times the reference",
+            b.name
+        );
     }
     compiled
+}
+
+/// The median of `got / want` over the elements whose reference is at least a tenth of the
+/// median magnitude (1 when there are none): a wrong scale of a whole output, which its PCC
+/// does not see, moves it, while bf16 rounding of a few extreme values does not.
+pub fn median_ratio(got: &[f32], want: &[f32]) -> f32 {
+    let median = |mut v: Vec<f32>| {
+        v.sort_by(f32::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    let Some(typical) = median(want.iter().map(|w| w.abs()).collect()) else {
+        return 1.0;
+    };
+    let ratios: Vec<f32> = got
+        .iter()
+        .zip(want)
+        .filter(|(_, w)| w.abs() >= 0.1 * typical && w.abs() > 0.0)
+        .map(|(g, w)| g / w)
+        .collect();
+    median(ratios).unwrap_or(1.0)
 }
 
 /// A transformer MLP block: x + (gelu(layernorm(x) @ w1 + b1) @ w2 + b2), x [128, 256],
