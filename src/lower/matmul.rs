@@ -1,7 +1,9 @@
 //! The matmul kernel template: output blocks over the grid, K streamed through the operand
 //! buffers in chunks (each chunk's product added to a running sum, the guide's pattern 4 with
 //! the add fused after the matmul), B optionally read as `(N, K)` tiles and transposed in L1, and
-//! the elementwise epilogue applied to each finished block before it is written.
+//! the elementwise epilogue applied to each finished block before it is written. A left operand
+//! the kernel normalizes ([`RowNorm`]) has its squares summed per row as the first product's K
+//! chunks pass, and every product's rows scaled by the resulting `rsqrt`.
 
 use ttfuse_runtime::ttl::ast::{BinOp, BoolOp, CmpOp, Expr, Kernel, Stmt};
 
@@ -11,14 +13,14 @@ use super::body_kernel::{
 };
 use super::compute::{compute_thread, Naming};
 use super::emit::{
-    add, assign, compare, for_range, if_else, if_less, index, int, make_cb, mul, name, read_into,
-    reserve, span, store, wait, with,
+    add, assign, compare, for_range, if_else, if_less, index, int, make_cb, math, math_dims, mul,
+    name, read_into, reserve, span, store, wait, with,
 };
 use super::exchange;
 use super::multicast::{shared_read, Along};
 use crate::plan::body::Body;
 use crate::plan::heads::HeadView;
-use crate::plan::kernel::{GatherInfo, MatmulInfo, OtherProduct};
+use crate::plan::kernel::{GatherInfo, MatmulInfo, OtherProduct, RowNorm};
 use crate::plan::schedule::Schedule;
 use crate::plan::segments::kernel_exchanges;
 use crate::plan::{Partition, PlannedKernel};
@@ -73,8 +75,13 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         .collect();
 
     // One K chunk's product into `dst_cb` (reserved as `dst`), after the first chunk added to
-    // the running sum in the same stage; only the first product reads B transposed.
-    let chunk = |pr: &Product, transposed: bool, summed: bool, dst_cb: &str, dst: &str| {
+    // the running sum in the same stage; only the first product reads B transposed. `part`:
+    // what the chunk does for a normalized A.
+    let chunk = |pr: &Product,
+                 transposed: bool,
+                 summed: bool,
+                 (dst_cb, dst): (&str, &str),
+                 part: NormPart| {
         let mut out = Vec::new();
         if let Some(g) = &info.a_gather {
             out.push(gather_stage(g, &a_cb, &info.a_stem));
@@ -107,30 +114,73 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
             product = Expr::bin(BinOp::Add, product, name(&pr.acc_v));
             items.push((wait(&pr.acc_cb), pr.acc_v.clone()));
         }
+        let mut stores = Vec::new();
+        if let NormPart::Scaled(n) = part {
+            items.push((wait(&n.scale.cb), n.scale.v.clone()));
+            stores.push(n.scale_bcast(dst));
+            product = Expr::bin(BinOp::Mul, product, name(&n.scale_bcast_name()));
+        }
         items.push((reserve(dst_cb), dst.to_string()));
-        out.push(with(items, vec![store(dst, product)]));
+        stores.push(store(dst, product));
+        if let NormPart::Squares(n) = part {
+            items.push((reserve(&n.squares.cb), n.squares.o.clone()));
+            stores.push(store(
+                &n.squares.o,
+                Expr::bin(BinOp::Mul, name(&a_v), name(&a_v)),
+            ));
+        }
+        out.push(with(items, stores));
+        if let NormPart::Squares(n) = part {
+            out.push(n.mean_square_stage(summed));
+        }
         out
     };
+    let norm = info
+        .norm
+        .as_ref()
+        .map(|rn| RowNormNames::new(rn, &naming, 1 + info.others.len()));
     let matmul_stage = |v: usize| -> Vec<Stmt> {
-        let (pr, transposed) = match others.iter().find(|(ov, _)| *ov == v) {
-            Some((_, pr)) => (pr, false),
-            None => (&first, info.b_transposed),
+        let (pr, transposed, is_first) = match others.iter().find(|(ov, _)| *ov == v) {
+            Some((_, pr)) => (pr, false, false),
+            None => (&first, info.b_transposed, true),
         };
         let target_cb = naming.cb(v);
         let target = naming.reserved(v);
-        if kc == 1 {
-            return chunk(pr, transposed, false, &target_cb, &target);
+        let acc = (pr.acc_cb.as_str(), pr.acc_o.as_str());
+        // A normalized A: the first product's chunks also sum squares, and its sum is scaled
+        // once the rows' scale is known; the later products scale their last chunk.
+        let (each, last, last_part) = match &norm {
+            None => (
+                NormPart::Plain,
+                (target_cb.as_str(), target.as_str()),
+                NormPart::Plain,
+            ),
+            Some(n) if is_first => (NormPart::Squares(n), acc, NormPart::Squares(n)),
+            Some(n) => (
+                NormPart::Plain,
+                (target_cb.as_str(), target.as_str()),
+                NormPart::Scaled(n),
+            ),
+        };
+        let mut out = if kc == 1 {
+            chunk(pr, transposed, false, last, last_part)
+        } else {
+            let mut out = chunk(pr, transposed, false, acc, each);
+            let middle = chunk(pr, transposed, true, acc, each);
+            if kc > 2 {
+                out.push(for_range(
+                    "_",
+                    Expr::bin(BinOp::Sub, name("K_CHUNKS"), int(2)),
+                    middle,
+                ));
+            }
+            out.extend(chunk(pr, transposed, true, last, last_part));
+            out
+        };
+        if let (Some(n), true) = (&norm, is_first) {
+            out.extend(n.scales_stage());
+            out.push(n.scaled_stage(pr, (&target_cb, &target)));
         }
-        let mut out = chunk(pr, transposed, false, &pr.acc_cb, &pr.acc_o);
-        let middle = chunk(pr, transposed, true, &pr.acc_cb, &pr.acc_o);
-        if kc > 2 {
-            out.push(for_range(
-                "_",
-                Expr::bin(BinOp::Sub, name("K_CHUNKS"), int(2)),
-                middle,
-            ));
-        }
-        out.extend(chunk(pr, transposed, true, &target_cb, &target));
         out
     };
     let c = coords(p, &NAMES);
@@ -460,6 +510,152 @@ fn gather_reads(g: &GatherInfo, pixels: &str, row: &Expr, kc: Expr, rows: usize)
 
 /// The buffers and block names of one product of a matmul kernel: its B's and its K chunks'
 /// running sum.
+/// The buffer names of a left operand the kernel normalizes ([`RowNorm`]).
+struct RowNormNames {
+    squares: Buffer,
+    mean_square: Buffer,
+    rstd: Buffer,
+    scale: Buffer,
+    /// The waited scaler (`1 / K`) and epsilon tiles.
+    scaler_v: String,
+    eps_v: String,
+    /// Products, each scaled by its own block of the rows' scale.
+    products: usize,
+}
+
+impl RowNormNames {
+    fn new(rn: &RowNorm, naming: &Naming, products: usize) -> RowNormNames {
+        RowNormNames {
+            squares: Buffer::new(&rn.squares_stem),
+            mean_square: Buffer::new(&rn.mean_square_stem),
+            rstd: Buffer::new(&rn.rstd_stem),
+            scale: Buffer::new(&rn.scale_stem),
+            scaler_v: naming.waited(rn.scaler),
+            eps_v: naming.waited(rn.eps),
+            products,
+        }
+    }
+
+    /// A chunk's row sums of squares, scaled by `1 / K`, into the running mean square (added to
+    /// it when `summed`).
+    fn mean_square_stage(&self, summed: bool) -> Stmt {
+        let (sq, ms) = (&self.squares, &self.mean_square);
+        let mut value = math_dims(
+            "reduce_sum",
+            vec![name(&sq.v), name(&self.scaler_v), name(&ms.o)],
+            &[0],
+        );
+        let mut items = vec![(wait(&sq.cb), sq.v.clone())];
+        if summed {
+            value = Expr::bin(BinOp::Add, value, name(&ms.v));
+            items.push((wait(&ms.cb), ms.v.clone()));
+        }
+        items.push((reserve(&ms.cb), ms.o.clone()));
+        with(items, vec![store(&ms.o, value)])
+    }
+
+    /// The rows' scale `rsqrt(mean square + eps)`, computed once and copied once for each
+    /// product.
+    fn scales_stage(&self) -> Vec<Stmt> {
+        let (ms, rstd, sc) = (&self.mean_square, &self.rstd, &self.scale);
+        let eps = format!("{}_bcast", self.eps_v);
+        let once = with(
+            vec![
+                (wait(&ms.cb), ms.v.clone()),
+                (reserve(&rstd.cb), rstd.o.clone()),
+            ],
+            vec![
+                assign(
+                    &eps,
+                    math_dims("broadcast", vec![name(&self.eps_v), name(&rstd.o)], &[0, 1]),
+                ),
+                store(
+                    &rstd.o,
+                    math(
+                        "rsqrt",
+                        vec![Expr::bin(BinOp::Add, name(&ms.v), name(&eps))],
+                    ),
+                ),
+            ],
+        );
+        let copy = with(
+            vec![(reserve(&sc.cb), sc.o.clone())],
+            vec![store(&sc.o, name(&rstd.v))],
+        );
+        let copies = if self.products > 1 {
+            for_range("_", int(self.products), vec![copy])
+        } else {
+            copy
+        };
+        vec![
+            once,
+            with(vec![(wait(&rstd.cb), rstd.v.clone())], vec![copies]),
+        ]
+    }
+
+    /// The first product's sum scaled by the rows' scale into `target` (buffer, reserved
+    /// block).
+    fn scaled_stage(&self, pr: &Product, (target_cb, target): (&str, &str)) -> Stmt {
+        let sc = &self.scale;
+        with(
+            vec![
+                (wait(&pr.acc_cb), pr.acc_v.clone()),
+                (wait(&sc.cb), sc.v.clone()),
+                (reserve(target_cb), target.to_string()),
+            ],
+            vec![
+                self.scale_bcast(target),
+                store(
+                    target,
+                    Expr::bin(BinOp::Mul, name(&pr.acc_v), name(&self.scale_bcast_name())),
+                ),
+            ],
+        )
+    }
+
+    /// The rows' scale broadcast across the columns of block `out`, as its own statement (a
+    /// broadcast starts its fusion chain).
+    fn scale_bcast(&self, out: &str) -> Stmt {
+        assign(
+            &self.scale_bcast_name(),
+            math_dims("broadcast", vec![name(&self.scale.v), name(out)], &[1]),
+        )
+    }
+
+    fn scale_bcast_name(&self) -> String {
+        format!("{}_bcast", self.scale.v)
+    }
+}
+
+/// What one K chunk of a product does for a left operand the kernel normalizes.
+#[derive(Clone, Copy)]
+enum NormPart<'n> {
+    /// Nothing: A is not normalized, or a later product's chunk before its last.
+    Plain,
+    /// The first product's chunk: also squares A and adds the squares' row sums to the running
+    /// mean square.
+    Squares(&'n RowNormNames),
+    /// A later product's last chunk: the sum scaled by the rows' scale.
+    Scaled(&'n RowNormNames),
+}
+
+/// The buffer, reserved-block and waited-block names of a template buffer.
+struct Buffer {
+    cb: String,
+    o: String,
+    v: String,
+}
+
+impl Buffer {
+    fn new(stem: &str) -> Buffer {
+        Buffer {
+            cb: format!("{stem}_cb"),
+            o: format!("{stem}_o"),
+            v: format!("{stem}_v"),
+        }
+    }
+}
+
 struct Product {
     b_cb: String,
     b_v: String,

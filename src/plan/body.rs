@@ -440,8 +440,14 @@ impl<'g> BodyBuilder<'g> {
 
     /// The matmul result value of a matmul kernel.
     pub fn matmul(&mut self, n: NodeIndex) -> usize {
+        self.matmul_reading(n, vec![])
+    }
+
+    /// The matmul result value of a matmul kernel whose stage also reads `constants` (the
+    /// scaler and epsilon tiles of a left operand the kernel normalizes).
+    pub fn matmul_reading(&mut self, n: NodeIndex, constants: Vec<usize>) -> usize {
         let stem = self.graph.node(n).name.clone();
-        let v = self.push(ValueOp::MatMul, vec![], Class::Full, &stem);
+        let v = self.push(ValueOp::MatMul, constants, Class::Full, &stem);
         self.bind(n, v);
         v
     }

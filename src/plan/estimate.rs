@@ -104,6 +104,7 @@ pub(crate) fn matmul_block_cycles(c: &Costs, p: &Partition, body: &Body, info: &
     };
     let products = (1 + info.others.len()) as f64;
     gather
+        + norm_cycles(c, p, info)
         + products
             * (stage(
                 c,
@@ -112,6 +113,26 @@ pub(crate) fn matmul_block_cycles(c: &Costs, p: &Partition, body: &Body, info: &
                 info.kt as f64 * c.matmul_unpack_tiles,
             ) + accumulation_cycles(c, p.block, p.k_chunks))
         + body_cycles(body, p.block, c)
+}
+
+/// The cycles a left operand the kernel normalizes ([`super::kernel::RowNorm`]) adds to a
+/// block: per K chunk its squares and their row sums, then the rows' scale (an SFPU `rsqrt`)
+/// copied once per product, the first product's sum scaled in a stage of its own, the later
+/// products' in their last chunk's (a broadcast and a multiply per output tile).
+fn norm_cycles(c: &Costs, p: &Partition, info: &MatmulInfo) -> f64 {
+    let (Some(_), Some(bk)) = (&info.norm, p.k_block) else {
+        return 0.0;
+    };
+    let (bm, bn) = p.block;
+    let chunks = p.k_chunks as f64;
+    let products = (1 + info.others.len()) as f64;
+    let squares = stage(c, bm * bk, c.mul, 2.0);
+    let row_sums = stage(c, bm, bk as f64 * c.reduce + c.add, bk as f64 + 2.0);
+    let scale = stage(c, bm, c.add + c.sfpu("rsqrt"), 2.0);
+    let copies = products * stage(c, bm, c.add, 1.0);
+    let first = stage(c, bm * bn, c.add + c.mul, 2.0);
+    let later = (products - 1.0) * (bm * bn) as f64 * (c.add + c.mul);
+    chunks * (squares + row_sums) + scale + copies + first + later
 }
 
 /// The cycles a streamed K adds to a block's compute: every chunk after the first adds its

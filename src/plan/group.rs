@@ -11,9 +11,11 @@
 //! products of that result (q, k and v; a gated MLP's two projections); chained products take
 //! elementwise epilogues and further chained products of their own, and the kernel may cut
 //! their columns over the grid ([`super::wide`]). Afterwards kernels are split again at chained
-//! products where the planner's estimate ([`super::estimate`]) finds them faster apart. A
-//! transpose
-//! that only feeds matmuls as their B operand becomes a transposed read inside those matmuls.
+//! products where the planner's estimate ([`super::estimate`]) finds them faster apart.
+//! Last, an RMSNorm kernel whose result only feeds one matmul kernel's products, as their left
+//! operand, joins that kernel where the estimate finds it faster: the kernel then normalizes A
+//! itself. A transpose that only feeds matmuls as their B operand becomes a transposed read
+//! inside those matmuls.
 //! Unfused mode gives every op its own kernel, as TTNN runs them; in both modes an op that no
 //! graph output depends on gets none. Every producer/consumer pair
 //! that ends up in different kernels is recorded with the reason.
@@ -116,6 +118,11 @@ pub enum GroupKind {
         /// computed in the same kernel: a gated MLP's `act(x @ W1) * (x @ W3)`, attention's
         /// q, k and v projections.
         siblings: Vec<NodeIndex>,
+        /// The RMSNorm the products' left operand is, normalized in the kernel (where the
+        /// estimate finds that faster than the norm's own kernel): the kernel reads the norm's
+        /// input as A, sums its squares per row as the K chunks pass, and scales each product's
+        /// rows.
+        norm: Option<NodeIndex>,
     },
     /// A standalone transpose of the last two axes.
     Transpose,
@@ -534,6 +541,7 @@ pub fn group(
         };
         splits.unchain_where_slower();
         splits.split_rowwise_where_slower();
+        splits.normalize_in_products();
     }
     let mut groups = order_groups(graph, groups, &group_of)?;
     groups.retain(|g| !g.nodes.is_empty());
@@ -729,6 +737,7 @@ fn siblings(graph: &Graph, a: &Group, b: &Group) -> Option<GroupKind> {
         b_transposed: *b_transposed,
         heads: *heads,
         siblings: pa[1..].iter().chain(&pb).copied().collect(),
+        norm: None,
     })
 }
 
@@ -823,6 +832,7 @@ fn matmul_group(graph: &Graph, n: NodeIndex, mode: FusionMode) -> Group {
             b_transposed: b_is_transposed(graph, n, mode),
             heads: mode == FusionMode::Fused,
             siblings: Vec::new(),
+            norm: None,
         },
         nodes: vec![n],
         space: flat2d(&graph.node(n).ty.shape),
@@ -945,6 +955,65 @@ impl Splits<'_> {
         }
     }
 
+    /// Moves each RMSNorm kernel into the matmul kernel that takes its result as every
+    /// product's left operand, when the estimate finds the one kernel faster: the matmul kernel
+    /// then reads the norm's input and normalizes it itself ([`GroupKind::Matmul::norm`]),
+    /// instead of a norm kernel writing the normalized rows for the matmul kernel to read back.
+    /// The norm's gain must be one (the optimizer folds it into the weights), since the
+    /// kernel scales the products' rows, not A's columns.
+    fn normalize_in_products(&mut self) {
+        let graph = self.graph;
+        for ni in 0..self.groups.len() {
+            let Some(nrm) = normalized_operand(graph, &self.groups[ni]) else {
+                continue;
+            };
+            let (users, is_out) = real_users(graph, nrm);
+            let Some(&mi) = users.first().and_then(|u| self.group_of.get(u)) else {
+                continue;
+            };
+            let m = &self.groups[mi];
+            let GroupKind::Matmul {
+                mm,
+                ref siblings,
+                norm: None,
+                ..
+            } = m.kind
+            else {
+                continue;
+            };
+            let products: Vec<NodeIndex> = std::iter::once(mm).chain(siblings.clone()).collect();
+            let reads_a = |u: &NodeIndex| {
+                products.contains(u)
+                    && graph.inputs_of(*u).first().map(|&a| resolve(graph, a)) == Some(nrm)
+                    && graph.inputs_of(*u).get(1).map(|&b| resolve(graph, b)) != Some(nrm)
+            };
+            if is_out || !users.iter().all(reads_a) || has_chained_product(graph, m) {
+                continue;
+            }
+            let mut merged = m.clone();
+            if let GroupKind::Matmul { norm, .. } = &mut merged.kind {
+                *norm = Some(nrm);
+            }
+            merged.nodes.insert(0, nrm);
+            if (self.fits)(&merged).is_err() {
+                continue;
+            }
+            let cost = self.cost;
+            let (Some(one), Some(a), Some(b)) = (cost(&merged), cost(&self.groups[ni]), cost(m))
+            else {
+                continue;
+            };
+            if one >= a + b {
+                continue;
+            }
+            let producer = &graph.node(nrm).name;
+            self.breaks.retain(|b| &b.producer != producer);
+            self.groups[mi] = merged;
+            self.groups[ni].nodes.clear();
+            self.group_of.insert(nrm, mi);
+        }
+    }
+
     /// Splits group `gi` before its node `at`, the tail a new group of `kind` over `space`,
     /// when the estimate finds the two apart faster; records the break. Returns whether it
     /// split.
@@ -987,6 +1056,29 @@ impl Splits<'_> {
         self.groups.push(tail);
         true
     }
+}
+
+/// The RMSNorm that body group `g` consists of, when a matmul kernel could normalize it: unit
+/// gain, an input that is neither a constant nor a head view, and whole tiles of columns (the
+/// kernel sums squares over every column of A's K chunks, padding included).
+fn normalized_operand(graph: &Graph, g: &Group) -> Option<NodeIndex> {
+    let [nrm] = g.nodes[..] else {
+        return None;
+    };
+    let (GroupKind::Body, Op::RmsNorm { .. }) = (&g.kind, &graph.node(nrm).op) else {
+        return None;
+    };
+    let ins = graph.inputs_of(nrm);
+    let (&x, &gain) = (ins.first()?, ins.get(1)?);
+    let unit_gain = match &graph.node(resolve(graph, gain)).op {
+        Op::Constant(data) => data.to_f32().iter().all(|&v| v == 1.0),
+        _ => false,
+    };
+    let x = resolve(graph, x);
+    let cols = *graph.node(x).ty.shape.last()?;
+    let plain =
+        !matches!(graph.node(x).op, Op::Constant(_)) && heads::read_in_place(graph, x).is_none();
+    (unit_gain && plain && cols.is_multiple_of(32)).then_some(nrm)
 }
 
 /// Whether node `m` of group `g` is a chained product: a matmul other than the group's own

@@ -60,6 +60,30 @@ pub struct MatmulInfo {
     pub others: Vec<OtherProduct>,
     /// Causal attention taken in key chunks ([`super::causal`]), if the kernel is planned so.
     pub causal: Option<Causal>,
+    /// A is the input of an RMSNorm the kernel applies itself ([`RowNorm`]).
+    pub norm: Option<RowNorm>,
+}
+
+/// The RMSNorm of a matmul kernel's left operand, applied by the kernel
+/// ([`GroupKind::Matmul::norm`]): `rmsnorm(x) @ W == (x @ W) * rsqrt(mean(x^2) + eps)` per row,
+/// so the kernel reads `x` as A. As the first product's K chunks pass, the compute thread squares
+/// each chunk and adds its row sums (scaled by `1 / K`) to a running mean square; after the
+/// chunks it computes the rows' scale once (an SFPU `rsqrt`, ~1080 cycles a tile) and copies it
+/// once per product, and each product's running sum is scaled by it before the epilogue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowNorm {
+    /// Body value of the reduce scaler tile, `1 / K`.
+    pub scaler: usize,
+    /// Body value of the epsilon tile.
+    pub eps: usize,
+    /// Stem of the buffer of a K chunk's squares.
+    pub squares_stem: String,
+    /// Stem of the running mean square of the rows.
+    pub mean_square_stem: String,
+    /// Stem of the buffer of the rows' scale, computed once.
+    pub rstd_stem: String,
+    /// Stem of the buffer of the rows' scale copied once per product.
+    pub scale_stem: String,
 }
 
 /// A further product of a matmul kernel computing several products of one left operand (a gated
@@ -356,9 +380,16 @@ fn group_body(graph: &Graph, g: &Group) -> Option<Body> {
             b_transposed,
             heads,
             siblings,
-        } => matmul_body(graph, g, *mm, (*b_transposed, *heads, siblings), &outputs)
-            .ok()
-            .map(|(_, body)| body),
+            norm,
+        } => matmul_body(
+            graph,
+            g,
+            *mm,
+            (*b_transposed, *heads, siblings, *norm),
+            &outputs,
+        )
+        .ok()
+        .map(|(_, body)| body),
         _ => None,
     }
 }
@@ -521,9 +552,15 @@ pub(crate) fn build_cut(
             b_transposed,
             heads,
             siblings,
+            norm,
         } => {
-            let (info, body) =
-                matmul_body(graph, g, *mm, (*b_transposed, *heads, siblings), &outputs)?;
+            let (info, body) = matmul_body(
+                graph,
+                g,
+                *mm,
+                (*b_transposed, *heads, siblings, *norm),
+                &outputs,
+            )?;
             let (body, chunks) = split(body)?;
             let mut cands = Vec::new();
             // A row-wise epilogue needs blocks spanning whole rows; a head split, blocks
@@ -613,6 +650,10 @@ pub(crate) fn build_cut(
                 if !double {
                     let mut keep = vec![format!("{}_cb", info.acc_stem)];
                     keep.extend(info.others.iter().map(|op| format!("{}_cb", op.acc_stem)));
+                    if let Some(rn) = &info.norm {
+                        keep.push(format!("{}_cb", rn.mean_square_stem));
+                        keep.push(format!("{}_cb", rn.scale_stem));
+                    }
                     keep.extend(stream_acc(&body));
                     single_buffer(&mut schedule.cbs, &keep);
                 }
@@ -905,6 +946,8 @@ fn matmul_cbs(info: &MatmulInfo, bm: usize, bn: usize, bk: usize, k_chunks: usiz
             buffer_factor: 2,
         });
     }
+    // A normalized A's products are summed, then scaled into their own buffers.
+    let summed = k_chunks > 1 || info.norm.is_some();
     for sp in &info.others {
         cbs.push(Cb {
             name: format!("{}_cb", sp.b_param),
@@ -912,12 +955,37 @@ fn matmul_cbs(info: &MatmulInfo, bm: usize, bn: usize, bk: usize, k_chunks: usiz
             shape: (bk, bn),
             buffer_factor: 2,
         });
-        if k_chunks > 1 {
+        if summed {
             cbs.push(Cb::running_sum(&sp.acc_stem, &info.a_param, (bm, bn)));
         }
     }
-    if k_chunks > 1 {
+    if summed {
         cbs.push(Cb::running_sum(&info.acc_stem, &info.a_param, (bm, bn)));
+    }
+    if let Some(rn) = &info.norm {
+        cbs.push(Cb {
+            name: format!("{}_cb", rn.squares_stem),
+            like: info.a_param.clone(),
+            shape: (bm, bk),
+            buffer_factor: 1,
+        });
+        cbs.push(Cb::running_sum(
+            &rn.mean_square_stem,
+            &info.a_param,
+            (bm, 1),
+        ));
+        cbs.push(Cb {
+            name: format!("{}_cb", rn.rstd_stem),
+            like: info.a_param.clone(),
+            shape: (bm, 1),
+            buffer_factor: 1,
+        });
+        cbs.push(Cb {
+            name: format!("{}_cb", rn.scale_stem),
+            like: info.a_param.clone(),
+            shape: (bm, 1),
+            buffer_factor: 1 + info.others.len(),
+        });
     }
     cbs
 }
@@ -977,7 +1045,7 @@ fn matmul_body(
     graph: &Graph,
     g: &Group,
     mm: NodeIndex,
-    (b_transposed, heads, siblings): (bool, bool, &[NodeIndex]),
+    (b_transposed, heads, siblings, norm_node): (bool, bool, &[NodeIndex], Option<NodeIndex>),
     outputs: &[NodeIndex],
 ) -> Result<(MatmulInfo, Body), PlanError> {
     let ins = graph.inputs_of(mm);
@@ -992,7 +1060,9 @@ fn matmul_body(
         .flatten();
     let a = match (&a_heads, &gather) {
         (Some(v), _) => v.source,
+        // The gathered pixel matrix, or the normalized input.
         (None, Some(_)) => resolve(graph, graph.inputs_of(a_raw)[0]),
+        (None, None) if norm_node.is_some() => resolve(graph, graph.inputs_of(a_raw)[0]),
         (None, None) => resolve(graph, a_raw),
     };
     let a_shape = graph.node(a_raw).ty.shape.clone();
@@ -1096,8 +1166,16 @@ fn matmul_body(
             acc_stem: builder.reserve_stem(&format!("{s_name}_acc")),
         });
     }
-    builder.matmul(mm);
-    for &node in &g.nodes[1..] {
+    let norm = match norm_node {
+        Some(nrm) => Some(row_norm(graph, nrm, k, &mut builder)?),
+        None => None,
+    };
+    match &norm {
+        Some(rn) => builder.matmul_reading(mm, vec![rn.scaler, rn.eps]),
+        None => builder.matmul(mm),
+    };
+    let epilogue = g.nodes.iter().filter(|&&n| n != mm && Some(n) != norm_node);
+    for &node in epilogue {
         match siblings.iter().position(|&s| s == node) {
             Some(i) => others[i].value = builder.matmul(node),
             None => {
@@ -1145,8 +1223,35 @@ fn matmul_body(
         a_gather,
         others,
         causal: None,
+        norm,
     };
     Ok((info, body))
+}
+
+/// The [`RowNorm`] of RMSNorm node `nrm` over `k` columns: its scaler and epsilon tiles and its
+/// buffers' stems.
+fn row_norm(
+    graph: &Graph,
+    nrm: NodeIndex,
+    k: usize,
+    builder: &mut BodyBuilder,
+) -> Result<RowNorm, PlanError> {
+    let node = graph.node(nrm);
+    let Op::RmsNorm { eps } = node.op else {
+        return Err(unsupported(
+            graph,
+            nrm,
+            "only an RMSNorm is normalized by a matmul kernel".into(),
+        ));
+    };
+    Ok(RowNorm {
+        scaler: builder.scalar(1.0 / k as f32),
+        eps: builder.scalar(eps),
+        squares_stem: builder.reserve_stem(&format!("{}_squares", node.name)),
+        mean_square_stem: builder.reserve_stem(&format!("{}_mean_square", node.name)),
+        rstd_stem: builder.reserve_stem(&format!("{}_rstd", node.name)),
+        scale_stem: builder.reserve_stem(&format!("{}_scale", node.name)),
+    })
 }
 
 /// The fastest plan, by the estimate, of plain matmul `info` whose epilogue `body` is
@@ -1163,7 +1268,10 @@ fn segmented_matmul(
     body: &Body,
     info: &MatmulInfo,
 ) -> Option<PlannedKernel> {
-    let plain = info.a_heads.is_none() && info.b_heads.is_none() && info.a_gather.is_none();
+    let plain = info.a_heads.is_none()
+        && info.b_heads.is_none()
+        && info.a_gather.is_none()
+        && info.norm.is_none();
     if !(plain && info.batches == 1 && body.is_rowwise() && segments::segmentable(body)) {
         return None;
     }
@@ -1532,6 +1640,15 @@ fn summary(
         .iter()
         .map(|c| c.tiles() as u64 * target.tile_bytes)
         .sum();
+    let mut partition_summary = partition.describe();
+    if let KernelDetail::Matmul { info, .. } = &detail {
+        if info.norm.is_some() {
+            partition_summary += &format!(
+                ", A normalized in the kernel (RMSNorm of {}: row sums of squares as the K chunks pass, each product's rows scaled)",
+                graph.node(info.a).name
+            );
+        }
+    }
     PlannedKernel {
         name,
         kind,
@@ -1543,7 +1660,7 @@ fn summary(
         ops: g.nodes.iter().map(|&n| graph.node(n).op.name()).collect(),
         reads,
         writes,
-        partition_summary: partition.describe(),
+        partition_summary,
         partition,
         cbs,
         l1_bytes,

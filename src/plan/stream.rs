@@ -289,6 +289,7 @@ mod tests {
                 b_transposed: false,
                 heads: false,
                 siblings: Vec::new(),
+                norm: None,
             },
             nodes: group_nodes,
             space: (96, 128),

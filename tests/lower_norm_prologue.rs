@@ -1,0 +1,130 @@
+//! An RMSNorm in the matmul kernel that reads it (`plan::group`'s `normalize_in_products`,
+//! `plan::kernel::RowNorm`): the kernel reads the norm's input as A, sums its squares as the K
+//! chunks pass and scales each product's rows, where the estimate finds that faster than a
+//! norm kernel writing the normalized rows for the matmul kernel to read back.
+
+mod lower_common;
+
+use std::sync::Arc;
+
+use lower_common::*;
+use petgraph::graph::NodeIndex;
+use ttfuse::graph::{Graph, Op, TensorData};
+use ttfuse::lower::{Compiled, FusionMode};
+use ttfuse::plan::kernel::KernelDetail;
+use ttfuse::plan::PlannedKernel;
+use ttfuse_runtime::ttl::print::print_kernel;
+
+/// A constant row of `value`s, an RMSNorm's gain.
+fn gain(g: &mut Graph, name: &str, cols: usize, value: f32) -> NodeIndex {
+    let data = TensorData::F32 {
+        shape: vec![cols],
+        values: vec![value; cols],
+    };
+    g.add(name, Op::Constant(Arc::new(data)), f32t(&[cols]), &[])
+}
+
+/// `rmsnorm(x)` with gain `g_value`, x [rows, k], then `widths.len()` products of it, each a
+/// graph output; the norm's node.
+fn norm_and_products(rows: usize, k: usize, widths: &[usize], g_value: f32) -> (Graph, NodeIndex) {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[rows, k]));
+    let gamma = gain(&mut g, "gamma", k, g_value);
+    let n = g.add(
+        "norm",
+        Op::RmsNorm { eps: 1e-6 },
+        f32t(&[rows, k]),
+        &[x, gamma],
+    );
+    for (i, &w) in widths.iter().enumerate() {
+        let wt = constant(&mut g, &format!("w{i}"), &[k, w], 10 + i as u64, 0.04);
+        let p = matmul(&mut g, &format!("p{i}"), n, wt);
+        output(&mut g, &format!("y{i}"), p);
+    }
+    (g, n)
+}
+
+/// [`norm_and_products`]' graph.
+fn norm_then_products(rows: usize, k: usize, widths: &[usize], g_value: f32) -> Graph {
+    norm_and_products(rows, k, widths, g_value).0
+}
+
+/// The matmul kernels of `c` that normalize their left operand.
+fn normalizing(c: &Compiled) -> Vec<&PlannedKernel> {
+    c.plan
+        .kernels
+        .iter()
+        .filter(|k| matches!(&k.detail, KernelDetail::Matmul { info, .. } if info.norm.is_some()))
+        .collect()
+}
+
+/// The text of kernel `name` of `c`.
+fn kernel_text(c: &Compiled, name: &str) -> String {
+    let k = c.program.kernels.iter().find(|k| k.name == name).unwrap();
+    print_kernel(k)
+}
+
+#[test]
+fn an_rmsnorm_joins_the_matmul_kernel_of_the_products_that_read_it() {
+    // Three projections of one norm (q, k, v) and a gated MLP's two.
+    for widths in [vec![768, 768, 768], vec![2048, 2048]] {
+        let g = norm_then_products(256, 768, &widths, 1.0);
+        let c = run_checked(&g, &device(), FusionMode::Fused);
+        let ks = normalizing(&c);
+        assert_eq!(c.plan.kernels.len(), 1, "{widths:?}: {:?}", c.plan.kernels);
+        assert_eq!(ks.len(), 1, "{widths:?}");
+        let k = ks[0];
+        assert_eq!(k.ops[0], "RmsNorm");
+        assert_eq!(k.ops.len(), 1 + widths.len());
+        assert!(
+            k.partition_summary.contains("A normalized in the kernel"),
+            "{}",
+            k.partition_summary
+        );
+        // The kernel reads x itself: no tensor holds the normalized rows.
+        let text = kernel_text(&c, &k.name);
+        assert!(text.contains("x_v * x_v"), "{text}");
+        assert!(text.contains("ttl.math.rsqrt"), "{text}");
+        assert!(!c.program.tensors.iter().any(|t| t.name.contains("norm")));
+        // One scale per product, copied from one rsqrt.
+        assert_eq!(text.matches("ttl.math.rsqrt").count(), 1, "{text}");
+        assert!(text.contains(&format!("range({})", widths.len())), "{text}");
+        run_kernel(&g, k);
+    }
+}
+
+#[test]
+fn a_single_buffered_normalizing_kernel_fits_a_small_core() {
+    let g = norm_then_products(256, 768, &[768, 768, 768], 1.0);
+    let dev = small_l1_device(120_000);
+    let c = run_checked(&g, &dev, FusionMode::Fused);
+    let ks = normalizing(&c);
+    assert_eq!(ks.len(), 1, "{:?}", c.plan.kernels);
+    assert!(!ks[0].partition.double_buffered);
+    assert_within_limits(&c.plan);
+}
+
+#[test]
+fn the_estimate_keeps_the_norm_kernel_where_the_products_are_bound_by_their_math() {
+    // At 1024 rows every core of a grid row would square and sum the same 96 tiles of A: more
+    // than the norm kernel's DRAM round trip (measured on the LLaMA block at seq 1024: 570.81
+    // against 562.82 us).
+    let g = norm_then_products(1024, 768, &[768, 768, 768], 1.0);
+    let c = run_checked(&g, &device(), FusionMode::Fused);
+    assert!(normalizing(&c).is_empty());
+    assert_eq!(c.plan.kernels[0].ops, ["RmsNorm"]);
+}
+
+#[test]
+fn only_a_unit_gain_norm_read_only_by_products_joins_them() {
+    // A gain scales A's columns, which the kernel's row scale cannot (the optimizer folds a
+    // constant gain into the weights first).
+    let g = norm_then_products(256, 768, &[768, 768, 768], 1.5);
+    let c = run_checked(&g, &device(), FusionMode::Fused);
+    assert!(normalizing(&c).is_empty(), "{:?}", c.plan.kernels);
+    // A norm that is also a graph output is written anyway.
+    let (mut g, norm) = norm_and_products(256, 768, &[768, 768, 768], 1.0);
+    output(&mut g, "normalized", norm);
+    let c = run_checked(&g, &device(), FusionMode::Fused);
+    assert!(normalizing(&c).is_empty(), "{:?}", c.plan.kernels);
+}
