@@ -1,14 +1,31 @@
 //! Causal attention in key chunks ([`ttfuse::plan::causal`]): each row block takes the keys up
-//! to its diagonal, with the online softmax, and a core's odd steps take the mirrored row block.
+//! to its diagonal, with the online softmax, a core's odd steps take the mirrored row block, and
+//! with an odd number of steps the last three are balanced by class.
 
 mod lower_common;
 
 use lower_common::*;
 use ttfuse::lower::FusionMode;
+use ttfuse_runtime::timing::report::KernelReport;
 
 /// Whether kernel summary `summary` says the kernel takes its keys in chunks.
 fn in_key_chunks(summary: &str) -> bool {
     summary.contains("keys in chunks")
+}
+
+/// Each core's compute thread's busy cycles in `report`.
+fn compute_busy(report: &KernelReport) -> Vec<f64> {
+    report
+        .cores
+        .iter()
+        .map(|c| {
+            c.threads
+                .iter()
+                .find(|t| t.name == "compute")
+                .expect("compute")
+                .busy_cycles
+        })
+        .collect()
 }
 
 #[test]
@@ -55,17 +72,7 @@ fn causal_attention_takes_each_row_block_s_keys_up_to_its_diagonal() {
     // the last chunk's new maximum, which a block of one chunk stores as its first chunk's
     // maximum rather than as the maximum of two, so the cores with such a block (q = 0, 3)
     // differ from the others by that.
-    let busy: Vec<f64> = report
-        .cores
-        .iter()
-        .map(|c| {
-            c.threads
-                .iter()
-                .find(|t| t.name == "compute")
-                .expect("compute")
-                .busy_cycles
-        })
-        .collect();
+    let busy = compute_busy(&report);
     let (least, most) = busy
         .iter()
         .fold((f64::MAX, 0f64), |(l, m), &b| (l.min(b), m.max(b)));
@@ -73,6 +80,39 @@ fn causal_attention_takes_each_row_block_s_keys_up_to_its_diagonal() {
         most - least <= 0.005 * most,
         "balanced cores: {least} to {most}"
     );
+}
+
+#[test]
+fn an_odd_number_of_steps_ends_in_three_steps_balanced_by_class() {
+    // 16 row blocks of 2 tiles per head at 1024 tokens, on 64 cores: 12 heads (GPT-2) take 3
+    // steps per core, 20 heads 5. Mirrored pairs balance two steps; a last step alone would
+    // give the cores of the far classes (rows that reach 4 key chunks) 3 chunks more than the
+    // near ones. The last three steps balanced by class give every core 7 or 8 chunks over
+    // them.
+    for (heads, steps) in [(12, 3), (20, 5)] {
+        let g = attention_heads_masked(heads, 1024, true);
+        let compiled = run_checked(&g, &device(), FusionMode::Fused);
+        let k = &compiled.plan.kernels[0];
+        let layout = format!("{} block(s) of 2x32 tiles over {heads} batches", heads * 16);
+        assert!(
+            k.partition_summary.contains(&layout)
+                && k.partition_summary.contains(&format!("{steps} per core"))
+                && k.partition_summary
+                    .contains("the last three balanced by class"),
+            "{}",
+            k.partition_summary
+        );
+        let report = run_kernel(&g, k);
+        let busy = compute_busy(&report);
+        let mean = busy.iter().sum::<f64>() / busy.len() as f64;
+        let most = busy.iter().copied().fold(0f64, f64::max);
+        // 3 steps: 8 chunks against a mean of 7.5, the busiest core within 7% of the mean
+        // (9 chunks would be 20% over it); 5 steps: 13 against 12.5.
+        assert!(
+            most <= 1.08 * mean,
+            "{heads} heads: busiest core {most} against a mean of {mean}"
+        );
+    }
 }
 
 #[test]

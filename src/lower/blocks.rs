@@ -1,8 +1,8 @@
 //! The block loop every thread of a kernel runs, and the tile coordinates of a block.
 
-use ttfuse_runtime::ttl::ast::{BinOp, Expr, Stmt, StmtKind};
+use ttfuse_runtime::ttl::ast::{BinOp, CmpOp, Expr, Stmt, StmtKind};
 
-use super::emit::{add, assign, for_range, if_less, int, mul, name};
+use super::emit::{add, assign, compare, for_range, if_else, if_less, int, mul, name};
 use crate::plan::Partition;
 
 /// The constant names a template uses for its block geometry.
@@ -144,7 +144,8 @@ pub fn block_loop(p: &Partition, uses_index: bool, inner: Vec<Stmt>) -> Vec<Stmt
         let mut body = Vec::new();
         let row_block = if p.mirrored {
             body.push(assign("base", row_block));
-            mirrored_row_block("base")
+            body.extend(row_block_stmts(p, "base", "rem_block"));
+            name("rem_block")
         } else {
             row_block
         };
@@ -212,20 +213,61 @@ impl Coords {
     }
 }
 
-/// The row block that the core at position `base` (a variable) of its batch group takes at
-/// step `i` with mirrored odd steps ([`Partition::mirrored`]): `base` on even steps, the
-/// mirrored `BLOCKS_PER_BATCH - 1 - base` on odd ones, as
-/// `base + i % 2 * (BLOCKS_PER_BATCH - 1 - 2 * base)`.
-pub fn mirrored_row_block(base: &str) -> Expr {
+/// Statements binding `out` to the row block that the core at position `base` (a variable) of
+/// its batch group takes at step `i` ([`Partition::row_block_at`]): with mirrored odd steps
+/// `base + i % 2 * (BLOCKS_PER_BATCH - 1 - 2 * base)`, and on the last three steps balanced by
+/// class ([`Partition::class_steps`]) the block of the same place in the step's class.
+pub fn row_block_stmts(p: &Partition, base: &str, out: &str) -> Vec<Stmt> {
     let flip = Expr::bin(
         BinOp::Sub,
         Expr::bin(BinOp::Sub, name("BLOCKS_PER_BATCH"), int(1)),
         mul(int(2), name(base)),
     );
-    add(
+    let mirrored = add(
         name(base),
         mul(Expr::bin(BinOp::Mod, name("i"), int(2)), flip),
-    )
+    );
+    let Some(cs) = p.class_steps else {
+        return vec![assign(out, mirrored)];
+    };
+    let class = format!("{out}_class");
+    let step = |t: usize| compare(CmpOp::Eq, name("i"), int(cs.from + t));
+    let (k, m) = cs.third();
+    let second = Expr::bin(
+        BinOp::Mod,
+        add(name(&class), int(cs.classes / 2)),
+        int(cs.classes),
+    );
+    let third = Expr::bin(
+        BinOp::Mod,
+        Expr::bin(BinOp::Sub, int(k), mul(int(2), name(&class))),
+        int(m),
+    );
+    let rows = int(cs.rows);
+    let by_class = vec![
+        assign(&class, Expr::bin(BinOp::FloorDiv, name(base), rows.clone())),
+        if_else(step(1), vec![assign(&class, second)], vec![]),
+        if_else(step(2), vec![assign(&class, third)], vec![]),
+        assign(
+            out,
+            add(
+                mul(name(&class), rows.clone()),
+                Expr::bin(BinOp::Mod, name(base), rows),
+            ),
+        ),
+    ];
+    // With three steps in all, every step is one of the three.
+    if cs.from == 0 {
+        return by_class;
+    }
+    vec![
+        assign(out, mirrored),
+        if_else(
+            compare(CmpOp::Ge, name("i"), int(cs.from)),
+            by_class,
+            vec![],
+        ),
+    ]
 }
 
 /// The coordinates of block `block`.

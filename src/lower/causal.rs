@@ -4,7 +4,7 @@
 
 use ttfuse_runtime::ttl::ast::{BinOp, BoolOp, CmpOp, Expr, IndexItem, Kernel, Stmt, StmtKind};
 
-use super::blocks::{block_loop, constants, coords, mirrored_row_block, Coords};
+use super::blocks::{block_loop, constants, coords, row_block_stmts, Coords};
 use super::body_kernel::{kernel, matrix_index, params};
 use super::compute::Naming;
 use super::emit::{
@@ -242,7 +242,7 @@ impl Parts<'_> {
             vec![span(mask_row, name("BLOCK_M")), key_rows()],
         );
         let mut chunk = vec![assign("key", mul(name("j"), name("KEY_CHUNK")))];
-        chunk.push(shared_chunk(&names.cb("k"), k_src, p.mirrored));
+        chunk.push(shared_chunk(&names.cb("k"), k_src, p));
         chunk.push(if_else(
             compare(
                 CmpOp::Eq,
@@ -252,8 +252,8 @@ impl Parts<'_> {
             vec![read_into(&names.cb("mask"), mask_src)],
             vec![],
         ));
-        chunk.push(shared_chunk(&names.cb("v"), v_src, p.mirrored));
-        inner.push(assign("sender", sender(p.mirrored)));
+        chunk.push(shared_chunk(&names.cb("v"), v_src, p));
+        inner.extend(sender(p));
         inner.push(for_range("j", name("chunks"), chunk));
         out.extend(block_loop(p, true, inner));
         out
@@ -413,41 +413,65 @@ fn chunk_step(names: &Names, query: &str, first: bool) -> Vec<Stmt> {
     out
 }
 
-/// The core of this grid row that takes the most key chunks at step `i`: the last on even
-/// steps, the first on odd ones when the odd steps are mirrored.
-fn sender(mirrored: bool) -> Expr {
+/// Statements binding `sender`, the core of this grid row that takes the most key chunks at
+/// step `i`: the last on even steps, the first on odd ones when the odd steps are mirrored;
+/// with the last steps balanced by class ([`Partition::class_steps`]), the last of the row's
+/// cores whose row block reaches furthest, found by going over them.
+fn sender(p: &Partition) -> Vec<Stmt> {
     let last = Expr::bin(BinOp::Sub, name("GRID_X"), int(1));
-    if mirrored {
+    if p.class_steps.is_some() {
+        let mut per_peer = vec![assign("peer_base", peer_base())];
+        per_peer.extend(row_block_stmts(p, "peer_base", "peer_rem"));
+        per_peer.push(if_else(
+            compare(CmpOp::Ge, last_chunk(name("peer_rem")), name("most")),
+            vec![
+                assign("most", last_chunk(name("peer_rem"))),
+                assign("sender", name("peer")),
+            ],
+            vec![],
+        ));
+        return vec![
+            assign("sender", int(0)),
+            assign("most", int(0)),
+            for_range("peer", name("GRID_X"), per_peer),
+        ];
+    }
+    let sender = if p.mirrored {
         mul(
             Expr::bin(BinOp::Sub, int(1), Expr::bin(BinOp::Mod, name("i"), int(2))),
             last,
         )
     } else {
         last
-    }
+    };
+    vec![assign("sender", sender)]
 }
 
-/// Reads key chunk `j` of `src` into a reserved block of `cb`: the sender reads it from DRAM
-/// and sends it to each other core of its grid row whose row block reaches chunk `j`; the
-/// others that take it receive it from the sender.
-fn shared_chunk(cb: &str, src: Expr, mirrored: bool) -> Stmt {
-    let peer_base = add(
+/// The position in its batch group of core `peer` of this grid row.
+fn peer_base() -> Expr {
+    add(
         mul(
             Expr::bin(BinOp::Mod, name("core_y"), name("GROUP_ROWS")),
             name("GRID_X"),
         ),
         name("peer"),
-    );
-    let peer_rem = if mirrored {
-        mirrored_row_block("peer_base")
+    )
+}
+
+/// Reads key chunk `j` of `src` into a reserved block of `cb`: the sender reads it from DRAM
+/// and sends it to each other core of its grid row whose row block reaches chunk `j`; the
+/// others that take it receive it from the sender.
+fn shared_chunk(cb: &str, src: Expr, p: &Partition) -> Stmt {
+    let mut per_peer = vec![assign("peer_base", peer_base())];
+    if p.mirrored {
+        per_peer.extend(row_block_stmts(p, "peer_base", "peer_rem"));
     } else {
-        name("peer_base")
-    };
+        per_peer.push(assign("peer_rem", name("peer_base")));
+    }
     let takes = Expr::Bool2(
         BoolOp::And,
         Box::new(compare(CmpOp::Ne, name("peer"), name("core_x"))),
         Box::new(compare(CmpOp::Ge, last_chunk(name("peer_rem")), name("j"))),
     );
-    let per_peer = vec![assign("peer_base", peer_base), assign("peer_rem", peer_rem)];
     send_along(cb, src, Along::Row, vec![], (per_peer, takes))
 }

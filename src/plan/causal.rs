@@ -8,13 +8,17 @@
 //! `exp(old max - new max)` and updated. Only the last chunk crosses the diagonal, so only it
 //! reads the mask. The work of a row block grows with its row, so with the batches shared over
 //! grid rows ([`super::Partition::share_batches`]) a core's odd steps take the mirrored row
-//! block ([`super::Partition::mirrored`]). The keys and values of a chunk are read by the core
+//! block ([`super::Partition::mirrored`]), and with an odd number of steps the last three are
+//! balanced by class of equal work instead ([`super::Partition::class_steps`]: GPT-2's
+//! attention at 1024 tokens, 3 steps per core, 132.45 us with the third step unpaired, 118.82
+//! balanced on wormhole_b0). The keys and values of a chunk are read by the core
 //! of the grid row that needs the most chunks at that step, and sent to those of the others
 //! that need it.
 
 use super::body::{Body, LoadSource, RowReduce, TtBinary, ValueOp};
-use super::estimate::{self, stage};
+use super::estimate::stage;
 use super::kernel::{KernelDetail, MatmulInfo};
+use super::partition::ClassSteps;
 use super::schedule::Cb;
 use super::target::{Costs, Target};
 use super::{Partition, PlannedKernel};
@@ -223,15 +227,6 @@ pub fn chunks_of(rem: usize, bm: usize, key_chunk: usize) -> usize {
     ((rem + 1) * bm - 1) / key_chunk + 1
 }
 
-/// The row block a core at position `base` of its batch group takes at step `i`.
-fn row_block(base: usize, i: usize, row_blocks: usize, mirrored: bool) -> usize {
-    if mirrored && i % 2 == 1 {
-        row_blocks - 1 - base
-    } else {
-        base
-    }
-}
-
 /// The most key chunks any core takes over its steps, and the key chunks the senders read
 /// (per grid row and step, the most any of the row's cores takes).
 fn chunk_counts(p: &Partition, key_chunk: usize) -> (usize, usize) {
@@ -245,7 +240,7 @@ fn chunk_counts(p: &Partition, key_chunk: usize) -> (usize, usize) {
             let base = (y % group_rows) * gx + x;
             let mut total = 0;
             for (i, m) in row_most.iter_mut().enumerate() {
-                let rem = row_block(base, i, p.row_blocks, p.mirrored);
+                let rem = p.row_block_at(base, i);
                 let c = chunks_of(rem, p.block.0, key_chunk);
                 total += c;
                 *m = (*m).max(c);
@@ -255,6 +250,23 @@ fn chunk_counts(p: &Partition, key_chunk: usize) -> (usize, usize) {
         sent += row_most.iter().sum::<usize>();
     }
     (most, sent)
+}
+
+/// The balanced last three steps ([`ClassSteps`]) of mirrored partition `p` with key chunks of
+/// `key_chunk` tiles, when it takes an odd number of steps, at least three, and its row blocks
+/// fall in classes of equal work (a key chunk holds whole row blocks).
+fn class_steps(p: &Partition, key_chunk: usize) -> Option<ClassSteps> {
+    let (steps, bm) = (p.blocks_per_core, p.block.0);
+    if !p.mirrored || steps < 3 || steps % 2 == 0 || !key_chunk.is_multiple_of(bm) {
+        return None;
+    }
+    let rows = key_chunk / bm;
+    let classes = p.row_blocks / rows;
+    (p.row_blocks.is_multiple_of(rows) && classes > 1).then_some(ClassSteps {
+        rows,
+        classes,
+        from: steps - 3,
+    })
 }
 
 /// The causal variant of attention kernel `k` (planned with its batches shared over grid rows),
@@ -275,6 +287,7 @@ pub fn variant(graph: &Graph, target: &Target, k: &PlannedKernel) -> Option<Plan
     let causal = recognize(graph, body, info)?;
     let mut p = p.clone();
     p.mirrored = p.blocks_per_core > 1;
+    p.class_steps = class_steps(&p, causal.key_chunk);
     // The template takes each chunk's keys whole (a head's few tiles).
     (p.k_block, p.k_chunks) = (Some(info.kt), 1);
     let out_like = schedule.cbs[*schedule.cb_of.get(&causal.out)?].like.clone();
@@ -300,7 +313,9 @@ pub fn variant(graph: &Graph, target: &Target, k: &PlannedKernel) -> Option<Plan
     out.partition_summary = format!(
         "{}, keys in chunks of {kc} tiles up to each row block's diagonal (online softmax){}",
         p.describe(),
-        if p.mirrored {
+        if p.class_steps.is_some() {
+            ", odd steps on the mirrored row block, the last three balanced by class"
+        } else if p.mirrored {
             ", odd steps on the mirrored row block"
         } else {
             ""
@@ -390,22 +405,44 @@ fn buffers(body: &Body, info: &MatmulInfo, c: &Causal, bm: usize, out_like: &str
     out
 }
 
-/// Compute cycles per block of a causal attention kernel planned as `p`, for the estimate: its
-/// busiest core's key chunks, each the plain kernel's block (the estimate's matmul block)
-/// in proportion to the keys it takes, plus the online softmax's stages (the running maximum
-/// and rescale factor; the rescaled sum and product), spread over the core's blocks.
-pub fn block_cycles(
-    c: &Costs,
-    p: &Partition,
-    body: &Body,
-    info: &MatmulInfo,
-    causal: &Causal,
-) -> f64 {
+/// Estimated compute cycles per block of a causal attention kernel: per key chunk, the stages
+/// of the kernel's chunk step (`lower::causal`) through the unpack/math/pack pipeline, for the
+/// most chunks any core takes; per block, the query's scaling and the final normalization. The
+/// keys' transpose is per chunk whatever the block's rows, which is what makes one-row blocks
+/// dearer than their rows alone.
+pub fn block_cycles(c: &Costs, p: &Partition, info: &MatmulInfo, causal: &Causal) -> f64 {
     let (bm, hd, kc) = (p.block.0, info.kt, causal.key_chunk);
     let (most, _) = chunk_counts(p, kc);
-    let plain = estimate::matmul_block_cycles(c, p, body, info);
-    let per_chunk = plain * kc as f64 / info.nt as f64
-        + stage(c, 3 * bm, c.sfpu("max") + c.sfpu("exp"), 2.0)
-        + stage(c, bm * (hd + 1), c.mul + c.add, 3.0);
-    most as f64 * per_chunk / p.blocks_per_core.max(1) as f64
+    let (hd_f, kc_f) = (hd as f64, kc as f64);
+    let exp = c.sfpu("exp");
+    let transpose = stage(c, kc * hd, c.transpose, 1.0);
+    let scores = stage(
+        c,
+        bm * kc,
+        hd_f * c.matmul_tile,
+        hd_f * c.matmul_unpack_tiles,
+    );
+    let row_max = stage(c, bm, kc_f * c.reduce, kc_f + 1.0);
+    let running_max = stage(c, bm, 2.0 * c.sfpu("max") + c.add + exp, 2.0);
+    let exponentials = stage(c, bm * kc, c.add + exp, 2.0);
+    let row_sums = stage(c, bm, kc_f * c.reduce, kc_f + 1.0);
+    let with_values = stage(
+        c,
+        bm * hd,
+        kc_f * c.matmul_tile,
+        kc_f * c.matmul_unpack_tiles,
+    );
+    let rescaled = stage(c, bm * hd, c.mul + 2.0 * c.add, 3.0) + stage(c, bm, c.mul + c.add, 3.0);
+    let per_chunk = transpose
+        + scores
+        + row_max
+        + running_max
+        + exponentials
+        + row_sums
+        + with_values
+        + rescaled;
+    let per_block =
+        2.0 * stage(c, bm * hd, c.mul + c.add, 2.0) + stage(c, bm, c.sfpu("recip"), 1.0);
+    let steps = p.blocks_per_core.max(1) as f64;
+    (most as f64 * per_chunk + steps * per_block) / steps
 }

@@ -23,7 +23,7 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
             body_cycles(body, p.block, c) + exchange_cycles(body, p, c, target.tile_bytes)
         }
         KernelDetail::Matmul { body, info, .. } => match &info.causal {
-            Some(causal) => super::causal::block_cycles(c, p, body, info, causal),
+            Some(causal) => super::causal::block_cycles(c, p, info, causal),
             None => {
                 matmul_block_cycles(c, p, body, info)
                     + exchange_cycles(body, p, c, target.tile_bytes)

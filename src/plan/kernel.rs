@@ -690,14 +690,18 @@ pub(crate) fn build_cut(
             let segmented = (cut == Cut::Whole)
                 .then(|| segmented_matmul(graph, target, g, &body, &info))
                 .flatten();
-            let whole = fitting.fastest(target);
-            if let Some((_, k)) = fastest(whole.into_iter().chain(segmented), target) {
-                // Causal attention: the variant that skips the keys past each row block's
-                // diagonal, when the estimate finds it faster.
-                let causal = causal::variant(graph, target, &k);
-                let faster =
-                    causal.filter(|c| estimate::cycles(c, target) < estimate::cycles(&k, target));
-                return Ok(faster.unwrap_or(k));
+            // Causal attention: the variant of each candidate that skips the keys past each
+            // row block's diagonal, taken when the estimate finds it faster. Each block shape's
+            // own: the imbalance between row blocks near and far from the diagonal depends on
+            // how many steps each core takes.
+            let whole = fitting.into_kernels();
+            let causal: Vec<PlannedKernel> = whole
+                .iter()
+                .filter_map(|k| causal::variant(graph, target, k))
+                .collect();
+            let all = whole.into_iter().chain(segmented).chain(causal);
+            if let Some((_, k)) = fastest(all, target) {
+                return Ok(k);
             }
             Err(PlanError::DoesNotFit {
                 node: graph.node(first).name.clone(),
@@ -901,6 +905,11 @@ impl Fitting {
     /// The kernel the estimate finds fastest (the first of equals).
     fn fastest(self, target: &Target) -> Option<PlannedKernel> {
         fastest(self.kernels, target).map(|(_, k)| k)
+    }
+
+    /// The kernels taken, in the order taken.
+    fn into_kernels(self) -> Vec<PlannedKernel> {
+        self.kernels
     }
 }
 

@@ -53,6 +53,11 @@ pub struct Partition {
     /// attention in key chunks ([`crate::plan::causal`]), where a row block's work grows with
     /// its row, so that a core's blocks add up to about the same work on every core.
     pub mirrored: bool,
+    /// With mirrored steps and an odd number of them, the row blocks per class of equal work
+    /// (blocks whose rows end in the same key chunk) when the last three steps are balanced by
+    /// class instead ([`ClassSteps`]): mirrored pairs balance an even number of steps, and
+    /// an odd last step alone would give the cores of the far classes the most work.
+    pub class_steps: Option<ClassSteps>,
     /// Tiles by which the last block row and the last block column overlap the ones before
     /// them, for blocks that do not divide the rows (columns): the last block ends at the last
     /// tile, and its first tiles recompute, and write again with the same values, the end of
@@ -103,6 +108,7 @@ impl Partition {
             multicast: false,
             segments: None,
             mirrored: false,
+            class_steps: None,
             overlap: (0, 0),
         }
     }
@@ -235,6 +241,20 @@ impl Partition {
         self.row_blocks / (self.grid.0 as usize).max(1)
     }
 
+    /// The row block that the core at position `base` of its batch group takes at step `i`
+    /// with shared batches ([`Partition::mirrored`], [`Partition::class_steps`]).
+    pub fn row_block_at(&self, base: usize, i: usize) -> usize {
+        if let Some(cs) = self.class_steps.filter(|cs| i >= cs.from) {
+            let class = cs.class_at(base / cs.rows, i - cs.from);
+            return class * cs.rows + base % cs.rows;
+        }
+        if self.mirrored && i % 2 == 1 {
+            self.row_blocks - 1 - base
+        } else {
+            base
+        }
+    }
+
     /// The empty partition of a host step (no blocks, no cores).
     pub fn none() -> Partition {
         Partition {
@@ -255,6 +275,7 @@ impl Partition {
             multicast: false,
             segments: None,
             mirrored: false,
+            class_steps: None,
             overlap: (0, 0),
         }
     }
@@ -343,4 +364,77 @@ pub fn preference(
         tiles,
         !double,
     )
+}
+
+/// Three steps of shared batches that give every core about the same work when a row block's
+/// work grows with its class (`class + 1` key chunks for class `class` of `classes`): at the
+/// first a core takes the block of its own class `q`, at the second class `(q + classes / 2)
+/// % classes`, at the third class `(k - 2q) % m`, where `(k, m)` is `(classes - 1, classes)`
+/// for an odd number of classes and `(classes - 2, classes + 1)` for an even one. Each is a
+/// permutation of the classes, and the three add up to `3 (classes - 1) / 2`, or one of the
+/// two integers around it, for every `q`: the least the largest sum can be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ClassSteps {
+    /// Row blocks per class.
+    pub rows: usize,
+    /// Classes.
+    pub classes: usize,
+    /// The first of the three steps.
+    pub from: usize,
+}
+
+impl ClassSteps {
+    /// The class a core of class `q` takes at step `t` (0, 1 or 2) of the three.
+    pub fn class_at(&self, q: usize, t: usize) -> usize {
+        let n = self.classes;
+        match t {
+            0 => q,
+            1 => (q + n / 2) % n,
+            _ => {
+                let (k, m) = self.third();
+                (k + 2 * m - 2 * q % m) % m
+            }
+        }
+    }
+
+    /// `(k, m)` of the third step's class `(k - 2q) % m`.
+    pub fn third(&self) -> (usize, usize) {
+        let n = self.classes;
+        if n % 2 == 1 {
+            (n - 1, n)
+        } else {
+            (n - 2, n + 1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod class_steps_tests {
+    use super::ClassSteps;
+
+    #[test]
+    fn three_class_steps_are_permutations_whose_sums_are_as_even_as_integers_allow() {
+        for classes in 1..=12 {
+            let cs = ClassSteps {
+                rows: 1,
+                classes,
+                from: 0,
+            };
+            let mut most = 0;
+            for t in 0..3 {
+                let mut seen: Vec<usize> = (0..classes).map(|q| cs.class_at(q, t)).collect();
+                seen.sort();
+                assert_eq!(
+                    seen,
+                    (0..classes).collect::<Vec<_>>(),
+                    "{classes} classes, step {t}"
+                );
+            }
+            for q in 0..classes {
+                most = most.max((0..3).map(|t| cs.class_at(q, t)).sum::<usize>());
+            }
+            // The sums total 3 * classes * (classes - 1) / 2: the largest is at least their mean.
+            assert_eq!(most, (3 * (classes - 1)).div_ceil(2), "{classes} classes");
+        }
+    }
 }

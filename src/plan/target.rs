@@ -76,6 +76,8 @@ pub struct Costs {
     pub mul: f64,
     /// A row reduction of one tile.
     pub reduce: f64,
+    /// A transpose of one tile.
+    pub transpose: f64,
     /// SFPU functions by name (`exp`, `division`, ...), per tile.
     pub sfpu: BTreeMap<String, f64>,
 }
@@ -98,6 +100,7 @@ impl Costs {
             add: c.add_cycles_per_tile,
             mul: c.mul_cycles_per_tile.at(c.fidelity),
             reduce: c.reduce_sum_cycles_per_tile_per_phase * f64::from(c.fidelity.phases()),
+            transpose: c.transpose_cycles_per_tile,
             sfpu: device.sfpu_cycles_per_tile.clone(),
         }
     }
