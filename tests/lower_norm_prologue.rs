@@ -12,7 +12,7 @@ use petgraph::graph::NodeIndex;
 use ttfuse::graph::{Graph, Op, TensorData};
 use ttfuse::lower::{Compiled, FusionMode};
 use ttfuse::plan::kernel::KernelDetail;
-use ttfuse::plan::PlannedKernel;
+use ttfuse::plan::{BreakReason, PlannedKernel};
 use ttfuse_runtime::ttl::print::print_kernel;
 
 /// A constant row of `value`s, an RMSNorm's gain.
@@ -113,6 +113,13 @@ fn the_estimate_keeps_the_norm_kernel_where_the_products_are_bound_by_their_math
     let c = run_checked(&g, &device(), FusionMode::Fused);
     assert!(normalizing(&c).is_empty());
     assert_eq!(c.plan.kernels[0].ops, ["RmsNorm"]);
+    // The plan says why.
+    assert!(
+        c.plan.breaks.iter().any(|b| b.producer == "norm"
+            && matches!(b.reason, BreakReason::Slower { fused_cycles, separate_cycles } if fused_cycles > separate_cycles)),
+        "{:?}",
+        c.plan.breaks
+    );
 }
 
 #[test]

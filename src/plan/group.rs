@@ -1004,6 +1004,14 @@ impl Splits<'_> {
                 continue;
             };
             if one >= a + b {
+                self.breaks.push(FusionBreak {
+                    producer: graph.node(nrm).name.clone(),
+                    consumer: graph.node(mm).name.clone(),
+                    reason: BreakReason::Slower {
+                        fused_cycles: one,
+                        separate_cycles: a + b,
+                    },
+                });
                 continue;
             }
             let producer = &graph.node(nrm).name;
