@@ -105,11 +105,35 @@ fn a_single_buffered_normalizing_kernel_fits_a_small_core() {
 }
 
 #[test]
+fn the_cores_of_a_grid_row_share_the_row_sums() {
+    // 8 K chunks on 8 grid columns: each core squares and sums one chunk's rows, and the row's
+    // cores exchange their partial sums instead of each summing all eight.
+    let g = norm_then_products(512, 768, &[768, 768, 768], 1.0);
+    let c = run_checked(&g, &device(), FusionMode::Fused);
+    let ks = normalizing(&c);
+    assert_eq!(ks.len(), 1, "{:?}", c.plan.kernels);
+    let k = ks[0];
+    assert_eq!(k.partition.k_chunks, 8);
+    assert!(
+        k.partition_summary
+            .contains("each core of a grid row summing every GRID_X-th chunk's"),
+        "{}",
+        k.partition_summary
+    );
+    let text = kernel_text(&c, &k.name);
+    assert!(text.contains("if kc % GRID_X == core_x:"), "{text}");
+    assert!(text.contains("_send_cb.wait() as blk"), "{text}");
+    assert!(text.contains("_peers_cb.reserve() as blk"), "{text}");
+    run_kernel(&g, k);
+}
+
+#[test]
 fn the_estimate_keeps_the_norm_kernel_where_the_products_are_bound_by_their_math() {
-    // At 1024 rows every core of a grid row would square and sum the same 96 tiles of A: more
-    // than the norm kernel's DRAM round trip (measured on the LLaMA block at seq 1024: 570.81
-    // against 562.82 us).
-    let g = norm_then_products(1024, 768, &[768, 768, 768], 1.0);
+    // Five products of 1024 rows (LLaMA's q, k, their rotations and v): the norm kernel's DRAM
+    // round trip is cheaper than the squares each core sums and the five scalings (measured on
+    // the LLaMA block at seq 1024: 168.18 us with the norm in the kernel against 151.31 and
+    // 16.72 apart).
+    let g = norm_then_products(1024, 768, &[768; 5], 1.0);
     let c = run_checked(&g, &device(), FusionMode::Fused);
     assert!(normalizing(&c).is_empty());
     assert_eq!(c.plan.kernels[0].ops, ["RmsNorm"]);

@@ -112,7 +112,7 @@ fn without_core_binding(stmts: Vec<Stmt>) -> Vec<Stmt> {
 }
 
 /// `core_x, core_y = ttl.core(dims=2)`.
-fn this_core() -> Stmt {
+pub fn this_core() -> Stmt {
     Stmt::new(StmtKind::Assign {
         targets: vec!["core_x".into(), "core_y".into()],
         value: Expr::path("ttl.core").call_kw(vec![], vec![("dims", int(2))]),

@@ -2,14 +2,14 @@
 //! to its diagonal with the online softmax, the last chunk masked, the keys and values of a
 //! chunk read by one core of the grid row and sent to the others that take it.
 
-use ttfuse_runtime::ttl::ast::{BinOp, BoolOp, CmpOp, Expr, IndexItem, Kernel, Stmt, StmtKind};
+use ttfuse_runtime::ttl::ast::{BinOp, BoolOp, CmpOp, Expr, IndexItem, Kernel, Stmt};
 
 use super::blocks::{block_loop, constants, coords, row_block_stmts, Coords};
 use super::body_kernel::{kernel, matrix_index, params};
 use super::compute::Naming;
 use super::emit::{
-    add, assign, compare, for_range, if_else, index, int, make_cb, math, math_dims, mul, name,
-    read_into, reserve, span, store, wait, with,
+    add, assign, compare, for_range, for_range_from, if_else, index, int, make_cb, math, math_dims,
+    mul, name, read_into, reserve, span, store, wait, with,
 };
 use super::matmul::{block_writes, NAMES};
 use super::multicast::{send_along, Along};
@@ -269,17 +269,6 @@ fn last_chunk(row_block: Expr) -> Expr {
         int(1),
     );
     Expr::bin(BinOp::FloorDiv, last_row, name("KEY_CHUNK"))
-}
-
-/// `for var in range(start, stop): body`.
-fn for_range_from(var: &str, start: Expr, stop: Expr, body: Vec<Stmt>) -> Stmt {
-    Stmt::new(StmtKind::For {
-        var: var.to_string(),
-        start,
-        stop,
-        step: int(1),
-        body,
-    })
 }
 
 /// One key chunk's stages: the scores (the last chunk masked), the new running maximum, the

@@ -69,6 +69,17 @@ pub fn for_range(var: &str, stop: Expr, body: Vec<Stmt>) -> Stmt {
     })
 }
 
+/// `for var in range(start, stop): body`.
+pub fn for_range_from(var: &str, start: Expr, stop: Expr, body: Vec<Stmt>) -> Stmt {
+    Stmt::new(StmtKind::For {
+        var: var.to_string(),
+        start,
+        stop,
+        step: Expr::Int(1),
+        body,
+    })
+}
+
 /// `if a < b: body`.
 pub fn if_less(a: Expr, b: Expr, body: Vec<Stmt>) -> Stmt {
     if_else(compare(CmpOp::Lt, a, b), body, vec![])

@@ -3,24 +3,26 @@
 //! the add fused after the matmul), B optionally read as `(N, K)` tiles and transposed in L1, and
 //! the elementwise epilogue applied to each finished block before it is written. A left operand
 //! the kernel normalizes ([`RowNorm`]) has its squares summed per row as the first product's K
-//! chunks pass, and every product's rows scaled by the resulting `rsqrt`.
+//! chunks pass (on the cores of a grid row that take the same rows, each core the chunks it
+//! multicasts, the partial sums then exchanged through pipes), and every product's rows scaled
+//! by the resulting `rsqrt`.
 
 use ttfuse_runtime::ttl::ast::{BinOp, BoolOp, CmpOp, Expr, Kernel, Stmt};
 
-use super::blocks::{block_loop, constants, coords, coords_of, Coords, Names};
+use super::blocks::{block_loop, constants, coords, coords_of, this_core, Coords, Names};
 use super::body_kernel::{
     kernel, load_reads, output_coords, output_writes, params, stream_constants,
 };
 use super::compute::{compute_thread, Naming};
 use super::emit::{
-    add, assign, compare, for_range, if_else, if_less, index, int, make_cb, math, math_dims, mul,
-    name, read_into, reserve, span, store, wait, with,
+    add, assign, compare, copy, for_range, for_range_from, if_else, if_less, index, int, make_cb,
+    math, math_dims, mul, name, pipe, read_into, reserve, span, store, wait, with,
 };
 use super::exchange;
 use super::multicast::{shared_read, Along};
 use crate::plan::body::Body;
 use crate::plan::heads::HeadView;
-use crate::plan::kernel::{GatherInfo, MatmulInfo, OtherProduct, RowNorm};
+use crate::plan::kernel::{row_norm_sharers, GatherInfo, MatmulInfo, OtherProduct, RowNorm};
 use crate::plan::schedule::Schedule;
 use crate::plan::segments::kernel_exchanges;
 use crate::plan::{Partition, PlannedKernel};
@@ -123,11 +125,21 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         items.push((reserve(dst_cb), dst.to_string()));
         stores.push(store(dst, product));
         if let NormPart::Squares(n) = part {
-            items.push((reserve(&n.squares.cb), n.squares.o.clone()));
-            stores.push(store(
-                &n.squares.o,
-                Expr::bin(BinOp::Mul, name(&a_v), name(&a_v)),
-            ));
+            let squares = store(&n.squares.o, Expr::bin(BinOp::Mul, name(&a_v), name(&a_v)));
+            match n.sharers {
+                None => {
+                    items.push((reserve(&n.squares.cb), n.squares.o.clone()));
+                    stores.push(squares);
+                }
+                Some(_) => stores.push(if_else(
+                    n.mine(),
+                    vec![with(
+                        vec![(reserve(&n.squares.cb), n.squares.o.clone())],
+                        vec![squares],
+                    )],
+                    vec![],
+                )),
+            }
         }
         out.push(with(items, stores));
         if let NormPart::Squares(n) = part {
@@ -135,10 +147,11 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         }
         out
     };
+    let sharers = row_norm_sharers(info, p, kc);
     let norm = info
         .norm
         .as_ref()
-        .map(|rn| RowNormNames::new(rn, &naming, 1 + info.others.len()));
+        .map(|rn| RowNormNames::new(rn, &naming, 1 + info.others.len(), sharers));
     let matmul_stage = |v: usize| -> Vec<Stmt> {
         let (pr, transposed, is_first) = match others.iter().find(|(ov, _)| *ov == v) {
             Some((_, pr)) => (pr, false, false),
@@ -162,29 +175,41 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
                 NormPart::Scaled(n),
             ),
         };
+        // Shared row sums: the chunk's index decides which core sums its squares.
+        let indexed = matches!(each, NormPart::Squares(n) if n.sharers.is_some());
+        let at = |stmts: Vec<Stmt>, kc: Expr| match indexed {
+            true => [vec![assign("kc", kc)], stmts].concat(),
+            false => stmts,
+        };
         let mut out = if kc == 1 {
-            chunk(pr, transposed, false, last, last_part)
+            at(chunk(pr, transposed, false, last, last_part), int(0))
         } else {
-            let mut out = chunk(pr, transposed, false, acc, each);
+            let mut out = at(chunk(pr, transposed, false, acc, each), int(0));
             let middle = chunk(pr, transposed, true, acc, each);
+            let last_kc = Expr::bin(BinOp::Sub, name("K_CHUNKS"), int(1));
             if kc > 2 {
-                out.push(for_range(
-                    "_",
-                    Expr::bin(BinOp::Sub, name("K_CHUNKS"), int(2)),
-                    middle,
-                ));
+                out.push(match indexed {
+                    true => for_range_from("kc", int(1), last_kc.clone(), middle),
+                    false => {
+                        for_range("_", Expr::bin(BinOp::Sub, name("K_CHUNKS"), int(2)), middle)
+                    }
+                });
             }
-            out.extend(chunk(pr, transposed, true, last, last_part));
+            out.extend(at(chunk(pr, transposed, true, last, last_part), last_kc));
             out
         };
         if let (Some(n), true) = (&norm, is_first) {
+            out.extend(n.shared_sums_stages());
             out.extend(n.scales_stage());
             out.push(n.scaled_stage(pr, (&target_cb, &target)));
         }
         out
     };
     let c = coords(p, &NAMES);
-    let compute = compute_thread(body, sched, p, &matmul_stage, &c);
+    let mut compute = compute_thread(body, sched, p, &matmul_stage, &c);
+    if sharers.is_some() {
+        compute.insert(0, this_core());
+    }
 
     // Shared batches: the cores of a grid row work on one batch per step `i`, and take turns
     // to read its right operands.
@@ -300,6 +325,11 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
                 reads.insert(0, earlier_block_writes(body, &naming, p, kc));
             }
             a_reads.extend(k_chunk_loop(kc, reads));
+            // The other cores' partial row sums of a normalized A, once the first product's
+            // chunks have passed.
+            if let (0, Some(n), Some(_)) = (product, &norm, sharers) {
+                a_reads.push(n.receives());
+            }
         }
         let mut inner = c.stmts.clone();
         if info.others.is_empty() {
@@ -334,12 +364,17 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         // reads its own ([`Partition::segments_over_rows`]).
         let own_b = p.segment_rows() > 1;
         let mut inner = c.stmts.clone();
-        for (cb, src) in std::iter::once((first.b_cb.clone(), b_src)).chain(other_bs) {
+        let bs = std::iter::once((first.b_cb.clone(), b_src)).chain(other_bs);
+        for (product, (cb, src)) in bs.enumerate() {
             let read = match own_b {
                 true => read_into(&cb, src),
                 false => shared_read(&cb, src, Along::Column, kc_at.clone()),
             };
             inner.extend(k_chunk_loop(kc, vec![read]));
+            // This core's partial row sums of a normalized A, to the grid row's other cores.
+            if let (0, Some(n), Some(_)) = (product, &norm, sharers) {
+                inner.push(n.sends());
+            }
         }
         inner.extend(exchange::sends(&exchanged));
         if !several {
@@ -521,10 +556,16 @@ struct RowNormNames {
     eps_v: String,
     /// Products, each scaled by its own block of the rows' scale.
     products: usize,
+    /// Cores of the grid row sharing the row sums ([`row_norm_sharers`]), if they do, and the
+    /// buffers they share them through.
+    sharers: Option<usize>,
+    send: Buffer,
+    peers: Buffer,
+    total: Buffer,
 }
 
 impl RowNormNames {
-    fn new(rn: &RowNorm, naming: &Naming, products: usize) -> RowNormNames {
+    fn new(rn: &RowNorm, naming: &Naming, products: usize, sharers: Option<usize>) -> RowNormNames {
         RowNormNames {
             squares: Buffer::new(&rn.squares_stem),
             mean_square: Buffer::new(&rn.mean_square_stem),
@@ -533,12 +574,115 @@ impl RowNormNames {
             scaler_v: naming.waited(rn.scaler),
             eps_v: naming.waited(rn.eps),
             products,
+            sharers,
+            send: Buffer::new(&rn.send_stem),
+            peers: Buffer::new(&rn.peers_stem),
+            total: Buffer::new(&rn.total_stem),
         }
     }
 
+    /// Whether this core sums chunk `kc`'s squares: `kc % GRID_X == core_x`.
+    fn mine(&self) -> Expr {
+        compare(
+            CmpOp::Eq,
+            Expr::bin(BinOp::Mod, name("kc"), name("GRID_X")),
+            name("core_x"),
+        )
+    }
+
+    /// The mean squares of the rows, shared: each core of the grid row sends its partial and
+    /// starts the total with it, then adds every other core's.
+    fn shared_sums_stages(&self) -> Vec<Stmt> {
+        let Some(sharers) = self.sharers else {
+            return Vec::new();
+        };
+        let (ms, send, peers, total) = (&self.mean_square, &self.send, &self.peers, &self.total);
+        let own = with(
+            vec![
+                (wait(&ms.cb), ms.v.clone()),
+                (reserve(&send.cb), send.o.clone()),
+                (reserve(&total.cb), total.o.clone()),
+            ],
+            vec![store(&send.o, name(&ms.v)), store(&total.o, name(&ms.v))],
+        );
+        let add_peer = with(
+            vec![
+                (wait(&total.cb), total.v.clone()),
+                (wait(&peers.cb), peers.v.clone()),
+                (reserve(&total.cb), total.o.clone()),
+            ],
+            vec![store(
+                &total.o,
+                Expr::bin(BinOp::Add, name(&total.v), name(&peers.v)),
+            )],
+        );
+        vec![own, for_range("_", int(sharers - 1), vec![add_peer])]
+    }
+
+    /// The reader's receipt of the partial row sums of the grid row's other cores.
+    fn receives(&self) -> Stmt {
+        let receive = with(
+            vec![(reserve(&self.peers.cb), "blk".into())],
+            copy(
+                pipe(
+                    (name("peer"), name("core_y")),
+                    (name("core_x"), name("core_y")),
+                ),
+                name("blk"),
+            ),
+        );
+        for_range(
+            "peer",
+            name("GRID_X"),
+            vec![if_else(
+                compare(CmpOp::Ne, name("peer"), name("core_x")),
+                vec![receive],
+                vec![],
+            )],
+        )
+    }
+
+    /// The writer's sending of this core's partial row sums to the grid row's other cores.
+    fn sends(&self) -> Stmt {
+        let send = if_else(
+            compare(CmpOp::Ne, name("peer"), name("core_x")),
+            copy(
+                name("blk"),
+                pipe(
+                    (name("core_x"), name("core_y")),
+                    (name("peer"), name("core_y")),
+                ),
+            ),
+            vec![],
+        );
+        with(
+            vec![(wait(&self.send.cb), "blk".into())],
+            vec![for_range("peer", name("GRID_X"), vec![send])],
+        )
+    }
+
     /// A chunk's row sums of squares, scaled by `1 / K`, into the running mean square (added to
-    /// it when `summed`).
+    /// it when `summed`). Shared over the grid row, on the core whose chunk it is, added when
+    /// it is not the core's first (`kc >= GRID_X`).
     fn mean_square_stage(&self, summed: bool) -> Stmt {
+        if self.sharers.is_none() {
+            return self.mean_square_sum(summed);
+        }
+        let later = compare(CmpOp::Ge, name("kc"), name("GRID_X"));
+        if_else(
+            self.mine(),
+            vec![if_else(
+                later,
+                vec![self.mean_square_sum(true)],
+                vec![self.mean_square_sum(false)],
+            )],
+            vec![],
+        )
+    }
+
+    /// [`Self::mean_square_stage`] on this core: the chunk's row sums into the running mean
+    /// square, added to it when `summed`.
+    fn mean_square_sum(&self, summed: bool) -> Stmt {
         let (sq, ms) = (&self.squares, &self.mean_square);
         let mut value = math_dims(
             "reduce_sum",
@@ -557,7 +701,11 @@ impl RowNormNames {
     /// The rows' scale `rsqrt(mean square + eps)`, computed once and copied once for each
     /// product.
     fn scales_stage(&self) -> Vec<Stmt> {
-        let (ms, rstd, sc) = (&self.mean_square, &self.rstd, &self.scale);
+        let ms = match self.sharers {
+            Some(_) => &self.total,
+            None => &self.mean_square,
+        };
+        let (rstd, sc) = (&self.rstd, &self.scale);
         let eps = format!("{}_bcast", self.eps_v);
         let once = with(
             vec![

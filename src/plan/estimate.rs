@@ -9,7 +9,7 @@
 //! the same ops; the runtime times the program.
 
 use super::body::{Body, TtBinary, ValueOp};
-use super::kernel::{operand_tiles, KernelDetail, MatmulInfo};
+use super::kernel::{operand_tiles, row_norm_sharers, KernelDetail, MatmulInfo};
 use super::target::{Costs, Target};
 use super::{Partition, PlannedKernel};
 
@@ -124,15 +124,23 @@ fn norm_cycles(c: &Costs, p: &Partition, info: &MatmulInfo) -> f64 {
         return 0.0;
     };
     let (bm, bn) = p.block;
-    let chunks = p.k_chunks as f64;
     let products = (1 + info.others.len()) as f64;
     let squares = stage(c, bm * bk, c.mul, 2.0);
     let row_sums = stage(c, bm, bk as f64 * c.reduce + c.add, bk as f64 + 2.0);
+    // Shared over a grid row: the busiest core's share of the chunks, then one add per other
+    // core's partial.
+    let (chunks, exchange) = match row_norm_sharers(info, p, p.k_chunks) {
+        Some(sharers) => (
+            p.k_chunks.div_ceil(sharers) as f64,
+            sharers as f64 * stage(c, bm, c.add, 2.0),
+        ),
+        None => (p.k_chunks as f64, 0.0),
+    };
     let scale = stage(c, bm, c.add + c.sfpu("rsqrt"), 2.0);
     let copies = products * stage(c, bm, c.add, 1.0);
     let first = stage(c, bm * bn, c.add + c.mul, 2.0);
     let later = (products - 1.0) * (bm * bn) as f64 * (c.add + c.mul);
-    chunks * (squares + row_sums) + scale + copies + first + later
+    chunks * (squares + row_sums) + exchange + scale + copies + first + later
 }
 
 /// The cycles a streamed K adds to a block's compute: every chunk after the first adds its

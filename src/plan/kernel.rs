@@ -69,7 +69,8 @@ pub struct MatmulInfo {
 /// so the kernel reads `x` as A. As the first product's K chunks pass, the compute thread squares
 /// each chunk and adds its row sums (scaled by `1 / K`) to a running mean square; after the
 /// chunks it computes the rows' scale once (an SFPU `rsqrt`, ~1080 cycles a tile) and copies it
-/// once per product, and each product's running sum is scaled by it before the epilogue.
+/// once per product, and each product's running sum is scaled by it before the epilogue. The
+/// cores of a grid row that take the same rows share the sums ([`row_norm_sharers`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RowNorm {
     /// Body value of the reduce scaler tile, `1 / K`.
@@ -84,6 +85,32 @@ pub struct RowNorm {
     pub rstd_stem: String,
     /// Stem of the buffer of the rows' scale copied once per product.
     pub scale_stem: String,
+    /// Stems of the buffers through which the cores of a grid row share the sums
+    /// ([`row_norm_sharers`]): this core's partial to send, the others' received, and their
+    /// running total.
+    pub send_stem: String,
+    /// See [`RowNorm::send_stem`].
+    pub peers_stem: String,
+    /// See [`RowNorm::send_stem`].
+    pub total_stem: String,
+}
+
+/// How many cores of a grid row share the row sums of a normalized A ([`RowNorm`]) in a kernel
+/// planned as `p` with `k_chunks` K chunks: with A multicast along grid rows and one block per
+/// core, every core of a grid row takes the same rows, so each squares and sums its share of
+/// the chunks (chunk `kc` on core `kc % GRID_X`) and sends its partial to the row's other
+/// cores. Only when every core has a chunk (no core then waits for the reductions' scaler
+/// without using it). `None` when every core sums all its chunks itself.
+pub fn row_norm_sharers(info: &MatmulInfo, p: &Partition, k_chunks: usize) -> Option<usize> {
+    info.norm.as_ref()?;
+    let one_row_block = p.multicast
+        && p.batches == 1
+        && p.blocks_per_core == 1
+        && !p.guarded
+        && p.segments.is_none()
+        && p.overlap == (0, 0);
+    let sharers = p.grid.0 as usize;
+    (one_row_block && sharers > 1 && k_chunks >= sharers).then_some(sharers)
 }
 
 /// A further product of a matmul kernel computing several products of one left operand (a gated
@@ -499,7 +526,7 @@ pub(crate) fn build_cut(
             }
             cands.sort();
             let mut last_err = String::new();
-            let mut fitting = Fitting::new(&body, false);
+            let mut fitting = Fitting::new(&body, false, false);
             for (_, br, bc, double) in cands {
                 let mut schedule =
                     Schedule::new(&body, (br, bc), rt / br, ct / bc * chunks, vec![]);
@@ -636,10 +663,11 @@ pub(crate) fn build_cut(
             cands.sort_by_key(|(order, _)| *order);
             let mut last_err = String::new();
             let overlaps = cands.iter().any(|(_, laid)| laid.overlap != (0, 0));
-            let mut fitting = Fitting::new(&body, overlaps);
+            let mut fitting = Fitting::new(&body, overlaps, info.norm.is_some());
             for ((_, bn, bm, bk, double, _), laid) in cands {
                 let k_chunks = info.kt / bk;
-                let extra = matmul_cbs(&info, bm, bn, bk, k_chunks);
+                let sharers = row_norm_sharers(&info, &laid, k_chunks);
+                let extra = matmul_cbs(&info, (bm, bn), (bk, k_chunks), sharers);
                 let mut schedule = Schedule::new(
                     &body,
                     (bm, bn),
@@ -653,6 +681,7 @@ pub(crate) fn build_cut(
                     if let Some(rn) = &info.norm {
                         keep.push(format!("{}_cb", rn.mean_square_stem));
                         keep.push(format!("{}_cb", rn.scale_stem));
+                        keep.push(format!("{}_cb", rn.total_stem));
                     }
                     keep.extend(stream_acc(&body));
                     single_buffer(&mut schedule.cbs, &keep);
@@ -871,13 +900,13 @@ struct Fitting {
 impl Fitting {
     /// For a kernel of `body`; `overlaps` when some candidates' blocks overlap
     /// ([`Partition::overlap`]).
-    fn new(body: &Body, overlaps: bool) -> Fitting {
+    fn new(body: &Body, overlaps: bool, norm: bool) -> Fitting {
         let chained = body.values.iter().any(|v| v.op == ValueOp::Product);
         Fitting {
             chained,
             wanted: match chained {
                 true => CHAINED_CANDIDATES,
-                false => 1 + usize::from(overlaps),
+                false => (1 + usize::from(overlaps)) * (1 + usize::from(norm)),
             },
             kernels: Vec::new(),
         }
@@ -894,7 +923,7 @@ impl Fitting {
         let overlapping = |f: &PlannedKernel| f.partition.overlap != (0, 0);
         let alike = |f: &PlannedKernel| match self.chained {
             true => f.partition.block == k.partition.block,
-            false => overlapping(f) == overlapping(&k),
+            false => overlapping(f) == overlapping(&k) && shares_norm(f) == shares_norm(&k),
         };
         if !self.kernels.iter().any(alike) {
             self.kernels.push(k);
@@ -913,7 +942,26 @@ impl Fitting {
     }
 }
 
-fn matmul_cbs(info: &MatmulInfo, bm: usize, bn: usize, bk: usize, k_chunks: usize) -> Vec<Cb> {
+/// Whether kernel `k` shares a normalized A's row sums over its grid rows
+/// ([`row_norm_sharers`]).
+fn shares_norm(k: &PlannedKernel) -> bool {
+    match &k.detail {
+        KernelDetail::Matmul { info, .. } => {
+            row_norm_sharers(info, &k.partition, k.partition.k_chunks).is_some()
+        }
+        _ => false,
+    }
+}
+
+/// The template's buffers of matmul `info` in blocks of `bm x bn` tiles with K chunks of `bk`
+/// (`k_chunks` of them); `sharers`, the cores sharing a normalized A's row sums
+/// ([`row_norm_sharers`]).
+fn matmul_cbs(
+    info: &MatmulInfo,
+    (bm, bn): (usize, usize),
+    (bk, k_chunks): (usize, usize),
+    sharers: Option<usize>,
+) -> Vec<Cb> {
     let mut cbs = vec![Cb {
         name: format!("{}_cb", info.a_stem),
         like: info.a_param.clone(),
@@ -995,6 +1043,17 @@ fn matmul_cbs(info: &MatmulInfo, bm: usize, bn: usize, bk: usize, k_chunks: usiz
             shape: (bm, 1),
             buffer_factor: 1 + info.others.len(),
         });
+        if sharers.is_some() {
+            cbs.push(Cb {
+                name: format!("{}_cb", rn.send_stem),
+                like: info.a_param.clone(),
+                shape: (bm, 1),
+                buffer_factor: 1,
+            });
+            for stem in [&rn.peers_stem, &rn.total_stem] {
+                cbs.push(Cb::running_sum(stem, &info.a_param, (bm, 1)));
+            }
+        }
     }
     cbs
 }
@@ -1260,6 +1319,9 @@ fn row_norm(
         mean_square_stem: builder.reserve_stem(&format!("{}_mean_square", node.name)),
         rstd_stem: builder.reserve_stem(&format!("{}_rstd", node.name)),
         scale_stem: builder.reserve_stem(&format!("{}_scale", node.name)),
+        send_stem: builder.reserve_stem(&format!("{}_send", node.name)),
+        peers_stem: builder.reserve_stem(&format!("{}_peers", node.name)),
+        total_stem: builder.reserve_stem(&format!("{}_total", node.name)),
     })
 }
 
@@ -1299,7 +1361,7 @@ fn segmented_matmul(
             bks.sort_by_key(|&bk| candidate_key(info, &p, bk, true, target));
             for bk in bks {
                 let k_chunks = info.kt / bk;
-                let extra = matmul_cbs(info, bm, block.1, bk, k_chunks);
+                let extra = matmul_cbs(info, (bm, block.1), (bk, k_chunks), None);
                 let mut schedule = Schedule::new(body, block, info.mt / bm, s, extra);
                 segments::add_exchange_cbs(body, &mut schedule, s)?;
                 if fits(&schedule.cbs, target).is_err() {
@@ -1652,8 +1714,12 @@ fn summary(
     let mut partition_summary = partition.describe();
     if let KernelDetail::Matmul { info, .. } = &detail {
         if info.norm.is_some() {
+            let shared = match row_norm_sharers(info, &partition, partition.k_chunks) {
+                Some(_) => ", each core of a grid row summing every GRID_X-th chunk's and sending its partial to the others",
+                None => "",
+            };
             partition_summary += &format!(
-                ", A normalized in the kernel (RMSNorm of {}: row sums of squares as the K chunks pass, each product's rows scaled)",
+                ", A normalized in the kernel (RMSNorm of {}: row sums of squares as the K chunks pass{shared}, each product's rows scaled)",
                 graph.node(info.a).name
             );
         }
