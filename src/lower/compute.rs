@@ -266,7 +266,11 @@ fn summed_stage(
     part: Part,
     inline: &[usize],
 ) -> Vec<Stmt> {
-    let (acc_cb, acc_o, acc_v) = buffer_names(&st.acc_stem);
+    let Buffer {
+        cb: acc_cb,
+        o: acc_o,
+        v: acc_v,
+    } = Buffer::new(&st.acc_stem);
     let v = st.product;
     let (dst_cb, dst, addend) = match part {
         Part::First => (acc_cb, acc_o, None),
@@ -284,13 +288,25 @@ fn summed_stage(
     )]
 }
 
-/// The buffer, reserved-block and waited-block names of a template buffer with stem `stem`.
-fn buffer_names(stem: &str) -> (String, String, String) {
-    (
-        format!("{stem}_cb"),
-        format!("{stem}_o"),
-        format!("{stem}_v"),
-    )
+/// The names of a template buffer: the buffer, its reserved block and its waited block.
+pub struct Buffer {
+    /// `{stem}_cb`.
+    pub cb: String,
+    /// `{stem}_o`.
+    pub o: String,
+    /// `{stem}_v`.
+    pub v: String,
+}
+
+impl Buffer {
+    /// The names of the buffer with stem `stem`.
+    pub fn new(stem: &str) -> Buffer {
+        Buffer {
+            cb: format!("{stem}_cb"),
+            o: format!("{stem}_o"),
+            v: format!("{stem}_v"),
+        }
+    }
 }
 
 /// The output values that only the first chunk's blocks compute and write: with a chained

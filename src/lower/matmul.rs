@@ -13,7 +13,7 @@ use super::blocks::{block_loop, constants, coords, coords_of, this_core, Coords,
 use super::body_kernel::{
     kernel, load_reads, output_coords, output_writes, params, stream_constants,
 };
-use super::compute::{compute_thread, Naming};
+use super::compute::{compute_thread, Buffer, Naming};
 use super::emit::{
     add, assign, compare, copy, for_range, for_range_from, if_else, if_less, index, int, make_cb,
     math, math_dims, mul, name, pipe, read_into, reserve, span, store, wait, with,
@@ -96,25 +96,25 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
             );
             out.push(with(
                 vec![
-                    (wait(&pr.b_cb), pr.b_v.clone()),
+                    (wait(&pr.b.cb), pr.b.v.clone()),
                     (reserve(&bt_cb), bt_o.clone()),
                 ],
                 vec![store(
                     &bt_o,
-                    Expr::path("ttl.transpose").call(vec![name(&pr.b_v), name(&bt_o)]),
+                    Expr::path("ttl.transpose").call(vec![name(&pr.b.v), name(&bt_o)]),
                 )],
             ));
             (wait(&bt_cb), bt_v)
         } else {
-            (wait(&pr.b_cb), pr.b_v.clone())
+            (wait(&pr.b.cb), pr.b.v.clone())
         };
         let b_v = b_item.1.clone();
         let mut product =
             Expr::path("ttl.math.matmul").call(vec![name(&a_v), name(&b_v), name(dst)]);
         let mut items = vec![(wait(&a_cb), a_v.clone()), b_item];
         if summed {
-            product = Expr::bin(BinOp::Add, product, name(&pr.acc_v));
-            items.push((wait(&pr.acc_cb), pr.acc_v.clone()));
+            product = Expr::bin(BinOp::Add, product, name(&pr.acc.v));
+            items.push((wait(&pr.acc.cb), pr.acc.v.clone()));
         }
         let mut stores = Vec::new();
         if let NormPart::Scaled(n) = part {
@@ -159,7 +159,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         };
         let target_cb = naming.cb(v);
         let target = naming.reserved(v);
-        let acc = (pr.acc_cb.as_str(), pr.acc_o.as_str());
+        let acc = (pr.acc.cb.as_str(), pr.acc.o.as_str());
         // A normalized A: the first product's chunks also sum squares, and its sum is scaled
         // once the rows' scale is known; the later products scale their last chunk.
         let (each, last, last_part) = match &norm {
@@ -364,7 +364,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         // reads its own ([`Partition::segments_over_rows`]).
         let own_b = p.segment_rows() > 1;
         let mut inner = c.stmts.clone();
-        let bs = std::iter::once((first.b_cb.clone(), b_src)).chain(other_bs);
+        let bs = std::iter::once((first.b.cb.clone(), b_src)).chain(other_bs);
         for (product, (cb, src)) in bs.enumerate() {
             let read = match own_b {
                 true => read_into(&cb, src),
@@ -392,9 +392,9 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         None => vec![read_into(&a_cb, a_src.clone())],
     };
     reads.push(if shared_batches {
-        shared_matrix(&first.b_cb, b_src)
+        shared_matrix(&first.b.cb, b_src)
     } else {
-        read_into(&first.b_cb, b_src)
+        read_into(&first.b.cb, b_src)
     });
     // Every further product streams A again, with its own B (a 2-D matrix), in the order the
     // compute thread takes them. Their kernel's per-block loads come first: an epilogue op
@@ -747,7 +747,7 @@ impl RowNormNames {
         let sc = &self.scale;
         with(
             vec![
-                (wait(&pr.acc_cb), pr.acc_v.clone()),
+                (wait(&pr.acc.cb), pr.acc.v.clone()),
                 (wait(&sc.cb), sc.v.clone()),
                 (reserve(target_cb), target.to_string()),
             ],
@@ -755,7 +755,7 @@ impl RowNormNames {
                 self.scale_bcast(target),
                 store(
                     target,
-                    Expr::bin(BinOp::Mul, name(&pr.acc_v), name(&self.scale_bcast_name())),
+                    Expr::bin(BinOp::Mul, name(&pr.acc.v), name(&self.scale_bcast_name())),
                 ),
             ],
         )
@@ -787,40 +787,18 @@ enum NormPart<'n> {
     Scaled(&'n RowNormNames),
 }
 
-/// The buffer, reserved-block and waited-block names of a template buffer.
-struct Buffer {
-    cb: String,
-    o: String,
-    v: String,
-}
-
-impl Buffer {
-    fn new(stem: &str) -> Buffer {
-        Buffer {
-            cb: format!("{stem}_cb"),
-            o: format!("{stem}_o"),
-            v: format!("{stem}_v"),
-        }
-    }
-}
-
+/// The buffers of one product: B's chunks and the running sum.
 struct Product {
-    b_cb: String,
-    b_v: String,
-    acc_cb: String,
-    acc_o: String,
-    acc_v: String,
+    b: Buffer,
+    acc: Buffer,
 }
 
 impl Product {
     /// The names of a product reading B into `{b}_cb` and accumulating in `{acc}_cb`.
     fn new(b: &str, acc: &str) -> Product {
         Product {
-            b_cb: format!("{b}_cb"),
-            b_v: format!("{b}_v"),
-            acc_cb: format!("{acc}_cb"),
-            acc_o: format!("{acc}_o"),
-            acc_v: format!("{acc}_v"),
+            b: Buffer::new(b),
+            acc: Buffer::new(acc),
         }
     }
 }
