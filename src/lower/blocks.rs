@@ -134,13 +134,9 @@ pub fn block_loop(p: &Partition, uses_index: bool, inner: Vec<Stmt>) -> Vec<Stmt
         // Shared batches: the cores of a grid row take the same batch at step `i`, its row
         // blocks across the group's `GROUP_ROWS` grid rows.
         let floordiv = |a: Expr, b: Expr| Expr::bin(BinOp::FloorDiv, a, b);
-        let modulo = |a: Expr, b: Expr| Expr::bin(BinOp::Mod, a, b);
         let group = floordiv(name("core_y"), name("GROUP_ROWS"));
         let batch = add(mul(group, name("BLOCKS_PER_CORE")), name("i"));
-        let row_block = add(
-            mul(modulo(name("core_y"), name("GROUP_ROWS")), name("GRID_X")),
-            name("core_x"),
-        );
+        let row_block = group_position(name("core_x"));
         let mut body = Vec::new();
         let row_block = if p.mirrored {
             body.push(assign("base", row_block));
@@ -211,6 +207,18 @@ impl Coords {
             mul(self.batch.clone(), name("M_TILES")),
         )
     }
+}
+
+/// The position in its batch group, with shared batches, of the core in grid column `x` of
+/// this grid row: `core_y % GROUP_ROWS * GRID_X + x`.
+pub fn group_position(x: Expr) -> Expr {
+    add(
+        mul(
+            Expr::bin(BinOp::Mod, name("core_y"), name("GROUP_ROWS")),
+            name("GRID_X"),
+        ),
+        x,
+    )
 }
 
 /// Statements binding `out` to the row block that the core at position `base` (a variable) of

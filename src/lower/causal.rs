@@ -4,7 +4,7 @@
 
 use ttfuse_runtime::ttl::ast::{BinOp, BoolOp, CmpOp, Expr, IndexItem, Kernel, Stmt};
 
-use super::blocks::{block_loop, constants, coords, row_block_stmts, Coords};
+use super::blocks::{block_loop, constants, coords, group_position, row_block_stmts, Coords};
 use super::body_kernel::{kernel, matrix_index, params};
 use super::compute::Naming;
 use super::emit::{
@@ -409,8 +409,7 @@ fn chunk_step(names: &Names, query: &str, first: bool) -> Vec<Stmt> {
 fn sender(p: &Partition) -> Vec<Stmt> {
     let last = Expr::bin(BinOp::Sub, name("GRID_X"), int(1));
     if p.class_steps.is_some() {
-        let mut per_peer = vec![assign("peer_base", peer_base())];
-        per_peer.extend(row_block_stmts(p, "peer_base", "peer_rem"));
+        let mut per_peer = peer_row_block(p);
         per_peer.push(if_else(
             compare(CmpOp::Ge, last_chunk(name("peer_rem")), name("most")),
             vec![
@@ -436,27 +435,23 @@ fn sender(p: &Partition) -> Vec<Stmt> {
     vec![assign("sender", sender)]
 }
 
-/// The position in its batch group of core `peer` of this grid row.
-fn peer_base() -> Expr {
-    add(
-        mul(
-            Expr::bin(BinOp::Mod, name("core_y"), name("GROUP_ROWS")),
-            name("GRID_X"),
-        ),
-        name("peer"),
-    )
+/// Statements binding `peer_rem` to the row block that core `peer` of this grid row takes at
+/// step `i` (`peer_base` its position in the batch group).
+fn peer_row_block(p: &Partition) -> Vec<Stmt> {
+    let mut stmts = vec![assign("peer_base", group_position(name("peer")))];
+    if p.mirrored {
+        stmts.extend(row_block_stmts(p, "peer_base", "peer_rem"));
+    } else {
+        stmts.push(assign("peer_rem", name("peer_base")));
+    }
+    stmts
 }
 
 /// Reads key chunk `j` of `src` into a reserved block of `cb`: the sender reads it from DRAM
 /// and sends it to each other core of its grid row whose row block reaches chunk `j`; the
 /// others that take it receive it from the sender.
 fn shared_chunk(cb: &str, src: Expr, p: &Partition) -> Stmt {
-    let mut per_peer = vec![assign("peer_base", peer_base())];
-    if p.mirrored {
-        per_peer.extend(row_block_stmts(p, "peer_base", "peer_rem"));
-    } else {
-        per_peer.push(assign("peer_rem", name("peer_base")));
-    }
+    let per_peer = peer_row_block(p);
     let takes = Expr::Bool2(
         BoolOp::And,
         Box::new(compare(CmpOp::Ne, name("peer"), name("core_x"))),

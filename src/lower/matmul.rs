@@ -89,22 +89,18 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
             out.push(gather_stage(g, &a_cb, &info.a_stem));
         }
         let b_item = if transposed {
-            let (bt_cb, bt_o, bt_v) = (
-                format!("{}_cb", info.bt_stem),
-                format!("{}_o", info.bt_stem),
-                format!("{}_v", info.bt_stem),
-            );
+            let bt = Buffer::new(&info.bt_stem);
             out.push(with(
                 vec![
                     (wait(&pr.b.cb), pr.b.v.clone()),
-                    (reserve(&bt_cb), bt_o.clone()),
+                    (reserve(&bt.cb), bt.o.clone()),
                 ],
                 vec![store(
-                    &bt_o,
-                    Expr::path("ttl.transpose").call(vec![name(&pr.b.v), name(&bt_o)]),
+                    &bt.o,
+                    Expr::path("ttl.transpose").call(vec![name(&pr.b.v), name(&bt.o)]),
                 )],
             ));
-            (wait(&bt_cb), bt_v)
+            (wait(&bt.cb), bt.v)
         } else {
             (wait(&pr.b.cb), pr.b.v.clone())
         };
@@ -543,8 +539,6 @@ fn gather_reads(g: &GatherInfo, pixels: &str, row: &Expr, kc: Expr, rows: usize)
     ]
 }
 
-/// The buffers and block names of one product of a matmul kernel: its B's and its K chunks'
-/// running sum.
 /// The buffer names of a left operand the kernel normalizes ([`RowNorm`]).
 struct RowNormNames {
     squares: Buffer,
@@ -787,7 +781,8 @@ enum NormPart<'n> {
     Scaled(&'n RowNormNames),
 }
 
-/// The buffers of one product: B's chunks and the running sum.
+/// The buffers and block names of one product of a matmul kernel: its B's and its K chunks'
+/// running sum.
 struct Product {
     b: Buffer,
     acc: Buffer,

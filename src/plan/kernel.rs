@@ -1020,39 +1020,25 @@ fn matmul_cbs(
         cbs.push(Cb::running_sum(&info.acc_stem, &info.a_param, (bm, bn)));
     }
     if let Some(rn) = &info.norm {
-        cbs.push(Cb {
-            name: format!("{}_cb", rn.squares_stem),
+        let cb = |stem: &str, shape: (usize, usize), buffer_factor: usize| Cb {
+            name: format!("{stem}_cb"),
             like: info.a_param.clone(),
-            shape: (bm, bk),
-            buffer_factor: 1,
-        });
+            shape,
+            buffer_factor,
+        };
+        cbs.push(cb(&rn.squares_stem, (bm, bk), 1));
         cbs.push(Cb::running_sum(
             &rn.mean_square_stem,
             &info.a_param,
             (bm, 1),
         ));
-        cbs.push(Cb {
-            name: format!("{}_cb", rn.rstd_stem),
-            like: info.a_param.clone(),
-            shape: (bm, 1),
-            buffer_factor: 1,
-        });
-        cbs.push(Cb {
-            name: format!("{}_cb", rn.scale_stem),
-            like: info.a_param.clone(),
-            shape: (bm, 1),
-            buffer_factor: 1 + info.others.len(),
-        });
+        cbs.push(cb(&rn.rstd_stem, (bm, 1), 1));
+        cbs.push(cb(&rn.scale_stem, (bm, 1), 1 + info.others.len()));
         if sharers.is_some() {
-            cbs.push(Cb {
-                name: format!("{}_cb", rn.send_stem),
-                like: info.a_param.clone(),
-                shape: (bm, 1),
-                buffer_factor: 1,
-            });
-            for stem in [&rn.peers_stem, &rn.total_stem] {
-                cbs.push(Cb::running_sum(stem, &info.a_param, (bm, 1)));
-            }
+            cbs.push(cb(&rn.send_stem, (bm, 1), 1));
+            // The others' partials arrive while the compute thread adds the one before.
+            cbs.push(cb(&rn.peers_stem, (bm, 1), 2));
+            cbs.push(Cb::running_sum(&rn.total_stem, &info.a_param, (bm, 1)));
         }
     }
     cbs
