@@ -11,8 +11,11 @@ use lower_common::*;
 use petgraph::graph::NodeIndex;
 use ttfuse::graph::{Graph, Op, TensorData};
 use ttfuse::lower::{Compiled, FusionMode};
+use ttfuse::plan::estimate;
 use ttfuse::plan::kernel::KernelDetail;
+use ttfuse::plan::target::Target;
 use ttfuse::plan::{BreakReason, PlannedKernel};
+use ttfuse_runtime::device::Device;
 use ttfuse_runtime::ttl::print::print_kernel;
 
 /// A constant row of `value`s, an RMSNorm's gain.
@@ -106,14 +109,19 @@ fn a_single_buffered_normalizing_kernel_fits_a_small_core() {
 
 #[test]
 fn the_cores_of_a_grid_row_share_the_row_sums() {
-    // 8 K chunks on 8 grid columns: each core squares and sums one chunk's rows, and the row's
-    // cores exchange their partial sums instead of each summing all eight.
-    let g = norm_then_products(512, 768, &[768, 768, 768], 1.0);
+    // More K chunks than grid columns (16 on 8 at K = 3072): each core squares and sums every
+    // eighth chunk's rows, adding the second to the first, and the row's cores exchange their
+    // partial sums instead of each summing all sixteen.
+    let g = norm_then_products(512, 3072, &[768, 768], 1.0);
     let c = run_checked(&g, &device(), FusionMode::Fused);
     let ks = normalizing(&c);
     assert_eq!(ks.len(), 1, "{:?}", c.plan.kernels);
     let k = ks[0];
-    assert_eq!(k.partition.k_chunks, 8);
+    assert!(
+        k.partition.k_chunks > k.partition.grid.0 as usize,
+        "{:?}",
+        k.partition
+    );
     assert!(
         k.partition_summary
             .contains("each core of a grid row summing every GRID_X-th chunk's"),
@@ -122,19 +130,49 @@ fn the_cores_of_a_grid_row_share_the_row_sums() {
     );
     let text = kernel_text(&c, &k.name);
     assert!(text.contains("if kc % GRID_X == core_x:"), "{text}");
+    assert!(text.contains("if kc >= GRID_X:"), "{text}");
     assert!(text.contains("_send_cb.wait() as blk"), "{text}");
     assert!(text.contains("_peers_cb.reserve() as blk"), "{text}");
     run_kernel(&g, k);
 }
 
 #[test]
-fn the_estimate_keeps_the_norm_kernel_where_the_products_are_bound_by_their_math() {
-    // Five products of 1024 rows (LLaMA's q, k, their rotations and v): the norm kernel's DRAM
-    // round trip is cheaper than the squares each core sums and the five scalings (measured on
-    // the LLaMA block at seq 1024: 168.18 us with the norm in the kernel against 151.31 and
-    // 16.72 apart).
+fn a_grid_row_with_more_cores_than_k_chunks_shares_the_sums_too() {
+    // Five products of 1024 rows (LLaMA's q, k, their rotations and v) take K in 6 chunks on 8
+    // grid columns: cores 0 to 5 each sum one chunk's squares and send their partial, cores 6
+    // and 7 sum the last chunk themselves, so that every core uses the scaler tile it waits
+    // for and receives five partials.
     let g = norm_then_products(1024, 768, &[768; 5], 1.0);
     let c = run_checked(&g, &device(), FusionMode::Fused);
+    let ks = normalizing(&c);
+    assert_eq!(c.plan.kernels.len(), 1, "{:?}", c.plan.kernels);
+    let k = ks[0];
+    assert!(
+        k.partition.k_chunks < k.partition.grid.0 as usize,
+        "{:?}",
+        k.partition
+    );
+    assert!(
+        k.partition_summary
+            .contains("the cores past the last chunk's the last"),
+        "{}",
+        k.partition_summary
+    );
+    let text = kernel_text(&c, &k.name);
+    assert!(text.contains("own = K_CHUNKS - 1"), "{text}");
+    assert!(text.contains("if kc == own:"), "{text}");
+    assert!(text.contains("for peer in range(K_CHUNKS):"), "{text}");
+    run_kernel(&g, k);
+}
+
+#[test]
+fn the_estimate_keeps_the_norm_kernel_where_the_products_are_bound_by_their_math() {
+    // The same five products on blackhole: its norm kernel's DRAM round trip is cheaper than
+    // the squares and the five scalings (the LLaMA block at seq 1024 keeps its norm kernels
+    // there).
+    let g = norm_then_products(1024, 768, &[768; 5], 1.0);
+    let dev = Device::load("blackhole").unwrap();
+    let c = run_checked(&g, &dev, FusionMode::Fused);
     assert!(normalizing(&c).is_empty());
     assert_eq!(c.plan.kernels[0].ops, ["RmsNorm"]);
     // The plan says why.
@@ -143,6 +181,34 @@ fn the_estimate_keeps_the_norm_kernel_where_the_products_are_bound_by_their_math
             && matches!(b.reason, BreakReason::Slower { fused_cycles, separate_cycles } if fused_cycles > separate_cycles)),
         "{:?}",
         c.plan.breaks
+    );
+}
+
+#[test]
+fn a_kernel_bound_by_passing_its_weights_keeps_its_row_sums_unshared() {
+    // Five products of 128 rows: one row tile per block, so each core's writer passes B's
+    // chunks down its grid column for longer than the compute works, and sharing the row sums
+    // would only add the partials' exchange to the compute's wait between the first and the
+    // second product (measured on the LLaMA block at seq 128: 72.98 us shared against 72.19).
+    let g = norm_then_products(128, 768, &[768; 5], 1.0);
+    let c = run_checked(&g, &device(), FusionMode::Fused);
+    let ks = normalizing(&c);
+    assert_eq!(ks.len(), 1, "{:?}", c.plan.kernels);
+    let k = ks[0];
+    assert!(
+        !k.partition_summary.contains("sending"),
+        "{}",
+        k.partition_summary
+    );
+    // The estimate sees the writer's chain of chunks: within 10% of the run (it was 30% under
+    // when it counted the compute alone).
+    let run = run_kernel(&g, k);
+    let estimate = estimate::cycles(k, &Target::of(&device()));
+    let off = (estimate - run.cycles).abs() / run.cycles;
+    assert!(
+        off < 0.1,
+        "estimate {estimate} against {} cycles run",
+        run.cycles
     );
 }
 

@@ -4,7 +4,8 @@
 //! the elementwise epilogue applied to each finished block before it is written. A left operand
 //! the kernel normalizes ([`RowNorm`]) has its squares summed per row as the first product's K
 //! chunks pass (on the cores of a grid row that take the same rows, each core the chunks it
-//! multicasts, the partial sums then exchanged through pipes), and every product's rows scaled
+//! multicasts, or with fewer chunks than cores the last chunk on every core past it, the
+//! partial sums then exchanged through pipes by the reader), and every product's rows scaled
 //! by the resulting `rsqrt`.
 
 use ttfuse_runtime::ttl::ast::{BinOp, BoolOp, CmpOp, Expr, Kernel, Stmt};
@@ -147,7 +148,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
     let norm = info
         .norm
         .as_ref()
-        .map(|rn| RowNormNames::new(rn, &naming, 1 + info.others.len(), sharers));
+        .map(|rn| RowNormNames::new(rn, &naming, 1 + info.others.len(), sharers, p.grid.0));
     let matmul_stage = |v: usize| -> Vec<Stmt> {
         let (pr, transposed, is_first) = match others.iter().find(|(ov, _)| *ov == v) {
             Some((_, pr)) => (pr, false, false),
@@ -203,8 +204,8 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
     };
     let c = coords(p, &NAMES);
     let mut compute = compute_thread(body, sched, p, &matmul_stage, &c);
-    if sharers.is_some() {
-        compute.insert(0, this_core());
+    if let Some(n) = norm.as_ref().filter(|n| n.sharers.is_some()) {
+        compute.splice(0..0, [vec![this_core()], n.own_binding()].concat());
     }
 
     // Shared batches: the cores of a grid row work on one batch per step `i`, and take turns
@@ -321,10 +322,12 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
                 reads.insert(0, earlier_block_writes(body, &naming, p, kc));
             }
             a_reads.extend(k_chunk_loop(kc, reads));
-            // The other cores' partial row sums of a normalized A, once the first product's
-            // chunks have passed.
+            // This core's partial row sums of a normalized A to the grid row's other cores, and
+            // theirs, once the first product's chunks have passed: the thread that sends A
+            // along the grid row sends them too, so that each pipe carries its blocks in the
+            // order of one thread's program.
             if let (0, Some(n), Some(_)) = (product, &norm, sharers) {
-                a_reads.push(n.receives());
+                a_reads.extend(n.exchange());
             }
         }
         let mut inner = c.stmts.clone();
@@ -361,16 +364,12 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         let own_b = p.segment_rows() > 1;
         let mut inner = c.stmts.clone();
         let bs = std::iter::once((first.b.cb.clone(), b_src)).chain(other_bs);
-        for (product, (cb, src)) in bs.enumerate() {
+        for (cb, src) in bs {
             let read = match own_b {
                 true => read_into(&cb, src),
                 false => shared_read(&cb, src, Along::Column, kc_at.clone()),
             };
             inner.extend(k_chunk_loop(kc, vec![read]));
-            // This core's partial row sums of a normalized A, to the grid row's other cores.
-            if let (0, Some(n), Some(_)) = (product, &norm, sharers) {
-                inner.push(n.sends());
-            }
         }
         inner.extend(exchange::sends(&exchanged));
         if !several {
@@ -553,13 +552,22 @@ struct RowNormNames {
     /// Cores of the grid row sharing the row sums ([`row_norm_sharers`]), if they do, and the
     /// buffers they share them through.
     sharers: Option<usize>,
+    /// The grid row has more cores than K chunks: the cores from the last chunk's on all sum
+    /// the last chunk, and only the first `K_CHUNKS` send ([`RowNormNames::own`]).
+    spare_cores: bool,
     send: Buffer,
     peers: Buffer,
     total: Buffer,
 }
 
 impl RowNormNames {
-    fn new(rn: &RowNorm, naming: &Naming, products: usize, sharers: Option<usize>) -> RowNormNames {
+    fn new(
+        rn: &RowNorm,
+        naming: &Naming,
+        products: usize,
+        sharers: Option<usize>,
+        grid_x: u32,
+    ) -> RowNormNames {
         RowNormNames {
             squares: Buffer::new(&rn.squares_stem),
             mean_square: Buffer::new(&rn.mean_square_stem),
@@ -569,36 +577,76 @@ impl RowNormNames {
             eps_v: naming.waited(rn.eps),
             products,
             sharers,
+            spare_cores: sharers.is_some_and(|s| s < grid_x as usize),
             send: Buffer::new(&rn.send_stem),
             peers: Buffer::new(&rn.peers_stem),
             total: Buffer::new(&rn.total_stem),
         }
     }
 
-    /// Whether this core sums chunk `kc`'s squares: `kc % GRID_X == core_x`.
+    /// The sharer whose partial this core's equals: itself (`core_x`), or with spare cores
+    /// ([`RowNormNames::spare_cores`]) for the cores past the last chunk's, that chunk's core
+    /// (`own`, bound by [`RowNormNames::own_binding`]).
+    fn own(&self) -> Expr {
+        match self.spare_cores {
+            true => name("own"),
+            false => name("core_x"),
+        }
+    }
+
+    /// Binds `own` ([`RowNormNames::own`]) in a thread that has bound `core_x`.
+    fn own_binding(&self) -> Vec<Stmt> {
+        if !self.spare_cores {
+            return Vec::new();
+        }
+        vec![if_else(
+            self.sends_partial(),
+            vec![assign("own", name("core_x"))],
+            vec![assign("own", last_chunk())],
+        )]
+    }
+
+    /// Whether this core sums chunk `kc`'s squares: `kc % GRID_X == core_x`, or with spare
+    /// cores `kc == own`.
     fn mine(&self) -> Expr {
-        compare(
-            CmpOp::Eq,
-            Expr::bin(BinOp::Mod, name("kc"), name("GRID_X")),
-            name("core_x"),
-        )
+        let chunk = match self.spare_cores {
+            true => name("kc"),
+            false => Expr::bin(BinOp::Mod, name("kc"), name("GRID_X")),
+        };
+        compare(CmpOp::Eq, chunk, self.own())
+    }
+
+    /// Whether this core sends its partial: with spare cores, only the first `K_CHUNKS`.
+    fn sends_partial(&self) -> Expr {
+        compare(CmpOp::Lt, name("core_x"), name("K_CHUNKS"))
     }
 
     /// The mean squares of the rows, shared: each core of the grid row sends its partial and
-    /// starts the total with it, then adds every other core's.
+    /// starts the total with it, then adds every other core's. With spare cores, the cores
+    /// past the last chunk's keep their partial (the last chunk's) to themselves.
     fn shared_sums_stages(&self) -> Vec<Stmt> {
         let Some(sharers) = self.sharers else {
             return Vec::new();
         };
         let (ms, send, peers, total) = (&self.mean_square, &self.send, &self.peers, &self.total);
-        let own = with(
-            vec![
-                (wait(&ms.cb), ms.v.clone()),
-                (reserve(&send.cb), send.o.clone()),
-                (reserve(&total.cb), total.o.clone()),
-            ],
-            vec![store(&send.o, name(&ms.v)), store(&total.o, name(&ms.v))],
-        );
+        let own_partial = |sent: bool| {
+            let mut items = vec![(wait(&ms.cb), ms.v.clone())];
+            let mut stores = vec![store(&total.o, name(&ms.v))];
+            if sent {
+                items.push((reserve(&send.cb), send.o.clone()));
+                stores.insert(0, store(&send.o, name(&ms.v)));
+            }
+            items.push((reserve(&total.cb), total.o.clone()));
+            with(items, stores)
+        };
+        let own = match self.spare_cores {
+            true => if_else(
+                self.sends_partial(),
+                vec![own_partial(true)],
+                vec![own_partial(false)],
+            ),
+            false => own_partial(true),
+        };
         let add_peer = with(
             vec![
                 (wait(&total.cb), total.v.clone()),
@@ -613,8 +661,14 @@ impl RowNormNames {
         vec![own, for_range("_", int(sharers - 1), vec![add_peer])]
     }
 
-    /// The reader's receipt of the partial row sums of the grid row's other cores.
-    fn receives(&self) -> Stmt {
+    /// The reader's exchange of partial row sums: this core's sent to the grid row's other
+    /// cores, then the other sharers' received (a pipe send does not wait for its receiver).
+    fn exchange(&self) -> Vec<Stmt> {
+        [self.own_binding(), vec![self.sends()], self.receives()].concat()
+    }
+
+    /// The receipt of the partial row sums of the grid row's other sharers.
+    fn receives(&self) -> Vec<Stmt> {
         let receive = with(
             vec![(reserve(&self.peers.cb), "blk".into())],
             copy(
@@ -625,21 +679,37 @@ impl RowNormNames {
                 name("blk"),
             ),
         );
-        for_range(
+        let sharers = match self.spare_cores {
+            true => name("K_CHUNKS"),
+            false => name("GRID_X"),
+        };
+        vec![for_range(
             "peer",
-            name("GRID_X"),
+            sharers,
             vec![if_else(
-                compare(CmpOp::Ne, name("peer"), name("core_x")),
+                compare(CmpOp::Ne, name("peer"), self.own()),
                 vec![receive],
                 vec![],
             )],
-        )
+        )]
     }
 
-    /// The writer's sending of this core's partial row sums to the grid row's other cores.
+    /// The sending of this core's partial row sums to the grid row's other cores
+    /// (with spare cores, the last chunk's core sends only to the cores before it, the others
+    /// summing that chunk themselves, and the cores past it send nothing).
     fn sends(&self) -> Stmt {
+        let mut to_peer = compare(CmpOp::Ne, name("peer"), name("core_x"));
+        if self.spare_cores {
+            let last = last_chunk();
+            let needs = Expr::Bool2(
+                BoolOp::Or,
+                Box::new(compare(CmpOp::Lt, name("peer"), last.clone())),
+                Box::new(compare(CmpOp::Lt, name("core_x"), last)),
+            );
+            to_peer = Expr::Bool2(BoolOp::And, Box::new(to_peer), Box::new(needs));
+        }
         let send = if_else(
-            compare(CmpOp::Ne, name("peer"), name("core_x")),
+            to_peer,
             copy(
                 name("blk"),
                 pipe(
@@ -649,10 +719,14 @@ impl RowNormNames {
             ),
             vec![],
         );
-        with(
+        let sends = with(
             vec![(wait(&self.send.cb), "blk".into())],
             vec![for_range("peer", name("GRID_X"), vec![send])],
-        )
+        );
+        match self.spare_cores {
+            true => if_else(self.sends_partial(), vec![sends], vec![]),
+            false => sends,
+        }
     }
 
     /// A chunk's row sums of squares, scaled by `1 / K`, into the running mean square (added to
@@ -767,6 +841,11 @@ impl RowNormNames {
     fn scale_bcast_name(&self) -> String {
         format!("{}_bcast", self.scale.v)
     }
+}
+
+/// `K_CHUNKS - 1`, the last K chunk.
+fn last_chunk() -> Expr {
+    Expr::bin(BinOp::Sub, name("K_CHUNKS"), int(1))
 }
 
 /// What one K chunk of a product does for a left operand the kernel normalizes.

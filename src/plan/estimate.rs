@@ -25,7 +25,7 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
         KernelDetail::Matmul { body, info, .. } => match &info.causal {
             Some(causal) => super::causal::block_cycles(c, p, info, causal),
             None => {
-                matmul_block_cycles(c, p, body, info)
+                matmul_block_cycles(c, p, body, info, target.tile_bytes)
                     + exchange_cycles(body, p, c, target.tile_bytes)
             }
         },
@@ -67,6 +67,33 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
         + chip
             .max(per_core)
             .max(shared_chunk_chain(k, target, read_rate))
+            .max(multicast_chain(k, target))
+}
+
+/// The cycles a core's reader or writer spends passing a multicast matmul's operands along
+/// its grid row (A) or column (B) when the blocks take whole rows and columns of the grid
+/// ([`Partition::multicast`]): every K chunk of every product, each read from DRAM by its
+/// turn's sender and multicast, one after the other. With small blocks this, not the math,
+/// bounds the kernel (LLaMA's q, k, v projections at 128 rows: one row tile per block, the
+/// writer passing B for 65k cycles while the compute works for 41k).
+fn multicast_chain(k: &PlannedKernel, target: &Target) -> f64 {
+    let p = &k.partition;
+    let KernelDetail::Matmul { info, .. } = &k.detail else {
+        return 0.0;
+    };
+    if !p.multicast || p.batches != 1 || p.segments.is_some() || info.causal.is_some() {
+        return 0.0;
+    }
+    let (bm, bn) = p.block;
+    let bk = p.k_block.unwrap_or(info.kt);
+    let a = if p.grid.0 > 1 { bm * bk } else { 0 };
+    let b = if p.grid.1 > 1 { bk * bn } else { 0 };
+    let chunk = a.max(b) as u64 * target.tile_bytes;
+    let chunks = p.k_chunks * (1 + info.others.len()) * p.blocks_per_core;
+    let c = &target.costs;
+    let boundary = norm_boundary_cycles(c, p, info, target.tile_bytes);
+    chunks as f64 * shared_chunk_cycles(c, chunk, c.core_read_bytes_per_cycle)
+        + p.blocks_per_core as f64 * boundary
 }
 
 /// The cycles a single block row's segments ([`Partition::segments`]) spend passing A's K
@@ -92,7 +119,7 @@ fn shared_chunk_chain(k: &PlannedKernel, target: &Target, share: f64) -> f64 {
 
 /// Compute cycles of one block of a matmul kernel partitioned as `p`: its products over K (for
 /// a gathered operand, with the selecting products), the running sums, and its epilogue.
-pub(crate) fn matmul_block_cycles(c: &Costs, p: &Partition, body: &Body, info: &MatmulInfo) -> f64 {
+fn matmul_block_cycles(c: &Costs, p: &Partition, body: &Body, info: &MatmulInfo, tile: u64) -> f64 {
     let (bm, bn) = p.block;
     // A gathered operand: per K chunk, each A tile selected from `bm + 1` pixel tiles.
     let gather = match (&info.a_gather, p.k_block) {
@@ -104,7 +131,7 @@ pub(crate) fn matmul_block_cycles(c: &Costs, p: &Partition, body: &Body, info: &
     };
     let products = (1 + info.others.len()) as f64;
     gather
-        + norm_cycles(c, p, info)
+        + norm_cycles(c, p, info, tile)
         + products
             * (stage(
                 c,
@@ -116,26 +143,63 @@ pub(crate) fn matmul_block_cycles(c: &Costs, p: &Partition, body: &Body, info: &
 }
 
 /// The cycles a left operand the kernel normalizes ([`super::kernel::RowNorm`]) adds to a
-/// block: per K chunk its squares and their row sums, then the rows' scale (an SFPU `rsqrt`)
-/// copied once per product, the first product's sum scaled in a stage of its own, the later
-/// products' in their last chunk's (a broadcast and a multiply per output tile).
-fn norm_cycles(c: &Costs, p: &Partition, info: &MatmulInfo) -> f64 {
+/// block of `p` ([`row_norm_cycles`]).
+fn norm_cycles(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> f64 {
     let (Some(_), Some(bk)) = (&info.norm, p.k_block) else {
         return 0.0;
     };
-    let (bm, bn) = p.block;
-    let products = (1 + info.others.len()) as f64;
+    let sharers = row_norm_sharers(info, p, p.k_chunks);
+    let products = 1 + info.others.len();
+    row_norm_cycles(c, p.block, (bk, p.k_chunks), products, sharers, tile)
+}
+
+/// The cycles the compute thread of a kernel that normalizes its A spends between its first
+/// product's last chunk and its second product's first, when it takes no chunks: the rows'
+/// scale, and before it the other sharers' partial row sums, one after the other through
+/// pipes, and their adds. A reader or writer only a buffer's slots ahead waits as long.
+fn norm_boundary_cycles(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> f64 {
+    if info.norm.is_none() {
+        return 0.0;
+    }
+    let bm = p.block.0;
+    let sharers = row_norm_sharers(info, p, p.k_chunks);
+    stage(c, bm, c.add + c.sfpu("rsqrt"), 2.0) + partials_cycles(c, bm, sharers, tile)
+}
+
+/// The cycles of receiving and adding the other sharers' partial row sums of `bm` tiles
+/// ([`super::kernel::row_norm_sharers`]), none when the sums are not shared.
+fn partials_cycles(c: &Costs, bm: usize, sharers: Option<usize>, tile: u64) -> f64 {
+    let Some(sharers) = sharers else {
+        return 0.0;
+    };
+    let transfer = (bm as u64 * tile) as f64 / c.multicast_bytes_per_cycle;
+    (sharers - 1) as f64 * (transfer + stage(c, bm, c.add, 2.0))
+}
+
+/// The cycles a left operand the kernel normalizes adds to a block of `(bm, bn)` tiles whose K
+/// is taken in `k_chunks` chunks of `bk` tiles, for `products` products, the row sums shared by
+/// `sharers` cores if they are: per K chunk its squares and their row sums, the other sharers'
+/// partials, then the rows' scale (an SFPU `rsqrt`) copied once per product, the first
+/// product's sum scaled in a stage of its own, the later products' in their last chunk's (a
+/// broadcast and a multiply per output tile).
+pub fn row_norm_cycles(
+    c: &Costs,
+    (bm, bn): (usize, usize),
+    (bk, k_chunks): (usize, usize),
+    products: usize,
+    sharers: Option<usize>,
+    tile: u64,
+) -> f64 {
+    let products = products as f64;
     let squares = stage(c, bm * bk, c.mul, 2.0);
     let row_sums = stage(c, bm, bk as f64 * c.reduce + c.add, bk as f64 + 2.0);
-    // Shared over a grid row: the busiest core's share of the chunks, then one add per other
-    // core's partial.
-    let (chunks, exchange) = match row_norm_sharers(info, p, p.k_chunks) {
-        Some(sharers) => (
-            p.k_chunks.div_ceil(sharers) as f64,
-            sharers as f64 * stage(c, bm, c.add, 2.0),
-        ),
-        None => (p.k_chunks as f64, 0.0),
-    };
+    // Shared over a grid row: the busiest core's share of the chunks, then the other cores'
+    // partials.
+    let chunks = match sharers {
+        Some(sharers) => k_chunks.div_ceil(sharers),
+        None => k_chunks,
+    } as f64;
+    let exchange = partials_cycles(c, bm, sharers, tile);
     let scale = stage(c, bm, c.add + c.sfpu("rsqrt"), 2.0);
     let copies = products * stage(c, bm, c.add, 1.0);
     let first = stage(c, bm * bn, c.add + c.mul, 2.0);

@@ -93,24 +93,34 @@ pub struct RowNorm {
     pub peers_stem: String,
     /// See [`RowNorm::send_stem`].
     pub total_stem: String,
+    /// Whether the cores of a grid row share the sums, where the layout lets them
+    /// ([`row_norm_sharers`]): the planner weighs each layout both ways.
+    pub shared: bool,
 }
 
 /// How many cores of a grid row share the row sums of a normalized A ([`RowNorm`]) in a kernel
 /// planned as `p` with `k_chunks` K chunks: with A multicast along grid rows and one block per
 /// core, every core of a grid row takes the same rows, so each squares and sums its share of
 /// the chunks (chunk `kc` on core `kc % GRID_X`) and sends its partial to the row's other
-/// cores. Only when every core has a chunk (no core then waits for the reductions' scaler
-/// without using it). `None` when every core sums all its chunks itself.
+/// cores. With fewer chunks than cores, the cores from the last chunk's on all sum the last
+/// chunk, so that every core sums one chunk (and uses the reductions' scaler tile it waits
+/// for), and only the first `k_chunks` send: the sharers are the `k_chunks` cores whose
+/// partials differ. `None` when every core sums all its chunks itself.
 pub fn row_norm_sharers(info: &MatmulInfo, p: &Partition, k_chunks: usize) -> Option<usize> {
-    info.norm.as_ref()?;
+    row_norm_sharing(p, k_chunks).filter(|_| info.norm.as_ref().is_some_and(|n| n.shared))
+}
+
+/// How many cores of a grid row could share a normalized A's row sums in a kernel planned as
+/// `p` with `k_chunks` K chunks ([`row_norm_sharers`]), if any.
+fn row_norm_sharing(p: &Partition, k_chunks: usize) -> Option<usize> {
     let one_row_block = p.multicast
         && p.batches == 1
         && p.blocks_per_core == 1
         && !p.guarded
         && p.segments.is_none()
         && p.overlap == (0, 0);
-    let sharers = p.grid.0 as usize;
-    (one_row_block && sharers > 1 && k_chunks >= sharers).then_some(sharers)
+    let sharers = (p.grid.0 as usize).min(k_chunks);
+    (one_row_block && sharers > 1).then_some(sharers)
 }
 
 /// A further product of a matmul kernel computing several products of one left operand (a gated
@@ -651,10 +661,18 @@ pub(crate) fn build_cut(
                             continue;
                         };
                         for &bk in &k_choices {
+                            // A normalized A's row sums, shared and not, where they can be.
+                            let shares: &[bool] = match row_norm_sharing(&laid, info.kt / bk) {
+                                Some(_) if info.norm.is_some() => &[true, false],
+                                _ => &[false],
+                            };
                             for double in [true, false] {
-                                let key = candidate_key(&info, &laid, bk, double, target);
-                                let order = (key, bn, bm, bk, double, sharing);
-                                cands.push((order, laid.clone()));
+                                for &share in shares {
+                                    let key =
+                                        candidate_key(&info, &laid, (bk, share), double, target);
+                                    let order = (key, bn, bm, bk, double, sharing, share);
+                                    cands.push((order, laid.clone()));
+                                }
                             }
                         }
                     }
@@ -664,10 +682,23 @@ pub(crate) fn build_cut(
             let mut last_err = String::new();
             let overlaps = cands.iter().any(|(_, laid)| laid.overlap != (0, 0));
             let mut fitting = Fitting::new(&body, overlaps, info.norm.is_some());
-            for ((_, bn, bm, bk, double, _), laid) in cands {
+            for ((_, bn, bm, bk, double, _, share), laid) in cands {
                 let k_chunks = info.kt / bk;
-                let sharers = row_norm_sharers(&info, &laid, k_chunks);
-                let extra = matmul_cbs(&info, (bm, bn), (bk, k_chunks), sharers);
+                let with_sharing;
+                let info = match &info.norm {
+                    Some(rn) if rn.shared != share => {
+                        let mut i = info.clone();
+                        i.norm = Some(RowNorm {
+                            shared: share,
+                            ..rn.clone()
+                        });
+                        with_sharing = i;
+                        &with_sharing
+                    }
+                    _ => &info,
+                };
+                let sharers = row_norm_sharers(info, &laid, k_chunks);
+                let extra = matmul_cbs(info, (bm, bn), (bk, k_chunks), sharers);
                 let mut schedule = Schedule::new(
                     &body,
                     (bm, bn),
@@ -701,7 +732,7 @@ pub(crate) fn build_cut(
                         p.double_buffered = double;
                         let (mut reads, writes) =
                             body_traffic(&body, &schedule, &p, target.tile_bytes);
-                        reads += operand_tiles(&info, &p, bk) as u64 * target.tile_bytes;
+                        reads += operand_tiles(info, &p, bk) as u64 * target.tile_bytes;
                         let detail = KernelDetail::Matmul {
                             body: body.clone(),
                             schedule,
@@ -846,7 +877,7 @@ pub(crate) fn operand_tiles(info: &MatmulInfo, p: &Partition, bk: usize) -> usiz
 fn candidate_key(
     info: &MatmulInfo,
     laid: &Partition,
-    bk: usize,
+    (bk, share_norm): (usize, bool),
     double: bool,
     target: &Target,
 ) -> (usize, usize, usize, usize, usize, bool, usize, usize) {
@@ -859,9 +890,21 @@ fn candidate_key(
     let turns =
         estimate::k_chunking_cycles(c, ((bm, bn), laid.blocks_per_core), (bk, kt), shared, tile);
     let out_tiles = laid.blocks * bm * bn * products;
+    // A normalized A's squares, which the K chunks and their sharing decide.
+    let norm = match &info.norm {
+        Some(_) => {
+            let k_chunks = kt / bk;
+            let sharers = row_norm_sharing(laid, k_chunks).filter(|_| share_norm);
+            let chunks = (bk, k_chunks);
+            let block = estimate::row_norm_cycles(c, laid.block, chunks, products, sharers, tile);
+            block * laid.blocks_per_core as f64
+        }
+        None => 0.0,
+    };
     let cycles =
         estimate::matmul_layout_cycles(c, laid, (kt, products), (reads, out_tiles), shared, tile)
-            + turns;
+            + turns
+            + norm;
     // The first estimate leaves out a gathered operand's select matmuls, which grow with the
     // block's rows: those keep the cores kept busy first.
     let rank = match &info.a_gather {
@@ -889,7 +932,8 @@ const CHAINED_CANDIDATES: usize = 3;
 /// The kernels the block-size search found to fit: the first (and the first whose blocks
 /// overlap, [`Fitting::take`]), or for a kernel with chained products (which read a whole
 /// right operand per block) the first of each of [`CHAINED_CANDIDATES`] block shapes, for the
-/// estimate to weigh.
+/// estimate to weigh. A kernel that normalizes its A ([`RowNorm`]) weighs the first with
+/// the row sums shared and the first without.
 struct Fitting {
     chained: bool,
     /// How many different candidates end the search.
@@ -899,7 +943,7 @@ struct Fitting {
 
 impl Fitting {
     /// For a kernel of `body`; `overlaps` when some candidates' blocks overlap
-    /// ([`Partition::overlap`]).
+    /// ([`Partition::overlap`]); `norm` when the kernel normalizes its A.
     fn new(body: &Body, overlaps: bool, norm: bool) -> Fitting {
         let chained = body.values.iter().any(|v| v.op == ValueOp::Product);
         Fitting {
@@ -1308,6 +1352,7 @@ fn row_norm(
         send_stem: builder.reserve_stem(&format!("{}_send", node.name)),
         peers_stem: builder.reserve_stem(&format!("{}_peers", node.name)),
         total_stem: builder.reserve_stem(&format!("{}_total", node.name)),
+        shared: false,
     })
 }
 
@@ -1344,7 +1389,7 @@ fn segmented_matmul(
             p.segments = Some(s);
             // K's chunks in the order the other layouts rank them; the first that fits.
             let mut bks = divisors(info.kt);
-            bks.sort_by_key(|&bk| candidate_key(info, &p, bk, true, target));
+            bks.sort_by_key(|&bk| candidate_key(info, &p, (bk, false), true, target));
             for bk in bks {
                 let k_chunks = info.kt / bk;
                 let extra = matmul_cbs(info, (bm, block.1), (bk, k_chunks), None);
@@ -1701,6 +1746,7 @@ fn summary(
     if let KernelDetail::Matmul { info, .. } = &detail {
         if info.norm.is_some() {
             let shared = match row_norm_sharers(info, &partition, partition.k_chunks) {
+                Some(s) if s < partition.grid.0 as usize => ", each core of a grid row summing one chunk's (the cores past the last chunk's the last) and the first K_CHUNKS sending their partials to the others",
                 Some(_) => ", each core of a grid row summing every GRID_X-th chunk's and sending its partial to the others",
                 None => "",
             };
