@@ -200,16 +200,14 @@ fn a_kernel_bound_by_passing_its_weights_keeps_its_row_sums_unshared() {
         "{}",
         k.partition_summary
     );
-    // The estimate sees the writer's chain of chunks: within 10% of the run (it was 30% under
-    // when it counted the compute alone).
+    // The estimate sees the writer's chain of chunks: within 5% of the run, dispatch included
+    // (it was 30% under when it counted the compute alone).
+    let dev = device();
     let run = run_kernel(&g, k);
-    let estimate = estimate::cycles(k, &Target::of(&device()));
-    let off = (estimate - run.cycles).abs() / run.cycles;
-    assert!(
-        off < 0.1,
-        "estimate {estimate} against {} cycles run",
-        run.cycles
-    );
+    let ran = run.cycles + run.dispatch_us * dev.clock_ghz * 1000.0;
+    let estimate = estimate::cycles(k, &Target::of(&dev));
+    let off = (estimate - ran).abs() / ran;
+    assert!(off < 0.05, "estimate {estimate} against {ran} cycles run");
 }
 
 #[test]
