@@ -211,6 +211,34 @@ fn a_kernel_bound_by_passing_its_weights_keeps_its_row_sums_unshared() {
 }
 
 #[test]
+fn every_way_the_planner_sums_the_squares_computes_the_reference() {
+    // Rows, K and products over both targets: the planner picks each kernel's K chunks and
+    // whether its grid rows share the sums, with more cores than chunks or not. Each plan's
+    // numbers are checked against the reference (run_checked), and the sweep must meet all
+    // three ways.
+    let mut ways = std::collections::BTreeSet::new();
+    for dev in [device(), Device::load("blackhole").unwrap()] {
+        for rows in [64, 256, 512] {
+            for k in [256, 768, 1536] {
+                for widths in [vec![256], vec![512, 512], vec![256, 256, 256]] {
+                    let g = norm_then_products(rows, k, &widths, 1.0);
+                    let c = run_checked(&g, &dev, FusionMode::Fused);
+                    for kernel in normalizing(&c) {
+                        let s = &kernel.partition_summary;
+                        ways.insert(match () {
+                            _ if s.contains("past the last chunk's") => "spare cores",
+                            _ if s.contains("every GRID_X-th chunk's") => "shared",
+                            _ => "own",
+                        });
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(ways.len(), 3, "{ways:?}");
+}
+
+#[test]
 fn only_a_unit_gain_norm_read_only_by_products_joins_them() {
     // A gain scales A's columns, which the kernel's row scale cannot (the optimizer folds a
     // constant gain into the weights first).
