@@ -84,16 +84,33 @@ fn multicast_chain(k: &PlannedKernel, target: &Target) -> f64 {
     if !p.multicast || p.batches != 1 || p.segments.is_some() || info.causal.is_some() {
         return 0.0;
     }
-    let (bm, bn) = p.block;
-    let bk = p.k_block.unwrap_or(info.kt);
-    let a = if p.grid.0 > 1 { bm * bk } else { 0 };
-    let b = if p.grid.1 > 1 { bk * bn } else { 0 };
-    let chunk = a.max(b) as u64 * target.tile_bytes;
-    let chunks = p.k_chunks * (1 + info.others.len()) * p.blocks_per_core;
     let c = &target.costs;
+    let products = 1 + info.others.len();
     let boundary = norm_boundary_cycles(c, p, info, target.tile_bytes);
-    chunks as f64 * shared_chunk_cycles(c, chunk, c.core_read_bytes_per_cycle)
+    operand_chain_cycles(c, p, (info.kt, products), target.tile_bytes)
         + p.blocks_per_core as f64 * boundary
+}
+
+/// The cycles of [`multicast_chain`]'s operand chunks alone, for a multicast layout `p` of
+/// `products` products over `kt` K tiles: the longer of the reader's and the writer's, which
+/// pass a block's A rows along the grid row and its B columns down the grid column over all
+/// of K, every product and every block of a core, each chunk read from DRAM by its sender and
+/// multicast to the others (read by the core itself on a grid of one column or row).
+fn operand_chain_cycles(
+    c: &Costs,
+    p: &Partition,
+    (kt, products): (usize, usize),
+    tile: u64,
+) -> f64 {
+    let (bm, bn) = p.block;
+    let along = |rows: usize, cores: u32| {
+        let bytes = (rows * kt * products * p.blocks_per_core) as u64 * tile;
+        match cores > 1 {
+            true => shared_chunk_cycles(c, bytes, c.core_read_bytes_per_cycle),
+            false => bytes as f64 / c.core_read_bytes_per_cycle,
+        }
+    };
+    along(bm, p.grid.0).max(along(bn, p.grid.1))
 }
 
 /// The cycles a single block row's segments ([`Partition::segments`]) spend passing A's K
@@ -252,8 +269,9 @@ pub fn k_chunking_cycles(
 /// A first estimate of a matmul layout's cycles, to rank block shapes before any is built:
 /// the longest of the chip's DRAM traffic (`read_tiles` operand tiles and `out_tiles` output
 /// tiles at the aggregate bandwidth), one core's `products` (its blocks' tiles over K, `kt`
-/// tiles), and one core's share of the reads at its own rate (twice over when `shared`: each
-/// shared tile is read and then sent on); then the last blocks' writes, which nothing hides.
+/// tiles), and one core's reads at its own rate (laid out as the grid, its grid row's or
+/// column's chain of operand chunks, each read by its sender and then multicast; otherwise its
+/// share, twice over when `shared`); then the last blocks' writes, which nothing hides.
 pub fn matmul_layout_cycles(
     c: &Costs,
     laid: &Partition,
@@ -267,9 +285,15 @@ pub fn matmul_layout_cycles(
     let per_tile = c.matmul_tile.max(c.matmul_unpack_tiles * c.unpack);
     let block_tiles = (laid.block.0 * laid.block.1) as f64;
     let compute = (laid.blocks_per_core * products) as f64 * block_tiles * kt as f64 * per_tile;
-    let passes = if shared { 2.0 } else { 1.0 };
-    let cores = laid.cores_used.max(1) as f64;
-    let core_read = read_tiles as f64 / cores * tile * passes / c.core_read_bytes_per_cycle;
+    // One core's reads: laid out as the grid, the chain of chunks each read by its sender and
+    // multicast; otherwise its share, twice over when shared (each tile read, then sent on).
+    let core_read = if shared && laid.batches == 1 && laid.segments.is_none() {
+        operand_chain_cycles(c, laid, (kt, products), tile as u64)
+    } else {
+        let passes = if shared { 2.0 } else { 1.0 };
+        let cores = laid.cores_used.max(1) as f64;
+        read_tiles as f64 / cores * tile * passes / c.core_read_bytes_per_cycle
+    };
     // Every core's last block is written after the compute is done, all at once.
     let last_writes = out_tiles as f64 / (laid.blocks_per_core.max(1) as f64);
     let tail = last_writes * tile / c.dram_bytes_per_cycle;
