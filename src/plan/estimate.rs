@@ -73,9 +73,11 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
 /// The cycles a core's reader or writer spends passing a multicast matmul's operands along
 /// its grid row (A) or column (B) when the blocks take whole rows and columns of the grid
 /// ([`Partition::multicast`]): every K chunk of every product, each read from DRAM by its
-/// turn's sender and multicast, one after the other. With small blocks this, not the math,
-/// bounds the kernel (LLaMA's q, k, v projections at 128 rows: one row tile per block, the
-/// writer passing B for 65k cycles while the compute works for 41k).
+/// turn's sender and multicast, one after the other; and for a normalized A, the compute's
+/// wait between its first and second product, which holds the chain up as long
+/// ([`norm_boundary_cycles`]). With small blocks this, not the math, bounds the kernel
+/// (LLaMA's q, k, v projections at 128 rows: one row tile per block, the writer passing B for
+/// 65k cycles while the compute works for 41k).
 fn multicast_chain(k: &PlannedKernel, target: &Target) -> f64 {
     let p = &k.partition;
     let KernelDetail::Matmul { info, .. } = &k.detail else {

@@ -865,11 +865,11 @@ pub(crate) fn operand_tiles(info: &MatmulInfo, p: &Partition, bk: usize) -> usiz
 }
 
 /// Sort key of a matmul candidate: blocks `laid` out (operands shared or not), K in chunks of
-/// `bk`.
+/// `bk`, a normalized A's row sums shared over grid rows or not (`share_norm`).
 ///
 /// First the layout's first estimate ([`estimate::matmul_layout_cycles`]: the chip's DRAM
-/// traffic, one core's products, one core's reads; for a gathered operand, the cores kept
-/// busy), then the fewest operand tiles read ([`operand_tiles`]): every block reads its rows of
+/// traffic, one core's products, one core's reads; plus a normalized A's squares,
+/// [`estimate::row_norm_cycles`]; for a gathered operand, the cores kept busy), then the fewest operand tiles read ([`operand_tiles`]): every block reads its rows of
 /// A and its columns of B over all of K, so the bigger and squarer blocks re-read the operands
 /// fewer times, while more and smaller blocks keep more cores busy. K's chunks trade the
 /// running sum's adds against the first chunk's wait ([`estimate::k_chunking_cycles`]), which
