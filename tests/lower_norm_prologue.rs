@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use lower_common::*;
 use petgraph::graph::NodeIndex;
-use ttfuse::graph::{Graph, Op, TensorData};
+use ttfuse::graph::{BinaryOp, Graph, Op, TensorData};
 use ttfuse::lower::{Compiled, FusionMode};
 use ttfuse::plan::estimate;
 use ttfuse::plan::kernel::KernelDetail;
@@ -167,10 +167,10 @@ fn a_grid_row_with_more_cores_than_k_chunks_shares_the_sums_too() {
 
 #[test]
 fn the_estimate_keeps_the_norm_kernel_where_the_products_are_bound_by_their_math() {
-    // The same five products on blackhole: its norm kernel's DRAM round trip is cheaper than
-    // the squares and the five scalings (the LLaMA block at seq 1024 keeps its norm kernels
-    // there).
-    let g = norm_then_products(1024, 768, &[768; 5], 1.0);
+    // A gated MLP's two products of 1024 rows, 2048 columns each, on blackhole: the estimate
+    // finds the norm kernel's DRAM round trip cheaper than the squares and the two scalings of
+    // the wide blocks.
+    let g = norm_then_products(1024, 768, &[2048, 2048], 1.0);
     let dev = Device::load("blackhole").unwrap();
     let c = run_checked(&g, &dev, FusionMode::Fused);
     assert!(normalizing(&c).is_empty());
@@ -250,4 +250,50 @@ fn only_a_unit_gain_norm_read_only_by_products_joins_them() {
     output(&mut g, "normalized", norm);
     let c = run_checked(&g, &device(), FusionMode::Fused);
     assert!(normalizing(&c).is_empty(), "{:?}", c.plan.kernels);
+}
+
+/// LLaMA's attention input: `rmsnorm(x)` [rows, k], then q and k each as a projection and its
+/// rotated twin combined by the rotary's cos and sin tables, and v.
+fn norm_qkv_rotary(rows: usize, k: usize) -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[rows, k]));
+    let gamma = gain(&mut g, "gamma", k, 1.0);
+    let n = g.add(
+        "norm",
+        Op::RmsNorm { eps: 1e-6 },
+        f32t(&[rows, k]),
+        &[x, gamma],
+    );
+    let cos = constant(&mut g, "cos", &[rows, k], 3, 1.0);
+    let sin = constant(&mut g, "sin", &[rows, k], 4, 1.0);
+    for (i, name) in ["q", "k"].iter().enumerate() {
+        let w = constant(&mut g, &format!("w{name}"), &[k, k], 10 + i as u64, 0.04);
+        let wr = constant(&mut g, &format!("w{name}r"), &[k, k], 20 + i as u64, 0.04);
+        let p = matmul(&mut g, &format!("{name}_projection"), n, w);
+        let r = matmul(&mut g, &format!("{name}_rotated"), n, wr);
+        let c = binary(&mut g, &format!("{name}_cos"), BinaryOp::Mul, p, cos);
+        let s = binary(&mut g, &format!("{name}_sin"), BinaryOp::Mul, r, sin);
+        let y = binary(&mut g, &format!("{name}_rows"), BinaryOp::Add, c, s);
+        output(&mut g, name, y);
+    }
+    let wv = constant(&mut g, "wv", &[k, k], 30, 0.04);
+    let v = matmul(&mut g, "v", n, wv);
+    output(&mut g, "v", v);
+    g
+}
+
+#[test]
+fn a_product_split_off_a_norm_kernel_rejoins_the_kernel_whose_epilogue_reads_it() {
+    // On blackhole the first pass chains q's projection into the norm's row-wise kernel, where
+    // its rotary epilogue does not fit, so the epilogue joins the other products' kernel; then
+    // the chain is split off as slower. The lone projection, which that kernel's epilogue
+    // reads, now joins it as its first product, and the norm joins them all: one kernel
+    // instead of three (the LLaMA block at seq 1024 on blackhole: 7 kernels and 356.77 us ->
+    // 5 and 343.26).
+    let g = norm_qkv_rotary(128, 768);
+    let c = run_checked(&g, &Device::load("blackhole").unwrap(), FusionMode::Fused);
+    assert_eq!(c.plan.kernels.len(), 1, "{:?}", c.plan.kernels);
+    let ops = &c.plan.kernels[0].ops;
+    assert_eq!(ops.iter().filter(|o| *o == "MatMul").count(), 5, "{ops:?}");
+    assert_eq!(ops[0], "RmsNorm");
 }

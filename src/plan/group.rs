@@ -530,7 +530,6 @@ pub fn group(
         }
     }
     if mode == FusionMode::Fused {
-        merge_siblings_where_faster(graph, &mut groups, &mut group_of, &position, fits, cost);
         let mut splits = Splits {
             graph,
             groups: &mut groups,
@@ -539,8 +538,11 @@ pub fn group(
             fits,
             cost,
         };
+        splits.merge_siblings(&position);
         splits.unchain_where_slower();
         splits.split_rowwise_where_slower();
+        // A product split off a row-wise kernel may join its siblings now.
+        splits.merge_siblings(&position);
         splits.normalize_in_products();
     }
     let mut groups = order_groups(graph, groups, &group_of)?;
@@ -637,7 +639,9 @@ fn united(
 /// Merges plain matmul kernels of one left operand that share no consumer (attention's q, k and
 /// v projections) where the estimate finds one kernel computing all their products faster: it
 /// saves launches, while each product still streams A. Kernels with a path between them stay
-/// apart. The merged-away groups are left empty.
+/// apart, but for a lone product that the other's epilogue reads itself (a rotary embedding's
+/// `x @ W`, which its cos term multiplies): the kernel computes it first. The merged-away
+/// groups are left empty.
 fn merge_siblings_where_faster(
     graph: &Graph,
     groups: &mut [Group],
@@ -653,19 +657,50 @@ fn merge_siblings_where_faster(
             .flat_map(|&n| graph.inputs_of(n))
             .any(|q| !x.nodes.contains(&q) && depends_on(graph, q, &y.nodes))
     };
+    // Whether `x` is one product whose output `y`'s nodes read directly, and `y` depends on `x`
+    // no other way.
+    let feeds_epilogue = |x: &Group, y: &Group| {
+        let [product] = x.nodes[..] else {
+            return false;
+        };
+        let outside = y
+            .nodes
+            .iter()
+            .flat_map(|&n| graph.inputs_of(n))
+            .filter(|q| !y.nodes.contains(q));
+        let mut direct = false;
+        for q in outside {
+            match q == product {
+                true => direct = true,
+                false if depends_on(graph, q, &x.nodes) => return false,
+                false => {}
+            }
+        }
+        direct && !reads(x, y)
+    };
     for i in 0..groups.len() {
         for j in i + 1..groups.len() {
             let (a, b) = (&groups[i], &groups[j]);
             if a.nodes.is_empty() || b.nodes.is_empty() || a.space != b.space {
                 continue;
             }
-            let Some(kind) = siblings(graph, a, b) else {
-                continue;
-            };
-            if reads(a, b) || reads(b, a) {
+            if siblings(graph, a, b).is_none() {
                 continue;
             }
-            let merged = united(a, b, kind, Some(a.nodes[0]), position);
+            // The lone product an epilogue reads leads the kernel.
+            let (lead, first, then) = if feeds_epilogue(a, b) {
+                (a.nodes[0], a, b)
+            } else if feeds_epilogue(b, a) {
+                (b.nodes[0], b, a)
+            } else if reads(a, b) || reads(b, a) {
+                continue;
+            } else {
+                (a.nodes[0], a, b)
+            };
+            let Some(kind) = siblings(graph, first, then) else {
+                continue;
+            };
+            let merged = united(a, b, kind, Some(lead), position);
             if fits(&merged).is_err() {
                 continue;
             }
@@ -850,6 +885,13 @@ struct Splits<'a> {
 }
 
 impl Splits<'_> {
+    /// [`merge_siblings_where_faster`] over the current groups (`position`: each node's place
+    /// in topological order).
+    fn merge_siblings(&mut self, position: &BTreeMap<NodeIndex, usize>) {
+        let (graph, fits, cost) = (self.graph, self.fits, self.cost);
+        merge_siblings_where_faster(graph, self.groups, self.group_of, position, fits, cost);
+    }
+
     /// Splits kernels at chained products where the two kernels apart are faster: a chained
     /// product and its epilogue run on the few whole-row blocks of the kernel they join, which
     /// can cost more than the launch and DRAM round trip they save. Works from each kernel's
