@@ -5,7 +5,7 @@
 mod lower_common;
 
 use lower_common::*;
-use ttfuse::graph::{BinaryOp, Graph, UnaryOp};
+use ttfuse::graph::{BinaryOp, Graph};
 use ttfuse::lower::FusionMode;
 use ttfuse_runtime::device::Device;
 use ttfuse_runtime::timing::report::KernelReport;
@@ -256,20 +256,6 @@ fn assert_constants_beyond(report: &KernelReport, shared: u64) {
         per_core.is_multiple_of(64 * TILE) && per_core <= 64 * 2 * TILE,
         "{per_core} bytes beyond the operands"
     );
-}
-
-/// A gated MLP's first half, `silu(x @ w1) * (x @ w3)`, x [m, k] and both weights [k, n].
-fn gated(m: usize, k: usize, n: usize) -> Graph {
-    let mut g = Graph::new();
-    let x = g.add_input("x", f32t(&[m, k]));
-    let w1 = constant(&mut g, "w1", &[k, n], 7, 0.05);
-    let w3 = constant(&mut g, "w3", &[k, n], 9, 0.05);
-    let h1 = matmul(&mut g, "h1", x, w1);
-    let h3 = matmul(&mut g, "h3", x, w3);
-    let s = unary(&mut g, "s", UnaryOp::Silu, h1);
-    let y = binary(&mut g, "y", BinaryOp::Mul, s, h3);
-    output(&mut g, "y", y);
-    g
 }
 
 #[test]

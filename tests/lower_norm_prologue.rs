@@ -5,6 +5,7 @@
 
 mod lower_common;
 
+use std::cmp::Ordering;
 use std::sync::Arc;
 
 use lower_common::*;
@@ -113,27 +114,39 @@ fn the_cores_of_a_grid_row_share_the_row_sums() {
     // eighth chunk's rows, adding the second to the first, and the row's cores exchange their
     // partial sums instead of each summing all sixteen.
     let g = norm_then_products(512, 3072, &[768, 768], 1.0);
-    let c = run_checked(&g, &device(), FusionMode::Fused);
-    let ks = normalizing(&c);
-    assert_eq!(ks.len(), 1, "{:?}", c.plan.kernels);
-    let k = ks[0];
-    assert!(
-        k.partition.k_chunks > k.partition.grid.0 as usize,
-        "{:?}",
-        k.partition
+    assert_shares_sums(
+        &g,
+        Ordering::Greater,
+        "each core of a grid row summing every GRID_X-th chunk's",
+        &[
+            "if kc % GRID_X == core_x:",
+            "if kc >= GRID_X:",
+            "_send_cb.wait() as blk",
+            "_peers_cb.reserve() as blk",
+        ],
     );
+}
+
+/// Compiles `g` (an RMSNorm and its products) into one normalizing kernel, checks that it
+/// takes K in `chunks` than its grid has columns, that its summary says `summary` and its text
+/// holds every line of `lines`, and runs it against the reference.
+fn assert_shares_sums(g: &Graph, chunks: Ordering, summary: &str, lines: &[&str]) {
+    let c = run_checked(g, &device(), FusionMode::Fused);
+    let ks = normalizing(&c);
+    assert_eq!(c.plan.kernels.len(), 1, "{:?}", c.plan.kernels);
+    let k = ks[0];
+    let p = &k.partition;
+    assert_eq!(p.k_chunks.cmp(&(p.grid.0 as usize)), chunks, "{p:?}");
     assert!(
-        k.partition_summary
-            .contains("each core of a grid row summing every GRID_X-th chunk's"),
+        k.partition_summary.contains(summary),
         "{}",
         k.partition_summary
     );
     let text = kernel_text(&c, &k.name);
-    assert!(text.contains("if kc % GRID_X == core_x:"), "{text}");
-    assert!(text.contains("if kc >= GRID_X:"), "{text}");
-    assert!(text.contains("_send_cb.wait() as blk"), "{text}");
-    assert!(text.contains("_peers_cb.reserve() as blk"), "{text}");
-    run_kernel(&g, k);
+    for line in lines {
+        assert!(text.contains(line), "{line} not in {text}");
+    }
+    run_kernel(g, k);
 }
 
 #[test]
@@ -143,26 +156,16 @@ fn a_grid_row_with_more_cores_than_k_chunks_shares_the_sums_too() {
     // and 7 sum the last chunk themselves, so that every core uses the scaler tile it waits
     // for and receives five partials.
     let g = norm_then_products(1024, 768, &[768; 5], 1.0);
-    let c = run_checked(&g, &device(), FusionMode::Fused);
-    let ks = normalizing(&c);
-    assert_eq!(c.plan.kernels.len(), 1, "{:?}", c.plan.kernels);
-    let k = ks[0];
-    assert!(
-        k.partition.k_chunks < k.partition.grid.0 as usize,
-        "{:?}",
-        k.partition
+    assert_shares_sums(
+        &g,
+        Ordering::Less,
+        "the cores past the last chunk's the last",
+        &[
+            "own = K_CHUNKS - 1",
+            "if kc == own:",
+            "for peer in range(K_CHUNKS):",
+        ],
     );
-    assert!(
-        k.partition_summary
-            .contains("the cores past the last chunk's the last"),
-        "{}",
-        k.partition_summary
-    );
-    let text = kernel_text(&c, &k.name);
-    assert!(text.contains("own = K_CHUNKS - 1"), "{text}");
-    assert!(text.contains("if kc == own:"), "{text}");
-    assert!(text.contains("for peer in range(K_CHUNKS):"), "{text}");
-    run_kernel(&g, k);
 }
 
 #[test]

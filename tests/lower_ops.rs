@@ -349,20 +349,6 @@ fn softmax_graph() -> Graph {
     g
 }
 
-/// A gated MLP's `silu(x @ w1) * (x @ w3)` over `x` of `[rows, k]`.
-fn gated(rows: usize, k: usize, n: usize) -> Graph {
-    let mut g = Graph::new();
-    let x = g.add_input("x", f32t(&[rows, k]));
-    let w1 = constant(&mut g, "w1", &[k, n], 50, 0.05);
-    let w3 = constant(&mut g, "w3", &[k, n], 51, 0.05);
-    let gate = matmul(&mut g, "gate", x, w1);
-    let up = matmul(&mut g, "up", x, w3);
-    let act = unary(&mut g, "act", UnaryOp::Silu, gate);
-    let y = binary(&mut g, "y", BinaryOp::Mul, act, up);
-    output(&mut g, "y", y);
-    g
-}
-
 #[test]
 fn two_products_of_one_operand_share_a_kernel_and_its_epilogue() {
     let c = run_checked(&gated(64, 128, 256), &device(), FusionMode::Fused);

@@ -183,7 +183,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         } else {
             let mut out = at(chunk(pr, transposed, false, acc, each), int(0));
             let middle = chunk(pr, transposed, true, acc, each);
-            let last_kc = Expr::bin(BinOp::Sub, name("K_CHUNKS"), int(1));
+            let last_kc = last_chunk();
             if kc > 2 {
                 out.push(match indexed {
                     true => for_range_from("kc", int(1), last_kc.clone(), middle),
@@ -664,11 +664,11 @@ impl RowNormNames {
     /// The reader's exchange of partial row sums: this core's sent to the grid row's other
     /// cores, then the other sharers' received (a pipe send does not wait for its receiver).
     fn exchange(&self) -> Vec<Stmt> {
-        [self.own_binding(), vec![self.sends()], self.receives()].concat()
+        [self.own_binding(), vec![self.sends(), self.receives()]].concat()
     }
 
     /// The receipt of the partial row sums of the grid row's other sharers.
-    fn receives(&self) -> Vec<Stmt> {
+    fn receives(&self) -> Stmt {
         let receive = with(
             vec![(reserve(&self.peers.cb), "blk".into())],
             copy(
@@ -683,7 +683,7 @@ impl RowNormNames {
             true => name("K_CHUNKS"),
             false => name("GRID_X"),
         };
-        vec![for_range(
+        for_range(
             "peer",
             sharers,
             vec![if_else(
@@ -691,7 +691,7 @@ impl RowNormNames {
                 vec![receive],
                 vec![],
             )],
-        )]
+        )
     }
 
     /// The sending of this core's partial row sums to the grid row's other cores

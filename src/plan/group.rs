@@ -684,20 +684,18 @@ fn merge_siblings_where_faster(
             if a.nodes.is_empty() || b.nodes.is_empty() || a.space != b.space {
                 continue;
             }
-            if siblings(graph, a, b).is_none() {
+            let Some(a_first) = siblings(graph, a, b) else {
                 continue;
-            }
-            // The lone product an epilogue reads leads the kernel.
-            let (lead, first, then) = if feeds_epilogue(a, b) {
-                (a.nodes[0], a, b)
-            } else if feeds_epilogue(b, a) {
-                (b.nodes[0], b, a)
-            } else if reads(a, b) || reads(b, a) {
-                continue;
-            } else {
-                (a.nodes[0], a, b)
             };
-            let Some(kind) = siblings(graph, first, then) else {
+            // The lone product an epilogue reads leads the kernel.
+            let (lead, kind) = if feeds_epilogue(b, a) {
+                match siblings(graph, b, a) {
+                    Some(b_first) => (b.nodes[0], b_first),
+                    None => continue,
+                }
+            } else if feeds_epilogue(a, b) || !(reads(a, b) || reads(b, a)) {
+                (a.nodes[0], a_first)
+            } else {
                 continue;
             };
             let merged = united(a, b, kind, Some(lead), position);

@@ -275,6 +275,20 @@ pub fn classifier(rows: usize, features: usize, classes: usize) -> Graph {
     g
 }
 
+/// A gated MLP's `silu(x @ w1) * (x @ w3)` over `x` of `[rows, k]`.
+pub fn gated(rows: usize, k: usize, n: usize) -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("x", f32t(&[rows, k]));
+    let w1 = constant(&mut g, "w1", &[k, n], 50, 0.05);
+    let w3 = constant(&mut g, "w3", &[k, n], 51, 0.05);
+    let gate = matmul(&mut g, "gate", x, w1);
+    let up = matmul(&mut g, "up", x, w3);
+    let act = unary(&mut g, "act", UnaryOp::Silu, gate);
+    let y = binary(&mut g, "y", BinaryOp::Mul, act, up);
+    output(&mut g, "y", y);
+    g
+}
+
 /// Two-layer MLP: relu(x @ w1 + b1) @ w2 + b2, x [64, 128], hidden 256.
 pub fn mlp2() -> Graph {
     let mut g = Graph::new();
