@@ -122,14 +122,26 @@ pub fn this_core() -> Stmt {
 /// `for ...` over this core's blocks with `inner` as the body. When `uses_index` the body sees
 /// `block`, the global block number.
 pub fn block_loop(p: &Partition, uses_index: bool, inner: Vec<Stmt>) -> Vec<Stmt> {
-    if p.cores_used <= 1 {
+    block_loop_after(p, uses_index, Vec::new(), inner)
+}
+
+/// [`block_loop`], with `before` run once per core before its blocks, where the core's
+/// coordinates (`core_x`, `core_y`) are bound.
+pub fn block_loop_after(
+    p: &Partition,
+    uses_index: bool,
+    before: Vec<Stmt>,
+    inner: Vec<Stmt>,
+) -> Vec<Stmt> {
+    if p.cores_used <= 1 && before.is_empty() {
         let var = if uses_index { "block" } else { "_" };
         return vec![for_range(var, name("TOTAL_BLOCKS"), inner)];
     }
-    if !uses_index && !p.guarded {
+    if !uses_index && !p.guarded && before.is_empty() {
         return vec![for_range("_", name("BLOCKS_PER_CORE"), inner)];
     }
     let mut out = vec![this_core()];
+    out.extend(before);
     if p.multicast && p.batches > 1 {
         // Shared batches: the cores of a grid row take the same batch at step `i`, its row
         // blocks across the group's `GROUP_ROWS` grid rows.

@@ -307,7 +307,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule) -> Kernel {
     setup.extend(stream_constants(body));
     setup.extend(sched.cbs.iter().map(make_cb));
     let c = coords(p, &NAMES);
-    let compute = compute_thread(body, sched, p, &|_| Vec::new(), &c);
+    let compute = compute_thread(body, sched, p, &|_| Vec::new(), &c, &Default::default());
     let (hoisted, mut per_block) = load_reads(body, sched, &naming, &c, &NAMES, &read_into, p);
     // Segments of a block row exchange their partial reductions: the reader receives the
     // others', the writer sends its own, reduction by reduction.

@@ -9,7 +9,7 @@ use ttfuse_runtime::ttl::ast::{BinOp, CmpOp, Expr, Stmt};
 
 use super::blocks::{block_loop, Coords};
 use super::emit::{
-    assign, compare, expr, for_range, if_else, if_less, int, math, math_dims, name, reserve, store,
+    assign, compare, for_range, if_else, if_less, int, math, math_dims, name, pop, reserve, store,
     wait, with,
 };
 use crate::plan::body::{Body, RowReduce, TtBinary, ValueOp};
@@ -56,12 +56,15 @@ impl<'a> Naming<'a> {
 /// compute them alike), and their writer writes them. A load a core keeps for all its blocks
 /// ([`crate::plan::body::Load::kept_by_core`]) is waited for by the first block where it is first
 /// used, so that block's earlier stages run while it arrives, and released after the last.
+/// `before` and `after` run once per core around its blocks, inside the scopes of the values
+/// the blocks hold (a kernel's constant tiles).
 pub fn compute_thread(
     body: &Body,
     sched: &Schedule,
     p: &Partition,
     custom: &dyn Fn(usize) -> Vec<Stmt>,
     c: &Coords,
+    (before, after): &(Vec<Stmt>, Vec<Stmt>),
 ) -> Vec<Stmt> {
     let naming = Naming::new(body, sched);
     let first_chunk_only = first_chunk_outputs(body, p);
@@ -203,14 +206,18 @@ pub fn compute_thread(
         if pos < hs {
             stage(sched.stages[pos])
         } else if kept.is_empty() {
-            block_loop(p, indexed, inner.clone())
+            [
+                before.clone(),
+                block_loop(p, indexed, inner.clone()),
+                after.clone(),
+            ]
+            .concat()
         } else {
             // Shared batches: no guard, and the block's index is not needed, only the step's.
-            let mut out = vec![for_range("i", name("BLOCKS_PER_CORE"), inner.clone())];
-            out.extend(
-                kept.iter()
-                    .map(|&v| expr(name(&naming.cb(v)).method("pop", vec![]))),
-            );
+            let mut out = before.clone();
+            out.push(for_range("i", name("BLOCKS_PER_CORE"), inner.clone()));
+            out.extend(after.iter().cloned());
+            out.extend(kept.iter().map(|&v| pop(&naming.cb(v))));
             out
         }
     };

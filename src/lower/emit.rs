@@ -111,6 +111,11 @@ pub fn wait(cb: &str) -> Expr {
     name(cb).method("wait", vec![])
 }
 
+/// `cb.pop()`: releases the block a bare `cb.wait()` took.
+pub fn pop(cb: &str) -> Stmt {
+    expr(name(cb).method("pop", vec![]))
+}
+
 /// `cb.reserve()`.
 pub fn reserve(cb: &str) -> Expr {
     name(cb).method("reserve", vec![])

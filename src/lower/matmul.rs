@@ -10,17 +10,19 @@
 
 use ttfuse_runtime::ttl::ast::{BinOp, BoolOp, CmpOp, Expr, Kernel, Stmt};
 
-use super::blocks::{block_loop, constants, coords, coords_of, this_core, Coords, Names};
+use super::blocks::{
+    block_loop, block_loop_after, constants, coords, coords_of, this_core, Coords, Names,
+};
 use super::body_kernel::{
     kernel, load_reads, output_coords, output_writes, params, stream_constants,
 };
 use super::compute::{compute_thread, Buffer, Naming};
 use super::emit::{
     add, assign, compare, copy, for_range, for_range_from, if_else, if_less, index, int, make_cb,
-    math, math_dims, mul, name, pipe, read_into, reserve, span, store, wait, with,
+    math, math_dims, mul, name, pipe, pop, read_into, reserve, span, store, wait, with,
 };
 use super::exchange;
-use super::multicast::{shared_read, Along};
+use super::multicast::{send_along, shared_read, Along};
 use crate::plan::body::Body;
 use crate::plan::heads::HeadView;
 use crate::plan::kernel::{row_norm_sharers, GatherInfo, MatmulInfo, OtherProduct, RowNorm};
@@ -77,6 +79,11 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         })
         .collect();
 
+    let sharers = row_norm_sharers(info, p, kc);
+    let norm = info
+        .norm
+        .as_ref()
+        .map(|rn| RowNormNames::new(rn, &naming, 1 + info.others.len(), sharers, p.grid.0));
     // One K chunk's product into `dst_cb` (reserved as `dst`), after the first chunk added to
     // the running sum in the same stage; only the first product reads B transposed. `part`:
     // what the chunk does for a normalized A.
@@ -106,49 +113,66 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
             (wait(&pr.b.cb), pr.b.v.clone())
         };
         let b_v = b_item.1.clone();
-        let mut product =
-            Expr::path("ttl.math.matmul").call(vec![name(&a_v), name(&b_v), name(dst)]);
-        let mut items = vec![(wait(&a_cb), a_v.clone()), b_item];
+        // The chunk's product of A block `a`.
+        let product = |a: &str| {
+            let mut product =
+                Expr::path("ttl.math.matmul").call(vec![name(a), name(&b_v), name(dst)]);
+            if summed {
+                product = Expr::bin(BinOp::Add, product, name(&pr.acc.v));
+            }
+            if let NormPart::Scaled(n) = part {
+                product = Expr::bin(BinOp::Mul, product, name(&n.scale_bcast_name()));
+            }
+            store(dst, product)
+        };
+        let mut items = vec![b_item];
         if summed {
-            product = Expr::bin(BinOp::Add, product, name(&pr.acc.v));
             items.push((wait(&pr.acc.cb), pr.acc.v.clone()));
         }
         let mut stores = Vec::new();
         if let NormPart::Scaled(n) = part {
             items.push((wait(&n.scale.cb), n.scale.v.clone()));
             stores.push(n.scale_bcast(dst));
-            product = Expr::bin(BinOp::Mul, product, name(&n.scale_bcast_name()));
         }
         items.push((reserve(dst_cb), dst.to_string()));
-        stores.push(store(dst, product));
+        let mut squares = Vec::new();
         if let NormPart::Squares(n) = part {
-            let squares = store(&n.squares.o, Expr::bin(BinOp::Mul, name(&a_v), name(&a_v)));
+            let sq = store(&n.squares.o, Expr::bin(BinOp::Mul, name(&a_v), name(&a_v)));
             match n.sharers {
                 None => {
                     items.push((reserve(&n.squares.cb), n.squares.o.clone()));
-                    stores.push(squares);
+                    squares.push(sq);
                 }
-                Some(_) => stores.push(if_else(
+                Some(_) => squares.push(if_else(
                     n.mine(),
                     vec![with(
                         vec![(reserve(&n.squares.cb), n.squares.o.clone())],
-                        vec![squares],
+                        vec![sq],
                     )],
                     vec![],
                 )),
             }
         }
-        out.push(with(items, stores));
+        let a_wait = (wait(&a_cb), a_v.clone());
+        let from_buffer = with(
+            [vec![a_wait], items.clone()].concat(),
+            [stores.clone(), vec![product(&a_v)], squares].concat(),
+        );
+        // A centered A: the core's own chunk is the one it keeps, the others arrive in A's
+        // buffer.
+        out.push(match norm.as_ref().and_then(|n| n.kept_chunk()) {
+            Some((own, kept)) => if_else(
+                compare(CmpOp::Eq, name("kc"), own),
+                vec![with(items, [stores, vec![product(kept)]].concat())],
+                vec![from_buffer],
+            ),
+            None => from_buffer,
+        });
         if let NormPart::Squares(n) = part {
             out.push(n.mean_square_stage(summed));
         }
         out
     };
-    let sharers = row_norm_sharers(info, p, kc);
-    let norm = info
-        .norm
-        .as_ref()
-        .map(|rn| RowNormNames::new(rn, &naming, 1 + info.others.len(), sharers, p.grid.0));
     let matmul_stage = |v: usize| -> Vec<Stmt> {
         let (pr, transposed, is_first) = match others.iter().find(|(ov, _)| *ov == v) {
             Some((_, pr)) => (pr, false, false),
@@ -158,22 +182,26 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         let target = naming.reserved(v);
         let acc = (pr.acc.cb.as_str(), pr.acc.o.as_str());
         // A normalized A: the first product's chunks also sum squares, and its sum is scaled
-        // once the rows' scale is known; the later products scale their last chunk.
+        // once the rows' scale is known; the later products scale their last chunk. A
+        // centered A's scale is known before the products ([`RowNormNames::prologue`]), so
+        // every product scales its last chunk.
+        let centered = norm.as_ref().is_some_and(|n| n.centering.is_some());
         let (each, last, last_part) = match &norm {
             None => (
                 NormPart::Plain,
                 (target_cb.as_str(), target.as_str()),
                 NormPart::Plain,
             ),
-            Some(n) if is_first => (NormPart::Squares(n), acc, NormPart::Squares(n)),
+            Some(n) if is_first && !centered => (NormPart::Squares(n), acc, NormPart::Squares(n)),
             Some(n) => (
                 NormPart::Plain,
                 (target_cb.as_str(), target.as_str()),
                 NormPart::Scaled(n),
             ),
         };
-        // Shared row sums: the chunk's index decides which core sums its squares.
-        let indexed = matches!(each, NormPart::Squares(n) if n.sharers.is_some());
+        // Shared row sums: the chunk's index decides which core sums its squares; for a
+        // centered A, whether the chunk is the core's own.
+        let indexed = matches!(each, NormPart::Squares(n) if n.sharers.is_some()) || centered;
         let at = |stmts: Vec<Stmt>, kc: Expr| match indexed {
             true => [vec![assign("kc", kc)], stmts].concat(),
             false => stmts,
@@ -195,15 +223,18 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
             out.extend(at(chunk(pr, transposed, true, last, last_part), last_kc));
             out
         };
-        if let (Some(n), true) = (&norm, is_first) {
+        if let (Some(n), true, false) = (&norm, is_first, centered) {
             out.extend(n.shared_sums_stages());
-            out.extend(n.scales_stage());
+            out.extend(n.scales_stage(n.products));
             out.push(n.scaled_stage(pr, (&target_cb, &target)));
         }
         out
     };
     let c = coords(p, &NAMES);
-    let mut compute = compute_thread(body, sched, p, &matmul_stage, &c);
+    let around = norm
+        .as_ref()
+        .map_or_else(Default::default, |n| n.prologue(p.blocks_per_core));
+    let mut compute = compute_thread(body, sched, p, &matmul_stage, &c, &around);
     if let Some(n) = norm.as_ref().filter(|n| n.sharers.is_some()) {
         compute.splice(0..0, [vec![this_core()], n.own_binding()].concat());
     }
@@ -317,7 +348,11 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         let products = 1 + info.others.len();
         let mut a_reads = Vec::new();
         for product in 0..products {
-            let mut reads = vec![shared_read(&a_cb, a_src.clone(), Along::Row, kc_at.clone())];
+            let a_read = match norm.as_ref().filter(|n| n.centering.is_some()) {
+                Some(n) => n.kept_chunk_read(&a_cb),
+                None => shared_read(&a_cb, a_src.clone(), Along::Row, kc_at.clone()),
+            };
+            let mut reads = vec![a_read];
             if several && product == 0 {
                 reads.insert(0, earlier_block_writes(body, &naming, p, kc));
             }
@@ -327,7 +362,9 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
             // along the grid row sends them too, so that each pipe carries its blocks in the
             // order of one thread's program.
             if let (0, Some(n), Some(_)) = (product, &norm, sharers) {
-                a_reads.extend(n.exchange());
+                if n.centering.is_none() {
+                    a_reads.extend(n.exchange());
+                }
             }
         }
         let mut inner = c.stmts.clone();
@@ -343,7 +380,11 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         // sending its own.
         let exchanged = kernel_exchanges(body, sched, p);
         inner.extend(exchange::receives(&exchanged));
-        read.extend(block_loop(p, true, inner));
+        let (before, after) = norm
+            .as_ref()
+            .map_or_else(Default::default, |n| n.reader_prologue(&info.a_param));
+        read.extend(block_loop_after(p, true, before, inner));
+        read.extend(after);
         if several {
             read.extend(block_writes_at(
                 body,
@@ -558,6 +599,15 @@ struct RowNormNames {
     send: Buffer,
     peers: Buffer,
     total: Buffer,
+    /// A LayerNorm's centering buffers ([`RowNorm::centering`]).
+    centering: Option<CenteringNames>,
+}
+
+/// The buffer names of a LayerNorm's centering ([`crate::plan::kernel::Centering`]).
+struct CenteringNames {
+    own_chunk: Buffer,
+    centered: Buffer,
+    kept: Buffer,
 }
 
 impl RowNormNames {
@@ -581,7 +631,143 @@ impl RowNormNames {
             send: Buffer::new(&rn.send_stem),
             peers: Buffer::new(&rn.peers_stem),
             total: Buffer::new(&rn.total_stem),
+            centering: rn.centering.as_ref().map(|ce| CenteringNames {
+                own_chunk: Buffer::new(&ce.own_chunk_stem),
+                centered: Buffer::new(&ce.centered_stem),
+                kept: Buffer::new(&ce.kept_stem),
+            }),
         }
+    }
+
+    /// The compute's statements around its blocks for a centered A ([`RowNorm::centering`]);
+    /// nothing for an RMSNorm, whose sums the first product's chunks take. Before: the row
+    /// sums of the chunk this core multicasts (scaled by `1 / K`), shared into the rows' mean;
+    /// the chunk centered, once for the reader to multicast (on the cores that send it) and
+    /// once kept for this core's own products, and its centered squares' row sums, shared
+    /// into the variance; the rows' scale, copied once per product of each of the core's
+    /// `blocks` blocks (which all take the same rows); the kept chunk waited for. After: the
+    /// kept chunk released.
+    fn prologue(&self, blocks: usize) -> (Vec<Stmt>, Vec<Stmt>) {
+        let Some(ce) = &self.centering else {
+            return Default::default();
+        };
+        let (own, ms, sq, total) = (&ce.own_chunk, &self.mean_square, &self.squares, &self.total);
+        let row_sums = with(
+            vec![(reserve(&ms.cb), ms.o.clone())],
+            vec![store(
+                &ms.o,
+                math_dims(
+                    "reduce_sum",
+                    vec![name(&own.v), name(&self.scaler_v), name(&ms.o)],
+                    &[0],
+                ),
+            )],
+        );
+        let bcast = format!("{}_bcast", total.v);
+        let centered = || Expr::bin(BinOp::Sub, name(&own.v), name(&bcast));
+        let center = |sent: bool| {
+            let mut items = vec![
+                (wait(&total.cb), total.v.clone()),
+                (reserve(&sq.cb), sq.o.clone()),
+                (reserve(&ce.kept.cb), ce.kept.o.clone()),
+            ];
+            let mut stores = vec![
+                assign(
+                    &bcast,
+                    math_dims("broadcast", vec![name(&total.v), name(&sq.o)], &[1]),
+                ),
+                store(&sq.o, Expr::bin(BinOp::Mul, centered(), centered())),
+                store(&ce.kept.o, centered()),
+            ];
+            if sent {
+                items.push((reserve(&ce.centered.cb), ce.centered.o.clone()));
+                stores.push(store(&ce.centered.o, centered()));
+            }
+            with(items, stores)
+        };
+        let centering = self.by_sender(center);
+        let mut mean = vec![row_sums];
+        mean.extend(self.shared_sums_stages());
+        mean.extend([centering, self.mean_square_sum(false)]);
+        let mut before = vec![with(vec![(wait(&own.cb), own.v.clone())], mean)];
+        before.extend(self.shared_sums_stages());
+        before.extend(self.scales_stage(self.products * blocks));
+        before.push(assign(&ce.kept.v, wait(&ce.kept.cb)));
+        (before, vec![pop(&ce.kept.cb)])
+    }
+
+    /// For a centered A, this core's own K chunk (`own`) and the name of the centered chunk it
+    /// keeps for it ([`RowNormNames::prologue`]).
+    fn kept_chunk(&self) -> Option<(Expr, &str)> {
+        let ce = self.centering.as_ref()?;
+        Some((self.own(), ce.kept.v.as_str()))
+    }
+
+    /// The reader's statements around the core's blocks for a centered A
+    /// ([`RowNormNames::prologue`]); nothing for an RMSNorm. Before: the chunk this core
+    /// multicasts (of its grid row's row block of `a`; on the cores past the last chunk's, that
+    /// one, from its core), the mean's partial sums exchanged, the
+    /// chunk centered waited for (by the cores that send it), and the variance's partial sums
+    /// exchanged. After: the centered chunk released.
+    fn reader_prologue(&self, a: &str) -> (Vec<Stmt>, Vec<Stmt>) {
+        let Some(ce) = &self.centering else {
+            return Default::default();
+        };
+        let chunk = index(
+            a,
+            vec![
+                span(mul(name("core_y"), name("BLOCK_M")), name("BLOCK_M")),
+                span(mul(self.own(), name("BLOCK_K")), name("BLOCK_K")),
+            ],
+        );
+        // With spare cores, the last chunk's core passes its chunk on to the cores past it,
+        // which sum it too: each chunk is read from DRAM once.
+        let own_read = match self.spare_cores {
+            true => if_else(
+                compare(CmpOp::Lt, name("core_x"), last_chunk()),
+                vec![read_into(&ce.own_chunk.cb, chunk.clone())],
+                vec![send_along(
+                    &ce.own_chunk.cb,
+                    chunk,
+                    Along::Row,
+                    vec![assign("sender", last_chunk())],
+                    (vec![], compare(CmpOp::Ge, name("peer"), name("K_CHUNKS"))),
+                )],
+            ),
+            false => read_into(&ce.own_chunk.cb, chunk),
+        };
+        let mut before = self.own_binding();
+        before.extend([
+            own_read,
+            self.sends(),
+            self.receives(),
+            self.on_senders(assign("own_blk", wait(&ce.centered.cb))),
+            self.sends(),
+            self.receives(),
+        ]);
+        (before, vec![self.on_senders(pop(&ce.centered.cb))])
+    }
+
+    /// The reader's K chunk `kc` of a centered A: the core's own multicast from the centered
+    /// chunk it holds to the grid row's other cores (the last chunk's core to those before it,
+    /// the cores past it keeping that chunk themselves); any other received into `a_cb` from
+    /// its core's pipe.
+    fn kept_chunk_read(&self, a_cb: &str) -> Stmt {
+        let receive = with(
+            vec![(reserve(a_cb), "blk".into())],
+            copy(
+                pipe(
+                    (name("kc"), name("core_y")),
+                    (name("core_x"), name("core_y")),
+                ),
+                name("blk"),
+            ),
+        );
+        if_else(
+            compare(CmpOp::Eq, name("kc"), self.own()),
+            vec![self.on_senders(self.to_peers("own_blk"))],
+            vec![receive],
+        )
     }
 
     /// The sharer whose partial this core's equals: itself (`core_x`), or with spare cores
@@ -621,6 +807,23 @@ impl RowNormNames {
         compare(CmpOp::Lt, name("core_x"), name("K_CHUNKS"))
     }
 
+    /// `by(true)` on the cores that send their partials ([`Self::sends_partial`]), `by(false)`
+    /// on the others: with no spare cores, `by(true)` alone.
+    fn by_sender(&self, by: impl Fn(bool) -> Stmt) -> Stmt {
+        match self.spare_cores {
+            true => if_else(self.sends_partial(), vec![by(true)], vec![by(false)]),
+            false => by(true),
+        }
+    }
+
+    /// `stmt` on the cores that send their partials only.
+    fn on_senders(&self, stmt: Stmt) -> Stmt {
+        match self.spare_cores {
+            true => if_else(self.sends_partial(), vec![stmt], vec![]),
+            false => stmt,
+        }
+    }
+
     /// The mean squares of the rows, shared: each core of the grid row sends its partial and
     /// starts the total with it, then adds every other core's. With spare cores, the cores
     /// past the last chunk's keep their partial (the last chunk's) to themselves.
@@ -639,14 +842,7 @@ impl RowNormNames {
             items.push((reserve(&total.cb), total.o.clone()));
             with(items, stores)
         };
-        let own = match self.spare_cores {
-            true => if_else(
-                self.sends_partial(),
-                vec![own_partial(true)],
-                vec![own_partial(false)],
-            ),
-            false => own_partial(true),
-        };
+        let own = self.by_sender(own_partial);
         let add_peer = with(
             vec![
                 (wait(&total.cb), total.v.clone()),
@@ -698,20 +894,20 @@ impl RowNormNames {
     /// (with spare cores, the last chunk's core sends only to the cores before it, the others
     /// summing that chunk themselves, and the cores past it send nothing).
     fn sends(&self) -> Stmt {
-        let mut to_peer = compare(CmpOp::Ne, name("peer"), name("core_x"));
-        if self.spare_cores {
-            let last = last_chunk();
-            let needs = Expr::Bool2(
-                BoolOp::Or,
-                Box::new(compare(CmpOp::Lt, name("peer"), last.clone())),
-                Box::new(compare(CmpOp::Lt, name("core_x"), last)),
-            );
-            to_peer = Expr::Bool2(BoolOp::And, Box::new(to_peer), Box::new(needs));
-        }
+        let sends = with(
+            vec![(wait(&self.send.cb), "blk".into())],
+            vec![self.to_peers("blk")],
+        );
+        self.on_senders(sends)
+    }
+
+    /// Block `block` sent to every core of the grid row that needs it from this one
+    /// ([`Self::to_peer`]).
+    fn to_peers(&self, block: &str) -> Stmt {
         let send = if_else(
-            to_peer,
+            self.to_peer(),
             copy(
-                name("blk"),
+                name(block),
                 pipe(
                     (name("core_x"), name("core_y")),
                     (name("peer"), name("core_y")),
@@ -719,14 +915,24 @@ impl RowNormNames {
             ),
             vec![],
         );
-        let sends = with(
-            vec![(wait(&self.send.cb), "blk".into())],
-            vec![for_range("peer", name("GRID_X"), vec![send])],
-        );
-        match self.spare_cores {
-            true => if_else(self.sends_partial(), vec![sends], vec![]),
-            false => sends,
+        for_range("peer", name("GRID_X"), vec![send])
+    }
+
+    /// Whether this core sends what it alone has (its partial, its centered chunk) to core
+    /// `peer` of its grid row: to every other, but with spare cores the last chunk's core only
+    /// to the cores before it (the cores past it compute the same themselves).
+    fn to_peer(&self) -> Expr {
+        let other = compare(CmpOp::Ne, name("peer"), name("core_x"));
+        if !self.spare_cores {
+            return other;
         }
+        let last = last_chunk();
+        let needs = Expr::Bool2(
+            BoolOp::Or,
+            Box::new(compare(CmpOp::Lt, name("peer"), last.clone())),
+            Box::new(compare(CmpOp::Lt, name("core_x"), last)),
+        );
+        Expr::Bool2(BoolOp::And, Box::new(other), Box::new(needs))
     }
 
     /// A chunk's row sums of squares, scaled by `1 / K`, into the running mean square (added to
@@ -766,9 +972,9 @@ impl RowNormNames {
         with(items, vec![store(&ms.o, value)])
     }
 
-    /// The rows' scale `rsqrt(mean square + eps)`, computed once and copied once for each
-    /// product.
-    fn scales_stage(&self) -> Vec<Stmt> {
+    /// The rows' scale `rsqrt(mean square + eps)`, computed once and copied `copies` times
+    /// (once for each product that it scales).
+    fn scales_stage(&self, copies: usize) -> Vec<Stmt> {
         let ms = match self.sharers {
             Some(_) => &self.total,
             None => &self.mean_square,
@@ -798,8 +1004,8 @@ impl RowNormNames {
             vec![(reserve(&sc.cb), sc.o.clone())],
             vec![store(&sc.o, name(&rstd.v))],
         );
-        let copies = if self.products > 1 {
-            for_range("_", int(self.products), vec![copy])
+        let copies = if copies > 1 {
+            for_range("_", int(copies), vec![copy])
         } else {
             copy
         };

@@ -48,8 +48,10 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
         let bk = p.k_block.unwrap_or(info.kt);
         let operands = operand_tiles(info, p, bk) as u64 * target.tile_bytes;
         let own = k.dram_read_bytes.saturating_sub(operands) as f64 / blocks;
-        read = own / c.core_read_bytes_per_cycle
-            + first_shared_chunk_cycles(c, p.block, bk, target.tile_bytes);
+        // A centered A: the core's own chunk, before the first product.
+        let first = own_chunk_cycles(c, p, info, target.tile_bytes)
+            .unwrap_or_else(|| first_shared_chunk_cycles(c, p.block, bk, target.tile_bytes));
+        read = own / c.core_read_bytes_per_cycle + first;
     }
     let write = k.dram_write_bytes as f64 / blocks / write_rate;
     // A streamed hidden layer's chunks are read while the compute thread works on the chunk
@@ -91,6 +93,7 @@ fn multicast_chain(k: &PlannedKernel, target: &Target) -> f64 {
     let boundary = norm_boundary_cycles(c, p, info, target.tile_bytes);
     operand_chain_cycles(c, p, (info.kt, products), target.tile_bytes)
         + p.blocks_per_core as f64 * boundary
+        + centering_latency(c, p, info, target.tile_bytes)
 }
 
 /// The cycles of [`multicast_chain`]'s operand chunks alone, for a multicast layout `p` of
@@ -164,12 +167,70 @@ fn matmul_block_cycles(c: &Costs, p: &Partition, body: &Body, info: &MatmulInfo,
 /// The cycles a left operand the kernel normalizes ([`super::kernel::RowNorm`]) adds to a
 /// block of `p` ([`row_norm_cycles`]).
 fn norm_cycles(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> f64 {
-    let (Some(_), Some(bk)) = (&info.norm, p.k_block) else {
+    let (Some(rn), Some(bk)) = (&info.norm, p.k_block) else {
         return 0.0;
     };
     let sharers = row_norm_sharers(info, p, p.k_chunks);
     let products = 1 + info.others.len();
+    if rn.centering.is_some() {
+        // The core's statistics, once for all its blocks; each product's last chunk scaled.
+        let (bm, bn) = p.block;
+        let prologue = centering_cycles(c, (bm, bk), products * p.blocks_per_core, sharers, tile);
+        return prologue / p.blocks_per_core as f64
+            + products as f64 * (bm * bn) as f64 * (c.add + c.mul);
+    }
     row_norm_cycles(c, p.block, (bk, p.k_chunks), products, sharers, tile)
+}
+
+/// The compute cycles of a centered A's statistics on one core ([`super::kernel::RowNorm`]'s
+/// centering), for blocks of `bm` rows and K chunks of `bk` tiles, the row sums shared by
+/// `sharers` cores, the rows' scale copied `copies` times: the chunk's row sums and the
+/// others' partials (the mean), the chunk centered and its centered squares, their row sums
+/// and the others' partials (the variance), the scale and its copies.
+pub fn centering_cycles(
+    c: &Costs,
+    (bm, bk): (usize, usize),
+    copies: usize,
+    sharers: Option<usize>,
+    tile: u64,
+) -> f64 {
+    let row_sums = stage(c, bm, bk as f64 * c.reduce + c.add, bk as f64 + 2.0);
+    let center = stage(c, bm * bk, 3.0 * c.add + c.mul, 2.0);
+    let exchange = partials_cycles(c, bm, sharers, tile);
+    let scale = stage(c, bm, c.add + c.sfpu("rsqrt"), 2.0);
+    let copies = copies as f64 * stage(c, bm, c.add, 1.0);
+    2.0 * (row_sums + exchange) + center + scale + copies
+}
+
+/// The cycles a kernel that centers its A ([`super::kernel::RowNorm`]'s centering) waits for
+/// the chunk each core reads before its products: the first `K_CHUNKS` cores of each grid row
+/// read at once, at their share of the chip's bandwidth (the cores past them receive the last
+/// chunk from its core). `None` for any other kernel.
+fn own_chunk_cycles(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> Option<f64> {
+    let rn = info.norm.as_ref()?;
+    rn.centering.as_ref()?;
+    let bytes = (p.block.0 * p.k_block.unwrap_or(info.kt)) as u64 * tile;
+    let readers = p.grid.1 as usize * p.k_chunks.min(p.grid.0 as usize);
+    let rate = c
+        .core_read_bytes_per_cycle
+        .min(c.dram_bytes_per_cycle / readers.max(1) as f64);
+    let passed_on = match p.k_chunks < p.grid.0 as usize {
+        true => bytes as f64 / c.multicast_bytes_per_cycle,
+        false => 0.0,
+    };
+    Some(bytes as f64 / rate + passed_on)
+}
+
+/// The cycles before a kernel that centers its A multicasts its first K chunk: each core
+/// reads its chunk ([`own_chunk_cycles`]) and computes its statistics with the others'
+/// ([`centering_cycles`]).
+fn centering_latency(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> f64 {
+    let (Some(read), Some(bk)) = (own_chunk_cycles(c, p, info, tile), p.k_block) else {
+        return 0.0;
+    };
+    let sharers = row_norm_sharers(info, p, p.k_chunks);
+    let copies = (1 + info.others.len()) * p.blocks_per_core;
+    read + centering_cycles(c, (p.block.0, bk), copies, sharers, tile)
 }
 
 /// The cycles the compute thread of a kernel that normalizes its A spends between its first
@@ -177,7 +238,8 @@ fn norm_cycles(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> f64 {
 /// scale, and before it the other sharers' partial row sums, one after the other through
 /// pipes, and their adds. A reader or writer only a buffer's slots ahead waits as long.
 fn norm_boundary_cycles(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> f64 {
-    if info.norm.is_none() {
+    // A centered A's scale is known before the first product.
+    if info.norm.as_ref().is_none_or(|rn| rn.centering.is_some()) {
         return 0.0;
     }
     let bm = p.block.0;

@@ -118,10 +118,10 @@ pub enum GroupKind {
         /// computed in the same kernel: a gated MLP's `act(x @ W1) * (x @ W3)`, attention's
         /// q, k and v projections.
         siblings: Vec<NodeIndex>,
-        /// The RMSNorm the products' left operand is, normalized in the kernel (where the
-        /// estimate finds that faster than the norm's own kernel): the kernel reads the norm's
-        /// input as A, sums its squares per row as the K chunks pass, and scales each product's
-        /// rows.
+        /// The RMSNorm or LayerNorm the products' left operand is, normalized in the kernel
+        /// (where the estimate finds that faster than the norm's own kernel): the kernel reads
+        /// the norm's input as A, sums it per row (centering it first for a LayerNorm), and
+        /// scales each product's rows.
         norm: Option<NodeIndex>,
     },
     /// A standalone transpose of the last two axes.
@@ -995,12 +995,13 @@ impl Splits<'_> {
         }
     }
 
-    /// Moves each RMSNorm kernel into the matmul kernel that takes its result as every
-    /// product's left operand, when the estimate finds the one kernel faster: the matmul kernel
-    /// then reads the norm's input and normalizes it itself ([`GroupKind::Matmul::norm`]),
-    /// instead of a norm kernel writing the normalized rows for the matmul kernel to read back.
-    /// The norm's gain must be one (the optimizer folds it into the weights), since the
-    /// kernel scales the products' rows, not A's columns.
+    /// Moves each RMSNorm or LayerNorm kernel into the matmul kernel that takes its result as
+    /// every product's left operand, when the estimate finds the one kernel faster: the matmul
+    /// kernel then reads the norm's input and normalizes it itself
+    /// ([`GroupKind::Matmul::norm`]), instead of a norm kernel writing the normalized rows for
+    /// the matmul kernel to read back. The norm's gain must be one and a LayerNorm's bias zero
+    /// (the optimizer folds them into the weights and the products' bias), since the kernel
+    /// scales the products' rows, not A's columns.
     fn normalize_in_products(&mut self) {
         let graph = self.graph;
         for ni in 0..self.groups.len() {
@@ -1106,22 +1107,27 @@ impl Splits<'_> {
     }
 }
 
-/// The RMSNorm that body group `g` consists of, when a matmul kernel could normalize it: unit
-/// gain, an input that is neither a constant nor a head view, and whole tiles of columns (the
-/// kernel sums squares over every column of A's K chunks, padding included).
+/// The RMSNorm or LayerNorm that body group `g` consists of, when a matmul kernel could
+/// normalize it: unit gain and no bias, an input that is neither a constant nor a head view,
+/// and whole tiles of columns (the kernel sums over every column of A's K chunks, padding
+/// included).
 fn normalized_operand(graph: &Graph, g: &Group) -> Option<NodeIndex> {
     let [nrm] = g.nodes[..] else {
         return None;
     };
-    let (GroupKind::Body, Op::RmsNorm { .. }) = (&g.kind, &graph.node(nrm).op) else {
+    let (GroupKind::Body, Op::RmsNorm { .. } | Op::LayerNorm { .. }) =
+        (&g.kind, &graph.node(nrm).op)
+    else {
         return None;
     };
     let ins = graph.inputs_of(nrm);
     let (&x, &gain) = (ins.first()?, ins.get(1)?);
-    let unit_gain = match &graph.node(resolve(graph, gain)).op {
-        Op::Constant(data) => data.to_f32().iter().all(|&v| v == 1.0),
+    let all = |n: NodeIndex, value: f32| match &graph.node(resolve(graph, n)).op {
+        Op::Constant(data) => data.to_f32().iter().all(|&v| v == value),
         _ => false,
     };
+    // A LayerNorm's bias, if it has one, is zero (the optimizer folds it into the products).
+    let unit_gain = all(gain, 1.0) && ins.get(2).is_none_or(|&bias| all(bias, 0.0));
     let x = resolve(graph, x);
     let cols = *graph.node(x).ty.shape.last()?;
     let plain =

@@ -60,7 +60,7 @@ pub struct MatmulInfo {
     pub others: Vec<OtherProduct>,
     /// Causal attention taken in key chunks ([`super::causal`]), if the kernel is planned so.
     pub causal: Option<Causal>,
-    /// A is the input of an RMSNorm the kernel applies itself ([`RowNorm`]).
+    /// A is the input of an RMSNorm or LayerNorm the kernel applies itself ([`RowNorm`]).
     pub norm: Option<RowNorm>,
 }
 
@@ -71,6 +71,16 @@ pub struct MatmulInfo {
 /// chunks it computes the rows' scale once (an SFPU `rsqrt`, ~1080 cycles a tile) and copies it
 /// once per product, and each product's running sum is scaled by it before the epilogue. The
 /// cores of a grid row that take the same rows share the sums ([`row_norm_sharers`]).
+///
+/// A LayerNorm ([`RowNorm::centering`]) is `((x - mean) @ W) * rsqrt(var + eps)`: its rows'
+/// mean must be known before the first product, so each core of a grid row first reads the
+/// chunk it multicasts, and the cores share its row sums (the mean). Each core then centers its
+/// chunk, and shares its centered squares' row sums (the variance) as an RMSNorm's; the scale is
+/// known before the products, which each scale their last chunk. The centered chunk stays in
+/// L1: its core multicasts it for every block and product, and uses it itself, so A is read
+/// from DRAM once. Centering before the product, rather than subtracting `mean * colsum(W)`
+/// after it, keeps the products as exact as the separate LayerNorm's: the two terms of the
+/// other form cancel in bf16.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RowNorm {
     /// Body value of the reduce scaler tile, `1 / K`.
@@ -96,6 +106,19 @@ pub struct RowNorm {
     /// Whether the cores of a grid row share the sums, where the layout lets them
     /// ([`row_norm_sharers`]): the planner weighs each layout both ways.
     pub shared: bool,
+    /// For a LayerNorm, the buffers that center A ([`RowNorm`]); `None` for an RMSNorm.
+    pub centering: Option<Centering>,
+}
+
+/// The buffers of a LayerNorm's centering in a matmul kernel ([`RowNorm::centering`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Centering {
+    /// Stem of the buffer of the K chunk this core multicasts, read before the products.
+    pub own_chunk_stem: String,
+    /// Stem of the buffer of that chunk centered, which the reader holds and multicasts.
+    pub centered_stem: String,
+    /// Stem of the buffer of the same, which the compute thread holds for its own products.
+    pub kept_stem: String,
 }
 
 /// How many cores of a grid row share the row sums of a normalized A ([`RowNorm`]) in a kernel
@@ -107,15 +130,25 @@ pub struct RowNorm {
 /// for), and only the first `k_chunks` send: the sharers are the `k_chunks` cores whose
 /// partials differ. `None` when every core sums all its chunks itself.
 pub fn row_norm_sharers(info: &MatmulInfo, p: &Partition, k_chunks: usize) -> Option<usize> {
-    row_norm_sharing(p, k_chunks).filter(|_| info.norm.as_ref().is_some_and(|n| n.shared))
+    let norm = info.norm.as_ref()?;
+    row_norm_sharing(p, k_chunks, norm.centering.is_some()).filter(|_| norm.shared)
 }
 
 /// How many cores of a grid row could share a normalized A's row sums in a kernel planned as
-/// `p` with `k_chunks` K chunks ([`row_norm_sharers`]), if any.
-fn row_norm_sharing(p: &Partition, k_chunks: usize) -> Option<usize> {
+/// `p` with `k_chunks` K chunks ([`row_norm_sharers`]), if any. A `centered` A (a LayerNorm,
+/// [`RowNorm::centering`]) must share them, each core summing one chunk before the products;
+/// since that happens once per core, the core may take several blocks, as long as they are
+/// all on the same rows (its grid row's blocks make whole block rows).
+fn row_norm_sharing(p: &Partition, k_chunks: usize, centered: bool) -> Option<usize> {
+    let same_rows = match centered {
+        false => p.blocks_per_core == 1,
+        true => {
+            p.col_blocks == p.grid.0 as usize * p.blocks_per_core && k_chunks <= p.grid.0 as usize
+        }
+    };
     let one_row_block = p.multicast
         && p.batches == 1
-        && p.blocks_per_core == 1
+        && same_rows
         && !p.guarded
         && p.segments.is_none()
         && p.overlap == (0, 0);
@@ -661,9 +694,19 @@ pub(crate) fn build_cut(
                             continue;
                         };
                         for &bk in &k_choices {
-                            // A normalized A's row sums, shared and not, where they can be.
-                            let shares: &[bool] = match row_norm_sharing(&laid, info.kt / bk) {
-                                Some(_) if info.norm.is_some() => &[true, false],
+                            // A normalized A's row sums, shared and not, where they can be; a
+                            // centered A's only shared.
+                            let k_chunks = info.kt / bk;
+                            let shares: &[bool] = match &info.norm {
+                                Some(rn) if rn.centering.is_some() => {
+                                    match row_norm_sharing(&laid, k_chunks, true) {
+                                        Some(_) => &[true],
+                                        None => &[],
+                                    }
+                                }
+                                Some(_) if row_norm_sharing(&laid, k_chunks, false).is_some() => {
+                                    &[true, false]
+                                }
                                 _ => &[false],
                             };
                             for double in [true, false] {
@@ -681,7 +724,8 @@ pub(crate) fn build_cut(
             cands.sort_by_key(|(order, _)| *order);
             let mut last_err = String::new();
             let overlaps = cands.iter().any(|(_, laid)| laid.overlap != (0, 0));
-            let mut fitting = Fitting::new(&body, overlaps, info.norm.is_some());
+            let both_ways = info.norm.as_ref().is_some_and(|rn| rn.centering.is_none());
+            let mut fitting = Fitting::new(&body, overlaps, both_ways);
             for ((_, bn, bm, bk, double, _, share), laid) in cands {
                 let k_chunks = info.kt / bk;
                 let with_sharing;
@@ -698,7 +742,13 @@ pub(crate) fn build_cut(
                     _ => &info,
                 };
                 let sharers = row_norm_sharers(info, &laid, k_chunks);
-                let extra = matmul_cbs(info, (bm, bn), (bk, k_chunks), sharers);
+                let extra = matmul_cbs(
+                    info,
+                    (bm, bn),
+                    (bk, k_chunks),
+                    laid.blocks_per_core,
+                    sharers,
+                );
                 let mut schedule = Schedule::new(
                     &body,
                     (bm, bn),
@@ -840,9 +890,9 @@ fn sharings(info: &MatmulInfo, chunks: usize, cut: bool) -> Vec<Sharing> {
 /// Operand tiles a matmul kernel partitioned as `p`, K in chunks of `bk`, reads: per K chunk
 /// every block its A block (for a gathered A, `bm + 1` pixel row tiles and the block's
 /// `bm x (bm + 1)` table tiles) and its B block, again for every further product; with the
-/// operands multicast over the grid, B once and A once per block of a core; with batches
-/// shared over grid rows,
-/// each block its A and each grid row its batch's B.
+/// operands multicast over the grid, B once and A once per block of a core (a centered A once
+/// per core, [`RowNorm::centering`]); with batches shared over grid rows, each block its A and
+/// each grid row its batch's B.
 pub(crate) fn operand_tiles(info: &MatmulInfo, p: &Partition, bk: usize) -> usize {
     let (bm, bn) = p.block;
     let k_chunks = info.kt / bk;
@@ -855,7 +905,11 @@ pub(crate) fn operand_tiles(info: &MatmulInfo, p: &Partition, bk: usize) -> usiz
         (true, false) => {
             // A once per grid row of a block row's cores (and per block of a core's), B once.
             let (rows, cols) = (p.row_blocks * bm, p.col_blocks * bn);
-            products * info.kt * (rows * p.blocks_per_core * p.segment_rows() + cols)
+            let a = match info.norm.as_ref().is_some_and(|rn| rn.centering.is_some()) {
+                true => p.grid.1 as usize * k_chunks.min(p.grid.0 as usize) * bm * bk,
+                false => products * info.kt * rows * p.blocks_per_core * p.segment_rows(),
+            };
+            a + products * info.kt * cols
         }
         (true, true) => {
             p.blocks * k_chunks * a_tiles + p.blocks / p.grid.0 as usize * k_chunks * bk * bn
@@ -892,12 +946,24 @@ fn candidate_key(
     let out_tiles = laid.blocks * bm * bn * products;
     // A normalized A's squares, which the K chunks and their sharing decide.
     let norm = match &info.norm {
-        Some(_) => {
+        Some(rn) => {
             let k_chunks = kt / bk;
-            let sharers = row_norm_sharing(laid, k_chunks).filter(|_| share_norm);
-            let chunks = (bk, k_chunks);
-            let block = estimate::row_norm_cycles(c, laid.block, chunks, products, sharers, tile);
-            block * laid.blocks_per_core as f64
+            let sharers =
+                row_norm_sharing(laid, k_chunks, rn.centering.is_some()).filter(|_| share_norm);
+            match rn.centering {
+                Some(_) => {
+                    let (bm, bn) = laid.block;
+                    let copies = products * laid.blocks_per_core;
+                    let scaled = (copies * bm * bn) as f64 * (c.add + c.mul);
+                    estimate::centering_cycles(c, (bm, bk), copies, sharers, tile) + scaled
+                }
+                None => {
+                    let chunks = (bk, k_chunks);
+                    let block =
+                        estimate::row_norm_cycles(c, laid.block, chunks, products, sharers, tile);
+                    block * laid.blocks_per_core as f64
+                }
+            }
         }
         None => 0.0,
     };
@@ -933,7 +999,7 @@ const CHAINED_CANDIDATES: usize = 3;
 /// overlap, [`Fitting::take`]), or for a kernel with chained products (which read a whole
 /// right operand per block) the first of each of [`CHAINED_CANDIDATES`] block shapes, for the
 /// estimate to weigh. A kernel that normalizes its A ([`RowNorm`]) weighs the first with
-/// the row sums shared and the first without.
+/// the row sums shared and the first without (a centered A's are always shared).
 struct Fitting {
     chained: bool,
     /// How many different candidates end the search.
@@ -943,7 +1009,8 @@ struct Fitting {
 
 impl Fitting {
     /// For a kernel of `body`; `overlaps` when some candidates' blocks overlap
-    /// ([`Partition::overlap`]); `norm` when the kernel normalizes its A.
+    /// ([`Partition::overlap`]); `norm` when the kernel normalizes its A with its row sums
+    /// shared or not.
     fn new(body: &Body, overlaps: bool, norm: bool) -> Fitting {
         let chained = body.values.iter().any(|v| v.op == ValueOp::Product);
         Fitting {
@@ -998,12 +1065,13 @@ fn shares_norm(k: &PlannedKernel) -> bool {
 }
 
 /// The template's buffers of matmul `info` in blocks of `bm x bn` tiles with K chunks of `bk`
-/// (`k_chunks` of them); `sharers`, the cores sharing a normalized A's row sums
-/// ([`row_norm_sharers`]).
+/// (`k_chunks` of them), `blocks_per_core` of them on each core; `sharers`, the cores sharing
+/// a normalized A's row sums ([`row_norm_sharers`]).
 fn matmul_cbs(
     info: &MatmulInfo,
     (bm, bn): (usize, usize),
     (bk, k_chunks): (usize, usize),
+    blocks_per_core: usize,
     sharers: Option<usize>,
 ) -> Vec<Cb> {
     let mut cbs = vec![Cb {
@@ -1047,8 +1115,10 @@ fn matmul_cbs(
             buffer_factor: 2,
         });
     }
-    // A normalized A's products are summed, then scaled into their own buffers.
-    let summed = k_chunks > 1 || info.norm.is_some();
+    // An RMSNorm's first product is summed, then scaled into its own buffer (a centered A's
+    // scale is known before the products: each scales its last chunk).
+    let centered = info.norm.as_ref().is_some_and(|rn| rn.centering.is_some());
+    let summed = k_chunks > 1 || info.norm.is_some() && !centered;
     for sp in &info.others {
         cbs.push(Cb {
             name: format!("{}_cb", sp.b_param),
@@ -1077,12 +1147,26 @@ fn matmul_cbs(
             (bm, 1),
         ));
         cbs.push(cb(&rn.rstd_stem, (bm, 1), 1));
-        cbs.push(cb(&rn.scale_stem, (bm, 1), 1 + info.others.len()));
+        // One copy of the scale per product (a centered A's, per product of every block).
+        let copies = match centered {
+            true => blocks_per_core,
+            false => 1,
+        };
+        cbs.push(cb(
+            &rn.scale_stem,
+            (bm, 1),
+            (1 + info.others.len()) * copies,
+        ));
         if sharers.is_some() {
             cbs.push(cb(&rn.send_stem, (bm, 1), 1));
             // The others' partials arrive while the compute thread adds the one before.
             cbs.push(cb(&rn.peers_stem, (bm, 1), 2));
             cbs.push(Cb::running_sum(&rn.total_stem, &info.a_param, (bm, 1)));
+        }
+        if let Some(ce) = &rn.centering {
+            cbs.push(cb(&ce.own_chunk_stem, (bm, bk), 1));
+            cbs.push(cb(&ce.centered_stem, (bm, bk), 1));
+            cbs.push(cb(&ce.kept_stem, (bm, bk), 1));
         }
     }
     cbs
@@ -1326,8 +1410,8 @@ fn matmul_body(
     Ok((info, body))
 }
 
-/// The [`RowNorm`] of RMSNorm node `nrm` over `k` columns: its scaler and epsilon tiles and its
-/// buffers' stems.
+/// The [`RowNorm`] of RMSNorm or LayerNorm node `nrm` over `k` columns: its scaler and epsilon
+/// tiles and its buffers' stems.
 fn row_norm(
     graph: &Graph,
     nrm: NodeIndex,
@@ -1335,12 +1419,23 @@ fn row_norm(
     builder: &mut BodyBuilder,
 ) -> Result<RowNorm, PlanError> {
     let node = graph.node(nrm);
-    let Op::RmsNorm { eps } = node.op else {
-        return Err(unsupported(
-            graph,
-            nrm,
-            "only an RMSNorm is normalized by a matmul kernel".into(),
-        ));
+    let (eps, centering) = match node.op {
+        Op::RmsNorm { eps } => (eps, None),
+        Op::LayerNorm { eps } => {
+            let centering = Centering {
+                own_chunk_stem: builder.reserve_stem(&format!("{}_own_chunk", node.name)),
+                centered_stem: builder.reserve_stem(&format!("{}_centered", node.name)),
+                kept_stem: builder.reserve_stem(&format!("{}_kept", node.name)),
+            };
+            (eps, Some(centering))
+        }
+        _ => {
+            return Err(unsupported(
+                graph,
+                nrm,
+                "only an RMSNorm or a LayerNorm is normalized by a matmul kernel".into(),
+            ))
+        }
     };
     Ok(RowNorm {
         scaler: builder.scalar(1.0 / k as f32),
@@ -1353,6 +1448,7 @@ fn row_norm(
         peers_stem: builder.reserve_stem(&format!("{}_peers", node.name)),
         total_stem: builder.reserve_stem(&format!("{}_total", node.name)),
         shared: false,
+        centering,
     })
 }
 
@@ -1392,7 +1488,7 @@ fn segmented_matmul(
             bks.sort_by_key(|&bk| candidate_key(info, &p, (bk, false), true, target));
             for bk in bks {
                 let k_chunks = info.kt / bk;
-                let extra = matmul_cbs(info, (bm, block.1), (bk, k_chunks), None);
+                let extra = matmul_cbs(info, (bm, block.1), (bk, k_chunks), 1, None);
                 let mut schedule = Schedule::new(body, block, info.mt / bm, s, extra);
                 segments::add_exchange_cbs(body, &mut schedule, s)?;
                 if fits(&schedule.cbs, target).is_err() {
@@ -1750,10 +1846,15 @@ fn summary(
                 Some(_) => ", each core of a grid row summing every GRID_X-th chunk's and sending its partial to the others",
                 None => "",
             };
-            partition_summary += &format!(
-                ", A normalized in the kernel (RMSNorm of {}: row sums of squares as the K chunks pass{shared}, each product's rows scaled)",
-                graph.node(info.a).name
-            );
+            let a = &graph.node(info.a).name;
+            let spare = partition.k_chunks < partition.grid.0 as usize;
+            partition_summary += &match info.norm.as_ref().is_some_and(|n| n.centering.is_some()) {
+                false => format!(", A normalized in the kernel (RMSNorm of {a}: row sums of squares as the K chunks pass{shared}, each product's rows scaled)"),
+                true => format!(
+                    ", A normalized in the kernel (LayerNorm of {a}: each core of a grid row reads the chunk it multicasts{}, shares its row sums and then its centered squares' with the others and keeps it centered in L1 for every block and product, each product's rows scaled)",
+                    if spare { " (the cores past the last chunk's receive that one from its core)" } else { "" }
+                ),
+            };
         }
     }
     PlannedKernel {

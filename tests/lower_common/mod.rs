@@ -364,8 +364,17 @@ pub fn run_on(
     dev: &Device,
     mode: FusionMode,
 ) -> (Compiled, ProgramRun, BTreeMap<String, TensorData>) {
+    run_with(g, dev, mode, &inputs_for(g))
+}
+
+/// [`run_on`] with the graph's `inputs` given.
+pub fn run_with(
+    g: &Graph,
+    dev: &Device,
+    mode: FusionMode,
+    inputs: &BTreeMap<String, TensorData>,
+) -> (Compiled, ProgramRun, BTreeMap<String, TensorData>) {
     let compiled = compile(g, dev, mode).unwrap_or_else(|e| panic!("compile {mode:?}: {e}"));
-    let inputs = inputs_for(g);
     let mut dev_inputs = BTreeMap::new();
     for b in &compiled.inputs {
         dev_inputs.insert(b.tensor.clone(), b.to_device(&inputs[&b.name]));
