@@ -25,7 +25,9 @@ use super::exchange;
 use super::multicast::{send_along, shared_read, Along};
 use crate::plan::body::Body;
 use crate::plan::heads::HeadView;
-use crate::plan::kernel::{row_norm_sharers, GatherInfo, MatmulInfo, OtherProduct, RowNorm};
+use crate::plan::kernel::{
+    row_norm_sharers, GatherInfo, MatmulInfo, NormInput, OtherProduct, RowNorm,
+};
 use crate::plan::schedule::Schedule;
 use crate::plan::segments::kernel_exchanges;
 use crate::plan::{Partition, PlannedKernel};
@@ -50,6 +52,15 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
 
     let mut setup = constants(p, &NAMES, info.mt);
     setup.push(assign("BLOCK_K", int(bk)));
+    let norm_input = info
+        .norm
+        .as_ref()
+        .and_then(|rn| rn.centering.as_ref())
+        .and_then(|ce| ce.input.as_ref());
+    if let Some(input) = norm_input {
+        setup.push(assign("IN_BLOCK_K", int(input.bk)));
+        setup.push(assign("IN_K_CHUNKS", int(input.kt / input.bk)));
+    }
     if kc > 1 {
         setup.push(assign("K_CHUNKS", int(kc)));
     }
@@ -323,6 +334,10 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         operands.push(g.table_param.clone());
     }
     operands.extend(info.others.iter().map(|op| op.b_param.clone()));
+    if let Some(input) = norm_input {
+        operands.extend([input.a_param.clone(), input.b_param.clone()]);
+        operands.extend(input.adds.iter().map(|add| add.param.clone()));
+    }
     let all_params = params(body, &operands);
 
     // A further product's B chunk: a 2-D matrix read as it is.
@@ -416,7 +431,10 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         if !several {
             inner.extend(block_writes(body, &naming, &c, p));
         }
-        let write = block_loop(p, true, inner);
+        let before = norm
+            .as_ref()
+            .map_or_else(Vec::new, |n| n.writer_prologue(&info.a_param));
+        let write = block_loop_after(p, true, before, inner);
         return kernel(k, all_params, setup, [compute, read, write]);
     }
 
@@ -608,6 +626,152 @@ struct CenteringNames {
     own_chunk: Buffer,
     centered: Buffer,
     kept: Buffer,
+    /// The product computing the norm's input, if the kernel does.
+    input: Option<InputNames>,
+}
+
+/// The names of a norm input the kernel computes ([`NormInput`]).
+struct InputNames {
+    a: Buffer,
+    b: Buffer,
+    acc: Buffer,
+    written: Buffer,
+    a_param: String,
+    b_param: String,
+    /// Each add's buffer and parameter, and whether it is a row vector.
+    adds: Vec<(Buffer, String, bool)>,
+    /// K chunks of the product.
+    chunks: usize,
+}
+
+impl InputNames {
+    fn new(input: &NormInput) -> InputNames {
+        InputNames {
+            a: Buffer::new(&input.a_stem),
+            b: Buffer::new(&input.b_stem),
+            acc: Buffer::new(&input.acc_stem),
+            written: Buffer::new(&input.written_stem),
+            a_param: input.a_param.clone(),
+            b_param: input.b_param.clone(),
+            adds: input
+                .adds
+                .iter()
+                .map(|add| (Buffer::new(&add.param), add.param.clone(), add.row_vector))
+                .collect(),
+            chunks: input.kt / input.bk,
+        }
+    }
+
+    /// The compute's stages of the core's chunk of the norm's input: the product's K chunks
+    /// into the running sum, then the sum plus the adds into `own` (the chunk the norm's
+    /// statistics read) and into the chunk the writer writes.
+    fn stages(&self, own: &Buffer) -> Vec<Stmt> {
+        let (a, b, acc, written) = (&self.a, &self.b, &self.acc, &self.written);
+        let chunk = |summed: bool| {
+            let mut items = vec![(wait(&a.cb), a.v.clone()), (wait(&b.cb), b.v.clone())];
+            let mut value =
+                Expr::path("ttl.math.matmul").call(vec![name(&a.v), name(&b.v), name(&acc.o)]);
+            if summed {
+                items.push((wait(&acc.cb), acc.v.clone()));
+                value = Expr::bin(BinOp::Add, value, name(&acc.v));
+            }
+            items.push((reserve(&acc.cb), acc.o.clone()));
+            with(items, vec![store(&acc.o, value)])
+        };
+        let mut out = vec![chunk(false)];
+        if self.chunks > 1 {
+            out.push(for_range(
+                "_",
+                Expr::bin(BinOp::Sub, name("IN_K_CHUNKS"), int(1)),
+                vec![chunk(true)],
+            ));
+        }
+        let mut items = vec![(wait(&acc.cb), acc.v.clone())];
+        let mut stores = Vec::new();
+        let mut sum = name(&acc.v);
+        for (buffer, _, row_vector) in &self.adds {
+            items.push((wait(&buffer.cb), buffer.v.clone()));
+            let term = match row_vector {
+                true => {
+                    let bcast = format!("{}_bcast", buffer.v);
+                    stores.push(assign(
+                        &bcast,
+                        math_dims("broadcast", vec![name(&buffer.v), name(&own.o)], &[0]),
+                    ));
+                    name(&bcast)
+                }
+                false => name(&buffer.v),
+            };
+            sum = Expr::bin(BinOp::Add, sum, term);
+        }
+        items.push((reserve(&own.cb), own.o.clone()));
+        items.push((reserve(&written.cb), written.o.clone()));
+        stores.push(store(&own.o, sum.clone()));
+        stores.push(store(&written.o, sum));
+        out.push(with(items, stores));
+        out
+    }
+
+    /// The reader's part: the product's chunks of `a` (this grid row's rows), multicast along
+    /// the grid row, then the adds' columns of this core's chunk (at `col`).
+    fn reads(&self, col: &Expr) -> Vec<Stmt> {
+        let rows = span(mul(name("core_y"), name("BLOCK_M")), name("BLOCK_M"));
+        let a = index(
+            &self.a_param,
+            vec![rows.clone(), span(name("k"), name("IN_BLOCK_K"))],
+        );
+        let mut out = vec![in_chunk_loop(shared_read(
+            &self.a.cb,
+            a,
+            Along::Row,
+            Some(name("kc")),
+        ))];
+        for (buffer, param, row_vector) in &self.adds {
+            let rows = match row_vector {
+                true => span(int(0), int(1)),
+                false => rows.clone(),
+            };
+            let src = index(param, vec![rows, span(col.clone(), name("BLOCK_K"))]);
+            out.push(read_into(&buffer.cb, src));
+        }
+        out
+    }
+
+    /// The writer's part: the product's chunks of `b` (this core's columns, at `col`),
+    /// multicast down the grid column, then the core's chunk written to `a` (A's tensor).
+    fn writes(&self, a: &str, col: &Expr) -> Vec<Stmt> {
+        let b = index(
+            &self.b_param,
+            vec![
+                span(name("k"), name("IN_BLOCK_K")),
+                span(col.clone(), name("BLOCK_K")),
+            ],
+        );
+        let dst = index(
+            a,
+            vec![
+                span(mul(name("core_y"), name("BLOCK_M")), name("BLOCK_M")),
+                span(col.clone(), name("BLOCK_K")),
+            ],
+        );
+        vec![
+            in_chunk_loop(shared_read(&self.b.cb, b, Along::Column, Some(name("kc")))),
+            with(
+                vec![(wait(&self.written.cb), "blk".into())],
+                copy(name("blk"), dst),
+            ),
+        ]
+    }
+}
+
+/// `read` once per K chunk of a computed norm input's product (`for kc in
+/// range(IN_K_CHUNKS)`, with `k` its first tile).
+fn in_chunk_loop(read: Stmt) -> Stmt {
+    for_range(
+        "kc",
+        name("IN_K_CHUNKS"),
+        vec![assign("k", mul(name("kc"), name("IN_BLOCK_K"))), read],
+    )
 }
 
 impl RowNormNames {
@@ -635,6 +799,7 @@ impl RowNormNames {
                 own_chunk: Buffer::new(&ce.own_chunk_stem),
                 centered: Buffer::new(&ce.centered_stem),
                 kept: Buffer::new(&ce.kept_stem),
+                input: ce.input.as_ref().map(InputNames::new),
             }),
         }
     }
@@ -689,7 +854,11 @@ impl RowNormNames {
         let mut mean = vec![row_sums];
         mean.extend(self.shared_sums_stages());
         mean.extend([centering, self.mean_square_sum(false)]);
-        let mut before = vec![with(vec![(wait(&own.cb), own.v.clone())], mean)];
+        let mut before = match &ce.input {
+            Some(input) => input.stages(own),
+            None => Vec::new(),
+        };
+        before.push(with(vec![(wait(&own.cb), own.v.clone())], mean));
         before.extend(self.shared_sums_stages());
         before.extend(self.scales_stage(self.products * blocks));
         before.push(assign(&ce.kept.v, wait(&ce.kept.cb)));
@@ -736,9 +905,13 @@ impl RowNormNames {
             ),
             false => read_into(&ce.own_chunk.cb, chunk),
         };
+        let own_read = match &ce.input {
+            Some(input) => input.reads(&mul(self.own(), name("BLOCK_K"))),
+            None => vec![own_read],
+        };
         let mut before = self.own_binding();
+        before.extend(own_read);
         before.extend([
-            own_read,
             self.sends(),
             self.receives(),
             self.on_senders(assign("own_blk", wait(&ce.centered.cb))),
@@ -746,6 +919,16 @@ impl RowNormNames {
             self.receives(),
         ]);
         (before, vec![self.on_senders(pop(&ce.centered.cb))])
+    }
+
+    /// The writer's statements before the core's blocks: for a norm input the kernel computes,
+    /// its part of the product and the core's chunk written to `a` (A's tensor); nothing
+    /// otherwise.
+    fn writer_prologue(&self, a: &str) -> Vec<Stmt> {
+        match self.centering.as_ref().and_then(|ce| ce.input.as_ref()) {
+            Some(input) => input.writes(a, &mul(self.own(), name("BLOCK_K"))),
+            None => Vec::new(),
+        }
     }
 
     /// The reader's K chunk `kc` of a centered A: the core's own multicast from the centered

@@ -9,7 +9,7 @@
 //! the same ops; the runtime times the program.
 
 use super::body::{Body, TtBinary, ValueOp};
-use super::kernel::{operand_tiles, row_norm_sharers, KernelDetail, MatmulInfo};
+use super::kernel::{operand_tiles, row_norm_sharers, KernelDetail, MatmulInfo, NormInput};
 use super::target::{Costs, Target};
 use super::{Partition, PlannedKernel};
 
@@ -172,10 +172,12 @@ fn norm_cycles(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> f64 {
     };
     let sharers = row_norm_sharers(info, p, p.k_chunks);
     let products = 1 + info.others.len();
-    if rn.centering.is_some() {
-        // The core's statistics, once for all its blocks; each product's last chunk scaled.
+    if let Some(ce) = &rn.centering {
+        // The core's statistics (and chunk of A, when it computes it), once for all its
+        // blocks; each product's last chunk scaled.
         let (bm, bn) = p.block;
-        let prologue = centering_cycles(c, (bm, bk), products * p.blocks_per_core, sharers, tile);
+        let prologue = centering_cycles(c, (bm, bk), products * p.blocks_per_core, sharers, tile)
+            + norm_input_cycles(c, (bm, bk), ce.input.as_ref());
         return prologue / p.blocks_per_core as f64
             + products as f64 * (bm * bn) as f64 * (c.add + c.mul);
     }
@@ -202,14 +204,38 @@ pub fn centering_cycles(
     2.0 * (row_sums + exchange) + center + scale + copies
 }
 
+/// The compute cycles of one core's chunk of a centered A that the kernel computes
+/// ([`NormInput`]), `bm` rows by `bk` columns: the product over its K in chunks, the running
+/// sum, then the adds into the chunk kept and the chunk written. None without one.
+pub fn norm_input_cycles(c: &Costs, (bm, bk): (usize, usize), input: Option<&NormInput>) -> f64 {
+    let Some(input) = input else {
+        return 0.0;
+    };
+    let kt = input.kt as f64;
+    let product = stage(c, bm * bk, kt * c.matmul_tile, kt * c.matmul_unpack_tiles);
+    let chunks = input.kt / input.bk;
+    let adds = input.adds.len() as f64;
+    let last = stage(c, bm * bk, 2.0 * adds * c.add, 1.0 + adds) + (bm * bk) as f64 * c.pack;
+    product + accumulation_cycles(c, (bm, bk), chunks) + last
+}
+
 /// The cycles a kernel that centers its A ([`super::kernel::RowNorm`]'s centering) waits for
 /// the chunk each core reads before its products: the first `K_CHUNKS` cores of each grid row
 /// read at once, at their share of the chip's bandwidth (the cores past them receive the last
-/// chunk from its core). `None` for any other kernel.
+/// chunk from its core). A chunk the kernel computes ([`NormInput`]) waits instead for its
+/// operands' first chunks, each read by its sender and multicast along the grid row (`a`'s
+/// rows) or down the column (`b`'s columns); the later ones arrive while the compute thread
+/// works. `None` for any other kernel.
 fn own_chunk_cycles(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> Option<f64> {
     let rn = info.norm.as_ref()?;
-    rn.centering.as_ref()?;
-    let bytes = (p.block.0 * p.k_block.unwrap_or(info.kt)) as u64 * tile;
+    let ce = rn.centering.as_ref()?;
+    let bk = p.k_block.unwrap_or(info.kt);
+    if let Some(input) = &ce.input {
+        let chain =
+            |tiles: usize| shared_chunk_cycles(c, tiles as u64 * tile, c.core_read_bytes_per_cycle);
+        return Some(chain(p.block.0 * input.bk).max(chain(input.bk * bk)));
+    }
+    let bytes = (p.block.0 * bk) as u64 * tile;
     let readers = p.grid.1 as usize * p.k_chunks.min(p.grid.0 as usize);
     let rate = c
         .core_read_bytes_per_cycle
@@ -222,15 +248,31 @@ fn own_chunk_cycles(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> O
 }
 
 /// The cycles before a kernel that centers its A multicasts its first K chunk: each core
-/// reads its chunk ([`own_chunk_cycles`]) and computes its statistics with the others'
-/// ([`centering_cycles`]).
+/// reads its chunk ([`own_chunk_cycles`]) or computes it ([`norm_input_cycles`]), and
+/// computes its statistics with the others' ([`centering_cycles`]).
 fn centering_latency(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> f64 {
     let (Some(read), Some(bk)) = (own_chunk_cycles(c, p, info, tile), p.k_block) else {
         return 0.0;
     };
     let sharers = row_norm_sharers(info, p, p.k_chunks);
     let copies = (1 + info.others.len()) * p.blocks_per_core;
-    read + centering_cycles(c, (p.block.0, bk), copies, sharers, tile)
+    let input = info
+        .norm
+        .as_ref()
+        .and_then(|rn| rn.centering.as_ref()?.input.as_ref());
+    let computed = match input {
+        // The product's chain of operand chunks, or its compute, whichever is longer.
+        Some(input) => {
+            let chain = |tiles: usize| {
+                let bytes = (tiles * input.kt) as u64 * tile;
+                shared_chunk_cycles(c, bytes, c.core_read_bytes_per_cycle)
+            };
+            let operands = chain(p.block.0).max(chain(bk));
+            operands.max(read + norm_input_cycles(c, (p.block.0, bk), Some(input)))
+        }
+        None => read,
+    };
+    computed + centering_cycles(c, (p.block.0, bk), copies, sharers, tile)
 }
 
 /// The cycles the compute thread of a kernel that normalizes its A spends between its first

@@ -29,7 +29,7 @@ use super::body::BodyBuilder;
 use super::layout::{flat2d, Class};
 use super::{concat, gather, heads};
 use super::{FusionMode, PlanError};
-use crate::graph::{Graph, Op};
+use crate::graph::{BinaryOp, Graph, Op};
 
 /// Why a producer and its consumer are in different kernels.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -123,6 +123,11 @@ pub enum GroupKind {
         /// the norm's input as A, sums it per row (centering it first for a LayerNorm), and
         /// scales each product's rows.
         norm: Option<NodeIndex>,
+        /// The matmul whose result, after the adds that follow it among the group's nodes, is
+        /// the normalized A's input (a block's attention projection and residual before its
+        /// MLP's LayerNorm): each core computes the K chunk of it that it multicasts, and
+        /// writes it for the kernels that read it after.
+        norm_input: Option<NodeIndex>,
     },
     /// A standalone transpose of the last two axes.
     Transpose,
@@ -544,6 +549,7 @@ pub fn group(
         // A product split off a row-wise kernel may join its siblings now.
         splits.merge_siblings(&position);
         splits.normalize_in_products();
+        splits.compute_norm_inputs();
     }
     let mut groups = order_groups(graph, groups, &group_of)?;
     groups.retain(|g| !g.nodes.is_empty());
@@ -771,6 +777,7 @@ fn siblings(graph: &Graph, a: &Group, b: &Group) -> Option<GroupKind> {
         heads: *heads,
         siblings: pa[1..].iter().chain(&pb).copied().collect(),
         norm: None,
+        norm_input: None,
     })
 }
 
@@ -866,6 +873,7 @@ fn matmul_group(graph: &Graph, n: NodeIndex, mode: FusionMode) -> Group {
             heads: mode == FusionMode::Fused,
             siblings: Vec::new(),
             norm: None,
+            norm_input: None,
         },
         nodes: vec![n],
         space: flat2d(&graph.node(n).ty.shape),
@@ -1036,23 +1044,7 @@ impl Splits<'_> {
                 *norm = Some(nrm);
             }
             merged.nodes.insert(0, nrm);
-            if (self.fits)(&merged).is_err() {
-                continue;
-            }
-            let cost = self.cost;
-            let (Some(one), Some(a), Some(b)) = (cost(&merged), cost(&self.groups[ni]), cost(m))
-            else {
-                continue;
-            };
-            if one >= a + b {
-                self.breaks.push(FusionBreak {
-                    producer: graph.node(nrm).name.clone(),
-                    consumer: graph.node(mm).name.clone(),
-                    reason: BreakReason::Slower {
-                        fused_cycles: one,
-                        separate_cycles: a + b,
-                    },
-                });
+            if !self.faster_merged(&merged, [ni, mi], (nrm, mm)) {
                 continue;
             }
             let producer = &graph.node(nrm).name;
@@ -1061,6 +1053,80 @@ impl Splits<'_> {
             self.groups[ni].nodes.clear();
             self.group_of.insert(nrm, mi);
         }
+    }
+
+    /// Moves each matmul kernel whose result (after its bias and residual adds) is a
+    /// LayerNorm's input into the kernel that normalizes it in its products, when the estimate
+    /// finds the one kernel faster: each core of that kernel computes the K chunk it
+    /// multicasts ([`GroupKind::Matmul::norm_input`]) instead of reading it, and writes it for
+    /// the kernels that read it after (the block's last residual).
+    fn compute_norm_inputs(&mut self) {
+        let graph = self.graph;
+        for mi in 0..self.groups.len() {
+            let GroupKind::Matmul {
+                norm: Some(nrm),
+                norm_input: None,
+                ..
+            } = self.groups[mi].kind
+            else {
+                continue;
+            };
+            if !matches!(graph.node(nrm).op, Op::LayerNorm { .. }) {
+                continue;
+            }
+            let h = resolve(graph, graph.inputs_of(nrm)[0]);
+            let Some(&pi) = self.group_of.get(&h) else {
+                continue;
+            };
+            let Some(mm) = product_then_adds(graph, &self.groups[pi], h) else {
+                continue;
+            };
+            let mut merged = self.groups[mi].clone();
+            if let GroupKind::Matmul { norm_input, .. } = &mut merged.kind {
+                *norm_input = Some(mm);
+            }
+            merged
+                .nodes
+                .splice(0..0, self.groups[pi].nodes.iter().copied());
+            if !self.faster_merged(&merged, [pi, mi], (h, nrm)) {
+                continue;
+            }
+            for &n in &self.groups[pi].nodes {
+                self.group_of.insert(n, mi);
+            }
+            self.groups[mi] = merged;
+            self.groups[pi].nodes.clear();
+        }
+    }
+
+    /// Whether `merged`, groups `parts` in one kernel, fits and is faster by the estimate than
+    /// the two apart; records why not when it is slower (`producer`'s result read by
+    /// `consumer` across the kernels).
+    fn faster_merged(
+        &mut self,
+        merged: &Group,
+        parts: [usize; 2],
+        (producer, consumer): (NodeIndex, NodeIndex),
+    ) -> bool {
+        if (self.fits)(merged).is_err() {
+            return false;
+        }
+        let cost = self.cost;
+        let [a, b] = parts.map(|gi| cost(&self.groups[gi]));
+        let (Some(one), Some(a), Some(b)) = (cost(merged), a, b) else {
+            return false;
+        };
+        if one >= a + b {
+            self.breaks.push(FusionBreak {
+                producer: self.graph.node(producer).name.clone(),
+                consumer: self.graph.node(consumer).name.clone(),
+                reason: BreakReason::Slower {
+                    fused_cycles: one,
+                    separate_cycles: a + b,
+                },
+            });
+        }
+        one < a + b
     }
 
     /// Splits group `gi` before its node `at`, the tail a new group of `kind` over `space`,
@@ -1133,6 +1199,62 @@ fn normalized_operand(graph: &Graph, g: &Group) -> Option<NodeIndex> {
     let plain =
         !matches!(graph.node(x).op, Op::Constant(_)) && heads::read_in_place(graph, x).is_none();
     (unit_gain && plain && cols.is_multiple_of(32)).then_some(nrm)
+}
+
+/// The matmul of plain matmul group `g` whose result `h` is, when `g` is that matmul and then
+/// adds of `h`'s shape ending in `h`, each of the chain so far and a constant row vector (a
+/// bias) or a tensor of `h`'s shape computed before (a residual): a LayerNorm's input that a
+/// kernel normalizing it in its products can compute chunk by chunk
+/// ([`GroupKind::Matmul::norm_input`]).
+fn product_then_adds(graph: &Graph, g: &Group, h: NodeIndex) -> Option<NodeIndex> {
+    let GroupKind::Matmul {
+        mm,
+        b_transposed: false,
+        ref siblings,
+        norm: None,
+        norm_input: None,
+        ..
+    } = g.kind
+    else {
+        return None;
+    };
+    let ([first, adds @ ..], true) = (&g.nodes[..], siblings.is_empty()) else {
+        return None;
+    };
+    let shape = &graph.node(h).ty.shape;
+    let [a, b] = graph.inputs_of(mm)[..] else {
+        return None;
+    };
+    let plain = |n: NodeIndex| {
+        let node = graph.node(n);
+        node.ty.shape.len() == 2
+            && !matches!(node.op, Op::Constant(_))
+            && heads::read_in_place(graph, n).is_none()
+    };
+    let weights = matches!(graph.node(resolve(graph, b)).op, Op::Constant(_));
+    if *first != mm || adds.last() != Some(&h) || !(plain(a) && weights && shape.len() == 2) {
+        return None;
+    }
+    let mut chain = mm;
+    for &add in adds {
+        let ins = graph.inputs_of(add);
+        let other = match ins[..] {
+            [x, y] if x == chain => y,
+            [x, y] if y == chain => x,
+            _ => return None,
+        };
+        let other_shape = &graph.node(resolve(graph, other)).ty.shape;
+        let row_vector = matches!(graph.node(resolve(graph, other)).op, Op::Constant(_))
+            && other_shape.len() == 1
+            && other_shape[0] == shape[1];
+        let same = other_shape == shape && !g.nodes.contains(&resolve(graph, other));
+        let is_add = matches!(graph.node(add).op, Op::Binary(BinaryOp::Add));
+        if !(is_add && graph.node(add).ty.shape == *shape && (row_vector || same)) {
+            return None;
+        }
+        chain = add;
+    }
+    Some(mm)
 }
 
 /// Whether node `m` of group `g` is a chained product: a matmul other than the group's own

@@ -119,6 +119,64 @@ pub struct Centering {
     pub centered_stem: String,
     /// Stem of the buffer of the same, which the compute thread holds for its own products.
     pub kept_stem: String,
+    /// The product computing the norm's input in the kernel, if it does
+    /// ([`super::group::GroupKind::Matmul::norm_input`]).
+    pub input: Option<NormInput>,
+}
+
+/// The product whose result, plus bias and residual adds, is a centered A's input, computed
+/// by the kernel ([`Centering::input`]): each core computes its K chunk of A (its rows of `a`
+/// times its columns of `b`, plus the adds' same columns) before the norm's statistics, instead
+/// of reading it, and writes it to A's tensor for the kernels after. The product's K is taken
+/// in chunks, `a`'s multicast along the grid row and `b`'s down the grid column, as in a
+/// multicast matmul kernel whose blocks are the chunks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NormInput {
+    /// The left operand (a graph tensor of A's rows).
+    pub a: NodeIndex,
+    /// The right operand (a constant matrix with A's columns).
+    pub b: NodeIndex,
+    /// Kernel parameters `a` and `b` are read from.
+    pub a_param: String,
+    /// See [`NormInput::a_param`].
+    pub b_param: String,
+    /// The product's K, in tiles.
+    pub kt: usize,
+    /// Its K chunk, in tiles: the largest divisor of `kt` up to 8.
+    pub bk: usize,
+    /// The adds after the product, in order.
+    pub adds: Vec<InputAdd>,
+    /// Stems of the buffers of `a`'s and `b`'s chunks, of the running sum, and of the chunk of
+    /// A the writer writes.
+    pub a_stem: String,
+    /// See [`NormInput::a_stem`].
+    pub b_stem: String,
+    /// See [`NormInput::a_stem`].
+    pub acc_stem: String,
+    /// See [`NormInput::a_stem`].
+    pub written_stem: String,
+}
+
+impl NormInput {
+    /// The K chunk of a product of `kt` tiles: the largest divisor of `kt` up to 8 tiles.
+    fn k_block(kt: usize) -> usize {
+        divisors(kt)
+            .into_iter()
+            .filter(|&d| d <= 8)
+            .max()
+            .unwrap_or(1)
+    }
+}
+
+/// An add after a [`NormInput`]'s product: a bias row or a residual of A's shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputAdd {
+    /// The tensor added.
+    pub tensor: NodeIndex,
+    /// Kernel parameter it is read from, and the stem of its buffer.
+    pub param: String,
+    /// Whether it is a row vector, broadcast down the rows.
+    pub row_vector: bool,
 }
 
 /// How many cores of a grid row share the row sums of a normalized A ([`RowNorm`]) in a kernel
@@ -131,19 +189,26 @@ pub struct Centering {
 /// partials differ. `None` when every core sums all its chunks itself.
 pub fn row_norm_sharers(info: &MatmulInfo, p: &Partition, k_chunks: usize) -> Option<usize> {
     let norm = info.norm.as_ref()?;
-    row_norm_sharing(p, k_chunks, norm.centering.is_some()).filter(|_| norm.shared)
+    row_norm_sharing(p, k_chunks, norm).filter(|_| norm.shared)
 }
 
-/// How many cores of a grid row could share a normalized A's row sums in a kernel planned as
-/// `p` with `k_chunks` K chunks ([`row_norm_sharers`]), if any. A `centered` A (a LayerNorm,
+/// How many cores of a grid row could share `norm`'s row sums in a kernel planned as `p` with
+/// `k_chunks` K chunks ([`row_norm_sharers`]), if any. A centered A (a LayerNorm,
 /// [`RowNorm::centering`]) must share them, each core summing one chunk before the products;
 /// since that happens once per core, the core may take several blocks, as long as they are
-/// all on the same rows (its grid row's blocks make whole block rows).
-fn row_norm_sharing(p: &Partition, k_chunks: usize, centered: bool) -> Option<usize> {
-    let same_rows = match centered {
-        false => p.blocks_per_core == 1,
-        true => {
-            p.col_blocks == p.grid.0 as usize * p.blocks_per_core && k_chunks <= p.grid.0 as usize
+/// all on the same rows (its grid row's blocks make whole block rows). A centered A computed
+/// in the kernel ([`Centering::input`]) takes as many chunks as the grid row has cores, each
+/// core computing one.
+fn row_norm_sharing(p: &Partition, k_chunks: usize, norm: &RowNorm) -> Option<usize> {
+    let cols = p.grid.0 as usize;
+    let same_rows = match &norm.centering {
+        None => p.blocks_per_core == 1,
+        Some(ce) => {
+            let chunks = match ce.input {
+                Some(_) => k_chunks == cols,
+                None => k_chunks <= cols,
+            };
+            p.col_blocks == cols * p.blocks_per_core && chunks
         }
     };
     let one_row_block = p.multicast
@@ -451,11 +516,13 @@ fn group_body(graph: &Graph, g: &Group) -> Option<Body> {
             heads,
             siblings,
             norm,
+            norm_input,
         } => matmul_body(
             graph,
             g,
             *mm,
             (*b_transposed, *heads, siblings, *norm),
+            *norm_input,
             &outputs,
         )
         .ok()
@@ -623,12 +690,14 @@ pub(crate) fn build_cut(
             heads,
             siblings,
             norm,
+            norm_input,
         } => {
             let (info, body) = matmul_body(
                 graph,
                 g,
                 *mm,
                 (*b_transposed, *heads, siblings, *norm),
+                *norm_input,
                 &outputs,
             )?;
             let (body, chunks) = split(body)?;
@@ -697,16 +766,14 @@ pub(crate) fn build_cut(
                             // A normalized A's row sums, shared and not, where they can be; a
                             // centered A's only shared.
                             let k_chunks = info.kt / bk;
-                            let shares: &[bool] = match &info.norm {
-                                Some(rn) if rn.centering.is_some() => {
-                                    match row_norm_sharing(&laid, k_chunks, true) {
-                                        Some(_) => &[true],
-                                        None => &[],
-                                    }
-                                }
-                                Some(_) if row_norm_sharing(&laid, k_chunks, false).is_some() => {
-                                    &[true, false]
-                                }
+                            let sharing = info
+                                .norm
+                                .as_ref()
+                                .and_then(|rn| row_norm_sharing(&laid, k_chunks, rn));
+                            let shares: &[bool] = match (&info.norm, sharing) {
+                                (Some(rn), None) if rn.centering.is_some() => &[],
+                                (Some(rn), Some(_)) if rn.centering.is_some() => &[true],
+                                (Some(_), Some(_)) => &[true, false],
                                 _ => &[false],
                             };
                             for double in [true, false] {
@@ -780,9 +847,14 @@ pub(crate) fn build_cut(
                         p.k_block = Some(bk);
                         p.k_chunks = k_chunks;
                         p.double_buffered = double;
-                        let (mut reads, writes) =
+                        let (mut reads, mut writes) =
                             body_traffic(&body, &schedule, &p, target.tile_bytes);
                         reads += operand_tiles(info, &p, bk) as u64 * target.tile_bytes;
+                        let centering = info.norm.as_ref().and_then(|rn| rn.centering.as_ref());
+                        if let Some(input) = centering.and_then(|ce| ce.input.as_ref()) {
+                            let written = norm_input_tiles(info, input, &p).1;
+                            writes += written as u64 * target.tile_bytes;
+                        }
                         let detail = KernelDetail::Matmul {
                             body: body.clone(),
                             schedule,
@@ -905,9 +977,12 @@ pub(crate) fn operand_tiles(info: &MatmulInfo, p: &Partition, bk: usize) -> usiz
         (true, false) => {
             // A once per grid row of a block row's cores (and per block of a core's), B once.
             let (rows, cols) = (p.row_blocks * bm, p.col_blocks * bn);
-            let a = match info.norm.as_ref().is_some_and(|rn| rn.centering.is_some()) {
-                true => p.grid.1 as usize * k_chunks.min(p.grid.0 as usize) * bm * bk,
-                false => products * info.kt * rows * p.blocks_per_core * p.segment_rows(),
+            let a = match info.norm.as_ref().and_then(|rn| rn.centering.as_ref()) {
+                Some(ce) => match &ce.input {
+                    Some(input) => norm_input_tiles(info, input, p).0,
+                    None => p.grid.1 as usize * k_chunks.min(p.grid.0 as usize) * bm * bk,
+                },
+                None => products * info.kt * rows * p.blocks_per_core * p.segment_rows(),
             };
             a + products * info.kt * cols
         }
@@ -916,6 +991,25 @@ pub(crate) fn operand_tiles(info: &MatmulInfo, p: &Partition, bk: usize) -> usiz
         }
         (false, _) => p.blocks * k_chunks * (a_tiles + bk * bn) * products,
     }
+}
+
+/// The tiles a kernel planned as `p` reads and writes for the norm input it computes
+/// ([`Centering::input`]): its operands' (each grid row's rows of `a`, each grid column's
+/// columns of `b`), its adds' (a bias row per core, a residual once), and A written once.
+fn norm_input_tiles(info: &MatmulInfo, input: &NormInput, p: &Partition) -> (usize, usize) {
+    let bk = info.kt / p.grid.0 as usize;
+    let adds: usize = input
+        .adds
+        .iter()
+        .map(|add| match add.row_vector {
+            true => p.cores_used * bk,
+            false => info.mt * info.kt,
+        })
+        .sum();
+    (
+        info.mt * input.kt + input.kt * info.kt + adds,
+        info.mt * info.kt,
+    )
 }
 
 /// Sort key of a matmul candidate: blocks `laid` out (operands shared or not), K in chunks of
@@ -948,14 +1042,16 @@ fn candidate_key(
     let norm = match &info.norm {
         Some(rn) => {
             let k_chunks = kt / bk;
-            let sharers =
-                row_norm_sharing(laid, k_chunks, rn.centering.is_some()).filter(|_| share_norm);
+            let sharers = row_norm_sharing(laid, k_chunks, rn).filter(|_| share_norm);
             match rn.centering {
                 Some(_) => {
                     let (bm, bn) = laid.block;
                     let copies = products * laid.blocks_per_core;
                     let scaled = (copies * bm * bn) as f64 * (c.add + c.mul);
-                    estimate::centering_cycles(c, (bm, bk), copies, sharers, tile) + scaled
+                    let input = rn.centering.as_ref().and_then(|ce| ce.input.as_ref());
+                    estimate::centering_cycles(c, (bm, bk), copies, sharers, tile)
+                        + estimate::norm_input_cycles(c, (bm, bk), input)
+                        + scaled
                 }
                 None => {
                     let chunks = (bk, k_chunks);
@@ -1167,6 +1263,22 @@ fn matmul_cbs(
             cbs.push(cb(&ce.own_chunk_stem, (bm, bk), 1));
             cbs.push(cb(&ce.centered_stem, (bm, bk), 1));
             cbs.push(cb(&ce.kept_stem, (bm, bk), 1));
+            if let Some(input) = &ce.input {
+                let of = |stem: &str, like: &str, shape, buffer_factor| Cb {
+                    name: format!("{stem}_cb"),
+                    like: like.to_string(),
+                    shape,
+                    buffer_factor,
+                };
+                cbs.push(of(&input.a_stem, &input.a_param, (bm, input.bk), 2));
+                cbs.push(of(&input.b_stem, &input.b_param, (input.bk, bk), 2));
+                cbs.push(Cb::running_sum(&input.acc_stem, &info.a_param, (bm, bk)));
+                for add in &input.adds {
+                    let rows = if add.row_vector { 1 } else { bm };
+                    cbs.push(of(&add.param, &add.param, (rows, bk), 1));
+                }
+                cbs.push(cb(&input.written_stem, (bm, bk), 1));
+            }
         }
     }
     cbs
@@ -1228,6 +1340,7 @@ fn matmul_body(
     g: &Group,
     mm: NodeIndex,
     (b_transposed, heads, siblings, norm_node): (bool, bool, &[NodeIndex], Option<NodeIndex>),
+    norm_input: Option<NodeIndex>,
     outputs: &[NodeIndex],
 ) -> Result<(MatmulInfo, Body), PlanError> {
     let ins = graph.inputs_of(mm);
@@ -1348,15 +1461,45 @@ fn matmul_body(
             acc_stem: builder.reserve_stem(&format!("{s_name}_acc")),
         });
     }
-    let norm = match norm_node {
+    let mut norm = match norm_node {
         Some(nrm) => Some(row_norm(graph, nrm, k, &mut builder)?),
         None => None,
     };
+    // The norm's input computed in the kernel: its product's and adds' nodes lead the group.
+    let input_nodes: Vec<NodeIndex> = match norm_input {
+        Some(mm0) => {
+            let at = g.nodes.iter().position(|&n| n == a).ok_or_else(|| {
+                unsupported(
+                    graph,
+                    mm0,
+                    "the norm's input is not the product's last add".into(),
+                )
+            })?;
+            g.nodes[..=at].to_vec()
+        }
+        None => Vec::new(),
+    };
+    if let Some(mm0) = norm_input {
+        let input = norm_input_of(graph, mm0, &input_nodes, &mut builder)?;
+        match norm.as_mut().and_then(|rn| rn.centering.as_mut()) {
+            Some(ce) => ce.input = Some(input),
+            None => {
+                return Err(unsupported(
+                    graph,
+                    mm0,
+                    "only a LayerNorm's input is computed by the kernel that normalizes it".into(),
+                ))
+            }
+        }
+    }
     match &norm {
         Some(rn) => builder.matmul_reading(mm, vec![rn.scaler, rn.eps]),
         None => builder.matmul(mm),
     };
-    let epilogue = g.nodes.iter().filter(|&&n| n != mm && Some(n) != norm_node);
+    let epilogue = g
+        .nodes
+        .iter()
+        .filter(|&&n| n != mm && Some(n) != norm_node && !input_nodes.contains(&n));
     for &node in epilogue {
         match siblings.iter().position(|&s| s == node) {
             Some(i) => others[i].value = builder.matmul(node),
@@ -1367,7 +1510,13 @@ fn matmul_body(
     }
     // The reader streams the products in the order the compute thread takes them.
     others.sort_by_key(|op| op.value);
-    let head_write = add_outputs(graph, &mut builder, outputs, heads)?;
+    // A computed norm input is written by the kernel's own path, not as a body output.
+    let outputs: Vec<NodeIndex> = outputs
+        .iter()
+        .copied()
+        .filter(|n| !input_nodes.contains(n))
+        .collect();
+    let head_write = add_outputs(graph, &mut builder, &outputs, heads)?;
     let mut body = builder.finish();
     body.head_write = head_write;
     if batches > 1 {
@@ -1410,6 +1559,58 @@ fn matmul_body(
     Ok((info, body))
 }
 
+/// The [`NormInput`] of matmul `mm0` and the adds after it (`nodes`, the product first, A
+/// last), with its parameters and stems reserved in `builder`.
+fn norm_input_of(
+    graph: &Graph,
+    mm0: NodeIndex,
+    nodes: &[NodeIndex],
+    builder: &mut BodyBuilder,
+) -> Result<NormInput, PlanError> {
+    let ins = graph.inputs_of(mm0);
+    let (Some(&a_raw), Some(&b_raw)) = (ins.first(), ins.get(1)) else {
+        return Err(unsupported(graph, mm0, "a matmul needs two inputs".into()));
+    };
+    let (a, b) = (resolve(graph, a_raw), resolve(graph, b_raw));
+    let kt = tiles(graph.node(a).ty.shape[1]);
+    let param = |builder: &mut BodyBuilder, n: NodeIndex| {
+        let p = builder.reserve_stem(&graph.node(n).name);
+        builder.share_param(n, p.clone());
+        p
+    };
+    let (a_param, b_param) = (param(builder, a), param(builder, b));
+    let mut adds = Vec::new();
+    let mut chain = mm0;
+    for &add in &nodes[1..] {
+        let other = graph
+            .inputs_of(add)
+            .into_iter()
+            .find(|&x| x != chain)
+            .map(|x| resolve(graph, x))
+            .ok_or_else(|| unsupported(graph, add, "an add of the chain to itself".into()))?;
+        adds.push(InputAdd {
+            tensor: other,
+            param: param(builder, other),
+            row_vector: graph.node(other).ty.shape.len() == 1,
+        });
+        chain = add;
+    }
+    let name = graph.node(mm0).name.clone();
+    Ok(NormInput {
+        a,
+        b,
+        a_param,
+        b_param,
+        kt,
+        bk: NormInput::k_block(kt),
+        adds,
+        a_stem: builder.reserve_stem(&format!("{name}_a")),
+        b_stem: builder.reserve_stem(&format!("{name}_b")),
+        acc_stem: builder.reserve_stem(&format!("{name}_acc")),
+        written_stem: builder.reserve_stem(&format!("{name}_written")),
+    })
+}
+
 /// The [`RowNorm`] of RMSNorm or LayerNorm node `nrm` over `k` columns: its scaler and epsilon
 /// tiles and its buffers' stems.
 fn row_norm(
@@ -1426,6 +1627,7 @@ fn row_norm(
                 own_chunk_stem: builder.reserve_stem(&format!("{}_own_chunk", node.name)),
                 centered_stem: builder.reserve_stem(&format!("{}_centered", node.name)),
                 kept_stem: builder.reserve_stem(&format!("{}_kept", node.name)),
+                input: None,
             };
             (eps, Some(centering))
         }
@@ -1848,7 +2050,18 @@ fn summary(
             };
             let a = &graph.node(info.a).name;
             let spare = partition.k_chunks < partition.grid.0 as usize;
-            partition_summary += &match info.norm.as_ref().is_some_and(|n| n.centering.is_some()) {
+            let centering = info.norm.as_ref().and_then(|n| n.centering.as_ref());
+            if let Some(input) = centering.and_then(|ce| ce.input.as_ref()) {
+                partition_summary += &format!(
+                    ", A computed in the kernel (each core's chunk of {a} as {} @ {} plus {} add(s), K in {} chunk(s) of {} tiles, written to {a})",
+                    graph.node(input.a).name,
+                    graph.node(input.b).name,
+                    input.adds.len(),
+                    input.kt / input.bk,
+                    input.bk,
+                );
+            }
+            partition_summary += &match centering.is_some() {
                 false => format!(", A normalized in the kernel (RMSNorm of {a}: row sums of squares as the K chunks pass{shared}, each product's rows scaled)"),
                 true => format!(
                     ", A normalized in the kernel (LayerNorm of {a}: each core of a grid row reads the chunk it multicasts{}, shares its row sums and then its centered squares' with the others and keeps it centered in L1 for every block and product, each product's rows scaled)",

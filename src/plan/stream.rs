@@ -290,6 +290,7 @@ mod tests {
                 heads: false,
                 siblings: Vec::new(),
                 norm: None,
+                norm_input: None,
             },
             nodes: group_nodes,
             space: (96, 128),
