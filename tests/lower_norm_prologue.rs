@@ -442,6 +442,11 @@ fn a_layernorm_centers_rows_far_from_zero_as_exactly_as_its_own_kernel() {
 /// `h = a @ wo + bias + x` [rows, d] (a graph output too, for the block's last residual),
 /// then a unit-gain LayerNorm of `h` and its product with a [d, width] weight.
 fn projection_then_layernorm(rows: usize, d: usize, width: usize) -> Graph {
+    projection_then_norm(Op::LayerNorm { eps: 1e-5 }, rows, d, width)
+}
+
+/// [`projection_then_layernorm`] with norm `op`.
+fn projection_then_norm(op: Op, rows: usize, d: usize, width: usize) -> Graph {
     let mut g = Graph::new();
     let a = g.add_input("a", f32t(&[rows, d]));
     let x = g.add_input("x", f32t(&[rows, d]));
@@ -452,12 +457,7 @@ fn projection_then_layernorm(rows: usize, d: usize, width: usize) -> Graph {
     let h = binary(&mut g, "h", BinaryOp::Add, biased, x);
     output(&mut g, "h", h);
     let gamma = gain(&mut g, "gamma", d, 1.0);
-    let n = g.add(
-        "norm",
-        Op::LayerNorm { eps: 1e-5 },
-        f32t(&[rows, d]),
-        &[h, gamma],
-    );
+    let n = g.add("norm", op, f32t(&[rows, d]), &[h, gamma]);
     let w = constant(&mut g, "w", &[d, width], 7, 0.04);
     let up = matmul(&mut g, "up", n, w);
     output(&mut g, "y", up);
@@ -524,4 +524,35 @@ fn the_estimate_weighs_computing_a_layernorm_s_input_in_its_products_kernel() {
         }
     }
     assert_eq!(ways.len(), 2, "{ways:?}");
+}
+
+#[test]
+fn a_norm_s_input_product_joins_wherever_the_norm_was_planned() {
+    // An RMSNorm at 1024 rows before one product, a kernel of its own: it moves with the
+    // projection into the product's kernel, whose cores keep the chunk they compute as a
+    // LayerNorm's. GPT-2's LayerNorm at 512 rows, which the projection's kernel had taken in
+    // its row-wise epilogue: it moves with the projection too. Each is one kernel, and meets
+    // the reference.
+    let cases = [
+        (
+            Op::RmsNorm { eps: 1e-6 },
+            1024,
+            "RMSNorm of h: each core of a grid row takes",
+        ),
+        (
+            Op::LayerNorm { eps: 1e-5 },
+            512,
+            "LayerNorm of h: each core of a grid row takes",
+        ),
+    ];
+    for (op, rows, summary) in cases {
+        let g = projection_then_norm(op, rows, 768, 3072);
+        let c = run_checked(&g, &device(), FusionMode::Fused);
+        assert_eq!(c.plan.kernels.len(), 1, "{rows}: {:?}", c.plan.kernels);
+        let s = &c.plan.kernels[0].partition_summary;
+        assert!(
+            s.contains("A computed in the kernel") && s.contains(summary),
+            "{s}"
+        );
+    }
 }

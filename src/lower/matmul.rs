@@ -55,7 +55,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
     let norm_input = info
         .norm
         .as_ref()
-        .and_then(|rn| rn.centering.as_ref())
+        .and_then(|rn| rn.kept.as_ref())
         .and_then(|ce| ce.input.as_ref());
     if let Some(input) = norm_input {
         setup.push(assign("IN_BLOCK_K", int(input.bk)));
@@ -169,7 +169,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
             [vec![a_wait], items.clone()].concat(),
             [stores.clone(), vec![product(&a_v)], squares].concat(),
         );
-        // A centered A: the core's own chunk is the one it keeps, the others arrive in A's
+        // A kept chunk: the core's own chunk is the one it keeps, the others arrive in A's
         // buffer.
         out.push(match norm.as_ref().and_then(|n| n.kept_chunk()) {
             Some((own, kept)) => if_else(
@@ -194,9 +194,9 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         let acc = (pr.acc.cb.as_str(), pr.acc.o.as_str());
         // A normalized A: the first product's chunks also sum squares, and its sum is scaled
         // once the rows' scale is known; the later products scale their last chunk. A
-        // centered A's scale is known before the products ([`RowNormNames::prologue`]), so
+        // kept chunk's scale is known before the products ([`RowNormNames::prologue`]), so
         // every product scales its last chunk.
-        let centered = norm.as_ref().is_some_and(|n| n.centering.is_some());
+        let centered = norm.as_ref().is_some_and(|n| n.kept.is_some());
         let (each, last, last_part) = match &norm {
             None => (
                 NormPart::Plain,
@@ -211,7 +211,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
             ),
         };
         // Shared row sums: the chunk's index decides which core sums its squares; for a
-        // centered A, whether the chunk is the core's own.
+        // kept chunk, whether the chunk is the core's own.
         let indexed = matches!(each, NormPart::Squares(n) if n.sharers.is_some()) || centered;
         let at = |stmts: Vec<Stmt>, kc: Expr| match indexed {
             true => [vec![assign("kc", kc)], stmts].concat(),
@@ -363,7 +363,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         let products = 1 + info.others.len();
         let mut a_reads = Vec::new();
         for product in 0..products {
-            let a_read = match norm.as_ref().filter(|n| n.centering.is_some()) {
+            let a_read = match norm.as_ref().filter(|n| n.kept.is_some()) {
                 Some(n) => n.kept_chunk_read(&a_cb),
                 None => shared_read(&a_cb, a_src.clone(), Along::Row, kc_at.clone()),
             };
@@ -377,7 +377,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
             // along the grid row sends them too, so that each pipe carries its blocks in the
             // order of one thread's program.
             if let (0, Some(n), Some(_)) = (product, &norm, sharers) {
-                if n.centering.is_none() {
+                if n.kept.is_none() {
                     a_reads.extend(n.exchange());
                 }
             }
@@ -617,14 +617,17 @@ struct RowNormNames {
     send: Buffer,
     peers: Buffer,
     total: Buffer,
-    /// A LayerNorm's centering buffers ([`RowNorm::centering`]).
-    centering: Option<CenteringNames>,
+    /// The buffers of a chunk kept in L1 ([`RowNorm::kept`]).
+    kept: Option<KeptNames>,
 }
 
-/// The buffer names of a LayerNorm's centering ([`crate::plan::kernel::Centering`]).
-struct CenteringNames {
+/// The buffer names of a chunk kept in L1 ([`crate::plan::kernel::KeptChunk`]).
+struct KeptNames {
+    /// Whether the chunk is centered (a LayerNorm's).
+    centers: bool,
     own_chunk: Buffer,
-    centered: Buffer,
+    /// The copy of the (centered) chunk the reader multicasts.
+    sent: Buffer,
     kept: Buffer,
     /// The product computing the norm's input, if the kernel does.
     input: Option<InputNames>,
@@ -795,91 +798,104 @@ impl RowNormNames {
             send: Buffer::new(&rn.send_stem),
             peers: Buffer::new(&rn.peers_stem),
             total: Buffer::new(&rn.total_stem),
-            centering: rn.centering.as_ref().map(|ce| CenteringNames {
+            kept: rn.kept.as_ref().map(|ce| KeptNames {
+                centers: ce.centered,
                 own_chunk: Buffer::new(&ce.own_chunk_stem),
-                centered: Buffer::new(&ce.centered_stem),
+                sent: Buffer::new(&ce.centered_stem),
                 kept: Buffer::new(&ce.kept_stem),
                 input: ce.input.as_ref().map(InputNames::new),
             }),
         }
     }
 
-    /// The compute's statements around its blocks for a centered A ([`RowNorm::centering`]);
-    /// nothing for an RMSNorm, whose sums the first product's chunks take. Before: the row
-    /// sums of the chunk this core multicasts (scaled by `1 / K`), shared into the rows' mean;
-    /// the chunk centered, once for the reader to multicast (on the cores that send it) and
-    /// once kept for this core's own products, and its centered squares' row sums, shared
-    /// into the variance; the rows' scale, copied once per product of each of the core's
-    /// `blocks` blocks (which all take the same rows); the kept chunk waited for. After: the
-    /// kept chunk released.
+    /// The compute's statements around its blocks for a kept chunk ([`RowNorm::kept`]);
+    /// nothing when the first product's chunks sum an RMSNorm's squares. Before: the chunk
+    /// (computed first, when the kernel computes A); for a LayerNorm its row sums (scaled by
+    /// `1 / K`), shared into the rows' mean, and the chunk centered; the chunk, once for the
+    /// reader to multicast (on the cores that send it) and once kept for this core's own
+    /// products, and its (centered) squares' row sums, shared into the variance or mean
+    /// square; the rows' scale, copied once per product of each of the core's `blocks` blocks
+    /// (which all take the same rows); the kept chunk waited for. After: the kept chunk
+    /// released.
     fn prologue(&self, blocks: usize) -> (Vec<Stmt>, Vec<Stmt>) {
-        let Some(ce) = &self.centering else {
+        let Some(ce) = &self.kept else {
             return Default::default();
         };
         let (own, ms, sq, total) = (&ce.own_chunk, &self.mean_square, &self.squares, &self.total);
-        let row_sums = with(
-            vec![(reserve(&ms.cb), ms.o.clone())],
-            vec![store(
-                &ms.o,
-                math_dims(
-                    "reduce_sum",
-                    vec![name(&own.v), name(&self.scaler_v), name(&ms.o)],
-                    &[0],
-                ),
-            )],
-        );
+        // A LayerNorm's chunk less its rows' mean (the shared total, broadcast), an RMSNorm's
+        // as it is.
         let bcast = format!("{}_bcast", total.v);
-        let centered = || Expr::bin(BinOp::Sub, name(&own.v), name(&bcast));
-        let center = |sent: bool| {
+        let chunk = || match ce.centers {
+            true => Expr::bin(BinOp::Sub, name(&own.v), name(&bcast)),
+            false => name(&own.v),
+        };
+        let keep = |sent: bool| {
             let mut items = vec![
-                (wait(&total.cb), total.v.clone()),
                 (reserve(&sq.cb), sq.o.clone()),
                 (reserve(&ce.kept.cb), ce.kept.o.clone()),
             ];
             let mut stores = vec![
-                assign(
-                    &bcast,
-                    math_dims("broadcast", vec![name(&total.v), name(&sq.o)], &[1]),
-                ),
-                store(&sq.o, Expr::bin(BinOp::Mul, centered(), centered())),
-                store(&ce.kept.o, centered()),
+                store(&sq.o, Expr::bin(BinOp::Mul, chunk(), chunk())),
+                store(&ce.kept.o, chunk()),
             ];
+            if ce.centers {
+                items.insert(0, (wait(&total.cb), total.v.clone()));
+                stores.insert(
+                    0,
+                    assign(
+                        &bcast,
+                        math_dims("broadcast", vec![name(&total.v), name(&sq.o)], &[1]),
+                    ),
+                );
+            }
             if sent {
-                items.push((reserve(&ce.centered.cb), ce.centered.o.clone()));
-                stores.push(store(&ce.centered.o, centered()));
+                items.push((reserve(&ce.sent.cb), ce.sent.o.clone()));
+                stores.push(store(&ce.sent.o, chunk()));
             }
             with(items, stores)
         };
-        let centering = self.by_sender(center);
-        let mut mean = vec![row_sums];
-        mean.extend(self.shared_sums_stages());
-        mean.extend([centering, self.mean_square_sum(false)]);
+        let mut stages = Vec::new();
+        if ce.centers {
+            stages.push(with(
+                vec![(reserve(&ms.cb), ms.o.clone())],
+                vec![store(
+                    &ms.o,
+                    math_dims(
+                        "reduce_sum",
+                        vec![name(&own.v), name(&self.scaler_v), name(&ms.o)],
+                        &[0],
+                    ),
+                )],
+            ));
+            stages.extend(self.shared_sums_stages());
+        }
+        stages.extend([self.by_sender(keep), self.mean_square_sum(false)]);
         let mut before = match &ce.input {
             Some(input) => input.stages(own),
             None => Vec::new(),
         };
-        before.push(with(vec![(wait(&own.cb), own.v.clone())], mean));
+        before.push(with(vec![(wait(&own.cb), own.v.clone())], stages));
         before.extend(self.shared_sums_stages());
         before.extend(self.scales_stage(self.products * blocks));
         before.push(assign(&ce.kept.v, wait(&ce.kept.cb)));
         (before, vec![pop(&ce.kept.cb)])
     }
 
-    /// For a centered A, this core's own K chunk (`own`) and the name of the centered chunk it
+    /// For a kept chunk, this core's own K chunk (`own`) and the name of the chunk it
     /// keeps for it ([`RowNormNames::prologue`]).
     fn kept_chunk(&self) -> Option<(Expr, &str)> {
-        let ce = self.centering.as_ref()?;
+        let ce = self.kept.as_ref()?;
         Some((self.own(), ce.kept.v.as_str()))
     }
 
-    /// The reader's statements around the core's blocks for a centered A
-    /// ([`RowNormNames::prologue`]); nothing for an RMSNorm. Before: the chunk this core
-    /// multicasts (of its grid row's row block of `a`; on the cores past the last chunk's, that
-    /// one, from its core), the mean's partial sums exchanged, the
-    /// chunk centered waited for (by the cores that send it), and the variance's partial sums
-    /// exchanged. After: the centered chunk released.
+    /// The reader's statements around the core's blocks for a kept chunk
+    /// ([`RowNormNames::prologue`]); nothing otherwise. Before: the chunk this core multicasts
+    /// (of its grid row's row block of `a`; on the cores past the last chunk's, that one, from
+    /// its core; or the operands of the product computing it), a LayerNorm's mean's partial
+    /// sums exchanged, the chunk waited for (by the cores that send it), and the variance's or
+    /// mean square's partial sums exchanged. After: the chunk released.
     fn reader_prologue(&self, a: &str) -> (Vec<Stmt>, Vec<Stmt>) {
-        let Some(ce) = &self.centering else {
+        let Some(ce) = &self.kept else {
             return Default::default();
         };
         let chunk = index(
@@ -911,27 +927,28 @@ impl RowNormNames {
         };
         let mut before = self.own_binding();
         before.extend(own_read);
+        if ce.centers {
+            before.extend([self.sends(), self.receives()]);
+        }
         before.extend([
-            self.sends(),
-            self.receives(),
-            self.on_senders(assign("own_blk", wait(&ce.centered.cb))),
+            self.on_senders(assign("own_blk", wait(&ce.sent.cb))),
             self.sends(),
             self.receives(),
         ]);
-        (before, vec![self.on_senders(pop(&ce.centered.cb))])
+        (before, vec![self.on_senders(pop(&ce.sent.cb))])
     }
 
     /// The writer's statements before the core's blocks: for a norm input the kernel computes,
     /// its part of the product and the core's chunk written to `a` (A's tensor); nothing
     /// otherwise.
     fn writer_prologue(&self, a: &str) -> Vec<Stmt> {
-        match self.centering.as_ref().and_then(|ce| ce.input.as_ref()) {
+        match self.kept.as_ref().and_then(|ce| ce.input.as_ref()) {
             Some(input) => input.writes(a, &mul(self.own(), name("BLOCK_K"))),
             None => Vec::new(),
         }
     }
 
-    /// The reader's K chunk `kc` of a centered A: the core's own multicast from the centered
+    /// The reader's K chunk `kc` with kept chunks: the core's own multicast from the
     /// chunk it holds to the grid row's other cores (the last chunk's core to those before it,
     /// the cores past it keeping that chunk themselves); any other received into `a_cb` from
     /// its core's pipe.

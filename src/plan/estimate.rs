@@ -48,7 +48,7 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
         let bk = p.k_block.unwrap_or(info.kt);
         let operands = operand_tiles(info, p, bk) as u64 * target.tile_bytes;
         let own = k.dram_read_bytes.saturating_sub(operands) as f64 / blocks;
-        // A centered A: the core's own chunk, before the first product.
+        // A kept chunk: the core's own, before the first product.
         let first = own_chunk_cycles(c, p, info, target.tile_bytes)
             .unwrap_or_else(|| first_shared_chunk_cycles(c, p.block, bk, target.tile_bytes));
         read = own / c.core_read_bytes_per_cycle + first;
@@ -56,7 +56,8 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
     let write = k.dram_write_bytes as f64 / blocks / write_rate;
     // A streamed hidden layer's chunks are read while the compute thread works on the chunk
     // before: only the first chunk's read is not hidden within the block.
-    let hidden = hidden_chunk_read_bytes(k, target) / c.core_read_bytes_per_cycle;
+    let hidden = hidden_chunk_read_bytes(k, target) / c.core_read_bytes_per_cycle
+        + streamed_operand_bytes(k, target) / read_rate;
     let (exposed_read, compute) = (read - hidden, compute.max(hidden));
     // The reader, compute and writer threads overlap across blocks, not within one: the first
     // block's read and the last block's write are not hidden.
@@ -93,7 +94,7 @@ fn multicast_chain(k: &PlannedKernel, target: &Target) -> f64 {
     let boundary = norm_boundary_cycles(c, p, info, target.tile_bytes);
     operand_chain_cycles(c, p, (info.kt, products), target.tile_bytes)
         + p.blocks_per_core as f64 * boundary
-        + centering_latency(c, p, info, target.tile_bytes)
+        + kept_chunk_latency(c, p, info, target.tile_bytes)
 }
 
 /// The cycles of [`multicast_chain`]'s operand chunks alone, for a multicast layout `p` of
@@ -172,11 +173,12 @@ fn norm_cycles(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> f64 {
     };
     let sharers = row_norm_sharers(info, p, p.k_chunks);
     let products = 1 + info.others.len();
-    if let Some(ce) = &rn.centering {
+    if let Some(ce) = &rn.kept {
         // The core's statistics (and chunk of A, when it computes it), once for all its
         // blocks; each product's last chunk scaled.
         let (bm, bn) = p.block;
-        let prologue = centering_cycles(c, (bm, bk), products * p.blocks_per_core, sharers, tile)
+        let copies = products * p.blocks_per_core;
+        let prologue = statistics_cycles(c, (bm, bk, ce.centered), copies, sharers, tile)
             + norm_input_cycles(c, (bm, bk), ce.input.as_ref());
         return prologue / p.blocks_per_core as f64
             + products as f64 * (bm * bn) as f64 * (c.add + c.mul);
@@ -184,27 +186,32 @@ fn norm_cycles(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> f64 {
     row_norm_cycles(c, p.block, (bk, p.k_chunks), products, sharers, tile)
 }
 
-/// The compute cycles of a centered A's statistics on one core ([`super::kernel::RowNorm`]'s
-/// centering), for blocks of `bm` rows and K chunks of `bk` tiles, the row sums shared by
-/// `sharers` cores, the rows' scale copied `copies` times: the chunk's row sums and the
-/// others' partials (the mean), the chunk centered and its centered squares, their row sums
-/// and the others' partials (the variance), the scale and its copies.
-pub fn centering_cycles(
+/// The compute cycles of a kept chunk's statistics on one core
+/// ([`super::kernel::RowNorm::kept`]), for blocks of `bm` rows and K chunks of `bk` tiles,
+/// `centered` for a LayerNorm, the row sums shared by `sharers` cores, the rows' scale copied
+/// `copies` times: a LayerNorm's chunk row sums and the others' partials (the mean) and the
+/// chunk centered; the squares, their row sums and the others' partials (the variance or
+/// mean square); the scale and its copies.
+pub fn statistics_cycles(
     c: &Costs,
-    (bm, bk): (usize, usize),
+    (bm, bk, centered): (usize, usize, bool),
     copies: usize,
     sharers: Option<usize>,
     tile: u64,
 ) -> f64 {
     let row_sums = stage(c, bm, bk as f64 * c.reduce + c.add, bk as f64 + 2.0);
-    let center = stage(c, bm * bk, 3.0 * c.add + c.mul, 2.0);
     let exchange = partials_cycles(c, bm, sharers, tile);
     let scale = stage(c, bm, c.add + c.sfpu("rsqrt"), 2.0);
     let copies = copies as f64 * stage(c, bm, c.add, 1.0);
-    2.0 * (row_sums + exchange) + center + scale + copies
+    // A LayerNorm's mean and centering, then its variance; an RMSNorm's mean square.
+    let (sums, keep) = match centered {
+        true => (2.0, stage(c, bm * bk, 3.0 * c.add + c.mul, 2.0)),
+        false => (1.0, stage(c, bm * bk, c.mul, 1.0)),
+    };
+    sums * (row_sums + exchange) + keep + scale + copies
 }
 
-/// The compute cycles of one core's chunk of a centered A that the kernel computes
+/// The compute cycles of one core's chunk of a kept A that the kernel computes
 /// ([`NormInput`]), `bm` rows by `bk` columns: the product over its K in chunks, the running
 /// sum, then the adds into the chunk kept and the chunk written. None without one.
 pub fn norm_input_cycles(c: &Costs, (bm, bk): (usize, usize), input: Option<&NormInput>) -> f64 {
@@ -219,7 +226,7 @@ pub fn norm_input_cycles(c: &Costs, (bm, bk): (usize, usize), input: Option<&Nor
     product + accumulation_cycles(c, (bm, bk), chunks) + last
 }
 
-/// The cycles a kernel that centers its A ([`super::kernel::RowNorm`]'s centering) waits for
+/// The cycles a kernel that centers its A ([`super::kernel::RowNorm::kept`]) waits for
 /// the chunk each core reads before its products: the first `K_CHUNKS` cores of each grid row
 /// read at once, at their share of the chip's bandwidth (the cores past them receive the last
 /// chunk from its core). A chunk the kernel computes ([`NormInput`]) waits instead for its
@@ -228,7 +235,7 @@ pub fn norm_input_cycles(c: &Costs, (bm, bk): (usize, usize), input: Option<&Nor
 /// works. `None` for any other kernel.
 fn own_chunk_cycles(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> Option<f64> {
     let rn = info.norm.as_ref()?;
-    let ce = rn.centering.as_ref()?;
+    let ce = rn.kept.as_ref()?;
     let bk = p.k_block.unwrap_or(info.kt);
     if let Some(input) = &ce.input {
         let chain =
@@ -249,18 +256,17 @@ fn own_chunk_cycles(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> O
 
 /// The cycles before a kernel that centers its A multicasts its first K chunk: each core
 /// reads its chunk ([`own_chunk_cycles`]) or computes it ([`norm_input_cycles`]), and
-/// computes its statistics with the others' ([`centering_cycles`]).
-fn centering_latency(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> f64 {
+/// computes its statistics with the others' ([`statistics_cycles`]).
+fn kept_chunk_latency(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> f64 {
     let (Some(read), Some(bk)) = (own_chunk_cycles(c, p, info, tile), p.k_block) else {
         return 0.0;
     };
     let sharers = row_norm_sharers(info, p, p.k_chunks);
     let copies = (1 + info.others.len()) * p.blocks_per_core;
-    let input = info
-        .norm
-        .as_ref()
-        .and_then(|rn| rn.centering.as_ref()?.input.as_ref());
-    let computed = match input {
+    let Some(kept) = info.norm.as_ref().and_then(|rn| rn.kept.as_ref()) else {
+        return 0.0;
+    };
+    let computed = match &kept.input {
         // The product's chain of operand chunks, or its compute, whichever is longer.
         Some(input) => {
             let chain = |tiles: usize| {
@@ -272,7 +278,8 @@ fn centering_latency(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> 
         }
         None => read,
     };
-    computed + centering_cycles(c, (p.block.0, bk), copies, sharers, tile)
+    let stats = (p.block.0, bk, kept.centered);
+    computed + statistics_cycles(c, stats, copies, sharers, tile)
 }
 
 /// The cycles the compute thread of a kernel that normalizes its A spends between its first
@@ -280,8 +287,8 @@ fn centering_latency(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> 
 /// scale, and before it the other sharers' partial row sums, one after the other through
 /// pipes, and their adds. A reader or writer only a buffer's slots ahead waits as long.
 fn norm_boundary_cycles(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> f64 {
-    // A centered A's scale is known before the first product.
-    if info.norm.as_ref().is_none_or(|rn| rn.centering.is_some()) {
+    // A kept chunk's scale is known before the first product.
+    if info.norm.as_ref().is_none_or(|rn| rn.kept.is_some()) {
         return 0.0;
     }
     let bm = p.block.0;
@@ -404,6 +411,26 @@ pub fn matmul_layout_cycles(
     let last_writes = out_tiles as f64 / (laid.blocks_per_core.max(1) as f64);
     let tail = last_writes * tile / c.dram_bytes_per_cycle;
     dram.max(compute).max(core_read) + tail
+}
+
+/// DRAM bytes one block of a matmul kernel `k` that reads its own operands reads while the
+/// compute thread works on an earlier K chunk: every product's chunks but the first's (LLaMA's
+/// gated MLP at 128 rows, each of 16 cores reading its operands in 6 chunks: estimated 1.69
+/// times its run when the whole read came before the compute).
+fn streamed_operand_bytes(k: &PlannedKernel, target: &Target) -> f64 {
+    let p = &k.partition;
+    let KernelDetail::Matmul { info, body, .. } = &k.detail else {
+        return 0.0;
+    };
+    // Not a kernel with chained products, which read whole matrices per block.
+    let chained = body.values.iter().any(|v| v.op == ValueOp::Product);
+    let plain = !p.multicast && info.a_gather.is_none() && info.causal.is_none() && !chained;
+    let (Some(bk), true) = (p.k_block, plain && p.k_chunks > 1) else {
+        return 0.0;
+    };
+    let operands = operand_tiles(info, p, bk) as f64 / p.blocks.max(1) as f64;
+    let (bm, bn) = p.block;
+    (operands - (bm * bk + bk * bn) as f64).max(0.0) * target.tile_bytes as f64
 }
 
 /// DRAM bytes one block of kernel `k` reads for its streamed hidden layer while the compute

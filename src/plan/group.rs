@@ -125,7 +125,7 @@ pub enum GroupKind {
         norm: Option<NodeIndex>,
         /// The matmul whose result, after the adds that follow it among the group's nodes, is
         /// the normalized A's input (a block's attention projection and residual before its
-        /// MLP's LayerNorm): each core computes the K chunk of it that it multicasts, and
+        /// MLP's norm): each core computes the K chunk of it that it multicasts, and
         /// writes it for the kernels that read it after.
         norm_input: Option<NodeIndex>,
     },
@@ -1044,7 +1044,7 @@ impl Splits<'_> {
                 *norm = Some(nrm);
             }
             merged.nodes.insert(0, nrm);
-            if !self.faster_merged(&merged, [ni, mi], (nrm, mm)) {
+            if !self.faster_merged(&merged, &[ni, mi], (nrm, mm)) {
                 continue;
             }
             let producer = &graph.node(nrm).name;
@@ -1055,78 +1055,115 @@ impl Splits<'_> {
         }
     }
 
-    /// Moves each matmul kernel whose result (after its bias and residual adds) is a
-    /// LayerNorm's input into the kernel that normalizes it in its products, when the estimate
+    /// Moves each matmul kernel whose result (after its bias and residual adds) is a norm's
+    /// input into the kernel that normalizes it in its products, when the estimate
     /// finds the one kernel faster: each core of that kernel computes the K chunk it
     /// multicasts ([`GroupKind::Matmul::norm_input`]) instead of reading it, and writes it for
     /// the kernels that read it after (the block's last residual).
     fn compute_norm_inputs(&mut self) {
         let graph = self.graph;
         for mi in 0..self.groups.len() {
-            let GroupKind::Matmul {
-                norm: Some(nrm),
-                norm_input: None,
-                ..
-            } = self.groups[mi].kind
-            else {
-                continue;
+            // The norm the products' kernel applies, or one that ends the kernel before it (in
+            // the row-wise epilogue of the product computing its input).
+            let (nrm, norm_apart) = match &self.groups[mi].kind {
+                GroupKind::Matmul {
+                    norm: Some(nrm),
+                    norm_input: None,
+                    ..
+                } => (*nrm, false),
+                GroupKind::Matmul {
+                    mm,
+                    norm: None,
+                    norm_input: None,
+                    siblings,
+                    ..
+                } => {
+                    let a = resolve(graph, graph.inputs_of(*mm)[0]);
+                    let products: Vec<NodeIndex> =
+                        std::iter::once(*mm).chain(siblings.clone()).collect();
+                    let (users, is_out) = real_users(graph, a);
+                    let reads_a = users.iter().all(|u| {
+                        products.contains(u)
+                            && graph.inputs_of(*u).get(1).map(|&b| resolve(graph, b)) != Some(a)
+                    });
+                    if is_out || !reads_a || !unit_norm(graph, a) {
+                        continue;
+                    }
+                    (a, true)
+                }
+                _ => continue,
             };
-            if !matches!(graph.node(nrm).op, Op::LayerNorm { .. }) {
-                continue;
-            }
             let h = resolve(graph, graph.inputs_of(nrm)[0]);
-            let Some(&pi) = self.group_of.get(&h) else {
+            let (Some(&pi), Some(&ni)) = (self.group_of.get(&h), self.group_of.get(&nrm)) else {
                 continue;
             };
-            let Some(mm) = product_then_adds(graph, &self.groups[pi], h) else {
+            // The norm in the epilogue of the product's kernel, or a kernel of its own.
+            let nodes = &self.groups[pi].nodes;
+            let (computing, alone) = match norm_apart {
+                true if ni == pi && nodes.last() == Some(&nrm) => (&nodes[..nodes.len() - 1], None),
+                true if self.groups[ni].nodes == [nrm] => (&nodes[..], Some(ni)),
+                true => continue,
+                false => (&nodes[..], None),
+            };
+            let Some(mm) = product_then_adds(graph, &self.groups[pi].kind, computing, h) else {
                 continue;
             };
             let mut merged = self.groups[mi].clone();
-            if let GroupKind::Matmul { norm_input, .. } = &mut merged.kind {
+            if let GroupKind::Matmul {
+                norm, norm_input, ..
+            } = &mut merged.kind
+            {
+                *norm = Some(nrm);
                 *norm_input = Some(mm);
             }
-            merged
-                .nodes
-                .splice(0..0, self.groups[pi].nodes.iter().copied());
-            if !self.faster_merged(&merged, [pi, mi], (h, nrm)) {
+            let parts: Vec<usize> = [Some(pi), alone, Some(mi)].into_iter().flatten().collect();
+            let leading: Vec<NodeIndex> = parts[..parts.len() - 1]
+                .iter()
+                .flat_map(|&gi| self.groups[gi].nodes.clone())
+                .collect();
+            merged.nodes.splice(0..0, leading);
+            if !self.faster_merged(&merged, &parts, (h, nrm)) {
                 continue;
             }
-            for &n in &self.groups[pi].nodes {
-                self.group_of.insert(n, mi);
+            let producer = &graph.node(nrm).name;
+            self.breaks.retain(|b| &b.producer != producer);
+            for &gi in &parts[..parts.len() - 1] {
+                for n in std::mem::take(&mut self.groups[gi].nodes) {
+                    self.group_of.insert(n, mi);
+                }
             }
             self.groups[mi] = merged;
-            self.groups[pi].nodes.clear();
         }
     }
 
     /// Whether `merged`, groups `parts` in one kernel, fits and is faster by the estimate than
-    /// the two apart; records why not when it is slower (`producer`'s result read by
+    /// the kernels apart; records why not when it is slower (`producer`'s result read by
     /// `consumer` across the kernels).
     fn faster_merged(
         &mut self,
         merged: &Group,
-        parts: [usize; 2],
+        parts: &[usize],
         (producer, consumer): (NodeIndex, NodeIndex),
     ) -> bool {
         if (self.fits)(merged).is_err() {
             return false;
         }
         let cost = self.cost;
-        let [a, b] = parts.map(|gi| cost(&self.groups[gi]));
-        let (Some(one), Some(a), Some(b)) = (cost(merged), a, b) else {
+        let apart: Option<f64> = parts.iter().map(|&gi| cost(&self.groups[gi])).sum();
+        let (Some(one), Some(apart)) = (cost(merged), apart) else {
             return false;
         };
-        if one >= a + b {
+        if one >= apart {
             self.breaks.push(FusionBreak {
                 producer: self.graph.node(producer).name.clone(),
                 consumer: self.graph.node(consumer).name.clone(),
                 reason: BreakReason::Slower {
                     fused_cycles: one,
-                    separate_cycles: a + b,
+                    separate_cycles: apart,
                 },
             });
         }
-        one < a + b
+        one < apart
     }
 
     /// Splits group `gi` before its node `at`, the tail a new group of `kind` over `space`,
@@ -1181,11 +1218,23 @@ fn normalized_operand(graph: &Graph, g: &Group) -> Option<NodeIndex> {
     let [nrm] = g.nodes[..] else {
         return None;
     };
-    let (GroupKind::Body, Op::RmsNorm { .. } | Op::LayerNorm { .. }) =
-        (&g.kind, &graph.node(nrm).op)
-    else {
+    (g.kind == GroupKind::Body && unit_norm(graph, nrm)).then_some(nrm)
+}
+
+/// Whether node `nrm` is an RMSNorm or LayerNorm that a matmul kernel could apply to its left
+/// operand ([`normalized_operand`]).
+fn unit_norm(graph: &Graph, nrm: NodeIndex) -> bool {
+    unit_norm_of(graph, nrm).is_some()
+}
+
+/// [`unit_norm`], `None` when not.
+fn unit_norm_of(graph: &Graph, nrm: NodeIndex) -> Option<()> {
+    if !matches!(
+        graph.node(nrm).op,
+        Op::RmsNorm { .. } | Op::LayerNorm { .. }
+    ) {
         return None;
-    };
+    }
     let ins = graph.inputs_of(nrm);
     let (&x, &gain) = (ins.first()?, ins.get(1)?);
     let all = |n: NodeIndex, value: f32| match &graph.node(resolve(graph, n)).op {
@@ -1198,15 +1247,20 @@ fn normalized_operand(graph: &Graph, g: &Group) -> Option<NodeIndex> {
     let cols = *graph.node(x).ty.shape.last()?;
     let plain =
         !matches!(graph.node(x).op, Op::Constant(_)) && heads::read_in_place(graph, x).is_none();
-    (unit_gain && plain && cols.is_multiple_of(32)).then_some(nrm)
+    (unit_gain && plain && cols.is_multiple_of(32)).then_some(())
 }
 
-/// The matmul of plain matmul group `g` whose result `h` is, when `g` is that matmul and then
-/// adds of `h`'s shape ending in `h`, each of the chain so far and a constant row vector (a
-/// bias) or a tensor of `h`'s shape computed before (a residual): a LayerNorm's input that a
+/// The matmul of a plain matmul group of `kind` whose result `h` is, when its `nodes` are that
+/// matmul and then adds of `h`'s shape ending in `h`, each of the chain so far and a constant row vector (a
+/// bias) or a tensor of `h`'s shape computed before (a residual): a norm's input that a
 /// kernel normalizing it in its products can compute chunk by chunk
 /// ([`GroupKind::Matmul::norm_input`]).
-fn product_then_adds(graph: &Graph, g: &Group, h: NodeIndex) -> Option<NodeIndex> {
+fn product_then_adds(
+    graph: &Graph,
+    kind: &GroupKind,
+    nodes: &[NodeIndex],
+    h: NodeIndex,
+) -> Option<NodeIndex> {
     let GroupKind::Matmul {
         mm,
         b_transposed: false,
@@ -1214,11 +1268,11 @@ fn product_then_adds(graph: &Graph, g: &Group, h: NodeIndex) -> Option<NodeIndex
         norm: None,
         norm_input: None,
         ..
-    } = g.kind
+    } = *kind
     else {
         return None;
     };
-    let ([first, adds @ ..], true) = (&g.nodes[..], siblings.is_empty()) else {
+    let ([first, adds @ ..], true) = (nodes, siblings.is_empty()) else {
         return None;
     };
     let shape = &graph.node(h).ty.shape;
@@ -1247,7 +1301,7 @@ fn product_then_adds(graph: &Graph, g: &Group, h: NodeIndex) -> Option<NodeIndex
         let row_vector = matches!(graph.node(resolve(graph, other)).op, Op::Constant(_))
             && other_shape.len() == 1
             && other_shape[0] == shape[1];
-        let same = other_shape == shape && !g.nodes.contains(&resolve(graph, other));
+        let same = other_shape == shape && !nodes.contains(&resolve(graph, other));
         let is_add = matches!(graph.node(add).op, Op::Binary(BinaryOp::Add));
         if !(is_add && graph.node(add).ty.shape == *shape && (row_vector || same)) {
             return None;

@@ -72,13 +72,13 @@ pub struct MatmulInfo {
 /// once per product, and each product's running sum is scaled by it before the epilogue. The
 /// cores of a grid row that take the same rows share the sums ([`row_norm_sharers`]).
 ///
-/// A LayerNorm ([`RowNorm::centering`]) is `((x - mean) @ W) * rsqrt(var + eps)`: its rows'
+/// A LayerNorm ([`RowNorm::kept`]) is `((x - mean) @ W) * rsqrt(var + eps)`: its rows'
 /// mean must be known before the first product, so each core of a grid row first reads the
 /// chunk it multicasts, and the cores share its row sums (the mean). Each core then centers its
 /// chunk, and shares its centered squares' row sums (the variance) as an RMSNorm's; the scale is
 /// known before the products, which each scale their last chunk. The centered chunk stays in
 /// L1: its core multicasts it for every block and product, and uses it itself, so A is read
-/// from DRAM once. Centering before the product, rather than subtracting `mean * colsum(W)`
+/// from DRAM once. KeptChunk before the product, rather than subtracting `mean * colsum(W)`
 /// after it, keeps the products as exact as the separate LayerNorm's: the two terms of the
 /// other form cancel in bf16.
 #[derive(Clone, Debug, PartialEq)]
@@ -106,16 +106,24 @@ pub struct RowNorm {
     /// Whether the cores of a grid row share the sums, where the layout lets them
     /// ([`row_norm_sharers`]): the planner weighs each layout both ways.
     pub shared: bool,
-    /// For a LayerNorm, the buffers that center A ([`RowNorm`]); `None` for an RMSNorm.
-    pub centering: Option<Centering>,
+    /// The chunk of A each core takes before the products and keeps in L1 ([`KeptChunk`]):
+    /// always for a LayerNorm, which centers it; for an RMSNorm, when the kernel computes A
+    /// ([`KeptChunk::input`]). `None` when the first product's chunks sum an RMSNorm's squares
+    /// as they pass.
+    pub kept: Option<KeptChunk>,
 }
 
-/// The buffers of a LayerNorm's centering in a matmul kernel ([`RowNorm::centering`]).
+/// The K chunk of A each core of a grid row multicasts, taken before the products (read, or
+/// computed by [`KeptChunk::input`]) and kept in L1 for every block and product: the cores
+/// share its row statistics (a LayerNorm's mean, then variance; an RMSNorm's mean square)
+/// before the first product, and the products each scale their last chunk ([`RowNorm`]).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Centering {
+pub struct KeptChunk {
+    /// Whether the chunk is centered on its rows' mean (a LayerNorm).
+    pub centered: bool,
     /// Stem of the buffer of the K chunk this core multicasts, read before the products.
     pub own_chunk_stem: String,
-    /// Stem of the buffer of that chunk centered, which the reader holds and multicasts.
+    /// Stem of the buffer of that chunk (centered), which the reader holds and multicasts.
     pub centered_stem: String,
     /// Stem of the buffer of the same, which the compute thread holds for its own products.
     pub kept_stem: String,
@@ -125,7 +133,7 @@ pub struct Centering {
 }
 
 /// The product whose result, plus bias and residual adds, is a centered A's input, computed
-/// by the kernel ([`Centering::input`]): each core computes its K chunk of A (its rows of `a`
+/// by the kernel ([`KeptChunk::input`]): each core computes its K chunk of A (its rows of `a`
 /// times its columns of `b`, plus the adds' same columns) before the norm's statistics, instead
 /// of reading it, and writes it to A's tensor for the kernels after. The product's K is taken
 /// in chunks, `a`'s multicast along the grid row and `b`'s down the grid column, as in a
@@ -194,14 +202,14 @@ pub fn row_norm_sharers(info: &MatmulInfo, p: &Partition, k_chunks: usize) -> Op
 
 /// How many cores of a grid row could share `norm`'s row sums in a kernel planned as `p` with
 /// `k_chunks` K chunks ([`row_norm_sharers`]), if any. A centered A (a LayerNorm,
-/// [`RowNorm::centering`]) must share them, each core summing one chunk before the products;
+/// [`RowNorm::kept`]) must share them, each core summing one chunk before the products;
 /// since that happens once per core, the core may take several blocks, as long as they are
 /// all on the same rows (its grid row's blocks make whole block rows). A centered A computed
-/// in the kernel ([`Centering::input`]) takes as many chunks as the grid row has cores, each
+/// in the kernel ([`KeptChunk::input`]) takes as many chunks as the grid row has cores, each
 /// core computing one.
 fn row_norm_sharing(p: &Partition, k_chunks: usize, norm: &RowNorm) -> Option<usize> {
     let cols = p.grid.0 as usize;
-    let same_rows = match &norm.centering {
+    let same_rows = match &norm.kept {
         None => p.blocks_per_core == 1,
         Some(ce) => {
             let chunks = match ce.input {
@@ -771,8 +779,8 @@ pub(crate) fn build_cut(
                                 .as_ref()
                                 .and_then(|rn| row_norm_sharing(&laid, k_chunks, rn));
                             let shares: &[bool] = match (&info.norm, sharing) {
-                                (Some(rn), None) if rn.centering.is_some() => &[],
-                                (Some(rn), Some(_)) if rn.centering.is_some() => &[true],
+                                (Some(rn), None) if rn.kept.is_some() => &[],
+                                (Some(rn), Some(_)) if rn.kept.is_some() => &[true],
                                 (Some(_), Some(_)) => &[true, false],
                                 _ => &[false],
                             };
@@ -791,7 +799,7 @@ pub(crate) fn build_cut(
             cands.sort_by_key(|(order, _)| *order);
             let mut last_err = String::new();
             let overlaps = cands.iter().any(|(_, laid)| laid.overlap != (0, 0));
-            let both_ways = info.norm.as_ref().is_some_and(|rn| rn.centering.is_none());
+            let both_ways = info.norm.as_ref().is_some_and(|rn| rn.kept.is_none());
             let mut fitting = Fitting::new(&body, overlaps, both_ways);
             for ((_, bn, bm, bk, double, _, share), laid) in cands {
                 let k_chunks = info.kt / bk;
@@ -850,7 +858,7 @@ pub(crate) fn build_cut(
                         let (mut reads, mut writes) =
                             body_traffic(&body, &schedule, &p, target.tile_bytes);
                         reads += operand_tiles(info, &p, bk) as u64 * target.tile_bytes;
-                        let centering = info.norm.as_ref().and_then(|rn| rn.centering.as_ref());
+                        let centering = info.norm.as_ref().and_then(|rn| rn.kept.as_ref());
                         if let Some(input) = centering.and_then(|ce| ce.input.as_ref()) {
                             let written = norm_input_tiles(info, input, &p).1;
                             writes += written as u64 * target.tile_bytes;
@@ -963,7 +971,7 @@ fn sharings(info: &MatmulInfo, chunks: usize, cut: bool) -> Vec<Sharing> {
 /// every block its A block (for a gathered A, `bm + 1` pixel row tiles and the block's
 /// `bm x (bm + 1)` table tiles) and its B block, again for every further product; with the
 /// operands multicast over the grid, B once and A once per block of a core (a centered A once
-/// per core, [`RowNorm::centering`]); with batches shared over grid rows, each block its A and
+/// per core, [`RowNorm::kept`]); with batches shared over grid rows, each block its A and
 /// each grid row its batch's B.
 pub(crate) fn operand_tiles(info: &MatmulInfo, p: &Partition, bk: usize) -> usize {
     let (bm, bn) = p.block;
@@ -977,7 +985,7 @@ pub(crate) fn operand_tiles(info: &MatmulInfo, p: &Partition, bk: usize) -> usiz
         (true, false) => {
             // A once per grid row of a block row's cores (and per block of a core's), B once.
             let (rows, cols) = (p.row_blocks * bm, p.col_blocks * bn);
-            let a = match info.norm.as_ref().and_then(|rn| rn.centering.as_ref()) {
+            let a = match info.norm.as_ref().and_then(|rn| rn.kept.as_ref()) {
                 Some(ce) => match &ce.input {
                     Some(input) => norm_input_tiles(info, input, p).0,
                     None => p.grid.1 as usize * k_chunks.min(p.grid.0 as usize) * bm * bk,
@@ -994,7 +1002,7 @@ pub(crate) fn operand_tiles(info: &MatmulInfo, p: &Partition, bk: usize) -> usiz
 }
 
 /// The tiles a kernel planned as `p` reads and writes for the norm input it computes
-/// ([`Centering::input`]): its operands' (each grid row's rows of `a`, each grid column's
+/// ([`KeptChunk::input`]): its operands' (each grid row's rows of `a`, each grid column's
 /// columns of `b`), its adds' (a bias row per core, a residual once), and A written once.
 fn norm_input_tiles(info: &MatmulInfo, input: &NormInput, p: &Partition) -> (usize, usize) {
     let bk = info.kt / p.grid.0 as usize;
@@ -1043,14 +1051,14 @@ fn candidate_key(
         Some(rn) => {
             let k_chunks = kt / bk;
             let sharers = row_norm_sharing(laid, k_chunks, rn).filter(|_| share_norm);
-            match rn.centering {
-                Some(_) => {
+            match &rn.kept {
+                Some(ce) => {
                     let (bm, bn) = laid.block;
                     let copies = products * laid.blocks_per_core;
                     let scaled = (copies * bm * bn) as f64 * (c.add + c.mul);
-                    let input = rn.centering.as_ref().and_then(|ce| ce.input.as_ref());
-                    estimate::centering_cycles(c, (bm, bk), copies, sharers, tile)
-                        + estimate::norm_input_cycles(c, (bm, bk), input)
+                    let stats = (bm, bk, ce.centered);
+                    estimate::statistics_cycles(c, stats, copies, sharers, tile)
+                        + estimate::norm_input_cycles(c, (bm, bk), ce.input.as_ref())
                         + scaled
                 }
                 None => {
@@ -1213,7 +1221,7 @@ fn matmul_cbs(
     }
     // An RMSNorm's first product is summed, then scaled into its own buffer (a centered A's
     // scale is known before the products: each scales its last chunk).
-    let centered = info.norm.as_ref().is_some_and(|rn| rn.centering.is_some());
+    let centered = info.norm.as_ref().is_some_and(|rn| rn.kept.is_some());
     let summed = k_chunks > 1 || info.norm.is_some() && !centered;
     for sp in &info.others {
         cbs.push(Cb {
@@ -1259,7 +1267,7 @@ fn matmul_cbs(
             cbs.push(cb(&rn.peers_stem, (bm, 1), 2));
             cbs.push(Cb::running_sum(&rn.total_stem, &info.a_param, (bm, 1)));
         }
-        if let Some(ce) = &rn.centering {
+        if let Some(ce) = &rn.kept {
             cbs.push(cb(&ce.own_chunk_stem, (bm, bk), 1));
             cbs.push(cb(&ce.centered_stem, (bm, bk), 1));
             cbs.push(cb(&ce.kept_stem, (bm, bk), 1));
@@ -1462,7 +1470,7 @@ fn matmul_body(
         });
     }
     let mut norm = match norm_node {
-        Some(nrm) => Some(row_norm(graph, nrm, k, &mut builder)?),
+        Some(nrm) => Some(row_norm(graph, nrm, k, norm_input.is_some(), &mut builder)?),
         None => None,
     };
     // The norm's input computed in the kernel: its product's and adds' nodes lead the group.
@@ -1481,15 +1489,8 @@ fn matmul_body(
     };
     if let Some(mm0) = norm_input {
         let input = norm_input_of(graph, mm0, &input_nodes, &mut builder)?;
-        match norm.as_mut().and_then(|rn| rn.centering.as_mut()) {
-            Some(ce) => ce.input = Some(input),
-            None => {
-                return Err(unsupported(
-                    graph,
-                    mm0,
-                    "only a LayerNorm's input is computed by the kernel that normalizes it".into(),
-                ))
-            }
+        if let Some(ce) = norm.as_mut().and_then(|rn| rn.kept.as_mut()) {
+            ce.input = Some(input);
         }
     }
     match &norm {
@@ -1612,25 +1613,26 @@ fn norm_input_of(
 }
 
 /// The [`RowNorm`] of RMSNorm or LayerNorm node `nrm` over `k` columns: its scaler and epsilon
-/// tiles and its buffers' stems.
+/// tiles and its buffers' stems; a chunk kept in L1 for a LayerNorm, or when the kernel
+/// computes the norm's input (`computed_input`).
 fn row_norm(
     graph: &Graph,
     nrm: NodeIndex,
     k: usize,
+    computed_input: bool,
     builder: &mut BodyBuilder,
 ) -> Result<RowNorm, PlanError> {
     let node = graph.node(nrm);
-    let (eps, centering) = match node.op {
-        Op::RmsNorm { eps } => (eps, None),
-        Op::LayerNorm { eps } => {
-            let centering = Centering {
-                own_chunk_stem: builder.reserve_stem(&format!("{}_own_chunk", node.name)),
-                centered_stem: builder.reserve_stem(&format!("{}_centered", node.name)),
-                kept_stem: builder.reserve_stem(&format!("{}_kept", node.name)),
-                input: None,
-            };
-            (eps, Some(centering))
-        }
+    let mut kept = |centered: bool| KeptChunk {
+        centered,
+        own_chunk_stem: builder.reserve_stem(&format!("{}_own_chunk", node.name)),
+        centered_stem: builder.reserve_stem(&format!("{}_centered", node.name)),
+        kept_stem: builder.reserve_stem(&format!("{}_kept", node.name)),
+        input: None,
+    };
+    let (eps, kept) = match node.op {
+        Op::RmsNorm { eps } => (eps, computed_input.then(|| kept(false))),
+        Op::LayerNorm { eps } => (eps, Some(kept(true))),
         _ => {
             return Err(unsupported(
                 graph,
@@ -1650,7 +1652,7 @@ fn row_norm(
         peers_stem: builder.reserve_stem(&format!("{}_peers", node.name)),
         total_stem: builder.reserve_stem(&format!("{}_total", node.name)),
         shared: false,
-        centering,
+        kept,
     })
 }
 
@@ -2050,8 +2052,8 @@ fn summary(
             };
             let a = &graph.node(info.a).name;
             let spare = partition.k_chunks < partition.grid.0 as usize;
-            let centering = info.norm.as_ref().and_then(|n| n.centering.as_ref());
-            if let Some(input) = centering.and_then(|ce| ce.input.as_ref()) {
+            let kept = info.norm.as_ref().and_then(|n| n.kept.as_ref());
+            if let Some(input) = kept.and_then(|ce| ce.input.as_ref()) {
                 partition_summary += &format!(
                     ", A computed in the kernel (each core's chunk of {a} as {} @ {} plus {} add(s), K in {} chunk(s) of {} tiles, written to {a})",
                     graph.node(input.a).name,
@@ -2061,12 +2063,14 @@ fn summary(
                     input.bk,
                 );
             }
-            partition_summary += &match centering.is_some() {
-                false => format!(", A normalized in the kernel (RMSNorm of {a}: row sums of squares as the K chunks pass{shared}, each product's rows scaled)"),
-                true => format!(
-                    ", A normalized in the kernel (LayerNorm of {a}: each core of a grid row reads the chunk it multicasts{}, shares its row sums and then its centered squares' with the others and keeps it centered in L1 for every block and product, each product's rows scaled)",
-                    if spare { " (the cores past the last chunk's receive that one from its core)" } else { "" }
-                ),
+            let spare = match spare {
+                true => " (the cores past the last chunk's receive that one from its core)",
+                false => "",
+            };
+            partition_summary += &match kept.map(|ce| ce.centered) {
+                None => format!(", A normalized in the kernel (RMSNorm of {a}: row sums of squares as the K chunks pass{shared}, each product's rows scaled)"),
+                Some(true) => format!(", A normalized in the kernel (LayerNorm of {a}: each core of a grid row takes the chunk it multicasts{spare}, shares its row sums and then its centered squares' with the others and keeps it centered in L1 for every block and product, each product's rows scaled)"),
+                Some(false) => format!(", A normalized in the kernel (RMSNorm of {a}: each core of a grid row takes the chunk it multicasts{spare}, shares its squares' row sums with the others and keeps it in L1 for every block and product, each product's rows scaled)"),
             };
         }
     }
