@@ -353,7 +353,7 @@ fn a_layernorm_joins_its_products_each_core_centering_the_chunk_it_multicasts() 
         "norm_kept_v = norm_kept_cb.wait()",
         "if kc == core_x:",
         "ttl.math.matmul(norm_kept_v, ",
-        "own_blk = norm_centered_cb.wait()",
+        "own_blk = norm_sent_cb.wait()",
         "ttl.copy(own_blk, ttl.Pipe(",
         "norm_kept_cb.pop()",
     ] {

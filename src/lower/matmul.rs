@@ -801,7 +801,7 @@ impl RowNormNames {
             kept: rn.kept.as_ref().map(|ce| KeptNames {
                 centers: ce.centered,
                 own_chunk: Buffer::new(&ce.own_chunk_stem),
-                sent: Buffer::new(&ce.centered_stem),
+                sent: Buffer::new(&ce.sent_stem),
                 kept: Buffer::new(&ce.kept_stem),
                 input: ce.input.as_ref().map(InputNames::new),
             }),

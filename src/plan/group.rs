@@ -1224,36 +1224,31 @@ fn normalized_operand(graph: &Graph, g: &Group) -> Option<NodeIndex> {
 /// Whether node `nrm` is an RMSNorm or LayerNorm that a matmul kernel could apply to its left
 /// operand ([`normalized_operand`]).
 fn unit_norm(graph: &Graph, nrm: NodeIndex) -> bool {
-    unit_norm_of(graph, nrm).is_some()
-}
-
-/// [`unit_norm`], `None` when not.
-fn unit_norm_of(graph: &Graph, nrm: NodeIndex) -> Option<()> {
-    if !matches!(
+    let ins = graph.inputs_of(nrm);
+    let norm = matches!(
         graph.node(nrm).op,
         Op::RmsNorm { .. } | Op::LayerNorm { .. }
-    ) {
-        return None;
-    }
-    let ins = graph.inputs_of(nrm);
-    let (&x, &gain) = (ins.first()?, ins.get(1)?);
+    );
+    let (true, [x, gain, bias @ ..]) = (norm, &ins[..]) else {
+        return false;
+    };
     let all = |n: NodeIndex, value: f32| match &graph.node(resolve(graph, n)).op {
         Op::Constant(data) => data.to_f32().iter().all(|&v| v == value),
         _ => false,
     };
     // A LayerNorm's bias, if it has one, is zero (the optimizer folds it into the products).
-    let unit_gain = all(gain, 1.0) && ins.get(2).is_none_or(|&bias| all(bias, 0.0));
-    let x = resolve(graph, x);
-    let cols = *graph.node(x).ty.shape.last()?;
-    let plain =
-        !matches!(graph.node(x).op, Op::Constant(_)) && heads::read_in_place(graph, x).is_none();
-    (unit_gain && plain && cols.is_multiple_of(32)).then_some(())
+    let unit_gain = all(*gain, 1.0) && bias.iter().all(|&b| all(b, 0.0));
+    let x = graph.node(resolve(graph, *x));
+    let plain = !matches!(x.op, Op::Constant(_))
+        && heads::read_in_place(graph, resolve(graph, ins[0])).is_none();
+    let whole_tiles = x.ty.shape.last().is_some_and(|c| c.is_multiple_of(32));
+    unit_gain && plain && whole_tiles
 }
 
 /// The matmul of a plain matmul group of `kind` whose result `h` is, when its `nodes` are that
-/// matmul and then adds of `h`'s shape ending in `h`, each of the chain so far and a constant row vector (a
-/// bias) or a tensor of `h`'s shape computed before (a residual): a norm's input that a
-/// kernel normalizing it in its products can compute chunk by chunk
+/// matmul and then adds of `h`'s shape ending in `h`, each of the chain so far and a constant
+/// row vector (a bias) or a tensor of `h`'s shape computed before (a residual): a norm's input
+/// that a kernel normalizing it in its products can compute chunk by chunk
 /// ([`GroupKind::Matmul::norm_input`]).
 fn product_then_adds(
     graph: &Graph,

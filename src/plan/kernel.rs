@@ -123,8 +123,8 @@ pub struct KeptChunk {
     pub centered: bool,
     /// Stem of the buffer of the K chunk this core multicasts, read before the products.
     pub own_chunk_stem: String,
-    /// Stem of the buffer of that chunk (centered), which the reader holds and multicasts.
-    pub centered_stem: String,
+    /// Stem of the buffer of that chunk (centered) which the reader holds and multicasts.
+    pub sent_stem: String,
     /// Stem of the buffer of the same, which the compute thread holds for its own products.
     pub kept_stem: String,
     /// The product computing the norm's input in the kernel, if it does
@@ -1269,7 +1269,7 @@ fn matmul_cbs(
         }
         if let Some(ce) = &rn.kept {
             cbs.push(cb(&ce.own_chunk_stem, (bm, bk), 1));
-            cbs.push(cb(&ce.centered_stem, (bm, bk), 1));
+            cbs.push(cb(&ce.sent_stem, (bm, bk), 1));
             cbs.push(cb(&ce.kept_stem, (bm, bk), 1));
             if let Some(input) = &ce.input {
                 let of = |stem: &str, like: &str, shape, buffer_factor| Cb {
@@ -1626,7 +1626,7 @@ fn row_norm(
     let mut kept = |centered: bool| KeptChunk {
         centered,
         own_chunk_stem: builder.reserve_stem(&format!("{}_own_chunk", node.name)),
-        centered_stem: builder.reserve_stem(&format!("{}_centered", node.name)),
+        sent_stem: builder.reserve_stem(&format!("{}_sent", node.name)),
         kept_stem: builder.reserve_stem(&format!("{}_kept", node.name)),
         input: None,
     };
