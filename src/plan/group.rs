@@ -12,10 +12,13 @@
 //! elementwise epilogues and further chained products of their own, and the kernel may cut
 //! their columns over the grid ([`super::wide`]). Afterwards kernels are split again at chained
 //! products where the planner's estimate ([`super::estimate`]) finds them faster apart.
-//! Last, an RMSNorm kernel whose result only feeds one matmul kernel's products, as their left
-//! operand, joins that kernel where the estimate finds it faster: the kernel then normalizes A
-//! itself. A transpose that only feeds matmuls as their B operand becomes a transposed read
-//! inside those matmuls.
+//! Last, an RMSNorm or LayerNorm kernel whose result only feeds one matmul kernel's products,
+//! as their left operand, joins that kernel where the estimate finds it faster: the kernel then
+//! normalizes A itself. Then a matmul kernel whose result, after its bias and residual adds, is
+//! such a norm's input (a block's attention projection before its MLP's norm) joins it too
+//! where that is faster, with the norm from wherever it was: each core of the joined kernel
+//! computes the chunk of A it multicasts. A transpose that only feeds matmuls as their B
+//! operand becomes a transposed read inside those matmuls.
 //! Unfused mode gives every op its own kernel, as TTNN runs them; in both modes an op that no
 //! graph output depends on gets none. Every producer/consumer pair
 //! that ends up in different kernels is recorded with the reason.
