@@ -8,7 +8,7 @@
 //! partial sums then exchanged through pipes by the reader), and every product's rows scaled
 //! by the resulting `rsqrt`.
 
-use ttfuse_runtime::ttl::ast::{BinOp, BoolOp, CmpOp, Expr, Kernel, Stmt};
+use ttfuse_runtime::ttl::ast::{BinOp, BoolOp, CmpOp, Expr, IndexItem, Kernel, Stmt};
 
 use super::blocks::{
     block_loop, block_loop_after, constants, coords, coords_of, this_core, Coords, Names,
@@ -196,14 +196,14 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         // once the rows' scale is known; the later products scale their last chunk. A
         // kept chunk's scale is known before the products ([`RowNormNames::prologue`]), so
         // every product scales its last chunk.
-        let centered = norm.as_ref().is_some_and(|n| n.kept.is_some());
+        let kept = norm.as_ref().is_some_and(|n| n.kept.is_some());
         let (each, last, last_part) = match &norm {
             None => (
                 NormPart::Plain,
                 (target_cb.as_str(), target.as_str()),
                 NormPart::Plain,
             ),
-            Some(n) if is_first && !centered => (NormPart::Squares(n), acc, NormPart::Squares(n)),
+            Some(n) if is_first && !kept => (NormPart::Squares(n), acc, NormPart::Squares(n)),
             Some(n) => (
                 NormPart::Plain,
                 (target_cb.as_str(), target.as_str()),
@@ -212,7 +212,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         };
         // Shared row sums: the chunk's index decides which core sums its squares; for a
         // kept chunk, whether the chunk is the core's own.
-        let indexed = matches!(each, NormPart::Squares(n) if n.sharers.is_some()) || centered;
+        let indexed = matches!(each, NormPart::Squares(n) if n.sharers.is_some()) || kept;
         let at = |stmts: Vec<Stmt>, kc: Expr| match indexed {
             true => [vec![assign("kc", kc)], stmts].concat(),
             false => stmts,
@@ -234,7 +234,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
             out.extend(at(chunk(pr, transposed, true, last, last_part), last_kc));
             out
         };
-        if let (Some(n), true, false) = (&norm, is_first, centered) {
+        if let (Some(n), true, false) = (&norm, is_first, kept) {
             out.extend(n.shared_sums_stages());
             out.extend(n.scales_stage(n.products));
             out.push(n.scaled_stage(pr, (&target_cb, &target)));
@@ -718,7 +718,7 @@ impl InputNames {
     /// The reader's part: the product's chunks of `a` (this grid row's rows), multicast along
     /// the grid row, then the adds' columns of this core's chunk (at `col`).
     fn reads(&self, col: &Expr) -> Vec<Stmt> {
-        let rows = span(mul(name("core_y"), name("BLOCK_M")), name("BLOCK_M"));
+        let rows = grid_row_rows();
         let a = index(
             &self.a_param,
             vec![rows.clone(), span(name("k"), name("IN_BLOCK_K"))],
@@ -750,13 +750,7 @@ impl InputNames {
                 span(col.clone(), name("BLOCK_K")),
             ],
         );
-        let dst = index(
-            a,
-            vec![
-                span(mul(name("core_y"), name("BLOCK_M")), name("BLOCK_M")),
-                span(col.clone(), name("BLOCK_K")),
-            ],
-        );
+        let dst = index(a, vec![grid_row_rows(), span(col.clone(), name("BLOCK_K"))]);
         vec![
             in_chunk_loop(shared_read(&self.b.cb, b, Along::Column, Some(name("kc")))),
             with(
@@ -765,6 +759,12 @@ impl InputNames {
             ),
         ]
     }
+}
+
+/// The row tiles of A that the blocks of this core's grid row take (each grid row one block
+/// row, as kept chunks need: `core_y * BLOCK_M` on).
+fn grid_row_rows() -> IndexItem {
+    span(mul(name("core_y"), name("BLOCK_M")), name("BLOCK_M"))
 }
 
 /// `read` once per K chunk of a computed norm input's product (`for kc in
@@ -898,17 +898,13 @@ impl RowNormNames {
         let Some(ce) = &self.kept else {
             return Default::default();
         };
-        let chunk = index(
-            a,
-            vec![
-                span(mul(name("core_y"), name("BLOCK_M")), name("BLOCK_M")),
-                span(mul(self.own(), name("BLOCK_K")), name("BLOCK_K")),
-            ],
-        );
+        let col = mul(self.own(), name("BLOCK_K"));
+        let chunk = index(a, vec![grid_row_rows(), span(col.clone(), name("BLOCK_K"))]);
         // With spare cores, the last chunk's core passes its chunk on to the cores past it,
         // which sum it too: each chunk is read from DRAM once.
-        let own_read = match self.spare_cores {
-            true => if_else(
+        let own_read = match (&ce.input, self.spare_cores) {
+            (Some(input), _) => input.reads(&col),
+            (None, true) => vec![if_else(
                 compare(CmpOp::Lt, name("core_x"), last_chunk()),
                 vec![read_into(&ce.own_chunk.cb, chunk.clone())],
                 vec![send_along(
@@ -918,12 +914,8 @@ impl RowNormNames {
                     vec![assign("sender", last_chunk())],
                     (vec![], compare(CmpOp::Ge, name("peer"), name("K_CHUNKS"))),
                 )],
-            ),
-            false => read_into(&ce.own_chunk.cb, chunk),
-        };
-        let own_read = match &ce.input {
-            Some(input) => input.reads(&mul(self.own(), name("BLOCK_K"))),
-            None => vec![own_read],
+            )],
+            (None, false) => vec![read_into(&ce.own_chunk.cb, chunk)],
         };
         let mut before = self.own_binding();
         before.extend(own_read);

@@ -9,7 +9,9 @@
 //! the same ops; the runtime times the program.
 
 use super::body::{Body, TtBinary, ValueOp};
-use super::kernel::{operand_tiles, row_norm_sharers, KernelDetail, MatmulInfo, NormInput};
+use super::kernel::{
+    operand_tiles, row_norm_sharers, KeptChunk, KernelDetail, MatmulInfo, NormInput,
+};
 use super::target::{Costs, Target};
 use super::{Partition, PlannedKernel};
 
@@ -173,17 +175,31 @@ fn norm_cycles(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> f64 {
     };
     let sharers = row_norm_sharers(info, p, p.k_chunks);
     let products = 1 + info.others.len();
-    if let Some(ce) = &rn.kept {
-        // The core's statistics (and chunk of A, when it computes it), once for all its
-        // blocks; each product's last chunk scaled.
-        let (bm, bn) = p.block;
-        let copies = products * p.blocks_per_core;
-        let prologue = statistics_cycles(c, (bm, bk, ce.centered), copies, sharers, tile)
-            + norm_input_cycles(c, (bm, bk), ce.input.as_ref());
-        return prologue / p.blocks_per_core as f64
-            + products as f64 * (bm * bn) as f64 * (c.add + c.mul);
+    if let Some(kept) = &rn.kept {
+        let blocks = (p.blocks_per_core, products);
+        return kept_chunk_cycles(c, (p.block, bk), kept, blocks, sharers, tile)
+            / p.blocks_per_core as f64;
     }
     row_norm_cycles(c, p.block, (bk, p.k_chunks), products, sharers, tile)
+}
+
+/// The compute cycles a chunk kept in L1 ([`super::kernel::RowNorm::kept`]) adds to one core
+/// with blocks of `(bm, bn)` tiles and K chunks of `bk`, `blocks` of them, each of `products`
+/// products, the row sums shared by `sharers` cores: the chunk computed (when the kernel
+/// computes A), its statistics once for all the blocks, and each product's last chunk scaled.
+pub fn kept_chunk_cycles(
+    c: &Costs,
+    ((bm, bn), bk): ((usize, usize), usize),
+    kept: &KeptChunk,
+    (blocks, products): (usize, usize),
+    sharers: Option<usize>,
+    tile: u64,
+) -> f64 {
+    let copies = products * blocks;
+    let scaled = (copies * bm * bn) as f64 * (c.add + c.mul);
+    statistics_cycles(c, (bm, bk, kept.centered), copies, sharers, tile)
+        + norm_input_cycles(c, (bm, bk), kept.input.as_ref())
+        + scaled
 }
 
 /// The compute cycles of a kept chunk's statistics on one core
@@ -192,7 +208,7 @@ fn norm_cycles(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> f64 {
 /// `copies` times: a LayerNorm's chunk row sums and the others' partials (the mean) and the
 /// chunk centered; the squares, their row sums and the others' partials (the variance or
 /// mean square); the scale and its copies.
-pub fn statistics_cycles(
+fn statistics_cycles(
     c: &Costs,
     (bm, bk, centered): (usize, usize, bool),
     copies: usize,
@@ -214,7 +230,7 @@ pub fn statistics_cycles(
 /// The compute cycles of one core's chunk of a kept A that the kernel computes
 /// ([`NormInput`]), `bm` rows by `bk` columns: the product over its K in chunks, the running
 /// sum, then the adds into the chunk kept and the chunk written. None without one.
-pub fn norm_input_cycles(c: &Costs, (bm, bk): (usize, usize), input: Option<&NormInput>) -> f64 {
+fn norm_input_cycles(c: &Costs, (bm, bk): (usize, usize), input: Option<&NormInput>) -> f64 {
     let Some(input) = input else {
         return 0.0;
     };
@@ -238,9 +254,7 @@ fn own_chunk_cycles(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> O
     let ce = rn.kept.as_ref()?;
     let bk = p.k_block.unwrap_or(info.kt);
     if let Some(input) = &ce.input {
-        let chain =
-            |tiles: usize| shared_chunk_cycles(c, tiles as u64 * tile, c.core_read_bytes_per_cycle);
-        return Some(chain(p.block.0 * input.bk).max(chain(input.bk * bk)));
+        return Some(input_chain_cycles(c, (p.block.0, bk), input.bk, tile));
     }
     let bytes = (p.block.0 * bk) as u64 * tile;
     let readers = p.grid.1 as usize * p.k_chunks.min(p.grid.0 as usize);
@@ -254,26 +268,31 @@ fn own_chunk_cycles(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> O
     Some(bytes as f64 / rate + passed_on)
 }
 
+/// The cycles a computed norm input's operand chunks ([`NormInput`]) take to reach a core
+/// whose chunk of A is `bm` rows by `bk` columns, over `k` tiles of the product's K: its rows
+/// of `a` and its columns of `b`, each read by its sender and multicast, the longer of the two.
+fn input_chain_cycles(c: &Costs, (bm, bk): (usize, usize), k: usize, tile: u64) -> f64 {
+    let chain = |tiles: usize| {
+        shared_chunk_cycles(c, (tiles * k) as u64 * tile, c.core_read_bytes_per_cycle)
+    };
+    chain(bm).max(chain(bk))
+}
+
 /// The cycles before a kernel that centers its A multicasts its first K chunk: each core
 /// reads its chunk ([`own_chunk_cycles`]) or computes it ([`norm_input_cycles`]), and
 /// computes its statistics with the others' ([`statistics_cycles`]).
 fn kept_chunk_latency(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> f64 {
-    let (Some(read), Some(bk)) = (own_chunk_cycles(c, p, info, tile), p.k_block) else {
+    let kept = info.norm.as_ref().and_then(|rn| rn.kept.as_ref());
+    let (Some(kept), Some(read), Some(bk)) = (kept, own_chunk_cycles(c, p, info, tile), p.k_block)
+    else {
         return 0.0;
     };
     let sharers = row_norm_sharers(info, p, p.k_chunks);
     let copies = (1 + info.others.len()) * p.blocks_per_core;
-    let Some(kept) = info.norm.as_ref().and_then(|rn| rn.kept.as_ref()) else {
-        return 0.0;
-    };
     let computed = match &kept.input {
         // The product's chain of operand chunks, or its compute, whichever is longer.
         Some(input) => {
-            let chain = |tiles: usize| {
-                let bytes = (tiles * input.kt) as u64 * tile;
-                shared_chunk_cycles(c, bytes, c.core_read_bytes_per_cycle)
-            };
-            let operands = chain(p.block.0).max(chain(bk));
+            let operands = input_chain_cycles(c, (p.block.0, bk), input.kt, tile);
             operands.max(read + norm_input_cycles(c, (p.block.0, bk), Some(input)))
         }
         None => read,

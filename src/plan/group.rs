@@ -1024,22 +1024,10 @@ impl Splits<'_> {
                 continue;
             };
             let m = &self.groups[mi];
-            let GroupKind::Matmul {
-                mm,
-                ref siblings,
-                norm: None,
-                ..
-            } = m.kind
-            else {
+            let GroupKind::Matmul { mm, norm: None, .. } = m.kind else {
                 continue;
             };
-            let products: Vec<NodeIndex> = std::iter::once(mm).chain(siblings.clone()).collect();
-            let reads_a = |u: &NodeIndex| {
-                products.contains(u)
-                    && graph.inputs_of(*u).first().map(|&a| resolve(graph, a)) == Some(nrm)
-                    && graph.inputs_of(*u).get(1).map(|&b| resolve(graph, b)) != Some(nrm)
-            };
-            if is_out || !users.iter().all(reads_a) || has_chained_product(graph, m) {
+            if is_out || !read_by_products_only(graph, m, nrm) {
                 continue;
             }
             let mut merged = m.clone();
@@ -1078,18 +1066,12 @@ impl Splits<'_> {
                     mm,
                     norm: None,
                     norm_input: None,
-                    siblings,
                     ..
                 } => {
                     let a = resolve(graph, graph.inputs_of(*mm)[0]);
-                    let products: Vec<NodeIndex> =
-                        std::iter::once(*mm).chain(siblings.clone()).collect();
-                    let (users, is_out) = real_users(graph, a);
-                    let reads_a = users.iter().all(|u| {
-                        products.contains(u)
-                            && graph.inputs_of(*u).get(1).map(|&b| resolve(graph, b)) != Some(a)
-                    });
-                    if is_out || !reads_a || !unit_norm(graph, a) {
+                    let m = &self.groups[mi];
+                    let is_out = real_users(graph, a).1;
+                    if is_out || !unit_norm(graph, a) || !read_by_products_only(graph, m, a) {
                         continue;
                     }
                     (a, true)
@@ -1222,6 +1204,26 @@ fn normalized_operand(graph: &Graph, g: &Group) -> Option<NodeIndex> {
         return None;
     };
     (g.kind == GroupKind::Body && unit_norm(graph, nrm)).then_some(nrm)
+}
+
+/// Whether every reader of norm `nrm`'s result is one of matmul group `m`'s products, reading
+/// it as its left operand only, and `m` holds no chained product: the kernel `m` becomes can
+/// apply the norm to A itself.
+fn read_by_products_only(graph: &Graph, m: &Group, nrm: NodeIndex) -> bool {
+    let GroupKind::Matmul {
+        mm, ref siblings, ..
+    } = m.kind
+    else {
+        return false;
+    };
+    let operand =
+        |u: NodeIndex, slot: usize| graph.inputs_of(u).get(slot).map(|&x| resolve(graph, x));
+    let reads_a = |&u: &NodeIndex| {
+        (u == mm || siblings.contains(&u))
+            && operand(u, 0) == Some(nrm)
+            && operand(u, 1) != Some(nrm)
+    };
+    real_users(graph, nrm).0.iter().all(reads_a) && !has_chained_product(graph, m)
 }
 
 /// Whether node `nrm` is an RMSNorm or LayerNorm that a matmul kernel could apply to its left

@@ -858,8 +858,8 @@ pub(crate) fn build_cut(
                         let (mut reads, mut writes) =
                             body_traffic(&body, &schedule, &p, target.tile_bytes);
                         reads += operand_tiles(info, &p, bk) as u64 * target.tile_bytes;
-                        let centering = info.norm.as_ref().and_then(|rn| rn.kept.as_ref());
-                        if let Some(input) = centering.and_then(|ce| ce.input.as_ref()) {
+                        let kept = info.norm.as_ref().and_then(|rn| rn.kept.as_ref());
+                        if let Some(input) = kept.and_then(|ce| ce.input.as_ref()) {
                             let written = norm_input_tiles(info, input, &p).1;
                             writes += written as u64 * target.tile_bytes;
                         }
@@ -1025,7 +1025,9 @@ fn norm_input_tiles(info: &MatmulInfo, input: &NormInput, p: &Partition) -> (usi
 ///
 /// First the layout's first estimate ([`estimate::matmul_layout_cycles`]: the chip's DRAM
 /// traffic, one core's products, one core's reads; plus a normalized A's squares,
-/// [`estimate::row_norm_cycles`]; for a gathered operand, the cores kept busy), then the fewest operand tiles read ([`operand_tiles`]): every block reads its rows of
+/// [`estimate::row_norm_cycles`], or its kept chunk's work, [`estimate::kept_chunk_cycles`];
+/// for a gathered operand, the cores kept busy), then the fewest operand tiles read
+/// ([`operand_tiles`]): every block reads its rows of
 /// A and its columns of B over all of K, so the bigger and squarer blocks re-read the operands
 /// fewer times, while more and smaller blocks keep more cores busy. K's chunks trade the
 /// running sum's adds against the first chunk's wait ([`estimate::k_chunking_cycles`]), which
@@ -1052,14 +1054,9 @@ fn candidate_key(
             let k_chunks = kt / bk;
             let sharers = row_norm_sharing(laid, k_chunks, rn).filter(|_| share_norm);
             match &rn.kept {
-                Some(ce) => {
-                    let (bm, bn) = laid.block;
-                    let copies = products * laid.blocks_per_core;
-                    let scaled = (copies * bm * bn) as f64 * (c.add + c.mul);
-                    let stats = (bm, bk, ce.centered);
-                    estimate::statistics_cycles(c, stats, copies, sharers, tile)
-                        + estimate::norm_input_cycles(c, (bm, bk), ce.input.as_ref())
-                        + scaled
+                Some(kept) => {
+                    let blocks = (laid.blocks_per_core, products);
+                    estimate::kept_chunk_cycles(c, (laid.block, bk), kept, blocks, sharers, tile)
                 }
                 None => {
                     let chunks = (bk, k_chunks);
@@ -1219,10 +1216,10 @@ fn matmul_cbs(
             buffer_factor: 2,
         });
     }
-    // An RMSNorm's first product is summed, then scaled into its own buffer (a centered A's
+    // An RMSNorm's first product is summed, then scaled into its own buffer (a kept chunk's
     // scale is known before the products: each scales its last chunk).
-    let centered = info.norm.as_ref().is_some_and(|rn| rn.kept.is_some());
-    let summed = k_chunks > 1 || info.norm.is_some() && !centered;
+    let kept = info.norm.as_ref().is_some_and(|rn| rn.kept.is_some());
+    let summed = k_chunks > 1 || info.norm.is_some() && !kept;
     for sp in &info.others {
         cbs.push(Cb {
             name: format!("{}_cb", sp.b_param),
@@ -1251,8 +1248,8 @@ fn matmul_cbs(
             (bm, 1),
         ));
         cbs.push(cb(&rn.rstd_stem, (bm, 1), 1));
-        // One copy of the scale per product (a centered A's, per product of every block).
-        let copies = match centered {
+        // One copy of the scale per product (a kept chunk's, per product of every block).
+        let copies = match kept {
             true => blocks_per_core,
             false => 1,
         };
