@@ -12,8 +12,7 @@
 //! a row reduction becomes a multiply by its reciprocal). Extraction chooses among all of them.
 //! The extracted graph is constant-folded (so rules such as `conv-bn-fold` can write new weights
 //! as graph ops over constants), rotary embeddings' `rotate_half` becomes a matmul by a signed
-//! permutation ([`rotate`]), and, with [`OptimizeOptions::merge_matmuls`], shared-input
-//! matmuls are merged where the cost model finds one wider launch cheaper ([`merge`]).
+//! permutation ([`rotate`]).
 //!
 //! The result is never worse than the input by the cost model and always correct: every rule is
 //! an equivalence checked for types before it fires; when a limit stops the search early, the
@@ -28,7 +27,6 @@ pub mod cost;
 pub mod extract;
 pub mod language;
 pub mod mapping;
-pub mod merge;
 pub mod rotary;
 pub mod rotate;
 pub mod rules;
@@ -69,11 +67,6 @@ pub struct OptimizeOptions {
     pub cost: CostModel,
     /// Passes of the DAG extractor before it settles for its current choice.
     pub extract_passes: usize,
-    /// After extraction, merge matmuls that share their left operand and have constant weights
-    /// of equal K into one matmul and column slices where the cost model finds it cheaper
-    /// ([`merge`]). Off by default: the planner runs the slices as host fallback steps, which
-    /// makes the merge more expensive than three launches on the shipped devices.
-    pub merge_matmuls: bool,
 }
 
 impl Default for OptimizeOptions {
@@ -86,7 +79,6 @@ impl Default for OptimizeOptions {
             approximate: false,
             cost: CostModel::default(),
             extract_passes: 64,
-            merge_matmuls: false,
         }
     }
 }
@@ -115,8 +107,6 @@ pub struct OptimizeReport {
     /// Why the e-graph's result was not used, if it was not: the input graph then went through
     /// the graph passes alone.
     pub kept_input: Option<String>,
-    /// Groups of shared-input matmuls merged into one ([`OptimizeOptions::merge_matmuls`]).
-    pub matmuls_merged: usize,
 }
 
 /// An optimized graph and its report.
@@ -142,9 +132,9 @@ pub enum OptimizeError {
 /// The passes over the extracted graph that build new constants or layouts, which the e-graph
 /// language does not: rotate_half as a matmul, rotary embeddings before the head split (and
 /// the transposes that leaves back to back composed), channel shuffles folded into the
-/// convolutions before them, convolutions as im2col + matmul, and (when enabled) shared-input
-/// matmuls merged.
-fn graph_passes(g: Graph, opts: &OptimizeOptions) -> Result<(Graph, merge::Merged), String> {
+/// convolutions before them, and convolutions as im2col + matmul. (Shared-input matmuls need
+/// no pass: the planner computes products of one operand in one kernel that reads it once.)
+fn graph_passes(g: Graph, opts: &OptimizeOptions) -> Result<Graph, String> {
     let (g, _) =
         rotate::rotate_half_as_matmul(&g).map_err(|e| format!("rotate_half as a matmul: {e}"))?;
     let (g, _) = rotary::rotary_before_head_split(&g)
@@ -153,12 +143,9 @@ fn graph_passes(g: Graph, opts: &OptimizeOptions) -> Result<(Graph, merge::Merge
         .map_err(|e| format!("consecutive transposes as one: {e}"))?;
     let (g, _) = shuffle::fold_shuffles(&g)
         .map_err(|e| format!("channel shuffles into convolutions: {e}"))?;
-    let (g, _) = conv::convs_as_matmuls(&g, conv::ConvChoice::ByCost(&opts.cost))
-        .map_err(|e| format!("convolutions as im2col + matmul: {e}"))?;
-    if !opts.merge_matmuls {
-        return Ok((g, merge::Merged::default()));
-    }
-    merge::merge_matmuls(&g, &opts.cost).map_err(|e| format!("merging matmuls: {e}"))
+    conv::convs_as_matmuls(&g, conv::ConvChoice::ByCost(&opts.cost))
+        .map(|(g, _)| g)
+        .map_err(|e| format!("convolutions as im2col + matmul: {e}"))
 }
 
 /// Optimizes `graph`: same inputs and outputs, fewer and cheaper kernels.
@@ -187,20 +174,12 @@ pub fn optimize(graph: &Graph, opts: &OptimizeOptions) -> Result<Optimized, Opti
         cost_before,
         cost_after: cost_before,
         kept_input: None,
-        matmuls_merged: 0,
     };
     // The input graph, when the e-graph's result is not used, still goes through the graph
     // passes (they need no e-graph); if those fail too, it is returned as it is.
     let keep = |mut report: OptimizeReport, why: String| {
         report.kept_input = Some(why);
-        let graph = match graph_passes(graph.clone(), opts) {
-            Ok((g, merged)) => {
-                report.cost_after -= merged.saved_cycles;
-                report.matmuls_merged = merged.groups;
-                g
-            }
-            Err(_) => graph.clone(),
-        };
+        let graph = graph_passes(graph.clone(), opts).unwrap_or_else(|_| graph.clone());
         Ok(Optimized { graph, report })
     };
     let egraph = ran.egraph;
@@ -239,9 +218,8 @@ pub fn optimize(graph: &Graph, opts: &OptimizeOptions) -> Result<Optimized, Opti
         })
         .and_then(|g| graph_passes(g, opts))
     {
-        Ok((out, merged)) => {
-            report.cost_after = ext.cost - merged.saved_cycles;
-            report.matmuls_merged = merged.groups;
+        Ok(out) => {
+            report.cost_after = ext.cost;
             let stage_names: Vec<String> = report.stages.iter().map(|s| s.name.clone()).collect();
             let located = trace::locate(
                 &egraph,
