@@ -7,7 +7,7 @@
 //! `R[j - h/2, j] = 1`: one device matmul, exact in bf16 (each output is one input times +-1),
 //! whose rotary multiply-add (`x * cos + rotate_half(x) * sin`) becomes its epilogue.
 //!
-//! A pass over the extracted graph like [`super::merge`]: the e-graph language builds no new
+//! A pass over the extracted graph like [`super::conv`]: the e-graph language builds no new
 //! data constants, and `R` is one.
 
 use petgraph::graph::NodeIndex;
