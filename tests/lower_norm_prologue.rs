@@ -1,5 +1,5 @@
 //! An RMSNorm or a LayerNorm in the matmul kernel that reads it (`plan::group`'s
-//! `normalize_in_products`, `plan::kernel::RowNorm`): the kernel reads the norm's input as A,
+//! `normalize_in_products`, `plan::matmul_info::RowNorm`): the kernel reads the norm's input as A,
 //! sums its squares as the K chunks pass (a LayerNorm's: centers it first, each core the chunk
 //! it multicasts) and scales each product's rows, where the estimate finds that faster than a
 //! norm kernel writing the normalized rows for the matmul kernel to read back.

@@ -15,7 +15,7 @@ use super::matmul::{block_writes, NAMES};
 use super::multicast::{send_along, Along};
 use crate::plan::body::{Body, LoadSource};
 use crate::plan::causal::{Causal, Names};
-use crate::plan::kernel::MatmulInfo;
+use crate::plan::matmul_info::MatmulInfo;
 use crate::plan::schedule::Schedule;
 use crate::plan::{Partition, PlannedKernel};
 

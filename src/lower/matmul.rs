@@ -25,7 +25,7 @@ use super::exchange;
 use super::multicast::{send_along, shared_read, Along};
 use crate::plan::body::Body;
 use crate::plan::heads::HeadView;
-use crate::plan::kernel::{
+use crate::plan::matmul_info::{
     row_norm_sharers, GatherInfo, MatmulInfo, NormInput, OtherProduct, RowNorm,
 };
 use crate::plan::schedule::Schedule;
@@ -524,7 +524,7 @@ pub(super) fn block_writes(body: &Body, naming: &Naming, c: &Coords, p: &Partiti
     out
 }
 
-/// The compute stage of a gathered left operand ([`crate::plan::kernel::GatherInfo`]): the
+/// The compute stage of a gathered left operand ([`crate::plan::matmul_info::GatherInfo`]): the
 /// window's rows of the block's pixel row tiles, selected by the gather table tiles with one
 /// matmul (exact: every output is one pixel value times one), into A's buffer.
 fn gather_stage(g: &GatherInfo, a_cb: &str, a_stem: &str) -> Stmt {
@@ -621,7 +621,7 @@ struct RowNormNames {
     kept: Option<KeptNames>,
 }
 
-/// The buffer names of a chunk kept in L1 ([`crate::plan::kernel::KeptChunk`]).
+/// The buffer names of a chunk kept in L1 ([`crate::plan::matmul_info::KeptChunk`]).
 struct KeptNames {
     /// Whether the chunk is centered (a LayerNorm's).
     centers: bool,

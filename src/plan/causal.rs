@@ -17,7 +17,8 @@
 
 use super::body::{Body, LoadSource, RowReduce, TtBinary, ValueOp};
 use super::estimate::stage;
-use super::kernel::{KernelDetail, MatmulInfo};
+use super::kernel::KernelDetail;
+use super::matmul_info::MatmulInfo;
 use super::partition::ClassSteps;
 use super::schedule::Cb;
 use super::target::{Costs, Target};

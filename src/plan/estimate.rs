@@ -9,9 +9,9 @@
 //! the same ops; the runtime times the program.
 
 use super::body::{Body, TtBinary, ValueOp};
-use super::kernel::{
-    operand_tiles, row_norm_sharers, KeptChunk, KernelDetail, MatmulInfo, NormInput,
-};
+use super::kernel::KernelDetail;
+use super::matmul_fit::operand_tiles;
+use super::matmul_info::{row_norm_sharers, KeptChunk, MatmulInfo, NormInput};
 use super::target::{Costs, Target};
 use super::{Partition, PlannedKernel};
 
@@ -167,7 +167,7 @@ fn matmul_block_cycles(c: &Costs, p: &Partition, body: &Body, info: &MatmulInfo,
         + body_cycles(body, p.block, c)
 }
 
-/// The cycles a left operand the kernel normalizes ([`super::kernel::RowNorm`]) adds to a
+/// The cycles a left operand the kernel normalizes ([`super::matmul_info::RowNorm`]) adds to a
 /// block of `p` ([`row_norm_cycles`]).
 fn norm_cycles(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> f64 {
     let (Some(rn), Some(bk)) = (&info.norm, p.k_block) else {
@@ -183,7 +183,7 @@ fn norm_cycles(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) -> f64 {
     row_norm_cycles(c, p.block, (bk, p.k_chunks), products, sharers, tile)
 }
 
-/// The compute cycles a chunk kept in L1 ([`super::kernel::RowNorm::kept`]) adds to one core
+/// The compute cycles a chunk kept in L1 ([`super::matmul_info::RowNorm::kept`]) adds to one core
 /// with blocks of `(bm, bn)` tiles and K chunks of `bk`, `blocks` of them, each of `products`
 /// products, the row sums shared by `sharers` cores: the chunk computed (when the kernel
 /// computes A), its statistics once for all the blocks, and each product's last chunk scaled.
@@ -203,7 +203,7 @@ pub fn kept_chunk_cycles(
 }
 
 /// The compute cycles of a kept chunk's statistics on one core
-/// ([`super::kernel::RowNorm::kept`]), for blocks of `bm` rows and K chunks of `bk` tiles,
+/// ([`super::matmul_info::RowNorm::kept`]), for blocks of `bm` rows and K chunks of `bk` tiles,
 /// `centered` for a LayerNorm, the row sums shared by `sharers` cores, the rows' scale copied
 /// `copies` times: a LayerNorm's chunk row sums and the others' partials (the mean) and the
 /// chunk centered; the squares, their row sums and the others' partials (the variance or
@@ -242,7 +242,7 @@ fn norm_input_cycles(c: &Costs, (bm, bk): (usize, usize), input: Option<&NormInp
     product + accumulation_cycles(c, (bm, bk), chunks) + last
 }
 
-/// The cycles a kernel that centers its A ([`super::kernel::RowNorm::kept`]) waits for
+/// The cycles a kernel that centers its A ([`super::matmul_info::RowNorm::kept`]) waits for
 /// the chunk each core reads before its products: the first `K_CHUNKS` cores of each grid row
 /// read at once, at their share of the chip's bandwidth (the cores past them receive the last
 /// chunk from its core). A chunk the kernel computes ([`NormInput`]) waits instead for its
@@ -316,7 +316,7 @@ fn norm_boundary_cycles(c: &Costs, p: &Partition, info: &MatmulInfo, tile: u64) 
 }
 
 /// The cycles of receiving and adding the other sharers' partial row sums of `bm` tiles
-/// ([`super::kernel::row_norm_sharers`]), none when the sums are not shared.
+/// ([`super::matmul_info::row_norm_sharers`]), none when the sums are not shared.
 fn partials_cycles(c: &Costs, bm: usize, sharers: Option<usize>, tile: u64) -> f64 {
     let Some(sharers) = sharers else {
         return 0.0;

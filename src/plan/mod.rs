@@ -16,10 +16,13 @@ pub mod group;
 pub mod heads;
 pub mod kernel;
 pub mod layout;
+mod matmul_fit;
+pub mod matmul_info;
 pub mod names;
 pub mod partition;
 pub mod schedule;
 pub mod segments;
+mod splits;
 pub mod stream;
 pub mod target;
 #[cfg(test)]
@@ -34,7 +37,8 @@ use thiserror::Error;
 
 use crate::graph::Graph;
 pub use group::{BreakReason, FreeOp, FusionBreak};
-pub use kernel::{HostInfo, KernelDetail, MatmulInfo, TransposeInfo};
+pub use kernel::{HostInfo, KernelDetail, TransposeInfo};
+pub use matmul_info::MatmulInfo;
 pub use partition::Partition;
 pub use schedule::Cb;
 pub use target::Target;
