@@ -2,13 +2,14 @@
 //! buffers in chunks (each chunk's product added to a running sum, the guide's pattern 4 with
 //! the add fused after the matmul), B optionally read as `(N, K)` tiles and transposed in L1, and
 //! the elementwise epilogue applied to each finished block before it is written. A left operand
-//! the kernel normalizes ([`RowNorm`]) has its squares summed per row as the first product's K
-//! chunks pass (on the cores of a grid row that take the same rows, each core the chunks it
-//! multicasts, or with fewer chunks than cores the last chunk on every core past it, the
-//! partial sums then exchanged through pipes by the reader), and every product's rows scaled
-//! by the resulting `rsqrt`.
+//! the kernel normalizes ([`crate::plan::matmul_info::RowNorm`]; its names and stages are the
+//! `row_norm` module's) has its squares summed per row as the first product's K chunks pass (on
+//! the cores of a grid row that take the same rows, each core the chunks it multicasts, or with
+//! fewer chunks than cores the last chunk on every core past it, the partial sums then
+//! exchanged through pipes by the reader), and every product's rows scaled by the resulting
+//! `rsqrt`.
 
-use ttfuse_runtime::ttl::ast::{BinOp, BoolOp, CmpOp, Expr, IndexItem, Kernel, Stmt};
+use ttfuse_runtime::ttl::ast::{BinOp, BoolOp, CmpOp, Expr, Kernel, Stmt};
 
 use super::blocks::{
     block_loop, block_loop_after, constants, coords, coords_of, this_core, Coords, Names,
@@ -18,16 +19,15 @@ use super::body_kernel::{
 };
 use super::compute::{compute_thread, Buffer, Naming};
 use super::emit::{
-    add, assign, compare, copy, for_range, for_range_from, if_else, if_less, index, int, make_cb,
-    math, math_dims, mul, name, pipe, pop, read_into, reserve, span, store, wait, with,
+    add, assign, compare, for_range, for_range_from, if_else, if_less, index, int, make_cb, mul,
+    name, read_into, reserve, span, store, wait, with,
 };
 use super::exchange;
-use super::multicast::{send_along, shared_read, Along};
+use super::multicast::{shared_read, Along};
+use super::row_norm::{NormPart, RowNormNames};
 use crate::plan::body::Body;
 use crate::plan::heads::HeadView;
-use crate::plan::matmul_info::{
-    row_norm_sharers, GatherInfo, MatmulInfo, NormInput, OtherProduct, RowNorm,
-};
+use crate::plan::matmul_info::{row_norm_sharers, GatherInfo, MatmulInfo, NormInput, OtherProduct};
 use crate::plan::schedule::Schedule;
 use crate::plan::segments::kernel_exchanges;
 use crate::plan::{Partition, PlannedKernel};
@@ -45,67 +45,139 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
     if let Some(causal) = &info.causal {
         return super::causal::lower(k, body, sched, info, causal);
     }
-    let p = &k.partition;
-    let naming = Naming::new(body, sched);
-    let kc = p.k_chunks;
-    let bk = p.k_block.unwrap_or(info.kt);
+    let l = Lowering::new(k, body, sched, info);
+    let c = coords(&k.partition, &NAMES);
+    let compute = l.compute_thread(&c);
+    let [read, write] = l.data_movement(&c);
+    kernel(k, l.params(), l.setup(), [compute, read, write])
+}
 
-    let mut setup = constants(p, &NAMES, info.mt);
-    setup.push(assign("BLOCK_K", int(bk)));
-    let norm_input = info
-        .norm
-        .as_ref()
-        .and_then(|rn| rn.kept.as_ref())
-        .and_then(|ce| ce.input.as_ref());
-    if let Some(input) = norm_input {
-        setup.push(assign("IN_BLOCK_K", int(input.bk)));
-        setup.push(assign("IN_K_CHUNKS", int(input.kt / input.bk)));
-    }
-    if kc > 1 {
-        setup.push(assign("K_CHUNKS", int(kc)));
-    }
-    let b_rows_name = if info.b_transposed {
-        "N_TILES"
-    } else {
-        "K_TILES"
-    };
-    if info.b_batched && info.b_heads.is_none() {
-        setup.push(assign(
-            b_rows_name,
-            int(if info.b_transposed { info.nt } else { info.kt }),
-        ));
-    }
-    setup.extend(stream_constants(body));
-    setup.extend(sched.cbs.iter().map(make_cb));
+/// What the phases of [`lower`] share: the kernel, its body and schedule, its matmul, and the
+/// names of its buffers.
+struct Lowering<'a> {
+    k: &'a PlannedKernel,
+    body: &'a Body,
+    sched: &'a Schedule,
+    info: &'a MatmulInfo,
+    naming: Naming<'a>,
+    /// K chunks.
+    kc: usize,
+    /// A's buffer and its waited block.
+    a_cb: String,
+    a_v: String,
+    /// The first product's names, and each further product's value and names.
+    first: Product,
+    others: Vec<(usize, Product)>,
+    /// A left operand the kernel normalizes.
+    norm: Option<RowNormNames>,
+}
 
-    let a_cb = format!("{}_cb", info.a_stem);
-    let a_v = format!("{}_v", info.a_stem);
-    let first = Product::new(&info.b_stem, &info.acc_stem);
-    let others: Vec<(usize, Product)> = info
-        .others
-        .iter()
-        .map(|op| {
-            let names = Product::new(&op.b_param, &op.acc_stem);
-            (op.value, names)
-        })
-        .collect();
+impl<'a> Lowering<'a> {
+    fn new(
+        k: &'a PlannedKernel,
+        body: &'a Body,
+        sched: &'a Schedule,
+        info: &'a MatmulInfo,
+    ) -> Self {
+        let p = &k.partition;
+        let naming = Naming::new(body, sched);
+        let kc = p.k_chunks;
+        let others = info
+            .others
+            .iter()
+            .map(|op| (op.value, Product::new(&op.b_param, &op.acc_stem)))
+            .collect();
+        let sharers = row_norm_sharers(info, p, kc);
+        let norm = info
+            .norm
+            .as_ref()
+            .map(|rn| RowNormNames::new(rn, &naming, 1 + info.others.len(), sharers, p.grid.0));
+        Lowering {
+            k,
+            body,
+            sched,
+            info,
+            naming,
+            kc,
+            a_cb: format!("{}_cb", info.a_stem),
+            a_v: format!("{}_v", info.a_stem),
+            first: Product::new(&info.b_stem, &info.acc_stem),
+            others,
+            norm,
+        }
+    }
 
-    let sharers = row_norm_sharers(info, p, kc);
-    let norm = info
-        .norm
-        .as_ref()
-        .map(|rn| RowNormNames::new(rn, &naming, 1 + info.others.len(), sharers, p.grid.0));
-    // One K chunk's product into `dst_cb` (reserved as `dst`), after the first chunk added to
-    // the running sum in the same stage; only the first product reads B transposed. `part`:
-    // what the chunk does for a normalized A.
-    let chunk = |pr: &Product,
-                 transposed: bool,
-                 summed: bool,
-                 (dst_cb, dst): (&str, &str),
-                 part: NormPart| {
+    /// The norm input the kernel computes, if it does ([`NormInput`]).
+    fn norm_input(&self) -> Option<&'a NormInput> {
+        let kept = self.info.norm.as_ref().and_then(|rn| rn.kept.as_ref());
+        kept.and_then(|ce| ce.input.as_ref())
+    }
+
+    /// The name of B's rows per batch: `N_TILES` when B is read transposed, else `K_TILES`.
+    fn b_rows_name(&self) -> &'static str {
+        match self.info.b_transposed {
+            true => "N_TILES",
+            false => "K_TILES",
+        }
+    }
+
+    /// The kernel's constants and circular buffers.
+    fn setup(&self) -> Vec<Stmt> {
+        let (p, info, kc) = (&self.k.partition, self.info, self.kc);
+        let bk = p.k_block.unwrap_or(info.kt);
+        let mut setup = constants(p, &NAMES, info.mt);
+        setup.push(assign("BLOCK_K", int(bk)));
+        if let Some(input) = self.norm_input() {
+            setup.push(assign("IN_BLOCK_K", int(input.bk)));
+            setup.push(assign("IN_K_CHUNKS", int(input.kt / input.bk)));
+        }
+        if kc > 1 {
+            setup.push(assign("K_CHUNKS", int(kc)));
+        }
+        if info.b_batched && info.b_heads.is_none() {
+            setup.push(assign(
+                self.b_rows_name(),
+                int(if info.b_transposed { info.nt } else { info.kt }),
+            ));
+        }
+        setup.extend(stream_constants(self.body));
+        setup.extend(self.sched.cbs.iter().map(make_cb));
+        setup
+    }
+
+    /// The kernel's parameters: its operands, then the body's tensors.
+    fn params(&self) -> Vec<String> {
+        let info = self.info;
+        let mut operands = vec![info.a_param.clone()];
+        if info.b_param != info.a_param {
+            operands.push(info.b_param.clone());
+        }
+        if let Some(g) = &info.a_gather {
+            operands.push(g.table_param.clone());
+        }
+        operands.extend(info.others.iter().map(|op| op.b_param.clone()));
+        if let Some(input) = self.norm_input() {
+            operands.extend([input.a_param.clone(), input.b_param.clone()]);
+            operands.extend(input.adds.iter().map(|add| add.param.clone()));
+        }
+        params(self.body, &operands)
+    }
+
+    /// One K chunk's product into `dst_cb` (reserved as `dst`), after the first chunk added to
+    /// the running sum in the same stage; only the first product reads B transposed. `part`:
+    /// what the chunk does for a normalized A.
+    fn chunk(
+        &self,
+        pr: &Product,
+        transposed: bool,
+        summed: bool,
+        (dst_cb, dst): (&str, &str),
+        part: NormPart,
+    ) -> Vec<Stmt> {
+        let (info, a_cb, a_v, norm) = (self.info, &self.a_cb, &self.a_v, &self.norm);
         let mut out = Vec::new();
         if let Some(g) = &info.a_gather {
-            out.push(gather_stage(g, &a_cb, &info.a_stem));
+            out.push(gather_stage(g, a_cb, &info.a_stem));
         }
         let b_item = if transposed {
             let bt = Buffer::new(&info.bt_stem);
@@ -148,7 +220,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         items.push((reserve(dst_cb), dst.to_string()));
         let mut squares = Vec::new();
         if let NormPart::Squares(n) = part {
-            let sq = store(&n.squares.o, Expr::bin(BinOp::Mul, name(&a_v), name(&a_v)));
+            let sq = store(&n.squares.o, Expr::bin(BinOp::Mul, name(a_v), name(a_v)));
             match n.sharers {
                 None => {
                     items.push((reserve(&n.squares.cb), n.squares.o.clone()));
@@ -164,10 +236,10 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
                 )),
             }
         }
-        let a_wait = (wait(&a_cb), a_v.clone());
+        let a_wait = (wait(a_cb), a_v.clone());
         let from_buffer = with(
             [vec![a_wait], items.clone()].concat(),
-            [stores.clone(), vec![product(&a_v)], squares].concat(),
+            [stores.clone(), vec![product(a_v)], squares].concat(),
         );
         // A kept chunk: the core's own chunk is the one it keeps, the others arrive in A's
         // buffer.
@@ -183,11 +255,16 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
             out.push(n.mean_square_stage(summed));
         }
         out
-    };
-    let matmul_stage = |v: usize| -> Vec<Stmt> {
+    }
+
+    /// The stage computing matmul value `v` (the first product or a further one): its K
+    /// chunks, and a normalized A's squares, shared sums and scales.
+    fn matmul_stage(&self, v: usize) -> Vec<Stmt> {
+        let (info, naming, norm, kc) = (self.info, &self.naming, &self.norm, self.kc);
+        let (first, others) = (&self.first, &self.others);
         let (pr, transposed, is_first) = match others.iter().find(|(ov, _)| *ov == v) {
             Some((_, pr)) => (pr, false, false),
-            None => (&first, info.b_transposed, true),
+            None => (first, info.b_transposed, true),
         };
         let target_cb = naming.cb(v);
         let target = naming.reserved(v);
@@ -218,10 +295,10 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
             false => stmts,
         };
         let mut out = if kc == 1 {
-            at(chunk(pr, transposed, false, last, last_part), int(0))
+            at(self.chunk(pr, transposed, false, last, last_part), int(0))
         } else {
-            let mut out = at(chunk(pr, transposed, false, acc, each), int(0));
-            let middle = chunk(pr, transposed, true, acc, each);
+            let mut out = at(self.chunk(pr, transposed, false, acc, each), int(0));
+            let middle = self.chunk(pr, transposed, true, acc, each);
             let last_kc = last_chunk();
             if kc > 2 {
                 out.push(match indexed {
@@ -231,7 +308,10 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
                     }
                 });
             }
-            out.extend(at(chunk(pr, transposed, true, last, last_part), last_kc));
+            out.extend(at(
+                self.chunk(pr, transposed, true, last, last_part),
+                last_kc,
+            ));
             out
         };
         if let (Some(n), true, false) = (&norm, is_first, kept) {
@@ -240,143 +320,181 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
             out.push(n.scaled_stage(pr, (&target_cb, &target)));
         }
         out
-    };
-    let c = coords(p, &NAMES);
-    let around = norm
-        .as_ref()
-        .map_or_else(Default::default, |n| n.prologue(p.blocks_per_core));
-    let mut compute = compute_thread(body, sched, p, &matmul_stage, &c, &around);
-    if let Some(n) = norm.as_ref().filter(|n| n.sharers.is_some()) {
-        compute.splice(0..0, [vec![this_core()], n.own_binding()].concat());
     }
 
-    // Shared batches: the cores of a grid row work on one batch per step `i`, and take turns
-    // to read its right operands.
-    let shared_batches = p.multicast && p.batches > 1;
-    let shared_matrix = |cb: &str, src: Expr| shared_read(cb, src, Along::Row, Some(name("i")));
-    let matrix_read: &dyn Fn(&str, Expr) -> Stmt = if shared_batches {
-        &shared_matrix
-    } else {
-        &read_into
-    };
-    let (hoisted, per_block) = load_reads(body, sched, &naming, &c, &NAMES, matrix_read, p);
-    let mut read = hoisted;
-    let mut inner = c.stmts.clone();
-    let b_row = if info.b_batched && info.b_heads.is_none() {
-        inner.push(assign("b_row", mul(c.batch.clone(), name(b_rows_name))));
-        name("b_row")
-    } else {
-        int(0)
-    };
-    // Head views: batch `h` is the column range starting at `col0 + h * head_tiles` of the
-    // source, whose rows are one batch's rows.
-    let head_col = |v: &HeadView| add(int(v.col0), mul(c.batch.clone(), int(v.head_tiles)));
-    let k_at = if kc > 1 { name("k") } else { int(0) };
-    let a_src = match &info.a_heads {
-        Some(v) => {
-            inner.push(assign("a_row", c.row_in_batch()));
-            index(
+    /// The compute thread: every block's products ([`Self::matmul_stage`]) and epilogue, with
+    /// a normalized A's prologue.
+    fn compute_thread(&self, c: &Coords) -> Vec<Stmt> {
+        let p = &self.k.partition;
+        let around = self
+            .norm
+            .as_ref()
+            .map_or_else(Default::default, |n| n.prologue(p.blocks_per_core));
+        let stage = |v: usize| self.matmul_stage(v);
+        let mut compute = compute_thread(self.body, self.sched, p, &stage, c, &around);
+        if let Some(n) = self.norm.as_ref().filter(|n| n.sharers.is_some()) {
+            compute.splice(0..0, [vec![this_core()], n.own_binding()].concat());
+        }
+        compute
+    }
+
+    /// The reader and writer threads: A's and B's chunks (multicast over the grid, or shared
+    /// by a grid row's batches, or each block's own), the epilogue's loads and the outputs.
+    fn data_movement(&self, c: &Coords) -> [Vec<Stmt>; 2] {
+        let p = &self.k.partition;
+        // Shared batches: the cores of a grid row work on one batch per step `i`, and take turns
+        // to read its right operands.
+        let shared_batches = p.multicast && p.batches > 1;
+        let shared_matrix = |cb: &str, src: Expr| shared_read(cb, src, Along::Row, Some(name("i")));
+        let matrix_read: &dyn Fn(&str, Expr) -> Stmt = if shared_batches {
+            &shared_matrix
+        } else {
+            &read_into
+        };
+        let loads = load_reads(
+            self.body,
+            self.sched,
+            &self.naming,
+            c,
+            &NAMES,
+            matrix_read,
+            p,
+        );
+        let sources = self.sources(c);
+        if p.multicast && !shared_batches {
+            self.multicast_threads(c, &sources, loads)
+        } else {
+            self.own_read_threads(c, sources, loads, matrix_read)
+        }
+    }
+
+    /// Where a block's K chunk `k` of A and of the first product's B is read from, with the
+    /// block's statements that name their rows.
+    fn sources(&self, c: &Coords) -> Sources {
+        let (info, kc) = (self.info, self.kc);
+        let mut stmts = Vec::new();
+        let b_row = if info.b_batched && info.b_heads.is_none() {
+            stmts.push(assign(
+                "b_row",
+                mul(c.batch.clone(), name(self.b_rows_name())),
+            ));
+            name("b_row")
+        } else {
+            int(0)
+        };
+        // Head views: batch `h` is the column range starting at `col0 + h * head_tiles` of the
+        // source, whose rows are one batch's rows.
+        let head_col = |v: &HeadView| add(int(v.col0), mul(c.batch.clone(), int(v.head_tiles)));
+        let k_at = if kc > 1 { name("k") } else { int(0) };
+        let a = match &info.a_heads {
+            Some(v) => {
+                stmts.push(assign("a_row", c.row_in_batch()));
+                index(
+                    &info.a_param,
+                    vec![
+                        span(name("a_row"), name("BLOCK_M")),
+                        span(add(head_col(v), k_at.clone()), name("BLOCK_K")),
+                    ],
+                )
+            }
+            None => index(
                 &info.a_param,
                 vec![
-                    span(name("a_row"), name("BLOCK_M")),
-                    span(add(head_col(v), k_at.clone()), name("BLOCK_K")),
+                    span(c.row.clone(), name("BLOCK_M")),
+                    span(k_at.clone(), name("BLOCK_K")),
                 ],
-            )
-        }
-        None => index(
-            &info.a_param,
-            vec![
-                span(c.row.clone(), name("BLOCK_M")),
-                span(k_at.clone(), name("BLOCK_K")),
-            ],
-        ),
-    };
-    let b_src = if let Some(v) = &info.b_heads {
-        if info.b_transposed {
+            ),
+        };
+        let b = if let Some(v) = &info.b_heads {
+            if info.b_transposed {
+                index(
+                    &info.b_param,
+                    vec![
+                        span(c.col.clone(), name("BLOCK_N")),
+                        span(add(head_col(v), k_at.clone()), name("BLOCK_K")),
+                    ],
+                )
+            } else {
+                index(
+                    &info.b_param,
+                    vec![
+                        span(k_at.clone(), name("BLOCK_K")),
+                        span(add(head_col(v), c.col.clone()), name("BLOCK_N")),
+                    ],
+                )
+            }
+        } else if info.b_transposed {
             index(
                 &info.b_param,
                 vec![
-                    span(c.col.clone(), name("BLOCK_N")),
-                    span(add(head_col(v), k_at.clone()), name("BLOCK_K")),
+                    span(add(b_row.clone(), c.col.clone()), name("BLOCK_N")),
+                    span(k_at.clone(), name("BLOCK_K")),
                 ],
             )
         } else {
             index(
                 &info.b_param,
                 vec![
-                    span(k_at.clone(), name("BLOCK_K")),
-                    span(add(head_col(v), c.col.clone()), name("BLOCK_N")),
+                    span(add(b_row.clone(), k_at.clone()), name("BLOCK_K")),
+                    span(c.col.clone(), name("BLOCK_N")),
                 ],
             )
-        }
-    } else if info.b_transposed {
-        index(
-            &info.b_param,
-            vec![
-                span(add(b_row.clone(), c.col.clone()), name("BLOCK_N")),
-                span(k_at.clone(), name("BLOCK_K")),
-            ],
-        )
-    } else {
-        index(
-            &info.b_param,
-            vec![
-                span(add(b_row.clone(), k_at.clone()), name("BLOCK_K")),
-                span(c.col.clone(), name("BLOCK_N")),
-            ],
-        )
-    };
-    let mut operands = vec![info.a_param.clone()];
-    if info.b_param != info.a_param {
-        operands.push(info.b_param.clone());
+        };
+        Sources { a, b, stmts }
     }
-    if let Some(g) = &info.a_gather {
-        operands.push(g.table_param.clone());
-    }
-    operands.extend(info.others.iter().map(|op| op.b_param.clone()));
-    if let Some(input) = norm_input {
-        operands.extend([input.a_param.clone(), input.b_param.clone()]);
-        operands.extend(input.adds.iter().map(|add| add.param.clone()));
-    }
-    let all_params = params(body, &operands);
 
-    // A further product's B chunk: a 2-D matrix read as it is.
-    let other_b_src = |op: &OtherProduct| {
+    /// Where a block's K chunk of a further product's B is read from: a 2-D matrix as it is.
+    fn other_b_source(&self, op: &OtherProduct, c: &Coords) -> Expr {
+        let k_at = if self.kc > 1 { name("k") } else { int(0) };
         index(
             &op.b_param,
             vec![
-                span(k_at.clone(), name("BLOCK_K")),
+                span(k_at, name("BLOCK_K")),
                 span(c.col.clone(), name("BLOCK_N")),
             ],
         )
-    };
-    if p.multicast && !shared_batches {
-        // A's chunks along the grid row in the reader, B's down the column in the writer
-        // (before it writes the block), each thread waiting only on its own transfers. Every
-        // further product streams A again with its own B, after the per-block loads its
-        // epilogue needs (as below). With several (narrower) blocks per core, the reader
-        // writes each block's results once it has sent the next block's first A chunks, while
-        // the core computes that block, and the last block's after the loop: the writer, busy
-        // with B, would hold up the next block's B chunks.
+    }
+
+    /// The reader and writer of a kernel whose operands are multicast over the grid
+    /// ([`Partition::multicast`]), given the epilogue's `(hoisted, per_block)` loads.
+    ///
+    /// A's chunks go along the grid row in the reader, B's down the column in the writer
+    /// (before it writes the block), each thread waiting only on its own transfers. Every
+    /// further product streams A again with its own B, after the per-block loads its epilogue
+    /// needs (as in [`Self::own_read_threads`]). With several (narrower) blocks per core, the
+    /// reader writes each block's results once it has sent the next block's first A chunks,
+    /// while the core computes that block, and the last block's after the loop: the writer,
+    /// busy with B, would hold up the next block's B chunks.
+    fn multicast_threads(
+        &self,
+        c: &Coords,
+        sources: &Sources,
+        (hoisted, per_block): (Vec<Stmt>, Vec<Stmt>),
+    ) -> [Vec<Stmt>; 2] {
+        let (body, sched, info) = (self.body, self.sched, self.info);
+        let (p, naming, kc, norm) = (&self.k.partition, &self.naming, self.kc, &self.norm);
+        let a_cb = &self.a_cb;
+        let sharers = row_norm_sharers(info, p, kc);
+        let mut read = hoisted;
         let several = p.blocks_per_core > 1;
         let kc_at = (kc > 1).then(|| name("kc"));
         let products = 1 + info.others.len();
         let mut a_reads = Vec::new();
         for product in 0..products {
             let a_read = match norm.as_ref().filter(|n| n.kept.is_some()) {
-                Some(n) => n.kept_chunk_read(&a_cb),
-                None => shared_read(&a_cb, a_src.clone(), Along::Row, kc_at.clone()),
+                Some(n) => n.kept_chunk_read(a_cb),
+                None => shared_read(a_cb, sources.a.clone(), Along::Row, kc_at.clone()),
             };
             let mut reads = vec![a_read];
             if several && product == 0 {
-                reads.insert(0, earlier_block_writes(body, &naming, p, kc));
+                reads.insert(0, earlier_block_writes(body, naming, p, kc));
             }
             a_reads.extend(k_chunk_loop(kc, reads));
             // This core's partial row sums of a normalized A to the grid row's other cores, and
             // theirs, once the first product's chunks have passed: the thread that sends A
             // along the grid row sends them too, so that each pipe carries its blocks in the
             // order of one thread's program.
-            if let (0, Some(n), Some(_)) = (product, &norm, sharers) {
+            if let (0, Some(n), Some(_)) = (product, norm, sharers) {
                 if n.kept.is_none() {
                     a_reads.extend(n.exchange());
                 }
@@ -403,7 +521,7 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         if several {
             read.extend(block_writes_at(
                 body,
-                &naming,
+                naming,
                 p,
                 add(
                     mul(name("core"), name("BLOCKS_PER_CORE")),
@@ -414,12 +532,12 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         let other_bs = info
             .others
             .iter()
-            .map(|op| (format!("{}_cb", op.b_param), other_b_src(op)));
+            .map(|op| (format!("{}_cb", op.b_param), self.other_b_source(op, c)));
         // A block row's segments over several grid rows share no column of B: each core
         // reads its own ([`Partition::segments_over_rows`]).
         let own_b = p.segment_rows() > 1;
         let mut inner = c.stmts.clone();
-        let bs = std::iter::once((first.b.cb.clone(), b_src)).chain(other_bs);
+        let bs = std::iter::once((self.first.b.cb.clone(), sources.b.clone())).chain(other_bs);
         for (cb, src) in bs {
             let read = match own_b {
                 true => read_into(&cb, src),
@@ -429,52 +547,73 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
         }
         inner.extend(exchange::sends(&exchanged));
         if !several {
-            inner.extend(block_writes(body, &naming, &c, p));
+            inner.extend(block_writes(body, naming, c, p));
         }
         let before = norm
             .as_ref()
             .map_or_else(Vec::new, |n| n.writer_prologue(&info.a_param));
         let write = block_loop_after(p, true, before, inner);
-        return kernel(k, all_params, setup, [compute, read, write]);
+        [read, write]
     }
 
-    let mut reads = match &info.a_gather {
-        Some(g) => {
-            let kc_at = if kc > 1 { name("kc") } else { int(0) };
-            gather_reads(g, &info.a_param, &c.row, kc_at, p.block.0)
+    /// The reader and writer of a kernel whose blocks read their own operands (a gathered A
+    /// among them), or whose grid rows share each batch's B (`matrix_read`), given the
+    /// epilogue's `(hoisted, per_block)` loads. Every further product streams A again, with its
+    /// own B (a 2-D matrix), in the order the compute thread takes them. Their kernel's
+    /// per-block loads come first: an epilogue op between two products waits for them while
+    /// the next product's chunks stream in.
+    fn own_read_threads(
+        &self,
+        c: &Coords,
+        sources: Sources,
+        (hoisted, per_block): (Vec<Stmt>, Vec<Stmt>),
+        matrix_read: &dyn Fn(&str, Expr) -> Stmt,
+    ) -> [Vec<Stmt>; 2] {
+        let (info, p, kc, a_cb) = (self.info, &self.k.partition, self.kc, &self.a_cb);
+        let mut read = hoisted;
+        let mut inner = c.stmts.clone();
+        inner.extend(sources.stmts);
+        let mut reads = match &info.a_gather {
+            Some(g) => {
+                let kc_at = if kc > 1 { name("kc") } else { int(0) };
+                gather_reads(g, &info.a_param, &c.row, kc_at, p.block.0)
+            }
+            None => vec![read_into(a_cb, sources.a.clone())],
+        };
+        reads.push(matrix_read(&self.first.b.cb, sources.b));
+        let other_reads = info.others.iter().map(|op| {
+            vec![
+                read_into(a_cb, sources.a.clone()),
+                read_into(&format!("{}_cb", op.b_param), self.other_b_source(op, c)),
+            ]
+        });
+        let all_reads: Vec<Vec<Stmt>> = std::iter::once(reads).chain(other_reads).collect();
+        if !info.others.is_empty() {
+            inner.extend(per_block.clone());
         }
-        None => vec![read_into(&a_cb, a_src.clone())],
-    };
-    reads.push(if shared_batches {
-        shared_matrix(&first.b.cb, b_src)
-    } else {
-        read_into(&first.b.cb, b_src)
-    });
-    // Every further product streams A again, with its own B (a 2-D matrix), in the order the
-    // compute thread takes them. Their kernel's per-block loads come first: an epilogue op
-    // between two products waits for them while the next product's chunks stream in.
-    let other_reads = info.others.iter().map(|op| {
-        vec![
-            read_into(&a_cb, a_src.clone()),
-            read_into(&format!("{}_cb", op.b_param), other_b_src(op)),
-        ]
-    });
-    let all_reads: Vec<Vec<Stmt>> = std::iter::once(reads).chain(other_reads).collect();
-    if !info.others.is_empty() {
-        inner.extend(per_block.clone());
-    }
-    for reads in all_reads {
-        inner.extend(k_chunk_loop(kc, reads));
-    }
-    if info.others.is_empty() {
-        inner.extend(per_block);
-    }
-    read.extend(block_loop(p, true, inner));
+        for reads in all_reads {
+            inner.extend(k_chunk_loop(kc, reads));
+        }
+        if info.others.is_empty() {
+            inner.extend(per_block);
+        }
+        read.extend(block_loop(p, true, inner));
 
-    let mut inner = c.stmts.clone();
-    inner.extend(block_writes(body, &naming, &c, p));
-    let write = block_loop(p, true, inner);
-    kernel(k, all_params, setup, [compute, read, write])
+        let mut inner = c.stmts.clone();
+        inner.extend(block_writes(self.body, &self.naming, c, p));
+        let write = block_loop(p, true, inner);
+        [read, write]
+    }
+}
+
+/// Where a matmul kernel's block reads its K chunks of A and of the first product's B.
+struct Sources {
+    /// A's chunk.
+    a: Expr,
+    /// The first product's B chunk.
+    b: Expr,
+    /// The block's statements naming the rows they read (`a_row`, `b_row`).
+    stmts: Vec<Stmt>,
 }
 
 /// `reads` once per K chunk (`for kc in range(K_CHUNKS)`, with `k` its first tile) when K is
@@ -597,672 +736,18 @@ fn gather_reads(g: &GatherInfo, pixels: &str, row: &Expr, kc: Expr, rows: usize)
     ]
 }
 
-/// The buffer names of a left operand the kernel normalizes ([`RowNorm`]).
-struct RowNormNames {
-    squares: Buffer,
-    mean_square: Buffer,
-    rstd: Buffer,
-    scale: Buffer,
-    /// The waited scaler (`1 / K`) and epsilon tiles.
-    scaler_v: String,
-    eps_v: String,
-    /// Products, each scaled by its own block of the rows' scale.
-    products: usize,
-    /// Cores of the grid row sharing the row sums ([`row_norm_sharers`]), if they do, and the
-    /// buffers they share them through.
-    sharers: Option<usize>,
-    /// The grid row has more cores than K chunks: the cores from the last chunk's on all sum
-    /// the last chunk, and only the first `K_CHUNKS` send ([`RowNormNames::own`]).
-    spare_cores: bool,
-    send: Buffer,
-    peers: Buffer,
-    total: Buffer,
-    /// The buffers of a chunk kept in L1 ([`RowNorm::kept`]).
-    kept: Option<KeptNames>,
-}
-
-/// The buffer names of a chunk kept in L1 ([`crate::plan::matmul_info::KeptChunk`]).
-struct KeptNames {
-    /// Whether the chunk is centered (a LayerNorm's).
-    centers: bool,
-    own_chunk: Buffer,
-    /// The copy of the (centered) chunk the reader multicasts.
-    sent: Buffer,
-    kept: Buffer,
-    /// The product computing the norm's input, if the kernel does.
-    input: Option<InputNames>,
-}
-
-/// The names of a norm input the kernel computes ([`NormInput`]).
-struct InputNames {
-    a: Buffer,
-    b: Buffer,
-    acc: Buffer,
-    written: Buffer,
-    a_param: String,
-    b_param: String,
-    /// Each add's buffer and parameter, and whether it is a row vector.
-    adds: Vec<(Buffer, String, bool)>,
-    /// K chunks of the product.
-    chunks: usize,
-}
-
-impl InputNames {
-    fn new(input: &NormInput) -> InputNames {
-        InputNames {
-            a: Buffer::new(&input.a_stem),
-            b: Buffer::new(&input.b_stem),
-            acc: Buffer::new(&input.acc_stem),
-            written: Buffer::new(&input.written_stem),
-            a_param: input.a_param.clone(),
-            b_param: input.b_param.clone(),
-            adds: input
-                .adds
-                .iter()
-                .map(|add| (Buffer::new(&add.param), add.param.clone(), add.row_vector))
-                .collect(),
-            chunks: input.kt / input.bk,
-        }
-    }
-
-    /// The compute's stages of the core's chunk of the norm's input: the product's K chunks
-    /// into the running sum, then the sum plus the adds into `own` (the chunk the norm's
-    /// statistics read) and into the chunk the writer writes.
-    fn stages(&self, own: &Buffer) -> Vec<Stmt> {
-        let (a, b, acc, written) = (&self.a, &self.b, &self.acc, &self.written);
-        let chunk = |summed: bool| {
-            let mut items = vec![(wait(&a.cb), a.v.clone()), (wait(&b.cb), b.v.clone())];
-            let mut value =
-                Expr::path("ttl.math.matmul").call(vec![name(&a.v), name(&b.v), name(&acc.o)]);
-            if summed {
-                items.push((wait(&acc.cb), acc.v.clone()));
-                value = Expr::bin(BinOp::Add, value, name(&acc.v));
-            }
-            items.push((reserve(&acc.cb), acc.o.clone()));
-            with(items, vec![store(&acc.o, value)])
-        };
-        let mut out = vec![chunk(false)];
-        if self.chunks > 1 {
-            out.push(for_range(
-                "_",
-                Expr::bin(BinOp::Sub, name("IN_K_CHUNKS"), int(1)),
-                vec![chunk(true)],
-            ));
-        }
-        let mut items = vec![(wait(&acc.cb), acc.v.clone())];
-        let mut stores = Vec::new();
-        let mut sum = name(&acc.v);
-        for (buffer, _, row_vector) in &self.adds {
-            items.push((wait(&buffer.cb), buffer.v.clone()));
-            let term = match row_vector {
-                true => {
-                    let bcast = format!("{}_bcast", buffer.v);
-                    stores.push(assign(
-                        &bcast,
-                        math_dims("broadcast", vec![name(&buffer.v), name(&own.o)], &[0]),
-                    ));
-                    name(&bcast)
-                }
-                false => name(&buffer.v),
-            };
-            sum = Expr::bin(BinOp::Add, sum, term);
-        }
-        items.push((reserve(&own.cb), own.o.clone()));
-        items.push((reserve(&written.cb), written.o.clone()));
-        stores.push(store(&own.o, sum.clone()));
-        stores.push(store(&written.o, sum));
-        out.push(with(items, stores));
-        out
-    }
-
-    /// The reader's part: the product's chunks of `a` (this grid row's rows), multicast along
-    /// the grid row, then the adds' columns of this core's chunk (at `col`).
-    fn reads(&self, col: &Expr) -> Vec<Stmt> {
-        let rows = grid_row_rows();
-        let a = index(
-            &self.a_param,
-            vec![rows.clone(), span(name("k"), name("IN_BLOCK_K"))],
-        );
-        let mut out = vec![in_chunk_loop(shared_read(
-            &self.a.cb,
-            a,
-            Along::Row,
-            Some(name("kc")),
-        ))];
-        for (buffer, param, row_vector) in &self.adds {
-            let rows = match row_vector {
-                true => span(int(0), int(1)),
-                false => rows.clone(),
-            };
-            let src = index(param, vec![rows, span(col.clone(), name("BLOCK_K"))]);
-            out.push(read_into(&buffer.cb, src));
-        }
-        out
-    }
-
-    /// The writer's part: the product's chunks of `b` (this core's columns, at `col`),
-    /// multicast down the grid column, then the core's chunk written to `a` (A's tensor).
-    fn writes(&self, a: &str, col: &Expr) -> Vec<Stmt> {
-        let b = index(
-            &self.b_param,
-            vec![
-                span(name("k"), name("IN_BLOCK_K")),
-                span(col.clone(), name("BLOCK_K")),
-            ],
-        );
-        let dst = index(a, vec![grid_row_rows(), span(col.clone(), name("BLOCK_K"))]);
-        vec![
-            in_chunk_loop(shared_read(&self.b.cb, b, Along::Column, Some(name("kc")))),
-            with(
-                vec![(wait(&self.written.cb), "blk".into())],
-                copy(name("blk"), dst),
-            ),
-        ]
-    }
-}
-
-/// The row tiles of A that the blocks of this core's grid row take (each grid row one block
-/// row, as kept chunks need: `core_y * BLOCK_M` on).
-fn grid_row_rows() -> IndexItem {
-    span(mul(name("core_y"), name("BLOCK_M")), name("BLOCK_M"))
-}
-
-/// `read` once per K chunk of a computed norm input's product (`for kc in
-/// range(IN_K_CHUNKS)`, with `k` its first tile).
-fn in_chunk_loop(read: Stmt) -> Stmt {
-    for_range(
-        "kc",
-        name("IN_K_CHUNKS"),
-        vec![assign("k", mul(name("kc"), name("IN_BLOCK_K"))), read],
-    )
-}
-
-impl RowNormNames {
-    fn new(
-        rn: &RowNorm,
-        naming: &Naming,
-        products: usize,
-        sharers: Option<usize>,
-        grid_x: u32,
-    ) -> RowNormNames {
-        RowNormNames {
-            squares: Buffer::new(&rn.squares_stem),
-            mean_square: Buffer::new(&rn.mean_square_stem),
-            rstd: Buffer::new(&rn.rstd_stem),
-            scale: Buffer::new(&rn.scale_stem),
-            scaler_v: naming.waited(rn.scaler),
-            eps_v: naming.waited(rn.eps),
-            products,
-            sharers,
-            spare_cores: sharers.is_some_and(|s| s < grid_x as usize),
-            send: Buffer::new(&rn.send_stem),
-            peers: Buffer::new(&rn.peers_stem),
-            total: Buffer::new(&rn.total_stem),
-            kept: rn.kept.as_ref().map(|ce| KeptNames {
-                centers: ce.centered,
-                own_chunk: Buffer::new(&ce.own_chunk_stem),
-                sent: Buffer::new(&ce.sent_stem),
-                kept: Buffer::new(&ce.kept_stem),
-                input: ce.input.as_ref().map(InputNames::new),
-            }),
-        }
-    }
-
-    /// The compute's statements around its blocks for a kept chunk ([`RowNorm::kept`]);
-    /// nothing when the first product's chunks sum an RMSNorm's squares. Before: the chunk
-    /// (computed first, when the kernel computes A); for a LayerNorm its row sums (scaled by
-    /// `1 / K`), shared into the rows' mean, and the chunk centered; the chunk, once for the
-    /// reader to multicast (on the cores that send it) and once kept for this core's own
-    /// products, and its (centered) squares' row sums, shared into the variance or mean
-    /// square; the rows' scale, copied once per product of each of the core's `blocks` blocks
-    /// (which all take the same rows); the kept chunk waited for. After: the kept chunk
-    /// released.
-    fn prologue(&self, blocks: usize) -> (Vec<Stmt>, Vec<Stmt>) {
-        let Some(ce) = &self.kept else {
-            return Default::default();
-        };
-        let (own, ms, sq, total) = (&ce.own_chunk, &self.mean_square, &self.squares, &self.total);
-        // A LayerNorm's chunk less its rows' mean (the shared total, broadcast), an RMSNorm's
-        // as it is.
-        let bcast = format!("{}_bcast", total.v);
-        let chunk = || match ce.centers {
-            true => Expr::bin(BinOp::Sub, name(&own.v), name(&bcast)),
-            false => name(&own.v),
-        };
-        let keep = |sent: bool| {
-            let mut items = vec![
-                (reserve(&sq.cb), sq.o.clone()),
-                (reserve(&ce.kept.cb), ce.kept.o.clone()),
-            ];
-            let mut stores = vec![
-                store(&sq.o, Expr::bin(BinOp::Mul, chunk(), chunk())),
-                store(&ce.kept.o, chunk()),
-            ];
-            if ce.centers {
-                items.insert(0, (wait(&total.cb), total.v.clone()));
-                stores.insert(
-                    0,
-                    assign(
-                        &bcast,
-                        math_dims("broadcast", vec![name(&total.v), name(&sq.o)], &[1]),
-                    ),
-                );
-            }
-            if sent {
-                items.push((reserve(&ce.sent.cb), ce.sent.o.clone()));
-                stores.push(store(&ce.sent.o, chunk()));
-            }
-            with(items, stores)
-        };
-        let mut stages = Vec::new();
-        if ce.centers {
-            stages.push(with(
-                vec![(reserve(&ms.cb), ms.o.clone())],
-                vec![store(
-                    &ms.o,
-                    math_dims(
-                        "reduce_sum",
-                        vec![name(&own.v), name(&self.scaler_v), name(&ms.o)],
-                        &[0],
-                    ),
-                )],
-            ));
-            stages.extend(self.shared_sums_stages());
-        }
-        stages.extend([self.by_sender(keep), self.mean_square_sum(false)]);
-        let mut before = match &ce.input {
-            Some(input) => input.stages(own),
-            None => Vec::new(),
-        };
-        before.push(with(vec![(wait(&own.cb), own.v.clone())], stages));
-        before.extend(self.shared_sums_stages());
-        before.extend(self.scales_stage(self.products * blocks));
-        before.push(assign(&ce.kept.v, wait(&ce.kept.cb)));
-        (before, vec![pop(&ce.kept.cb)])
-    }
-
-    /// For a kept chunk, this core's own K chunk (`own`) and the name of the chunk it
-    /// keeps for it ([`RowNormNames::prologue`]).
-    fn kept_chunk(&self) -> Option<(Expr, &str)> {
-        let ce = self.kept.as_ref()?;
-        Some((self.own(), ce.kept.v.as_str()))
-    }
-
-    /// The reader's statements around the core's blocks for a kept chunk
-    /// ([`RowNormNames::prologue`]); nothing otherwise. Before: the chunk this core multicasts
-    /// (of its grid row's row block of `a`; on the cores past the last chunk's, that one, from
-    /// its core; or the operands of the product computing it), a LayerNorm's mean's partial
-    /// sums exchanged, the chunk waited for (by the cores that send it), and the variance's or
-    /// mean square's partial sums exchanged. After: the chunk released.
-    fn reader_prologue(&self, a: &str) -> (Vec<Stmt>, Vec<Stmt>) {
-        let Some(ce) = &self.kept else {
-            return Default::default();
-        };
-        let col = mul(self.own(), name("BLOCK_K"));
-        let chunk = index(a, vec![grid_row_rows(), span(col.clone(), name("BLOCK_K"))]);
-        // With spare cores, the last chunk's core passes its chunk on to the cores past it,
-        // which sum it too: each chunk is read from DRAM once.
-        let own_read = match (&ce.input, self.spare_cores) {
-            (Some(input), _) => input.reads(&col),
-            (None, true) => vec![if_else(
-                compare(CmpOp::Lt, name("core_x"), last_chunk()),
-                vec![read_into(&ce.own_chunk.cb, chunk.clone())],
-                vec![send_along(
-                    &ce.own_chunk.cb,
-                    chunk,
-                    Along::Row,
-                    vec![assign("sender", last_chunk())],
-                    (vec![], compare(CmpOp::Ge, name("peer"), name("K_CHUNKS"))),
-                )],
-            )],
-            (None, false) => vec![read_into(&ce.own_chunk.cb, chunk)],
-        };
-        let mut before = self.own_binding();
-        before.extend(own_read);
-        if ce.centers {
-            before.extend([self.sends(), self.receives()]);
-        }
-        before.extend([
-            self.on_senders(assign("own_blk", wait(&ce.sent.cb))),
-            self.sends(),
-            self.receives(),
-        ]);
-        (before, vec![self.on_senders(pop(&ce.sent.cb))])
-    }
-
-    /// The writer's statements before the core's blocks: for a norm input the kernel computes,
-    /// its part of the product and the core's chunk written to `a` (A's tensor); nothing
-    /// otherwise.
-    fn writer_prologue(&self, a: &str) -> Vec<Stmt> {
-        match self.kept.as_ref().and_then(|ce| ce.input.as_ref()) {
-            Some(input) => input.writes(a, &mul(self.own(), name("BLOCK_K"))),
-            None => Vec::new(),
-        }
-    }
-
-    /// The reader's K chunk `kc` with kept chunks: the core's own multicast from the
-    /// chunk it holds to the grid row's other cores (the last chunk's core to those before it,
-    /// the cores past it keeping that chunk themselves); any other received into `a_cb` from
-    /// its core's pipe.
-    fn kept_chunk_read(&self, a_cb: &str) -> Stmt {
-        let receive = with(
-            vec![(reserve(a_cb), "blk".into())],
-            copy(
-                pipe(
-                    (name("kc"), name("core_y")),
-                    (name("core_x"), name("core_y")),
-                ),
-                name("blk"),
-            ),
-        );
-        if_else(
-            compare(CmpOp::Eq, name("kc"), self.own()),
-            vec![self.on_senders(self.to_peers("own_blk"))],
-            vec![receive],
-        )
-    }
-
-    /// The sharer whose partial this core's equals: itself (`core_x`), or with spare cores
-    /// ([`RowNormNames::spare_cores`]) for the cores past the last chunk's, that chunk's core
-    /// (`own`, bound by [`RowNormNames::own_binding`]).
-    fn own(&self) -> Expr {
-        match self.spare_cores {
-            true => name("own"),
-            false => name("core_x"),
-        }
-    }
-
-    /// Binds `own` ([`RowNormNames::own`]) in a thread that has bound `core_x`.
-    fn own_binding(&self) -> Vec<Stmt> {
-        if !self.spare_cores {
-            return Vec::new();
-        }
-        vec![if_else(
-            self.sends_partial(),
-            vec![assign("own", name("core_x"))],
-            vec![assign("own", last_chunk())],
-        )]
-    }
-
-    /// Whether this core sums chunk `kc`'s squares: `kc % GRID_X == core_x`, or with spare
-    /// cores `kc == own`.
-    fn mine(&self) -> Expr {
-        let chunk = match self.spare_cores {
-            true => name("kc"),
-            false => Expr::bin(BinOp::Mod, name("kc"), name("GRID_X")),
-        };
-        compare(CmpOp::Eq, chunk, self.own())
-    }
-
-    /// Whether this core sends its partial: with spare cores, only the first `K_CHUNKS`.
-    fn sends_partial(&self) -> Expr {
-        compare(CmpOp::Lt, name("core_x"), name("K_CHUNKS"))
-    }
-
-    /// `by(true)` on the cores that send their partials ([`Self::sends_partial`]), `by(false)`
-    /// on the others: with no spare cores, `by(true)` alone.
-    fn by_sender(&self, by: impl Fn(bool) -> Stmt) -> Stmt {
-        match self.spare_cores {
-            true => if_else(self.sends_partial(), vec![by(true)], vec![by(false)]),
-            false => by(true),
-        }
-    }
-
-    /// `stmt` on the cores that send their partials only.
-    fn on_senders(&self, stmt: Stmt) -> Stmt {
-        match self.spare_cores {
-            true => if_else(self.sends_partial(), vec![stmt], vec![]),
-            false => stmt,
-        }
-    }
-
-    /// The mean squares of the rows, shared: each core of the grid row sends its partial and
-    /// starts the total with it, then adds every other core's. With spare cores, the cores
-    /// past the last chunk's keep their partial (the last chunk's) to themselves.
-    fn shared_sums_stages(&self) -> Vec<Stmt> {
-        let Some(sharers) = self.sharers else {
-            return Vec::new();
-        };
-        let (ms, send, peers, total) = (&self.mean_square, &self.send, &self.peers, &self.total);
-        let own_partial = |sent: bool| {
-            let mut items = vec![(wait(&ms.cb), ms.v.clone())];
-            let mut stores = vec![store(&total.o, name(&ms.v))];
-            if sent {
-                items.push((reserve(&send.cb), send.o.clone()));
-                stores.insert(0, store(&send.o, name(&ms.v)));
-            }
-            items.push((reserve(&total.cb), total.o.clone()));
-            with(items, stores)
-        };
-        let own = self.by_sender(own_partial);
-        let add_peer = with(
-            vec![
-                (wait(&total.cb), total.v.clone()),
-                (wait(&peers.cb), peers.v.clone()),
-                (reserve(&total.cb), total.o.clone()),
-            ],
-            vec![store(
-                &total.o,
-                Expr::bin(BinOp::Add, name(&total.v), name(&peers.v)),
-            )],
-        );
-        vec![own, for_range("_", int(sharers - 1), vec![add_peer])]
-    }
-
-    /// The reader's exchange of partial row sums: this core's sent to the grid row's other
-    /// cores, then the other sharers' received (a pipe send does not wait for its receiver).
-    fn exchange(&self) -> Vec<Stmt> {
-        [self.own_binding(), vec![self.sends(), self.receives()]].concat()
-    }
-
-    /// The receipt of the partial row sums of the grid row's other sharers.
-    fn receives(&self) -> Stmt {
-        let receive = with(
-            vec![(reserve(&self.peers.cb), "blk".into())],
-            copy(
-                pipe(
-                    (name("peer"), name("core_y")),
-                    (name("core_x"), name("core_y")),
-                ),
-                name("blk"),
-            ),
-        );
-        let sharers = match self.spare_cores {
-            true => name("K_CHUNKS"),
-            false => name("GRID_X"),
-        };
-        for_range(
-            "peer",
-            sharers,
-            vec![if_else(
-                compare(CmpOp::Ne, name("peer"), self.own()),
-                vec![receive],
-                vec![],
-            )],
-        )
-    }
-
-    /// The sending of this core's partial row sums to the grid row's other cores
-    /// (with spare cores, the last chunk's core sends only to the cores before it, the others
-    /// summing that chunk themselves, and the cores past it send nothing).
-    fn sends(&self) -> Stmt {
-        let sends = with(
-            vec![(wait(&self.send.cb), "blk".into())],
-            vec![self.to_peers("blk")],
-        );
-        self.on_senders(sends)
-    }
-
-    /// Block `block` sent to every core of the grid row that needs it from this one
-    /// ([`Self::to_peer`]).
-    fn to_peers(&self, block: &str) -> Stmt {
-        let send = if_else(
-            self.to_peer(),
-            copy(
-                name(block),
-                pipe(
-                    (name("core_x"), name("core_y")),
-                    (name("peer"), name("core_y")),
-                ),
-            ),
-            vec![],
-        );
-        for_range("peer", name("GRID_X"), vec![send])
-    }
-
-    /// Whether this core sends what it alone has (its partial, its centered chunk) to core
-    /// `peer` of its grid row: to every other, but with spare cores the last chunk's core only
-    /// to the cores before it (the cores past it compute the same themselves).
-    fn to_peer(&self) -> Expr {
-        let other = compare(CmpOp::Ne, name("peer"), name("core_x"));
-        if !self.spare_cores {
-            return other;
-        }
-        let last = last_chunk();
-        let needs = Expr::Bool2(
-            BoolOp::Or,
-            Box::new(compare(CmpOp::Lt, name("peer"), last.clone())),
-            Box::new(compare(CmpOp::Lt, name("core_x"), last)),
-        );
-        Expr::Bool2(BoolOp::And, Box::new(other), Box::new(needs))
-    }
-
-    /// A chunk's row sums of squares, scaled by `1 / K`, into the running mean square (added to
-    /// it when `summed`). Shared over the grid row, on the core whose chunk it is, added when
-    /// it is not the core's first (`kc >= GRID_X`).
-    fn mean_square_stage(&self, summed: bool) -> Stmt {
-        if self.sharers.is_none() {
-            return self.mean_square_sum(summed);
-        }
-        let later = compare(CmpOp::Ge, name("kc"), name("GRID_X"));
-        if_else(
-            self.mine(),
-            vec![if_else(
-                later,
-                vec![self.mean_square_sum(true)],
-                vec![self.mean_square_sum(false)],
-            )],
-            vec![],
-        )
-    }
-
-    /// [`Self::mean_square_stage`] on this core: the chunk's row sums into the running mean
-    /// square, added to it when `summed`.
-    fn mean_square_sum(&self, summed: bool) -> Stmt {
-        let (sq, ms) = (&self.squares, &self.mean_square);
-        let mut value = math_dims(
-            "reduce_sum",
-            vec![name(&sq.v), name(&self.scaler_v), name(&ms.o)],
-            &[0],
-        );
-        let mut items = vec![(wait(&sq.cb), sq.v.clone())];
-        if summed {
-            value = Expr::bin(BinOp::Add, value, name(&ms.v));
-            items.push((wait(&ms.cb), ms.v.clone()));
-        }
-        items.push((reserve(&ms.cb), ms.o.clone()));
-        with(items, vec![store(&ms.o, value)])
-    }
-
-    /// The rows' scale `rsqrt(mean square + eps)`, computed once and copied `copies` times
-    /// (once for each product that it scales).
-    fn scales_stage(&self, copies: usize) -> Vec<Stmt> {
-        let ms = match self.sharers {
-            Some(_) => &self.total,
-            None => &self.mean_square,
-        };
-        let (rstd, sc) = (&self.rstd, &self.scale);
-        let eps = format!("{}_bcast", self.eps_v);
-        let once = with(
-            vec![
-                (wait(&ms.cb), ms.v.clone()),
-                (reserve(&rstd.cb), rstd.o.clone()),
-            ],
-            vec![
-                assign(
-                    &eps,
-                    math_dims("broadcast", vec![name(&self.eps_v), name(&rstd.o)], &[0, 1]),
-                ),
-                store(
-                    &rstd.o,
-                    math(
-                        "rsqrt",
-                        vec![Expr::bin(BinOp::Add, name(&ms.v), name(&eps))],
-                    ),
-                ),
-            ],
-        );
-        let copy = with(
-            vec![(reserve(&sc.cb), sc.o.clone())],
-            vec![store(&sc.o, name(&rstd.v))],
-        );
-        let copies = if copies > 1 {
-            for_range("_", int(copies), vec![copy])
-        } else {
-            copy
-        };
-        vec![
-            once,
-            with(vec![(wait(&rstd.cb), rstd.v.clone())], vec![copies]),
-        ]
-    }
-
-    /// The first product's sum scaled by the rows' scale into `target` (buffer, reserved
-    /// block).
-    fn scaled_stage(&self, pr: &Product, (target_cb, target): (&str, &str)) -> Stmt {
-        let sc = &self.scale;
-        with(
-            vec![
-                (wait(&pr.acc.cb), pr.acc.v.clone()),
-                (wait(&sc.cb), sc.v.clone()),
-                (reserve(target_cb), target.to_string()),
-            ],
-            vec![
-                self.scale_bcast(target),
-                store(
-                    target,
-                    Expr::bin(BinOp::Mul, name(&pr.acc.v), name(&self.scale_bcast_name())),
-                ),
-            ],
-        )
-    }
-
-    /// The rows' scale broadcast across the columns of block `out`, as its own statement (a
-    /// broadcast starts its fusion chain).
-    fn scale_bcast(&self, out: &str) -> Stmt {
-        assign(
-            &self.scale_bcast_name(),
-            math_dims("broadcast", vec![name(&self.scale.v), name(out)], &[1]),
-        )
-    }
-
-    fn scale_bcast_name(&self) -> String {
-        format!("{}_bcast", self.scale.v)
-    }
-}
-
 /// `K_CHUNKS - 1`, the last K chunk.
-fn last_chunk() -> Expr {
+pub(super) fn last_chunk() -> Expr {
     Expr::bin(BinOp::Sub, name("K_CHUNKS"), int(1))
-}
-
-/// What one K chunk of a product does for a left operand the kernel normalizes.
-#[derive(Clone, Copy)]
-enum NormPart<'n> {
-    /// Nothing: A is not normalized, or a later product's chunk before its last.
-    Plain,
-    /// The first product's chunk: also squares A and adds the squares' row sums to the running
-    /// mean square.
-    Squares(&'n RowNormNames),
-    /// A later product's last chunk: the sum scaled by the rows' scale.
-    Scaled(&'n RowNormNames),
 }
 
 /// The buffers and block names of one product of a matmul kernel: its B's and its K chunks'
 /// running sum.
-struct Product {
-    b: Buffer,
-    acc: Buffer,
+pub(super) struct Product {
+    /// Its B's buffer.
+    pub(super) b: Buffer,
+    /// Its K chunks' running sum.
+    pub(super) acc: Buffer,
 }
 
 impl Product {

@@ -14,6 +14,7 @@ pub mod fallback;
 pub mod matmul;
 pub mod multicast;
 pub mod program;
+mod row_norm;
 pub mod transpose;
 
 use thiserror::Error;
