@@ -329,215 +329,44 @@ pub fn group(
     cost: &dyn Fn(&Group) -> Option<f64>,
 ) -> Result<Grouping, PlanError> {
     let order = graph.topo_order();
-    let position: BTreeMap<NodeIndex, usize> =
-        order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
-    let mut groups: Vec<Group> = Vec::new();
-    let mut group_of: BTreeMap<NodeIndex, usize> = BTreeMap::new();
-    let mut breaks = Vec::new();
+    let mut pass = FirstPass {
+        graph,
+        mode,
+        fits,
+        position: order.iter().enumerate().map(|(i, &n)| (n, i)).collect(),
+        groups: Vec::new(),
+        group_of: BTreeMap::new(),
+        breaks: Vec::new(),
+    };
     let mut free = Vec::new();
-    let name = |n: NodeIndex| graph.node(n).name.clone();
-
     let live = live_nodes(graph);
     for &n in &order {
         let node = graph.node(n);
         let r = role(graph, n, mode);
-        if r != Role::Source && !live.contains(&n) {
-            free.push(FreeOp {
-                node: node.name.clone(),
-                op: node.op.name(),
-                reason: "no graph output depends on it: not computed".into(),
-            });
-            continue;
-        }
-        match r {
+        let reason = match r {
             Role::Source => continue,
-            Role::View => {
-                free.push(FreeOp {
-                    node: node.name.clone(),
-                    op: node.op.name(),
-                    reason: "keeps the 2-D view of its input: the same DRAM tensor, no kernel"
-                        .into(),
-                });
-                continue;
-            }
-            Role::Absorbed => {
-                free.push(FreeOp {
-                    node: node.name.clone(),
-                    op: node.op.name(),
-                    reason: "read transposed (ttl.transpose on tiles) by the matmuls that use it"
-                        .into(),
-                });
-                continue;
-            }
-            Role::Gathered => {
-                free.push(FreeOp {
-                    node: node.name.clone(),
-                    op: node.op.name(),
-                    reason: "convolution windows gathered tile by tile by the reader of the matmul that uses them".into(),
-                });
-                continue;
-            }
-            Role::ConcatRead => {
-                free.push(FreeOp {
-                    node: node.name.clone(),
-                    op: node.op.name(),
-                    reason: "read in place: the kernels that use it read each block from the input that holds its rows".into(),
-                });
-                continue;
-            }
-            Role::HeadView => {
-                free.push(FreeOp {
-                    node: node.name.clone(),
-                    op: node.op.name(),
-                    reason: "splits or merges attention heads: matmuls read or write each head's columns in place"
-                        .into(),
-                });
-                continue;
-            }
-            _ => {}
-        }
-        let mut producers: Vec<NodeIndex> = Vec::new();
-        for p in graph.inputs_of(n).into_iter().map(|p| resolve(graph, p)) {
-            if !matches!(graph.node(p).op, Op::Input | Op::Constant(_)) && !producers.contains(&p) {
-                producers.push(p);
-            }
-        }
-        let mut joined: Option<(usize, NodeIndex)> = None;
-        let mut rejected = Vec::new();
-        let mut chain_rejected = None;
-        if mode == FusionMode::Fused && r == Role::MatMul {
-            // A matmul whose left operand is the last value of a row-wise kernel continues
-            // that kernel as a chained product.
-            let a = graph.inputs_of(n).first().map(|&a| resolve(graph, a));
-            if let Some((a, &g)) = a.and_then(|a| group_of.get(&a).map(|g| (a, g))) {
-                let outcome = can_chain(graph, &groups[g], n, a).and_then(|()| {
-                    no_kernel_cycle(graph, &groups, &group_of, g, n)?;
-                    let mut candidate = groups[g].clone();
-                    candidate.nodes.push(n);
-                    fits(&candidate)?;
-                    Ok(candidate)
-                });
-                match outcome {
-                    Ok(candidate) => {
-                        groups[g] = candidate;
-                        group_of.insert(n, g);
-                        joined = Some((g, a));
-                    }
-                    Err(reason) => chain_rejected = Some((a, reason)),
-                }
-            }
-        }
-        if mode == FusionMode::Fused && matches!(r, Role::Eltwise | Role::Row) {
-            for &p in &producers {
-                let Some(&g) = group_of.get(&p) else {
-                    // An absorbed transpose feeding an elementwise op cannot happen (its users
-                    // are matmuls only).
-                    continue;
-                };
-                if joined.is_some_and(|(jg, _)| jg == g) {
+            _ if !live.contains(&n) => "no graph output depends on it: not computed",
+            _ => match free_reason(r) {
+                Some(reason) => reason,
+                None => {
+                    pass.place(n, r);
                     continue;
                 }
-                if let Some((jg, _)) = joined {
-                    if merge_into(graph, &mut groups, jg, g, &position, fits) {
-                        for (_, slot) in group_of.iter_mut().filter(|(_, slot)| **slot == g) {
-                            *slot = jg;
-                        }
-                        continue;
-                    }
-                    rejected.push((
-                        p,
-                        BreakReason::JoinedOtherProducer {
-                            joined: name(joined.map(|j| j.1).unwrap_or(p)),
-                        },
-                    ));
-                    continue;
-                }
-                let joinable = can_join(graph, &groups[g], n, p, r)
-                    .and_then(|()| no_kernel_cycle(graph, &groups, &group_of, g, n));
-                match joinable {
-                    Err(reason) => rejected.push((p, reason)),
-                    Ok(()) => {
-                        let mut candidate = groups[g].clone();
-                        candidate.nodes.push(n);
-                        if let Some(space) = row_space(graph, n, r) {
-                            if candidate.kind == GroupKind::Body {
-                                candidate.space = space;
-                            }
-                        }
-                        match fits(&candidate) {
-                            Ok(()) => {
-                                groups[g] = candidate;
-                                group_of.insert(n, g);
-                                joined = Some((g, p));
-                            }
-                            Err(reason) => rejected.push((p, reason)),
-                        }
-                    }
-                }
-            }
-        }
-        if joined.is_none() {
-            let kind = match r {
-                Role::MatMul => matmul_group(graph, n, mode).kind,
-                Role::Transpose => GroupKind::Transpose,
-                Role::Host => GroupKind::Host,
-                _ => GroupKind::Body,
-            };
-            let space = row_space(graph, n, r).unwrap_or_else(|| flat2d(&node.ty.shape));
-            group_of.insert(n, groups.len());
-            groups.push(Group {
-                kind,
-                nodes: vec![n],
-                space,
-            });
-        }
-        if mode == FusionMode::Unfused {
-            for &p in &producers {
-                if group_of.contains_key(&p) {
-                    breaks.push(FusionBreak {
-                        producer: name(p),
-                        consumer: name(n),
-                        reason: BreakReason::FusionOff,
-                    });
-                }
-            }
-        } else {
-            for (p, reason) in rejected {
-                breaks.push(FusionBreak {
-                    producer: name(p),
-                    consumer: name(n),
-                    reason,
-                });
-            }
-            let chain_producer = chain_rejected.as_ref().map(|(p, _)| *p);
-            if let Some((p, reason)) = chain_rejected {
-                breaks.push(FusionBreak {
-                    producer: name(p),
-                    consumer: name(n),
-                    reason,
-                });
-            }
-            if joined.is_none() && matches!(r, Role::MatMul | Role::Transpose | Role::Host) {
-                for &p in &producers {
-                    if group_of.contains_key(&p) && chain_producer != Some(p) {
-                        let detail = if r == Role::Host {
-                            format!(
-                                "{} has no TT-Lang template and runs as a host (TTNN) fallback",
-                                node.op.name()
-                            )
-                        } else {
-                            format!("{} starts its own kernel", node.op.name())
-                        };
-                        breaks.push(FusionBreak {
-                            producer: name(p),
-                            consumer: name(n),
-                            reason: BreakReason::OpKind { detail },
-                        });
-                    }
-                }
-            }
-        }
+            },
+        };
+        free.push(FreeOp {
+            node: node.name.clone(),
+            op: node.op.name(),
+            reason: reason.into(),
+        });
     }
+    let FirstPass {
+        position,
+        mut groups,
+        mut group_of,
+        mut breaks,
+        ..
+    } = pass;
     if mode == FusionMode::Fused {
         let mut splits = Splits {
             graph,
@@ -562,6 +391,222 @@ pub fn group(
         breaks,
         free,
     })
+}
+
+/// Why an op of role `r` needs no kernel of its own, if it does not.
+fn free_reason(r: Role) -> Option<&'static str> {
+    Some(match r {
+        Role::View => "keeps the 2-D view of its input: the same DRAM tensor, no kernel",
+        Role::Absorbed => "read transposed (ttl.transpose on tiles) by the matmuls that use it",
+        Role::Gathered => "convolution windows gathered tile by tile by the reader of the matmul that uses them",
+        Role::ConcatRead => "read in place: the kernels that use it read each block from the input that holds its rows",
+        Role::HeadView => "splits or merges attention heads: matmuls read or write each head's columns in place",
+        _ => return None,
+    })
+}
+
+/// A producer an op could not join, and why.
+type Rejected = (NodeIndex, BreakReason);
+
+/// The first grouping pass, in topological order: each op joins the kernel of one of its
+/// producers where it can ([`FirstPass::place`]), or starts its own.
+struct FirstPass<'a> {
+    graph: &'a Graph,
+    mode: FusionMode,
+    fits: &'a dyn Fn(&Group) -> Result<(), BreakReason>,
+    /// Each node's place in topological order.
+    position: BTreeMap<NodeIndex, usize>,
+    groups: Vec<Group>,
+    group_of: BTreeMap<NodeIndex, usize>,
+    breaks: Vec<FusionBreak>,
+}
+
+impl FirstPass<'_> {
+    /// Places op `n` of role `r` (one that needs a kernel): a matmul continues the row-wise
+    /// kernel of its left operand as a chained product ([`Self::chain`]), an elementwise or
+    /// row-wise op joins a producer's kernel ([`Self::join`]), anything else (or one that
+    /// joins nothing) starts a kernel; every producer left in another kernel is recorded
+    /// with the reason.
+    fn place(&mut self, n: NodeIndex, r: Role) {
+        let graph = self.graph;
+        let mut producers: Vec<NodeIndex> = Vec::new();
+        for p in graph.inputs_of(n).into_iter().map(|p| resolve(graph, p)) {
+            if !matches!(graph.node(p).op, Op::Input | Op::Constant(_)) && !producers.contains(&p) {
+                producers.push(p);
+            }
+        }
+        let fused = self.mode == FusionMode::Fused;
+        let (mut joined, chain_rejected) = match fused && r == Role::MatMul {
+            true => self.chain(n),
+            false => (None, None),
+        };
+        let mut rejected = Vec::new();
+        if fused && matches!(r, Role::Eltwise | Role::Row) {
+            rejected = self.join(n, r, &producers, &mut joined);
+        }
+        if joined.is_none() {
+            let kind = match r {
+                Role::MatMul => matmul_group(graph, n, self.mode).kind,
+                Role::Transpose => GroupKind::Transpose,
+                Role::Host => GroupKind::Host,
+                _ => GroupKind::Body,
+            };
+            let shape = &graph.node(n).ty.shape;
+            let space = row_space(graph, n, r).unwrap_or_else(|| flat2d(shape));
+            self.group_of.insert(n, self.groups.len());
+            self.groups.push(Group {
+                kind,
+                nodes: vec![n],
+                space,
+            });
+        }
+        if fused {
+            self.record(
+                n,
+                r,
+                &producers,
+                (joined.is_some(), rejected, chain_rejected),
+            );
+        } else {
+            for &p in &producers {
+                if self.group_of.contains_key(&p) {
+                    self.breaks
+                        .push(self.fusion_break(p, n, BreakReason::FusionOff));
+                }
+            }
+        }
+    }
+
+    /// Matmul `n` as a chained product of the kernel holding its left operand, when that is
+    /// the kernel's row-wise result: the kernel and the operand it joined through, or the
+    /// operand and why it could not.
+    fn chain(&mut self, n: NodeIndex) -> (Option<(usize, NodeIndex)>, Option<Rejected>) {
+        let graph = self.graph;
+        let a = graph.inputs_of(n).first().map(|&a| resolve(graph, a));
+        let Some((a, g)) = a.and_then(|a| self.group_of.get(&a).map(|&g| (a, g))) else {
+            return (None, None);
+        };
+        let outcome = can_chain(graph, &self.groups[g], n, a).and_then(|()| {
+            no_kernel_cycle(graph, &self.groups, &self.group_of, g, n)?;
+            let mut candidate = self.groups[g].clone();
+            candidate.nodes.push(n);
+            (self.fits)(&candidate)?;
+            Ok(candidate)
+        });
+        match outcome {
+            Ok(candidate) => {
+                self.groups[g] = candidate;
+                self.group_of.insert(n, g);
+                (Some((g, a)), None)
+            }
+            Err(reason) => (None, Some((a, reason))),
+        }
+    }
+
+    /// Elementwise or row-wise op `n` (role `r`) into the kernel of one of its `producers`
+    /// (`joined`, the kernel and producer it joined through), merging the other producers'
+    /// kernels into it where they can be; returns the producers left apart, with the reasons.
+    fn join(
+        &mut self,
+        n: NodeIndex,
+        r: Role,
+        producers: &[NodeIndex],
+        joined: &mut Option<(usize, NodeIndex)>,
+    ) -> Vec<Rejected> {
+        let graph = self.graph;
+        let mut rejected = Vec::new();
+        for &p in producers {
+            let Some(&g) = self.group_of.get(&p) else {
+                // An absorbed transpose feeding an elementwise op cannot happen (its users
+                // are matmuls only).
+                continue;
+            };
+            if joined.is_some_and(|(jg, _)| jg == g) {
+                continue;
+            }
+            if let Some((jg, jp)) = *joined {
+                if merge_into(graph, &mut self.groups, jg, g, &self.position, self.fits) {
+                    for (_, slot) in self.group_of.iter_mut().filter(|(_, slot)| **slot == g) {
+                        *slot = jg;
+                    }
+                    continue;
+                }
+                let joined = graph.node(jp).name.clone();
+                rejected.push((p, BreakReason::JoinedOtherProducer { joined }));
+                continue;
+            }
+            let joinable = can_join(graph, &self.groups[g], n, p, r)
+                .and_then(|()| no_kernel_cycle(graph, &self.groups, &self.group_of, g, n));
+            if let Err(reason) = joinable {
+                rejected.push((p, reason));
+                continue;
+            }
+            let mut candidate = self.groups[g].clone();
+            candidate.nodes.push(n);
+            if let Some(space) = row_space(graph, n, r) {
+                if candidate.kind == GroupKind::Body {
+                    candidate.space = space;
+                }
+            }
+            match (self.fits)(&candidate) {
+                Ok(()) => {
+                    self.groups[g] = candidate;
+                    self.group_of.insert(n, g);
+                    *joined = Some((g, p));
+                }
+                Err(reason) => rejected.push((p, reason)),
+            }
+        }
+        rejected
+    }
+
+    /// Records why op `n` (role `r`) is apart from each of its `producers` in a kernel: the
+    /// rejected joins and chain, and for an op that starts its own kernel (`joined` false)
+    /// because of its kind, every other producer.
+    fn record(
+        &mut self,
+        n: NodeIndex,
+        r: Role,
+        producers: &[NodeIndex],
+        (joined, rejected, chain_rejected): (bool, Vec<Rejected>, Option<Rejected>),
+    ) {
+        let chain_producer = chain_rejected.as_ref().map(|(p, _)| *p);
+        for (p, reason) in rejected.into_iter().chain(chain_rejected) {
+            self.breaks.push(self.fusion_break(p, n, reason));
+        }
+        if joined || !matches!(r, Role::MatMul | Role::Transpose | Role::Host) {
+            return;
+        }
+        let op = self.graph.node(n).op.name();
+        let detail = match r {
+            Role::Host => {
+                format!("{op} has no TT-Lang template and runs as a host (TTNN) fallback")
+            }
+            _ => format!("{op} starts its own kernel"),
+        };
+        for &p in producers {
+            if self.group_of.contains_key(&p) && chain_producer != Some(p) {
+                let reason = BreakReason::OpKind {
+                    detail: detail.clone(),
+                };
+                self.breaks.push(self.fusion_break(p, n, reason));
+            }
+        }
+    }
+
+    /// The break between `producer` and `consumer`, for `reason`.
+    fn fusion_break(
+        &self,
+        producer: NodeIndex,
+        consumer: NodeIndex,
+        reason: BreakReason,
+    ) -> FusionBreak {
+        FusionBreak {
+            producer: self.graph.node(producer).name.clone(),
+            consumer: self.graph.node(consumer).name.clone(),
+            reason,
+        }
+    }
 }
 
 /// Moves group `from` into slot `into` together with that slot's group (which has just taken a
