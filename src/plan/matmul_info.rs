@@ -285,51 +285,13 @@ pub(super) fn matmul_body(
         (None, None) if norm_node.is_some() => resolve(graph, graph.inputs_of(a_raw)[0]),
         (None, None) => resolve(graph, a_raw),
     };
-    let a_shape = graph.node(a_raw).ty.shape.clone();
-    let b_shape = graph.node(b_raw).ty.shape.clone();
-    if a_shape.len() < 2 || b_shape.len() < 2 {
-        return Err(unsupported(
-            graph,
-            mm,
-            format!("operands {a_shape:?} and {b_shape:?}: vector operands are not lowered"),
-        ));
-    }
-    let (m, k) = (a_shape[a_shape.len() - 2], a_shape[a_shape.len() - 1]);
-    let (kb, n) = (b_shape[b_shape.len() - 2], b_shape[b_shape.len() - 1]);
-    if k != kb {
-        return Err(unsupported(
-            graph,
-            mm,
-            format!("inner dimensions differ: {a_shape:?} @ {b_shape:?}"),
-        ));
-    }
-    let a_lead = &a_shape[..a_shape.len() - 2];
-    let b_lead = &b_shape[..b_shape.len() - 2];
-    let batch_b: usize = b_lead.iter().product();
-    let (batches, b_batched, rows) = if batch_b == 1 {
-        (1, false, a_lead.iter().product::<usize>() * m)
-    } else if a_lead == b_lead {
-        (batch_b, true, m)
-    } else {
-        return Err(unsupported(graph, mm, format!("batch dimensions {a_lead:?} and {b_lead:?} differ (broadcast batches are not lowered)")));
-    };
-    // Padding is per 2-D view, so batched operands need whole tiles per batch; a padded inner
-    // dimension needs zeros in the padding of at least one operand, which bindings guarantee
-    // for graph inputs and constants.
-    let tiled = |x: usize| x.is_multiple_of(32);
-    if batches > 1 && !(tiled(m) && tiled(k) && tiled(n)) {
-        return Err(PlanError::shape(graph, mm));
-    }
-    if !tiled(k) && !zero_padded(graph, a) && !zero_padded(graph, resolve(graph, b_raw)) {
-        return Err(unsupported(
-            graph,
-            mm,
-            format!("inner dimension {k} is not a multiple of 32 and neither operand is a graph input or constant, whose device padding is zero"),
-        ));
-    }
-    if layout_of(&a_shape).is_none() {
-        return Err(PlanError::shape(graph, a_raw));
-    }
+    let ProductDims {
+        batches,
+        b_batched,
+        rows,
+        k,
+        n,
+    } = product_dims(graph, mm, a, (a_raw, b_raw))?;
     let b = if let Some(v) = b_heads {
         v.source
     } else if b_transposed {
@@ -368,24 +330,7 @@ pub(super) fn matmul_body(
         table_param: builder.reserve_stem(&format!("{}_gather", graph.node(a_raw).name)),
         pixels_stem: builder.reserve_stem(&format!("{}_pair", graph.node(a).name)),
     });
-    // Each sibling product reads its own B (a 2-D matrix, as `group::siblings` requires).
-    let mut others = Vec::with_capacity(siblings.len());
-    for &s in siblings {
-        let b2 = graph
-            .inputs_of(s)
-            .get(1)
-            .map(|&b| resolve(graph, b))
-            .ok_or_else(|| unsupported(graph, s, "a matmul needs two inputs".into()))?;
-        let b_param = builder.reserve_stem(&graph.node(b2).name);
-        builder.share_param(b2, b_param.clone());
-        let s_name = graph.node(s).name.clone();
-        others.push(OtherProduct {
-            value: 0,
-            b: b2,
-            b_param,
-            acc_stem: builder.reserve_stem(&format!("{s_name}_acc")),
-        });
-    }
+    let mut others = sibling_products(graph, siblings, &mut builder)?;
     let mut norm = match norm_node {
         Some(nrm) => Some(row_norm(graph, nrm, k, norm_input.is_some(), &mut builder)?),
         None => None,
@@ -438,19 +383,7 @@ pub(super) fn matmul_body(
     let mut body = builder.finish();
     body.head_write = head_write;
     if batches > 1 {
-        // A causal mask or table shared by every head is read at the block's row within its
-        // batch.
-        for load in &mut body.loads {
-            load.batch_shared = match load.source {
-                super::body::LoadSource::WhereMask(w) => {
-                    super::body::where_mask_batch_shared(graph, w)
-                }
-                super::body::LoadSource::Expanded { constant, like } => {
-                    super::body::expanded_batch_shared(graph, like, constant)
-                }
-                _ => false,
-            };
-        }
+        share_batch_rows(graph, &mut body);
     }
     let info = MatmulInfo {
         a,
@@ -475,6 +408,125 @@ pub(super) fn matmul_body(
         norm,
     };
     Ok((info, body))
+}
+
+/// The dimensions of a matmul kernel's product, in elements.
+struct ProductDims {
+    /// Batches (1 when B is one matrix for all of A's rows).
+    batches: usize,
+    /// Whether B has one matrix per batch.
+    b_batched: bool,
+    /// Output rows per batch.
+    rows: usize,
+    /// The inner dimension.
+    k: usize,
+    /// Output columns.
+    n: usize,
+}
+
+/// The [`ProductDims`] of matmul `mm` of `a_raw @ b_raw` (A read from `a`), or why the
+/// template does not lower it: vector operands, inner dimensions that differ, broadcast
+/// batches, batches of partial tiles, a padded inner dimension whose padding may not be zero.
+fn product_dims(
+    graph: &Graph,
+    mm: NodeIndex,
+    a: NodeIndex,
+    (a_raw, b_raw): (NodeIndex, NodeIndex),
+) -> Result<ProductDims, PlanError> {
+    let a_shape = graph.node(a_raw).ty.shape.clone();
+    let b_shape = graph.node(b_raw).ty.shape.clone();
+    if a_shape.len() < 2 || b_shape.len() < 2 {
+        return Err(unsupported(
+            graph,
+            mm,
+            format!("operands {a_shape:?} and {b_shape:?}: vector operands are not lowered"),
+        ));
+    }
+    let (m, k) = (a_shape[a_shape.len() - 2], a_shape[a_shape.len() - 1]);
+    let (kb, n) = (b_shape[b_shape.len() - 2], b_shape[b_shape.len() - 1]);
+    if k != kb {
+        return Err(unsupported(
+            graph,
+            mm,
+            format!("inner dimensions differ: {a_shape:?} @ {b_shape:?}"),
+        ));
+    }
+    let a_lead = &a_shape[..a_shape.len() - 2];
+    let b_lead = &b_shape[..b_shape.len() - 2];
+    let batch_b: usize = b_lead.iter().product();
+    let (batches, b_batched, rows) = if batch_b == 1 {
+        (1, false, a_lead.iter().product::<usize>() * m)
+    } else if a_lead == b_lead {
+        (batch_b, true, m)
+    } else {
+        return Err(unsupported(graph, mm, format!("batch dimensions {a_lead:?} and {b_lead:?} differ (broadcast batches are not lowered)")));
+    };
+    // Padding is per 2-D view, so batched operands need whole tiles per batch; a padded inner
+    // dimension needs zeros in the padding of at least one operand, which bindings guarantee
+    // for graph inputs and constants.
+    let tiled = |x: usize| x.is_multiple_of(32);
+    if batches > 1 && !(tiled(m) && tiled(k) && tiled(n)) {
+        return Err(PlanError::shape(graph, mm));
+    }
+    if !tiled(k) && !zero_padded(graph, a) && !zero_padded(graph, resolve(graph, b_raw)) {
+        return Err(unsupported(
+            graph,
+            mm,
+            format!("inner dimension {k} is not a multiple of 32 and neither operand is a graph input or constant, whose device padding is zero"),
+        ));
+    }
+    if layout_of(&a_shape).is_none() {
+        return Err(PlanError::shape(graph, a_raw));
+    }
+    Ok(ProductDims {
+        batches,
+        b_batched,
+        rows,
+        k,
+        n,
+    })
+}
+
+/// The further products `siblings` of a matmul kernel's left operand, their parameters and
+/// stems reserved in `builder`: each reads its own B (a 2-D matrix, as `group::siblings`
+/// requires). Their values are set as the body computes them.
+fn sibling_products(
+    graph: &Graph,
+    siblings: &[NodeIndex],
+    builder: &mut BodyBuilder,
+) -> Result<Vec<OtherProduct>, PlanError> {
+    let mut others = Vec::with_capacity(siblings.len());
+    for &s in siblings {
+        let b2 = graph
+            .inputs_of(s)
+            .get(1)
+            .map(|&b| resolve(graph, b))
+            .ok_or_else(|| unsupported(graph, s, "a matmul needs two inputs".into()))?;
+        let b_param = builder.reserve_stem(&graph.node(b2).name);
+        builder.share_param(b2, b_param.clone());
+        let s_name = graph.node(s).name.clone();
+        others.push(OtherProduct {
+            value: 0,
+            b: b2,
+            b_param,
+            acc_stem: builder.reserve_stem(&format!("{s_name}_acc")),
+        });
+    }
+    Ok(others)
+}
+
+/// Marks the loads of batched matmul kernel `body` that every batch shares (a causal mask or
+/// table shared by every head): each block reads them at its row within its batch.
+fn share_batch_rows(graph: &Graph, body: &mut Body) {
+    for load in &mut body.loads {
+        load.batch_shared = match load.source {
+            super::body::LoadSource::WhereMask(w) => super::body::where_mask_batch_shared(graph, w),
+            super::body::LoadSource::Expanded { constant, like } => {
+                super::body::expanded_batch_shared(graph, like, constant)
+            }
+            _ => false,
+        };
+    }
 }
 
 /// The [`NormInput`] of matmul `mm0` and the adds after it (`nodes`, the product first, A
