@@ -284,7 +284,33 @@ fn run_pass(
         });
     }
 
-    // Setup on every core, row by row.
+    let (mut cores, l1_peak) = setup_cores(ck, device, &mut sh)?;
+    let threads = run_threads(ck, &mut cores, &mut sh)?;
+    let warnings = leftovers(k, &cores, &sh, ck.warnings.clone())?;
+    if pass == Pass::Functional {
+        for (t, d) in args.iter_mut().zip(&sh.tensors) {
+            *t = Tensor::from_f32(d.rows, d.cols, &d.data);
+        }
+    }
+    Ok(report(
+        k,
+        device,
+        &sh,
+        (&threads, &cores),
+        (traced, l1_peak, warnings),
+    ))
+}
+
+/// Runs the setup of compiled kernel `ck` on every core of its grid, row by row, checking each
+/// core's circular buffers against the device's count and L1; returns the cores and the most
+/// L1 their buffers take on any one.
+fn setup_cores(
+    ck: &CompiledKernel,
+    device: &Device,
+    sh: &mut Shared,
+) -> Result<(Vec<Core>, u64), ExecError> {
+    let k = ck.kernel;
+    let (gx, gy) = k.grid;
     let usable = device.l1.usable_bytes();
     let mut cores = Vec::new();
     let mut l1_peak = 0;
@@ -293,7 +319,7 @@ fn run_pass(
             let params: Vec<Value> = (0..k.params.len()).map(Value::Tensor).collect();
             let mut core = empty_core(x, y, Vec::new());
             let mut t = ThreadRun::new(0, Role::Setup, &ck.setup, params);
-            run_to_end(&mut t, &mut core, &mut sh)
+            run_to_end(&mut t, &mut core, sh)
                 .map_err(|f| f.at(site(&k.name, Some((x, y)), Some("setup"), t.line)))?;
             core.vars = t.locals;
             let limit_err = |msg: String| {
@@ -339,7 +365,19 @@ fn run_pass(
         }
     }
 
-    // Threads: index = core * nt + thread.
+    Ok((cores, l1_peak))
+}
+
+/// Runs the threads of compiled kernel `ck` on `cores` to the end, earliest clock first (a
+/// thread blocked on a circular buffer or pipe waits until what it needs happens); returns
+/// them, the threads of core `c` at `c * threads per core..`, or a deadlock error.
+fn run_threads<'c>(
+    ck: &'c CompiledKernel,
+    cores: &mut [Core],
+    sh: &mut Shared,
+) -> Result<Vec<ThreadRun<'c>>, ExecError> {
+    let k = ck.kernel;
+    let gx = k.grid.0;
     let nt = k.threads.len();
     let mut threads: Vec<ThreadRun> = Vec::with_capacity(cores.len() * nt);
     for _ in 0..cores.len() {
@@ -362,7 +400,7 @@ fn run_pass(
         }
         let ci = i / nt;
         loop {
-            let out = threads[i].step(&mut cores[ci], &mut sh).map_err(|f| {
+            let out = threads[i].step(&mut cores[ci], sh).map_err(|f| {
                 let c = &cores[ci];
                 f.at(site(
                     &k.name,
@@ -429,10 +467,20 @@ fn run_pass(
     }
 
     if threads.iter().any(|t| t.state != State::Done) {
-        return Err(deadlock(k, &cores, &threads, nt));
+        return Err(deadlock(k, cores, &threads, nt));
     }
-    let mut warnings = ck.warnings.clone();
-    for c in &cores {
+    Ok(threads)
+}
+
+/// The warnings of kernel `k`'s run on `cores` (its compile-time ones, `warnings`, first):
+/// blocks left in a circular buffer, or released unread; or an error for blocks left in a pipe.
+fn leftovers(
+    k: &Kernel,
+    cores: &[Core],
+    sh: &Shared,
+    mut warnings: Vec<String>,
+) -> Result<Vec<String>, ExecError> {
+    for c in cores {
         let at = site(&k.name, Some((c.x, c.y)), None, 0);
         warnings.extend(
             c.cbs
@@ -456,11 +504,19 @@ fn run_pass(
         .at(site(&k.name, Some(p.src), None, 0)));
     }
 
-    if pass == Pass::Functional {
-        for (t, d) in args.iter_mut().zip(&sh.tensors) {
-            *t = Tensor::from_f32(d.rows, d.cols, &d.data);
-        }
-    }
+    Ok(warnings)
+}
+
+/// The report of kernel `k`'s run: its time (the last thread's clock, plus dispatch), traffic,
+/// math, L1 and roofline, and each core's threads.
+fn report(
+    k: &Kernel,
+    device: &Device,
+    sh: &Shared,
+    (threads, cores): (&[ThreadRun], &[Core]),
+    (traced, l1_peak, warnings): (bool, u64, Vec<String>),
+) -> KernelReport {
+    let nt = k.threads.len();
     let cycles = threads.iter().map(|t| t.clock).fold(0.0, f64::max);
     let dispatch_us = sh.cost.dispatch_us(traced);
     let core_reports: Vec<CoreReport> = cores
@@ -486,7 +542,7 @@ fn run_pass(
                 .collect(),
         })
         .collect();
-    Ok(KernelReport {
+    KernelReport {
         name: k.name.clone(),
         grid: k.grid,
         cycles,
@@ -513,7 +569,7 @@ fn run_pass(
         ),
         cores: core_reports,
         warnings,
-    })
+    }
 }
 
 /// The deadlock error: every blocked thread and what it waits for.
