@@ -1,5 +1,5 @@
-//! Building one planned kernel from a group: its body, the block size that fits, its buffers
-//! and its DRAM traffic.
+//! Building one planned kernel from a group: its body, the block size that fits (a matmul
+//! kernel's in `matmul_fit`), its buffers and its DRAM traffic.
 
 use std::collections::BTreeSet;
 

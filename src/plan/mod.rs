@@ -1,6 +1,8 @@
-//! The fusion planner: which graph ops share a kernel ([`group`]), what each kernel computes
-//! ([`body`]), in what order and with which circular buffers ([`schedule`]), and how its work is
-//! cut into blocks over the core grid within the core's L1 ([`partition`], [`wide`] for a
+//! The fusion planner: which graph ops share a kernel ([`group`], then `splits` where the
+//! estimate finds kernels faster apart or together), what each kernel computes ([`body`]; a
+//! matmul kernel's product, [`matmul_info`]), in what order and with which circular buffers
+//! ([`schedule`]), and how its work is cut into blocks over the core grid within the core's L1
+//! ([`kernel`]; a matmul kernel's candidates, `matmul_fit`; [`partition`], [`wide`] for a
 //! chained product's columns, and [`segments`] for the rows of a row-wise kernel on few rows).
 //!
 //! The result, a [`KernelPlan`], is what `explain` prints and what [`crate::lower`] turns into
