@@ -16,13 +16,15 @@ use crate::plan::matmul_info::{NormInput, RowNorm};
 
 /// The buffer names of a left operand the kernel normalizes ([`RowNorm`]).
 pub(super) struct RowNormNames {
+    /// A's chunk squared; then (below) the rows' running mean square, its `rsqrt` and the scale
+    /// each product takes.
     pub(super) squares: Buffer,
-    pub(super) mean_square: Buffer,
-    pub(super) rstd: Buffer,
+    mean_square: Buffer,
+    rstd: Buffer,
     pub(super) scale: Buffer,
     /// The waited scaler (`1 / K`) and epsilon tiles.
-    pub(super) scaler_v: String,
-    pub(super) eps_v: String,
+    scaler_v: String,
+    eps_v: String,
     /// Products, each scaled by its own block of the rows' scale.
     pub(super) products: usize,
     /// Cores of the grid row sharing the row sums ([`row_norm_sharers`]), if they do, and the
@@ -30,10 +32,10 @@ pub(super) struct RowNormNames {
     pub(super) sharers: Option<usize>,
     /// The grid row has more cores than K chunks: the cores from the last chunk's on all sum
     /// the last chunk, and only the first `K_CHUNKS` send ([`RowNormNames::own`]).
-    pub(super) spare_cores: bool,
-    pub(super) send: Buffer,
-    pub(super) peers: Buffer,
-    pub(super) total: Buffer,
+    spare_cores: bool,
+    send: Buffer,
+    peers: Buffer,
+    total: Buffer,
     /// The buffers of a chunk kept in L1 ([`RowNorm::kept`]).
     pub(super) kept: Option<KeptNames>,
 }
@@ -41,31 +43,31 @@ pub(super) struct RowNormNames {
 /// The buffer names of a chunk kept in L1 ([`crate::plan::matmul_info::KeptChunk`]).
 pub(super) struct KeptNames {
     /// Whether the chunk is centered (a LayerNorm's).
-    pub(super) centers: bool,
-    pub(super) own_chunk: Buffer,
+    centers: bool,
+    own_chunk: Buffer,
     /// The copy of the (centered) chunk the reader multicasts.
-    pub(super) sent: Buffer,
-    pub(super) kept: Buffer,
+    sent: Buffer,
+    kept: Buffer,
     /// The product computing the norm's input, if the kernel does.
-    pub(super) input: Option<InputNames>,
+    input: Option<InputNames>,
 }
 
 /// The names of a norm input the kernel computes ([`NormInput`]).
-pub(super) struct InputNames {
-    pub(super) a: Buffer,
-    pub(super) b: Buffer,
-    pub(super) acc: Buffer,
-    pub(super) written: Buffer,
-    pub(super) a_param: String,
-    pub(super) b_param: String,
+struct InputNames {
+    a: Buffer,
+    b: Buffer,
+    acc: Buffer,
+    written: Buffer,
+    a_param: String,
+    b_param: String,
     /// Each add's buffer and parameter, and whether it is a row vector.
-    pub(super) adds: Vec<(Buffer, String, bool)>,
+    adds: Vec<(Buffer, String, bool)>,
     /// K chunks of the product.
-    pub(super) chunks: usize,
+    chunks: usize,
 }
 
 impl InputNames {
-    pub(super) fn new(input: &NormInput) -> InputNames {
+    fn new(input: &NormInput) -> InputNames {
         InputNames {
             a: Buffer::new(&input.a_stem),
             b: Buffer::new(&input.b_stem),
@@ -85,7 +87,7 @@ impl InputNames {
     /// The compute's stages of the core's chunk of the norm's input: the product's K chunks
     /// into the running sum, then the sum plus the adds into `own` (the chunk the norm's
     /// statistics read) and into the chunk the writer writes.
-    pub(super) fn stages(&self, own: &Buffer) -> Vec<Stmt> {
+    fn stages(&self, own: &Buffer) -> Vec<Stmt> {
         let (a, b, acc, written) = (&self.a, &self.b, &self.acc, &self.written);
         let chunk = |summed: bool| {
             let mut items = vec![(wait(&a.cb), a.v.clone()), (wait(&b.cb), b.v.clone())];
@@ -134,7 +136,7 @@ impl InputNames {
 
     /// The reader's part: the product's chunks of `a` (this grid row's rows), multicast along
     /// the grid row, then the adds' columns of this core's chunk (at `col`).
-    pub(super) fn reads(&self, col: &Expr) -> Vec<Stmt> {
+    fn reads(&self, col: &Expr) -> Vec<Stmt> {
         let rows = grid_row_rows();
         let a = index(
             &self.a_param,
@@ -159,7 +161,7 @@ impl InputNames {
 
     /// The writer's part: the product's chunks of `b` (this core's columns, at `col`),
     /// multicast down the grid column, then the core's chunk written to `a` (A's tensor).
-    pub(super) fn writes(&self, a: &str, col: &Expr) -> Vec<Stmt> {
+    fn writes(&self, a: &str, col: &Expr) -> Vec<Stmt> {
         let b = index(
             &self.b_param,
             vec![
@@ -180,13 +182,13 @@ impl InputNames {
 
 /// The row tiles of A that the blocks of this core's grid row take (each grid row one block
 /// row, as kept chunks need: `core_y * BLOCK_M` on).
-pub(super) fn grid_row_rows() -> IndexItem {
+fn grid_row_rows() -> IndexItem {
     span(mul(name("core_y"), name("BLOCK_M")), name("BLOCK_M"))
 }
 
 /// `read` once per K chunk of a computed norm input's product (`for kc in
 /// range(IN_K_CHUNKS)`, with `k` its first tile).
-pub(super) fn in_chunk_loop(read: Stmt) -> Stmt {
+fn in_chunk_loop(read: Stmt) -> Stmt {
     for_range(
         "kc",
         name("IN_K_CHUNKS"),
@@ -382,7 +384,7 @@ impl RowNormNames {
     /// The sharer whose partial this core's equals: itself (`core_x`), or with spare cores
     /// ([`RowNormNames::spare_cores`]) for the cores past the last chunk's, that chunk's core
     /// (`own`, bound by [`RowNormNames::own_binding`]).
-    pub(super) fn own(&self) -> Expr {
+    fn own(&self) -> Expr {
         match self.spare_cores {
             true => name("own"),
             false => name("core_x"),
@@ -412,13 +414,13 @@ impl RowNormNames {
     }
 
     /// Whether this core sends its partial: with spare cores, only the first `K_CHUNKS`.
-    pub(super) fn sends_partial(&self) -> Expr {
+    fn sends_partial(&self) -> Expr {
         compare(CmpOp::Lt, name("core_x"), name("K_CHUNKS"))
     }
 
     /// `by(true)` on the cores that send their partials ([`Self::sends_partial`]), `by(false)`
     /// on the others: with no spare cores, `by(true)` alone.
-    pub(super) fn by_sender(&self, by: impl Fn(bool) -> Stmt) -> Stmt {
+    fn by_sender(&self, by: impl Fn(bool) -> Stmt) -> Stmt {
         match self.spare_cores {
             true => if_else(self.sends_partial(), vec![by(true)], vec![by(false)]),
             false => by(true),
@@ -426,7 +428,7 @@ impl RowNormNames {
     }
 
     /// `stmt` on the cores that send their partials only.
-    pub(super) fn on_senders(&self, stmt: Stmt) -> Stmt {
+    fn on_senders(&self, stmt: Stmt) -> Stmt {
         match self.spare_cores {
             true => if_else(self.sends_partial(), vec![stmt], vec![]),
             false => stmt,
@@ -473,7 +475,7 @@ impl RowNormNames {
     }
 
     /// The receipt of the partial row sums of the grid row's other sharers.
-    pub(super) fn receives(&self) -> Stmt {
+    fn receives(&self) -> Stmt {
         let receive = with(
             vec![(reserve(&self.peers.cb), "blk".into())],
             copy(
@@ -502,7 +504,7 @@ impl RowNormNames {
     /// The sending of this core's partial row sums to the grid row's other cores
     /// (with spare cores, the last chunk's core sends only to the cores before it, the others
     /// summing that chunk themselves, and the cores past it send nothing).
-    pub(super) fn sends(&self) -> Stmt {
+    fn sends(&self) -> Stmt {
         let sends = with(
             vec![(wait(&self.send.cb), "blk".into())],
             vec![self.to_peers("blk")],
@@ -512,7 +514,7 @@ impl RowNormNames {
 
     /// Block `block` sent to every core of the grid row that needs it from this one
     /// ([`Self::to_peer`]).
-    pub(super) fn to_peers(&self, block: &str) -> Stmt {
+    fn to_peers(&self, block: &str) -> Stmt {
         let send = if_else(
             self.to_peer(),
             copy(
@@ -530,7 +532,7 @@ impl RowNormNames {
     /// Whether this core sends what it alone has (its partial, its centered chunk) to core
     /// `peer` of its grid row: to every other, but with spare cores the last chunk's core only
     /// to the cores before it (the cores past it compute the same themselves).
-    pub(super) fn to_peer(&self) -> Expr {
+    fn to_peer(&self) -> Expr {
         let other = compare(CmpOp::Ne, name("peer"), name("core_x"));
         if !self.spare_cores {
             return other;
@@ -565,7 +567,7 @@ impl RowNormNames {
 
     /// [`Self::mean_square_stage`] on this core: the chunk's row sums into the running mean
     /// square, added to it when `summed`.
-    pub(super) fn mean_square_sum(&self, summed: bool) -> Stmt {
+    fn mean_square_sum(&self, summed: bool) -> Stmt {
         let (sq, ms) = (&self.squares, &self.mean_square);
         let mut value = math_dims(
             "reduce_sum",
