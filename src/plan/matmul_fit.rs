@@ -89,8 +89,8 @@ struct Candidate {
 
 /// The candidate layouts of matmul `info` with epilogue `body` (`chunks` column chunks of a
 /// chained product; `cut_body` when its columns are split or its hidden layer streamed),
-/// best first by [`candidate_key`], then by narrower, shorter blocks, wider K chunks and
-/// double buffering first.
+/// best first by [`candidate_key`], ties broken by the block's width, then its height, then
+/// the K chunk's width, smallest first.
 fn candidates(
     info: &MatmulInfo,
     body: &Body,
