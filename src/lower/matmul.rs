@@ -27,7 +27,7 @@ use super::multicast::{shared_read, Along};
 use super::row_norm::{NormPart, RowNormNames};
 use crate::plan::body::Body;
 use crate::plan::heads::HeadView;
-use crate::plan::matmul_info::{row_norm_sharers, GatherInfo, MatmulInfo, NormInput, OtherProduct};
+use crate::plan::matmul_info::{row_norm_sharers, GatherInfo, MatmulInfo, OtherProduct};
 use crate::plan::schedule::Schedule;
 use crate::plan::segments::kernel_exchanges;
 use crate::plan::{Partition, PlannedKernel};
@@ -107,12 +107,6 @@ impl<'a> Lowering<'a> {
         }
     }
 
-    /// The norm input the kernel computes, if it does ([`NormInput`]).
-    fn norm_input(&self) -> Option<&'a NormInput> {
-        let kept = self.info.norm.as_ref().and_then(|rn| rn.kept.as_ref());
-        kept.and_then(|ce| ce.input.as_ref())
-    }
-
     /// The name of B's rows per batch: `N_TILES` when B is read transposed, else `K_TILES`.
     fn b_rows_name(&self) -> &'static str {
         match self.info.b_transposed {
@@ -127,7 +121,7 @@ impl<'a> Lowering<'a> {
         let bk = p.k_block.unwrap_or(info.kt);
         let mut setup = constants(p, &NAMES, info.mt);
         setup.push(assign("BLOCK_K", int(bk)));
-        if let Some(input) = self.norm_input() {
+        if let Some(input) = self.info.norm_input() {
             setup.push(assign("IN_BLOCK_K", int(input.bk)));
             setup.push(assign("IN_K_CHUNKS", int(input.kt / input.bk)));
         }
@@ -156,7 +150,7 @@ impl<'a> Lowering<'a> {
             operands.push(g.table_param.clone());
         }
         operands.extend(info.others.iter().map(|op| op.b_param.clone()));
-        if let Some(input) = self.norm_input() {
+        if let Some(input) = self.info.norm_input() {
             operands.extend([input.a_param.clone(), input.b_param.clone()]);
             operands.extend(input.adds.iter().map(|add| add.param.clone()));
         }
@@ -368,10 +362,19 @@ impl<'a> Lowering<'a> {
         }
     }
 
+    /// The first tile of the K chunk a block reads: `k` when K is streamed in chunks, else 0.
+    fn k_at(&self) -> Expr {
+        if self.kc > 1 {
+            name("k")
+        } else {
+            int(0)
+        }
+    }
+
     /// Where a block's K chunk `k` of A and of the first product's B is read from, with the
     /// block's statements that name their rows.
     fn sources(&self, c: &Coords) -> Sources {
-        let (info, kc) = (self.info, self.kc);
+        let info = self.info;
         let mut stmts = Vec::new();
         let b_row = if info.b_batched && info.b_heads.is_none() {
             stmts.push(assign(
@@ -385,7 +388,7 @@ impl<'a> Lowering<'a> {
         // Head views: batch `h` is the column range starting at `col0 + h * head_tiles` of the
         // source, whose rows are one batch's rows.
         let head_col = |v: &HeadView| add(int(v.col0), mul(c.batch.clone(), int(v.head_tiles)));
-        let k_at = if kc > 1 { name("k") } else { int(0) };
+        let k_at = self.k_at();
         let a = match &info.a_heads {
             Some(v) => {
                 stmts.push(assign("a_row", c.row_in_batch()));
@@ -445,11 +448,10 @@ impl<'a> Lowering<'a> {
 
     /// Where a block's K chunk of a further product's B is read from: a 2-D matrix as it is.
     fn other_b_source(&self, op: &OtherProduct, c: &Coords) -> Expr {
-        let k_at = if self.kc > 1 { name("k") } else { int(0) };
         index(
             &op.b_param,
             vec![
-                span(k_at, name("BLOCK_K")),
+                span(self.k_at(), name("BLOCK_K")),
                 span(c.col.clone(), name("BLOCK_N")),
             ],
         )
@@ -474,7 +476,6 @@ impl<'a> Lowering<'a> {
         let (body, sched, info) = (self.body, self.sched, self.info);
         let (p, naming, kc, norm) = (&self.k.partition, &self.naming, self.kc, &self.norm);
         let a_cb = &self.a_cb;
-        let sharers = row_norm_sharers(info, p, kc);
         let mut read = hoisted;
         let several = p.blocks_per_core > 1;
         let kc_at = (kc > 1).then(|| name("kc"));
@@ -494,8 +495,8 @@ impl<'a> Lowering<'a> {
             // theirs, once the first product's chunks have passed: the thread that sends A
             // along the grid row sends them too, so that each pipe carries its blocks in the
             // order of one thread's program.
-            if let (0, Some(n), Some(_)) = (product, norm, sharers) {
-                if n.kept.is_none() {
+            if let (0, Some(n)) = (product, norm) {
+                if n.sharers.is_some() && n.kept.is_none() {
                     a_reads.extend(n.exchange());
                 }
             }

@@ -280,8 +280,7 @@ pub fn assemble(graph: &Graph, plan: KernelPlan) -> Result<Compiled, LowerError>
                     let rows = k.partition.block.0;
                     bound.push((g.table_param.clone(), t.gather_table(&g.gather, rows)));
                 }
-                let centering = info.norm.as_ref().and_then(|rn| rn.kept.as_ref());
-                if let Some(input) = centering.and_then(|ce| ce.input.as_ref()) {
+                if let Some(input) = info.norm_input() {
                     bound.push((input.a_param.clone(), t.node(input.a)?));
                     bound.push((input.b_param.clone(), t.node(input.b)?));
                     for add in &input.adds {

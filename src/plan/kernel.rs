@@ -182,6 +182,16 @@ pub(crate) enum Cut {
     Stream(usize),
 }
 
+impl Cut {
+    /// The chunk width of a chained product's columns split over the grid, if they are.
+    pub(crate) fn wide_chunk(self) -> Option<usize> {
+        match self {
+            Cut::Wide(chunk) => Some(chunk),
+            _ => None,
+        }
+    }
+}
+
 /// Builds the planned kernel of group `g`. A kernel whose chained product's columns can be
 /// split over cores ([`wide`]), or whose hidden layer can be streamed ([`stream`]), takes the
 /// cut, if any, the planner's estimate finds fastest; a kernel that does not fit whole takes
@@ -418,10 +428,7 @@ fn body_kernel(
     (body, chunks): (Body, usize),
     cut: Cut,
 ) -> Result<PlannedKernel, PlanError> {
-    let wide = match cut {
-        Cut::Wide(chunk) => Some(chunk),
-        _ => None,
-    };
+    let wide = cut.wide_chunk();
     let (rt, ct) = (tiles(g.space.0), tiles(g.space.1));
     let rowwise = body.is_rowwise();
     let mut col_choices = if rowwise { vec![ct] } else { divisors(ct) };
@@ -947,7 +954,7 @@ pub(super) fn summary(
             let a = &graph.node(info.a).name;
             let spare = partition.k_chunks < partition.grid.0 as usize;
             let kept = info.norm.as_ref().and_then(|n| n.kept.as_ref());
-            if let Some(input) = kept.and_then(|ce| ce.input.as_ref()) {
+            if let Some(input) = info.norm_input() {
                 partition_summary += &format!(
                     ", A computed in the kernel (each core's chunk of {a} as {} @ {} plus {} add(s), K in {} chunk(s) of {} tiles, written to {a})",
                     graph.node(input.a).name,

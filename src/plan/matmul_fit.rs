@@ -32,10 +32,7 @@ pub(super) fn matmul_kernel(
     info: &MatmulInfo,
     cut: Cut,
 ) -> Result<PlannedKernel, PlanError> {
-    let wide = match cut {
-        Cut::Wide(chunk) => Some(chunk),
-        _ => None,
-    };
+    let wide = cut.wide_chunk();
     let cut_body = wide.is_some() || body.stream.is_some();
     let candidates = candidates(info, &body, chunks, cut_body, target);
     let mut last_err = String::new();
@@ -278,8 +275,7 @@ fn fit(
     p.double_buffered = double;
     let (mut reads, mut writes) = body_traffic(body, &schedule, &p, target.tile_bytes);
     reads += operand_tiles(info, &p, bk) as u64 * target.tile_bytes;
-    let kept = info.norm.as_ref().and_then(|rn| rn.kept.as_ref());
-    if let Some(input) = kept.and_then(|ce| ce.input.as_ref()) {
+    if let Some(input) = info.norm_input() {
         let written = norm_input_tiles(info, input, &p).1;
         writes += written as u64 * target.tile_bytes;
     }

@@ -185,6 +185,15 @@ pub struct InputAdd {
     pub row_vector: bool,
 }
 
+impl MatmulInfo {
+    /// The norm input the kernel computes for the chunk it keeps ([`KeptChunk::input`]), if it
+    /// does.
+    pub fn norm_input(&self) -> Option<&NormInput> {
+        let kept = self.norm.as_ref().and_then(|rn| rn.kept.as_ref());
+        kept.and_then(|ce| ce.input.as_ref())
+    }
+}
+
 /// How many cores of a grid row share the row sums of a normalized A ([`RowNorm`]) in a kernel
 /// planned as `p` with `k_chunks` K chunks: with A multicast along grid rows and one block per
 /// core, every core of a grid row takes the same rows, so each squares and sums its share of
