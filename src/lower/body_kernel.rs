@@ -9,8 +9,8 @@ use super::emit::{
     add, assign, compare, for_range, if_else, if_less, index, int, make_cb, mul, name, read_into,
     span, write_from,
 };
-use super::exchange;
 use super::multicast::group_shared_read;
+use super::{exchange, grid_axes};
 use crate::plan::body::{Body, LoadSource, MatrixRead, Value};
 use crate::plan::concat::ConcatPart;
 use crate::plan::heads::HeadWrite;
@@ -256,7 +256,7 @@ pub fn output_writes(
 }
 
 /// Assembles planned kernel `k` from its parameters, setup and the bodies of its compute,
-/// reader and writer threads.
+/// reader and writer threads, on the device's grid ([`grid_axes`]).
 pub fn kernel(
     k: &PlannedKernel,
     params: Vec<String>,
@@ -274,7 +274,7 @@ pub fn kernel(
         body,
         line: 0,
     };
-    Kernel {
+    let mut kernel = Kernel {
         name: k.name.clone(),
         grid: k.partition.grid,
         params,
@@ -286,7 +286,11 @@ pub fn kernel(
             thread(ThreadKind::DataMovement, "dm_write", write),
         ],
         line: 0,
+    };
+    if k.partition.transposed {
+        grid_axes::swap_axes(&mut kernel);
     }
+    kernel
 }
 
 /// The docstring of a planned kernel.

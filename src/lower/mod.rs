@@ -11,6 +11,7 @@ pub mod compute;
 pub mod emit;
 pub mod exchange;
 pub mod fallback;
+pub mod grid_axes;
 pub mod matmul;
 pub mod multicast;
 pub mod program;

@@ -23,7 +23,8 @@ use crate::graph::Graph;
 
 /// The planned kernel of matmul `info` with epilogue `body` (its chained product's columns in
 /// `chunks` chunks, 1 when they are not split), cut by `cut`: the fastest, by the estimate, of
-/// the layouts that fit.
+/// the layouts that fit, on the device's grid and, when it is not square, across it
+/// ([`Partition::transposed`]; the device's grid wins ties).
 pub(super) fn matmul_kernel(
     graph: &Graph,
     target: &Target,
@@ -34,35 +35,38 @@ pub(super) fn matmul_kernel(
 ) -> Result<PlannedKernel, PlanError> {
     let wide = cut.wide_chunk();
     let cut_body = wide.is_some() || body.stream.is_some();
-    let candidates = candidates(info, &body, chunks, cut_body, target);
     let mut last_err = String::new();
-    let overlaps = candidates.iter().any(|c| c.laid.overlap != (0, 0));
-    let both_ways = info.norm.as_ref().is_some_and(|rn| rn.kept.is_none());
-    let mut fitting = Fitting::new(&body, overlaps, both_ways);
-    for c in candidates {
-        match fit(graph, target, g, &body, info, c, wide) {
-            Err(e) => last_err = e,
-            Ok(k) => {
-                if fitting.take(k) {
-                    break;
+    let mut all = Vec::new();
+    for target in std::iter::once(target.clone()).chain(target.transposed()) {
+        let candidates = candidates(info, &body, chunks, cut_body, &target);
+        let overlaps = candidates.iter().any(|c| c.laid.overlap != (0, 0));
+        let both_ways = info.norm.as_ref().is_some_and(|rn| rn.kept.is_none());
+        let mut fitting = Fitting::new(&body, overlaps, both_ways);
+        for c in candidates {
+            match fit(graph, &target, g, &body, info, c, wide) {
+                Err(e) => last_err = e,
+                Ok(k) => {
+                    if fitting.take(k) {
+                        break;
+                    }
                 }
             }
         }
+        // A row-wise epilogue on few block rows: its columns in segments over grid rows.
+        let segmented = (cut == Cut::Whole)
+            .then(|| segmented_matmul(graph, &target, g, &body, info))
+            .flatten();
+        // Causal attention: the variant of each candidate that skips the keys past each row
+        // block's diagonal, taken when the estimate finds it faster. Each block shape's own:
+        // the imbalance between row blocks near and far from the diagonal depends on how many
+        // steps each core takes.
+        let whole = fitting.into_kernels();
+        let causal: Vec<PlannedKernel> = whole
+            .iter()
+            .filter_map(|k| causal::variant(graph, &target, k))
+            .collect();
+        all.extend(whole.into_iter().chain(segmented).chain(causal));
     }
-    // A row-wise epilogue on few block rows: its columns in segments over grid rows.
-    let segmented = (cut == Cut::Whole)
-        .then(|| segmented_matmul(graph, target, g, &body, info))
-        .flatten();
-    // Causal attention: the variant of each candidate that skips the keys past each row
-    // block's diagonal, taken when the estimate finds it faster. Each block shape's own: the
-    // imbalance between row blocks near and far from the diagonal depends on how many steps
-    // each core takes.
-    let whole = fitting.into_kernels();
-    let causal: Vec<PlannedKernel> = whole
-        .iter()
-        .filter_map(|k| causal::variant(graph, target, k))
-        .collect();
-    let all = whole.into_iter().chain(segmented).chain(causal);
     if let Some((_, k)) = fastest(all, target) {
         return Ok(k);
     }

@@ -26,8 +26,16 @@ pub struct Partition {
     pub blocks_per_core: usize,
     /// Cores that get work.
     pub cores_used: usize,
-    /// The kernel's grid `(x, y)`.
+    /// The kernel's grid `(x, y)`, as its threads see it: block columns along `x`, block
+    /// rows along `y`.
     pub grid: (u32, u32),
+    /// Whether the kernel's grid lies across the device's: its `x` along the device's rows
+    /// (`y`) and its `y` along the device's columns (`x`). On a grid that is not square
+    /// (Blackhole's 11x10) a product whose blocks form more rows than columns uses more cores
+    /// so: `[1024, 768] @ [768, 768]` in blocks of 3x3 tiles fills 8x11 cores, not 8x8. The
+    /// lowering writes the kernel on its own grid and swaps the axes of the device's
+    /// coordinates at the end ([`crate::lower::grid_axes`]).
+    pub transposed: bool,
     /// Whether some iterations fall past the last block and are skipped by an `if`.
     pub guarded: bool,
     /// Whether streaming buffers hold two blocks (double buffering) or one.
@@ -101,6 +109,7 @@ impl Partition {
             blocks_per_core: per_core,
             cores_used,
             grid: (gx as u32, gy as u32),
+            transposed: target.across,
             guarded: gx * gy * per_core > blocks,
             double_buffered: true,
             wide: None,
@@ -268,6 +277,7 @@ impl Partition {
             blocks_per_core: 0,
             cores_used: 0,
             grid: (0, 0),
+            transposed: false,
             guarded: false,
             double_buffered: false,
             wide: None,
@@ -323,11 +333,19 @@ impl Partition {
             s += ", A multicast along grid rows and B down grid columns";
         }
         s += &format!(
-            ", {} per core on {} core(s) (grid {}x{}){}",
+            ", {} per core on {} core(s) (grid {}x{}{}){}",
             self.blocks_per_core,
             self.cores_used,
             self.grid.0,
             self.grid.1,
+            if self.transposed {
+                format!(
+                    ", across the device's grid as {}x{}",
+                    self.grid.1, self.grid.0
+                )
+            } else {
+                String::new()
+            },
             if self.double_buffered {
                 ""
             } else {

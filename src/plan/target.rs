@@ -15,6 +15,10 @@ pub struct Target {
     pub grid_x: u32,
     /// Rows of cores.
     pub grid_y: u32,
+    /// Whether this is the device's grid with its axes swapped ([`Target::transposed`]):
+    /// kernels planned on it lie across the device ([`super::Partition::transposed`]).
+    #[serde(skip)]
+    pub across: bool,
     /// L1 bytes per core available to circular buffers.
     pub l1_bytes: u64,
     /// Circular buffers per core.
@@ -33,6 +37,7 @@ impl Target {
             name: device.name.clone(),
             grid_x: device.grid.x,
             grid_y: device.grid.y,
+            across: false,
             l1_bytes: device.l1.usable_bytes(),
             max_cbs: device.max_cbs_per_core,
             tile_bytes: device.tile_bytes,
@@ -43,6 +48,18 @@ impl Target {
     /// Cores in the grid.
     pub fn cores(&self) -> usize {
         (self.grid_x * self.grid_y) as usize
+    }
+
+    /// The target with its grid's axes swapped, for a kernel laid out with its grid rows
+    /// along the device's grid columns ([`super::Partition::transposed`]); `None` for a square
+    /// grid, which that changes nothing on.
+    pub fn transposed(&self) -> Option<Target> {
+        (self.grid_x != self.grid_y).then(|| Target {
+            grid_x: self.grid_y,
+            grid_y: self.grid_x,
+            across: !self.across,
+            ..self.clone()
+        })
     }
 }
 
