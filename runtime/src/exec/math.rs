@@ -203,6 +203,7 @@ impl<'c> ThreadRun<'c> {
         data.round_to_bf16();
         core.cbs[h.cb].fill(h, Rc::new(data), 0.0)
     }
+
     /// A block-math builtin applied to its evaluated arguments.
     pub(super) fn math(
         &mut self,
@@ -226,165 +227,223 @@ impl<'c> ThreadRun<'c> {
                 let a = vals.pop().unwrap_or(Value::None);
                 Ok(Value::Data(self.block_binary(f, a, b, core, sh)?))
             }
-            Builtin::Power => {
-                let n = vals[1]
-                    .as_int()
-                    .filter(|n| (0..=i32::MAX as i64).contains(n))
-                    .ok_or_else(|| {
-                        Fault::new(
-                            FaultKind::Type,
-                            "`ttl.power(x, n)` needs a non-negative int n",
-                        )
-                    })?;
-                let x = self.operand(vals.swap_remove(0), "`ttl.power`", true, core)?;
-                self.charge_sfpu("power", &x, sh)?;
-                let mut x = Rc::unwrap_or_clone(x);
-                x.powi_in_place(n as i32);
-                Ok(Value::Data(Rc::new(x)))
-            }
-            Builtin::Transpose => {
-                let out = self.shape_of(&vals[1], "`ttl.transpose` out", core)?;
-                let x = self.operand(vals.swap_remove(0), "`ttl.transpose`", true, core)?;
-                if out != (x.cols, x.rows) {
-                    return fault(
-                        FaultKind::Shape,
-                        format!(
-                            "`ttl.transpose` of a {}x{}-tile block gives {}x{} tiles but `out` is {}x{}",
-                            x.rows, x.cols, x.cols, x.rows, out.0, out.1
-                        ),
-                    );
-                }
-                self.charge(
-                    Some(sh.cost.transpose_cycles(x.tiles())),
-                    "transpose",
-                    0.0,
-                    sh,
-                )?;
-                Ok(Value::Data(Rc::new(x.transpose())))
-            }
-            Builtin::Matmul => {
-                let c = vals.pop().unwrap_or(Value::None);
-                let b = self.operand(
-                    vals.pop().unwrap_or(Value::None),
-                    "`ttl.math.matmul` b",
-                    false,
-                    core,
-                )?;
-                let a = self.operand(
-                    vals.pop().unwrap_or(Value::None),
-                    "`ttl.math.matmul` a",
-                    false,
-                    core,
-                )?;
-                let c = self.operand(c, "`ttl.math.matmul` c", false, core)?;
-                if a.cols != b.rows || c.rows != a.rows || c.cols != b.cols {
-                    return fault(
-                        FaultKind::Shape,
-                        format!(
-                            "`ttl.math.matmul(a, b, c)` needs a MxK, b KxN and c MxN tiles; got a {}x{}, b {}x{}, c {}x{}",
-                            a.rows, a.cols, b.rows, b.cols, c.rows, c.cols
-                        ),
-                    );
-                }
-                let (m, k, n) = (a.rows, a.cols, b.cols);
-                self.work.unpack_tiles += sh.cost.matmul_unpack_tiles(m, k, n);
-                let flops = 2.0 * (m * k * n) as f64 * 32768.0;
-                self.charge(Some(sh.cost.matmul_cycles(m, k, n)), "matmul", flops, sh)?;
-                let acc = Rc::unwrap_or_clone(c);
-                Ok(Value::Data(Rc::new(Block::matmul_acc(&a, &b, acc))))
-            }
-            Builtin::Reduce(kind) => {
-                let dims = self.dims(&vals[3], "reduce")?;
-                let out = self.shape_of(&vals[2], "reduce `out`", core)?;
-                let s = self.operand(vals[1].clone(), "reduce scaler", true, core)?;
-                if (s.rows, s.cols) != (1, 1) {
-                    return fault(
-                        FaultKind::Shape,
-                        format!(
-                            "the reduce scaler must be a 1x1-tile block, got {}x{}",
-                            s.rows, s.cols
-                        ),
-                    );
-                }
-                let x = self.operand(vals.swap_remove(0), "reduce input", true, core)?;
-                let want = match dims {
-                    Dims::Rows => (x.rows, 1),
-                    Dims::Cols => (1, x.cols),
-                    Dims::Scalar => (1, 1),
-                };
-                if out != want {
-                    return fault(
-                        FaultKind::Shape,
-                        format!(
-                            "reducing a {}x{}-tile block with dims={} gives {}x{} tiles but `out` is {}x{}",
-                            x.rows, x.cols, dims_str(dims), want.0, want.1, out.0, out.1
-                        ),
-                    );
-                }
-                let sum = kind == ReduceKind::Sum;
-                self.charge(
-                    Some(sh.cost.reduce_cycles(sum, x.tiles())),
-                    "reduce",
-                    (x.tiles() * TILE_ELEMS) as f64,
-                    sh,
-                )?;
-                Ok(Value::Data(Rc::new(x.reduce(kind, dims, &s))))
-            }
-            Builtin::Broadcast => {
-                let dims = self.dims(&vals[2], "broadcast")?;
-                let (orows, ocols) = self.shape_of(&vals[1], "broadcast `out`", core)?;
-                let x = self.operand(vals.swap_remove(0), "broadcast input", false, core)?;
-                let ok = match dims {
-                    Dims::Cols => x.rows == orows && x.cols == 1,
-                    Dims::Rows => x.cols == ocols && x.rows == 1,
-                    Dims::Scalar => (x.rows, x.cols) == (1, 1),
-                };
-                if !ok {
-                    return fault(
-                        FaultKind::Shape,
-                        format!(
-                            "broadcast dims={} of a {}x{}-tile block into {orows}x{ocols} tiles: the input must be {}",
-                            dims_str(dims),
-                            x.rows,
-                            x.cols,
-                            match dims {
-                                Dims::Cols => format!("{orows}x1 tiles (column 0 is copied across columns)"),
-                                Dims::Rows => format!("1x{ocols} tiles (row 0 is copied down the rows)"),
-                                Dims::Scalar => "1x1 tiles (element [0, 0] is copied everywhere)".into(),
-                            }
-                        ),
-                    );
-                }
-                let tiles = orows * ocols;
-                self.work.unpack_tiles += tiles as f64;
-                self.charge(Some(sh.cost.datacopy_cycles(tiles)), "broadcast", 0.0, sh)?;
-                Ok(Value::Data(Rc::new(x.broadcast(dims, orows, ocols))))
-            }
-            Builtin::Where => {
-                let mut take = |what: &str, core: &Core| {
-                    let v = vals.pop().unwrap_or(Value::None);
-                    self.operand(v, &format!("`ttl.where` {what}"), true, core)
-                };
-                let f = take("false_value", core)?;
-                let t = take("true_value", core)?;
-                let c = take("condition", core)?;
-                let shapes = [(c.rows, c.cols), (t.rows, t.cols), (f.rows, f.cols)];
-                if shapes[1] != shapes[0] || shapes[2] != shapes[0] {
-                    return fault(
-                        FaultKind::Shape,
-                        format!(
-                            "`ttl.where(condition, true_value, false_value)` on blocks of {}x{}, {}x{} and {}x{} tiles: shapes must match",
-                            c.rows, c.cols, t.rows, t.cols, f.rows, f.cols
-                        ),
-                    );
-                }
-                self.charge_sfpu("where", &c, sh)?;
-                Ok(Value::Data(Rc::new(Block::select(&c, &t, &f))))
-            }
+            Builtin::Power => self.power(vals, core, sh),
+            Builtin::Transpose => self.transpose(vals, core, sh),
+            Builtin::Matmul => self.matmul(vals, core, sh),
+            Builtin::Reduce(kind) => self.reduce(kind, vals, core, sh),
+            Builtin::Broadcast => self.broadcast(vals, core, sh),
+            Builtin::Where => self.select(vals, core, sh),
             Builtin::Core | Builtin::MakeCb | Builtin::Pipe | Builtin::Copy => {
                 fault(FaultKind::Unsupported, "internal: not a block-math builtin")
             }
         }
+    }
+
+    /// `ttl.power(x, n)`: `x` to the non-negative integer power `n`, on the SFPU.
+    fn power(
+        &mut self,
+        mut vals: Vec<Value>,
+        core: &mut Core,
+        sh: &mut Shared,
+    ) -> Result<Value, Fault> {
+        let n = vals[1]
+            .as_int()
+            .filter(|n| (0..=i32::MAX as i64).contains(n))
+            .ok_or_else(|| {
+                Fault::new(
+                    FaultKind::Type,
+                    "`ttl.power(x, n)` needs a non-negative int n",
+                )
+            })?;
+        let x = self.operand(vals.swap_remove(0), "`ttl.power`", true, core)?;
+        self.charge_sfpu("power", &x, sh)?;
+        let mut x = Rc::unwrap_or_clone(x);
+        x.powi_in_place(n as i32);
+        Ok(Value::Data(Rc::new(x)))
+    }
+
+    /// `ttl.transpose(x, out)`: the block transposed (its tiles and within them).
+    fn transpose(
+        &mut self,
+        mut vals: Vec<Value>,
+        core: &mut Core,
+        sh: &mut Shared,
+    ) -> Result<Value, Fault> {
+        let out = self.shape_of(&vals[1], "`ttl.transpose` out", core)?;
+        let x = self.operand(vals.swap_remove(0), "`ttl.transpose`", true, core)?;
+        if out != (x.cols, x.rows) {
+            return fault(
+                FaultKind::Shape,
+                format!(
+                    "`ttl.transpose` of a {}x{}-tile block gives {}x{} tiles but `out` is {}x{}",
+                    x.rows, x.cols, x.cols, x.rows, out.0, out.1
+                ),
+            );
+        }
+        self.charge(
+            Some(sh.cost.transpose_cycles(x.tiles())),
+            "transpose",
+            0.0,
+            sh,
+        )?;
+        Ok(Value::Data(Rc::new(x.transpose())))
+    }
+
+    /// `ttl.math.matmul(a, b, c)`: `a @ b + c` on the FPU, `c` the running sum.
+    fn matmul(
+        &mut self,
+        mut vals: Vec<Value>,
+        core: &mut Core,
+        sh: &mut Shared,
+    ) -> Result<Value, Fault> {
+        let c = vals.pop().unwrap_or(Value::None);
+        let b = self.operand(
+            vals.pop().unwrap_or(Value::None),
+            "`ttl.math.matmul` b",
+            false,
+            core,
+        )?;
+        let a = self.operand(
+            vals.pop().unwrap_or(Value::None),
+            "`ttl.math.matmul` a",
+            false,
+            core,
+        )?;
+        let c = self.operand(c, "`ttl.math.matmul` c", false, core)?;
+        if a.cols != b.rows || c.rows != a.rows || c.cols != b.cols {
+            return fault(
+                FaultKind::Shape,
+                format!(
+                    "`ttl.math.matmul(a, b, c)` needs a MxK, b KxN and c MxN tiles; got a {}x{}, b {}x{}, c {}x{}",
+                    a.rows, a.cols, b.rows, b.cols, c.rows, c.cols
+                ),
+            );
+        }
+        let (m, k, n) = (a.rows, a.cols, b.cols);
+        self.work.unpack_tiles += sh.cost.matmul_unpack_tiles(m, k, n);
+        let flops = 2.0 * (m * k * n) as f64 * 32768.0;
+        self.charge(Some(sh.cost.matmul_cycles(m, k, n)), "matmul", flops, sh)?;
+        let acc = Rc::unwrap_or_clone(c);
+        Ok(Value::Data(Rc::new(Block::matmul_acc(&a, &b, acc))))
+    }
+
+    /// `ttl.math.reduce_sum` or `reduce_max(x, scaler, out, dims)`: `x` reduced over `dims`,
+    /// times the scaler tile.
+    fn reduce(
+        &mut self,
+        kind: ReduceKind,
+        mut vals: Vec<Value>,
+        core: &mut Core,
+        sh: &mut Shared,
+    ) -> Result<Value, Fault> {
+        let dims = self.dims(&vals[3], "reduce")?;
+        let out = self.shape_of(&vals[2], "reduce `out`", core)?;
+        let s = self.operand(vals[1].clone(), "reduce scaler", true, core)?;
+        if (s.rows, s.cols) != (1, 1) {
+            return fault(
+                FaultKind::Shape,
+                format!(
+                    "the reduce scaler must be a 1x1-tile block, got {}x{}",
+                    s.rows, s.cols
+                ),
+            );
+        }
+        let x = self.operand(vals.swap_remove(0), "reduce input", true, core)?;
+        let want = match dims {
+            Dims::Rows => (x.rows, 1),
+            Dims::Cols => (1, x.cols),
+            Dims::Scalar => (1, 1),
+        };
+        if out != want {
+            return fault(
+                FaultKind::Shape,
+                format!(
+                    "reducing a {}x{}-tile block with dims={} gives {}x{} tiles but `out` is {}x{}",
+                    x.rows,
+                    x.cols,
+                    dims_str(dims),
+                    want.0,
+                    want.1,
+                    out.0,
+                    out.1
+                ),
+            );
+        }
+        let sum = kind == ReduceKind::Sum;
+        self.charge(
+            Some(sh.cost.reduce_cycles(sum, x.tiles())),
+            "reduce",
+            (x.tiles() * TILE_ELEMS) as f64,
+            sh,
+        )?;
+        Ok(Value::Data(Rc::new(x.reduce(kind, dims, &s))))
+    }
+
+    /// `ttl.math.broadcast(x, out, dims)`: `x`'s first column (row, element) copied across
+    /// `out`.
+    fn broadcast(
+        &mut self,
+        mut vals: Vec<Value>,
+        core: &mut Core,
+        sh: &mut Shared,
+    ) -> Result<Value, Fault> {
+        let dims = self.dims(&vals[2], "broadcast")?;
+        let (orows, ocols) = self.shape_of(&vals[1], "broadcast `out`", core)?;
+        let x = self.operand(vals.swap_remove(0), "broadcast input", false, core)?;
+        let ok = match dims {
+            Dims::Cols => x.rows == orows && x.cols == 1,
+            Dims::Rows => x.cols == ocols && x.rows == 1,
+            Dims::Scalar => (x.rows, x.cols) == (1, 1),
+        };
+        if !ok {
+            return fault(
+                FaultKind::Shape,
+                format!(
+                    "broadcast dims={} of a {}x{}-tile block into {orows}x{ocols} tiles: the input must be {}",
+                    dims_str(dims),
+                    x.rows,
+                    x.cols,
+                    match dims {
+                        Dims::Cols => format!("{orows}x1 tiles (column 0 is copied across columns)"),
+                        Dims::Rows => format!("1x{ocols} tiles (row 0 is copied down the rows)"),
+                        Dims::Scalar => "1x1 tiles (element [0, 0] is copied everywhere)".into(),
+                    }
+                ),
+            );
+        }
+        let tiles = orows * ocols;
+        self.work.unpack_tiles += tiles as f64;
+        self.charge(Some(sh.cost.datacopy_cycles(tiles)), "broadcast", 0.0, sh)?;
+        Ok(Value::Data(Rc::new(x.broadcast(dims, orows, ocols))))
+    }
+
+    /// `ttl.where(condition, true_value, false_value)`: per element, `true_value` where
+    /// `condition` is nonzero, else `false_value`.
+    fn select(
+        &mut self,
+        mut vals: Vec<Value>,
+        core: &mut Core,
+        sh: &mut Shared,
+    ) -> Result<Value, Fault> {
+        let mut take = |what: &str, core: &Core| {
+            let v = vals.pop().unwrap_or(Value::None);
+            self.operand(v, &format!("`ttl.where` {what}"), true, core)
+        };
+        let f = take("false_value", core)?;
+        let t = take("true_value", core)?;
+        let c = take("condition", core)?;
+        let shapes = [(c.rows, c.cols), (t.rows, t.cols), (f.rows, f.cols)];
+        if shapes[1] != shapes[0] || shapes[2] != shapes[0] {
+            return fault(
+                FaultKind::Shape,
+                format!(
+                    "`ttl.where(condition, true_value, false_value)` on blocks of {}x{}, {}x{} and {}x{} tiles: shapes must match",
+                    c.rows, c.cols, t.rows, t.cols, f.rows, f.cols
+                ),
+            );
+        }
+        self.charge_sfpu("where", &c, sh)?;
+        Ok(Value::Data(Rc::new(Block::select(&c, &t, &f))))
     }
 
     fn dims(&self, v: &Value, op: &str) -> Result<Dims, Fault> {
