@@ -87,56 +87,12 @@ pub fn compute_thread(
     // nesting sees them as one position, `r0`.
     let loop_stages = &sched.stages[hs..];
     let region = stream_region(body, loop_stages);
-    let collapse = |q: usize| match region {
-        Some((r0, r1)) if q > r1 => q - (r1 - r0),
-        Some((r0, _)) if q >= r0 => r0,
-        _ => q,
-    };
-    let in_region = |q: usize| region.is_some_and(|(r0, r1)| (r0..=r1).contains(&q));
-    // Inner region: loop stages, positions relative to the loop body.
-    let mut inner_scoped = Vec::new();
-    let mut outer_scoped = Vec::new();
-    let mut region_scoped = Vec::new();
-    let mut inline = Vec::new();
-    for (&v, ps) in &uses {
-        if kept.contains(&v) {
-            continue;
-        }
-        if body.is_streamed(v) && !sched.hoisted[v] {
-            // Produced and used within one chunk: positions relative to the chunk's first.
-            let r0 = region.map_or(0, |r| r.0);
-            let mut inner: Vec<usize> = ps.iter().map(|&q| q - hs - r0).collect();
-            inner.dedup();
-            if inner.len() == 1 {
-                inline.push(v);
-            } else {
-                region_scoped.push((v, inner[0], *inner.last().unwrap_or(&0)));
-            }
-        } else if sched.hoisted[v] {
-            let mut outer: Vec<usize> = ps.iter().map(|&q| q.min(hs)).collect();
-            outer.dedup();
-            if outer.len() == 1 && outer[0] < hs {
-                inline.push(v);
-            } else {
-                outer_scoped.push((v, outer[0], *outer.last().unwrap_or(&hs)));
-            }
-        } else {
-            let mut inner: Vec<usize> = ps.iter().map(|&q| collapse(q - hs)).collect();
-            inner.dedup();
-            // A stage the other chunks skip waits for nothing itself: its operands are held
-            // in scopes that every block opens and closes. A value the streamed layer reads
-            // is held around the whole chunk loop.
-            let skipped = ps
-                .iter()
-                .any(|&q| first_chunk_only.contains(&sched.stages[q]));
-            let streamed_in = ps.iter().any(|&q| in_region(q - hs));
-            if inner.len() == 1 && !skipped && !streamed_in {
-                inline.push(v);
-            } else {
-                inner_scoped.push((v, inner[0], *inner.last().unwrap_or(&0)));
-            }
-        }
-    }
+    let Scopes {
+        inline,
+        inner: inner_scoped,
+        outer: outer_scoped,
+        region: region_scoped,
+    } = Scopes::of(body, sched, (&uses, &kept), region, &first_chunk_only);
     let exchanged = kernel_exchanges(body, sched, p);
     let first_waits = |v: usize| -> Vec<Stmt> {
         first_use.get(&v).map_or_else(Vec::new, |loads| {
@@ -222,6 +178,92 @@ pub fn compute_thread(
         }
     };
     nest(hs + 1, &outer_scoped, &naming, &mut emit_outer)
+}
+
+/// Where the compute thread holds each value its stages read, by the stages that read it
+/// (`uses`, positions in the schedule; `kept`, the loads a core keeps, are held apart): in
+/// one stage alone, or in a scope around the stages from its first use to its last, in the
+/// block loop, around it (hoisted values) or in a streamed hidden layer's chunk loop.
+struct Scopes {
+    /// Values read by one stage only: waited for and released there.
+    inline: Vec<usize>,
+    /// `(value, first, last)` positions in the block loop's body.
+    inner: Vec<(usize, usize, usize)>,
+    /// `(value, first, last)` positions before the block loop (hoisted stages).
+    outer: Vec<(usize, usize, usize)>,
+    /// `(value, first, last)` positions in the chunk loop of a streamed hidden layer.
+    region: Vec<(usize, usize, usize)>,
+}
+
+impl Scopes {
+    /// The scopes of `body`'s values scheduled as `sched`, with its hidden layer streamed in
+    /// loop stages `region` (if it is) and `first_chunk_only` the stages only the first
+    /// column chunk runs.
+    fn of(
+        body: &Body,
+        sched: &Schedule,
+        (uses, kept): (&BTreeMap<usize, Vec<usize>>, &[usize]),
+        region: Option<(usize, usize)>,
+        first_chunk_only: &[usize],
+    ) -> Scopes {
+        let hs = sched.hoisted_stages;
+        let collapse = |q: usize| match region {
+            Some((r0, r1)) if q > r1 => q - (r1 - r0),
+            Some((r0, _)) if q >= r0 => r0,
+            _ => q,
+        };
+        let in_region = |q: usize| region.is_some_and(|(r0, r1)| (r0..=r1).contains(&q));
+        // Inner region: loop stages, positions relative to the loop body.
+        let mut inner_scoped = Vec::new();
+        let mut outer_scoped = Vec::new();
+        let mut region_scoped = Vec::new();
+        let mut inline = Vec::new();
+        for (&v, ps) in uses {
+            if kept.contains(&v) {
+                continue;
+            }
+            if body.is_streamed(v) && !sched.hoisted[v] {
+                // Produced and used within one chunk: positions relative to the chunk's first.
+                let r0 = region.map_or(0, |r| r.0);
+                let mut inner: Vec<usize> = ps.iter().map(|&q| q - hs - r0).collect();
+                inner.dedup();
+                if inner.len() == 1 {
+                    inline.push(v);
+                } else {
+                    region_scoped.push((v, inner[0], *inner.last().unwrap_or(&0)));
+                }
+            } else if sched.hoisted[v] {
+                let mut outer: Vec<usize> = ps.iter().map(|&q| q.min(hs)).collect();
+                outer.dedup();
+                if outer.len() == 1 && outer[0] < hs {
+                    inline.push(v);
+                } else {
+                    outer_scoped.push((v, outer[0], *outer.last().unwrap_or(&hs)));
+                }
+            } else {
+                let mut inner: Vec<usize> = ps.iter().map(|&q| collapse(q - hs)).collect();
+                inner.dedup();
+                // A stage the other chunks skip waits for nothing itself: its operands are held
+                // in scopes that every block opens and closes. A value the streamed layer reads
+                // is held around the whole chunk loop.
+                let skipped = ps
+                    .iter()
+                    .any(|&q| first_chunk_only.contains(&sched.stages[q]));
+                let streamed_in = ps.iter().any(|&q| in_region(q - hs));
+                if inner.len() == 1 && !skipped && !streamed_in {
+                    inline.push(v);
+                } else {
+                    inner_scoped.push((v, inner[0], *inner.last().unwrap_or(&0)));
+                }
+            }
+        }
+        Scopes {
+            inline,
+            inner: inner_scoped,
+            outer: outer_scoped,
+            region: region_scoped,
+        }
+    }
 }
 
 /// The load values a core reads once and keeps for all its blocks
