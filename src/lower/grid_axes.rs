@@ -10,6 +10,8 @@
 
 use ttfuse_runtime::ttl::ast::{Expr, IndexItem, Kernel, Stmt, StmtKind};
 
+use super::emit::int;
+
 /// Puts kernel `k`, written on its own grid, on the device's grid with the axes swapped.
 pub fn swap_axes(k: &mut Kernel) {
     k.grid = (k.grid.1, k.grid.0);
@@ -97,8 +99,10 @@ fn swap_in_expr(e: &mut Expr) {
 
 /// Whether `e` is `ttl.core(dims=2)`.
 fn is_core_query(e: &Expr) -> bool {
-    matches!(e, Expr::Call { func, kwargs, .. }
-        if **func == Expr::path("ttl.core") && kwargs.iter().any(|(k, v)| k == "dims" && *v == Expr::Int(2)))
+    let Expr::Call { func, kwargs, .. } = e else {
+        return false;
+    };
+    **func == Expr::path("ttl.core") && kwargs.iter().any(|(k, v)| k == "dims" && *v == int(2))
 }
 
 #[cfg(test)]
