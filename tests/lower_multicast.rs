@@ -7,7 +7,7 @@ mod lower_common;
 use lower_common::*;
 use ttfuse::graph::{BinaryOp, Graph};
 use ttfuse::lower::FusionMode;
-use ttfuse_runtime::device::Device;
+use ttfuse_runtime::device::{Device, Grid};
 use ttfuse_runtime::timing::report::KernelReport;
 
 /// `x [256, 768] @ w [768, 512] + b`: 8 x 16 output tiles over K = 24 tiles.
@@ -340,4 +340,38 @@ fn a_kernel_whose_chain_of_weight_chunks_would_bound_it_reads_its_own_operands()
         (estimate - ran).abs() / ran < 0.1,
         "estimate {estimate} against {ran}"
     );
+}
+
+#[test]
+fn kernels_of_every_sharing_lie_across_a_narrow_grid_and_compute_the_reference() {
+    // On grids taller than wide (and one wider than tall), products whose blocks form more
+    // columns than rows lie across them: plain products (one or several per core, blocks that
+    // overlap), an MLP's chained kernels and attention heads sharing their keys and values
+    // (with a causal mask). Each runs on the device's coordinates, its pipes swapped, and
+    // meets the reference.
+    let cases: [((u32, u32), &str, Graph); 6] = [
+        ((4, 8), "mlp_block", mlp_block()),
+        ((4, 8), "causal heads", attention_heads_masked(4, 512, true)),
+        ((4, 8), "heads", attention_heads(4, 512)),
+        ((4, 8), "gated", gated(1024, 768, 2048)),
+        ((8, 5), "overlapping columns", gated(1024, 768, 2048)),
+        ((5, 8), "several blocks per core", linear(1024, 768, 3072)),
+    ];
+    for ((x, y), name, g) in cases {
+        let mut dev = device();
+        dev.grid = Grid { x, y };
+        let compiled = run_checked(&g, &dev, FusionMode::Fused);
+        let across = compiled.plan.kernels.iter().zip(&compiled.program.kernels);
+        let across: Vec<_> = across.filter(|(k, _)| k.partition.transposed).collect();
+        assert!(
+            !across.is_empty(),
+            "{name} on {x}x{y}: {:?}",
+            compiled.plan.kernels
+        );
+        for (k, kernel) in across {
+            let (kx, ky) = k.partition.grid;
+            assert_eq!(kernel.grid, (ky, kx), "{name}: {}", k.partition_summary);
+            assert!(ky <= x && kx <= y, "{name}: {}", k.partition_summary);
+        }
+    }
 }
