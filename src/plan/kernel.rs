@@ -944,6 +944,13 @@ pub(super) fn summary(
         .map(|c| c.tiles() as u64 * target.tile_bytes)
         .sum();
     let mut partition_summary = partition.describe();
+    let rowwise = match &detail {
+        KernelDetail::Body { body, .. } | KernelDetail::Matmul { body, .. } => body.is_rowwise(),
+        _ => false,
+    };
+    if partition.segments.is_some() && rowwise {
+        partition_summary += ", the segments of each row exchanging their partial row reductions";
+    }
     if let KernelDetail::Matmul { info, .. } = &detail {
         if info.norm.is_some() {
             let shared = match row_norm_sharers(info, &partition, partition.k_chunks) {

@@ -52,9 +52,10 @@ pub struct Partition {
     /// sent to the row's other cores, each of B's once per grid column and sent down it; for
     /// batches ([`Partition::share_batches`]) each batch's right operands once per grid row.
     pub multicast: bool,
-    /// Cores sharing each block row of a row-wise kernel ([`crate::plan::segments`]): its
-    /// columns cut into this many segments (`col_blocks`), one block per core, the cores of a
-    /// block row exchanging their partial row reductions through pipes.
+    /// Cores sharing each block row of a row-wise or elementwise kernel
+    /// ([`crate::plan::segments`]): its columns cut into this many segments (`col_blocks`), one
+    /// block per core, the cores of a block row exchanging their partial row reductions (if
+    /// it has any) through pipes.
     pub segments: Option<usize>,
     /// Whether, with shared batches ([`Partition::share_batches`]), a core's odd steps take
     /// the row block mirrored within the batch (`row_blocks - 1 - r` for `r`): causal
@@ -312,9 +313,7 @@ impl Partition {
             s += &format!(", the hidden layer streamed in {chunks} chunk(s) of {chunk} tiles");
         }
         if let Some(n) = self.segments {
-            s += &format!(
-                ", each row's columns in {n} segments on {n} cores that exchange their partial row reductions"
-            );
+            s += &format!(", each row's columns in {n} segments on {n} cores");
         }
         let (over_rows, over_cols) = self.overlap;
         if over_rows > 0 {

@@ -20,14 +20,14 @@ use super::layout::Class;
 use super::schedule::{Cb, Schedule};
 use super::Partition;
 
-/// Whether `body` can run in column segments: row-wise, without a chained product, a streamed
-/// layer or a head write, and writing only blocks of its whole iteration space (a reduction
-/// written as an output would be written by every segment). A matmul kernel's own product
-/// (its `MatMul` value) is a block like any other: its epilogue can run in segments.
+/// Whether `body` can run in column segments: without a chained product, a streamed layer or
+/// a head write, and writing only blocks of its whole iteration space (a reduction written as
+/// an output would be written by every segment). A matmul kernel's own product (its `MatMul`
+/// value) is a block like any other: its epilogue can run in segments, and an elementwise one
+/// exchanges nothing.
 pub fn segmentable(body: &Body) -> bool {
     let chained = body.values.iter().any(|v| v.op == ValueOp::Product);
-    body.is_rowwise()
-        && !chained
+    !chained
         && body.stream.is_none()
         && body.head_write.is_none()
         && body
