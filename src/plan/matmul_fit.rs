@@ -627,11 +627,15 @@ fn segmented_matmul(
         return None;
     }
     // An elementwise epilogue's segments as the grid are the grid layout itself, a candidate
-    // of its own.
+    // of its own: it takes only those of one block row over several grid rows.
     let as_grid = body.is_rowwise();
+    let mut heights = body.row_choices(divisors(info.mt));
+    if !as_grid {
+        heights.retain(|&bm| bm == info.mt);
+    }
     let mut plans = Vec::new();
     for s in divisors(info.nt).into_iter().filter(|&s| s > 1) {
-        for bm in body.row_choices(divisors(info.mt)) {
+        for &bm in &heights {
             let block = (bm, info.nt / s);
             let spread = Partition::spread(block, (1, info.mt / bm, s), target);
             let laid = as_grid
