@@ -100,11 +100,7 @@ fn blocks_that_do_not_divide_the_product_fill_more_of_the_grid() {
     // On Blackhole (11 x 10 cores) 11 block rows of 2 fit across the grid, on its 11 columns.
     let compiled = run_checked(&g, &blackhole, FusionMode::Fused);
     let p = &compiled.plan.kernels[0].partition;
-    assert!(
-        p.transposed,
-        "{}",
-        compiled.plan.kernels[0].partition_summary
-    );
+    assert!(p.across, "{}", compiled.plan.kernels[0].partition_summary);
     assert_eq!((p.block.0, p.overlap.0, p.grid.1), (2, 0, 11));
     // x [256, 256] @ w [256, 704] + b on Wormhole: 8 x 22 output tiles. Block columns that
     // divide 22 fill at most 2 grid columns; blocks of 3 fill 8, the last overlapping the one
@@ -119,7 +115,7 @@ fn blocks_that_do_not_divide_the_product_fill_more_of_the_grid() {
     // them, the last overlapping by 3: 65.16 us against 56.61 in the runtime).
     let g = linear(1024, 768, 3072);
     let k = overlapping_matmul(&g, &blackhole);
-    assert!(k.partition.transposed, "{}", k.partition_summary);
+    assert!(k.partition.across, "{}", k.partition_summary);
     assert_eq!((k.partition.block.0, k.partition.overlap.0), (3, 1));
     assert_eq!(k.partition.grid, (8, 11));
 }
@@ -134,7 +130,7 @@ fn a_product_with_more_block_rows_than_grid_rows_lies_across_a_grid_that_is_not_
     let compiled = run_checked(&g, &blackhole, FusionMode::Fused);
     let k = &compiled.plan.kernels[0];
     let p = &k.partition;
-    assert!(p.multicast && p.transposed, "{}", k.partition_summary);
+    assert!(p.multicast && p.across, "{}", k.partition_summary);
     assert_eq!((p.block, p.grid, p.cores_used), ((1, 1), (8, 11), 88));
     assert!(
         k.partition_summary
@@ -162,7 +158,7 @@ fn a_product_with_more_block_rows_than_grid_rows_lies_across_a_grid_that_is_not_
 
     // On a square grid nothing lies across it.
     let compiled = run_checked(&g, &device(), FusionMode::Fused);
-    assert!(!compiled.plan.kernels[0].partition.transposed);
+    assert!(!compiled.plan.kernels[0].partition.across);
 }
 
 /// The one kernel of `g` on `dev`, after checking that it lays out overlapping blocks as the
@@ -371,7 +367,7 @@ fn kernels_of_every_sharing_lie_across_a_narrow_grid_and_compute_the_reference()
         dev.grid = Grid { x, y };
         let compiled = run_checked(&g, &dev, FusionMode::Fused);
         let across = compiled.plan.kernels.iter().zip(&compiled.program.kernels);
-        let across: Vec<_> = across.filter(|(k, _)| k.partition.transposed).collect();
+        let across: Vec<_> = across.filter(|(k, _)| k.partition.across).collect();
         assert!(
             !across.is_empty(),
             "{name} on {x}x{y}: {:?}",

@@ -287,7 +287,7 @@ pub fn kernel(
         ],
         line: 0,
     };
-    if k.partition.transposed {
+    if k.partition.across {
         grid_axes::swap_axes(&mut kernel);
     }
     kernel

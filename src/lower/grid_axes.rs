@@ -1,4 +1,4 @@
-//! A kernel laid out across the device's grid ([`crate::plan::Partition::transposed`]) on the
+//! A kernel laid out across the device's grid ([`crate::plan::Partition::across`]) on the
 //! device's coordinates.
 //!
 //! The templates write every kernel on its own grid: block rows along `core_y`, block columns

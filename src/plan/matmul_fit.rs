@@ -24,7 +24,7 @@ use crate::graph::Graph;
 /// The planned kernel of matmul `info` with epilogue `body` (its chained product's columns in
 /// `chunks` chunks, 1 when they are not split), cut by `cut`: the fastest, by the estimate, of
 /// the layouts that fit, on the device's grid and, when it is not square, across it
-/// ([`Partition::transposed`]; the device's grid wins ties).
+/// ([`Partition::across`]; the device's grid wins ties).
 pub(super) fn matmul_kernel(
     graph: &Graph,
     target: &Target,
@@ -37,7 +37,7 @@ pub(super) fn matmul_kernel(
     let cut_body = wide.is_some() || body.stream.is_some();
     let mut last_err = String::new();
     let mut all = Vec::new();
-    for target in std::iter::once(target.clone()).chain(target.transposed()) {
+    for target in std::iter::once(target.clone()).chain(target.swapped()) {
         let candidates = candidates(info, &body, chunks, cut_body, &target);
         let overlaps = candidates.iter().any(|c| c.laid.overlap != (0, 0));
         let both_ways = info.norm.as_ref().is_some_and(|rn| rn.kept.is_none());
@@ -52,7 +52,7 @@ pub(super) fn matmul_kernel(
                 }
             }
         }
-        // A row-wise epilogue on few block rows: its columns in segments over grid rows.
+        // An epilogue on few block rows: its columns in segments over grid rows.
         let segmented = (cut == Cut::Whole)
             .then(|| segmented_matmul(graph, &target, g, &body, info))
             .flatten();

@@ -3,7 +3,7 @@
 //! matmul kernel's product, [`matmul_info`]), in what order and with which circular buffers
 //! ([`schedule`]), and how its work is cut into blocks over the core grid within the core's L1
 //! ([`kernel`]; a matmul kernel's candidates, `matmul_fit`, on the device's grid or across it
-//! when it is not square, [`Partition::transposed`]; [`partition`], [`wide`] for a chained
+//! when it is not square, [`Partition::across`]; [`partition`], [`wide`] for a chained
 //! product's columns, and [`segments`] for the rows of a row-wise kernel on few rows).
 //!
 //! The result, a [`KernelPlan`], is what `explain` prints and what [`crate::lower`] turns into

@@ -35,7 +35,7 @@ pub struct Partition {
     /// so: `[1024, 768] @ [768, 768]` in blocks of 3x3 tiles fills 8x11 cores, not 8x8. The
     /// lowering writes the kernel on its own grid and swaps the axes of the device's
     /// coordinates at the end ([`crate::lower::grid_axes`]).
-    pub transposed: bool,
+    pub across: bool,
     /// Whether some iterations fall past the last block and are skipped by an `if`.
     pub guarded: bool,
     /// Whether streaming buffers hold two blocks (double buffering) or one.
@@ -110,7 +110,7 @@ impl Partition {
             blocks_per_core: per_core,
             cores_used,
             grid: (gx as u32, gy as u32),
-            transposed: target.across,
+            across: target.across,
             guarded: gx * gy * per_core > blocks,
             double_buffered: true,
             wide: None,
@@ -278,7 +278,7 @@ impl Partition {
             blocks_per_core: 0,
             cores_used: 0,
             grid: (0, 0),
-            transposed: false,
+            across: false,
             guarded: false,
             double_buffered: false,
             wide: None,
@@ -337,7 +337,7 @@ impl Partition {
             self.cores_used,
             self.grid.0,
             self.grid.1,
-            if self.transposed {
+            if self.across {
                 format!(
                     ", across the device's grid as {}x{}",
                     self.grid.1, self.grid.0

@@ -9,6 +9,11 @@
 //! segment. A mean needs nothing more: its scaler is one over the whole row's length, so the
 //! partial means add up to the mean.
 //!
+//! A matmul on a single block row with an elementwise epilogue runs in segments too, with
+//! nothing to exchange: its columns over several grid rows, A multicast along each, so that
+//! every core reads its own columns of the weights once (a classifier's or a gated MLP's
+//! products on few rows).
+//!
 //! The lowering (`lower::body_kernel`, `lower::compute`) emits, per reduction and block: the
 //! partial into its own buffer, copied into the buffer the writer sends from and the one the
 //! combination reads; the reader receives the other cores' partials; the compute thread adds

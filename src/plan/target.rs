@@ -15,8 +15,8 @@ pub struct Target {
     pub grid_x: u32,
     /// Rows of cores.
     pub grid_y: u32,
-    /// Whether this is the device's grid with its axes swapped ([`Target::transposed`]):
-    /// kernels planned on it lie across the device ([`super::Partition::transposed`]).
+    /// Whether this is the device's grid with its axes swapped ([`Target::swapped`]):
+    /// kernels planned on it lie across the device ([`super::Partition::across`]).
     #[serde(skip)]
     pub across: bool,
     /// L1 bytes per core available to circular buffers.
@@ -51,9 +51,9 @@ impl Target {
     }
 
     /// The target with its grid's axes swapped, for a kernel laid out with its grid rows
-    /// along the device's grid columns ([`super::Partition::transposed`]); `None` for a square
+    /// along the device's grid columns ([`super::Partition::across`]); `None` for a square
     /// grid, which that changes nothing on.
-    pub fn transposed(&self) -> Option<Target> {
+    pub fn swapped(&self) -> Option<Target> {
         (self.grid_x != self.grid_y).then(|| Target {
             grid_x: self.grid_y,
             grid_y: self.grid_x,
