@@ -140,7 +140,7 @@ fn a_product_with_more_block_rows_than_grid_rows_lies_across_a_grid_that_is_not_
     );
     // The kernel is written on its own grid; the device's coordinates swap axes.
     let kernel = &compiled.program.kernels[0];
-    assert_eq!(kernel.grid, (11, 8));
+    assert_eq!((kernel.grid, p.device_grid()), ((11, 8), (11, 8)));
     let source = ttfuse_runtime::ttl::print::print_kernel(kernel);
     assert!(
         source.contains("core_y, core_x = ttl.core(dims=2)"),
@@ -376,6 +376,7 @@ fn kernels_of_every_sharing_lie_across_a_narrow_grid_and_compute_the_reference()
         for (k, kernel) in across {
             let (kx, ky) = k.partition.grid;
             assert_eq!(kernel.grid, (ky, kx), "{name}: {}", k.partition_summary);
+            assert_eq!(kernel.grid, k.partition.device_grid());
             assert!(ky <= x && kx <= y, "{name}: {}", k.partition_summary);
         }
     }

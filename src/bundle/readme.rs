@@ -47,14 +47,8 @@ pub fn readme(compiled: &Compiled, data: &ExportData) -> String {
     s += "| `ttfuse_host_ops.py` | numpy versions of the TTNN fallback ops (only when the program has some) |\n\n";
     s += "## Kernels\n\n| # | kernel | ops | grid |\n|---|---|---|---|\n";
     for (i, k) in plan.kernels.iter().enumerate() {
-        let _ = writeln!(
-            s,
-            "| {i} | `{}` | {} | {}x{} |",
-            k.name,
-            k.ops.join(", "),
-            k.partition.grid.0,
-            k.partition.grid.1
-        );
+        let (x, y) = k.partition.device_grid();
+        let _ = writeln!(s, "| {i} | `{}` | {} | {x}x{y} |", k.name, k.ops.join(", "));
     }
     let host_steps = program
         .steps

@@ -291,6 +291,15 @@ impl Partition {
         }
     }
 
+    /// The kernel's grid on the device's axes `(x, y)`: its own grid, swapped when it lies
+    /// across the device's ([`Partition::across`]).
+    pub fn device_grid(&self) -> (u32, u32) {
+        match self.across {
+            true => (self.grid.1, self.grid.0),
+            false => self.grid,
+        }
+    }
+
     /// A one-line description for plans.
     pub fn describe(&self) -> String {
         let mut s = format!(
