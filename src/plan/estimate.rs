@@ -455,7 +455,7 @@ fn streamed_operand_bytes(k: &PlannedKernel, target: &Target) -> f64 {
 /// DRAM bytes one block of kernel `k` reads for its streamed hidden layer while the compute
 /// thread works on an earlier chunk: every chunk's reads but the first's.
 fn hidden_chunk_read_bytes(k: &PlannedKernel, target: &Target) -> f64 {
-    let (KernelDetail::Body { body, .. } | KernelDetail::Matmul { body, .. }) = &k.detail else {
+    let Some(body) = k.detail.body() else {
         return 0.0;
     };
     let Some(st) = &body.stream else {

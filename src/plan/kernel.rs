@@ -60,6 +60,16 @@ pub enum KernelDetail {
     Host(HostInfo),
 }
 
+impl KernelDetail {
+    /// The compute body of an elementwise, row-wise or matmul kernel.
+    pub fn body(&self) -> Option<&Body> {
+        match self {
+            KernelDetail::Body { body, .. } | KernelDetail::Matmul { body, .. } => Some(body),
+            KernelDetail::Transpose(_) | KernelDetail::Host(_) => None,
+        }
+    }
+}
+
 /// A graph op run by the host.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostInfo {
@@ -208,9 +218,8 @@ pub fn build(
     }
     match whole {
         Ok(k) => {
-            let body = match &k.detail {
-                KernelDetail::Body { body, .. } | KernelDetail::Matmul { body, .. } => body.clone(),
-                _ => return Ok(k),
+            let Some(body) = k.detail.body().cloned() else {
+                return Ok(k);
             };
             let rows = k.partition.batches * k.partition.row_blocks;
             let cycles = estimate::cycles(&k, target);
@@ -944,10 +953,7 @@ pub(super) fn summary(
         .map(|c| c.tiles() as u64 * target.tile_bytes)
         .sum();
     let mut partition_summary = partition.describe();
-    let rowwise = match &detail {
-        KernelDetail::Body { body, .. } | KernelDetail::Matmul { body, .. } => body.is_rowwise(),
-        _ => false,
-    };
+    let rowwise = detail.body().is_some_and(Body::is_rowwise);
     if partition.segments.is_some() && rowwise {
         partition_summary += ", the segments of each row exchanging their partial row reductions";
     }

@@ -161,7 +161,7 @@ mod tests {
     use crate::graph::{BinaryOp, Graph, Op, UnaryOp};
     use crate::plan::body::ValueOp;
     use crate::plan::group::{Group, GroupKind};
-    use crate::plan::kernel::{self, Cut, KernelDetail};
+    use crate::plan::kernel::{self, Cut};
     use crate::plan::testing::{constant, f32t, output_pccs, run_kernel, small_grid};
     use crate::plan::FusionMode;
 
@@ -217,10 +217,7 @@ mod tests {
             let k =
                 kernel::build_cut(graph, &target, group, FusionMode::Fused, cut).expect("streams");
             assert_eq!(k.partition.stream, Some((chunk, 16 / chunk)));
-            let (KernelDetail::Body { body, .. } | KernelDetail::Matmul { body, .. }) = &k.detail
-            else {
-                panic!("a body or matmul kernel");
-            };
+            let body = k.detail.body().expect("a body or matmul kernel");
             let st = body.stream.as_ref().expect("streamed");
             // The first product and the hidden layer after it run per chunk.
             let products = st

@@ -195,6 +195,17 @@ pub struct DispatchCosts {
     pub eager_us: f64,
 }
 
+impl DispatchCosts {
+    /// A launch's dispatch overhead in microseconds, `traced` or eager.
+    pub fn us(&self, traced: bool) -> f64 {
+        if traced {
+            self.traced_us
+        } else {
+            self.eager_us
+        }
+    }
+}
+
 /// One target chip, as loaded from its data file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -518,7 +518,7 @@ fn report(
 ) -> KernelReport {
     let nt = k.threads.len();
     let cycles = threads.iter().map(|t| t.clock).fold(0.0, f64::max);
-    let dispatch_us = sh.cost.dispatch_us(traced);
+    let dispatch_us = device.dispatch.us(traced);
     let core_reports: Vec<CoreReport> = cores
         .iter()
         .enumerate()

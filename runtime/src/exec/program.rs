@@ -191,7 +191,8 @@ struct HostStep<'a> {
 impl HostStep<'_> {
     /// Runs host op `op` on the tensors `ins`, writes its results to `outputs` (each checked
     /// against its declaration), and costs it as a TTNN op on the whole grid at its roofline:
-    /// dispatch plus the longer of its DRAM traffic and its math at the grid's peak rate.
+    /// dispatch plus the longer of its DRAM traffic and its math at the grid's peak rate
+    /// ([`HostOpReport::roofline`]).
     fn run(
         &self,
         tensors: &mut BTreeMap<String, Tensor>,
@@ -235,20 +236,15 @@ impl HostStep<'_> {
             bytes += t.data.len() as u64 * 2;
             tensors.insert(n.clone(), t);
         }
-        let dispatch_us = if self.traced {
-            device.dispatch.traced_us
-        } else {
-            device.dispatch.eager_us
-        };
-        let flops = host.flops(op, attrs);
-        let dram_cycles = bytes as f64 / device.dram_bytes_per_cycle();
-        let math_cycles = flops / device.grid_peak_flops_per_cycle();
-        Ok(HostOpReport {
+        let dispatch_us = device.dispatch.us(self.traced);
+        let mut report = HostOpReport {
             op: op.clone(),
             dispatch_us,
             dram_bytes: bytes,
-            flops,
-            time_us: dispatch_us + device.cycles_to_us(dram_cycles.max(math_cycles)),
-        })
+            flops: host.flops(op, attrs),
+            time_us: 0.0,
+        };
+        report.time_us = dispatch_us + report.roofline(device).0;
+        Ok(report)
     }
 }

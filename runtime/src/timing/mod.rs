@@ -163,15 +163,6 @@ impl<'d> CostModel<'d> {
         bytes / self.device.core_dm.core_to_core_bytes_per_cycle
             + hops as f64 * self.device.noc.hop_cycles
     }
-
-    /// A launch's dispatch overhead in microseconds.
-    pub fn dispatch_us(&self, traced: bool) -> f64 {
-        if traced {
-            self.device.dispatch.traced_us
-        } else {
-            self.device.dispatch.eager_us
-        }
-    }
 }
 
 /// The chip's DRAM as one shared channel at the measured aggregate bandwidth. Requests must be
