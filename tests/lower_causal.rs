@@ -118,19 +118,23 @@ fn an_odd_number_of_steps_ends_in_three_steps_balanced_by_class() {
 #[test]
 fn the_chunked_kernel_is_faster_than_the_whole_rows() {
     // The same attention with a mask that lets row 0 see key 1: not causal, so every block
-    // takes all keys. Its run is the plain kernel's.
-    let g = attention_heads_masked(4, 1024, true);
-    let almost = |row: usize, key: usize| key <= row || (row, key) == (0, 1);
-    let plain = attention_heads_with(4, 1024, Some(Mask::Where(&almost)));
-    let (chunked, chunked_run, _) = run(&g, FusionMode::Fused);
-    let (whole, whole_run, _) = run(&plain, FusionMode::Fused);
-    assert!(in_key_chunks(&chunked.plan.kernels[0].partition_summary));
-    assert!(!in_key_chunks(&whole.plan.kernels[0].partition_summary));
-    let (fast, slow) = (
-        chunked_run.report.kernels[0].time_us,
-        whole_run.report.kernels[0].time_us,
-    );
-    assert!(fast < 0.9 * slow, "{fast} us against {slow} us");
+    // takes all keys. Its run is the plain kernel's. At 512 tokens (GPT-2's 12 heads) the
+    // chunks save less, and the estimate has to see the keys' transposes of the whole rows and
+    // that the chunks' reads stream under the compute to take them.
+    for (heads, seq, saving) in [(4, 1024, 0.9), (12, 512, 0.95)] {
+        let g = attention_heads_masked(heads, seq, true);
+        let almost = |row: usize, key: usize| key <= row || (row, key) == (0, 1);
+        let plain = attention_heads_with(heads, seq, Some(Mask::Where(&almost)));
+        let (chunked, chunked_run, _) = run(&g, FusionMode::Fused);
+        let (whole, whole_run, _) = run(&plain, FusionMode::Fused);
+        assert!(in_key_chunks(&chunked.plan.kernels[0].partition_summary));
+        assert!(!in_key_chunks(&whole.plan.kernels[0].partition_summary));
+        let (fast, slow) = (
+            chunked_run.report.kernels[0].time_us,
+            whole_run.report.kernels[0].time_us,
+        );
+        assert!(fast < saving * slow, "{seq}: {fast} us against {slow} us");
+    }
 }
 
 #[test]

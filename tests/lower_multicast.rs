@@ -356,7 +356,7 @@ fn kernels_of_every_sharing_lie_across_a_narrow_grid_and_compute_the_reference()
     // meets the reference.
     let cases: [((u32, u32), &str, Graph); 6] = [
         ((4, 8), "mlp_block", mlp_block()),
-        ((4, 8), "causal heads", attention_heads_masked(4, 512, true)),
+        ((3, 5), "causal heads", attention_heads_masked(6, 512, true)),
         ((4, 8), "heads", attention_heads(4, 512)),
         ((4, 8), "gated", gated(1024, 768, 2048)),
         ((8, 5), "overlapping columns", gated(1024, 768, 2048)),

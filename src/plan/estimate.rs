@@ -55,12 +55,24 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
             .unwrap_or_else(|| first_shared_chunk_cycles(c, p.block, bk, target.tile_bytes));
         read = own / c.core_read_bytes_per_cycle + first;
     }
+    let first_read = match &k.detail {
+        KernelDetail::Matmul { info, .. } => info.causal.as_ref().map(|causal| {
+            // Causal attention streams a block's key chunks under its compute: only the
+            // query, read by every core, and the first chunk's keys and values, read by one
+            // core of the grid row at its own rate, come before it.
+            let (bm, hd, kc) = (p.block.0, info.kt, causal.key_chunk);
+            let tile = target.tile_bytes as f64;
+            (bm * hd) as f64 * tile / read_rate
+                + (2 * kc * hd) as f64 * tile / c.core_read_bytes_per_cycle
+        }),
+        _ => None,
+    };
     let write = k.dram_write_bytes as f64 / blocks / write_rate;
     // A streamed hidden layer's chunks are read while the compute thread works on the chunk
     // before: only the first chunk's read is not hidden within the block.
     let hidden = hidden_chunk_read_bytes(k, target) / c.core_read_bytes_per_cycle
         + streamed_operand_bytes(k, target) / read_rate;
-    let (exposed_read, compute) = (read - hidden, compute.max(hidden));
+    let (exposed_read, compute) = (first_read.unwrap_or(read) - hidden, compute.max(hidden));
     // The reader, compute and writer threads overlap across blocks, not within one: the first
     // block's read and the last block's write are not hidden.
     let per_core = exposed_read
@@ -154,8 +166,14 @@ fn matmul_block_cycles(c: &Costs, p: &Partition, body: &Body, info: &MatmulInfo,
         }
         _ => 0.0,
     };
+    // A transposed B (attention's keys): each K chunk transposed before its product.
+    let transposes = match (info.b_transposed, p.k_block) {
+        (true, Some(bk)) => p.k_chunks as f64 * stage(c, bk * bn, c.transpose, 1.0),
+        _ => 0.0,
+    };
     let products = (1 + info.others.len()) as f64;
     gather
+        + transposes
         + norm_cycles(c, p, info, tile)
         + products
             * (stage(
