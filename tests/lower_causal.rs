@@ -1,11 +1,13 @@
 //! Causal attention in key chunks ([`ttfuse::plan::causal`]): each row block takes the keys up
 //! to its diagonal, with the online softmax, a core's odd steps take the mirrored row block, and
-//! with an odd number of steps the last three are balanced by class.
+//! with an odd number of steps the last three are balanced by class; where the heads do not
+//! divide over the grid rows, the mirrored pairs spread over the cores in row order.
 
 mod lower_common;
 
 use lower_common::*;
 use ttfuse::lower::FusionMode;
+use ttfuse_runtime::device::Grid;
 use ttfuse_runtime::timing::report::KernelReport;
 
 /// Whether kernel summary `summary` says the kernel takes its keys in chunks.
@@ -182,4 +184,63 @@ fn short_or_unmasked_attention_keeps_whole_rows() {
             k.partition_summary
         );
     }
+}
+
+#[test]
+fn heads_that_do_not_divide_over_the_grid_rows_spread_as_mirrored_pairs_over_the_cores() {
+    // 12 heads of 1024 rows, 16 row blocks of 2 tiles each, on an 11x10 grid: shared over
+    // grid rows they fill 8x8 cores in 3 steps (12 heads do not divide over 5 groups of 2 grid
+    // rows); as the pairs (r, 15 - r) of all heads, 96 pairs, one per core, fill 96 cores in 2
+    // steps of equal work.
+    let mut dev = device();
+    dev.grid = Grid { x: 11, y: 10 };
+    let g = attention_heads_masked(12, 1024, true);
+    let compiled = run_checked(&g, &dev, FusionMode::Fused);
+    let k = &compiled.plan.kernels[0];
+    let p = &k.partition;
+    assert!(
+        in_key_chunks(&k.partition_summary) && k.partition_summary.contains("mirrored pairs"),
+        "{}",
+        k.partition_summary
+    );
+    assert_eq!(
+        (p.pair_cores, p.blocks_per_core, p.block),
+        (Some(96), 2, (2, 32))
+    );
+    let report = run_kernel_on(&g, &dev, k);
+    // Pair u (core u) is head u / 8's row blocks u % 8 and 15 - u % 8. A grid row of 11 cores
+    // (10 across) holds parts of two or three heads; per step, each part's sender reads the
+    // keys and values of the most chunks (of 8 tiles) any of its cores takes.
+    let (gx, gy) = (p.grid.0 as usize, p.grid.1 as usize);
+    let chunks = |rem: usize| (2 * rem + 1) / 8 + 1;
+    let mut senders_chunks = 0;
+    for y in 0..gy {
+        for step in 0..2 {
+            let mut most = std::collections::BTreeMap::new();
+            for core in (y * gx..(y + 1) * gx).filter(|&c| c < 96) {
+                let rem = if step == 0 { core % 8 } else { 15 - core % 8 };
+                let m = most.entry(core / 8).or_insert(0);
+                *m = chunks(rem).max(*m);
+            }
+            senders_chunks += most.values().sum::<usize>();
+        }
+    }
+    // Each chunk: 8 key tiles by 2 head tiles, keys and values. Every block reads its query
+    // (2 x 2 tiles) and its last chunk's mask (2 x 8), every busy core the constants.
+    let keys_and_values = senders_chunks * 2 * 16;
+    let (queries, masks, constants) = (192 * 4, 192 * 16, 96 * 2);
+    assert_eq!(
+        report.dram_read_bytes,
+        (keys_and_values + queries + masks + constants) as u64 * TILE
+    );
+    // Every busy core takes 5 chunks (chunks(r) + chunks(15 - r) = 5 for every r).
+    let busy: Vec<f64> = compute_busy(&report)
+        .into_iter()
+        .filter(|&b| b > 0.0)
+        .collect();
+    assert_eq!(busy.len(), 96);
+    let (least, most) = busy
+        .iter()
+        .fold((f64::MAX, 0f64), |(l, m), &b| (l.min(b), m.max(b)));
+    assert!(most - least <= 0.005 * most, "balanced: {least} to {most}");
 }

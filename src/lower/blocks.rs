@@ -1,6 +1,6 @@
 //! The block loop every thread of a kernel runs, and the tile coordinates of a block.
 
-use ttfuse_runtime::ttl::ast::{BinOp, CmpOp, Expr, Stmt, StmtKind};
+use ttfuse_runtime::ttl::ast::{BinOp, BoolOp, CmpOp, Expr, Stmt, StmtKind};
 
 use super::emit::{add, assign, compare, for_range, if_else, if_less, int, mul, name};
 use crate::plan::Partition;
@@ -56,10 +56,14 @@ pub fn constants(p: &Partition, names: &Names, batch_rows: usize) -> Vec<Stmt> {
         if let Some(s) = p.segments {
             out.push(assign("SEGMENTS", int(s)));
         }
-        if p.segments.is_some() || has_idle_cores(p) {
+        if p.pair_cores.is_none() && (p.segments.is_some() || has_idle_cores(p)) {
             out.push(assign("CORES", int(p.cores_used)));
         }
-        if p.multicast {
+        if let Some(cores) = p.pair_cores {
+            out.push(assign("CORES", int(cores)));
+            out.push(assign("PAIRS", int(p.row_blocks / 2)));
+            out.push(assign("UNITS", int(p.batches * p.row_blocks / 2)));
+        } else if p.multicast {
             out.push(assign("GRID_Y", int(p.grid.1 as usize)));
             if p.batches > 1 {
                 out.push(assign("GROUP_ROWS", int(p.group_rows())));
@@ -69,10 +73,14 @@ pub fn constants(p: &Partition, names: &Names, batch_rows: usize) -> Vec<Stmt> {
     out
 }
 
-/// Whether some cores of the kernel's grid get no block: the blocks fill the grid's last row
-/// only in part.
+/// Whether some cores of the kernel's grid get no block: the blocks (or the pairs of row
+/// blocks, [`Partition::pairs_over_cores`]) fill the grid's last row only in part.
 pub fn has_idle_cores(p: &Partition) -> bool {
-    !p.multicast && p.cores_used > 1 && (p.grid.0 * p.grid.1) as usize > p.cores_used
+    let grid = (p.grid.0 * p.grid.1) as usize;
+    match p.pair_cores {
+        Some(cores) => grid > cores,
+        None => !p.multicast && p.cores_used > 1 && grid > p.cores_used,
+    }
 }
 
 /// `stmts` (a thread's whole body) on the cores that get a block, the first `CORES` of the
@@ -142,6 +150,14 @@ pub fn block_loop_after(
     }
     let mut out = vec![this_core()];
     out.extend(before);
+    if p.pair_cores.is_some() {
+        out.push(assign(
+            "core",
+            add(mul(name("core_y"), name("GRID_X")), name("core_x")),
+        ));
+        out.push(for_range("i", name("BLOCKS_PER_CORE"), pair_step(inner)));
+        return out;
+    }
     if p.multicast && p.batches > 1 {
         // Shared batches: the cores of a grid row take the same batch at step `i`, its row
         // blocks across the group's `GROUP_ROWS` grid rows.
@@ -192,6 +208,56 @@ pub fn block_loop_after(
     }
     out.push(for_range("i", name("BLOCKS_PER_CORE"), body));
     out
+}
+
+/// The body of step `i` of core `core`'s blocks with pairs over the cores
+/// ([`Partition::pairs_over_cores`]): `inner` for the block of its pair, when it has one.
+fn pair_step(inner: Vec<Stmt>) -> Vec<Stmt> {
+    let floordiv = |a: Expr, b: Expr| Expr::bin(BinOp::FloorDiv, a, b);
+    let mut body = pair_row_block("unit", "base", "rem_block");
+    body.push(assign(
+        "block",
+        add(
+            mul(
+                floordiv(name("unit"), name("PAIRS")),
+                name("BLOCKS_PER_BATCH"),
+            ),
+            name("rem_block"),
+        ),
+    ));
+    body.extend(inner);
+    let unit = add(
+        mul(floordiv(name("i"), int(2)), name("CORES")),
+        name("core"),
+    );
+    // A core past `CORES` (the last grid row's) takes none, though its `unit` may be another's.
+    let busy = Expr::Bool2(
+        BoolOp::And,
+        Box::new(compare(CmpOp::Lt, name("core"), name("CORES"))),
+        Box::new(compare(CmpOp::Lt, name("unit"), name("UNITS"))),
+    );
+    vec![assign("unit", unit), if_else(busy, body, vec![])]
+}
+
+/// Statements binding `out` to the row block of pair `unit` (a variable) at step `i` with
+/// pairs over the cores ([`Partition::pairs_over_cores`]): the pair's first on even steps, its
+/// mirror on odd ones; `base` is bound to the pair's place in its batch.
+pub fn pair_row_block(unit: &str, base: &str, out: &str) -> Vec<Stmt> {
+    let flip = Expr::bin(
+        BinOp::Sub,
+        Expr::bin(BinOp::Sub, name("BLOCKS_PER_BATCH"), int(1)),
+        mul(int(2), name(base)),
+    );
+    vec![
+        assign(base, Expr::bin(BinOp::Mod, name(unit), name("PAIRS"))),
+        assign(
+            out,
+            add(
+                name(base),
+                mul(Expr::bin(BinOp::Mod, name("i"), int(2)), flip),
+            ),
+        ),
+    ]
 }
 
 /// Block coordinates.

@@ -4,7 +4,9 @@
 
 use ttfuse_runtime::ttl::ast::{BinOp, BoolOp, CmpOp, Expr, IndexItem, Kernel, Stmt};
 
-use super::blocks::{block_loop, constants, coords, group_position, row_block_stmts, Coords};
+use super::blocks::{
+    block_loop, constants, coords, group_position, pair_row_block, row_block_stmts, Coords,
+};
 use super::body_kernel::{kernel, matrix_index, params};
 use super::compute::Naming;
 use super::emit::{
@@ -404,14 +406,16 @@ fn chunk_step(names: &Names, query: &str, first: bool) -> Vec<Stmt> {
 
 /// Statements binding `sender`, the core of this grid row that takes the most key chunks at
 /// step `i`: the last on even steps, the first on odd ones when the odd steps are mirrored;
-/// with the last steps balanced by class ([`Partition::class_steps`]), the last of the row's
-/// cores whose row block reaches furthest, found by going over them.
+/// with the last steps balanced by class ([`Partition::class_steps`]) or pairs over the cores
+/// ([`Partition::pairs_over_cores`]), the last of the row's cores taking this core's batch
+/// whose row block reaches furthest, found by going over them.
 fn sender(p: &Partition) -> Vec<Stmt> {
     let last = Expr::bin(BinOp::Sub, name("GRID_X"), int(1));
-    if p.class_steps.is_some() {
+    if p.class_steps.is_some() || p.pair_cores.is_some() {
         let mut per_peer = peer_row_block(p);
+        let furthest = compare(CmpOp::Ge, last_chunk(name("peer_rem")), name("most"));
         per_peer.push(if_else(
-            compare(CmpOp::Ge, last_chunk(name("peer_rem")), name("most")),
+            of_same_batch(p, furthest),
             vec![
                 assign("most", last_chunk(name("peer_rem"))),
                 assign("sender", name("peer")),
@@ -435,9 +439,43 @@ fn sender(p: &Partition) -> Vec<Stmt> {
     vec![assign("sender", sender)]
 }
 
+/// `a and b`.
+fn and(a: Expr, b: Expr) -> Expr {
+    Expr::Bool2(BoolOp::And, Box::new(a), Box::new(b))
+}
+
+/// `cond`, for a core `peer` of this grid row that takes this core's batch at step `i` (after
+/// [`peer_row_block`]): every peer with shared batches, whose grid rows take one batch a step;
+/// with pairs over the cores, a peer that has a pair at this step of `batch`.
+fn of_same_batch(p: &Partition, cond: Expr) -> Expr {
+    if p.pair_cores.is_none() {
+        return cond;
+    }
+    let peer_core = add(mul(name("core_y"), name("GRID_X")), name("peer"));
+    let peer_batch = Expr::bin(BinOp::FloorDiv, name("peer_unit"), name("PAIRS"));
+    and(
+        and(
+            compare(CmpOp::Lt, peer_core, name("CORES")),
+            compare(CmpOp::Lt, name("peer_unit"), name("UNITS")),
+        ),
+        and(compare(CmpOp::Eq, peer_batch, name("batch")), cond),
+    )
+}
+
 /// Statements binding `peer_rem` to the row block that core `peer` of this grid row takes at
-/// step `i` (`peer_base` its position in the batch group).
+/// step `i` (`peer_base` its position in the batch group, or its pair's in its batch, and
+/// `peer_unit` its pair, with pairs over the cores).
 fn peer_row_block(p: &Partition) -> Vec<Stmt> {
+    if p.pair_cores.is_some() {
+        let peer_core = add(mul(name("core_y"), name("GRID_X")), name("peer"));
+        let unit = add(
+            mul(Expr::bin(BinOp::FloorDiv, name("i"), int(2)), name("CORES")),
+            peer_core,
+        );
+        let mut stmts = vec![assign("peer_unit", unit)];
+        stmts.extend(pair_row_block("peer_unit", "peer_base", "peer_rem"));
+        return stmts;
+    }
     let mut stmts = vec![assign("peer_base", group_position(name("peer")))];
     if p.mirrored {
         stmts.extend(row_block_stmts(p, "peer_base", "peer_rem"));
@@ -448,14 +486,12 @@ fn peer_row_block(p: &Partition) -> Vec<Stmt> {
 }
 
 /// Reads key chunk `j` of `src` into a reserved block of `cb`: the sender reads it from DRAM
-/// and sends it to each other core of its grid row whose row block reaches chunk `j`; the
-/// others that take it receive it from the sender.
+/// and sends it to each other core of its grid row taking its batch whose row block reaches
+/// chunk `j`; the others that take it receive it from the sender.
 fn shared_chunk(cb: &str, src: Expr, p: &Partition) -> Stmt {
     let per_peer = peer_row_block(p);
-    let takes = Expr::Bool2(
-        BoolOp::And,
-        Box::new(compare(CmpOp::Ne, name("peer"), name("core_x"))),
-        Box::new(compare(CmpOp::Ge, last_chunk(name("peer_rem")), name("j"))),
-    );
+    let other = compare(CmpOp::Ne, name("peer"), name("core_x"));
+    let reaches = compare(CmpOp::Ge, last_chunk(name("peer_rem")), name("j"));
+    let takes = and(other, of_same_batch(p, reaches));
     send_along(cb, src, Along::Row, vec![], (per_peer, takes))
 }

@@ -11,9 +11,14 @@
 //! block ([`super::Partition::mirrored`]), and with an odd number of steps the last three are
 //! balanced by class of equal work instead ([`super::Partition::class_steps`]: GPT-2's
 //! attention at 1024 tokens, 3 steps per core, 132.45 us with the third step unpaired, 118.82
-//! balanced on wormhole_b0). The keys and values of a chunk are read by the core
-//! of the grid row that needs the most chunks at that step, and sent to those of the others
-//! that need it.
+//! balanced on wormhole_b0). Where the batches do not divide over the grid rows, the mirrored
+//! pairs of all batches are spread over the cores in row order instead
+//! ([`super::Partition::pairs_over_cores`]: the same attention on Blackhole, 12 heads on 10 grid
+//! rows, 70.15 us on 64 cores as shared batches, 51.79 as pairs on 96). The keys and values of
+//! a chunk are read by the core of the grid row (of its part taking the batch, with pairs) that
+//! needs the most chunks at that step, and sent to those of the others that need it.
+
+use std::collections::BTreeMap;
 
 use super::body::{Body, LoadSource, RowReduce, TtBinary, ValueOp};
 use super::estimate::stage;
@@ -229,26 +234,27 @@ pub fn chunks_of(rem: usize, bm: usize, key_chunk: usize) -> usize {
 }
 
 /// The most key chunks any core takes over its steps, and the key chunks the senders read
-/// (per grid row and step, the most any of the row's cores takes).
+/// (per grid row, step and batch, the most any of the row's cores taking that batch takes).
 fn chunk_counts(p: &Partition, key_chunk: usize) -> (usize, usize) {
     let (gx, gy) = (p.grid.0 as usize, p.grid.1 as usize);
-    let group_rows = p.group_rows();
     let mut most = 0;
     let mut sent = 0;
     for y in 0..gy {
-        let mut row_most = vec![0; p.blocks_per_core];
+        let mut row_most = vec![BTreeMap::new(); p.blocks_per_core];
         for x in 0..gx {
-            let base = (y % group_rows) * gx + x;
             let mut total = 0;
-            for (i, m) in row_most.iter_mut().enumerate() {
-                let rem = p.row_block_at(base, i);
+            for (i, batches) in row_most.iter_mut().enumerate() {
+                let Some((batch, rem)) = p.causal_block_at((x, y), i) else {
+                    continue;
+                };
                 let c = chunks_of(rem, p.block.0, key_chunk);
                 total += c;
-                *m = (*m).max(c);
+                let m = batches.entry(batch).or_insert(0);
+                *m = c.max(*m);
             }
             most = most.max(total);
         }
-        sent += row_most.iter().sum::<usize>();
+        sent += row_most.iter().flat_map(|b| b.values()).sum::<usize>();
     }
     (most, sent)
 }
@@ -270,9 +276,38 @@ fn class_steps(p: &Partition, key_chunk: usize) -> Option<ClassSteps> {
     })
 }
 
-/// The causal variant of attention kernel `k` (planned with its batches shared over grid rows),
-/// if its body is causal attention ([`recognize`]) and its buffers fit.
-pub fn variant(graph: &Graph, target: &Target, k: &PlannedKernel) -> Option<PlannedKernel> {
+/// The causal variants of attention kernel `k` (planned with its batches shared over grid
+/// rows), if its body is causal attention ([`recognize`]) and its buffers fit: with the
+/// batches shared as `k` has them, and with mirrored pairs of row blocks over the cores
+/// ([`Partition::pairs_over_cores`]) where that takes fewer steps.
+pub fn variants(graph: &Graph, target: &Target, k: &PlannedKernel) -> Vec<PlannedKernel> {
+    let KernelDetail::Matmul { body, info, .. } = &k.detail else {
+        return Vec::new();
+    };
+    let p = &k.partition;
+    if !(p.multicast && p.batches > 1 && p.col_blocks == 1) {
+        return Vec::new();
+    }
+    let Some(causal) = recognize(graph, body, info) else {
+        return Vec::new();
+    };
+    let mut shared = p.clone();
+    shared.mirrored = p.blocks_per_core > 1;
+    shared.class_steps = class_steps(&shared, causal.key_chunk);
+    let pairs = p.clone().pairs_over_cores(target);
+    std::iter::once(shared)
+        .chain(pairs)
+        .filter_map(|p| variant(target, k, &causal, p))
+        .collect()
+}
+
+/// Attention kernel `k` as causal attention `causal` laid out as `p`, if its buffers fit.
+fn variant(
+    target: &Target,
+    k: &PlannedKernel,
+    causal: &Causal,
+    mut p: Partition,
+) -> Option<PlannedKernel> {
     let KernelDetail::Matmul {
         body,
         schedule,
@@ -281,18 +316,10 @@ pub fn variant(graph: &Graph, target: &Target, k: &PlannedKernel) -> Option<Plan
     else {
         return None;
     };
-    let p = &k.partition;
-    if !(p.multicast && p.batches > 1 && p.col_blocks == 1) {
-        return None;
-    }
-    let causal = recognize(graph, body, info)?;
-    let mut p = p.clone();
-    p.mirrored = p.blocks_per_core > 1;
-    p.class_steps = class_steps(&p, causal.key_chunk);
     // The template takes each chunk's keys whole (a head's few tiles).
     (p.k_block, p.k_chunks) = (Some(info.kt), 1);
     let out_like = schedule.cbs[*schedule.cb_of.get(&causal.out)?].like.clone();
-    let cbs = buffers(body, info, &causal, p.block.0, &out_like);
+    let cbs = buffers(body, info, causal, p.block.0, &out_like);
     let l1_bytes: u64 = cbs
         .iter()
         .map(|c| c.tiles() as u64 * target.tile_bytes)
@@ -309,14 +336,14 @@ pub fn variant(graph: &Graph, target: &Target, k: &PlannedKernel) -> Option<Plan
     // The output's buffer is the last (`lower::causal` writes the output through it).
     schedule.cb_of = [(causal.out, cbs.len() - 1)].into_iter().collect();
     let mut info = info.clone();
-    info.causal = Some(causal);
+    info.causal = Some(causal.clone());
     let mut out = k.clone();
     out.partition_summary = format!(
         "{}, keys in chunks of {kc} tiles up to each row block's diagonal (online softmax){}",
         p.describe(),
         if p.class_steps.is_some() {
             ", odd steps on the mirrored row block, the last three balanced by class"
-        } else if p.mirrored {
+        } else if p.mirrored && p.pair_cores.is_none() {
             ", odd steps on the mirrored row block"
         } else {
             ""

@@ -3,7 +3,7 @@
 //! against the core's L1 and circular buffers; the first that fits is taken, or the fastest by
 //! the full estimate of the few the first estimate cannot rank ([`Fitting`]), of a layout with
 //! its columns in segments ([`segmented_matmul`]) and of a causal variant
-//! ([`super::causal::variant`]).
+//! ([`super::causal::variants`]).
 
 use super::body::Body;
 use super::causal;
@@ -63,7 +63,7 @@ pub(super) fn matmul_kernel(
         let whole = fitting.into_kernels();
         let causal: Vec<PlannedKernel> = whole
             .iter()
-            .filter_map(|k| causal::variant(graph, &target, k))
+            .flat_map(|k| causal::variants(graph, &target, k))
             .collect();
         all.extend(whole.into_iter().chain(segmented).chain(causal));
     }

@@ -67,6 +67,10 @@ pub struct Partition {
     /// class instead ([`ClassSteps`]): mirrored pairs balance an even number of steps, and
     /// an odd last step alone would give the cores of the far classes the most work.
     pub class_steps: Option<ClassSteps>,
+    /// The cores over which the mirrored pairs of a batched kernel's row blocks are spread
+    /// in row order ([`Partition::pairs_over_cores`]), when they are: causal attention whose
+    /// batches do not divide over the grid's rows (12 heads on Blackhole's 10).
+    pub pair_cores: Option<usize>,
     /// Tiles by which the last block row and the last block column overlap the ones before
     /// them, for blocks that do not divide the rows (columns): the last block ends at the last
     /// tile, and its first tiles recompute, and write again with the same values, the end of
@@ -119,6 +123,7 @@ impl Partition {
             segments: None,
             mirrored: false,
             class_steps: None,
+            pair_cores: None,
             overlap: (0, 0),
         }
     }
@@ -225,13 +230,63 @@ impl Partition {
         Some(self.shared_over((across, group_rows * groups), per_core))
     }
 
+    /// Spreads the row blocks of a batched kernel laid out with shared batches
+    /// ([`Partition::share_batches`]) as mirrored pairs (`r` and `row_blocks - 1 - r`, the
+    /// same work together under a causal mask) over the target's cores in row order, ignoring
+    /// the grid rows: pair `u` of all batches' pairs goes to core `u % cores` at steps
+    /// `2 (u / cores)` and the one after, on the fewest cores that take the fewest steps.
+    /// The cores of a grid row that take the same batch at a step share its right operands
+    /// along the row. Where the batches do not divide over the grid's rows (GPT-2's 12 heads
+    /// of 16 row blocks on Blackhole's 11x10 cores: 3 blocks on 64 cores as shared batches)
+    /// the pairs fill the grid (2 blocks on 96 cores). `None` for an odd number of row blocks
+    /// or a single step's worth of blocks on no more cores than shared batches use.
+    pub fn pairs_over_cores(mut self, target: &Target) -> Option<Partition> {
+        let (gx, cores) = (target.grid_x as usize, target.cores());
+        let pairs = self.batches * self.row_blocks / 2;
+        let steps = pairs.div_ceil(cores.max(1));
+        let used = pairs.div_ceil(steps.max(1));
+        if !self.row_blocks.is_multiple_of(2) || pairs == 0 || 2 * steps >= self.blocks_per_core {
+            return None;
+        }
+        self.blocks_per_core = 2 * steps;
+        self.cores_used = used;
+        self.grid = (gx.min(used) as u32, used.div_ceil(gx) as u32);
+        self.mirrored = true;
+        self.class_steps = None;
+        self.pair_cores = Some(used);
+        Some(self)
+    }
+
+    /// The batch and row block that the core at `(x, y)` of a causal kernel's grid takes at
+    /// step `i`, if any: with shared batches its group's batch and [`Partition::row_block_at`],
+    /// with pairs over the cores ([`Partition::pairs_over_cores`]) its pair's.
+    pub fn causal_block_at(&self, (x, y): (usize, usize), i: usize) -> Option<(usize, usize)> {
+        let gx = self.grid.0 as usize;
+        let Some(cores) = self.pair_cores else {
+            let group_rows = self.group_rows();
+            let batch = y / group_rows * self.blocks_per_core + i;
+            return Some((batch, self.row_block_at((y % group_rows) * gx + x, i)));
+        };
+        let (core, pairs) = (y * gx + x, self.row_blocks / 2);
+        let unit = i / 2 * cores + core;
+        if core >= cores || unit >= self.batches * pairs {
+            return None;
+        }
+        let base = unit % pairs;
+        let rem = match i % 2 {
+            0 => base,
+            _ => self.row_blocks - 1 - base,
+        };
+        Some((unit / pairs, rem))
+    }
+
     /// Whether a load every batch shares ([`super::body::Load::batch_shared`], a causal mask
     /// over heads) is read once per core rather than per block: with shared batches
     /// ([`Partition::share_batches`]) a core's blocks are one row block of successive batches,
     /// which read the same tiles of it. The first group's core reads them and sends them to the
     /// cores of the other groups that take the same row block.
     pub fn keeps_batch_shared(&self) -> bool {
-        self.multicast && self.batches > 1
+        self.multicast && self.batches > 1 && self.pair_cores.is_none()
     }
 
     /// The partition on a `grid` whose every core takes `per_core` blocks, its operands
@@ -287,6 +342,7 @@ impl Partition {
             segments: None,
             mirrored: false,
             class_steps: None,
+            pair_cores: None,
             overlap: (0, 0),
         }
     }
@@ -333,7 +389,10 @@ impl Partition {
                 ", the last block column overlapping the one before by {over_cols} tile(s)"
             );
         }
-        if self.multicast && self.batches > 1 {
+        if self.pair_cores.is_some() {
+            s += ", mirrored pairs of row blocks over the cores in row order, each batch's right \
+                  operands multicast along the part of a grid row that takes it";
+        } else if self.multicast && self.batches > 1 {
             s += ", each batch's right operands multicast along its grid row";
         } else if self.segment_rows() > 1 {
             s += ", A multicast along grid rows, B read by each core";
@@ -462,5 +521,62 @@ mod class_steps_tests {
             // The sums total 3 * classes * (classes - 1) / 2: the largest is at least their mean.
             assert_eq!(most, (3 * (classes - 1)).div_ceil(2), "{classes} classes");
         }
+    }
+}
+
+#[cfg(test)]
+mod pairs_tests {
+    use super::Partition;
+    use crate::plan::testing::small_grid;
+
+    /// Shared batches of `heads` heads of `row_blocks` row blocks on an `x` by `y` grid.
+    fn shared(heads: usize, row_blocks: usize, (x, y): (u32, u32)) -> Option<Partition> {
+        let (_, target) = small_grid(x, y);
+        Partition::spread((1, 32), (heads, row_blocks, 1), &target).share_batches(&target)
+    }
+
+    #[test]
+    fn pairs_over_the_cores_take_every_row_block_once_as_mirrored_pairs() {
+        // GPT-2's 12 heads of 16 row blocks: 3 steps on 8x8 cores of an 11x10 grid as shared
+        // batches, 2 (one pair) on 96 of its cores as pairs. 12 heads of 32 row blocks, or 24
+        // of 16: 6 steps on 64 cores, 4 on 96. An 8x8 grid takes no fewer steps as pairs.
+        for (heads, row_blocks, grid, cores, steps) in [
+            (12, 16, (11, 10), 96, 2),
+            (12, 32, (11, 10), 96, 4),
+            (24, 16, (11, 10), 96, 4),
+            (12, 16, (10, 11), 96, 2),
+        ] {
+            let (_, target) = small_grid(grid.0, grid.1);
+            let p = shared(heads, row_blocks, grid).unwrap();
+            assert!(p.blocks_per_core > steps, "{p:?}");
+            let p = p.pairs_over_cores(&target).unwrap();
+            assert_eq!((p.pair_cores, p.blocks_per_core), (Some(cores), steps));
+            assert_eq!(p.cores_used, cores);
+            let (gx, gy) = (p.grid.0 as usize, p.grid.1 as usize);
+            assert!(gx * gy >= cores && gx <= grid.0 as usize && gy <= grid.1 as usize);
+            let mut taken = vec![0; heads * row_blocks];
+            for y in 0..gy {
+                for x in 0..gx {
+                    let blocks: Vec<_> = (0..steps)
+                        .filter_map(|i| p.causal_block_at((x, y), i))
+                        .collect();
+                    for pair in blocks.chunks(2) {
+                        // Each step pair is one batch's row block and its mirror.
+                        let [(b0, r0), (b1, r1)] = pair else {
+                            panic!("a pair cut in two at ({x}, {y}): {blocks:?}");
+                        };
+                        assert_eq!((b0, r0 + r1), (b1, row_blocks - 1));
+                    }
+                    for (b, r) in blocks {
+                        taken[b * row_blocks + r] += 1;
+                    }
+                }
+            }
+            assert!(taken.iter().all(|&t| t == 1), "{heads}x{row_blocks}");
+        }
+        assert!(shared(12, 16, (8, 8))
+            .unwrap()
+            .pairs_over_cores(&small_grid(8, 8).1)
+            .is_none());
     }
 }
