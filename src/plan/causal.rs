@@ -14,7 +14,7 @@
 //! balanced on wormhole_b0). Where the batches do not divide over the grid rows, the mirrored
 //! pairs of all batches are spread over the cores in row order instead
 //! ([`super::Partition::pairs_over_cores`]: the same attention on Blackhole, 12 heads on 10 grid
-//! rows, 70.15 us on 64 cores as shared batches, 51.79 as pairs on 96). The keys and values of
+//! rows, 70.15 us on 64 cores as shared batches, 50.74 as pairs on 96). The keys and values of
 //! a chunk are read by the core of the grid row (of its part taking the batch, with pairs) that
 //! needs the most chunks at that step, and sent to those of the others that need it.
 

@@ -405,13 +405,14 @@ impl Partition {
             self.cores_used,
             self.grid.0,
             self.grid.1,
-            if self.across {
-                format!(
+            match (self.across, self.grid.0 == self.grid.1) {
+                (false, _) => String::new(),
+                (true, true) =>
+                    ", across the device's grid, its rows along the device's columns".into(),
+                (true, false) => format!(
                     ", across the device's grid as {}x{}",
                     self.grid.1, self.grid.0
-                )
-            } else {
-                String::new()
+                ),
             },
             if self.double_buffered {
                 ""
@@ -578,5 +579,32 @@ mod pairs_tests {
             .unwrap()
             .pairs_over_cores(&small_grid(8, 8).1)
             .is_none());
+    }
+
+    #[test]
+    fn a_kernel_across_the_device_s_grid_names_the_device_s_axes() {
+        // 96 pairs on the swapped view of an 11x10 grid: 10x10 cores, the kernel's rows along
+        // the device's columns; a grid that is not square gives its shape on the device's axes.
+        let (_, swapped) = small_grid(10, 11);
+        let mut p = shared(12, 16, (10, 11))
+            .unwrap()
+            .pairs_over_cores(&swapped)
+            .unwrap();
+        p.across = true;
+        assert_eq!(p.grid, (10, 10));
+        let summary = p.describe();
+        assert!(
+            summary.contains(
+                "(grid 10x10, across the device's grid, its rows along the device's columns)"
+            ),
+            "{summary}"
+        );
+        p.grid = (10, 9);
+        assert!(
+            p.describe()
+                .contains("(grid 10x9, across the device's grid as 9x10)"),
+            "{}",
+            p.describe()
+        );
     }
 }
