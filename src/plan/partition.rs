@@ -238,8 +238,8 @@ impl Partition {
     /// The cores of a grid row that take the same batch at a step share its right operands
     /// along the row. Where the batches do not divide over the grid's rows (GPT-2's 12 heads
     /// of 16 row blocks on Blackhole's 11x10 cores: 3 blocks on 64 cores as shared batches)
-    /// the pairs fill the grid (2 blocks on 96 cores). `None` for an odd number of row blocks
-    /// or a single step's worth of blocks on no more cores than shared batches use.
+    /// the pairs fill the grid (2 blocks on 96 cores). `None` for an odd number of row blocks,
+    /// or when the pairs would take no fewer steps per core than the shared batches.
     pub fn pairs_over_cores(mut self, target: &Target) -> Option<Partition> {
         let (gx, cores) = (target.grid_x as usize, target.cores());
         let pairs = self.batches * self.row_blocks / 2;
