@@ -201,12 +201,14 @@ fn a_grid_row_with_more_cores_than_k_chunks_shares_the_sums_too() {
 
 #[test]
 fn the_estimate_keeps_the_norm_kernel_where_the_products_are_bound_by_their_math() {
-    // Two products of 2048 rows, 1024 columns each, on blackhole: the estimate finds the norm
-    // kernel's DRAM round trip cheaper than the squares and the two scalings of the wide
-    // blocks. (A gated MLP's two products of 1024 rows and 2048 columns fill the grid across
-    // it, 11x10 cores with the norm, where they are the faster: 78.36 us in the runtime
-    // against 11.63 + 72.61 us for the norm kernel and the products apart.)
-    let g = norm_then_products(2048, 768, &[1024, 1024], 1.0);
+    // Two products of 4096 rows, 1024 columns each, on blackhole: with the norm, blocks of 13
+    // rows fit L1 only single-buffered, so each core's compute waits for every chunk passed
+    // along its grid row and column, and the norm kernel's DRAM round trip is the cheaper
+    // (in the runtime: 184.14 us for the norm in the products' kernel against 29.69 + 119.14
+    // us apart; the estimate took the single-buffered kernel's chain and compute as
+    // overlapping, 225.6k cycles against the run's 248.6k, and chose it). At 2048 rows,
+    // double-buffered, the norm joins: 82.18 us against 17.11 + 66.87.
+    let g = norm_then_products(4096, 768, &[1024, 1024], 1.0);
     let dev = Device::load("blackhole").unwrap();
     let c = run_checked(&g, &dev, FusionMode::Fused);
     assert!(normalizing(&c).is_empty());
@@ -218,6 +220,9 @@ fn the_estimate_keeps_the_norm_kernel_where_the_products_are_bound_by_their_math
         "{:?}",
         c.plan.breaks
     );
+    let g = norm_then_products(2048, 768, &[1024, 1024], 1.0);
+    let c = run_checked(&g, &dev, FusionMode::Fused);
+    assert_eq!(normalizing(&c).len(), 1, "{:?}", c.plan.kernels);
 }
 
 #[test]
@@ -570,6 +575,33 @@ fn a_norm_s_input_product_joins_wherever_the_norm_was_planned() {
         assert!(
             s.contains("A computed in the kernel") && s.contains(summary),
             "{s}"
+        );
+    }
+}
+
+#[test]
+fn a_normalizing_kernel_whose_last_block_row_overlaps_reads_and_writes_that_row_s_rows() {
+    // On Blackhole, GPT-2's c_attn (LayerNorm then x @ W [768, 2304]) and its MLP's
+    // up-projection (the attention projection and residual computed in the kernel, then the
+    // LayerNorm) at 1024 rows lie across the grid in block rows of 3 tiles, the last
+    // overlapping the one before by 1: its grid row takes its chunks (and writes `h`) from
+    // row 29, not 30, which would run past the 32 rows.
+    let blackhole = Device::load("blackhole").expect("blackhole data file loads");
+    let shifted = "core_y * BLOCK_M - core_y * BLOCK_M // LAST_ROW * ROW_OVERLAP";
+    for (g, computed) in [
+        (layernorm_then_products(1024, 768, &[2304]), false),
+        (projection_then_layernorm(1024, 768, 3072), true),
+    ] {
+        let c = run_checked(&g, &blackhole, FusionMode::Fused);
+        let k = centering(&c)[0];
+        let p = &k.partition;
+        assert_eq!((p.block.0, p.overlap.0), (3, 1), "{}", k.partition_summary);
+        let text = kernel_text(&c, &k.name);
+        assert!(text.contains(shifted), "{text}");
+        assert_eq!(
+            text.contains(&format!("ttl.copy(blk, h[{shifted}:")),
+            computed,
+            "{text}"
         );
     }
 }

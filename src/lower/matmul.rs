@@ -91,7 +91,7 @@ impl<'a> Lowering<'a> {
         let norm = info
             .norm
             .as_ref()
-            .map(|rn| RowNormNames::new(rn, &naming, 1 + info.others.len(), sharers, p.grid.0));
+            .map(|rn| RowNormNames::new(rn, &naming, 1 + info.others.len(), sharers, p));
         Lowering {
             k,
             body,

@@ -13,6 +13,7 @@ use super::emit::{
 use super::matmul::{last_chunk, Product};
 use super::multicast::{send_along, shared_read, Along};
 use crate::plan::matmul_info::{NormInput, RowNorm};
+use crate::plan::Partition;
 
 /// The buffer names of a left operand the kernel normalizes ([`RowNorm`]).
 pub(super) struct RowNormNames {
@@ -33,6 +34,9 @@ pub(super) struct RowNormNames {
     /// The grid row has more cores than K chunks: the cores from the last chunk's on all sum
     /// the last chunk, and only the first `K_CHUNKS` send ([`RowNormNames::own`]).
     spare_cores: bool,
+    /// The last block row overlaps the one before ([`Partition::overlap`]): the last grid
+    /// row's rows start `ROW_OVERLAP` tiles early.
+    row_overlap: bool,
     send: Buffer,
     peers: Buffer,
     total: Buffer,
@@ -136,8 +140,7 @@ impl InputNames {
 
     /// The reader's part: the product's chunks of `a` (this grid row's rows), multicast along
     /// the grid row, then the adds' columns of this core's chunk (at `col`).
-    fn reads(&self, col: &Expr) -> Vec<Stmt> {
-        let rows = grid_row_rows();
+    fn reads(&self, rows: IndexItem, col: &Expr) -> Vec<Stmt> {
         let a = index(
             &self.a_param,
             vec![rows.clone(), span(name("k"), name("IN_BLOCK_K"))],
@@ -161,7 +164,7 @@ impl InputNames {
 
     /// The writer's part: the product's chunks of `b` (this core's columns, at `col`),
     /// multicast down the grid column, then the core's chunk written to `a` (A's tensor).
-    fn writes(&self, a: &str, col: &Expr) -> Vec<Stmt> {
+    fn writes(&self, a: &str, rows: IndexItem, col: &Expr) -> Vec<Stmt> {
         let b = index(
             &self.b_param,
             vec![
@@ -169,7 +172,7 @@ impl InputNames {
                 span(col.clone(), name("BLOCK_K")),
             ],
         );
-        let dst = index(a, vec![grid_row_rows(), span(col.clone(), name("BLOCK_K"))]);
+        let dst = index(a, vec![rows, span(col.clone(), name("BLOCK_K"))]);
         vec![
             in_chunk_loop(shared_read(&self.b.cb, b, Along::Column, Some(name("kc")))),
             with(
@@ -178,12 +181,6 @@ impl InputNames {
             ),
         ]
     }
-}
-
-/// The row tiles of A that the blocks of this core's grid row take (each grid row one block
-/// row, as kept chunks need: `core_y * BLOCK_M` on).
-fn grid_row_rows() -> IndexItem {
-    span(mul(name("core_y"), name("BLOCK_M")), name("BLOCK_M"))
 }
 
 /// `read` once per K chunk of a computed norm input's product (`for kc in
@@ -202,7 +199,7 @@ impl RowNormNames {
         naming: &Naming,
         products: usize,
         sharers: Option<usize>,
-        grid_x: u32,
+        p: &Partition,
     ) -> RowNormNames {
         RowNormNames {
             squares: Buffer::new(&rn.squares_stem),
@@ -213,7 +210,8 @@ impl RowNormNames {
             eps_v: naming.waited(rn.eps),
             products,
             sharers,
-            spare_cores: sharers.is_some_and(|s| s < grid_x as usize),
+            spare_cores: sharers.is_some_and(|s| s < p.grid.0 as usize),
+            row_overlap: p.overlap.0 > 0,
             send: Buffer::new(&rn.send_stem),
             peers: Buffer::new(&rn.peers_stem),
             total: Buffer::new(&rn.total_stem),
@@ -318,11 +316,12 @@ impl RowNormNames {
             return Default::default();
         };
         let col = mul(self.own(), name("BLOCK_K"));
-        let chunk = index(a, vec![grid_row_rows(), span(col.clone(), name("BLOCK_K"))]);
+        let rows = self.grid_row_rows();
+        let chunk = index(a, vec![rows.clone(), span(col.clone(), name("BLOCK_K"))]);
         // With spare cores, the last chunk's core passes its chunk on to the cores past it,
         // which sum it too: each chunk is read from DRAM once.
         let own_read = match (&ce.input, self.spare_cores) {
-            (Some(input), _) => input.reads(&col),
+            (Some(input), _) => input.reads(rows, &col),
             (None, true) => vec![if_else(
                 compare(CmpOp::Lt, name("core_x"), last_chunk()),
                 vec![read_into(&ce.own_chunk.cb, chunk.clone())],
@@ -354,7 +353,7 @@ impl RowNormNames {
     /// otherwise.
     pub(super) fn writer_prologue(&self, a: &str) -> Vec<Stmt> {
         match self.kept.as_ref().and_then(|ce| ce.input.as_ref()) {
-            Some(input) => input.writes(a, &mul(self.own(), name("BLOCK_K"))),
+            Some(input) => input.writes(a, self.grid_row_rows(), &mul(self.own(), name("BLOCK_K"))),
             None => Vec::new(),
         }
     }
@@ -379,6 +378,22 @@ impl RowNormNames {
             vec![self.on_senders(self.to_peers("own_blk"))],
             vec![receive],
         )
+    }
+
+    /// The row tiles of A that the blocks of this core's grid row take (each grid row one block
+    /// row, as kept chunks need): `core_y * BLOCK_M` on, moved back by `ROW_OVERLAP` on the
+    /// last grid row when the last block row overlaps the one before (`first - first //
+    /// LAST_ROW * ROW_OVERLAP`, as the blocks' own rows are).
+    fn grid_row_rows(&self) -> IndexItem {
+        let first = mul(name("core_y"), name("BLOCK_M"));
+        let first = match self.row_overlap {
+            true => {
+                let last = Expr::bin(BinOp::FloorDiv, first.clone(), name("LAST_ROW"));
+                Expr::bin(BinOp::Sub, first, mul(last, name("ROW_OVERLAP")))
+            }
+            false => first,
+        };
+        span(first, name("BLOCK_M"))
     }
 
     /// The sharer whose partial this core's equals: itself (`core_x`), or with spare cores

@@ -213,7 +213,8 @@ pub fn row_norm_sharers(info: &MatmulInfo, p: &Partition, k_chunks: usize) -> Op
 /// since that happens once per core, the core may take several blocks, as long as they are
 /// all on the same rows (its grid row's blocks make whole block rows). A centered A computed
 /// in the kernel ([`KeptChunk::input`]) takes as many chunks as the grid row has cores, each
-/// core computing one.
+/// core computing one. The last block row may overlap the one before ([`Partition::overlap`]):
+/// its grid row's cores all take its rows, from where that block row starts.
 pub(super) fn row_norm_sharing(p: &Partition, k_chunks: usize, norm: &RowNorm) -> Option<usize> {
     let cols = p.grid.0 as usize;
     let same_rows = match &norm.kept {
@@ -226,12 +227,8 @@ pub(super) fn row_norm_sharing(p: &Partition, k_chunks: usize, norm: &RowNorm) -
             p.col_blocks == cols * p.blocks_per_core && chunks
         }
     };
-    let one_row_block = p.multicast
-        && p.batches == 1
-        && same_rows
-        && !p.guarded
-        && p.segments.is_none()
-        && p.overlap == (0, 0);
+    let one_row_block =
+        p.multicast && p.batches == 1 && same_rows && !p.guarded && p.segments.is_none();
     let sharers = (p.grid.0 as usize).min(k_chunks);
     (one_row_block && sharers > 1).then_some(sharers)
 }
