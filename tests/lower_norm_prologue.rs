@@ -603,5 +603,9 @@ fn a_normalizing_kernel_whose_last_block_row_overlaps_reads_and_writes_that_row_
             computed,
             "{text}"
         );
+        assert_eq!(c.plan.kernels.len(), 1, "{:?}", c.plan.kernels);
+        // The plan counts the overlapped row's reads (and a computed input's writes) twice.
+        let report = run_kernel_on(&g, &blackhole, k);
+        assert_eq!(k.dram_write_bytes, report.dram_write_bytes);
     }
 }

@@ -392,21 +392,20 @@ pub(crate) fn operand_tiles(info: &MatmulInfo, p: &Partition, bk: usize) -> usiz
 
 /// The tiles a kernel planned as `p` reads and writes for the norm input it computes
 /// ([`KeptChunk::input`]): its operands' (each grid row's rows of `a`, each grid column's
-/// columns of `b`), its adds' (a bias row per core, a residual once), and A written once.
+/// columns of `b`), its adds' (a bias row per core, a residual once), and A written once. The
+/// rows are the block rows' (an overlapping last block row's again, [`Partition::overlap`]).
 fn norm_input_tiles(info: &MatmulInfo, input: &NormInput, p: &Partition) -> (usize, usize) {
     let bk = info.kt / p.grid.0 as usize;
+    let rows = p.row_blocks * p.block.0;
     let adds: usize = input
         .adds
         .iter()
         .map(|add| match add.row_vector {
             true => p.cores_used * bk,
-            false => info.mt * info.kt,
+            false => rows * info.kt,
         })
         .sum();
-    (
-        info.mt * input.kt + input.kt * info.kt + adds,
-        info.mt * info.kt,
-    )
+    (rows * input.kt + input.kt * info.kt + adds, rows * info.kt)
 }
 
 /// Sort key of a matmul candidate: blocks `laid` out (operands shared or not), K in chunks of
