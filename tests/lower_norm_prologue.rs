@@ -609,3 +609,37 @@ fn a_normalizing_kernel_whose_last_block_row_overlaps_reads_and_writes_that_row_
         assert_eq!(k.dram_write_bytes, report.dram_write_bytes);
     }
 }
+
+#[test]
+fn a_computed_norm_input_spreads_over_more_cores_than_k_chunks() {
+    // On blackhole, a LLaMA-sized attention projection and residual, then an RMSNorm (or a
+    // LayerNorm) and a product of 2048 columns at 512 rows: K (24 tiles) in 8 chunks of 3 over
+    // a grid row of 11 cores, the 3 past the last chunk's computing that chunk again rather
+    // than the kernel keeping to 8x8 cores (the LLaMA block at seq 512: 5 kernels and 179.16
+    // us -> 4 and 174.08). Only the chunk's own core writes it.
+    let blackhole = Device::load("blackhole").expect("blackhole data file loads");
+    for op in [Op::RmsNorm { eps: 1e-5 }, Op::LayerNorm { eps: 1e-5 }] {
+        let g = projection_then_norm(op, 512, 768, 2048);
+        let c = run_checked(&g, &blackhole, FusionMode::Fused);
+        assert_eq!(c.plan.kernels.len(), 1, "{:?}", c.plan.kernels);
+        let k = normalizing(&c)[0];
+        let p = &k.partition;
+        assert!(
+            p.k_chunks < p.grid.0 as usize
+                && k.partition_summary.contains("compute that one again"),
+            "{}",
+            k.partition_summary
+        );
+        let text = kernel_text(&c, &k.name);
+        let writer = &text[text.find("def dm_write").expect("writer")..];
+        assert!(
+            writer.contains(
+                "if core_x < K_CHUNKS:\n            with projection_written_cb.wait() as blk:"
+            ),
+            "{writer}"
+        );
+        // The plan counts the spare cores' second reads of the last chunk's operands.
+        let report = run_kernel_on(&g, &blackhole, k);
+        assert_eq!(k.dram_write_bytes, report.dram_write_bytes);
+    }
+}

@@ -90,8 +90,9 @@ impl InputNames {
 
     /// The compute's stages of the core's chunk of the norm's input: the product's K chunks
     /// into the running sum, then the sum plus the adds into `own` (the chunk the norm's
-    /// statistics read) and into the chunk the writer writes.
-    fn stages(&self, own: &Buffer) -> Vec<Stmt> {
+    /// statistics read) and into the chunk the writer writes, where `writes` holds, if given
+    /// ([`InputNames::writes`]).
+    fn stages(&self, own: &Buffer, writes: Option<Expr>) -> Vec<Stmt> {
         let (a, b, acc, written) = (&self.a, &self.b, &self.acc, &self.written);
         let chunk = |summed: bool| {
             let mut items = vec![(wait(&a.cb), a.v.clone()), (wait(&b.cb), b.v.clone())];
@@ -131,10 +132,15 @@ impl InputNames {
             sum = Expr::bin(BinOp::Add, sum, term);
         }
         items.push((reserve(&own.cb), own.o.clone()));
-        items.push((reserve(&written.cb), written.o.clone()));
         stores.push(store(&own.o, sum.clone()));
+        let kept_only = with(items.clone(), stores.clone());
+        items.push((reserve(&written.cb), written.o.clone()));
         stores.push(store(&written.o, sum));
-        out.push(with(items, stores));
+        let both = with(items, stores);
+        out.push(match writes {
+            Some(cond) => if_else(cond, vec![both], vec![kept_only]),
+            None => both,
+        });
         out
     }
 
@@ -163,8 +169,10 @@ impl InputNames {
     }
 
     /// The writer's part: the product's chunks of `b` (this core's columns, at `col`),
-    /// multicast down the grid column, then the core's chunk written to `a` (A's tensor).
-    fn writes(&self, a: &str, rows: IndexItem, col: &Expr) -> Vec<Stmt> {
+    /// multicast down the grid column, then the core's chunk written to `a` (A's tensor) where
+    /// `writes` holds, if given (the cores past the last chunk's compute that chunk again, and
+    /// leave writing it to its core).
+    fn writes(&self, a: &str, (rows, col): (IndexItem, &Expr), writes: Option<Expr>) -> Vec<Stmt> {
         let b = index(
             &self.b_param,
             vec![
@@ -173,12 +181,16 @@ impl InputNames {
             ],
         );
         let dst = index(a, vec![rows, span(col.clone(), name("BLOCK_K"))]);
+        let write = with(
+            vec![(wait(&self.written.cb), "blk".into())],
+            copy(name("blk"), dst),
+        );
         vec![
             in_chunk_loop(shared_read(&self.b.cb, b, Along::Column, Some(name("kc")))),
-            with(
-                vec![(wait(&self.written.cb), "blk".into())],
-                copy(name("blk"), dst),
-            ),
+            match writes {
+                Some(cond) => if_else(cond, vec![write], vec![]),
+                None => write,
+            },
         ]
     }
 }
@@ -288,7 +300,7 @@ impl RowNormNames {
         }
         stages.extend([self.by_sender(keep), self.mean_square_sum(false)]);
         let mut before = match &ce.input {
-            Some(input) => input.stages(own),
+            Some(input) => input.stages(own, self.written_by()),
             None => Vec::new(),
         };
         before.push(with(vec![(wait(&own.cb), own.v.clone())], stages));
@@ -319,7 +331,8 @@ impl RowNormNames {
         let rows = self.grid_row_rows();
         let chunk = index(a, vec![rows.clone(), span(col.clone(), name("BLOCK_K"))]);
         // With spare cores, the last chunk's core passes its chunk on to the cores past it,
-        // which sum it too: each chunk is read from DRAM once.
+        // which sum it too: each chunk is read from DRAM once. A computed chunk the cores past
+        // the last chunk's compute again themselves.
         let own_read = match (&ce.input, self.spare_cores) {
             (Some(input), _) => input.reads(rows, &col),
             (None, true) => vec![if_else(
@@ -349,13 +362,16 @@ impl RowNormNames {
     }
 
     /// The writer's statements before the core's blocks: for a norm input the kernel computes,
-    /// its part of the product and the core's chunk written to `a` (A's tensor); nothing
-    /// otherwise.
+    /// its part of the product and the core's chunk written to `a` (A's tensor; with spare
+    /// cores, by the cores that send it only); nothing otherwise.
     pub(super) fn writer_prologue(&self, a: &str) -> Vec<Stmt> {
-        match self.kept.as_ref().and_then(|ce| ce.input.as_ref()) {
-            Some(input) => input.writes(a, self.grid_row_rows(), &mul(self.own(), name("BLOCK_K"))),
-            None => Vec::new(),
-        }
+        let Some(input) = self.kept.as_ref().and_then(|ce| ce.input.as_ref()) else {
+            return Vec::new();
+        };
+        let col = mul(self.own(), name("BLOCK_K"));
+        let mut out = self.own_binding();
+        out.extend(input.writes(a, (self.grid_row_rows(), &col), self.written_by()));
+        out
     }
 
     /// The reader's K chunk `kc` with kept chunks: the core's own multicast from the
@@ -426,6 +442,12 @@ impl RowNormNames {
             false => Expr::bin(BinOp::Mod, name("kc"), name("GRID_X")),
         };
         compare(CmpOp::Eq, chunk, self.own())
+    }
+
+    /// Which cores write a computed norm input's chunk: with spare cores, those that send
+    /// their partials ([`Self::sends_partial`]); without, every core (`None`).
+    fn written_by(&self) -> Option<Expr> {
+        self.spare_cores.then(|| self.sends_partial())
     }
 
     /// Whether this core sends its partial: with spare cores, only the first `K_CHUNKS`.

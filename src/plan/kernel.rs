@@ -977,9 +977,14 @@ pub(super) fn summary(
                     input.bk,
                 );
             }
-            let spare = match spare {
-                true => " (the cores past the last chunk's receive that one from its core)",
-                false => "",
+            let spare = match (spare, info.norm_input().is_some()) {
+                (true, false) => {
+                    " (the cores past the last chunk's receive that one from its core)"
+                }
+                (true, true) => {
+                    " (the cores past the last chunk's compute that one again, its core writing it)"
+                }
+                (false, _) => "",
             };
             partition_summary += &match kept.map(|ce| ce.centered) {
                 None => format!(", A normalized in the kernel (RMSNorm of {a}: row sums of squares as the K chunks pass{shared}, each product's rows scaled)"),

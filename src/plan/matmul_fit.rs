@@ -280,7 +280,7 @@ fn fit(
     let (mut reads, mut writes) = body_traffic(body, &schedule, &p, target.tile_bytes);
     reads += operand_tiles(info, &p, bk) as u64 * target.tile_bytes;
     if let Some(input) = info.norm_input() {
-        let written = norm_input_tiles(info, input, &p).1;
+        let written = norm_input_tiles(info, input, &p, bk).1;
         writes += written as u64 * target.tile_bytes;
     }
     let detail = KernelDetail::Matmul {
@@ -376,7 +376,7 @@ pub(crate) fn operand_tiles(info: &MatmulInfo, p: &Partition, bk: usize) -> usiz
             let (rows, cols) = (p.row_blocks * bm, p.col_blocks * bn);
             let a = match info.norm.as_ref().and_then(|rn| rn.kept.as_ref()) {
                 Some(ce) => match &ce.input {
-                    Some(input) => norm_input_tiles(info, input, p).0,
+                    Some(input) => norm_input_tiles(info, input, p, bk).0,
                     None => p.grid.1 as usize * k_chunks.min(p.grid.0 as usize) * bm * bk,
                 },
                 None => products * info.kt * rows * p.blocks_per_core * p.segment_rows(),
@@ -392,20 +392,29 @@ pub(crate) fn operand_tiles(info: &MatmulInfo, p: &Partition, bk: usize) -> usiz
 
 /// The tiles a kernel planned as `p` reads and writes for the norm input it computes
 /// ([`KeptChunk::input`]): its operands' (each grid row's rows of `a`, each grid column's
-/// columns of `b`), its adds' (a bias row per core, a residual once), and A written once. The
-/// rows are the block rows' (an overlapping last block row's again, [`Partition::overlap`]).
-fn norm_input_tiles(info: &MatmulInfo, input: &NormInput, p: &Partition) -> (usize, usize) {
-    let bk = info.kt / p.grid.0 as usize;
-    let rows = p.row_blocks * p.block.0;
+/// columns of `b`), its adds' (each core its chunk's columns of a bias row, or its rows and
+/// columns of a residual), and A written once. The rows are the block rows' (an overlapping
+/// last block row's again, [`Partition::overlap`]); the grid columns past the last chunk's
+/// read that chunk's columns again. K is in chunks of `bk`.
+fn norm_input_tiles(
+    info: &MatmulInfo,
+    input: &NormInput,
+    p: &Partition,
+    bk: usize,
+) -> (usize, usize) {
+    let (rows, cols) = (p.row_blocks * p.block.0, p.grid.0 as usize);
     let adds: usize = input
         .adds
         .iter()
         .map(|add| match add.row_vector {
             true => p.cores_used * bk,
-            false => rows * info.kt,
+            false => rows * cols * bk,
         })
         .sum();
-    (rows * input.kt + input.kt * info.kt + adds, rows * info.kt)
+    (
+        rows * input.kt + cols * input.kt * bk + adds,
+        rows * info.kt,
+    )
 }
 
 /// Sort key of a matmul candidate: blocks `laid` out (operands shared or not), K in chunks of

@@ -211,21 +211,14 @@ pub fn row_norm_sharers(info: &MatmulInfo, p: &Partition, k_chunks: usize) -> Op
 /// `k_chunks` K chunks ([`row_norm_sharers`]), if any. A centered A (a LayerNorm,
 /// [`RowNorm::kept`]) must share them, each core summing one chunk before the products;
 /// since that happens once per core, the core may take several blocks, as long as they are
-/// all on the same rows (its grid row's blocks make whole block rows). A centered A computed
-/// in the kernel ([`KeptChunk::input`]) takes as many chunks as the grid row has cores, each
-/// core computing one. The last block row may overlap the one before ([`Partition::overlap`]):
+/// all on the same rows (its grid row's blocks make whole block rows), and K takes no more
+/// chunks than the grid row has cores. The last block row may overlap the one before ([`Partition::overlap`]):
 /// its grid row's cores all take its rows, from where that block row starts.
 pub(super) fn row_norm_sharing(p: &Partition, k_chunks: usize, norm: &RowNorm) -> Option<usize> {
     let cols = p.grid.0 as usize;
     let same_rows = match &norm.kept {
         None => p.blocks_per_core == 1,
-        Some(ce) => {
-            let chunks = match ce.input {
-                Some(_) => k_chunks == cols,
-                None => k_chunks <= cols,
-            };
-            p.col_blocks == cols * p.blocks_per_core && chunks
-        }
+        Some(_) => p.col_blocks == cols * p.blocks_per_core && k_chunks <= cols,
     };
     let one_row_block =
         p.multicast && p.batches == 1 && same_rows && !p.guarded && p.segments.is_none();
