@@ -132,7 +132,16 @@ pub fn binary(
     let pairs = broadcast_pairs(x.shape(), y.shape(), &out.shape);
     if out.dtype.is_float() {
         let (xv, yv) = (x.as_f32(), y.as_f32());
-        let values = pairs.map(|(i, j)| binary_f32(b, xv[i], yv[j])).collect();
+        // One loop per op, so that the op's match is outside it.
+        let values = match b {
+            BinaryOp::Add => pairs.map_values(&xv, &yv, |x, y| binary_f32(BinaryOp::Add, x, y)),
+            BinaryOp::Sub => pairs.map_values(&xv, &yv, |x, y| binary_f32(BinaryOp::Sub, x, y)),
+            BinaryOp::Mul => pairs.map_values(&xv, &yv, |x, y| binary_f32(BinaryOp::Mul, x, y)),
+            BinaryOp::Div => pairs.map_values(&xv, &yv, |x, y| binary_f32(BinaryOp::Div, x, y)),
+            BinaryOp::Max => pairs.map_values(&xv, &yv, |x, y| binary_f32(BinaryOp::Max, x, y)),
+            BinaryOp::Min => pairs.map_values(&xv, &yv, |x, y| binary_f32(BinaryOp::Min, x, y)),
+            BinaryOp::Pow => pairs.map_values(&xv, &yv, |x, y| binary_f32(BinaryOp::Pow, x, y)),
+        };
         Ok(TensorData::f32(out.shape.clone(), values))
     } else {
         let (xv, yv) = (x.to_i64(), y.to_i64());
