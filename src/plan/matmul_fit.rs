@@ -141,8 +141,18 @@ fn candidates(
             }
         }
     }
-    ranked.sort_by_key(|(order, _)| *order);
-    ranked.into_iter().map(|(_, c)| c).collect()
+    // Sorts positions, not the candidates (each holds a whole partition): stable, so equal
+    // orders keep the order they were made in.
+    let (orders, mut slots): (Vec<_>, Vec<_>) = ranked
+        .into_iter()
+        .map(|(order, c)| (order, Some(c)))
+        .unzip();
+    let mut best_first: Vec<usize> = (0..orders.len()).collect();
+    best_first.sort_by_key(|&i| orders[i]);
+    best_first
+        .into_iter()
+        .filter_map(|i| slots[i].take())
+        .collect()
 }
 
 /// The block heights and widths matmul `info` with epilogue `body` may take. A row-wise
