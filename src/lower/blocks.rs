@@ -226,10 +226,7 @@ fn pair_step(inner: Vec<Stmt>) -> Vec<Stmt> {
         ),
     ));
     body.extend(inner);
-    let unit = add(
-        mul(floordiv(name("i"), int(2)), name("CORES")),
-        name("core"),
-    );
+    let unit = pair_unit(name("core"));
     // A core past `CORES` (the last grid row's) takes none, though its `unit` may be another's.
     let busy = Expr::Bool2(
         BoolOp::And,
@@ -435,10 +432,25 @@ fn shift_last_block(stmts: &mut Vec<Stmt>, var: &str, e: Expr, overlap: usize, a
     if e != name(var) {
         stmts.push(assign(var, e));
     }
-    let last = Expr::bin(BinOp::FloorDiv, name(var), name(&format!("LAST_{axis}")));
-    let back = mul(last, name(&format!("{axis}_OVERLAP")));
-    stmts.push(assign(var, Expr::bin(BinOp::Sub, name(var), back)));
+    stmts.push(assign(var, last_block_shifted(name(var), axis)));
     name(var)
+}
+
+/// `e`, a block's first row or column (`axis`, `ROW` or `COL`), moved back by the overlap
+/// for the last block ([`Partition::overlap`]): `e - e // LAST_{axis} * {axis}_OVERLAP`.
+pub fn last_block_shifted(e: Expr, axis: &str) -> Expr {
+    let last = Expr::bin(BinOp::FloorDiv, e.clone(), name(&format!("LAST_{axis}")));
+    Expr::bin(BinOp::Sub, e, mul(last, name(&format!("{axis}_OVERLAP"))))
+}
+
+/// The pair that core `core` (an expression) takes at step `i` with pairs over the cores
+/// ([`Partition::pairs_over_cores`]): `i // 2 * CORES + core`, a pair's two row blocks on
+/// consecutive steps.
+pub fn pair_unit(core: Expr) -> Expr {
+    add(
+        mul(Expr::bin(BinOp::FloorDiv, name("i"), int(2)), name("CORES")),
+        core,
+    )
 }
 
 /// Assigns a non-trivial expression to `var` and returns the name; literals stay inline.

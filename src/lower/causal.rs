@@ -5,7 +5,8 @@
 use ttfuse_runtime::ttl::ast::{BinOp, BoolOp, CmpOp, Expr, IndexItem, Kernel, Stmt};
 
 use super::blocks::{
-    block_loop, constants, coords, group_position, pair_row_block, row_block_stmts, Coords,
+    block_loop, constants, coords, group_position, pair_row_block, pair_unit, row_block_stmts,
+    Coords,
 };
 use super::body_kernel::{kernel, matrix_index, params};
 use super::compute::Naming;
@@ -451,15 +452,19 @@ fn of_same_batch(p: &Partition, cond: Expr) -> Expr {
     if p.pair_cores.is_none() {
         return cond;
     }
-    let peer_core = add(mul(name("core_y"), name("GRID_X")), name("peer"));
     let peer_batch = Expr::bin(BinOp::FloorDiv, name("peer_unit"), name("PAIRS"));
     and(
         and(
-            compare(CmpOp::Lt, peer_core, name("CORES")),
+            compare(CmpOp::Lt, peer_core(), name("CORES")),
             compare(CmpOp::Lt, name("peer_unit"), name("UNITS")),
         ),
         and(compare(CmpOp::Eq, peer_batch, name("batch")), cond),
     )
+}
+
+/// Core `peer` of this grid row, numbered over the grid in row order.
+fn peer_core() -> Expr {
+    add(mul(name("core_y"), name("GRID_X")), name("peer"))
 }
 
 /// Statements binding `peer_rem` to the row block that core `peer` of this grid row takes at
@@ -467,12 +472,7 @@ fn of_same_batch(p: &Partition, cond: Expr) -> Expr {
 /// `peer_unit` its pair, with pairs over the cores).
 fn peer_row_block(p: &Partition) -> Vec<Stmt> {
     if p.pair_cores.is_some() {
-        let peer_core = add(mul(name("core_y"), name("GRID_X")), name("peer"));
-        let unit = add(
-            mul(Expr::bin(BinOp::FloorDiv, name("i"), int(2)), name("CORES")),
-            peer_core,
-        );
-        let mut stmts = vec![assign("peer_unit", unit)];
+        let mut stmts = vec![assign("peer_unit", pair_unit(peer_core()))];
         stmts.extend(pair_row_block("peer_unit", "peer_base", "peer_rem"));
         return stmts;
     }

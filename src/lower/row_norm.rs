@@ -5,6 +5,7 @@
 
 use ttfuse_runtime::ttl::ast::{BinOp, BoolOp, CmpOp, Expr, IndexItem, Stmt};
 
+use super::blocks::last_block_shifted;
 use super::compute::{Buffer, Naming};
 use super::emit::{
     assign, compare, copy, for_range, if_else, index, int, math, math_dims, mul, name, pipe, pop,
@@ -403,10 +404,7 @@ impl RowNormNames {
     fn grid_row_rows(&self) -> IndexItem {
         let first = mul(name("core_y"), name("BLOCK_M"));
         let first = match self.row_overlap {
-            true => {
-                let last = Expr::bin(BinOp::FloorDiv, first.clone(), name("LAST_ROW"));
-                Expr::bin(BinOp::Sub, first, mul(last, name("ROW_OVERLAP")))
-            }
+            true => last_block_shifted(first, "ROW"),
             false => first,
         };
         span(first, name("BLOCK_M"))

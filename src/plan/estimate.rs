@@ -81,11 +81,11 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
         + (p.blocks_per_core as f64 - 1.0).max(0.0) * compute.max(read).max(write);
     let chip = (k.dram_read_bytes + k.dram_write_bytes) as f64 / c.dram_bytes_per_cycle;
     // Single-buffered operands hold one chunk: the next is passed only once the compute has
-    // taken the one before, so the chain and the compute take turns.
-    let chain = match multicast_chain(k, target) {
-        0.0 => 0.0,
-        chain if !p.double_buffered => chain + p.blocks_per_core as f64 * compute,
-        chain => chain,
+    // taken the one before, so the chain and the compute take turns (without a chain, the
+    // compute alone is within `per_core`).
+    let chain = match p.double_buffered {
+        true => multicast_chain(k, target),
+        false => multicast_chain(k, target) + p.blocks_per_core as f64 * compute,
     };
     c.dispatch
         + chip

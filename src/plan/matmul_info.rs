@@ -212,8 +212,9 @@ pub fn row_norm_sharers(info: &MatmulInfo, p: &Partition, k_chunks: usize) -> Op
 /// [`RowNorm::kept`]) must share them, each core summing one chunk before the products;
 /// since that happens once per core, the core may take several blocks, as long as they are
 /// all on the same rows (its grid row's blocks make whole block rows), and K takes no more
-/// chunks than the grid row has cores. The last block row may overlap the one before ([`Partition::overlap`]):
-/// its grid row's cores all take its rows, from where that block row starts.
+/// chunks than the grid row has cores. The last block row may overlap the one before
+/// ([`Partition::overlap`]): its grid row's cores all take its rows, from where that block
+/// row starts.
 pub(super) fn row_norm_sharing(p: &Partition, k_chunks: usize, norm: &RowNorm) -> Option<usize> {
     let cols = p.grid.0 as usize;
     let same_rows = match &norm.kept {
