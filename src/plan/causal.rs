@@ -181,7 +181,7 @@ impl Flow<'_> {
 /// constant itself (a `Where`'s condition, or the added constant), without building the mask.
 fn causal_mask(graph: &Graph, body: &Body, l: usize, seq: usize) -> bool {
     let constant = |n| match &graph.node(super::group::resolve(graph, n)).op {
-        Op::Constant(d) => Some(d),
+        Op::Constant(d) => Some(&**d),
         _ => None,
     };
     match &body.loads[l].source {
@@ -193,39 +193,54 @@ fn causal_mask(graph: &Graph, body: &Body, l: usize, seq: usize) -> bool {
                 return false;
             };
             // The fill where the condition is `when`, the scores elsewhere.
-            let masked = |v: f64| Some((v != 0.0) == when);
-            fill == f32::NEG_INFINITY && causal_cells(seq, cond, masked)
+            fill == f32::NEG_INFINITY
+                && match cond {
+                    TensorData::F32 { values, .. } => {
+                        let masked = |v: f32| (v != 0.0) == when;
+                        causal_cells(seq, values, |v| !masked(v), masked)
+                    }
+                    TensorData::I64 { values, .. } => {
+                        let masked = |v: i64| (v != 0) == when;
+                        causal_cells(seq, values, |v| !masked(v), masked)
+                    }
+                }
         }
-        LoadSource::Tensor(n) | LoadSource::Expanded { constant: n, .. } => {
-            let masked = |v: f64| match v {
-                0.0 => Some(false),
-                v if v == f64::NEG_INFINITY => Some(true),
-                _ => None,
-            };
-            constant(*n).is_some_and(|d| causal_cells(seq, d, masked))
-        }
+        LoadSource::Tensor(n) | LoadSource::Expanded { constant: n, .. } => match constant(*n) {
+            Some(TensorData::F32 { values, .. }) => {
+                causal_cells(seq, values, |v| v == 0.0, |v| v == f32::NEG_INFINITY)
+            }
+            _ => false,
+        },
         _ => false,
     }
 }
 
-/// Whether `data` holds whole `seq x seq` matrices whose cells `masked` finds masked exactly
-/// after the diagonal (and `Some` everywhere).
-fn causal_cells(seq: usize, data: &TensorData, masked: impl Fn(f64) -> Option<bool>) -> bool {
-    fn check<T: Copy>(seq: usize, values: &[T], masked: impl Fn(T) -> Option<bool>) -> bool {
-        !values.is_empty()
-            && values.len().is_multiple_of(seq * seq)
-            && values.chunks(seq * seq).all(|m| {
-                m.chunks(seq).enumerate().all(|(row, cells)| {
-                    let (visible, after) = cells.split_at(row + 1);
-                    visible.iter().all(|&v| masked(v) == Some(false))
-                        && after.iter().all(|&v| masked(v) == Some(true))
-                })
+/// Whether `values` are whole `seq x seq` matrices whose cells are `visible` on and before the
+/// diagonal and `masked` after it. Each row is two runs, each checked by a plain loop the
+/// compiler vectorizes: the check reads every cell of the mask for each attention group the
+/// planner weighs.
+fn causal_cells<T: Copy>(
+    seq: usize,
+    values: &[T],
+    visible: impl Fn(T) -> bool,
+    masked: impl Fn(T) -> bool,
+) -> bool {
+    !values.is_empty()
+        && values.len().is_multiple_of(seq * seq)
+        && values.chunks(seq * seq).all(|m| {
+            m.chunks(seq).enumerate().all(|(row, cells)| {
+                let (on_or_before, after) = cells.split_at(row + 1);
+                every(on_or_before, &visible) && every(after, &masked)
             })
-    }
-    match data {
-        TensorData::F32 { values, .. } => check(seq, values, |v| masked(f64::from(v))),
-        TensorData::I64 { values, .. } => check(seq, values, |v| masked(v as f64)),
-    }
+        })
+}
+
+/// Whether `pred` holds for every value: in runs of 64 without a branch per value, which the
+/// compiler vectorizes.
+fn every<T: Copy>(values: &[T], pred: impl Fn(T) -> bool) -> bool {
+    values
+        .chunks(64)
+        .all(|run| run.iter().fold(true, |ok, &v| ok & pred(v)))
 }
 
 /// Key chunks row block `rem` (of `bm` tiles) takes: up to the one holding its last row.
@@ -277,27 +292,21 @@ fn class_steps(p: &Partition, key_chunk: usize) -> Option<ClassSteps> {
 }
 
 /// The causal variants of attention kernel `k` (planned with its batches shared over grid
-/// rows), if its body is causal attention ([`recognize`]) and its buffers fit: with the
-/// batches shared as `k` has them, and with mirrored pairs of row blocks over the cores
-/// ([`Partition::pairs_over_cores`]) where that takes fewer steps.
-pub fn variants(graph: &Graph, target: &Target, k: &PlannedKernel) -> Vec<PlannedKernel> {
-    let KernelDetail::Matmul { body, info, .. } = &k.detail else {
-        return Vec::new();
-    };
+/// rows), whose body is causal attention `causal` ([`recognize`]), where its buffers fit:
+/// with the batches shared as `k` has them, and with mirrored pairs of row blocks over the
+/// cores ([`Partition::pairs_over_cores`]) where that takes fewer steps.
+pub fn variants(target: &Target, k: &PlannedKernel, causal: &Causal) -> Vec<PlannedKernel> {
     let p = &k.partition;
     if !(p.multicast && p.batches > 1 && p.col_blocks == 1) {
         return Vec::new();
     }
-    let Some(causal) = recognize(graph, body, info) else {
-        return Vec::new();
-    };
     let mut shared = p.clone();
     shared.mirrored = p.blocks_per_core > 1;
     shared.class_steps = class_steps(&shared, causal.key_chunk);
     let pairs = p.clone().pairs_over_cores(target);
     std::iter::once(shared)
         .chain(pairs)
-        .filter_map(|p| variant(target, k, &causal, p))
+        .filter_map(|p| variant(target, k, causal, p))
         .collect()
 }
 

@@ -37,6 +37,8 @@ pub(super) fn matmul_kernel(
     let cut_body = wide.is_some() || body.stream.is_some();
     let mut last_err = String::new();
     let mut all = Vec::new();
+    // Recognized once for every layout: it reads each cell of the mask.
+    let causal = causal::recognize(graph, &body, info);
     for target in std::iter::once(target.clone()).chain(target.swapped()) {
         let candidates = candidates(info, &body, chunks, cut_body, &target);
         let overlaps = candidates.iter().any(|c| c.laid.overlap != (0, 0));
@@ -61,11 +63,11 @@ pub(super) fn matmul_kernel(
         // the imbalance between row blocks near and far from the diagonal depends on how many
         // steps each core takes.
         let whole = fitting.into_kernels();
-        let causal: Vec<PlannedKernel> = whole
+        let skipping: Vec<PlannedKernel> = causal
             .iter()
-            .flat_map(|k| causal::variants(graph, &target, k))
+            .flat_map(|c| whole.iter().flat_map(|k| causal::variants(&target, k, c)))
             .collect();
-        all.extend(whole.into_iter().chain(segmented).chain(causal));
+        all.extend(whole.into_iter().chain(segmented).chain(skipping));
     }
     if let Some((_, k)) = fastest(all, target) {
         return Ok(k);
