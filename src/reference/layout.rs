@@ -27,8 +27,8 @@ pub fn transpose(x: &TensorData, perm: &[usize]) -> TensorData {
 
 /// The values of a row-major tensor of `shape` with its axes permuted by `perm`, read in the
 /// output's row-major order. Swapping the last two axes (weight transposes, which constant
-/// folding meets on every Gemm with `transB`) goes through square tiles so that both sides
-/// stay in cache; every other permutation walks the input with the output's strides.
+/// folding meets on every Gemm with `transB`) goes through square blocks
+/// ([`transpose_matrix`]); every other permutation walks the input with the output's strides.
 fn permute<T: Copy + Default>(v: &[T], shape: &[usize], perm: &[usize]) -> Vec<T> {
     let r = perm.len();
     let swaps_last_two = r >= 2
@@ -36,25 +36,13 @@ fn permute<T: Copy + Default>(v: &[T], shape: &[usize], perm: &[usize]) -> Vec<T
         && perm[r - 2] == r - 1
         && perm[r - 1] == r - 2;
     if swaps_last_two && !v.is_empty() {
-        const TILE: usize = 32;
         let (rows, cols) = (shape[r - 2], shape[r - 1]);
         let mut out = vec![T::default(); v.len()];
         for (src, dst) in v
             .chunks_exact(rows * cols)
             .zip(out.chunks_exact_mut(rows * cols))
         {
-            for c0 in (0..cols).step_by(TILE) {
-                for r0 in (0..rows).step_by(TILE) {
-                    let r1 = rows.min(r0 + TILE);
-                    for c in c0..cols.min(c0 + TILE) {
-                        // dst[c][r0..r1] = src[r0..r1][c]
-                        let column = &src[r0 * cols + c..];
-                        for (k, d) in dst[c * rows + r0..c * rows + r1].iter_mut().enumerate() {
-                            *d = column[k * cols];
-                        }
-                    }
-                }
-            }
+            transpose_matrix(src, dst, rows, cols);
         }
         return out;
     }
@@ -66,6 +54,42 @@ fn permute<T: Copy + Default>(v: &[T], shape: &[usize], perm: &[usize]) -> Vec<T
         .map(|i| v[i])
         .collect()
 }
+
+/// Writes the transpose of the `rows x cols` row-major matrix `src` into `dst`: by blocks of
+/// [`BLOCK`] x [`BLOCK`], each copied row by row into a local block and written out column by
+/// column, so that both sides move whole cache lines; the edges past the last whole block go
+/// value by value.
+pub(super) fn transpose_matrix<T: Copy + Default>(
+    src: &[T],
+    dst: &mut [T],
+    rows: usize,
+    cols: usize,
+) {
+    let (whole_rows, whole_cols) = (rows / BLOCK * BLOCK, cols / BLOCK * BLOCK);
+    let mut block = [[T::default(); BLOCK]; BLOCK];
+    for r0 in (0..whole_rows).step_by(BLOCK) {
+        for c0 in (0..whole_cols).step_by(BLOCK) {
+            for (i, row) in block.iter_mut().enumerate() {
+                row.copy_from_slice(&src[(r0 + i) * cols + c0..][..BLOCK]);
+            }
+            for j in 0..BLOCK {
+                let column = &mut dst[(c0 + j) * rows + r0..][..BLOCK];
+                for (d, row) in column.iter_mut().zip(&block) {
+                    *d = row[j];
+                }
+            }
+        }
+    }
+    for r in 0..rows {
+        let from = if r < whole_rows { whole_cols } else { 0 };
+        for c in from..cols {
+            dst[c * rows + r] = src[r * cols + c];
+        }
+    }
+}
+
+/// The side of [`transpose_matrix`]'s square blocks: 16 values, a 64-byte cache line of f32.
+const BLOCK: usize = 16;
 
 /// NumPy broadcast of `x` to `shape`.
 pub fn broadcast_to(x: &TensorData, shape: &[usize]) -> TensorData {

@@ -143,12 +143,12 @@ pub fn conv_pixels(
 /// Each of `n` row-major `[rows, cols]` matrices stored one after another, transposed.
 fn transpose_2d(values: &[f32], n: usize, rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0; values.len()];
-    for b in 0..n {
-        let (src, dst) = (&values[b * rows * cols..], &mut out[b * rows * cols..]);
-        for r in 0..rows {
-            for c in 0..cols {
-                dst[c * rows + r] = src[r * cols + c];
-            }
+    if rows * cols > 0 {
+        for (src, dst) in values[..n * rows * cols]
+            .chunks_exact(rows * cols)
+            .zip(out.chunks_exact_mut(rows * cols))
+        {
+            super::layout::transpose_matrix(src, dst, rows, cols);
         }
     }
     out
