@@ -106,7 +106,7 @@ pub struct FreeOp {
 }
 
 /// What kind of kernel a group becomes.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum GroupKind {
     /// Elementwise and row-wise ops over one iteration space.
     Body,
@@ -140,7 +140,7 @@ pub enum GroupKind {
 }
 
 /// A set of nodes that become one kernel.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Group {
     /// The template.
     pub kind: GroupKind,

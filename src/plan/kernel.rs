@@ -213,6 +213,17 @@ pub fn build(
     mode: FusionMode,
 ) -> Result<PlannedKernel, PlanError> {
     let whole = build_cut(graph, target, g, mode, Cut::Whole);
+    build_from_whole(graph, target, g, mode, whole)
+}
+
+/// [`build`], given what building group `g` whole gave (`whole`, [`Cut::Whole`]).
+pub(crate) fn build_from_whole(
+    graph: &Graph,
+    target: &Target,
+    g: &Group,
+    mode: FusionMode,
+    whole: Result<PlannedKernel, PlanError>,
+) -> Result<PlannedKernel, PlanError> {
     if mode != FusionMode::Fused {
         return whole;
     }
@@ -325,12 +336,13 @@ fn group_body(graph: &Graph, g: &Group) -> Option<Body> {
 /// joins it, and the ops after the projection, which would have joined the projection's own
 /// kernel, are then left out when the estimate splits the norm off again (measured on the
 /// GPT-2 block at seq 1024: 8 kernels and 1508 us against 7 kernels and 1462 us).
+/// Returns the whole kernel when it fits, for [`build_from_whole`].
 pub(crate) fn fits_some_cut(
     graph: &Graph,
     target: &Target,
     g: &Group,
     mode: FusionMode,
-) -> Result<(), PlanError> {
+) -> Result<Option<PlannedKernel>, PlanError> {
     match build_cut(graph, target, g, mode, Cut::Whole) {
         Err(e @ PlanError::DoesNotFit { .. }) if mode == FusionMode::Fused => {
             let Some(body) = group_body(graph, g) else {
@@ -339,12 +351,12 @@ pub(crate) fn fits_some_cut(
             let streams = stream::streamable_width(&body).is_some()
                 && build_cut(graph, target, g, mode, Cut::Stream(1)).is_ok();
             if streams {
-                Ok(())
+                Ok(None)
             } else {
                 Err(e)
             }
         }
-        other => other.map(|_| ()),
+        other => other.map(Some),
     }
 }
 

@@ -32,6 +32,7 @@ pub mod target;
 pub(crate) mod testing;
 pub mod wide;
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use petgraph::graph::NodeIndex;
@@ -194,24 +195,43 @@ impl KernelPlan {
 /// Plans `graph` for `target`.
 pub fn plan(graph: &Graph, target: &Target, mode: FusionMode) -> Result<KernelPlan, PlanError> {
     // Whether a kernel fits needs no search over its splits (`kernel::build` needs the whole
-    // kernel, or the kernel with its hidden layer streamed, to fit first).
+    // kernel, or the kernel with its hidden layer streamed, to fit first). The whole kernels
+    // it builds are kept for the cost of the same groups, which starts from them.
+    let wholes: RefCell<BTreeMap<group::Group, PlannedKernel>> = RefCell::default();
     let fits = |g: &group::Group| match kernel::fits_some_cut(graph, target, g, mode) {
-        Ok(_) => Ok(()),
+        Ok(whole) => {
+            if let Some(k) = whole {
+                wholes.borrow_mut().insert(g.clone(), k);
+            }
+            Ok(())
+        }
         Err(PlanError::DoesNotFit { reason, .. }) => Err(BreakReason::Budget { detail: reason }),
         Err(other) => Err(BreakReason::OpKind {
             detail: other.to_string(),
         }),
     };
+    // The grouping search costs a group each time it meets it, and the plan takes the kernels
+    // of the groups it chose: each group's kernel is built once.
+    let built: RefCell<BTreeMap<group::Group, Option<PlannedKernel>>> = RefCell::default();
     let cost = |g: &group::Group| {
-        kernel::build(graph, target, g, mode)
-            .ok()
-            .map(|k| estimate::cycles(&k, target))
+        let mut built = built.borrow_mut();
+        let k = built.entry(g.clone()).or_insert_with(|| {
+            let whole = wholes.borrow_mut().remove(g).map(Ok);
+            let whole = whole
+                .unwrap_or_else(|| kernel::build_cut(graph, target, g, mode, kernel::Cut::Whole));
+            kernel::build_from_whole(graph, target, g, mode, whole).ok()
+        });
+        k.as_ref().map(|k| estimate::cycles(k, target))
     };
     let grouping = group::group(graph, mode, &fits, &cost)?;
+    let mut built = built.into_inner();
     let mut kernels = Vec::with_capacity(grouping.groups.len());
     let mut taken: BTreeMap<String, usize> = BTreeMap::new();
     for g in &grouping.groups {
-        let mut k = kernel::build(graph, target, g, mode)?;
+        let mut k = match built.remove(g).flatten() {
+            Some(k) => k,
+            None => kernel::build(graph, target, g, mode)?,
+        };
         let count = taken.entry(k.name.clone()).or_insert(0);
         *count += 1;
         if *count > 1 {
