@@ -694,3 +694,83 @@ fn segmented_matmul(
     }
     fastest(plans, target).map(|(_, k)| k)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{candidates, fit};
+    use crate::graph::{Graph, Op, TensorData};
+    use crate::plan::group::{Group, GroupKind};
+    use crate::plan::matmul_info::matmul_body;
+    use crate::plan::testing::{constant, f32t, output_pccs, small_grid};
+
+    /// The planner declines a single-buffered normalizing kernel wherever its double-buffered
+    /// form fits (the multicast chain and the compute take turns), so no model runs one. This
+    /// runs the single-buffered candidates of an RMSNorm's and a LayerNorm's products directly:
+    /// row sums shared over grid rows and not, against the reference.
+    #[test]
+    fn single_buffered_normalizing_kernels_compute_the_reference() {
+        for layer_norm in [false, true] {
+            let mut graph = Graph::new();
+            let x = graph.add_input("x", f32t(&[256, 512]));
+            let filled = |v: f32| Op::Constant(Arc::new(TensorData::f32(vec![512], vec![v; 512])));
+            let gain = graph.add("gain", filled(1.0), f32t(&[512]), &[]);
+            let norm = match layer_norm {
+                true => {
+                    let bias = graph.add("bias", filled(0.0), f32t(&[512]), &[]);
+                    let op = Op::LayerNorm { eps: 1e-5 };
+                    graph.add("norm", op, f32t(&[256, 512]), &[x, gain, bias])
+                }
+                false => {
+                    let op = Op::RmsNorm { eps: 1e-6 };
+                    graph.add("norm", op, f32t(&[256, 512]), &[x, gain])
+                }
+            };
+            let w = constant(&mut graph, "w", &[512, 256], 3);
+            let p = graph.add("p", Op::MatMul, f32t(&[256, 256]), &[norm, w]);
+            graph.outputs.push(("p".into(), p));
+            let group = Group {
+                kind: GroupKind::Matmul {
+                    mm: p,
+                    b_transposed: false,
+                    heads: false,
+                    siblings: Vec::new(),
+                    norm: Some(norm),
+                    norm_input: None,
+                },
+                nodes: vec![norm, p],
+                space: (256, 256),
+            };
+            let norm_form = (false, false, &[][..], Some(norm));
+            let (info, body) =
+                matmul_body(&graph, &group, p, norm_form, None, &[p]).expect("a normalizing body");
+            let (device, target) = small_grid(4, 4);
+            let mut ran = Vec::new();
+            for c in candidates(&info, &body, 1, false, &target) {
+                let form = (c.share_norm, c.bk);
+                if c.double || ran.contains(&form) {
+                    continue;
+                }
+                let Ok(k) = fit(&graph, &target, &group, &body, &info, c, None) else {
+                    continue;
+                };
+                assert!(!k.partition.double_buffered);
+                let summary = k.partition_summary.clone();
+                for (name, pcc) in output_pccs(&graph, &device, k) {
+                    assert!(pcc >= 0.999, "{name} ({summary}): pcc {pcc}");
+                }
+                ran.push(form);
+            }
+
+            // LayerNorm's centered chunk is always shared; RMSNorm's row sums both ways.
+            let sharings = [true, false].map(|s| ran.iter().any(|&(shared, _)| shared == s));
+            assert_eq!(
+                sharings,
+                [true, !layer_norm],
+                "layer norm {layer_norm}: ran {ran:?}"
+            );
+            assert!(ran.iter().any(|&(_, bk)| bk < 16), "some K chunks: {ran:?}");
+        }
+    }
+}
