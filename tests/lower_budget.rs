@@ -115,6 +115,28 @@ fn nothing_fits_is_a_clear_error() {
         .expect_err("two tiles of L1 cannot hold a softmax");
     let msg = err.to_string();
     assert!(msg.contains("`y`") && msg.contains("does not fit"), "{msg}");
+    // It quotes the layout that came closest: whole rows (8 tiles) one tile row high, and what
+    // it needs, which a core of that much L1 then has room for.
+    assert!(msg.contains("blocks of 1x8 tiles need "), "{msg}");
+    let need: u64 = msg
+        .split("need ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|bytes| bytes.parse().ok())
+        .unwrap_or_else(|| panic!("no byte count in: {msg}"));
+    let c = compile(
+        &softmax_composite(),
+        &small_l1_device(need),
+        FusionMode::Fused,
+    )
+    .expect("the quoted need fits");
+    assert_within_limits(&c.plan);
+    let fitted = compile(
+        &softmax_composite(),
+        &small_l1_device(need - 1),
+        FusionMode::Fused,
+    );
+    assert!(fitted.is_err(), "one byte less does not fit");
 }
 
 #[test]

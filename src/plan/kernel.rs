@@ -132,24 +132,56 @@ pub fn group_outputs(graph: &Graph, g: &Group) -> Vec<NodeIndex> {
         .collect()
 }
 
-pub(super) fn fits(cbs: &[Cb], target: &Target) -> Result<(), String> {
+/// Why a kernel's circular buffers do not fit a core.
+#[derive(Debug)]
+pub(super) struct Misfit {
+    /// The L1 bytes the buffers take.
+    bytes: u64,
+    /// What they take against what the core has.
+    reason: String,
+}
+
+/// Whether circular buffers `cbs` fit one core of `target`: its L1 and its number of buffers.
+pub(super) fn fits(cbs: &[Cb], target: &Target) -> Result<(), Misfit> {
     let bytes: u64 = cbs
         .iter()
         .map(|c| c.tiles() as u64 * target.tile_bytes)
         .sum();
-    if cbs.len() > target.max_cbs as usize {
-        Err(format!(
+    let reason = if cbs.len() > target.max_cbs as usize {
+        format!(
             "{} circular buffers, the core has {}",
             cbs.len(),
             target.max_cbs
-        ))
+        )
     } else if bytes > target.l1_bytes {
-        Err(format!(
+        format!(
             "{bytes} B of circular buffers, the core has {} B of L1",
             target.l1_bytes
-        ))
+        )
     } else {
-        Ok(())
+        return Ok(());
+    };
+    Err(Misfit { bytes, reason })
+}
+
+/// Of the layouts a kernel was tried in and that did not fit, the one that came closest (the
+/// least L1): the error quotes it, since a layout that needs more would not fit either.
+#[derive(Debug, Default)]
+pub(super) struct Closest(Option<Misfit>);
+
+impl Closest {
+    /// Keeps `misfit` of the layout `layout` (e.g. "blocks of 2x3 tiles") if it came closer.
+    pub(super) fn offer(&mut self, layout: String, misfit: Misfit) {
+        if self.0.as_ref().is_none_or(|m| misfit.bytes < m.bytes) {
+            let reason = format!("{layout} need {}", misfit.reason);
+            self.0 = Some(Misfit { reason, ..misfit });
+        }
+    }
+
+    /// The closest layout and its need, for [`PlanError::DoesNotFit`].
+    pub(super) fn reason(self) -> String {
+        self.0
+            .map_or_else(|| "no layout was tried".into(), |m| m.reason)
     }
 }
 
@@ -467,15 +499,15 @@ fn body_kernel(
         }
     }
     cands.sort();
-    let mut last_err = String::new();
+    let mut closest = Closest::default();
     let mut fitting = Fitting::new(&body, false, false);
     for (_, br, bc, double) in cands {
         let mut schedule = Schedule::new(&body, (br, bc), rt / br, ct / bc * chunks, vec![]);
         if !double {
             single_buffer(&mut schedule.cbs, &stream_acc(&body));
         }
-        if let Err(e) = fits(&schedule.cbs, target) {
-            last_err = format!("blocks of {br}x{bc} tiles need {e}");
+        if let Err(misfit) = fits(&schedule.cbs, target) {
+            closest.offer(format!("blocks of {br}x{bc} tiles"), misfit);
             continue;
         }
         let grid_blocks = (1, rt / br, ct / bc * chunks);
@@ -509,7 +541,7 @@ fn body_kernel(
     }
     Err(PlanError::DoesNotFit {
         node: graph.node(g.nodes[0]).name.clone(),
-        reason: last_err,
+        reason: closest.reason(),
     })
 }
 
@@ -712,7 +744,7 @@ fn transpose_kernel(graph: &Graph, target: &Target, g: &Group) -> Result<Planned
         }
     }
     cands.sort();
-    let mut last_err = String::new();
+    let mut closest = Closest::default();
     for (_, br, bc, double) in cands {
         let bf = if double { 2 } else { 1 };
         let cbs = vec![
@@ -730,7 +762,7 @@ fn transpose_kernel(graph: &Graph, target: &Target, g: &Group) -> Result<Planned
             },
         ];
         match fits(&cbs, target) {
-            Err(e) => last_err = e,
+            Err(misfit) => closest.offer(format!("blocks of {br}x{bc} tiles"), misfit),
             Ok(()) => {
                 let mut p = Partition::spread((br, bc), (batches, ort / br, oct / bc), target);
                 p.double_buffered = double;
@@ -771,7 +803,7 @@ fn transpose_kernel(graph: &Graph, target: &Target, g: &Group) -> Result<Planned
     }
     Err(PlanError::DoesNotFit {
         node: graph.node(out).name.clone(),
-        reason: last_err,
+        reason: closest.reason(),
     })
 }
 

@@ -10,8 +10,8 @@ use super::causal;
 use super::group::Group;
 use super::heads::HeadWrite;
 use super::kernel::{
-    body_traffic, fastest, fits, single_buffer, single_buffer_kept, stream_acc, summary, Cut,
-    Fitting, KernelDetail,
+    body_traffic, fastest, fits, single_buffer, single_buffer_kept, stream_acc, summary, Closest,
+    Cut, Fitting, KernelDetail, Misfit,
 };
 use super::matmul_info::{row_norm_sharers, row_norm_sharing, MatmulInfo, NormInput, RowNorm};
 use super::partition::{divisors, preference, Partition};
@@ -35,7 +35,7 @@ pub(super) fn matmul_kernel(
 ) -> Result<PlannedKernel, PlanError> {
     let wide = cut.wide_chunk();
     let cut_body = wide.is_some() || body.stream.is_some();
-    let mut last_err = String::new();
+    let mut closest = Closest::default();
     let mut all = Vec::new();
     // Recognized once for every layout: it reads each cell of the mask.
     let causal = causal::recognize(graph, &body, info);
@@ -46,7 +46,7 @@ pub(super) fn matmul_kernel(
         let mut fitting = Fitting::new(&body, overlaps, both_ways);
         for c in candidates {
             match fit(graph, &target, g, &body, info, c, wide) {
-                Err(e) => last_err = e,
+                Err((layout, misfit)) => closest.offer(layout, misfit),
                 Ok(k) => {
                     if fitting.take(k) {
                         break;
@@ -74,7 +74,7 @@ pub(super) fn matmul_kernel(
     }
     Err(PlanError::DoesNotFit {
         node: graph.node(g.nodes[0]).name.clone(),
-        reason: last_err,
+        reason: closest.reason(),
     })
 }
 
@@ -222,8 +222,8 @@ fn layouts(
 }
 
 /// Candidate `c` of matmul `info` with epilogue `body` as a planned kernel (its chained
-/// product's columns cut in chunks of `wide` tiles, if they are), or why its buffers do not
-/// fit the core.
+/// product's columns cut in chunks of `wide` tiles, if they are), or its layout and why its
+/// buffers do not fit the core.
 fn fit(
     graph: &Graph,
     target: &Target,
@@ -232,7 +232,7 @@ fn fit(
     info: &MatmulInfo,
     c: Candidate,
     wide: Option<usize>,
-) -> Result<PlannedKernel, String> {
+) -> Result<PlannedKernel, (String, Misfit)> {
     let Candidate {
         laid,
         bk,
@@ -281,8 +281,12 @@ fn fit(
         single_buffer(&mut schedule.cbs, &keep);
     }
     single_buffer_kept(body, &mut schedule, &laid);
-    fits(&schedule.cbs, target)
-        .map_err(|e| format!("blocks of {bm}x{bn} tiles with K chunks of {bk} need {e}"))?;
+    fits(&schedule.cbs, target).map_err(|e| {
+        (
+            format!("blocks of {bm}x{bn} tiles with K chunks of {bk}"),
+            e,
+        )
+    })?;
     let mut p = laid;
     p.wide = wide;
     p.stream = body.stream.as_ref().map(|st| (st.chunk, st.chunks));
