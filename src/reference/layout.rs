@@ -28,7 +28,7 @@ pub fn transpose(x: &TensorData, perm: &[usize]) -> TensorData {
 /// The values of a row-major tensor of `shape` with its axes permuted by `perm`, read in the
 /// output's row-major order. Swapping the last two axes (weight transposes, which constant
 /// folding meets on every Gemm with `transB`) goes through square blocks
-/// ([`transpose_matrix`]); every other permutation walks the input with the output's strides.
+/// ([`transpose_matrices`]); every other permutation walks the input with the output's strides.
 fn permute<T: Copy + Default>(v: &[T], shape: &[usize], perm: &[usize]) -> Vec<T> {
     let r = perm.len();
     let swaps_last_two = r >= 2
@@ -36,15 +36,7 @@ fn permute<T: Copy + Default>(v: &[T], shape: &[usize], perm: &[usize]) -> Vec<T
         && perm[r - 2] == r - 1
         && perm[r - 1] == r - 2;
     if swaps_last_two && !v.is_empty() {
-        let (rows, cols) = (shape[r - 2], shape[r - 1]);
-        let mut out = vec![T::default(); v.len()];
-        for (src, dst) in v
-            .chunks_exact(rows * cols)
-            .zip(out.chunks_exact_mut(rows * cols))
-        {
-            transpose_matrix(src, dst, rows, cols);
-        }
-        return out;
+        return transpose_matrices(v, shape[r - 2], shape[r - 1]);
     }
     let s = strides(shape);
     let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
@@ -55,16 +47,26 @@ fn permute<T: Copy + Default>(v: &[T], shape: &[usize], perm: &[usize]) -> Vec<T
         .collect()
 }
 
+/// Each of the row-major `rows x cols` matrices stored one after another in `v`, transposed
+/// ([`transpose_matrix`]).
+pub(super) fn transpose_matrices<T: Copy + Default>(v: &[T], rows: usize, cols: usize) -> Vec<T> {
+    let mut out = vec![T::default(); v.len()];
+    if rows * cols > 0 {
+        for (src, dst) in v
+            .chunks_exact(rows * cols)
+            .zip(out.chunks_exact_mut(rows * cols))
+        {
+            transpose_matrix(src, dst, rows, cols);
+        }
+    }
+    out
+}
+
 /// Writes the transpose of the `rows x cols` row-major matrix `src` into `dst`: by blocks of
 /// [`BLOCK`] x [`BLOCK`], each copied row by row into a local block and written out column by
 /// column, so that both sides move whole cache lines; the edges past the last whole block go
 /// value by value.
-pub(super) fn transpose_matrix<T: Copy + Default>(
-    src: &[T],
-    dst: &mut [T],
-    rows: usize,
-    cols: usize,
-) {
+fn transpose_matrix<T: Copy + Default>(src: &[T], dst: &mut [T], rows: usize, cols: usize) {
     let (whole_rows, whole_cols) = (rows / BLOCK * BLOCK, cols / BLOCK * BLOCK);
     let mut block = [[T::default(); BLOCK]; BLOCK];
     for r0 in (0..whole_rows).step_by(BLOCK) {

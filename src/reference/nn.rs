@@ -1,6 +1,7 @@
 //! NCHW image kernels: convolution, batch norm, pooling; and the im2col matrix of pixel-major
 //! images.
 
+use super::layout::transpose_matrices;
 use super::{op_error, RefError};
 use crate::graph::infer::window_len;
 use crate::graph::{Op, ReduceOp, TensorData, TensorType};
@@ -118,7 +119,7 @@ pub fn conv_pixels(
     };
     let c = x.shape()[1];
     let o = out.shape[1];
-    let images = TensorData::f32(vec![n, c, h, w], transpose_2d(&x.to_f32(), n, h * w, c));
+    let images = TensorData::f32(vec![n, c, h, w], transpose_matrices(&x.to_f32(), h * w, c));
     let mut args = vec![&images];
     args.extend(rest.iter().copied());
     let window = |i: usize, size: usize| {
@@ -136,22 +137,8 @@ pub fn conv_pixels(
     let y = conv(op, &args, *stride, *pads, *dilation, *groups, &nchw)?;
     Ok(TensorData::f32(
         out.shape.clone(),
-        transpose_2d(&y.to_f32(), n, o, oh * ow),
+        transpose_matrices(&y.to_f32(), o, oh * ow),
     ))
-}
-
-/// Each of `n` row-major `[rows, cols]` matrices stored one after another, transposed.
-fn transpose_2d(values: &[f32], n: usize, rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0; values.len()];
-    if rows * cols > 0 {
-        for (src, dst) in values[..n * rows * cols]
-            .chunks_exact(rows * cols)
-            .zip(out.chunks_exact_mut(rows * cols))
-        {
-            super::layout::transpose_matrix(src, dst, rows, cols);
-        }
-    }
-    out
 }
 
 /// The im2col matrix of pixel-major `x` (`[n * h * w, c]`, see [`Op::Im2Col`]).
