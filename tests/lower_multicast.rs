@@ -358,7 +358,7 @@ fn kernels_of_every_sharing_lie_across_a_narrow_grid_and_compute_the_reference()
         ((4, 8), "mlp_block", mlp_block()),
         ((3, 5), "causal heads", attention_heads_masked(6, 512, true)),
         ((4, 8), "heads", attention_heads(4, 512)),
-        ((4, 8), "gated", gated(1024, 768, 2048)),
+        ((4, 8), "gated", gated(512, 768, 2048)),
         ((8, 5), "overlapping columns", gated(1024, 768, 2048)),
         ((5, 8), "several blocks per core", linear(1024, 768, 3072)),
     ];

@@ -465,12 +465,12 @@ fn projections_of_one_operand_with_no_shared_consumer_share_a_kernel() {
         .count();
     assert_eq!(products, 3);
     // With K streamed in chunks, each product's bias waits while the next product's chunks
-    // stream in: the reader sends the biases first, so nothing deadlocks.
-    let c = run_checked(
-        &projections(2048),
-        &small_l1_device(160 * 1024),
-        FusionMode::Fused,
-    );
+    // stream in: the reader sends the biases first, so nothing deadlocks. On a 2x2 grid
+    // (on 8x8 cores each product apart splits K over copies of its grid rows, and the three
+    // kernels are faster: 25.65 us against 39.70).
+    let mut dev = small_l1_device(160 * 1024);
+    (dev.grid.x, dev.grid.y) = (2, 2);
+    let c = run_checked(&projections(2048), &dev, FusionMode::Fused);
     let k = &c.plan.kernels[0];
     assert!(k.partition.k_chunks > 2, "{:?}", k.partition);
     assert!(

@@ -65,6 +65,9 @@ pub fn constants(p: &Partition, names: &Names, batch_rows: usize) -> Vec<Stmt> {
             out.push(assign("UNITS", int(p.batches * p.row_blocks / 2)));
         } else if p.multicast {
             out.push(assign("GRID_Y", int(p.grid.1 as usize)));
+            if p.k_split > 1 {
+                out.push(assign("K_SPLIT", int(p.k_split)));
+            }
             if p.batches > 1 {
                 out.push(assign("GROUP_ROWS", int(p.group_rows())));
             }
@@ -99,9 +102,9 @@ pub fn on_busy_cores(p: &Partition, stmts: Vec<Stmt>) -> Vec<Stmt> {
 }
 
 /// `stmts` without the block loop's own `core_x, core_y = ttl.core(dims=2)`, at their top level
-/// or inside the `with` blocks that hold once-per-core buffers around the loop: the busy-core
-/// guard has bound both names already.
-fn without_core_binding(stmts: Vec<Stmt>) -> Vec<Stmt> {
+/// or inside the `with` blocks that hold once-per-core buffers around the loop: a guard around
+/// them (the busy cores', a split K's part) has bound both names already.
+pub fn without_core_binding(stmts: Vec<Stmt>) -> Vec<Stmt> {
     let binding = this_core();
     stmts
         .into_iter()

@@ -276,7 +276,7 @@ pub fn kernel(
     };
     let mut kernel = Kernel {
         name: k.name.clone(),
-        grid: k.partition.grid,
+        grid: k.partition.kernel_grid(),
         params,
         doc: Some(doc(k)),
         setup,

@@ -25,6 +25,7 @@ use super::emit::{
 use super::exchange;
 use super::multicast::{shared_read, Along};
 use super::row_norm::{NormPart, RowNormNames};
+use super::split_k;
 use crate::plan::body::Body;
 use crate::plan::heads::HeadView;
 use crate::plan::matmul_info::{row_norm_sharers, GatherInfo, MatmulInfo, OtherProduct};
@@ -49,7 +50,11 @@ pub fn lower(k: &PlannedKernel, body: &Body, sched: &Schedule, info: &MatmulInfo
     let c = coords(&k.partition, &NAMES);
     let compute = l.compute_thread(&c);
     let [read, write] = l.data_movement(&c);
-    kernel(k, l.params(), l.setup(), [compute, read, write])
+    let threads = match k.partition.k_split > 1 {
+        true => l.split_threads(&c, [compute, read, write]),
+        false => [compute, read, write],
+    };
+    kernel(k, l.params(), l.setup(), threads)
 }
 
 /// What the phases of [`lower`] share: the kernel, its body and schedule, its matmul, and the
@@ -268,7 +273,11 @@ impl<'a> Lowering<'a> {
         // kept chunk's scale is known before the products ([`RowNormNames::prologue`]), so
         // every product scales its last chunk.
         let kept = norm.as_ref().is_some_and(|n| n.kept.is_some());
+        // A split K: the first copy's sum ends in the running sum, the other parts' added
+        // after ([`split_k::reduction`]).
+        let split = self.k.partition.k_split > 1;
         let (each, last, last_part) = match &norm {
+            None if split => (NormPart::Plain, acc, NormPart::Plain),
             None => (
                 NormPart::Plain,
                 (target_cb.as_str(), target.as_str()),
@@ -313,7 +322,60 @@ impl<'a> Lowering<'a> {
             out.extend(n.scales_stage(n.products));
             out.push(n.scaled_stage(pr, (&target_cb, &target)));
         }
+        if split {
+            let part = Buffer::new(&info.part_stem);
+            let parts = self.k.partition.k_split;
+            let into = (target_cb.as_str(), target.as_str());
+            out.extend(split_k::reduction(&pr.acc, &part, into, parts));
+        }
         out
+    }
+
+    /// The K chunks of one block of each product of a kernel with K split, on the cores past
+    /// the first copy: each product's last chunk's sum into the partial sums' buffer, which the
+    /// writer sends to the first copy.
+    fn part_chunks(&self) -> Vec<Stmt> {
+        let info = self.info;
+        let part = Buffer::new(&info.part_stem);
+        let products = std::iter::once((&self.first, info.b_transposed))
+            .chain(self.others.iter().map(|(_, pr)| (pr, false)));
+        let mut out = Vec::new();
+        for (pr, transposed) in products {
+            let acc = (pr.acc.cb.as_str(), pr.acc.o.as_str());
+            out.extend(self.chunk(pr, transposed, false, acc, NormPart::Plain));
+            if self.kc > 2 {
+                let middle = self.chunk(pr, transposed, true, acc, NormPart::Plain);
+                let chunks = Expr::bin(BinOp::Sub, name("K_CHUNKS"), int(2));
+                out.push(for_range("_", chunks, middle));
+            }
+            let last = (part.cb.as_str(), part.o.as_str());
+            out.extend(self.chunk(pr, transposed, true, last, NormPart::Plain));
+        }
+        out
+    }
+
+    /// The threads of a kernel with K split ([`Partition::k_split`]): `first`, the first
+    /// copy's, on its cores; the other parts' on the rest ([`split_k::part_threads`]).
+    fn split_threads(&self, c: &Coords, first: [Vec<Stmt>; 3]) -> [Vec<Stmt>; 3] {
+        let sources = self.sources(c);
+        let part_cb = format!("{}_cb", self.info.part_stem);
+        let a = (self.a_cb.as_str(), sources.a);
+        let first_b = (self.first.b.cb.clone(), sources.b);
+        let other_bs = self
+            .info
+            .others
+            .iter()
+            .map(|op| (format!("{}_cb", op.b_param), self.other_b_source(op, c)));
+        let bs: Vec<(String, Expr)> = std::iter::once(first_b).chain(other_bs).collect();
+        let own_b = self.k.partition.segment_rows() > 1;
+        let rest = split_k::part_threads(self.part_chunks(), c, (a, &bs, own_b), &part_cb);
+        let [compute, read, write] = first;
+        let [part_compute, part_read, part_write] = rest;
+        [
+            split_k::by_part(compute, part_compute),
+            split_k::by_part(read, part_read),
+            split_k::by_part(write, part_write),
+        ]
     }
 
     /// The compute thread: every block's products ([`Self::matmul_stage`]) and epilogue, with
@@ -545,6 +607,11 @@ impl<'a> Lowering<'a> {
                 false => shared_read(&cb, src, Along::Column, kc_at.clone()),
             };
             inner.extend(k_chunk_loop(kc, vec![read]));
+            // The other parts' sums of the product of a split K, before the next product's
+            // chunks and the epilogue's exchanges, which wait for them.
+            if p.k_split > 1 {
+                inner.extend(split_k::receives(&format!("{}_cb", info.part_stem)));
+            }
         }
         inner.extend(exchange::sends(&exchanged));
         if !several {

@@ -16,6 +16,7 @@ pub mod matmul;
 pub mod multicast;
 pub mod program;
 mod row_norm;
+mod split_k;
 pub mod transpose;
 
 use thiserror::Error;

@@ -7,7 +7,8 @@
 use ttfuse_runtime::ttl::ast::{BinOp, CmpOp, Expr, Stmt};
 
 use super::emit::{
-    add, assign, compare, copy, for_range, if_else, int, mul, name, pipe, reserve, with,
+    add, assign, compare, copy, for_range, for_range_from, if_else, int, mul, name, pipe, reserve,
+    with,
 };
 
 /// The grid axis along which the cores share a chunk.
@@ -56,6 +57,25 @@ pub fn shared_read(cb: &str, src: Expr, along: Along, turn: Option<Expr>) -> Stm
     )
 }
 
+/// Reads `src` into a reserved block of `cb` at K chunk `turn` on a kernel with K split
+/// ([`crate::plan::Partition::k_split`]), shared down the grid column within this core's part
+/// of the grid, whose first row is `part_y0` and which is `GRID_Y` rows high: the chunk's
+/// sender reads it from DRAM and sends it to the part's other cores of the column.
+pub fn part_shared_read(cb: &str, src: Expr, turn: Expr) -> Stmt {
+    let sender = add(name("part_y0"), Expr::bin(BinOp::Mod, turn, name("GRID_Y")));
+    let every_other = compare(CmpOp::Ne, name("peer"), name("core_y"));
+    let peers = (add(name("part_y0"), name("GRID_Y")), Some(name("part_y0")));
+    let prelude = vec![assign("sender", sender)];
+    send_to(
+        cb,
+        src,
+        Along::Column,
+        prelude,
+        (vec![], every_other),
+        peers,
+    )
+}
+
 /// Reads `src` into a reserved block of `cb`, after `prelude` (which, or the code before,
 /// binds `sender`): the core `sender` along `along` reads it from DRAM and sends it to each
 /// `peer` for which `takes` holds (after `per_peer`, which may bind names `takes` reads); the
@@ -65,9 +85,23 @@ pub fn send_along(
     src: Expr,
     along: Along,
     prelude: Vec<Stmt>,
-    (per_peer, takes): (Vec<Stmt>, Expr),
+    peer_sends: (Vec<Stmt>, Expr),
 ) -> Stmt {
-    let (me, extent) = along.names();
+    let extent = name(along.names().1);
+    send_to(cb, src, along, prelude, peer_sends, (extent, None))
+}
+
+/// [`send_along`] with the peers at positions `first..end` along `along` (`(end, first)`,
+/// from 0 when `first` is `None`).
+fn send_to(
+    cb: &str,
+    src: Expr,
+    along: Along,
+    prelude: Vec<Stmt>,
+    (per_peer, takes): (Vec<Stmt>, Expr),
+    (end, first): (Expr, Option<Expr>),
+) -> Stmt {
+    let me = along.names().0;
     let send = if_else(
         takes,
         copy(
@@ -79,7 +113,10 @@ pub fn send_along(
     let mut peer_body = per_peer;
     peer_body.push(send);
     let mut read = copy(src, name("blk"));
-    read.push(for_range("peer", name(extent), peer_body));
+    read.push(match first {
+        Some(first) => for_range_from("peer", first, end, peer_body),
+        None => for_range("peer", end, peer_body),
+    });
     let receive = copy(
         pipe(along.core(name("sender")), along.core(name(me))),
         name("blk"),

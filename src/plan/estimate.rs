@@ -36,7 +36,7 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
     };
     // A core reads and writes at its own rate, or at its share of the chip's when all of the
     // kernel's cores do at once.
-    let cores = p.cores_used.max(1) as f64;
+    let cores = p.all_cores().max(1) as f64;
     let read_rate = c
         .core_read_bytes_per_cycle
         .min(c.dram_bytes_per_cycle / cores);
@@ -90,7 +90,7 @@ pub fn cycles(k: &PlannedKernel, target: &Target) -> f64 {
     c.dispatch
         + chip
             .max(per_core)
-            .max(shared_chunk_chain(k, target, read_rate))
+            .max(shared_chunk_chain(k, target))
             .max(chain)
 }
 
@@ -113,7 +113,7 @@ fn multicast_chain(k: &PlannedKernel, target: &Target) -> f64 {
     let c = &target.costs;
     let products = 1 + info.others.len();
     let boundary = norm_boundary_cycles(c, p, info, target.tile_bytes);
-    operand_chain_cycles(c, p, (info.kt, products), target.tile_bytes)
+    operand_chain_cycles(c, p, (info.kt / p.k_split, products), target.tile_bytes)
         + p.blocks_per_core as f64 * boundary
         + kept_chunk_latency(c, p, info, target.tile_bytes)
 }
@@ -122,7 +122,8 @@ fn multicast_chain(k: &PlannedKernel, target: &Target) -> f64 {
 /// `products` products over `kt` K tiles: the longer of the reader's and the writer's, which
 /// pass a block's A rows along the grid row and its B columns down the grid column over all
 /// of K, every product and every block of a core, each chunk read from DRAM by its sender and
-/// multicast to the others (read by the core itself on a grid of one column or row).
+/// multicast to the others (read by the core itself on a grid of one column or row). With K
+/// split, `kt` is one part's.
 fn operand_chain_cycles(
     c: &Costs,
     p: &Partition,
@@ -141,13 +142,16 @@ fn operand_chain_cycles(
 }
 
 /// The cycles a single block row's segments ([`Partition::segments`]) spend passing A's K
-/// chunks along their grid rows: chunk after chunk, the chunk's sender reads it from DRAM while
-/// every core reads its own columns of B, so at the core's share of the chip's bandwidth, then
-/// multicasts it. A classifier's product is bound by this chain rather than by its math: 32
-/// segments on 8x4 cores (56.94 us on the runtime) halve each core's columns of B against 16
-/// on 8x2 (49.01 us), but share the bandwidth among twice the readers. `share` is a core's
-/// read rate when all of the kernel's cores read at once.
-fn shared_chunk_chain(k: &PlannedKernel, target: &Target, share: f64) -> f64 {
+/// chunks along their grid rows: chunk after chunk, every core reads its own columns of B and
+/// each grid row's sender its chunk of A, all through the chip's one DRAM queue, and the sender
+/// then multicasts the chunk. The chain, not the math, bounds a classifier's product (x
+/// [1, 4096] @ w [4096, 1000]: 32 segments on 8x4 cores ran 56.94 us on the runtime, 16 on
+/// 8x2 49.01 us) and LLaMA's gated MLP products at 128 rows on wormhole_b0 (32 segments: run
+/// 47.2k cycles, estimated 51.3k). It had been counted as the sender reading at the share of
+/// the bandwidth a core gets when every core reads as much as it does: 69.0k for that MLP,
+/// whose cores each read half of the sender's chunk. With K split, each part's grid rows pass
+/// their part's chunks at once.
+fn shared_chunk_chain(k: &PlannedKernel, target: &Target) -> f64 {
     let p = &k.partition;
     let KernelDetail::Matmul { info, .. } = &k.detail else {
         return 0.0;
@@ -155,9 +159,15 @@ fn shared_chunk_chain(k: &PlannedKernel, target: &Target, share: f64) -> f64 {
     if !(p.multicast && p.segments.is_some() && p.row_blocks == 1) {
         return 0.0;
     }
+    let c = &target.costs;
     let bk = p.k_block.unwrap_or(info.kt);
-    let chunk = (p.block.0 * bk) as u64 * target.tile_bytes;
-    let per_chunk = shared_chunk_cycles(&target.costs, chunk, share);
+    let (bm, bn) = p.block;
+    let tile = target.tile_bytes as f64;
+    let a_chunk = (bm * bk) as f64 * tile;
+    let senders = p.kernel_grid().1 as f64;
+    let step_bytes = a_chunk * senders + (bk * bn * p.all_cores()) as f64 * tile;
+    let read = (step_bytes / c.dram_bytes_per_cycle).max(a_chunk / c.core_read_bytes_per_cycle);
+    let per_chunk = read + a_chunk / c.multicast_bytes_per_cycle;
     (p.k_chunks * (1 + info.others.len())) as f64 * per_chunk
 }
 
@@ -179,17 +189,23 @@ fn matmul_block_cycles(c: &Costs, p: &Partition, body: &Body, info: &MatmulInfo,
         _ => 0.0,
     };
     let products = (1 + info.others.len()) as f64;
+    let kt = (info.kt / p.k_split.max(1)) as f64;
     gather
         + transposes
         + norm_cycles(c, p, info, tile)
         + products
-            * (stage(
-                c,
-                bm * bn,
-                info.kt as f64 * c.matmul_tile,
-                info.kt as f64 * c.matmul_unpack_tiles,
-            ) + accumulation_cycles(c, p.block, p.k_chunks))
+            * (stage(c, bm * bn, kt * c.matmul_tile, kt * c.matmul_unpack_tiles)
+                + accumulation_cycles(c, p.block, p.k_chunks))
+        + products * partial_sums_cycles(c, p, tile)
         + body_cycles(body, p.block, c)
+}
+
+/// The cycles a core of the first part of a split K ([`Partition::k_split`]) spends on the
+/// other parts' partial sums of a product's block: each sent through a pipe, then added.
+fn partial_sums_cycles(c: &Costs, p: &Partition, tile: u64) -> f64 {
+    let (bm, bn) = p.block;
+    let transfer = ((bm * bn) as u64 * tile) as f64 / c.multicast_bytes_per_cycle;
+    p.k_split.saturating_sub(1) as f64 * (transfer + stage(c, bm * bn, c.add, 2.0))
 }
 
 /// The cycles a left operand the kernel normalizes ([`super::matmul_info::RowNorm`]) adds to a

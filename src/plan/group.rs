@@ -381,7 +381,7 @@ pub fn group(
         splits.split_rowwise_where_slower();
         // A product split off a row-wise kernel may join its siblings now.
         splits.merge_siblings(&position);
-        splits.normalize_in_products();
+        splits.normalize_in_products(&position);
         splits.compute_norm_inputs();
     }
     let mut groups = order_groups(graph, groups, &group_of)?;
@@ -693,9 +693,7 @@ fn united(
 
 /// Merges plain matmul kernels of one left operand that share no consumer (attention's q, k and
 /// v projections) where the estimate finds one kernel computing all their products faster: it
-/// saves launches, while each product still streams A. Kernels with a path between them stay
-/// apart, but for a lone product that the other's epilogue reads itself (a rotary embedding's
-/// `x @ W`, which its cos term multiplies): the kernel computes it first. The merged-away
+/// saves launches, while each product still streams A ([`sibling_union`]). The merged-away
 /// groups are left empty.
 pub(super) fn merge_siblings_where_faster(
     graph: &Graph,
@@ -705,6 +703,41 @@ pub(super) fn merge_siblings_where_faster(
     fits: &dyn Fn(&Group) -> Result<(), BreakReason>,
     cost: &dyn Fn(&Group) -> Option<f64>,
 ) {
+    for i in 0..groups.len() {
+        for j in i + 1..groups.len() {
+            let Some(merged) = sibling_union(graph, &groups[i], &groups[j], position) else {
+                continue;
+            };
+            if fits(&merged).is_err() {
+                continue;
+            }
+            let (Some(together), Some(x), Some(y)) =
+                (cost(&merged), cost(&groups[i]), cost(&groups[j]))
+            else {
+                continue;
+            };
+            if together >= x + y {
+                continue;
+            }
+            for &n in &groups[j].nodes {
+                group_of.insert(n, i);
+            }
+            groups[i] = merged;
+            groups[j].nodes.clear();
+        }
+    }
+}
+
+/// Plain matmul groups `a` and `b` of one left operand as one kernel computing all their
+/// products, if they can be: kernels with a path between them stay apart, but for a lone
+/// product that the other's epilogue reads itself (a rotary embedding's `x @ W`, which its cos
+/// term multiplies): the kernel computes it first.
+pub(super) fn sibling_union(
+    graph: &Graph,
+    a: &Group,
+    b: &Group,
+    position: &BTreeMap<NodeIndex, usize>,
+) -> Option<Group> {
     // Whether one of `x`'s nodes reads, directly or not, one of `y`'s.
     let reads = |x: &Group, y: &Group| {
         x.nodes
@@ -733,43 +766,19 @@ pub(super) fn merge_siblings_where_faster(
         }
         direct && !reads(x, y)
     };
-    for i in 0..groups.len() {
-        for j in i + 1..groups.len() {
-            let (a, b) = (&groups[i], &groups[j]);
-            if a.nodes.is_empty() || b.nodes.is_empty() || a.space != b.space {
-                continue;
-            }
-            let Some(a_first) = siblings(graph, a, b) else {
-                continue;
-            };
-            // The lone product an epilogue reads leads the kernel.
-            let (lead, kind) = if feeds_epilogue(b, a) {
-                match siblings(graph, b, a) {
-                    Some(b_first) => (b.nodes[0], b_first),
-                    None => continue,
-                }
-            } else if feeds_epilogue(a, b) || !(reads(a, b) || reads(b, a)) {
-                (a.nodes[0], a_first)
-            } else {
-                continue;
-            };
-            let merged = united(a, b, kind, Some(lead), position);
-            if fits(&merged).is_err() {
-                continue;
-            }
-            let (Some(together), Some(x), Some(y)) = (cost(&merged), cost(a), cost(b)) else {
-                continue;
-            };
-            if together >= x + y {
-                continue;
-            }
-            for &n in &groups[j].nodes {
-                group_of.insert(n, i);
-            }
-            groups[i] = merged;
-            groups[j].nodes.clear();
-        }
+    if a.nodes.is_empty() || b.nodes.is_empty() || a.space != b.space {
+        return None;
     }
+    let a_first = siblings(graph, a, b)?;
+    // The lone product an epilogue reads leads the kernel.
+    let (lead, kind) = if feeds_epilogue(b, a) {
+        (b.nodes[0], siblings(graph, b, a)?)
+    } else if feeds_epilogue(a, b) || !(reads(a, b) || reads(b, a)) {
+        (a.nodes[0], a_first)
+    } else {
+        return None;
+    };
+    Some(united(a, b, kind, Some(lead), position))
 }
 
 /// The kind of one matmul kernel computing the products of plain matmul groups `a` and `b`

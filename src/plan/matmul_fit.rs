@@ -2,7 +2,8 @@
 //! group can take, ranked by the planner's first estimate ([`candidate_key`]), each checked
 //! against the core's L1 and circular buffers; the first that fits is taken, or the fastest by
 //! the full estimate of the few the first estimate cannot rank ([`Fitting`]), of a layout with
-//! its columns in segments ([`segmented_matmul`]) and of a causal variant
+//! its columns in segments ([`segmented_plans`]), of layouts with K split over the grid's rows
+//! ([`split_k`]) and of a causal variant
 //! ([`super::causal::variants`]).
 
 use super::body::Body;
@@ -17,7 +18,7 @@ use super::matmul_info::{row_norm_sharers, row_norm_sharing, MatmulInfo, NormInp
 use super::partition::{divisors, preference, Partition};
 use super::schedule::{Cb, Schedule};
 use super::target::Target;
-use super::{estimate, segments};
+use super::{estimate, segments, split_k};
 use super::{KernelKind, PlanError, PlannedKernel};
 use crate::graph::Graph;
 
@@ -56,8 +57,10 @@ pub(super) fn matmul_kernel(
         }
         // An epilogue on few block rows: its columns in segments over grid rows.
         let segmented = (cut == Cut::Whole)
-            .then(|| segmented_matmul(graph, &target, g, &body, info))
-            .flatten();
+            .then(|| segmented_plans(graph, &target, g, &body, info))
+            .flatten()
+            .and_then(|plans| fastest(plans, &target))
+            .map(|(_, k)| k);
         // Causal attention: the variant of each candidate that skips the keys past each row
         // block's diagonal, taken when the estimate finds it faster. Each block shape's own:
         // the imbalance between row blocks near and far from the diagonal depends on how many
@@ -67,7 +70,29 @@ pub(super) fn matmul_kernel(
             .iter()
             .flat_map(|c| whole.iter().flat_map(|k| causal::variants(&target, k, c)))
             .collect();
-        all.extend(whole.into_iter().chain(segmented).chain(skipping));
+        // K split over copies of the grid's rows, for the whole kernels whose blocks leave
+        // grid rows idle.
+        let split: Vec<PlannedKernel> = whole
+            .iter()
+            .flat_map(|k| split_k::layouts(info, &k.partition, &target))
+            .filter_map(|(laid, bk)| {
+                let double = laid.double_buffered;
+                let c = Candidate {
+                    laid,
+                    bk,
+                    double,
+                    share_norm: false,
+                };
+                fit(graph, &target, g, &body, info, c, wide).ok()
+            })
+            .collect();
+        all.extend(
+            whole
+                .into_iter()
+                .chain(segmented)
+                .chain(skipping)
+                .chain(split),
+        );
     }
     if let Some((_, k)) = fastest(all, target) {
         return Ok(k);
@@ -240,7 +265,7 @@ fn fit(
         share_norm,
     } = c;
     let (bm, bn) = laid.block;
-    let k_chunks = info.kt / bk;
+    let k_chunks = info.kt / bk / laid.k_split;
     let with_sharing;
     let info = match &info.norm {
         Some(rn) if rn.shared != share_norm => {
@@ -258,7 +283,7 @@ fn fit(
     let extra = matmul_cbs(
         info,
         (bm, bn),
-        (bk, k_chunks),
+        (bk, k_chunks, laid.k_split),
         laid.blocks_per_core,
         sharers,
     );
@@ -504,12 +529,12 @@ fn candidate_key(
 }
 
 /// The template's buffers of matmul `info` in blocks of `bm x bn` tiles with K chunks of `bk`
-/// (`k_chunks` of them), `blocks_per_core` of them on each core; `sharers`, the cores sharing
+/// (`k_chunks` of them in each of K's `k_split` parts), `blocks_per_core` of them on each core; `sharers`, the cores sharing
 /// a normalized A's row sums ([`row_norm_sharers`]).
 fn matmul_cbs(
     info: &MatmulInfo,
     (bm, bn): (usize, usize),
-    (bk, k_chunks): (usize, usize),
+    (bk, k_chunks, k_split): (usize, usize, usize),
     blocks_per_core: usize,
     sharers: Option<usize>,
 ) -> Vec<Cb> {
@@ -557,7 +582,12 @@ fn matmul_cbs(
     // An RMSNorm's first product is summed, then scaled into its own buffer (a kept chunk's
     // scale is known before the products: each scales its last chunk).
     let kept = info.norm.as_ref().is_some_and(|rn| rn.kept.is_some());
-    let summed = k_chunks > 1 || info.norm.is_some() && !kept;
+    // A split K's part ends in the running sum, to which the first part's cores add the
+    // others' partial sums, received into a buffer of their own.
+    let summed = k_chunks > 1 || info.norm.is_some() && !kept || k_split > 1;
+    if k_split > 1 {
+        cbs.push(Cb::running_sum(&info.part_stem, &info.a_param, (bm, bn)));
+    }
     for sp in &info.others {
         cbs.push(Cb {
             name: format!("{}_cb", sp.b_param),
@@ -627,22 +657,23 @@ fn matmul_cbs(
     cbs
 }
 
-/// The fastest plan, by the estimate, of plain matmul `info` with its block rows' columns in
-/// segments over the cores of a grid row ([`segments`]). A row-wise epilogue `body`'s
+/// The plans of plain matmul `info` with its block rows' columns in segments over the cores of
+/// a grid row ([`segments`]), each with K whole and, where they fit, split over copies of its
+/// grid ([`split_k`]). A row-wise epilogue `body`'s
 /// segments lie as the grid, the operands multicast ([`Partition::multicast`]), one block per
 /// core, each grid row's cores exchanging their partial row reductions. A single block row may
 /// also take more segments than a grid row has cores, over several grid rows, A multicast
 /// along each and B read by each core ([`Partition::segments_over_rows`]); so does an
 /// elementwise epilogue's (on few rows, a gated MLP's products at 128 rows: the weights read
 /// once, by 64 cores, 44.71 us on the runtime against 69.06 for 4x4 blocks on 16 cores, whose
-/// A each block reads). `None` when the epilogue cannot run in segments, or no layout fits.
-fn segmented_matmul(
+/// A each block reads). `None` when the epilogue cannot run in segments.
+fn segmented_plans(
     graph: &Graph,
     target: &Target,
     g: &Group,
     body: &Body,
     info: &MatmulInfo,
-) -> Option<PlannedKernel> {
+) -> Option<Vec<PlannedKernel>> {
     let plain = info.a_heads.is_none()
         && info.b_heads.is_none()
         && info.a_gather.is_none()
@@ -669,45 +700,80 @@ fn segmented_matmul(
                 continue;
             };
             p.segments = Some(s);
-            // K's chunks in the order the other layouts rank them; the first that fits.
+            // K's chunks in the order the other layouts rank them.
             let mut bks = divisors(info.kt);
             bks.sort_by_key(|&bk| candidate_key(info, &p, (bk, false), true, target));
-            for bk in bks {
-                let k_chunks = info.kt / bk;
-                let extra = matmul_cbs(info, (bm, block.1), (bk, k_chunks), 1, None);
-                let mut schedule = Schedule::new(body, block, info.mt / bm, s, extra);
-                segments::add_exchange_cbs(body, &mut schedule, s)?;
-                if fits(&schedule.cbs, target).is_err() {
-                    continue;
+            // K split over copies of the grid's rows where they fit ([`split_k`]).
+            let split = split_k::part_counts(&p, target)
+                .filter(|_| split_k::splittable(info))
+                .filter_map(|parts| p.clone().split_k(target, parts));
+            for p in std::iter::once(p.clone()).chain(split) {
+                // The first chunk width that gives every part of K two chunks or more and fits.
+                let parts = p.k_split;
+                for &bk in bks
+                    .iter()
+                    .filter(|&&bk| split_k::divides(info.kt, bk, parts))
+                {
+                    let k_chunks = info.kt / bk / parts;
+                    let extra = matmul_cbs(info, (bm, block.1), (bk, k_chunks, parts), 1, None);
+                    let mut schedule = Schedule::new(body, block, info.mt / bm, s, extra);
+                    segments::add_exchange_cbs(body, &mut schedule, s)?;
+                    if fits(&schedule.cbs, target).is_err() {
+                        continue;
+                    }
+                    let mut p = p.clone();
+                    p.k_block = Some(bk);
+                    p.k_chunks = k_chunks;
+                    let (mut reads, writes) = body_traffic(body, &schedule, &p, target.tile_bytes);
+                    reads += operand_tiles(info, &p, bk) as u64 * target.tile_bytes;
+                    let detail = KernelDetail::Matmul {
+                        body: body.clone(),
+                        schedule,
+                        info: Box::new(info.clone()),
+                    };
+                    let kind = KernelKind::Matmul;
+                    plans.push(summary(graph, target, g, kind, p, (reads, writes), detail));
+                    break;
                 }
-                let mut p = p.clone();
-                p.k_block = Some(bk);
-                p.k_chunks = k_chunks;
-                let (mut reads, writes) = body_traffic(body, &schedule, &p, target.tile_bytes);
-                reads += operand_tiles(info, &p, bk) as u64 * target.tile_bytes;
-                let detail = KernelDetail::Matmul {
-                    body: body.clone(),
-                    schedule,
-                    info: Box::new(info.clone()),
-                };
-                let kind = KernelKind::Matmul;
-                plans.push(summary(graph, target, g, kind, p, (reads, writes), detail));
-                break;
             }
         }
     }
-    fastest(plans, target).map(|(_, k)| k)
+    Some(plans)
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
-    use super::{candidates, fit};
-    use crate::graph::{Graph, Op, TensorData};
+    use petgraph::graph::NodeIndex;
+
+    use super::{candidates, fit, segmented_plans, split_k, Candidate};
+    use crate::graph::{BinaryOp, Graph, Op, TensorData, UnaryOp};
     use crate::plan::group::{Group, GroupKind};
     use crate::plan::matmul_info::matmul_body;
     use crate::plan::testing::{constant, f32t, output_pccs, small_grid};
+
+    /// The group of one plain product `mm`, normalizing its A (`norm`) if it does, of `nodes`
+    /// over `space`.
+    fn product_group(
+        mm: NodeIndex,
+        norm: Option<NodeIndex>,
+        nodes: Vec<NodeIndex>,
+        space: (usize, usize),
+    ) -> Group {
+        Group {
+            kind: GroupKind::Matmul {
+                mm,
+                b_transposed: false,
+                heads: false,
+                siblings: Vec::new(),
+                norm,
+                norm_input: None,
+            },
+            nodes,
+            space,
+        }
+    }
 
     /// The planner declines a single-buffered normalizing kernel wherever its double-buffered
     /// form fits (the multicast chain and the compute take turns), so no model runs one. This
@@ -734,18 +800,7 @@ mod tests {
             let w = constant(&mut graph, "w", &[512, 256], 3);
             let p = graph.add("p", Op::MatMul, f32t(&[256, 256]), &[norm, w]);
             graph.outputs.push(("p".into(), p));
-            let group = Group {
-                kind: GroupKind::Matmul {
-                    mm: p,
-                    b_transposed: false,
-                    heads: false,
-                    siblings: Vec::new(),
-                    norm: Some(norm),
-                    norm_input: None,
-                },
-                nodes: vec![norm, p],
-                space: (256, 256),
-            };
+            let group = product_group(p, Some(norm), vec![norm, p], (256, 256));
             let norm_form = (false, false, &[][..], Some(norm));
             let (info, body) =
                 matmul_body(&graph, &group, p, norm_form, None, &[p]).expect("a normalizing body");
@@ -775,6 +830,78 @@ mod tests {
                 "layer norm {layer_norm}: ran {ran:?}"
             );
             assert!(ran.iter().any(|&(_, bk)| bk < 16), "some K chunks: {ran:?}");
+        }
+    }
+
+    /// K split over copies of the grid's rows ([`split_k`]): every split layout the planner
+    /// offers of a 64-row product on a 4x8 grid, whose blocks fill 2 grid rows so that 2, 3
+    /// and 4 parts fit, laid out as the grid and in segments, with an elementwise epilogue and
+    /// a row-wise one (whose segments exchange their row sums on the first part's cores), run
+    /// against the reference.
+    #[test]
+    fn split_k_kernels_compute_the_reference() {
+        for layer_norm in [false, true] {
+            let mut graph = Graph::new();
+            let x = graph.add_input("x", f32t(&[64, 384]));
+            let w = constant(&mut graph, "w", &[384, 256], 3);
+            let bias = constant(&mut graph, "bias", &[256], 4);
+            let p = graph.add("p", Op::MatMul, f32t(&[64, 256]), &[x, w]);
+            let add = Op::Binary(BinaryOp::Add);
+            let biased = graph.add("biased", add, f32t(&[64, 256]), &[p, bias]);
+            let last = match layer_norm {
+                true => {
+                    let gain = constant(&mut graph, "gain", &[256], 5);
+                    let shift = constant(&mut graph, "shift", &[256], 6);
+                    let op = Op::LayerNorm { eps: 1e-5 };
+                    graph.add("y", op, f32t(&[64, 256]), &[biased, gain, shift])
+                }
+                false => {
+                    let op = Op::Unary(UnaryOp::Relu);
+                    graph.add("y", op, f32t(&[64, 256]), &[biased])
+                }
+            };
+            graph.outputs.push(("y".into(), last));
+            let group = product_group(p, None, vec![p, biased, last], (64, 256));
+            let plain = (false, false, &[][..], None);
+            let (info, body) =
+                matmul_body(&graph, &group, p, plain, None, &[last]).expect("a matmul body");
+            let (device, target) = small_grid(4, 8);
+            // The first layout as the grid that fits, split every way it can be.
+            let grid = candidates(&info, &body, 1, false, &target)
+                .into_iter()
+                .filter(|c| c.laid.multicast)
+                .find_map(|c| fit(&graph, &target, &group, &body, &info, c, None).ok())
+                .expect("a layout as the grid fits");
+            let split = split_k::layouts(&info, &grid.partition, &target)
+                .into_iter()
+                .filter_map(|(laid, bk)| {
+                    let c = Candidate {
+                        laid,
+                        bk,
+                        double: true,
+                        share_norm: false,
+                    };
+                    fit(&graph, &target, &group, &body, &info, c, None).ok()
+                });
+            let segmented = segmented_plans(&graph, &target, &group, &body, &info)
+                .expect("the epilogue runs in segments")
+                .into_iter()
+                .filter(|k| k.partition.k_split > 1);
+            let mut ran = Vec::new();
+            for k in split.chain(segmented) {
+                let form = (k.partition.k_split, k.partition.segments.is_some());
+                let summary = k.partition_summary.clone();
+                for (name, pcc) in output_pccs(&graph, &device, k) {
+                    assert!(pcc >= 0.999, "{name} ({summary}): pcc {pcc}");
+                }
+                ran.push(form);
+            }
+            for form in [(2, false), (3, false), (4, false), (2, true), (4, true)] {
+                assert!(
+                    ran.contains(&form),
+                    "layer norm {layer_norm}: {form:?} not among {ran:?}"
+                );
+            }
         }
     }
 }

@@ -48,6 +48,9 @@ pub struct MatmulInfo {
     pub bt_stem: String,
     /// Stem of the running-sum buffer.
     pub acc_stem: String,
+    /// Stem of the buffer of partial sums passed between the parts of a split K
+    /// ([`crate::plan::Partition::k_split`]).
+    pub part_stem: String,
     /// A read head by head from a column range of its source (`a` is the source).
     pub a_heads: Option<HeadView>,
     /// B read head by head from a column range of its source (`b` is the source).
@@ -325,6 +328,7 @@ pub(super) fn matmul_body(
     let bt_stem = builder.reserve_stem(&format!("{}_t", graph.node(b).name));
     let mm_name = graph.node(mm).name.clone();
     let acc_stem = builder.reserve_stem(&format!("{mm_name}_acc"));
+    let part_stem = builder.reserve_stem(&format!("{mm_name}_part"));
     let a_gather = gather.map(|gather| GatherInfo {
         gather,
         table_param: builder.reserve_stem(&format!("{}_gather", graph.node(a_raw).name)),
@@ -400,6 +404,7 @@ pub(super) fn matmul_body(
         b_stem,
         bt_stem,
         acc_stem,
+        part_stem,
         a_heads,
         b_heads,
         a_gather,

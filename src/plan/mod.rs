@@ -25,6 +25,7 @@ pub mod names;
 pub mod partition;
 pub mod schedule;
 pub mod segments;
+mod split_k;
 mod splits;
 pub mod stream;
 pub mod target;

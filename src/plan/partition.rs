@@ -18,16 +18,23 @@ pub struct Partition {
     pub batches: usize,
     /// Tiles of K per streamed chunk (matmul only).
     pub k_block: Option<usize>,
-    /// K chunks per output block (matmul only; 1 otherwise).
+    /// K chunks per output block (matmul only; 1 otherwise); with K split
+    /// ([`Partition::k_split`]), per part.
     pub k_chunks: usize,
+    /// Parts K is split into over the grid's rows ([`Partition::split_k`]): a multicast
+    /// matmul's grid repeated this many times down the grid, the `s`-th copy summing the
+    /// `s`-th part of K, the partial sums sent through pipes to the first copy's cores, which
+    /// add them and run the epilogue. 1 when K is not split.
+    pub k_split: usize,
     /// Blocks in total.
     pub blocks: usize,
     /// Blocks each core processes (the last cores may have fewer).
     pub blocks_per_core: usize,
-    /// Cores that get work.
+    /// Cores that get work (with K split, those of the first part,
+    /// [`Partition::all_cores`]).
     pub cores_used: usize,
     /// The kernel's grid `(x, y)`, as its threads see it: block columns along `x`, block
-    /// rows along `y`.
+    /// rows along `y`. With K split, the first part's ([`Partition::kernel_grid`]).
     pub grid: (u32, u32),
     /// Whether the kernel's grid lies across the device's: its `x` along the device's rows
     /// (`y`) and its `y` along the device's columns (`x`). On a grid that is not square
@@ -110,6 +117,7 @@ impl Partition {
             batches,
             k_block: None,
             k_chunks: 1,
+            k_split: 1,
             blocks,
             blocks_per_core: per_core,
             cores_used,
@@ -194,6 +202,39 @@ impl Partition {
         let mut p = self.shared_over((across, rows), 1);
         p.segments = Some(segments);
         Some(p)
+    }
+
+    /// This multicast layout with K split in `parts` over copies of its grid stacked down the
+    /// target's grid ([`Partition::k_split`]): a product whose blocks fill few grid rows (128
+    /// tokens are 4 row tiles, half of Wormhole's 8 grid rows) keeps the rest of the cores
+    /// busy with the other parts of K. `grid` and `cores_used` stay one copy's. `None` unless
+    /// the layout is a 2-D multicast one of one block per core, or of one block row in
+    /// segments, and the copies fit the grid.
+    pub fn split_k(mut self, target: &Target, parts: usize) -> Option<Partition> {
+        let one_block = self.segments.is_none() || self.blocks_per_core == 1;
+        let plain = self.multicast
+            && self.batches == 1
+            && one_block
+            && self.wide.is_none()
+            && self.stream.is_none()
+            && self.k_split == 1;
+        let rows = self.grid.1 as usize * parts;
+        if !plain || parts < 2 || rows > target.grid_y as usize {
+            return None;
+        }
+        self.k_split = parts;
+        Some(self)
+    }
+
+    /// The kernel's whole grid `(x, y)`: its `grid`, repeated down the grid for each part of a
+    /// split K ([`Partition::k_split`]).
+    pub fn kernel_grid(&self) -> (u32, u32) {
+        (self.grid.0, self.grid.1 * self.k_split.max(1) as u32)
+    }
+
+    /// The cores the kernel runs on: `cores_used`, times the parts of a split K.
+    pub fn all_cores(&self) -> usize {
+        self.cores_used * self.k_split.max(1)
     }
 
     /// Grid rows one block row's segments fill: more than one only for
@@ -329,6 +370,7 @@ impl Partition {
             batches: 0,
             k_block: None,
             k_chunks: 0,
+            k_split: 1,
             blocks: 0,
             blocks_per_core: 0,
             cores_used: 0,
@@ -350,9 +392,10 @@ impl Partition {
     /// The kernel's grid on the device's axes `(x, y)`: its own grid, swapped when it lies
     /// across the device's ([`Partition::across`]).
     pub fn device_grid(&self) -> (u32, u32) {
+        let (x, y) = self.kernel_grid();
         match self.across {
-            true => (self.grid.1, self.grid.0),
-            false => self.grid,
+            true => (y, x),
+            false => (x, y),
         }
     }
 
@@ -365,8 +408,19 @@ impl Partition {
         if self.batches > 1 {
             s += &format!(" over {} batches", self.batches);
         }
-        if let Some(k) = self.k_block {
-            s += &format!(", K streamed in {} chunk(s) of {k} tiles", self.k_chunks);
+        match (self.k_block, self.k_split) {
+            (Some(k), 1) => {
+                s += &format!(", K streamed in {} chunk(s) of {k} tiles", self.k_chunks)
+            }
+            (Some(k), parts) => {
+                s += &format!(
+                    ", K split in {parts} parts over {parts} copies of the grid's rows, each \
+                     streamed in {} chunk(s) of {k} tiles, the partial sums added on the first \
+                     copy's cores",
+                    self.k_chunks
+                )
+            }
+            (None, _) => {}
         }
         if let Some(w) = self.wide {
             s += &format!(
@@ -399,20 +453,16 @@ impl Partition {
         } else if self.multicast {
             s += ", A multicast along grid rows and B down grid columns";
         }
+        let (gx, gy) = self.kernel_grid();
         s += &format!(
-            ", {} per core on {} core(s) (grid {}x{}{}){}",
+            ", {} per core on {} core(s) (grid {gx}x{gy}{}){}",
             self.blocks_per_core,
-            self.cores_used,
-            self.grid.0,
-            self.grid.1,
-            match (self.across, self.grid.0 == self.grid.1) {
+            self.all_cores(),
+            match (self.across, gx == gy) {
                 (false, _) => String::new(),
                 (true, true) =>
                     ", across the device's grid, its rows along the device's columns".into(),
-                (true, false) => format!(
-                    ", across the device's grid as {}x{}",
-                    self.grid.1, self.grid.0
-                ),
+                (true, false) => format!(", across the device's grid as {gy}x{gx}"),
             },
             if self.double_buffered {
                 ""
