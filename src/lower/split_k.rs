@@ -1,10 +1,10 @@
-//! A matmul kernel with K split over copies of its grid
-//! ([`crate::plan::Partition::k_split`]). The first
-//! copy (grid rows `0..GRID_Y`) runs the kernel as it would without the split, over the first
-//! part of K, and before its epilogue adds the other parts' partial sums, which its writer
-//! receives through pipes. The cores of copy `s` (rows `s * GRID_Y..`) take the same blocks
-//! over part `s` of K: A's chunks shared along their grid row, B's down the column within
-//! the copy, and their sums sent to the core `s * GRID_Y` rows up.
+//! A matmul kernel with K split over copies of its grid ([`crate::plan::Partition::k_split`]).
+//! The first copy (grid rows `0..GRID_Y`) runs the kernel as it would without the split, over
+//! the first part of K, and adds the other parts' partial sums of each product, which its
+//! writer receives through pipes, before the epilogue. The cores of copy `s` (rows
+//! `s * GRID_Y..`) take the same blocks over part `s` of K: A's chunks shared along their grid
+//! row, B's down the column within the copy (or read by each core, for segments over several
+//! grid rows), and each product's sums sent to the core `s * GRID_Y` rows up.
 
 use ttfuse_runtime::ttl::ast::{BinOp, CmpOp, Expr, Stmt};
 

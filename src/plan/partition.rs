@@ -211,6 +211,8 @@ impl Partition {
     /// the layout is a 2-D multicast one of one block per core, or of one block row in
     /// segments, and the copies fit the grid.
     pub fn split_k(mut self, target: &Target, parts: usize) -> Option<Partition> {
+        // Segments take their blocks in rounds over the cores; the other copies' threads take
+        // a core's blocks in a row, which is the same block only for one block per core.
         let one_block = self.segments.is_none() || self.blocks_per_core == 1;
         let plain = self.multicast
             && self.batches == 1

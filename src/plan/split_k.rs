@@ -3,7 +3,8 @@
 //! MLP down-projection at 128 tokens is 32 blocks of 1x3 tiles on 8x4 of Wormhole's 8x8
 //! cores, each summing all 96 tiles of K. With K in two parts on two copies of that grid, each
 //! core sums 48, and the second copy's cores send their partial sums to the first's through
-//! pipes: 57.10 against 33.65 us on the runtime.
+//! pipes: 57.10 against 33.45 us on the runtime. Kernels of several products of one A split
+//! too (LLaMA's gated MLP at 128 tokens: 47.18 against 42.40 us).
 
 use super::matmul_info::MatmulInfo;
 use super::partition::{divisors, Partition};
