@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use ttfuse::graph::{DType, Graph, Op, TensorData, TensorType};
 use ttfuse::import::builder::GraphBuilder;
@@ -27,8 +28,16 @@ const NUMPY: &str = "numpy==2.4.6";
 
 /// A Python interpreter that imports numpy: `python3` itself, or one of a virtual environment
 /// made once under the target directory with numpy installed from PyPI, so that the test suite
-/// asks nothing of a fresh machine beyond python3.
+/// asks nothing of a fresh machine beyond python3. Found once for all of this file's tests,
+/// which run in parallel: two installing numpy into the one environment at once break each
+/// other's install.
 fn python_with_numpy() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(find_python_with_numpy).clone()
+}
+
+/// [`python_with_numpy`], found (and the environment made) now.
+fn find_python_with_numpy() -> PathBuf {
     let imports_numpy = |python: &Path| {
         Command::new(python)
             .args(["-c", "import numpy"])
