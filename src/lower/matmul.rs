@@ -259,7 +259,7 @@ impl<'a> Lowering<'a> {
     /// The stage computing matmul value `v` (the first product or a further one): its K
     /// chunks, and a normalized A's squares, shared sums and scales.
     fn matmul_stage(&self, v: usize) -> Vec<Stmt> {
-        let (info, naming, norm, kc) = (self.info, &self.naming, &self.norm, self.kc);
+        let (info, naming, norm) = (self.info, &self.naming, &self.norm);
         let (first, others) = (&self.first, &self.others);
         let (pr, transposed, is_first) = match others.iter().find(|(ov, _)| *ov == v) {
             Some((_, pr)) => (pr, false, false),
@@ -293,30 +293,7 @@ impl<'a> Lowering<'a> {
         // Shared row sums: the chunk's index decides which core sums its squares; for a
         // kept chunk, whether the chunk is the core's own.
         let indexed = matches!(each, NormPart::Squares(n) if n.sharers.is_some()) || kept;
-        let at = |stmts: Vec<Stmt>, kc: Expr| match indexed {
-            true => [vec![assign("kc", kc)], stmts].concat(),
-            false => stmts,
-        };
-        let mut out = if kc == 1 {
-            at(self.chunk(pr, transposed, false, last, last_part), int(0))
-        } else {
-            let mut out = at(self.chunk(pr, transposed, false, acc, each), int(0));
-            let middle = self.chunk(pr, transposed, true, acc, each);
-            let last_kc = last_chunk();
-            if kc > 2 {
-                out.push(match indexed {
-                    true => for_range_from("kc", int(1), last_kc.clone(), middle),
-                    false => {
-                        for_range("_", Expr::bin(BinOp::Sub, name("K_CHUNKS"), int(2)), middle)
-                    }
-                });
-            }
-            out.extend(at(
-                self.chunk(pr, transposed, true, last, last_part),
-                last_kc,
-            ));
-            out
-        };
+        let mut out = self.k_chunks((pr, transposed), each, (last, last_part), indexed);
         if let (Some(n), true, false) = (&norm, is_first, kept) {
             out.extend(n.shared_sums_stages());
             out.extend(n.scales_stage(n.products));
@@ -331,27 +308,64 @@ impl<'a> Lowering<'a> {
         out
     }
 
+    /// Product `pr`'s K chunks (its B read `transposed` or not): the first into its running
+    /// sum, the middle ones added to it, each doing `each` for a normalized A, and the last
+    /// into `last` doing `last_part`; a single chunk straight into `last`. With `indexed`,
+    /// each chunk's stage binds its index, `kc`.
+    fn k_chunks(
+        &self,
+        (pr, transposed): (&Product, bool),
+        each: NormPart,
+        (last, last_part): ((&str, &str), NormPart),
+        indexed: bool,
+    ) -> Vec<Stmt> {
+        let acc = (pr.acc.cb.as_str(), pr.acc.o.as_str());
+        let at = |stmts: Vec<Stmt>, kc: Expr| match indexed {
+            true => [vec![assign("kc", kc)], stmts].concat(),
+            false => stmts,
+        };
+        if self.kc == 1 {
+            return at(self.chunk(pr, transposed, false, last, last_part), int(0));
+        }
+        let mut out = at(self.chunk(pr, transposed, false, acc, each), int(0));
+        let middle = self.chunk(pr, transposed, true, acc, each);
+        let last_kc = last_chunk();
+        if self.kc > 2 {
+            out.push(match indexed {
+                true => for_range_from("kc", int(1), last_kc.clone(), middle),
+                false => for_range("_", Expr::bin(BinOp::Sub, name("K_CHUNKS"), int(2)), middle),
+            });
+        }
+        out.extend(at(
+            self.chunk(pr, transposed, true, last, last_part),
+            last_kc,
+        ));
+        out
+    }
+
     /// The K chunks of one block of each product of a kernel with K split, on the cores past
     /// the first copy: each product's last chunk's sum into the partial sums' buffer, which the
     /// writer sends to the first copy.
     fn part_chunks(&self) -> Vec<Stmt> {
-        let info = self.info;
-        let part = Buffer::new(&info.part_stem);
-        let products = std::iter::once((&self.first, info.b_transposed))
-            .chain(self.others.iter().map(|(_, pr)| (pr, false)));
-        let mut out = Vec::new();
-        for (pr, transposed) in products {
-            let acc = (pr.acc.cb.as_str(), pr.acc.o.as_str());
-            out.extend(self.chunk(pr, transposed, false, acc, NormPart::Plain));
-            if self.kc > 2 {
-                let middle = self.chunk(pr, transposed, true, acc, NormPart::Plain);
-                let chunks = Expr::bin(BinOp::Sub, name("K_CHUNKS"), int(2));
-                out.push(for_range("_", chunks, middle));
-            }
-            let last = (part.cb.as_str(), part.o.as_str());
-            out.extend(self.chunk(pr, transposed, true, last, NormPart::Plain));
-        }
-        out
+        let part = Buffer::new(&self.info.part_stem);
+        let into = ((part.cb.as_str(), part.o.as_str()), NormPart::Plain);
+        std::iter::once((&self.first, self.info.b_transposed))
+            .chain(self.others.iter().map(|(_, pr)| (pr, false)))
+            .flat_map(|product| self.k_chunks(product, NormPart::Plain, into, false))
+            .collect()
+    }
+
+    /// Each product's B buffer and the source of its K chunk at `k`: the first product's
+    /// (`first`, [`Self::sources`]), then each further product's.
+    fn b_sources(&self, c: &Coords, first: Expr) -> Vec<(String, Expr)> {
+        let others = self
+            .info
+            .others
+            .iter()
+            .map(|op| (format!("{}_cb", op.b_param), self.other_b_source(op, c)));
+        std::iter::once((self.first.b.cb.clone(), first))
+            .chain(others)
+            .collect()
     }
 
     /// The threads of a kernel with K split ([`Partition::k_split`]): `first`, the first
@@ -360,13 +374,7 @@ impl<'a> Lowering<'a> {
         let sources = self.sources(c);
         let part_cb = format!("{}_cb", self.info.part_stem);
         let a = (self.a_cb.as_str(), sources.a);
-        let first_b = (self.first.b.cb.clone(), sources.b);
-        let other_bs = self
-            .info
-            .others
-            .iter()
-            .map(|op| (format!("{}_cb", op.b_param), self.other_b_source(op, c)));
-        let bs: Vec<(String, Expr)> = std::iter::once(first_b).chain(other_bs).collect();
+        let bs = self.b_sources(c, sources.b);
         let own_b = self.k.partition.segment_rows() > 1;
         let rest = split_k::part_threads(self.part_chunks(), c, (a, &bs, own_b), &part_cb);
         let [compute, read, write] = first;
@@ -592,16 +600,11 @@ impl<'a> Lowering<'a> {
                 ),
             ));
         }
-        let other_bs = info
-            .others
-            .iter()
-            .map(|op| (format!("{}_cb", op.b_param), self.other_b_source(op, c)));
         // A block row's segments over several grid rows share no column of B: each core
         // reads its own ([`Partition::segments_over_rows`]).
         let own_b = p.segment_rows() > 1;
         let mut inner = c.stmts.clone();
-        let bs = std::iter::once((self.first.b.cb.clone(), sources.b.clone())).chain(other_bs);
-        for (cb, src) in bs {
+        for (cb, src) in self.b_sources(c, sources.b.clone()) {
             let read = match own_b {
                 true => read_into(&cb, src),
                 false => shared_read(&cb, src, Along::Column, kc_at.clone()),
